@@ -1,0 +1,107 @@
+/*
+ * data.h - datasets, partitioning among agents, and reproducible mini-batching.
+ *
+ * A dataset is loaded whole into one float block (n x dim, normalised to [0, 1], optionally
+ * standardised) and one label array. Loaders validate everything they read (magic, dimensions,
+ * truncation, label range, CSV cells) and fail with MACC_EDATA and a message naming the file and
+ * what was wrong; they never crash on a bad file.
+ *
+ * Dataset specs:
+ *   fashion-mnist          IDX gzip files in $MACC_DATA_DIR/fashion-mnist, or
+ *                          /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist);
+ *                          MACC_FASHION_MNIST_DIR overrides the directory itself
+ *   mnist:DIR / idx:DIR    a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+ *   idx:IMAGES,LABELS      explicit IDX files (test split: same files unless given twice with ';')
+ *   cifar10:DIR            CIFAR-10 binary batches data_batch_{1..5}.bin / test_batch.bin
+ *   csv:TRAIN[;TEST]       numeric features, label in the last column (or `csv:...,label=K`)
+ */
+#ifndef MACC_DATA_H
+#define MACC_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macc/err.h"
+#include "macc/rng.h"
+
+struct macc_dataset {
+	size_t n;                          /* samples */
+	size_t dim;                        /* floats per sample = channels * height * width */
+	uint32_t channels, height, width;  /* CSV: 1, 1, dim */
+	uint32_t nclasses;                 /* max label + 1 (or the format's class count) */
+	float *x;                          /* [n][dim], owned */
+	int32_t *y;                        /* [n], owned, each in [0, nclasses) */
+};
+
+enum macc_split { MACC_SPLIT_TRAIN, MACC_SPLIT_TEST };
+
+/* Load by spec (see above). On failure *ret is untouched and err names file and problem. */
+int macc_dataset_load(const char *spec, enum macc_split split, struct macc_dataset *ret,
+		      struct macc_errmsg *err);
+int macc_dataset_load_idx(const char *images_path, const char *labels_path,
+			  struct macc_dataset *ret, struct macc_errmsg *err);
+int macc_dataset_load_cifar10(const char *const *paths, size_t npaths, struct macc_dataset *ret,
+			      struct macc_errmsg *err);
+/* label_col < 0 counts from the end (-1 = last column). An optional header line is skipped when
+ * its first cell is not numeric. */
+int macc_dataset_load_csv(const char *path, int label_col, struct macc_dataset *ret,
+			  struct macc_errmsg *err);
+void macc_dataset_finish(struct macc_dataset *d); /* NULL / zeroed ok */
+
+/* Standardise each feature with the given mean/std (per channel; pass the training set's). */
+void macc_dataset_standardize(struct macc_dataset *d, const float *mean, const float *std);
+
+/*
+ * Partition of a dataset among agents: agent a owns indices[offsets[a] .. offsets[a+1]).
+ * Schemes: "iid" (seeded shuffle, equal shares), "label-shards:K" (each agent sees K classes:
+ * sort by label, cut into nagents*K shards, deal K to each), "dirichlet:ALPHA" (per class,
+ * proportions among agents drawn from Dirichlet(ALPHA)). Deterministic for a seed; shards are
+ * disjoint and together cover every sample.
+ */
+struct macc_partition {
+	uint32_t nagents;
+	uint32_t *offsets; /* nagents + 1 */
+	uint32_t *indices; /* n */
+};
+int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint32_t nagents,
+			const char *scheme, uint64_t seed, struct macc_partition *ret,
+			struct macc_errmsg *err);
+void macc_partition_finish(struct macc_partition *p);
+
+/*
+ * Mini-batches over one agent's shard: each epoch is a fresh seeded shuffle of the shard, cut
+ * into floor(n / batch) full batches (a partial last batch is dropped, as the PyTorch
+ * reference does). The whole state is (rng at epoch start, epoch, position), so a checkpoint
+ * restores the exact batch sequence.
+ */
+struct macc_batcher {
+	const struct macc_dataset *data; /* borrowed */
+	const uint32_t *shard;           /* borrowed */
+	size_t shard_n;
+	size_t batch;
+	uint32_t *order;                 /* owned, shard_n */
+	struct macc_rng epoch_rng;       /* state at the start of the current epoch */
+	uint64_t epoch;                  /* completed epochs */
+	size_t pos;                      /* next batch index within the epoch */
+};
+
+struct macc_batcher_state {
+	struct macc_rng epoch_rng;
+	uint64_t epoch;
+	uint64_t pos;
+};
+
+/* shard may be NULL for "all samples". Seeds the rng with (seed, stream). */
+int macc_batcher_init(struct macc_batcher *b, const struct macc_dataset *data,
+		      const uint32_t *shard, size_t shard_n, size_t batch, uint64_t seed,
+		      uint64_t stream);
+void macc_batcher_finish(struct macc_batcher *b);
+size_t macc_batcher_batches_per_epoch(const struct macc_batcher *b);
+/* Copy the next batch into x [batch][dim] and y [batch]; advances (and reshuffles at the end of
+ * an epoch). */
+void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y);
+void macc_batcher_get_state(const struct macc_batcher *b, struct macc_batcher_state *ret);
+int macc_batcher_set_state(struct macc_batcher *b, const struct macc_batcher_state *s);
+
+#endif

@@ -1,0 +1,27 @@
+#!/bin/sh
+# The test command: install what is missing, build from scratch, and run every suite that belongs
+# in CI, then the unit and fuzz-replay suites again under AddressSanitizer + UBSan.
+# Usage (as root on Debian 12): tests/run.sh
+set -eu
+cd "$(dirname "$0")/.."
+
+./deploy/install-deps.sh
+
+suites="--suite unit --suite fuzz-replay --suite integration --suite lint"
+
+rm -rf build-ci build-asan
+echo "== build (release, --werror)"
+meson setup build-ci --werror >/dev/null
+meson compile -C build-ci
+echo "== tests"
+# shellcheck disable=SC2086
+meson test -C build-ci $suites --print-errorlogs --num-processes 2
+
+echo "== build (address,undefined sanitizers)"
+meson setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+meson compile -C build-asan
+echo "== tests under sanitizers"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --suite unit --suite fuzz-replay --print-errorlogs --num-processes 2 \
+	--timeout-multiplier 4
+echo "== all tests passed"
