@@ -13,7 +13,7 @@ clang
 iproute2 procps util-linux
 python3-torch
 gnuplot-nox
-mandoc shellcheck
+mandoc shellcheck docker-compose
 systemd
 "
 
