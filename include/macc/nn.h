@@ -83,6 +83,11 @@ int macc_model_evaluate(struct macc_model *m, const float *params, const float *
 void macc_model_predict(struct macc_model *m, const float *params, const float *x, size_t n,
 			float *out);
 
+/* A 64-bit digest of a float block's bytes (its IEEE-754 bit patterns read as little-endian
+ * 64-bit words, tail bytes zero-padded, then finalised; defined in digest.c). Not
+ * cryptographic: the simulator and the daemon print it so runs can be compared bit for bit. */
+uint64_t macc_params_digest(const float *x, size_t n);
+
 /* OpenBLAS thread count for this process (openblas_set_num_threads). */
 void macc_nn_set_threads(int n);
 
