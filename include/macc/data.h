@@ -13,7 +13,16 @@
  *   mnist:DIR / idx:DIR    a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
  *   idx:IMAGES,LABELS      explicit IDX files (test split: same files unless given twice with ';')
  *   cifar10:DIR            CIFAR-10 binary batches data_batch_{1..5}.bin / test_batch.bin
- *   csv:TRAIN[;TEST]       numeric features, label in the last column (or `csv:...,label=K`)
+ *   csv:TRAIN[;TEST]       numeric features, label in the last column (or `csv:...,label=K`,
+ *                          K < 0 counting from the end); test split: TRAIN unless TEST given
+ *   cifar10:DIR also accepts the parent of the archive's cifar-10-batches-bin/ directory.
+ *
+ * Pixels (IDX ubyte, CIFAR) are divided by 255; CSV features are kept as written (standardise
+ * them with macc_dataset_feature_stats() + macc_dataset_standardize_features()). IDX images may
+ * have 2 (n, dim), 3 (n, rows, cols) or 4 (n, channels, rows, cols) dimensions; labels are
+ * ubyte, signed byte or int32 IDX vectors. nclasses is max label + 1 (10 for CIFAR-10). Files
+ * starting with the gzip magic 1f 8b are inflated in memory first (whole file at once).
+ * Declared sizes are checked against the file size and the limits below before any allocation.
  */
 #ifndef MACC_DATA_H
 #define MACC_DATA_H
@@ -36,6 +45,11 @@ struct macc_dataset {
 
 enum macc_split { MACC_SPLIT_TRAIN, MACC_SPLIT_TEST };
 
+/* Limits the loaders enforce (larger declared sizes fail with MACC_EDATA before allocating). */
+#define MACC_DATA_MAX_BYTES ((size_t)1 << 31)  /* float block n * dim * 4, raw and inflated files */
+#define MACC_DATA_MAX_DIM ((size_t)1 << 24)    /* floats per sample */
+#define MACC_DATA_MAX_CLASSES 65536u           /* labels must be in [0, MACC_DATA_MAX_CLASSES) */
+
 /* Load by spec (see above). On failure *ret is untouched and err names file and problem. */
 int macc_dataset_load(const char *spec, enum macc_split split, struct macc_dataset *ret,
 		      struct macc_errmsg *err);
@@ -49,15 +63,47 @@ int macc_dataset_load_csv(const char *path, int label_col, struct macc_dataset *
 			  struct macc_errmsg *err);
 void macc_dataset_finish(struct macc_dataset *d); /* NULL / zeroed ok */
 
-/* Standardise each feature with the given mean/std (per channel; pass the training set's). */
+/*
+ * In-memory forms of the loaders (the file loaders read, gunzip and call these; fuzz harnesses
+ * call them directly). Buffers are borrowed and need not be NUL-terminated; the names are only
+ * used in error messages. Same contract as the loaders: MACC_EDATA + message, *ret untouched.
+ */
+int macc_dataset_parse_idx(const uint8_t *img, size_t img_len, const char *img_name,
+			   const uint8_t *lbl, size_t lbl_len, const char *lbl_name,
+			   struct macc_dataset *ret, struct macc_errmsg *err);
+int macc_dataset_parse_cifar10(const uint8_t *buf, size_t len, const char *name,
+			       struct macc_dataset *ret, struct macc_errmsg *err);
+int macc_dataset_parse_csv(const char *text, size_t len, const char *name, int label_col,
+			   struct macc_dataset *ret, struct macc_errmsg *err);
+/* Inflate a whole gzip buffer (all members) into a malloc'ed block the caller frees. Output over
+ * `max` bytes fails with MACC_EDATA (no gzip bombs); corrupt or truncated input: MACC_EDATA. */
+int macc_dataset_gunzip(const uint8_t *in, size_t len, const char *name, size_t max,
+			uint8_t **ret_out, size_t *ret_len, struct macc_errmsg *err);
+
+/* Standardise each feature with the given mean/std (per channel; pass the training set's).
+ * mean and std have d->channels entries; a std of 0 is treated as 1. */
 void macc_dataset_standardize(struct macc_dataset *d, const float *mean, const float *std);
+/* Per-channel mean and standard deviation (d->channels entries each), e.g. of the train set. */
+void macc_dataset_channel_stats(const struct macc_dataset *d, float *ret_mean, float *ret_std);
+/* Per-feature forms (d->dim entries each), for CSV data whose columns have unrelated scales. */
+void macc_dataset_feature_stats(const struct macc_dataset *d, float *ret_mean, float *ret_std);
+void macc_dataset_standardize_features(struct macc_dataset *d, const float *mean,
+				       const float *std);
 
 /*
  * Partition of a dataset among agents: agent a owns indices[offsets[a] .. offsets[a+1]).
  * Schemes: "iid" (seeded shuffle, equal shares), "label-shards:K" (each agent sees K classes:
  * sort by label, cut into nagents*K shards, deal K to each), "dirichlet:ALPHA" (per class,
  * proportions among agents drawn from Dirichlet(ALPHA)). Deterministic for a seed; shards are
- * disjoint and together cover every sample.
+ * disjoint and together cover every sample; each shard lists its indices in ascending order.
+ *
+ * Every agent gets at least one sample (n < nagents fails with MACC_ESPEC). label-shards: K in
+ * [1, nclasses]; when nagents * K is a multiple of nclasses every class is cut into
+ * nagents * K / nclasses shards and each agent gets exactly K distinct classes (when every class
+ * is present); otherwise the label-sorted samples are cut into nagents * K equal shards, dealt
+ * K apart, so an agent sees about K classes. dirichlet: "dirichlet:ALPHA[,min=M]"; a small ALPHA
+ * can starve an agent, so agents below M samples (default 1) take random samples, one at a
+ * time, from the currently largest shard until they have M (fails if nagents * M > n).
  */
 struct macc_partition {
 	uint32_t nagents;
@@ -92,7 +138,9 @@ struct macc_batcher_state {
 	uint64_t pos;
 };
 
-/* shard may be NULL for "all samples". Seeds the rng with (seed, stream). */
+/* shard may be NULL for "all samples" (then shard_n is ignored). Seeds the rng with (seed,
+ * stream). Fails with -EINVAL (batch 0, no data), MACC_EDATA (a shard index >= data->n) or
+ * MACC_ECONFIG (shard smaller than one batch), -ENOMEM. */
 int macc_batcher_init(struct macc_batcher *b, const struct macc_dataset *data,
 		      const uint32_t *shard, size_t shard_n, size_t batch, uint64_t seed,
 		      uint64_t stream);
@@ -102,6 +150,7 @@ size_t macc_batcher_batches_per_epoch(const struct macc_batcher *b);
  * an epoch). */
 void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y);
 void macc_batcher_get_state(const struct macc_batcher *b, struct macc_batcher_state *ret);
+/* Restore a state from get_state (MACC_ESTATE if pos is not below batches_per_epoch). */
 int macc_batcher_set_state(struct macc_batcher *b, const struct macc_batcher_state *s);
 
 #endif
