@@ -1,0 +1,236 @@
+/*
+ * config.h - the agent's INI configuration: parsing, validation and reload diffs.
+ *
+ * File format (man/macc.conf.5): `[section]` headers, `key = value` lines, comments are lines whose
+ * first non-blank character is `#` or `;`, or the rest of a line from a `#` preceded by whitespace
+ * (`;` is not an inline comment: dataset specs use it). Blank lines are ignored, values trimmed. Sections: one `[agent]`,
+ * one `[train]`, and one `[peer]` per neighbour, repeated. Keys are lower case.
+ *
+ * The parser is streaming (wireguard-tools style): macc_config_parser_init(), then one
+ * macc_config_parser_line() per line, then macc_config_parser_finish(), which applies the
+ * cross-key checks (peer duplicates, shard index < count, explicit weights sum, ...). Every error
+ * is MACC_ECONFIG with a message "FILE:LINE: key 'KEY' = 'VALUE': what is wrong" (checks that span
+ * several lines name the line of the offending entry). The parser fills a fresh struct owned by the
+ * caller, so reload is: load into a new struct, and only if that succeeds, compute
+ * macc_config_diff(old, new), apply it, macc_config_finish(old) and keep the new one (BIRD style).
+ *
+ * Layering: config.c lives in src/common and depends on nothing above it. The model spec and the
+ * dataset spec are syntax-checked only (non-empty, printable); the daemon builds them at start and
+ * reports their errors itself. Algorithm, partition, lr schedule, weights and log level are checked
+ * fully here.
+ *
+ * Defaults (a key that is absent keeps its default):
+ *   [agent]  name = (required)          listen = 0.0.0.0:7640      key_file = /etc/macc/agent.key
+ *            state_dir = /var/lib/macc   control_socket = /run/macc/agentd.sock
+ *            log_level = info
+ *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
+ *            partition = iid            algorithm = dmsgd           lr = 0.01
+ *            lr_schedule = const        momentum = 0.9              omega = 1
+ *            nesterov = false           weight_decay = 0            batch = 64
+ *            epochs = 1 (unless rounds is set; setting both is an error)
+ *            seed = 1                   threads = 1 (0 = OpenBLAS default)
+ *            round_timeout_ms = 5000    dead_peer_timeout_ms = 30000
+ *            checkpoint_every = 100 (rounds, 0 = only on SIGTERM)
+ *            eval_every = 0 (rounds between test evaluations, 0 = at the end of each epoch)
+ *            weights = metropolis (or uniform, or explicit: every peer then needs `weight`)
+ *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
+ *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
+ *
+ * Value syntax: booleans true/false/yes/no/on/off/1/0; integers decimal; durations in ms as
+ * integers; endpoints `host:port`, `1.2.3.4:port` or `[v6addr]:port`; public keys base64 of 32
+ * bytes (44 characters); shard `INDEX/COUNT` with INDEX < COUNT.
+ */
+#ifndef MACC_CONFIG_H
+#define MACC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macc/consensus.h"
+#include "macc/err.h"
+#include "macc/log.h"
+
+#define MACC_CONFIG_DEFAULT_PATH "/etc/macc/agentd.conf"
+#define MACC_CONFIG_DEFAULT_SOCKET "/run/macc/agentd.sock"
+#define MACC_CONFIG_DEFAULT_PORT 7640
+
+#define MACC_CONFIG_NAME_MAX 64    /* names: [A-Za-z0-9._-], 1..63 characters */
+#define MACC_CONFIG_HOST_MAX 256   /* host names / addresses, without brackets */
+#define MACC_CONFIG_PATH_MAX 1024  /* file and directory paths */
+#define MACC_CONFIG_SPEC_MAX 1024  /* model / data specs */
+#define MACC_CONFIG_SOCKET_MAX 108 /* sizeof(sun_path): control socket path < 108 bytes */
+#define MACC_CONFIG_MAX_PEERS 256
+#define MACC_CONFIG_LINE_MAX 4096  /* longer lines are an error */
+
+#define MACC_PUBKEY_BYTES 32
+#define MACC_PUBKEY_B64_LEN 44     /* base64 with one '=' of padding */
+
+/* host:port. `host` never has brackets; `v6` says it was given as [addr]. */
+struct macc_endpoint {
+	char host[MACC_CONFIG_HOST_MAX];
+	uint16_t port;
+	bool v6;
+};
+
+enum macc_config_weights {
+	MACC_CONFIG_WEIGHTS_METROPOLIS = 0,
+	MACC_CONFIG_WEIGHTS_UNIFORM = 1,
+	MACC_CONFIG_WEIGHTS_EXPLICIT = 2,
+};
+
+struct macc_config_peer {
+	char name[MACC_CONFIG_NAME_MAX];
+	struct macc_endpoint endpoint;
+	uint8_t public_key[MACC_PUBKEY_BYTES];
+	char public_key_b64[MACC_PUBKEY_B64_LEN + 1];
+	double weight;   /* only meaningful when has_weight */
+	bool has_weight;
+	unsigned line;   /* line of the [peer] header, for error messages */
+};
+
+struct macc_config {
+	char file[MACC_CONFIG_PATH_MAX]; /* where it was read from ("<string>" for parse_string) */
+
+	/* [agent] */
+	char name[MACC_CONFIG_NAME_MAX];
+	struct macc_endpoint listen;
+	char key_file[MACC_CONFIG_PATH_MAX];
+	char state_dir[MACC_CONFIG_PATH_MAX];
+	char control_socket[MACC_CONFIG_SOCKET_MAX];
+	enum macc_log_level log_level;
+
+	/* [train] */
+	char model[MACC_CONFIG_SPEC_MAX];
+	char data[MACC_CONFIG_SPEC_MAX];
+	bool has_shard;          /* false: the agent uses the whole dataset (local files) */
+	uint32_t shard_index;    /* < shard_count */
+	uint32_t shard_count;
+	char partition[64];      /* "iid", "label-shards:K", "dirichlet:ALPHA" */
+	enum macc_algo algorithm; /* never MACC_ALGO_CENTRALIZED (simulator only) */
+	double lr;               /* > 0 */
+	char lr_schedule[64];    /* "const", "step:EVERY:GAMMA", "cosine" (nn.h macc_lr_parse) */
+	double momentum;         /* [0, 1) */
+	double omega;            /* [0, 1] */
+	bool nesterov;
+	double weight_decay;     /* >= 0 */
+	uint32_t batch;          /* 1 .. 65536 */
+	uint32_t epochs;         /* 0 when rounds is set */
+	uint64_t rounds;         /* 0 when epochs is set */
+	uint64_t seed;
+	uint32_t threads;        /* 0 = OpenBLAS default, else 1 .. 1024 */
+	uint32_t round_timeout_ms;     /* 1 .. 3600000 */
+	uint32_t dead_peer_timeout_ms; /* >= round_timeout_ms */
+	uint32_t checkpoint_every;     /* rounds, 0 = only on SIGTERM */
+	uint32_t eval_every;           /* rounds, 0 = every epoch end */
+	enum macc_config_weights weights;
+
+	/* [peer] sections, in file order; owned. */
+	struct macc_config_peer *peers;
+	size_t npeers;
+};
+
+/* Fill with the defaults above (no peers, empty name). Never fails. */
+void macc_config_defaults(struct macc_config *c);
+
+/* Free what c owns (the peer array) and zero it. NULL and zeroed storage are fine. */
+void macc_config_finish(struct macc_config *c);
+
+/* Streaming parser state. Treat as opaque; lives on the caller's stack. */
+struct macc_config_parser {
+	struct macc_config *cfg; /* borrowed until finish */
+	char file[MACC_CONFIG_PATH_MAX];
+	unsigned line;
+	int section;              /* internal: none / agent / train / peer */
+	uint64_t seen_agent;      /* bit per key, for duplicate detection */
+	uint64_t seen_train;
+	uint64_t seen_peer;
+	unsigned agent_line, train_line; /* line of the section header, 0 = not seen */
+	size_t peers_cap;
+	int failed;               /* first error code: later calls return it */
+};
+
+/*
+ * Start parsing into `cfg`, which is set to the defaults. `file` names the input in error
+ * messages. After init, the caller must call macc_config_parser_finish() (even after an error)
+ * or macc_config_finish(cfg) to release the peers.
+ */
+void macc_config_parser_init(struct macc_config_parser *p, struct macc_config *cfg,
+			     const char *file);
+
+/* Feed one line (without or with its trailing "\n" / "\r\n"; must not contain other NULs).
+ * Returns 0 or MACC_ECONFIG with err naming file, line, key and value. After an error further
+ * lines are ignored and the same code is returned. */
+int macc_config_parser_line(struct macc_config_parser *p, const char *line,
+			    struct macc_errmsg *err);
+
+/* End of input: cross-key validation. Returns 0 (cfg is complete and valid) or MACC_ECONFIG; on
+ * failure cfg is released (macc_config_finish) so the caller only has to discard it. */
+int macc_config_parser_finish(struct macc_config_parser *p, struct macc_errmsg *err);
+
+/* Parse a whole file. On success *ret (caller storage, overwritten) holds the config; on failure
+ * *ret is zeroed and err explains (file errors are -errno: "FILE: No such file or directory"). */
+int macc_config_load(const char *path, struct macc_config *ret, struct macc_errmsg *err);
+
+/* Parse a config held in memory (tests, fuzzing). `name` is used as the file name in errors. */
+int macc_config_parse_string(const char *text, size_t len, const char *name,
+			     struct macc_config *ret, struct macc_errmsg *err);
+
+/*
+ * Cross-check with the agent's identity once its key is loaded: no peer may have the agent's own
+ * public key. Returns 0 or MACC_ECONFIG naming the peer and its line.
+ */
+int macc_config_check_own_key(const struct macc_config *c,
+			      const uint8_t own_public_key[MACC_PUBKEY_BYTES],
+			      struct macc_errmsg *err);
+
+/* Find a peer by public key; returns its index or -1. */
+long macc_config_find_peer(const struct macc_config *c, const uint8_t key[MACC_PUBKEY_BYTES]);
+
+/* "metropolis" / "uniform" / "explicit". */
+const char *macc_config_weights_name(enum macc_config_weights w);
+
+/* Format an endpoint as "host:port" or "[v6]:port" into buf; returns buf. */
+char *macc_endpoint_format(const struct macc_endpoint *e, char *buf, size_t size);
+
+/* Parse "host:port" / "[v6]:port"; returns 0 or MACC_ECONFIG (err says why, without file/line). */
+int macc_endpoint_parse(const char *s, struct macc_endpoint *ret, struct macc_errmsg *err);
+
+/*
+ * Reload diff. Peers are matched by public key (their identity): a key only in `new` is ADDED, a
+ * key only in `old` is REMOVED, a key in both whose weight changed is REWEIGHTED, and whose name
+ * or endpoint changed is CHANGED (the daemon reconnects it). A peer can be both REWEIGHTED and
+ * CHANGED: it then appears once with both flags.
+ */
+enum macc_peer_change_kind {
+	MACC_PEER_ADDED = 1,
+	MACC_PEER_REMOVED = 2,
+	MACC_PEER_REWEIGHTED = 4,
+	MACC_PEER_CHANGED = 8,
+};
+
+struct macc_peer_change {
+	unsigned kind;    /* bit set of macc_peer_change_kind */
+	long old_index;   /* index in old->peers, -1 for ADDED */
+	long new_index;   /* index in new->peers, -1 for REMOVED */
+};
+
+struct macc_config_diff {
+	struct macc_peer_change *changes; /* owned */
+	size_t nchanges;
+	bool weights_changed;   /* the weights mode changed: every row is recomputed */
+	bool log_level_changed;
+	/* Keys that cannot change without a restart (name, listen, key_file, state_dir,
+	 * control_socket, every [train] key except the timeouts and checkpoint/eval intervals):
+	 * the name of the first such key that differs, or "" when none. The daemon refuses the
+	 * reload (keeping the old config) and says so. */
+	char restart_key[32];
+	bool timeouts_changed;  /* round_timeout_ms, dead_peer_timeout_ms, checkpoint/eval_every */
+};
+
+/* Compute the diff; returns 0 or -ENOMEM. */
+int macc_config_diff(const struct macc_config *old, const struct macc_config *new_cfg,
+		     struct macc_config_diff *ret);
+void macc_config_diff_finish(struct macc_config_diff *d); /* zeroed ok */
+
+#endif
