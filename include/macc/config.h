@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "macc/consensus.h"
+#include "macc/crypto.h"
 #include "macc/err.h"
 #include "macc/log.h"
 
@@ -63,8 +64,6 @@
 #define MACC_CONFIG_MAX_PEERS 256
 #define MACC_CONFIG_LINE_MAX 4096  /* longer lines are an error */
 
-#define MACC_PUBKEY_BYTES 32
-#define MACC_PUBKEY_B64_LEN 44     /* base64 with one '=' of padding */
 
 /* host:port. `host` never has brackets; `v6` says it was given as [addr]. */
 struct macc_endpoint {
@@ -82,8 +81,8 @@ enum macc_config_weights {
 struct macc_config_peer {
 	char name[MACC_CONFIG_NAME_MAX];
 	struct macc_endpoint endpoint;
-	uint8_t public_key[MACC_PUBKEY_BYTES];
-	char public_key_b64[MACC_PUBKEY_B64_LEN + 1];
+	struct macc_pubkey public_key;
+	char public_key_b64[MACC_KEY_B64_SIZE]; /* as written (trimmed) */
 	double weight;   /* only meaningful when has_weight */
 	bool has_weight;
 	unsigned line;   /* line of the [peer] header, for error messages */
@@ -180,12 +179,11 @@ int macc_config_parse_string(const char *text, size_t len, const char *name,
  * Cross-check with the agent's identity once its key is loaded: no peer may have the agent's own
  * public key. Returns 0 or MACC_ECONFIG naming the peer and its line.
  */
-int macc_config_check_own_key(const struct macc_config *c,
-			      const uint8_t own_public_key[MACC_PUBKEY_BYTES],
+int macc_config_check_own_key(const struct macc_config *c, const struct macc_pubkey *own,
 			      struct macc_errmsg *err);
 
 /* Find a peer by public key; returns its index or -1. */
-long macc_config_find_peer(const struct macc_config *c, const uint8_t key[MACC_PUBKEY_BYTES]);
+long macc_config_find_peer(const struct macc_config *c, const struct macc_pubkey *key);
 
 /* "metropolis" / "uniform" / "explicit". */
 const char *macc_config_weights_name(enum macc_config_weights w);
