@@ -32,6 +32,14 @@ struct macc_graph {
 int macc_graph_create(const char *spec, uint32_t n, uint64_t seed, struct macc_graph *ret,
 		      struct macc_errmsg *err);
 void macc_graph_finish(struct macc_graph *g); /* zeroed ok */
+/*
+ * The edge-list format of "file:PATH", parsed from memory (len bytes, need not be NUL-terminated;
+ * `name` is used in messages, e.g. the path). Errors name the line: MACC_ESPEC for syntax, agent
+ * numbers >= n or self loops, MACC_EGRAPH if the graph is not connected. Duplicate edges (in
+ * either orientation) are accepted once.
+ */
+int macc_graph_parse_edgelist(const char *text, size_t len, uint32_t n, const char *name,
+			      struct macc_graph *ret, struct macc_errmsg *err);
 uint32_t macc_graph_degree(const struct macc_graph *g, uint32_t j);
 bool macc_graph_connected(const struct macc_graph *g);
 
@@ -45,6 +53,14 @@ int macc_weights_build(const struct macc_graph *g, enum macc_weights_kind kind, 
 /* The Metropolis-Hastings weight of an edge, from the two degrees (the daemon learns its
  * neighbours' degrees in the handshake and computes its row with this). */
 double macc_metropolis_weight(uint32_t deg_j, uint32_t deg_l);
+/*
+ * One agent's row of W from degrees alone: the ONE function that both macc_weights_build (the
+ * simulator) and the daemon use, so both get identical doubles. nb_deg[0..nnb) are the
+ * neighbours' degrees in ascending agent index; w_nb[i] receives w_jl for the i-th of them and
+ * *ret_self_w = 1 - sum(w_nb), summed in that order. Uniform uses self_deg (= nnb normally).
+ */
+void macc_weights_row(enum macc_weights_kind kind, uint32_t self_deg, const uint32_t *nb_deg,
+		      size_t nnb, double *ret_self_w, double *w_nb);
 /* Valid: non-negative, weight only on edges and the diagonal, rows sum to 1 (tolerance 1e-9),
  * columns too when need_doubly; graph connected. MACC_EGRAPH with a message naming the row. */
 int macc_weights_validate(const struct macc_graph *g, const double *W, bool need_doubly,
@@ -96,7 +112,8 @@ void macc_consensus_step(enum macc_algo a, const struct macc_hparams *hp, size_t
 			 float *v, const float *g, float self_w, const struct macc_neighbour *nb,
 			 size_t nnb, float *scratch);
 
-/* Centralized heavy-ball on the exact average gradient: v <- beta v - alpha gbar; x <- x + v. */
+/* Centralized heavy-ball on the exact average gradient: v <- beta v - alpha gbar; x <- x + v
+ * (with hp->nesterov, x <- x + beta v - alpha gbar, the look-ahead form of dmsgd/cdmsgd). */
 void macc_centralized_step(const struct macc_hparams *hp, size_t n, float *x, float *v,
 			   const float *gbar);
 
