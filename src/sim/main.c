@@ -1,0 +1,537 @@
+/*
+ * main.c - macc-sim: train one agent, or N agents of a decentralized algorithm, in one process.
+ *
+ * This file is the thin shell: it parses the command line (getopt_long; any bad flag or value is
+ * a clear message and exit status 2), creates the engine (sim.c), runs it epoch by epoch, and
+ * reports. Reporting is three things, all on stdout except errors:
+ *   - one progress line per epoch, as key=value pairs (suppressed by --quiet);
+ *   - with --csv, one CSV row per epoch under a fixed header (the paper scripts read it);
+ *   - a last line of key=value pairs that scripts and tests parse (always printed).
+ *
+ * Time: wall_s is the whole time since training started (evaluation included); samples/s counts
+ * training samples over training time only (data loading and evaluation excluded).
+ *
+ * Exit status: 0 success, 1 runtime failure (data files, memory, I/O), 2 usage error (flags,
+ * values, specs that do not parse, a graph impossible for N agents).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macc/err.h"
+#include "macc/log.h"
+#include "sim.h"
+
+#define PROG "macc-sim"
+
+static const char usage_text[] =
+	"Usage: " PROG " [OPTION]...\n"
+	"Train a model on one agent, or N agents of a decentralized algorithm in synchronous\n"
+	"rounds, in one process.\n"
+	"\n"
+	"Setup:\n"
+	"  --agents N            number of agents (default 1; 1 = plain local momentum SGD,\n"
+	"                        and --topology/--weights/--algorithm/--partition are ignored)\n"
+	"  --topology SPEC       ring (default), full, bipartite, star, torus:RxC, regular:D,\n"
+	"                        er:P, file:PATH\n"
+	"  --weights KIND        metropolis (default) or uniform\n"
+	"  --algorithm NAME      dmsgd (default), cdmsgd, cdsgd, dsgd, centralized\n"
+	"  --partition SCHEME    iid (default), label-shards:K, dirichlet:ALPHA\n"
+	"  --model SPEC          mlp:784-256-128-10 (default), logreg:IN-OUT, mlp:...[:tanh],\n"
+	"                        cnn:lenet5, cnn:cifar\n"
+	"  --data SPEC           fashion-mnist (default), idx:DIR, mnist:DIR, cifar10:DIR,\n"
+	"                        csv:TRAIN[;TEST]\n"
+	"  --seed S              run seed (default 1): initial parameters, partition, batches,\n"
+	"                        drops and random graphs all derive from it\n"
+	"\n"
+	"Length:\n"
+	"  --epochs E            epochs to train (default 1)\n"
+	"  --epoch-rounds K      rounds per epoch (default: floor(smallest shard / batch), i.e.\n"
+	"                        every agent has passed once over its shard's first batches; for\n"
+	"                        one agent, floor(training set / batch))\n"
+	"  --rounds R            stop after R rounds in total instead of after --epochs epochs\n"
+	"                        (the last, partial, epoch gets its own report)\n"
+	"\n"
+	"Optimisation:\n"
+	"  --batch B             mini-batch size per agent (default 64)\n"
+	"  --lr A                step size alpha (default 0.05)\n"
+	"  --lr-schedule S       const (default), step:EVERY:GAMMA, cosine\n"
+	"  --momentum B          momentum beta (default 0.9)\n"
+	"  --nesterov            Nesterov look-ahead step (local SGD, dmsgd, cdmsgd)\n"
+	"  --omega W             dmsgd: share of momentum taken from neighbours (default 1)\n"
+	"  --weight-decay WD     L2 weight decay (default 0)\n"
+	"  --drop-prob P         drop each directed message independently with probability P\n"
+	"                        (seeded); the receiver folds the weight into its own\n"
+	"\n"
+	"Execution and output:\n"
+	"  --threads T           worker threads (default 1): agents are spread over T threads with\n"
+	"                        OpenBLAS at 1 thread; for one agent, OpenBLAS threads. Results are\n"
+	"                        bit-identical whatever T is for several agents\n"
+	"  --csv FILE            write one CSV row per epoch: epoch,round,algorithm,topology,\n"
+	"                        train_loss,test_acc_avg,test_acc_mean,test_acc_min,test_acc_max,\n"
+	"                        consensus_dist,wall_s\n"
+	"  --eval-every-agent    evaluate every agent's model each epoch (default: only after the\n"
+	"                        last epoch; earlier rows leave the per-agent columns empty)\n"
+	"  --eval-samples N      evaluate on the first N test samples only (default: all)\n"
+	"  --quiet               no per-epoch progress lines\n"
+	"  --print-digest        print a 64-bit digest of the final parameters (digest= over all\n"
+	"                        agents' x as one block, and one agent=J digest= line per agent)\n"
+	"  --dump-params FILE    write the final parameters as raw float32 (agent after agent)\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
+	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
+	"(several agents). Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+
+enum {
+	OPT_AGENTS = 256,
+	OPT_TOPOLOGY,
+	OPT_WEIGHTS,
+	OPT_ALGORITHM,
+	OPT_PARTITION,
+	OPT_MODEL,
+	OPT_DATA,
+	OPT_EPOCHS,
+	OPT_EPOCH_ROUNDS,
+	OPT_ROUNDS,
+	OPT_BATCH,
+	OPT_LR,
+	OPT_LR_SCHEDULE,
+	OPT_MOMENTUM,
+	OPT_NESTEROV,
+	OPT_OMEGA,
+	OPT_WEIGHT_DECAY,
+	OPT_DROP_PROB,
+	OPT_SEED,
+	OPT_THREADS,
+	OPT_CSV,
+	OPT_EVAL_EVERY_AGENT,
+	OPT_EVAL_SAMPLES,
+	OPT_QUIET,
+	OPT_PRINT_DIGEST,
+	OPT_DUMP_PARAMS,
+};
+
+static const struct option long_opts[] = {
+	{"agents", required_argument, NULL, OPT_AGENTS},
+	{"topology", required_argument, NULL, OPT_TOPOLOGY},
+	{"weights", required_argument, NULL, OPT_WEIGHTS},
+	{"algorithm", required_argument, NULL, OPT_ALGORITHM},
+	{"partition", required_argument, NULL, OPT_PARTITION},
+	{"model", required_argument, NULL, OPT_MODEL},
+	{"data", required_argument, NULL, OPT_DATA},
+	{"epochs", required_argument, NULL, OPT_EPOCHS},
+	{"epoch-rounds", required_argument, NULL, OPT_EPOCH_ROUNDS},
+	{"rounds", required_argument, NULL, OPT_ROUNDS},
+	{"batch", required_argument, NULL, OPT_BATCH},
+	{"lr", required_argument, NULL, OPT_LR},
+	{"lr-schedule", required_argument, NULL, OPT_LR_SCHEDULE},
+	{"momentum", required_argument, NULL, OPT_MOMENTUM},
+	{"nesterov", no_argument, NULL, OPT_NESTEROV},
+	{"omega", required_argument, NULL, OPT_OMEGA},
+	{"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+	{"drop-prob", required_argument, NULL, OPT_DROP_PROB},
+	{"seed", required_argument, NULL, OPT_SEED},
+	{"threads", required_argument, NULL, OPT_THREADS},
+	{"csv", required_argument, NULL, OPT_CSV},
+	{"eval-every-agent", no_argument, NULL, OPT_EVAL_EVERY_AGENT},
+	{"eval-samples", required_argument, NULL, OPT_EVAL_SAMPLES},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"print-digest", no_argument, NULL, OPT_PRINT_DIGEST},
+	{"dump-params", required_argument, NULL, OPT_DUMP_PARAMS},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+struct cli {
+	struct sim_opts o;
+	const char *csv_path;
+	const char *dump_path;
+	bool eval_every_agent;
+	bool quiet;
+	bool print_digest;
+};
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, PROG ": ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+	return 2;
+}
+
+/* Whole-string unsigned integer in [lo, hi]. */
+static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *ret)
+{
+	char *end = NULL;
+	unsigned long long v;
+	char range[96];
+
+	snprintf(range, sizeof(range), "an integer in [%" PRIu64 ", %" PRIu64 "]", lo, hi);
+	errno = 0;
+	if (s[0] == '-' || s[0] == '+' || s[0] == '\0') {
+		goto bad;
+	}
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+		goto bad;
+	}
+	*ret = v;
+	return 0;
+bad:
+	fprintf(stderr, PROG ": --%s: expected %s, got '%s'\n", flag, range, s);
+	fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+	return -1;
+}
+
+/* Whole-string finite number in [lo, hi] (hi_open: strictly below hi). */
+static int parse_double(const char *flag, const char *s, double lo, double hi, bool hi_open,
+			double *ret)
+{
+	char *end = NULL;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi ||
+	    (hi_open && v >= hi)) {
+		fprintf(stderr, PROG ": --%s: expected a number in [%g, %g%s, got '%s'\n", flag, lo,
+			hi, hi_open ? ")" : "]", s);
+		fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	struct sim_opts *o = &c->o;
+	uint64_t u;
+	double d;
+	int opt;
+
+	*o = (struct sim_opts){
+		.agents = 1,
+		.topology = "ring",
+		.weights = "metropolis",
+		.algorithm = "dmsgd",
+		.partition = "iid",
+		.model = "mlp:784-256-128-10",
+		.data = "fashion-mnist",
+		.lr_schedule = "const",
+		.epochs = 1,
+		.batch = 64,
+		.lr = 0.05f,
+		.momentum = 0.9f,
+		.omega = 1.0f,
+		.seed = 1,
+		.threads = 1,
+	};
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+		const char *name = NULL;
+
+		for (const struct option *lo = long_opts; lo->name != NULL; lo++) {
+			if (lo->val == opt) {
+				name = lo->name;
+			}
+		}
+		switch (opt) {
+		case 'h':
+			fputs(usage_text, stdout);
+			return 1;
+		case OPT_AGENTS:
+			if (parse_u64(name, optarg, 1, 4096, &u) < 0) {
+				return -1;
+			}
+			o->agents = (uint32_t)u;
+			break;
+		case OPT_TOPOLOGY:
+			o->topology = optarg;
+			break;
+		case OPT_WEIGHTS:
+			o->weights = optarg;
+			break;
+		case OPT_ALGORITHM:
+			o->algorithm = optarg;
+			break;
+		case OPT_PARTITION:
+			o->partition = optarg;
+			break;
+		case OPT_MODEL:
+			o->model = optarg;
+			break;
+		case OPT_DATA:
+			o->data = optarg;
+			break;
+		case OPT_LR_SCHEDULE:
+			o->lr_schedule = optarg;
+			break;
+		case OPT_EPOCHS:
+			if (parse_u64(name, optarg, 1, 1000000, &u) < 0) {
+				return -1;
+			}
+			o->epochs = (uint32_t)u;
+			break;
+		case OPT_EPOCH_ROUNDS:
+			if (parse_u64(name, optarg, 1, UINT32_MAX, &u) < 0) {
+				return -1;
+			}
+			o->epoch_rounds = u;
+			break;
+		case OPT_ROUNDS:
+			if (parse_u64(name, optarg, 1, UINT32_MAX, &u) < 0) {
+				return -1;
+			}
+			o->rounds = u;
+			break;
+		case OPT_BATCH:
+			if (parse_u64(name, optarg, 1, 65536, &u) < 0) {
+				return -1;
+			}
+			o->batch = (uint32_t)u;
+			break;
+		case OPT_LR:
+			if (parse_double(name, optarg, 0.0, 1e3, false, &d) < 0) {
+				return -1;
+			}
+			o->lr = (float)d;
+			break;
+		case OPT_MOMENTUM:
+			if (parse_double(name, optarg, 0.0, 1.0, true, &d) < 0) {
+				return -1;
+			}
+			o->momentum = (float)d;
+			break;
+		case OPT_NESTEROV:
+			o->nesterov = true;
+			break;
+		case OPT_OMEGA:
+			if (parse_double(name, optarg, 0.0, 1.0, false, &d) < 0) {
+				return -1;
+			}
+			o->omega = (float)d;
+			break;
+		case OPT_WEIGHT_DECAY:
+			if (parse_double(name, optarg, 0.0, 1.0, false, &d) < 0) {
+				return -1;
+			}
+			o->weight_decay = (float)d;
+			break;
+		case OPT_DROP_PROB:
+			if (parse_double(name, optarg, 0.0, 1.0, true, &d) < 0) {
+				return -1;
+			}
+			o->drop_prob = d;
+			break;
+		case OPT_SEED:
+			if (parse_u64(name, optarg, 0, UINT64_MAX, &u) < 0) {
+				return -1;
+			}
+			o->seed = u;
+			break;
+		case OPT_THREADS:
+			if (parse_u64(name, optarg, 1, 256, &u) < 0) {
+				return -1;
+			}
+			o->threads = (uint32_t)u;
+			break;
+		case OPT_CSV:
+			c->csv_path = optarg;
+			break;
+		case OPT_EVAL_EVERY_AGENT:
+			c->eval_every_agent = true;
+			break;
+		case OPT_EVAL_SAMPLES:
+			if (parse_u64(name, optarg, 1, SIZE_MAX, &u) < 0) {
+				return -1;
+			}
+			o->eval_samples = (size_t)u;
+			break;
+		case OPT_QUIET:
+			c->quiet = true;
+			break;
+		case OPT_PRINT_DIGEST:
+			c->print_digest = true;
+			break;
+		case OPT_DUMP_PARAMS:
+			c->dump_path = optarg;
+			break;
+		case ':':
+			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
+			return -1;
+		default:
+			usage_error("unknown option '%s'%s", argv[optind - 1], "");
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		usage_error("unexpected argument '%s'%s", argv[optind], "");
+		return -1;
+	}
+	return 0;
+}
+
+static double secs(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+static void csv_cell_acc(FILE *f, const struct sim_eval *e, double v)
+{
+	if (e->per_agent) {
+		fprintf(f, ",%.6f", v);
+	} else {
+		fputc(',', f);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = {0};
+	struct macc_errmsg err = {{0}};
+	struct sim *s = NULL;
+	struct sim_eval ev = {0};
+	FILE *csv = NULL;
+	uint64_t t_start, train_ns = 0, total, er, done = 0;
+	double loss = 0.0, gap = 0.0, wall = 0.0;
+	bool have_gap;
+	const char *topo;
+	int rc, status = 1;
+
+	rc = parse_args(argc, argv, &c);
+	if (rc != 0) {
+		return rc > 0 ? 0 : 2;
+	}
+	rc = sim_create(&c.o, &s, &err);
+	if (rc < 0) {
+		bool usage = rc == MACC_ESPEC || rc == MACC_EGRAPH || rc == MACC_ECONFIG ||
+			     rc == MACC_EMODEL;
+
+		fprintf(stderr, PROG ": %s\n", err.text[0] ? err.text : macc_strerror(rc));
+		return usage ? 2 : 1;
+	}
+	topo = sim_single(s) ? "single" : c.o.topology;
+	have_gap = sim_spectral_gap(s, &gap);
+	total = sim_total_rounds(s);
+	er = sim_epoch_rounds(s);
+	if (!c.quiet) {
+		fprintf(stderr, PROG ": %u agent(s), %s, %s, model %s (%zu parameters), %" PRIu64
+			" rounds per epoch, %" PRIu64 " rounds", c.o.agents, sim_algo_name(s), topo,
+			c.o.model, sim_nparams(s), er, total);
+		if (have_gap) {
+			fprintf(stderr, ", spectral gap %.6f", gap);
+		}
+		fputc('\n', stderr);
+	}
+	if (c.csv_path != NULL) {
+		csv = fopen(c.csv_path, "w");
+		if (csv == NULL) {
+			fprintf(stderr, PROG ": %s: cannot create: %s\n", c.csv_path, strerror(errno));
+			goto out;
+		}
+		fprintf(csv, "epoch,round,algorithm,topology,train_loss,test_acc_avg,test_acc_mean,"
+			     "test_acc_min,test_acc_max,consensus_dist,wall_s\n");
+		fflush(csv);
+	}
+
+	t_start = macc_now_ns();
+	for (uint64_t epoch = 1; done < total; epoch++) {
+		uint64_t r = total - done < er ? total - done : er;
+		uint64_t t0 = macc_now_ns(), dt;
+		bool last;
+
+		loss = sim_train(s, r);
+		dt = macc_now_ns() - t0;
+		train_ns += dt;
+		done += r;
+		last = done >= total;
+		sim_evaluate(s, c.eval_every_agent || last, &ev);
+		wall = secs(macc_now_ns() - t_start);
+		if (!c.quiet && sim_single(s)) {
+			printf("epoch=%" PRIu64 " round=%" PRIu64 " loss=%.4f test_acc=%.4f "
+			       "samples_per_s=%.0f elapsed_s=%.2f\n", epoch, done, loss, ev.acc_avg,
+			       (double)(r * sim_samples_per_round(s)) / secs(dt), wall);
+		} else if (!c.quiet) {
+			printf("epoch=%" PRIu64 " round=%" PRIu64 " train_loss=%.4f test_acc_avg=%.4f",
+			       epoch, done, loss, ev.acc_avg);
+			if (ev.per_agent) {
+				printf(" test_acc_mean=%.4f test_acc_min=%.4f test_acc_max=%.4f",
+				       ev.acc_mean, ev.acc_min, ev.acc_max);
+			}
+			printf(" consensus_dist=%.6g wall_s=%.2f\n", ev.consensus, wall);
+		}
+		fflush(stdout);
+		if (csv != NULL) {
+			fprintf(csv, "%" PRIu64 ",%" PRIu64 ",%s,%s,%.6f,%.6f", epoch, done,
+				sim_algo_name(s), topo, loss, ev.acc_avg);
+			csv_cell_acc(csv, &ev, ev.acc_mean);
+			csv_cell_acc(csv, &ev, ev.acc_min);
+			csv_cell_acc(csv, &ev, ev.acc_max);
+			fprintf(csv, ",%.6g,%.3f\n", ev.consensus, wall);
+			if (fflush(csv) != 0) {
+				fprintf(stderr, PROG ": %s: write failed: %s\n", c.csv_path,
+					strerror(errno));
+				goto out;
+			}
+		}
+	}
+
+	if (c.dump_path != NULL) {
+		rc = sim_dump_params(s, c.dump_path, &err);
+		if (rc < 0) {
+			fprintf(stderr, PROG ": %s\n", err.text);
+			goto out;
+		}
+	}
+	if (c.print_digest) {
+		for (uint32_t j = 0; j < sim_nmodels(s); j++) {
+			printf("agent=%u digest=%016" PRIx64 "\n", j, sim_agent_digest(s, j));
+		}
+	}
+	{
+		double sps = train_ns ? (double)(done * sim_samples_per_round(s)) / secs(train_ns)
+				      : 0.0;
+
+		if (sim_single(s)) {
+			printf("model=%s agents=1 threads=%u batch=%u epochs=%.6g rounds=%" PRIu64
+			       " test_acc=%.4f train_loss=%.4f samples_per_s=%.0f train_s=%.2f "
+			       "wall_s=%.2f", c.o.model, c.o.threads, c.o.batch,
+			       (double)done / (double)er, done, ev.acc_avg, loss, sps,
+			       secs(train_ns), wall);
+		} else {
+			printf("algorithm=%s topology=%s weights=%s partition=%s agents=%u model=%s "
+			       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_acc_avg=%.4f "
+			       "test_acc_mean=%.4f test_acc_min=%.4f test_acc_max=%.4f "
+			       "consensus_dist=%.6g", sim_algo_name(s), topo, c.o.weights,
+			       c.o.partition, c.o.agents, c.o.model, c.o.threads, c.o.batch,
+			       (double)done / (double)er, done, ev.acc_avg, ev.acc_mean, ev.acc_min,
+			       ev.acc_max, ev.consensus);
+			if (have_gap) {
+				printf(" spectral_gap=%.6f", gap);
+			}
+			printf(" train_loss=%.4f samples_per_s=%.0f train_s=%.2f wall_s=%.2f", loss,
+			       sps, secs(train_ns), wall);
+		}
+		if (c.print_digest) {
+			printf(" digest=%016" PRIx64, sim_digest(s));
+		}
+		printf("\n");
+	}
+	if (fflush(stdout) != 0) {
+		goto out;
+	}
+	status = 0;
+out:
+	if (csv != NULL && fclose(csv) != 0 && status == 0) {
+		fprintf(stderr, PROG ": %s: write failed: %s\n", c.csv_path, strerror(errno));
+		status = 1;
+	}
+	sim_destroy(s);
+	return status;
+}

@@ -1,0 +1,87 @@
+/*
+ * sim.h - the engine of macc-sim: N agents in one process, synchronous rounds.
+ *
+ * main.c parses the command line into a struct sim_opts, creates a struct sim, and drives it
+ * epoch by epoch (sim_train(), then sim_evaluate()), printing progress and writing the CSV. The
+ * engine owns the datasets, the partition, the graph and weights, every agent's model object,
+ * batcher and buffers, and a small pool of worker threads; it allocates everything up front, so
+ * a round allocates nothing.
+ *
+ * Determinism: every random choice comes from macc_rng streams derived from the run seed, every
+ * agent's computation is done by one thread with OpenBLAS at one thread, and every reduction over
+ * agents (mean loss, gradient average, average model, consensus distance, message drops) is done
+ * in agent order. The parameters after R rounds are therefore bit-identical whatever --threads.
+ */
+#ifndef MACC_SIM_H
+#define MACC_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macc/err.h"
+
+struct sim_opts {
+	uint32_t agents;
+	const char *topology;    /* graph spec (macc_graph_create) */
+	const char *weights;     /* "metropolis" | "uniform" */
+	const char *algorithm;   /* macc_algo_parse */
+	const char *partition;   /* macc_partition_make scheme */
+	const char *model;       /* model spec */
+	const char *data;        /* dataset spec */
+	const char *lr_schedule; /* macc_lr_parse */
+	uint32_t epochs;
+	uint64_t rounds;       /* total rounds; 0: epochs * epoch_rounds */
+	uint64_t epoch_rounds; /* rounds per epoch; 0: floor(min shard / batch) */
+	uint32_t batch;
+	float lr, momentum, omega, weight_decay;
+	bool nesterov;
+	double drop_prob;
+	uint64_t seed;
+	uint32_t threads;
+	size_t eval_samples; /* 0: whole test set */
+};
+
+struct sim;
+
+/* Per-agent and average-model evaluation results. */
+struct sim_eval {
+	double acc_avg;    /* test accuracy of the average model (the model itself for N = 1) */
+	double consensus;  /* mean over agents of ||x_j - x_bar||^2 */
+	bool per_agent;    /* whether the next three are filled */
+	double acc_mean, acc_min, acc_max;
+};
+
+/* Load data, build the graph, weights, models and threads. Usage errors (bad specs, graph
+ * impossible for N) return MACC_ESPEC / MACC_EGRAPH / MACC_ECONFIG, others as they come; err names
+ * what was wrong. */
+int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *err);
+void sim_destroy(struct sim *s); /* NULL ok */
+
+uint64_t sim_epoch_rounds(const struct sim *s);
+uint64_t sim_total_rounds(const struct sim *s);
+uint64_t sim_round(const struct sim *s); /* rounds done */
+size_t sim_nparams(const struct sim *s);
+const char *sim_algo_name(const struct sim *s); /* "sgd" for a single agent */
+bool sim_single(const struct sim *s);
+/* Spectral gap of W; false when there is none (single agent, centralized). */
+bool sim_spectral_gap(const struct sim *s, double *ret_gap);
+uint64_t sim_samples_per_round(const struct sim *s);
+
+/* Run `rounds` rounds. Returns the mean training loss over agents and those rounds. */
+double sim_train(struct sim *s, uint64_t rounds);
+
+/* Evaluate on the test set: always the average model and the consensus distance, each agent's
+ * model too when per_agent. */
+void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret);
+
+/* Digest (macc_params_digest) of all agents' parameters, agent after agent as one block (the
+ * one shared model for centralized and single-agent runs). */
+uint64_t sim_digest(const struct sim *s);
+/* Digest of one agent's parameters (what that agent's daemon would print). */
+uint64_t sim_agent_digest(const struct sim *s, uint32_t j);
+uint32_t sim_nmodels(const struct sim *s); /* agents with their own x: N, or 1 */
+/* Write the same block as raw float32 (host byte order) to path. */
+int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *err);
+
+#endif
