@@ -1,1 +1,368 @@
-/* placeholder: being written */
+/*
+ * crypto.c - the one place where macc talks to libsodium.
+ *
+ * Identities are Ed25519 key pairs. Key files and `macc-ctl genkey` hold the 32-byte seed in
+ * standard base64 (44 characters, one line, like wg); the 64-byte expanded secret key is
+ * derived from it at load and lives only inside struct macc_identity. Every buffer that held
+ * secret material (file contents, decoded seeds, base64 text) is wiped with sodium_memzero
+ * before the function returns, on success and on every error path.
+ *
+ * Key files: load opens with O_NOFOLLOW and checks the mode on the open descriptor (fstat), so
+ * the check and the read see the same file; any group or other permission bit is refused.
+ * Save creates the file with mode 0600 and also fchmods it, so an existing file with looser
+ * permissions is tightened before the secret is written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "macc/crypto.h"
+
+_Static_assert(sizeof(crypto_generichash_state) <= sizeof(((struct macc_blake2b *)0)->opaque),
+	       "struct macc_blake2b too small for libsodium's state");
+_Static_assert(crypto_sign_PUBLICKEYBYTES == MACC_PUBKEY_BYTES, "pubkey size");
+_Static_assert(crypto_sign_SECRETKEYBYTES == MACC_SECRETKEY_BYTES, "secret key size");
+_Static_assert(crypto_sign_SEEDBYTES == MACC_SEED_BYTES, "seed size");
+_Static_assert(crypto_sign_BYTES == MACC_SIG_BYTES, "signature size");
+
+/* Largest key file accepted: one key line plus generous whitespace. */
+#define KEYFILE_MAX 256
+
+int macc_crypto_init(void)
+{
+	/* sodium_init is thread-safe and idempotent: 0 first time, 1 afterwards. */
+	return sodium_init() < 0 ? MACC_ECRYPTO : 0;
+}
+
+int macc_identity_from_seed(struct macc_identity *id, const uint8_t seed[MACC_SEED_BYTES])
+{
+	if (macc_crypto_init() != 0) {
+		return MACC_ECRYPTO;
+	}
+	memset(id, 0, sizeof(*id));
+	if (crypto_sign_seed_keypair(id->pub.bytes, id->secret, seed) != 0) {
+		sodium_memzero(id, sizeof(*id));
+		return MACC_ECRYPTO;
+	}
+	id->loaded = true;
+	return 0;
+}
+
+int macc_identity_generate(struct macc_identity *id)
+{
+	uint8_t seed[MACC_SEED_BYTES];
+	int rc;
+
+	if (macc_crypto_init() != 0) {
+		return MACC_ECRYPTO;
+	}
+	randombytes_buf(seed, sizeof(seed));
+	rc = macc_identity_from_seed(id, seed);
+	sodium_memzero(seed, sizeof(seed));
+	return rc;
+}
+
+/* Decode one base64 key of exactly 32 bytes, ignoring surrounding whitespace. */
+static int key_from_b64(uint8_t out[32], const char *b64, const char *what,
+			struct macc_errmsg *err)
+{
+	const char *end;
+	size_t len, bin_len = 0;
+
+	if (b64 == NULL) {
+		return macc_errf(err, MACC_EMALFORMED, "%s: missing", what);
+	}
+	while (*b64 == ' ' || *b64 == '\t' || *b64 == '\n' || *b64 == '\r') {
+		b64++;
+	}
+	end = b64 + strlen(b64);
+	while (end > b64 && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
+			     end[-1] == '\r')) {
+		end--;
+	}
+	len = (size_t)(end - b64);
+	if (len != MACC_KEY_B64_LEN ||
+	    sodium_base642bin(out, 32, b64, len, NULL, &bin_len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    bin_len != 32) {
+		sodium_memzero(out, 32);
+		return macc_errf(err, MACC_EMALFORMED,
+				 "%s: not a base64 key of 32 bytes (expected %d characters, got %zu)",
+				 what, MACC_KEY_B64_LEN, len);
+	}
+	return 0;
+}
+
+int macc_identity_from_b64(struct macc_identity *id, const char *b64, struct macc_errmsg *err)
+{
+	uint8_t seed[MACC_SEED_BYTES];
+	int rc;
+
+	if (macc_crypto_init() != 0) {
+		return macc_errf(err, MACC_ECRYPTO, "libsodium initialisation failed");
+	}
+	rc = key_from_b64(seed, b64, "secret key", err);
+	if (rc == 0) {
+		rc = macc_identity_from_seed(id, seed);
+	}
+	sodium_memzero(seed, sizeof(seed));
+	return rc;
+}
+
+void macc_identity_to_b64(const struct macc_identity *id, char out[MACC_KEY_B64_SIZE])
+{
+	/* libsodium's secret key starts with the seed. */
+	sodium_bin2base64(out, MACC_KEY_B64_SIZE, id->secret, MACC_SEED_BYTES,
+			  sodium_base64_VARIANT_ORIGINAL);
+}
+
+int macc_identity_load(struct macc_identity *id, const char *path, struct macc_errmsg *err)
+{
+	char text[KEYFILE_MAX + 1];
+	struct stat st;
+	size_t have = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		rc = -errno;
+		return macc_errf(err, rc, "%s: cannot open key file: %s", path, strerror(-rc));
+	}
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		macc_errf(err, rc, "%s: cannot stat key file: %s", path, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = macc_errf(err, MACC_EMALFORMED, "%s: key file is not a regular file", path);
+		goto out;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		rc = macc_errf(err, MACC_EKEYPERM,
+			       "%s: key file has mode %04o, readable or writable by group or others; "
+			       "run chmod 600 on it",
+			       path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, text + have, sizeof(text) - 1 - have);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			rc = -errno;
+			macc_errf(err, rc, "%s: cannot read key file: %s", path, strerror(-rc));
+			goto out;
+		}
+		if (n == 0) {
+			break;
+		}
+		have += (size_t)n;
+		if (have == sizeof(text) - 1) {
+			rc = macc_errf(err, MACC_EMALFORMED, "%s: key file too long (over %d bytes)",
+				       path, KEYFILE_MAX - 1);
+			goto out;
+		}
+	}
+	text[have] = '\0';
+	if (memchr(text, '\0', have) != NULL) {
+		rc = macc_errf(err, MACC_EMALFORMED, "%s: key file contains a NUL byte", path);
+		goto out;
+	}
+	rc = macc_identity_from_b64(id, text, err);
+	if (rc != 0 && err != NULL) {
+		/* Prefix the file name to the decoder's message. */
+		char tmp[sizeof(err->text)];
+
+		snprintf(tmp, sizeof(tmp), "%s", err->text);
+		macc_errf(err, rc, "%s: %s", path, tmp);
+	}
+out:
+	sodium_memzero(text, sizeof(text));
+	close(fd);
+	return rc;
+}
+
+int macc_identity_save(const struct macc_identity *id, const char *path, struct macc_errmsg *err)
+{
+	char line[MACC_KEY_B64_SIZE + 1];
+	size_t off = 0, len;
+	int fd, rc = 0;
+
+	if (!id->loaded) {
+		return macc_errf(err, MACC_ESTATE, "%s: no identity to save", path);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		return macc_errf(err, rc, "%s: cannot create key file: %s", path, strerror(-rc));
+	}
+	if (fchmod(fd, 0600) != 0) {
+		rc = -errno;
+		macc_errf(err, rc, "%s: cannot chmod key file: %s", path, strerror(-rc));
+		goto out;
+	}
+	macc_identity_to_b64(id, line);
+	len = strlen(line);
+	line[len++] = '\n';
+	while (off < len) {
+		ssize_t n = write(fd, line + off, len - off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			rc = -errno;
+			macc_errf(err, rc, "%s: cannot write key file: %s", path, strerror(-rc));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		rc = -errno;
+		macc_errf(err, rc, "%s: cannot sync key file: %s", path, strerror(-rc));
+	}
+out:
+	sodium_memzero(line, sizeof(line));
+	if (close(fd) != 0 && rc == 0) {
+		rc = -errno;
+		macc_errf(err, rc, "%s: cannot close key file: %s", path, strerror(-rc));
+	}
+	return rc;
+}
+
+void macc_identity_finish(struct macc_identity *id)
+{
+	if (id != NULL) {
+		sodium_memzero(id, sizeof(*id));
+	}
+}
+
+void macc_pubkey_to_b64(const struct macc_pubkey *pk, char out[MACC_KEY_B64_SIZE])
+{
+	sodium_bin2base64(out, MACC_KEY_B64_SIZE, pk->bytes, MACC_PUBKEY_BYTES,
+			  sodium_base64_VARIANT_ORIGINAL);
+}
+
+int macc_pubkey_from_b64(struct macc_pubkey *ret_pk, const char *b64, struct macc_errmsg *err)
+{
+	uint8_t key[MACC_PUBKEY_BYTES];
+	int rc;
+
+	if (macc_crypto_init() != 0) {
+		return macc_errf(err, MACC_ECRYPTO, "libsodium initialisation failed");
+	}
+	rc = key_from_b64(key, b64, "public key", err);
+	if (rc == 0) {
+		memcpy(ret_pk->bytes, key, sizeof(key));
+	}
+	return rc;
+}
+
+bool macc_pubkey_equal(const struct macc_pubkey *a, const struct macc_pubkey *b)
+{
+	return sodium_memcmp(a->bytes, b->bytes, MACC_PUBKEY_BYTES) == 0;
+}
+
+int macc_pubkey_find(const struct macc_pubkey *keys, size_t n, const struct macc_pubkey *pk)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (macc_pubkey_equal(&keys[i], pk)) {
+			return i > (size_t)0x7fffffff ? MACC_EUNKNOWNPEER : (int)i;
+		}
+	}
+	return MACC_EUNKNOWNPEER;
+}
+
+int macc_key_generate_b64(char out[MACC_KEY_B64_SIZE])
+{
+	struct macc_identity id;
+	int rc = macc_identity_generate(&id);
+
+	if (rc == 0) {
+		macc_identity_to_b64(&id, out);
+	}
+	macc_identity_finish(&id);
+	return rc;
+}
+
+int macc_key_pubkey_from_secret_b64(const char *secret_b64, char out[MACC_KEY_B64_SIZE],
+				    struct macc_errmsg *err)
+{
+	struct macc_identity id;
+	int rc;
+
+	memset(&id, 0, sizeof(id));
+	rc = macc_identity_from_b64(&id, secret_b64, err);
+	if (rc == 0) {
+		macc_pubkey_to_b64(&id.pub, out);
+	}
+	macc_identity_finish(&id);
+	return rc;
+}
+
+void macc_sign(const struct macc_identity *id, const void *msg, size_t len,
+	       uint8_t sig[MACC_SIG_BYTES])
+{
+	crypto_sign_detached(sig, NULL, msg, len, id->secret);
+}
+
+int macc_verify(const struct macc_pubkey *pk, const void *msg, size_t len,
+		const uint8_t sig[MACC_SIG_BYTES])
+{
+	if (macc_crypto_init() != 0) {
+		return MACC_ECRYPTO;
+	}
+	return crypto_sign_verify_detached(sig, msg, len, pk->bytes) == 0 ? 0 : MACC_EBADSIG;
+}
+
+void macc_blake2b(uint8_t *out, size_t outlen, const void *in, size_t len)
+{
+	(void)macc_crypto_init(); /* selects the fastest implementation; cannot fail usefully */
+	crypto_generichash(out, outlen, in, len, NULL, 0);
+}
+
+void macc_blake2b_init(struct macc_blake2b *h, size_t outlen)
+{
+	(void)macc_crypto_init();
+	h->outlen = outlen;
+	crypto_generichash_init((crypto_generichash_state *)(void *)h->opaque, NULL, 0, outlen);
+}
+
+void macc_blake2b_update(struct macc_blake2b *h, const void *in, size_t len)
+{
+	crypto_generichash_update((crypto_generichash_state *)(void *)h->opaque, in, len);
+}
+
+void macc_blake2b_final(struct macc_blake2b *h, uint8_t *out)
+{
+	crypto_generichash_final((crypto_generichash_state *)(void *)h->opaque, out, h->outlen);
+	sodium_memzero(h, sizeof(*h));
+}
+
+void macc_random_bytes(void *p, size_t n)
+{
+	if (macc_crypto_init() != 0) {
+		/* Without a working CSPRNG no nonce or key may be produced: a programming or
+		 * platform error that must not be papered over. */
+		abort();
+	}
+	randombytes_buf(p, n);
+}
+
+bool macc_ct_equal(const void *a, const void *b, size_t n)
+{
+	return sodium_memcmp(a, b, n) == 0;
+}
+
+void macc_memzero(void *p, size_t n)
+{
+	sodium_memzero(p, n);
+}

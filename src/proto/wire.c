@@ -1,1 +1,1241 @@
-/* placeholder: being written */
+/*
+ * wire.c - the peer message codec and the session checks (see proto.h for the wire layout).
+ *
+ * Encoding uses msgpack-c's packer, writing straight into a struct macc_buf (or a fixed prefix
+ * array), so every byte on the wire is ordinary msgpack that any implementation can read.
+ *
+ * Decoding does NOT use msgpack-c's unpacker: it builds an object tree and sizes its allocations
+ * from the array/map headers, so a 5-byte input announcing 2^32 elements would ask for tens of
+ * gigabytes. Instead a small validating reader walks the bytes once: it accepts a map at the top,
+ * records where each known key's value starts, and skips everything else with a bounded
+ * recursion depth; every container count is checked against the bytes left (each element needs
+ * at least one byte), so hostile headers cost O(1). Only after the whole map is known to be
+ * well-formed are the known fields converted into the plain C structs of proto.h. Bins (x, mom,
+ * body) are returned as pointers into the input: no float is touched until the caller copies
+ * the vector with macc_f32le_load, after the session checks passed.
+ *
+ * Session checks run in the order DESIGN.md fixes: size, version, type (macc_msg_decode), then
+ * sender, signature, model, freshness (macc_session_accept_state). State is only written when
+ * every check passed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "macc/proto.h"
+
+#define MAX_DEPTH 8     /* nesting allowed in ignored (unknown) values */
+#define MAX_ENTRIES 64  /* keys per map: far more than any message has */
+
+static const char hello_ctx[] = "macc/1/hello";
+static const char state_ctx[] = "macc/1/state";
+
+/* ---------------------------------------------------------------------------------------- */
+/* Floats                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_LE 1
+#else
+#define HOST_LE 0
+#endif
+
+void macc_f32le_load(float *dst, const uint8_t *src, size_t n)
+{
+	if (n == 0) {
+		return;
+	}
+#if HOST_LE
+	memcpy(dst, src, n * sizeof(float));
+#else
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *b = src + 4 * i;
+		uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+			     (uint32_t)b[3] << 24;
+
+		memcpy(&dst[i], &u, sizeof(u));
+	}
+#endif
+}
+
+void macc_f32le_store(uint8_t *dst, const float *src, size_t n)
+{
+	if (n == 0) {
+		return;
+	}
+#if HOST_LE
+	memcpy(dst, src, n * sizeof(float));
+#else
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u;
+
+		memcpy(&u, &src[i], sizeof(u));
+		dst[4 * i] = (uint8_t)u;
+		dst[4 * i + 1] = (uint8_t)(u >> 8);
+		dst[4 * i + 2] = (uint8_t)(u >> 16);
+		dst[4 * i + 3] = (uint8_t)(u >> 24);
+	}
+#endif
+}
+
+const char *macc_msg_type_name(int type)
+{
+	switch (type) {
+	case MACC_MSG_HELLO:
+		return "hello";
+	case MACC_MSG_HELLO_ACK:
+		return "hello_ack";
+	case MACC_MSG_STATE:
+		return "state";
+	case MACC_MSG_PING:
+		return "ping";
+	case MACC_MSG_PONG:
+		return "pong";
+	case MACC_MSG_BYE:
+		return "bye";
+	default:
+		return "unknown";
+	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Encoding                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Destination of the packer: a growable buffer, or a fixed array (the STATE prefix). */
+struct writer {
+	struct macc_buf *buf;
+	uint8_t *fixed;
+	size_t cap;
+	size_t len;
+	int err;
+};
+
+static int writer_cb(void *data, const char *p, size_t n)
+{
+	struct writer *w = data;
+	int rc;
+
+	if (w->err != 0) {
+		return -1;
+	}
+	if (w->buf != NULL) {
+		rc = macc_buf_append(w->buf, p, n);
+		if (rc != 0) {
+			w->err = rc;
+			return -1;
+		}
+		return 0;
+	}
+	if (n > w->cap - w->len) {
+		w->err = MACC_ETOOBIG;
+		return -1;
+	}
+	memcpy(w->fixed + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+static void pack_key(msgpack_packer *pk, const char *key)
+{
+	size_t n = strlen(key);
+
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, key, n);
+}
+
+static void pack_kv_uint(msgpack_packer *pk, const char *key, uint64_t v)
+{
+	pack_key(pk, key);
+	msgpack_pack_uint64(pk, v);
+}
+
+static void pack_kv_bin(msgpack_packer *pk, const char *key, const void *p, size_t n)
+{
+	pack_key(pk, key);
+	msgpack_pack_bin(pk, n);
+	msgpack_pack_bin_body(pk, p, n);
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *key, const char *s)
+{
+	size_t n = strlen(s);
+
+	pack_key(pk, key);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+/* Start a frame in `out`: reserve the length prefix and set up the packer. */
+static size_t frame_begin(struct macc_buf *out, struct writer *w, msgpack_packer *pk)
+{
+	static const uint8_t zero[MACC_FRAME_HDR];
+	size_t start = out->len;
+
+	memset(w, 0, sizeof(*w));
+	w->buf = out;
+	w->err = macc_buf_append(out, zero, sizeof(zero));
+	msgpack_packer_init(pk, w, writer_cb);
+	return start;
+}
+
+/* Finish the frame: patch its length, or roll `out` back to where it was on error. */
+static int frame_end(struct macc_buf *out, struct writer *w, size_t start)
+{
+	size_t plen;
+
+	if (w->err == 0) {
+		plen = out->len - start - MACC_FRAME_HDR;
+		if (plen > UINT32_MAX) {
+			w->err = MACC_ETOOBIG;
+		} else {
+			macc_put_be32(out->data + start, (uint32_t)plen);
+		}
+	}
+	if (w->err != 0) {
+		out->len = start;
+	}
+	return w->err;
+}
+
+static bool str_fits(const char *s, size_t max)
+{
+	return s != NULL && memchr(s, '\0', max) != NULL;
+}
+
+int macc_hello_encode(struct macc_buf *out, const struct macc_hello *h)
+{
+	struct writer w;
+	msgpack_packer pk;
+	size_t start;
+
+	if (!str_fits(h->algo, sizeof(h->algo)) || !str_fits(h->name, sizeof(h->name))) {
+		return MACC_EMALFORMED;
+	}
+	start = frame_begin(out, &w, &pk);
+	msgpack_pack_map(&pk, 11);
+	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
+	pack_kv_uint(&pk, "type", MACC_MSG_HELLO);
+	pack_kv_bin(&pk, "key", h->key.bytes, sizeof(h->key.bytes));
+	pack_kv_bin(&pk, "nonce", h->nonce, sizeof(h->nonce));
+	pack_kv_uint(&pk, "model", h->model_hash);
+	pack_kv_uint(&pk, "n", h->nparams);
+	pack_kv_str(&pk, "algo", h->algo);
+	pack_kv_uint(&pk, "round", h->round);
+	pack_kv_uint(&pk, "degree", h->degree);
+	pack_kv_str(&pk, "name", h->name);
+	pack_kv_uint(&pk, "flags", h->flags);
+	return frame_end(out, &w, start);
+}
+
+static int ack_encode(struct macc_buf *out, const struct macc_pubkey *key,
+		      const uint8_t sig[MACC_SIG_BYTES])
+{
+	struct writer w;
+	msgpack_packer pk;
+	size_t start = frame_begin(out, &w, &pk);
+
+	msgpack_pack_map(&pk, 4);
+	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
+	pack_kv_uint(&pk, "type", MACC_MSG_HELLO_ACK);
+	pack_kv_bin(&pk, "key", key->bytes, sizeof(key->bytes));
+	pack_kv_bin(&pk, "sig", sig, MACC_SIG_BYTES);
+	return frame_end(out, &w, start);
+}
+
+int macc_ping_encode(struct macc_buf *out, int type, const struct macc_ping *p)
+{
+	struct writer w;
+	msgpack_packer pk;
+	size_t start;
+
+	if (type != MACC_MSG_PING && type != MACC_MSG_PONG) {
+		return MACC_EMALFORMED;
+	}
+	start = frame_begin(out, &w, &pk);
+	msgpack_pack_map(&pk, 4);
+	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
+	pack_kv_uint(&pk, "type", (uint64_t)type);
+	pack_kv_uint(&pk, "seq", p->seq);
+	pack_kv_uint(&pk, "time", p->time_ns);
+	return frame_end(out, &w, start);
+}
+
+int macc_bye_encode(struct macc_buf *out, int32_t reason, const char *text)
+{
+	char t[MACC_BYE_TEXT_MAX];
+	struct writer w;
+	msgpack_packer pk;
+	size_t start;
+
+	/* Informational text: truncated rather than refused. */
+	snprintf(t, sizeof(t), "%s", text != NULL ? text : "");
+	start = frame_begin(out, &w, &pk);
+	msgpack_pack_map(&pk, 4);
+	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
+	pack_kv_uint(&pk, "type", MACC_MSG_BYE);
+	pack_key(&pk, "reason");
+	msgpack_pack_int32(&pk, reason);
+	pack_kv_str(&pk, "text", t);
+	return frame_end(out, &w, start);
+}
+
+void macc_hello_init(struct macc_hello *h, const struct macc_identity *id,
+		     const uint8_t nonce[MACC_NONCE_BYTES], uint64_t model_hash, uint64_t nparams,
+		     const char *algo, uint64_t round, uint32_t degree, const char *name)
+{
+	memset(h, 0, sizeof(*h));
+	h->key = id->pub;
+	memcpy(h->nonce, nonce, MACC_NONCE_BYTES);
+	h->model_hash = model_hash;
+	h->nparams = nparams;
+	snprintf(h->algo, sizeof(h->algo), "%s", algo != NULL ? algo : "");
+	h->round = round;
+	h->degree = degree;
+	snprintf(h->name, sizeof(h->name), "%s", name != NULL ? name : "");
+	h->flags = 0;
+}
+
+size_t macc_state_frame_max(size_t nparams, bool mom)
+{
+	size_t vec = nparams > SIZE_MAX / 16 ? SIZE_MAX / 4 : nparams * 4;
+
+	/* Two bins at most, plus map keys and headers (well under 512 bytes). */
+	return 512 + (mom ? 2 * vec : vec);
+}
+
+int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_out *st)
+{
+	struct writer w;
+	msgpack_packer pk;
+	size_t vbytes;
+	uint32_t nmap = 4;
+	int rc;
+
+	if (st->nparams > UINT32_MAX / 4 || st->x == NULL) {
+		return MACC_ETOOBIG;
+	}
+	vbytes = st->nparams * 4;
+	macc_buf_reset(&b->buf);
+	rc = macc_buf_reserve(&b->buf, 128 + (st->mom != NULL ? 2 * vbytes : vbytes));
+	if (rc != 0) {
+		return rc;
+	}
+	nmap += st->mom != NULL ? 1 : 0;
+	nmap += st->has_weight ? 1 : 0;
+	memset(&w, 0, sizeof(w));
+	w.buf = &b->buf;
+	msgpack_packer_init(&pk, &w, writer_cb);
+	msgpack_pack_map(&pk, nmap);
+	pack_kv_uint(&pk, "round", st->round);
+	pack_kv_uint(&pk, "n", st->nparams);
+	pack_kv_uint(&pk, "enc", MACC_ENC_F32);
+	/* The vectors bypass the packer: one little-endian store straight into the buffer (room
+	 * was reserved above, so this is the one copy of the parameters per round). */
+	pack_key(&pk, "x");
+	msgpack_pack_bin(&pk, vbytes);
+	if (w.err == 0) {
+		macc_f32le_store(b->buf.data + b->buf.len, st->x, st->nparams);
+		b->buf.len += vbytes;
+	}
+	if (st->mom != NULL) {
+		pack_key(&pk, "mom");
+		msgpack_pack_bin(&pk, vbytes);
+		if (w.err == 0) {
+			macc_f32le_store(b->buf.data + b->buf.len, st->mom, st->nparams);
+			b->buf.len += vbytes;
+		}
+	}
+	if (st->has_weight) {
+		pack_key(&pk, "w");
+		msgpack_pack_double(&pk, st->weight);
+	}
+	if (w.err != 0) {
+		macc_buf_reset(&b->buf);
+		return w.err;
+	}
+	b->round = st->round;
+	macc_blake2b(b->digest, sizeof(b->digest), b->buf.data, b->buf.len);
+	return 0;
+}
+
+void macc_state_body_finish(struct macc_state_body *b)
+{
+	if (b == NULL) {
+		return;
+	}
+	macc_buf_finish(&b->buf);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Validating msgpack reader                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+struct rd {
+	const uint8_t *p;
+	size_t len;
+	size_t off;
+};
+
+static bool rd_need(const struct rd *r, size_t n)
+{
+	return n <= r->len - r->off;
+}
+
+static uint64_t rd_be(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		v = v << 8 | p[i];
+	}
+	return v;
+}
+
+/* Read a big-endian length of n bytes following the type byte. */
+static int rd_len(struct rd *r, size_t n, size_t *ret)
+{
+	if (!rd_need(r, n)) {
+		return MACC_EMALFORMED;
+	}
+	*ret = (size_t)rd_be(r->p + r->off, n);
+	r->off += n;
+	return 0;
+}
+
+/* Container header: *ret_count entries (pairs for maps) whose minimum size must fit. */
+static int rd_container(struct rd *r, bool *ret_is_map, size_t *ret_count)
+{
+	uint8_t t;
+	size_t n;
+	int rc;
+
+	if (!rd_need(r, 1)) {
+		return MACC_EMALFORMED;
+	}
+	t = r->p[r->off++];
+	if (t >= 0x80 && t <= 0x8f) {
+		*ret_is_map = true;
+		n = t & 0x0f;
+	} else if (t >= 0x90 && t <= 0x9f) {
+		*ret_is_map = false;
+		n = t & 0x0f;
+	} else if (t == 0xdc || t == 0xdd || t == 0xde || t == 0xdf) {
+		*ret_is_map = t >= 0xde;
+		rc = rd_len(r, (t & 1) ? 4 : 2, &n);
+		if (rc != 0) {
+			return rc;
+		}
+	} else {
+		return MACC_EMALFORMED;
+	}
+	/* Each element needs at least one byte: a huge count over a short input fails here. */
+	if (n > r->len - r->off || (*ret_is_map && n > (r->len - r->off) / 2)) {
+		return MACC_EMALFORMED;
+	}
+	*ret_count = n;
+	return 0;
+}
+
+/* Skip one value of any type, validating lengths; depth bounds the recursion. */
+static int rd_skip(struct rd *r, int depth)
+{
+	uint8_t t;
+	size_t n;
+	int rc;
+
+	if (depth > MAX_DEPTH) {
+		return MACC_EMALFORMED;
+	}
+	if (!rd_need(r, 1)) {
+		return MACC_EMALFORMED;
+	}
+	t = r->p[r->off];
+	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+		r->off++; /* fixint, nil, bool */
+		return 0;
+	}
+	if ((t >= 0x80 && t <= 0x9f) || (t >= 0xdc && t <= 0xdf)) {
+		bool is_map;
+
+		rc = rd_container(r, &is_map, &n);
+		if (rc != 0) {
+			return rc;
+		}
+		for (size_t i = 0; i < (is_map ? 2 * n : n); i++) {
+			rc = rd_skip(r, depth + 1);
+			if (rc != 0) {
+				return rc;
+			}
+		}
+		return 0;
+	}
+	r->off++;
+	if (t >= 0xa0 && t <= 0xbf) {
+		n = t & 0x1f; /* fixstr */
+	} else {
+		switch (t) {
+		case 0xcc: case 0xd0: n = 1; break; /* u8/i8 */
+		case 0xcd: case 0xd1: n = 2; break;
+		case 0xce: case 0xd2: case 0xca: n = 4; break;
+		case 0xcf: case 0xd3: case 0xcb: n = 8; break;
+		case 0xd4: n = 2; break; /* fixext: type + data */
+		case 0xd5: n = 3; break;
+		case 0xd6: n = 5; break;
+		case 0xd7: n = 9; break;
+		case 0xd8: n = 17; break;
+		case 0xc4: case 0xd9: /* bin8/str8 */
+			rc = rd_len(r, 1, &n);
+			if (rc != 0) {
+				return rc;
+			}
+			break;
+		case 0xc5: case 0xda:
+			rc = rd_len(r, 2, &n);
+			if (rc != 0) {
+				return rc;
+			}
+			break;
+		case 0xc6: case 0xdb:
+			rc = rd_len(r, 4, &n);
+			if (rc != 0) {
+				return rc;
+			}
+			break;
+		case 0xc7: case 0xc8: case 0xc9: /* ext8/16/32: length, then type byte */
+			rc = rd_len(r, t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4, &n);
+			if (rc != 0) {
+				return rc;
+			}
+			if (n == SIZE_MAX) {
+				return MACC_EMALFORMED;
+			}
+			n += 1;
+			break;
+		default: /* 0xc1: never used */
+			return MACC_EMALFORMED;
+		}
+	}
+	if (!rd_need(r, n)) {
+		return MACC_EMALFORMED;
+	}
+	r->off += n;
+	return 0;
+}
+
+/* Read an unsigned integer (any msgpack integer encoding with a non-negative value). */
+static int rd_uint(struct rd *r, uint64_t *ret)
+{
+	uint8_t t;
+	size_t n;
+	bool is_signed;
+	uint64_t v;
+
+	if (!rd_need(r, 1)) {
+		return MACC_EMALFORMED;
+	}
+	t = r->p[r->off];
+	if (t <= 0x7f) {
+		r->off++;
+		*ret = t;
+		return 0;
+	}
+	switch (t) {
+	case 0xcc: n = 1; is_signed = false; break;
+	case 0xcd: n = 2; is_signed = false; break;
+	case 0xce: n = 4; is_signed = false; break;
+	case 0xcf: n = 8; is_signed = false; break;
+	case 0xd0: n = 1; is_signed = true; break;
+	case 0xd1: n = 2; is_signed = true; break;
+	case 0xd2: n = 4; is_signed = true; break;
+	case 0xd3: n = 8; is_signed = true; break;
+	default:
+		return MACC_EMALFORMED;
+	}
+	if (!rd_need(r, 1 + n)) {
+		return MACC_EMALFORMED;
+	}
+	v = rd_be(r->p + r->off + 1, n);
+	if (is_signed && (v >> (8 * n - 1)) != 0) {
+		return MACC_EMALFORMED; /* negative */
+	}
+	r->off += 1 + n;
+	*ret = v;
+	return 0;
+}
+
+/* Read a signed integer that fits int32 (any encoding). */
+static int rd_int32(struct rd *r, int32_t *ret)
+{
+	uint8_t t;
+	size_t n;
+	int64_t v;
+
+	if (!rd_need(r, 1)) {
+		return MACC_EMALFORMED;
+	}
+	t = r->p[r->off];
+	if (t >= 0xe0) {
+		r->off++;
+		*ret = (int8_t)t;
+		return 0;
+	}
+	if (t >= 0xd0 && t <= 0xd3) {
+		uint64_t u;
+
+		n = (size_t)1 << (t - 0xd0);
+		if (!rd_need(r, 1 + n)) {
+			return MACC_EMALFORMED;
+		}
+		u = rd_be(r->p + r->off + 1, n);
+		/* Sign-extend from n bytes. */
+		if (n < 8 && (u >> (8 * n - 1)) != 0) {
+			u |= ~(uint64_t)0 << (8 * n);
+		}
+		memcpy(&v, &u, sizeof(v));
+		if (v < INT32_MIN || v > INT32_MAX) {
+			return MACC_EMALFORMED;
+		}
+		r->off += 1 + n;
+		*ret = (int32_t)v;
+		return 0;
+	}
+	{
+		uint64_t u;
+		int rc = rd_uint(r, &u);
+
+		if (rc != 0) {
+			return rc;
+		}
+		if (u > INT32_MAX) {
+			return MACC_EMALFORMED;
+		}
+		*ret = (int32_t)u;
+		return 0;
+	}
+}
+
+static int rd_f64(struct rd *r, double *ret)
+{
+	uint8_t t;
+	uint64_t u;
+
+	if (!rd_need(r, 1)) {
+		return MACC_EMALFORMED;
+	}
+	t = r->p[r->off];
+	if (t == 0xcb && rd_need(r, 9)) {
+		u = rd_be(r->p + r->off + 1, 8);
+		memcpy(ret, &u, sizeof(*ret));
+		r->off += 9;
+		return 0;
+	}
+	if (t == 0xca && rd_need(r, 5)) {
+		uint32_t u32 = (uint32_t)rd_be(r->p + r->off + 1, 4);
+		float f;
+
+		memcpy(&f, &u32, sizeof(f));
+		*ret = f;
+		r->off += 5;
+		return 0;
+	}
+	return MACC_EMALFORMED;
+}
+
+/* str (want_bin false) or bin (want_bin true): pointer into the input and length. */
+static int rd_bytes(struct rd *r, bool want_bin, const uint8_t **ret_p, size_t *ret_n)
+{
+	uint8_t t;
+	size_t n;
+	int rc = 0;
+
+	if (!rd_need(r, 1)) {
+		return MACC_EMALFORMED;
+	}
+	t = r->p[r->off++];
+	if (!want_bin && t >= 0xa0 && t <= 0xbf) {
+		n = t & 0x1f;
+	} else if ((want_bin && t == 0xc4) || (!want_bin && t == 0xd9)) {
+		rc = rd_len(r, 1, &n);
+	} else if ((want_bin && t == 0xc5) || (!want_bin && t == 0xda)) {
+		rc = rd_len(r, 2, &n);
+	} else if ((want_bin && t == 0xc6) || (!want_bin && t == 0xdb)) {
+		rc = rd_len(r, 4, &n);
+	} else {
+		return MACC_EMALFORMED;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	if (!rd_need(r, n)) {
+		return MACC_EMALFORMED;
+	}
+	*ret_p = r->p + r->off;
+	*ret_n = n;
+	r->off += n;
+	return 0;
+}
+
+/* One map, indexed: the value offset of each key (keys are strings, unique). */
+struct map_index {
+	size_t n;
+	struct {
+		const uint8_t *key;
+		size_t key_len;
+		size_t val_off;
+	} e[MAX_ENTRIES];
+};
+
+/* Read a whole map that must span exactly p[0..len). */
+static int map_read(const uint8_t *p, size_t len, struct map_index *m)
+{
+	struct rd r = {p, len, 0};
+	bool is_map;
+	size_t count;
+	int rc;
+
+	rc = rd_container(&r, &is_map, &count);
+	if (rc != 0) {
+		return rc;
+	}
+	if (!is_map || count > MAX_ENTRIES) {
+		return MACC_EMALFORMED;
+	}
+	m->n = 0;
+	for (size_t i = 0; i < count; i++) {
+		const uint8_t *k;
+		size_t klen;
+
+		rc = rd_bytes(&r, false, &k, &klen);
+		if (rc != 0) {
+			return rc;
+		}
+		for (size_t j = 0; j < m->n; j++) {
+			if (m->e[j].key_len == klen && memcmp(m->e[j].key, k, klen) == 0) {
+				return MACC_EMALFORMED; /* duplicate key: ambiguous */
+			}
+		}
+		m->e[m->n].key = k;
+		m->e[m->n].key_len = klen;
+		m->e[m->n].val_off = r.off;
+		m->n++;
+		rc = rd_skip(&r, 1);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	if (r.off != len) {
+		return MACC_EMALFORMED; /* trailing bytes */
+	}
+	return 0;
+}
+
+/* A reader positioned at the value of `key`, or false when the key is absent. */
+static bool map_find(const struct map_index *m, const uint8_t *p, size_t len, const char *key,
+		     struct rd *ret)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->e[i].key_len == klen && memcmp(m->e[i].key, key, klen) == 0) {
+			ret->p = p;
+			ret->len = len;
+			ret->off = m->e[i].val_off;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Field getters: absent or mistyped required fields are MACC_EMALFORMED naming the field. */
+struct fields {
+	const struct map_index *m;
+	const uint8_t *p;
+	size_t len;
+	const char *what;
+	struct macc_errmsg *err;
+};
+
+static int get_uint(const struct fields *f, const char *key, uint64_t max, uint64_t *ret)
+{
+	struct rd r;
+	uint64_t v;
+
+	if (!map_find(f->m, f->p, f->len, key, &r)) {
+		return macc_errf(f->err, MACC_EMALFORMED, "%s: missing field '%s'", f->what, key);
+	}
+	if (rd_uint(&r, &v) != 0 || v > max) {
+		return macc_errf(f->err, MACC_EMALFORMED, "%s: field '%s' is not an unsigned integer"
+				 " up to %llu", f->what, key, (unsigned long long)max);
+	}
+	*ret = v;
+	return 0;
+}
+
+/* bin of exactly `want` bytes (want == SIZE_MAX: any length). */
+static int get_bin(const struct fields *f, const char *key, size_t want, const uint8_t **ret_p,
+		   size_t *ret_n)
+{
+	struct rd r;
+
+	if (!map_find(f->m, f->p, f->len, key, &r)) {
+		return macc_errf(f->err, MACC_EMALFORMED, "%s: missing field '%s'", f->what, key);
+	}
+	if (rd_bytes(&r, true, ret_p, ret_n) != 0 || (want != SIZE_MAX && *ret_n != want)) {
+		return macc_errf(f->err, MACC_EMALFORMED, "%s: field '%s' is not a bin of %zu bytes",
+				 f->what, key, want);
+	}
+	return 0;
+}
+
+/* str copied into out[cap] with a NUL; longer strings or embedded NULs are refused unless
+ * `truncate` (informational text). */
+static int get_str(const struct fields *f, const char *key, char *out, size_t cap,
+		   bool truncate)
+{
+	struct rd r;
+	const uint8_t *s;
+	size_t n;
+
+	if (!map_find(f->m, f->p, f->len, key, &r)) {
+		return macc_errf(f->err, MACC_EMALFORMED, "%s: missing field '%s'", f->what, key);
+	}
+	if (rd_bytes(&r, false, &s, &n) != 0) {
+		return macc_errf(f->err, MACC_EMALFORMED, "%s: field '%s' is not a string", f->what,
+				 key);
+	}
+	if (memchr(s, '\0', n) != NULL || n >= cap) {
+		if (!truncate) {
+			return macc_errf(f->err, MACC_EMALFORMED,
+					 "%s: field '%s' is longer than %zu bytes or has a NUL",
+					 f->what, key, cap - 1);
+		}
+		const uint8_t *z = memchr(s, '\0', n);
+
+		n = z != NULL ? (size_t)(z - s) : n;
+		n = n >= cap ? cap - 1 : n;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int decode_hello(const struct fields *f, struct macc_hello *h)
+{
+	const uint8_t *b;
+	size_t n;
+	uint64_t v;
+	int rc;
+
+	if ((rc = get_bin(f, "key", MACC_PUBKEY_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(h->key.bytes, b, n);
+	if ((rc = get_bin(f, "nonce", MACC_NONCE_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(h->nonce, b, n);
+	if ((rc = get_uint(f, "model", UINT64_MAX, &h->model_hash)) != 0 ||
+	    (rc = get_uint(f, "n", UINT64_MAX, &h->nparams)) != 0 ||
+	    (rc = get_str(f, "algo", h->algo, sizeof(h->algo), false)) != 0 ||
+	    (rc = get_uint(f, "round", UINT64_MAX, &h->round)) != 0 ||
+	    (rc = get_str(f, "name", h->name, sizeof(h->name), false)) != 0) {
+		return rc;
+	}
+	if ((rc = get_uint(f, "degree", UINT32_MAX, &v)) != 0) {
+		return rc;
+	}
+	h->degree = (uint32_t)v;
+	if ((rc = get_uint(f, "flags", UINT32_MAX, &v)) != 0) {
+		return rc;
+	}
+	h->flags = (uint32_t)v;
+	return 0;
+}
+
+static int decode_ack(const struct fields *f, struct macc_hello_ack *a)
+{
+	const uint8_t *b;
+	size_t n;
+	int rc;
+
+	if ((rc = get_bin(f, "key", MACC_PUBKEY_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(a->key.bytes, b, n);
+	if ((rc = get_bin(f, "sig", MACC_SIG_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(a->sig, b, n);
+	return 0;
+}
+
+static int decode_state(const struct fields *f, struct macc_state *st)
+{
+	struct map_index body;
+	struct fields bf;
+	struct rd r;
+	const uint8_t *b;
+	size_t n, vbytes;
+	uint64_t v;
+	int rc;
+
+	if ((rc = get_bin(f, "from", MACC_PUBKEY_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(st->from.bytes, b, n);
+	if ((rc = get_bin(f, "sig", MACC_SIG_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(st->sig, b, n);
+	if ((rc = get_bin(f, "body", SIZE_MAX, &st->body, &st->body_len)) != 0) {
+		return rc;
+	}
+	rc = map_read(st->body, st->body_len, &body);
+	if (rc != 0) {
+		return macc_errf(f->err, rc, "state: body is not a well-formed msgpack map");
+	}
+	bf = (struct fields){&body, st->body, st->body_len, "state body", f->err};
+	if ((rc = get_uint(&bf, "round", UINT64_MAX, &st->round)) != 0 ||
+	    (rc = get_uint(&bf, "n", UINT32_MAX / 4, &st->nparams)) != 0) {
+		return rc;
+	}
+	if ((rc = get_uint(&bf, "enc", UINT32_MAX, &v)) != 0) {
+		return rc;
+	}
+	if (v != MACC_ENC_F32) {
+		return macc_errf(f->err, MACC_EMALFORMED,
+				 "state: vector encoding %llu not supported (only 0 = f32)",
+				 (unsigned long long)v);
+	}
+	st->enc = (uint32_t)v;
+	vbytes = (size_t)st->nparams * 4;
+	if ((rc = get_bin(&bf, "x", vbytes, &st->x, &n)) != 0) {
+		return rc;
+	}
+	st->mom = NULL;
+	if (map_find(&body, st->body, st->body_len, "mom", &r) &&
+	    (rc = get_bin(&bf, "mom", vbytes, &st->mom, &n)) != 0) {
+		return rc;
+	}
+	st->has_weight = false;
+	st->weight = 0;
+	if (map_find(&body, st->body, st->body_len, "w", &r)) {
+		if (rd_f64(&r, &st->weight) != 0) {
+			return macc_errf(f->err, MACC_EMALFORMED, "state: field 'w' is not a float");
+		}
+		st->has_weight = true;
+	}
+	return 0;
+}
+
+static int decode_ping(const struct fields *f, struct macc_ping *p)
+{
+	int rc;
+
+	if ((rc = get_uint(f, "seq", UINT64_MAX, &p->seq)) != 0 ||
+	    (rc = get_uint(f, "time", UINT64_MAX, &p->time_ns)) != 0) {
+		return rc;
+	}
+	return 0;
+}
+
+static int decode_bye(const struct fields *f, struct macc_bye *b)
+{
+	struct rd r;
+
+	if (!map_find(f->m, f->p, f->len, "reason", &r)) {
+		return macc_errf(f->err, MACC_EMALFORMED, "bye: missing field 'reason'");
+	}
+	if (rd_int32(&r, &b->reason) != 0) {
+		return macc_errf(f->err, MACC_EMALFORMED, "bye: field 'reason' is not an int32");
+	}
+	return get_str(f, "text", b->text, sizeof(b->text), true);
+}
+
+int macc_msg_decode(const uint8_t *p, size_t len, size_t max, struct macc_msg *ret_msg,
+		    struct macc_errmsg *err)
+{
+	/* Large (64 entries); static storage is not an option for a reentrant codec, and 1.6 KB on
+	 * the stack is fine. */
+	struct map_index m;
+	struct macc_msg msg;
+	struct fields f;
+	uint64_t ver, type;
+	int rc;
+
+	if (max != 0 && len > max) {
+		return macc_errf(err, MACC_ETOOBIG, "message of %zu bytes exceeds the limit of %zu",
+				 len, max);
+	}
+	rc = map_read(p, len, &m);
+	if (rc != 0) {
+		return macc_errf(err, rc, "message is not a well-formed msgpack map");
+	}
+	memset(&msg, 0, sizeof(msg));
+	f = (struct fields){&m, p, len, "message", err};
+	if ((rc = get_uint(&f, "ver", UINT32_MAX, &ver)) != 0) {
+		return rc;
+	}
+	if (ver != MACC_PROTO_VERSION) {
+		return macc_errf(err, MACC_EVERSION, "protocol version %llu not supported (want %d)",
+				 (unsigned long long)ver, MACC_PROTO_VERSION);
+	}
+	if ((rc = get_uint(&f, "type", UINT32_MAX, &type)) != 0) {
+		return rc;
+	}
+	msg.version = (uint32_t)ver;
+	msg.type = (int)type;
+	f.what = macc_msg_type_name(msg.type);
+	switch (type) {
+	case MACC_MSG_HELLO:
+		rc = decode_hello(&f, &msg.u.hello);
+		break;
+	case MACC_MSG_HELLO_ACK:
+		rc = decode_ack(&f, &msg.u.ack);
+		break;
+	case MACC_MSG_STATE:
+		rc = decode_state(&f, &msg.u.state);
+		break;
+	case MACC_MSG_PING:
+	case MACC_MSG_PONG:
+		rc = decode_ping(&f, &msg.u.ping);
+		break;
+	case MACC_MSG_BYE:
+		rc = decode_bye(&f, &msg.u.bye);
+		break;
+	default:
+		return macc_errf(err, MACC_EMALFORMED, "unknown message type %llu",
+				 (unsigned long long)type);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	*ret_msg = msg;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sessions                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+#define HELLO_PROOF_LEN (sizeof(hello_ctx) - 1 + 2 * MACC_PUBKEY_BYTES + 2 * MACC_NONCE_BYTES)
+#define STATE_HDR_LEN                                                                            \
+	(sizeof(state_ctx) - 1 + 2 * MACC_PUBKEY_BYTES + 2 * MACC_NONCE_BYTES + 1 + 8 +           \
+	 MACC_DIGEST_BYTES)
+
+/* What a HELLO_ACK signs: the verifier's fresh nonce, bound to both keys and both nonces. */
+static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_pubkey *signer,
+			const struct macc_pubkey *verifier, const uint8_t *signer_nonce,
+			const uint8_t *verifier_nonce)
+{
+	uint8_t *p = out;
+
+	memcpy(p, hello_ctx, sizeof(hello_ctx) - 1);
+	p += sizeof(hello_ctx) - 1;
+	memcpy(p, signer->bytes, MACC_PUBKEY_BYTES);
+	p += MACC_PUBKEY_BYTES;
+	memcpy(p, verifier->bytes, MACC_PUBKEY_BYTES);
+	p += MACC_PUBKEY_BYTES;
+	memcpy(p, signer_nonce, MACC_NONCE_BYTES);
+	p += MACC_NONCE_BYTES;
+	memcpy(p, verifier_nonce, MACC_NONCE_BYTES);
+}
+
+/* What a STATE signature covers. */
+static void state_header(uint8_t out[STATE_HDR_LEN], const struct macc_pubkey *sender,
+			 const struct macc_pubkey *receiver, const uint8_t *sender_nonce,
+			 const uint8_t *receiver_nonce, uint64_t round,
+			 const uint8_t digest[MACC_DIGEST_BYTES])
+{
+	uint8_t *p = out;
+
+	memcpy(p, state_ctx, sizeof(state_ctx) - 1);
+	p += sizeof(state_ctx) - 1;
+	memcpy(p, sender->bytes, MACC_PUBKEY_BYTES);
+	p += MACC_PUBKEY_BYTES;
+	memcpy(p, receiver->bytes, MACC_PUBKEY_BYTES);
+	p += MACC_PUBKEY_BYTES;
+	memcpy(p, sender_nonce, MACC_NONCE_BYTES);
+	p += MACC_NONCE_BYTES;
+	memcpy(p, receiver_nonce, MACC_NONCE_BYTES);
+	p += MACC_NONCE_BYTES;
+	*p++ = MACC_MSG_STATE;
+	for (int i = 7; i >= 0; i--) {
+		*p++ = (uint8_t)(round >> (8 * i));
+	}
+	memcpy(p, digest, MACC_DIGEST_BYTES);
+}
+
+void macc_session_init(struct macc_session *s, const struct macc_identity *self,
+		       const uint8_t self_nonce[MACC_NONCE_BYTES])
+{
+	memset(s, 0, sizeof(*s));
+	s->self = self;
+	memcpy(s->self_nonce, self_nonce, MACC_NONCE_BYTES);
+}
+
+void macc_session_finish(struct macc_session *s)
+{
+	if (s != NULL) {
+		macc_memzero(s, sizeof(*s));
+	}
+}
+
+int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h,
+			      const struct macc_pubkey *allow, size_t nallow,
+			      const struct macc_pubkey *expect, uint64_t model_hash,
+			      uint64_t nparams, const char *algo, struct macc_errmsg *err)
+{
+	char kb[MACC_KEY_B64_SIZE];
+	int idx;
+
+	if (s->have_hello) {
+		return macc_errf(err, MACC_EREPLAY, "second HELLO in one session");
+	}
+	macc_pubkey_to_b64(&h->key, kb);
+	idx = macc_pubkey_find(allow, nallow, &h->key);
+	if (idx < 0) {
+		return macc_errf(err, MACC_EUNKNOWNPEER, "public key %s (name '%s') is not allowed",
+				 kb, h->name);
+	}
+	if (expect != NULL && !macc_pubkey_equal(expect, &h->key)) {
+		return macc_errf(err, MACC_EUNKNOWNPEER,
+				 "public key %s (name '%s') is not the peer this connection is for",
+				 kb, h->name);
+	}
+	if (macc_pubkey_equal(&s->self->pub, &h->key)) {
+		return macc_errf(err, MACC_EUNKNOWNPEER, "peer presents our own public key");
+	}
+	if (macc_ct_equal(h->nonce, s->self_nonce, MACC_NONCE_BYTES)) {
+		return macc_errf(err, MACC_EREPLAY, "peer echoed our own session nonce");
+	}
+	if (h->model_hash != model_hash || h->nparams != nparams || algo == NULL ||
+	    strcmp(h->algo, algo) != 0) {
+		return macc_errf(err, MACC_EMODEL,
+				 "peer '%s' runs model %016llx with %llu parameters and algorithm "
+				 "'%s', we run %016llx with %llu and '%s'",
+				 h->name, (unsigned long long)h->model_hash,
+				 (unsigned long long)h->nparams, h->algo,
+				 (unsigned long long)model_hash, (unsigned long long)nparams,
+				 algo != NULL ? algo : "");
+	}
+	s->peer = h->key;
+	memcpy(s->peer_nonce, h->nonce, MACC_NONCE_BYTES);
+	s->peer_hello_round = h->round;
+	s->peer_degree = h->degree;
+	s->have_hello = true;
+	return idx;
+}
+
+int macc_session_ack_encode(struct macc_session *s, struct macc_buf *out)
+{
+	uint8_t proof[HELLO_PROOF_LEN];
+	uint8_t sig[MACC_SIG_BYTES];
+
+	if (!s->have_hello || s->self == NULL || !s->self->loaded) {
+		return MACC_ESTATE;
+	}
+	hello_proof(proof, &s->self->pub, &s->peer, s->self_nonce, s->peer_nonce);
+	macc_sign(s->self, proof, sizeof(proof), sig);
+	return ack_encode(out, &s->self->pub, sig);
+}
+
+int macc_session_verify_ack(struct macc_session *s, const struct macc_hello_ack *a,
+			    struct macc_errmsg *err)
+{
+	uint8_t proof[HELLO_PROOF_LEN];
+
+	if (!s->have_hello) {
+		return macc_errf(err, MACC_ESTATE, "HELLO_ACK before HELLO");
+	}
+	if (!macc_pubkey_equal(&a->key, &s->peer)) {
+		return macc_errf(err, MACC_EUNKNOWNPEER, "HELLO_ACK from a key other than the peer's");
+	}
+	if (s->proven) {
+		return macc_errf(err, MACC_EREPLAY, "second HELLO_ACK in one session");
+	}
+	hello_proof(proof, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce);
+	if (macc_verify(&s->peer, proof, sizeof(proof), a->sig) != 0) {
+		return macc_errf(err, MACC_EBADSIG, "HELLO_ACK proof of key possession is invalid");
+	}
+	s->proven = true;
+	return 0;
+}
+
+int macc_session_state_prefix(const struct macc_session *s, const struct macc_state_body *body,
+			      struct macc_state_prefix *ret_prefix)
+{
+	uint8_t hdr[STATE_HDR_LEN];
+	uint8_t sig[MACC_SIG_BYTES];
+	struct writer w;
+	msgpack_packer pk;
+	size_t plen;
+
+	if (!s->have_hello || s->self == NULL || !s->self->loaded) {
+		return MACC_ESTATE;
+	}
+	state_header(hdr, &s->self->pub, &s->peer, s->self_nonce, s->peer_nonce, body->round,
+		     body->digest);
+	macc_sign(s->self, hdr, sizeof(hdr), sig);
+
+	memset(&w, 0, sizeof(w));
+	w.fixed = ret_prefix->bytes;
+	w.cap = sizeof(ret_prefix->bytes);
+	w.len = MACC_FRAME_HDR;
+	msgpack_packer_init(&pk, &w, writer_cb);
+	msgpack_pack_map(&pk, 5);
+	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
+	pack_kv_uint(&pk, "type", MACC_MSG_STATE);
+	pack_kv_bin(&pk, "from", s->self->pub.bytes, MACC_PUBKEY_BYTES);
+	pack_kv_bin(&pk, "sig", sig, sizeof(sig));
+	pack_key(&pk, "body");
+	msgpack_pack_bin(&pk, body->buf.len);
+	if (w.err != 0) {
+		return w.err;
+	}
+	plen = w.len - MACC_FRAME_HDR + body->buf.len;
+	if (plen > UINT32_MAX) {
+		return MACC_ETOOBIG;
+	}
+	macc_put_be32(ret_prefix->bytes, (uint32_t)plen);
+	ret_prefix->len = w.len;
+	return 0;
+}
+
+int macc_session_accept_state(struct macc_session *s, const struct macc_state *st,
+			      size_t nparams, struct macc_errmsg *err)
+{
+	uint8_t digest[MACC_DIGEST_BYTES];
+	uint8_t hdr[STATE_HDR_LEN];
+
+	if (!s->proven) {
+		return macc_errf(err, MACC_ESTATE, "STATE before the peer proved its key");
+	}
+	if (!macc_pubkey_equal(&st->from, &s->peer)) {
+		return macc_errf(err, MACC_EUNKNOWNPEER, "STATE from a key other than the peer's");
+	}
+	macc_blake2b(digest, sizeof(digest), st->body, st->body_len);
+	state_header(hdr, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce, st->round,
+		     digest);
+	if (macc_verify(&s->peer, hdr, sizeof(hdr), st->sig) != 0) {
+		return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: bad signature",
+				 (unsigned long long)st->round);
+	}
+	if (st->nparams != nparams) {
+		return macc_errf(err, MACC_EMODEL, "STATE has %llu parameters, the model has %zu",
+				 (unsigned long long)st->nparams, nparams);
+	}
+	if (s->have_round && st->round <= s->last_round) {
+		return macc_errf(err, MACC_EREPLAY,
+				 "STATE of round %llu is not newer than round %llu",
+				 (unsigned long long)st->round, (unsigned long long)s->last_round);
+	}
+	s->last_round = st->round;
+	s->have_round = true;
+	return 0;
+}

@@ -1,0 +1,271 @@
+/*
+ * test_crypto.c - identities, key text and key files, signatures, BLAKE2b.
+ *
+ * Known-answer tests use published vectors (RFC 8032 test 1 for Ed25519, RFC 7693 "abc" for
+ * BLAKE2b-512), so a wrong algorithm or parameter cannot pass. Key-file tests work in a fresh
+ * temporary directory and check the modes on disk, and that loose modes are refused with a
+ * message naming the file and its mode.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "macc/crypto.h"
+
+static void hex(uint8_t *out, const char *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		sscanf(h + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+}
+
+static const char rfc_seed[] = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+static const char rfc_pub[] = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+static const char rfc_sig[] = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555f"
+			      "b8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+
+static void test_ed25519_known_answer(void **state)
+{
+	uint8_t seed[32], pub[32], sig[64], got[64];
+	struct macc_identity id;
+
+	(void)state;
+	hex(seed, rfc_seed, 32);
+	hex(pub, rfc_pub, 32);
+	hex(sig, rfc_sig, 64);
+	assert_int_equal(macc_identity_from_seed(&id, seed), 0);
+	assert_true(id.loaded);
+	assert_memory_equal(id.pub.bytes, pub, 32);
+	macc_sign(&id, "", 0, got);
+	assert_memory_equal(got, sig, 64);
+	assert_int_equal(macc_verify(&id.pub, "", 0, got), 0);
+	got[10] ^= 0x04;
+	assert_int_equal(macc_verify(&id.pub, "", 0, got), MACC_EBADSIG);
+	macc_identity_finish(&id);
+	assert_false(id.loaded);
+	for (size_t i = 0; i < sizeof(id.secret); i++) {
+		assert_int_equal(id.secret[i], 0);
+	}
+}
+
+static void test_sign_verify(void **state)
+{
+	struct macc_identity a, b;
+	uint8_t msg[1000], sig[64];
+
+	(void)state;
+	assert_int_equal(macc_identity_generate(&a), 0);
+	assert_int_equal(macc_identity_generate(&b), 0);
+	assert_false(macc_pubkey_equal(&a.pub, &b.pub));
+	macc_random_bytes(msg, sizeof(msg));
+	macc_sign(&a, msg, sizeof(msg), sig);
+	assert_int_equal(macc_verify(&a.pub, msg, sizeof(msg), sig), 0);
+	assert_int_equal(macc_verify(&b.pub, msg, sizeof(msg), sig), MACC_EBADSIG);
+	msg[999] ^= 1;
+	assert_int_equal(macc_verify(&a.pub, msg, sizeof(msg), sig), MACC_EBADSIG);
+	macc_identity_finish(&a);
+	macc_identity_finish(&b);
+}
+
+static void test_blake2b(void **state)
+{
+	uint8_t want[64], got[64], inc[64];
+	struct macc_blake2b h;
+	uint8_t big[100000];
+
+	(void)state;
+	hex(want,
+	    "ba80a53f981c4d0d6a2797b69f12f6e94c212f14685ac4b74b12bb6fdbffa2d17d87c5392aab792dc252d5"
+	    "de4533cc9518d38aa8dbf1925ab92386edd4009923",
+	    64);
+	macc_blake2b(got, 64, "abc", 3);
+	assert_memory_equal(got, want, 64);
+
+	for (size_t i = 0; i < sizeof(big); i++) {
+		big[i] = (uint8_t)(i * 7 + 3);
+	}
+	macc_blake2b(got, 32, big, sizeof(big));
+	macc_blake2b_init(&h, 32);
+	macc_blake2b_update(&h, big, 1);
+	macc_blake2b_update(&h, big + 1, 4095);
+	macc_blake2b_update(&h, big + 4096, sizeof(big) - 4096);
+	macc_blake2b_final(&h, inc);
+	assert_memory_equal(got, inc, 32);
+	big[5] ^= 1;
+	macc_blake2b(inc, 32, big, sizeof(big));
+	assert_memory_not_equal(got, inc, 32);
+}
+
+static void test_b64_roundtrip(void **state)
+{
+	char sk[MACC_KEY_B64_SIZE], pk[MACC_KEY_B64_SIZE], pk2[MACC_KEY_B64_SIZE];
+	char line[80];
+	struct macc_identity id, id2;
+	struct macc_pubkey pub;
+	struct macc_errmsg err = {{0}};
+
+	(void)state;
+	assert_int_equal(macc_key_generate_b64(sk), 0);
+	assert_int_equal(strlen(sk), MACC_KEY_B64_LEN);
+	assert_int_equal(macc_identity_from_b64(&id, sk, NULL), 0);
+	macc_pubkey_to_b64(&id.pub, pk);
+	assert_int_equal(strlen(pk), MACC_KEY_B64_LEN);
+
+	/* `macc-ctl pubkey` reads a line from stdin: trailing newline allowed. */
+	snprintf(line, sizeof(line), "  %s\n", sk);
+	assert_int_equal(macc_key_pubkey_from_secret_b64(line, pk2, NULL), 0);
+	assert_string_equal(pk, pk2);
+
+	assert_int_equal(macc_pubkey_from_b64(&pub, pk, NULL), 0);
+	assert_true(macc_pubkey_equal(&pub, &id.pub));
+
+	/* Secret text round trip. */
+	macc_identity_to_b64(&id, line);
+	assert_string_equal(line, sk);
+	assert_int_equal(macc_identity_from_b64(&id2, line, NULL), 0);
+	assert_memory_equal(id2.secret, id.secret, sizeof(id.secret));
+
+	/* Malformed inputs. */
+	assert_int_equal(macc_pubkey_from_b64(&pub, "abc", &err), MACC_EMALFORMED);
+	assert_non_null(strstr(err.text, "not a base64 key"));
+	snprintf(line, sizeof(line), "%s", pk);
+	line[5] = '*';
+	assert_int_equal(macc_pubkey_from_b64(&pub, line, NULL), MACC_EMALFORMED);
+	snprintf(line, sizeof(line), "%sAAAA", pk);
+	assert_int_equal(macc_pubkey_from_b64(&pub, line, NULL), MACC_EMALFORMED);
+	assert_int_equal(macc_key_pubkey_from_secret_b64("", pk2, NULL), MACC_EMALFORMED);
+	assert_int_equal(macc_identity_from_b64(&id2, NULL, NULL), MACC_EMALFORMED);
+
+	macc_memzero(sk, sizeof(sk));
+	macc_identity_finish(&id);
+	macc_identity_finish(&id2);
+}
+
+static void test_pubkey_find(void **state)
+{
+	struct macc_pubkey keys[3];
+	struct macc_pubkey other;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		memset(keys[i].bytes, i + 1, 32);
+	}
+	memset(other.bytes, 9, 32);
+	assert_int_equal(macc_pubkey_find(keys, 3, &keys[2]), 2);
+	assert_int_equal(macc_pubkey_find(keys, 3, &keys[0]), 0);
+	assert_int_equal(macc_pubkey_find(keys, 3, &other), MACC_EUNKNOWNPEER);
+	assert_int_equal(macc_pubkey_find(keys, 0, &keys[0]), MACC_EUNKNOWNPEER);
+	assert_true(macc_ct_equal("abcd", "abcd", 4));
+	assert_false(macc_ct_equal("abcd", "abce", 4));
+}
+
+/* A fresh temporary directory per test. */
+static int tmpdir_setup(void **state)
+{
+	char *dir = strdup("/tmp/macc-test-crypto-XXXXXX");
+
+	if (dir == NULL || mkdtemp(dir) == NULL) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+static int tmpdir_teardown(void **state)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", (char *)*state);
+	free(*state);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_keyfile(void **state)
+{
+	const char *dir = *state;
+	char path[256], link[256];
+	struct macc_identity id, back;
+	struct macc_errmsg err = {{0}};
+	struct stat st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/agent.key", dir);
+	assert_int_equal(macc_identity_generate(&id), 0);
+	assert_int_equal(macc_identity_save(&id, path, &err), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, MACC_KEY_B64_LEN + 1);
+	assert_int_equal(macc_identity_load(&back, path, &err), 0);
+	assert_memory_equal(back.secret, id.secret, sizeof(id.secret));
+	assert_true(macc_pubkey_equal(&back.pub, &id.pub));
+	macc_identity_finish(&back);
+
+	/* Group- or world-accessible: refused, the message names the file and the mode. */
+	assert_int_equal(chmod(path, 0640), 0);
+	memset(&back, 0, sizeof(back));
+	assert_int_equal(macc_identity_load(&back, path, &err), MACC_EKEYPERM);
+	assert_non_null(strstr(err.text, path));
+	assert_non_null(strstr(err.text, "0640"));
+	assert_false(back.loaded);
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_int_equal(macc_identity_load(&back, path, &err), MACC_EKEYPERM);
+	assert_non_null(strstr(err.text, "0604"));
+
+	/* Saving over a loose file tightens it. */
+	assert_int_equal(macc_identity_save(&id, path, NULL), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	/* A symlink is not followed. */
+	snprintf(link, sizeof(link), "%s/link.key", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(macc_identity_load(&back, link, &err), -ELOOP);
+	assert_non_null(strstr(err.text, link));
+
+	/* Missing file, garbage content, too long. */
+	snprintf(link, sizeof(link), "%s/missing.key", dir);
+	assert_int_equal(macc_identity_load(&back, link, &err), -ENOENT);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("not a key\n", f);
+	fclose(f);
+	assert_int_equal(macc_identity_load(&back, path, &err), MACC_EMALFORMED);
+	assert_non_null(strstr(err.text, path));
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 300; i++) {
+		fputc('A', f);
+	}
+	fclose(f);
+	assert_int_equal(macc_identity_load(&back, path, &err), MACC_EMALFORMED);
+	assert_false(back.loaded);
+	macc_identity_finish(&id);
+	macc_identity_finish(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ed25519_known_answer),
+		cmocka_unit_test(test_sign_verify),
+		cmocka_unit_test(test_blake2b),
+		cmocka_unit_test(test_b64_roundtrip),
+		cmocka_unit_test(test_pubkey_find),
+		cmocka_unit_test_setup_teardown(test_keyfile, tmpdir_setup, tmpdir_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
