@@ -1,0 +1,125 @@
+/*
+ * layers.h - internal: the layers of the learning core as forward/backward pairs.
+ *
+ * Every layer works on a whole mini-batch of B samples at once, row-major, one sample per row,
+ * so the dense and convolution layers are one or two cblas_sgemm calls per batch and nothing
+ * loops over samples in the hot path. Shapes are given in a comment on every pointer.
+ *
+ * Image activations are channels-last ([B][H][W][C], "NHWC"): then a convolution is
+ * im2col (one row per output pixel of the whole batch) times the transposed filter matrix and
+ * its output needs no transpose, and flatten is free. Only the model's input may be
+ * channels-first ([B][C][H][W], as IDX and CIFAR-10 files store it); the first convolution's
+ * im2col reads it directly. Filters are stored [K][KH][KW][C]: a permutation of PyTorch's
+ * [K][C][KH][KW], which with i.i.d. initialisation gives the same model family.
+ *
+ * Dense and convolution layers fuse their bias and activation into one pass over the output;
+ * their backward first turns the gradient w.r.t. the activation into the gradient w.r.t. the
+ * pre-activation, in place, using the saved output (ReLU: out > 0; tanh: 1 - out^2).
+ * Standalone ReLU/tanh pairs exist for models and tests that want them separately.
+ *
+ * Gradients of parameters are written (not accumulated): dw and db are overwritten. Gradients of
+ * inputs are skipped when din is NULL (the model's first layer: nobody needs dL/dx).
+ */
+#ifndef MACC_NN_LAYERS_H
+#define MACC_NN_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macc/rng.h"
+
+enum nn_act { NN_ACT_NONE, NN_ACT_RELU, NN_ACT_TANH };
+
+/* out = act(in * w^T + b). */
+void nn_dense_forward(float *out,     /* [B][no] */
+		      const float *in, /* [B][ni] */
+		      const float *w,  /* [no][ni] (PyTorch's Linear layout) */
+		      const float *b,  /* [no] */
+		      size_t B, size_t ni, size_t no, enum nn_act act);
+
+/* dout (gradient w.r.t. the activated output) is overwritten with the gradient w.r.t. the
+ * pre-activation; then dw = dz^T in, db = column sums of dz, din = dz w (skipped if NULL). */
+void nn_dense_backward(float *din,       /* [B][ni] or NULL */
+		       float *dw,        /* [no][ni] */
+		       float *db,        /* [no] */
+		       float *dout,      /* [B][no], in: dL/dout; out: dL/dz */
+		       const float *out, /* [B][no] forward output (after activation) */
+		       const float *in,  /* [B][ni] forward input */
+		       const float *w,   /* [no][ni] */
+		       size_t B, size_t ni, size_t no, enum nn_act act);
+
+/* Elementwise activations; backward may run in place (din == dout). */
+void nn_relu_forward(float *out /* [n] */, const float *in /* [n] */, size_t n);
+void nn_relu_backward(float *din /* [n] */, const float *dout /* [n] */,
+		      const float *out /* [n] forward output */, size_t n);
+void nn_tanh_forward(float *out /* [n] */, const float *in /* [n] */, size_t n);
+void nn_tanh_backward(float *din /* [n] */, const float *dout /* [n] */,
+		      const float *out /* [n] forward output */, size_t n);
+
+/* Convolution geometry (stride 1, zero padding `pad` on every side). */
+struct nn_conv_shape {
+	size_t c, h, w;    /* input channels, height, width */
+	size_t k, kh, kw;  /* filters, filter height, width */
+	size_t pad;
+	size_t oh, ow;     /* output height, width: h + 2 pad - kh + 1, w + 2 pad - kw + 1 */
+	int in_chw;        /* input is [B][C][H][W] instead of [B][H][W][C] */
+};
+
+/* Fill oh/ow from the rest; returns -1 if the filter does not fit. */
+int nn_conv_shape_finish(struct nn_conv_shape *s);
+/* Floats of the im2col matrix for B samples: B * oh * ow * kh * kw * c. */
+size_t nn_conv_col_size(const struct nn_conv_shape *s, size_t B);
+
+/* col = im2col(in); out = act(col w^T + b). `col` must be kept for the backward pass. */
+void nn_conv2d_forward(float *out,      /* [B][OH][OW][K] */
+		       float *col,      /* [B*OH*OW][KH*KW*C] workspace, written */
+		       const float *in, /* [B][H][W][C], or [B][C][H][W] if in_chw */
+		       const float *w,  /* [K][KH][KW][C] */
+		       const float *b,  /* [K] */
+		       const struct nn_conv_shape *s, size_t B, enum nn_act act);
+
+/* Like nn_dense_backward on the im2col matrix, then col2im of dcol into din. */
+void nn_conv2d_backward(float *din,       /* [B][H][W][C] (or CHW), or NULL */
+			float *dcol,      /* [B*OH*OW][KH*KW*C] workspace (unused if din NULL) */
+			float *dw,        /* [K][KH][KW][C] */
+			float *db,        /* [K] */
+			float *dout,      /* [B][OH][OW][K], in: dL/dout; out: dL/dz */
+			const float *out, /* [B][OH][OW][K] forward output */
+			const float *col, /* [B*OH*OW][KH*KW*C] from the forward pass */
+			const float *w,   /* [K][KH][KW][C] */
+			const struct nn_conv_shape *s, size_t B, enum nn_act act);
+
+/* 2x2 max-pool, stride 2 (odd trailing rows/columns are dropped, as PyTorch does). arg records
+ * the offset of each maximum inside its sample, for the backward pass. */
+void nn_maxpool2_forward(float *out,      /* [B][H/2][W/2][C] */
+			 uint32_t *arg,   /* [B][H/2][W/2][C] */
+			 const float *in, /* [B][H][W][C] */
+			 size_t B, size_t h, size_t w, size_t c);
+void nn_maxpool2_backward(float *din,          /* [B][H][W][C], overwritten */
+			  const float *dout,   /* [B][H/2][W/2][C] */
+			  const uint32_t *arg, /* [B][H/2][W/2][C] */
+			  size_t B, size_t h, size_t w, size_t c);
+
+/* Flatten [B][H][W][C] to [B][H*W*C]: with channels-last rows this is the identity, so the
+ * model aliases the buffers; these copy, for callers that do not. */
+void nn_flatten_forward(float *out /* [B][n] */, const float *in /* [B][...] */, size_t B,
+			size_t n);
+void nn_flatten_backward(float *din /* [B][...] */, const float *dout /* [B][n] */, size_t B,
+			 size_t n);
+
+/* Inverted dropout: each element kept with probability 1 - p and scaled by 1 / (1 - p);
+ * mask holds the factor (0 or 1 / (1 - p)). p = 0 or rng NULL: identity (mask all 1). */
+void nn_dropout_forward(float *out /* [n] */, float *mask /* [n] */, const float *in /* [n] */,
+			size_t n, float p, struct macc_rng *rng);
+void nn_dropout_backward(float *din /* [n] */, const float *dout /* [n] */,
+			 const float *mask /* [n] */, size_t n);
+
+/* Mean softmax cross-entropy over the batch. If dlogits is not NULL it receives the gradient of
+ * the mean loss: (softmax - onehot(y)) / B. If ret_correct is not NULL it receives the number of
+ * rows whose arg-max equals the label. */
+float nn_softmax_ce(float *dlogits,       /* [B][C] or NULL */
+		    const float *logits,  /* [B][C] */
+		    const int32_t *y,     /* [B], each in [0, C) */
+		    size_t B, size_t C, size_t *ret_correct);
+
+#endif
