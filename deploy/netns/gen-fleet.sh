@@ -64,6 +64,9 @@ outdir=""
 
 while [ $# -gt 0 ]; do
 	case $1 in
+	--*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;; # --opt=value is --opt value
+	esac
+	case $1 in
 	-n | --agents) n=${2:?}; shift ;;
 	-t | --topology) topology=${2:?}; shift ;;
 	--hosts) hosts=${2:?}; shift ;;
