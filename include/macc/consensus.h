@@ -4,8 +4,9 @@
  *
  * The simulator and the daemon call the same macc_consensus_step(), in the same summation order
  * (self first, then neighbours in ascending agent index, each term w * z accumulated in float32
- * with the same BLAS calls), so for the same config and seeds they produce bit-identical
- * parameters.
+ * by the same fixed loops, built with -ffp-contract=off), so for the same config and seeds they
+ * produce bit-identical parameters. Weights are computed in double (macc_weights_row,
+ * macc_fold_missing) and converted to float once, as (float)w, just before the step.
  */
 #ifndef MACC_CONSENSUS_H
 #define MACC_CONSENSUS_H
@@ -105,8 +106,12 @@ struct macc_neighbour {
 /*
  * One step of agent j for algorithm a (not centralized): reads x, v (own, round k), g (own
  * gradient at x), self_w = w_jj for this round, and nb[0..nnb) in ascending agent index; writes
- * x, v in place with round k+1. scratch holds 2*n floats. Neighbours whose values did not arrive
- * must already have been removed and their weight folded into self_w (macc_fold_missing).
+ * x, v in place with round k+1. scratch holds 2*n floats (kept for later compressed paths; the
+ * current step needs no n-sized temporaries and accepts NULL). Neighbours whose values did not
+ * arrive must already have been removed and their weight folded into self_w (macc_fold_missing);
+ * an entry with w == 0 is skipped (its pointers may be NULL), giving the same bits. v may be NULL
+ * for cdsgd and dsgd, nb[i].v may be NULL unless a is dmsgd with omega != 0. nb[i].x, .v hold
+ * round-k values and are only read (passing the agent's own x or v as one is harmless).
  */
 void macc_consensus_step(enum macc_algo a, const struct macc_hparams *hp, size_t n, float *x,
 			 float *v, const float *g, float self_w, const struct macc_neighbour *nb,

@@ -22,6 +22,7 @@
  * skips the (1 - omega) * v term. A neighbour with weight 0 is skipped (its x may be NULL), so a
  * folded neighbour left in the list and a removed one give the same bits.
  */
+#include <assert.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -123,6 +124,7 @@ void macc_consensus_step(enum macc_algo a, const struct macc_hparams *hp, size_t
 	float mx[BLOCK], mv[BLOCK];
 
 	(void)scratch;
+	assert(a != MACC_ALGO_CENTRALIZED); /* a programming error: use macc_centralized_step */
 	for (size_t off = 0; off < n; off += BLOCK) {
 		const size_t m = n - off < BLOCK ? n - off : BLOCK;
 		float *xb = x + off;

@@ -8,7 +8,7 @@
  *
  * Deterministic generators (ring, full, bipartite, star, torus) ignore the seed. The random ones
  * (regular:D, er:P) draw from macc_rng on MACC_STREAM_GRAPH and resample until the graph is
- * connected, at most MAX_SAMPLES times, so a spec that can (almost) never be connected fails with
+ * connected, a bounded number of times, so a spec that can (almost) never be connected fails with
  * MACC_EGRAPH instead of looping. Random D-regular graphs use pairing with greedy restarts
  * (Steger-Wormald style): pick two random free "stubs" on different, not yet adjacent vertices;
  * if no such pair remains, start over. For D > (n-1)/2 the complement (degree n-1-D, same parity)
@@ -243,9 +243,12 @@ static int gen_er(struct macc_graph *g, double p, uint64_t seed, const char *spe
 		  struct macc_errmsg *err)
 {
 	struct macc_rng r;
+	/* Bound the work, not just the count: a hopeless P on many agents fails in seconds. */
+	double pairs = 0.5 * (double)g->n * (double)(g->n - 1);
+	int samples = pairs > 0 ? (int)fmin(MAX_SAMPLES, fmax(20.0, 2e8 / pairs)) : 1;
 
 	macc_rng_seed(&r, seed, MACC_STREAM_GRAPH);
-	for (int s = 0; s < MAX_SAMPLES; s++) {
+	for (int s = 0; s < samples; s++) {
 		memset(g->adj, 0, (size_t)g->n * g->n);
 		for (uint32_t a = 0; a < g->n; a++) {
 			for (uint32_t b = a + 1; b < g->n; b++) {
@@ -260,7 +263,7 @@ static int gen_er(struct macc_graph *g, double p, uint64_t seed, const char *spe
 	}
 	return macc_errf(err, MACC_EGRAPH,
 			 "topology '%s' on %u agents: not connected in %d samples (raise P)", spec,
-			 g->n, MAX_SAMPLES);
+			 g->n, samples);
 }
 
 static bool is_blank(char c)

@@ -614,6 +614,16 @@ static void test_algo_names_and_outgoing(void **state)
 	assert_ptr_equal(macc_algo_outgoing(MACC_ALGO_DMSGD, &hp, 3, x, g, out), x);
 	assert_ptr_equal(macc_algo_outgoing(MACC_ALGO_DSGD, &hp, 3, x, g, out), out);
 	assert_true(out[0] == 0.0f && out[1] == 3.0f && out[2] == 2.75f);
+
+	/* cdsgd and dsgd have no momentum: v may be NULL; a weight-0 neighbour may be NULL too */
+	float nx[3] = {3.0f, 2.0f, 1.0f};
+	struct macc_neighbour nb[2] = {{.w = 0.0f}, {.w = 0.5f, .x = nx}};
+	macc_consensus_step(MACC_ALGO_CDSGD, &hp, 3, x, NULL, g, 0.5f, nb, 2, NULL);
+	/* x = (1 + 3)/2 - 1, (2 + 2)/2 + 1, (3 + 1)/2 - 0.25 */
+	assert_true(x[0] == 1.0f && x[1] == 3.0f && x[2] == 1.75f);
+	macc_consensus_step(MACC_ALGO_DSGD, &hp, 3, x, NULL, g, 0.5f, nb, 2, NULL);
+	/* y = (0, 4, 1.5); x = (0 + 3)/2, (4 + 2)/2, (1.5 + 1)/2 */
+	assert_true(x[0] == 1.5f && x[1] == 3.0f && x[2] == 1.25f);
 }
 
 /* ---- (1) zero gradients: exact average, at rate |lambda_2| ---- */
