@@ -1,1 +1,1197 @@
-/* placeholder: being written */
+/*
+ * ctlproto.c - the control protocol codec shared by macc-agentd and macc-ctl (see macc/ctl.h).
+ *
+ * Design: every payload struct (status, progress, peer) is described once by a table of fields
+ * (wire key, type, offset), and one generic encoder and one generic decoder walk the table, so
+ * the two directions cannot drift apart and a new field is one table row. The wire keys are also
+ * the keys macc-ctl prints in --json, which keeps them stable and documented in one place.
+ *
+ * Decoding is defensive: before msgpack-c sees a body, precheck() walks the raw bytes without
+ * allocating and refuses anything whose declared lengths or element counts exceed the bytes that
+ * remain, or that nests deeper than MAX_DEPTH. msgpack-c sizes its zone from declared counts, so
+ * without this a 5-byte "array of 4 billion" header would make it try a huge allocation. Decoded
+ * requests are checked in the order of ctl.h (shape, version, command, arguments). Unknown keys
+ * are ignored at the top level and in reply payloads (forward compatibility) but refused in
+ * request arguments, where a typo must not silently do something else.
+ *
+ * The Prometheus text formatter lives here too, so the exposition format exists in one place.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "macc/buf.h"
+#include "macc/ctl.h"
+
+#define MAX_DEPTH 16
+
+/* --- tables --------------------------------------------------------------------------------- */
+
+const struct macc_ctl_cmdinfo macc_ctl_commands[MACC_CTL_CMD_COUNT] = {
+	{ MACC_CTL_CMD_STATUS, "status", false, MACC_CTL_DATA_STATUS,
+	  "show the agent's state, round, loss, accuracy and peers up" },
+	{ MACC_CTL_CMD_PEERS, "peers", false, MACC_CTL_DATA_PEERS,
+	  "list the neighbours with session state, RTT, traffic and rejected messages" },
+	{ MACC_CTL_CMD_START, "start", true, MACC_CTL_DATA_NONE, "start (or restart) training" },
+	{ MACC_CTL_CMD_STOP, "stop", true, MACC_CTL_DATA_NONE,
+	  "stop training after the current round" },
+	{ MACC_CTL_CMD_PAUSE, "pause", true, MACC_CTL_DATA_NONE, "pause after the current round" },
+	{ MACC_CTL_CMD_RESUME, "resume", true, MACC_CTL_DATA_NONE, "resume a paused run" },
+	{ MACC_CTL_CMD_CHECKPOINT, "checkpoint", true, MACC_CTL_DATA_NONE,
+	  "write a checkpoint now" },
+	{ MACC_CTL_CMD_EVAL, "eval", true, MACC_CTL_DATA_NONE,
+	  "evaluate on the test set now" },
+	{ MACC_CTL_CMD_METRICS, "metrics", false, MACC_CTL_DATA_TEXT,
+	  "print metrics in Prometheus text format" },
+	{ MACC_CTL_CMD_WATCH, "watch", false, MACC_CTL_DATA_PROGRESS,
+	  "follow training progress until the run ends" },
+	{ MACC_CTL_CMD_RELOAD, "reload", true, MACC_CTL_DATA_NONE,
+	  "re-read the config file (peers added, removed, re-weighted)" },
+	{ MACC_CTL_CMD_LOG_LEVEL, "log-level", true, MACC_CTL_DATA_NONE,
+	  "set the daemon's log level: error, warn, info or debug" },
+	{ MACC_CTL_CMD_VERSION, "version", false, MACC_CTL_DATA_TEXT,
+	  "show the daemon's version" },
+};
+
+const struct macc_ctl_cmdinfo *macc_ctl_cmd_find(const char *name)
+{
+	for (size_t i = 0; i < MACC_CTL_CMD_COUNT; i++) {
+		if (strcmp(macc_ctl_commands[i].name, name) == 0) {
+			return &macc_ctl_commands[i];
+		}
+	}
+	return NULL;
+}
+
+static const char *const status_names[MACC_CTL_STATUS_COUNT] = {
+	"ok",          "malformed", "version", "unknown-command", "bad-arguments", "permission-denied",
+	"too-big",     "bad-state", "config",  "busy",            "failed",        "internal",
+};
+
+const char *macc_ctl_status_name(int status)
+{
+	if (status >= 0 && status < MACC_CTL_STATUS_COUNT) {
+		return status_names[status];
+	}
+	return "unknown";
+}
+
+int macc_ctl_status_from_err(int code)
+{
+	switch (code) {
+	case 0:
+		return MACC_CTL_OK;
+	case MACC_EMALFORMED:
+		return MACC_CTL_EMALFORMED;
+	case MACC_EVERSION:
+		return MACC_CTL_EVERSION;
+	case MACC_EUNKNOWNCMD:
+		return MACC_CTL_EUNKNOWNCMD;
+	case MACC_ESPEC:
+		return MACC_CTL_EARGS;
+	case MACC_EPERM:
+		return MACC_CTL_EPERM;
+	case MACC_ETOOBIG:
+		return MACC_CTL_ETOOBIG;
+	case MACC_ESTATE:
+		return MACC_CTL_ESTATE;
+	case MACC_ECONFIG:
+		return MACC_CTL_ECONFIG;
+	case -ENOMEM:
+		return MACC_CTL_EINTERNAL;
+	default:
+		return MACC_CTL_EFAILED;
+	}
+}
+
+static const char *const state_names[MACC_CTL_STATE_COUNT] = {
+	"idle", "training", "paused", "done", "error",
+};
+
+const char *macc_ctl_state_name(enum macc_ctl_state s)
+{
+	if ((unsigned)s < MACC_CTL_STATE_COUNT) {
+		return state_names[s];
+	}
+	return "unknown";
+}
+
+static const char *const session_names[MACC_CTL_SESSION_COUNT] = {
+	"down", "connecting", "handshake", "up", "dead",
+};
+
+const char *macc_ctl_session_name(enum macc_ctl_session s)
+{
+	if ((unsigned)s < MACC_CTL_SESSION_COUNT) {
+		return session_names[s];
+	}
+	return "unknown";
+}
+
+const double macc_ctl_round_buckets[MACC_CTL_ROUND_BUCKETS] = {
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
+/* --- field tables ------------------------------------------------------------------------- */
+
+enum ftype { F_STR, F_U64, F_U32, F_I64, F_DBL, F_BOOL, F_STATE, F_SESSION };
+
+struct field {
+	const char *key;
+	enum ftype type;
+	size_t off;
+	size_t size; /* F_STR: buffer size */
+};
+
+#define FS(st, k, f) { #f, F_STR, offsetof(struct st, f), sizeof(((struct st *)0)->f) }
+#define FT(st, f, t) { #f, t, offsetof(struct st, f), 0 }
+
+static const struct field status_fields[] = {
+	FT(macc_ctl_status, state, F_STATE),
+	FS(macc_ctl_status, k, name),
+	FS(macc_ctl_status, k, model),
+	FS(macc_ctl_status, k, algorithm),
+	FS(macc_ctl_status, k, version),
+	FT(macc_ctl_status, round, F_U64),
+	FT(macc_ctl_status, rounds_total, F_U64),
+	FT(macc_ctl_status, epoch, F_DBL),
+	FT(macc_ctl_status, epochs_total, F_DBL),
+	FT(macc_ctl_status, train_loss, F_DBL),
+	FT(macc_ctl_status, test_loss, F_DBL),
+	FT(macc_ctl_status, test_accuracy, F_DBL),
+	FT(macc_ctl_status, samples_per_s, F_DBL),
+	FT(macc_ctl_status, round_time_s, F_DBL),
+	FT(macc_ctl_status, consensus_distance, F_DBL),
+	FT(macc_ctl_status, peers_up, F_U32),
+	FT(macc_ctl_status, peers_configured, F_U32),
+	FT(macc_ctl_status, uptime_s, F_U64),
+	FS(macc_ctl_status, k, digest),
+	FS(macc_ctl_status, k, last_error),
+};
+
+static const struct field progress_fields[] = {
+	FT(macc_ctl_progress, state, F_STATE),
+	FT(macc_ctl_progress, round, F_U64),
+	FT(macc_ctl_progress, rounds_total, F_U64),
+	FT(macc_ctl_progress, epoch, F_DBL),
+	FT(macc_ctl_progress, epochs_total, F_DBL),
+	FT(macc_ctl_progress, train_loss, F_DBL),
+	FT(macc_ctl_progress, test_accuracy, F_DBL),
+	FT(macc_ctl_progress, samples_per_s, F_DBL),
+	FT(macc_ctl_progress, round_time_s, F_DBL),
+	FT(macc_ctl_progress, eta_s, F_DBL),
+	FT(macc_ctl_progress, final, F_BOOL),
+};
+
+/* The peer's "rejected" map is handled separately. */
+static const struct field peer_fields[] = {
+	FS(macc_ctl_peer, k, name),
+	FS(macc_ctl_peer, k, endpoint),
+	FS(macc_ctl_peer, k, key),
+	FT(macc_ctl_peer, session, F_SESSION),
+	FT(macc_ctl_peer, last_round, F_I64),
+	FT(macc_ctl_peer, rtt_ms, F_DBL),
+	FT(macc_ctl_peer, weight, F_DBL),
+	FT(macc_ctl_peer, bytes_in, F_U64),
+	FT(macc_ctl_peer, bytes_out, F_U64),
+};
+
+#define NF(t) (sizeof(t) / sizeof((t)[0]))
+
+/* --- init / finish ------------------------------------------------------------------------ */
+
+void macc_ctl_status_init(struct macc_ctl_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->epoch = 0;
+	s->train_loss = NAN;
+	s->test_loss = NAN;
+	s->test_accuracy = NAN;
+	s->samples_per_s = NAN;
+	s->round_time_s = NAN;
+	s->consensus_distance = NAN;
+}
+
+void macc_ctl_progress_init(struct macc_ctl_progress *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->train_loss = NAN;
+	p->test_accuracy = NAN;
+	p->samples_per_s = NAN;
+	p->round_time_s = NAN;
+	p->eta_s = NAN;
+}
+
+void macc_ctl_reply_init(struct macc_ctl_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->v = MACC_CTL_PROTO_VERSION;
+	macc_ctl_status_init(&r->st);
+	macc_ctl_progress_init(&r->progress);
+}
+
+void macc_ctl_reply_finish(struct macc_ctl_reply *r)
+{
+	if (r == NULL) {
+		return;
+	}
+	free(r->peers);
+	free(r->text);
+	r->peers = NULL;
+	r->npeers = 0;
+	r->text = NULL;
+	r->text_len = 0;
+}
+
+void macc_ctl_peer_add_reject(struct macc_ctl_peer *p, int code, uint64_t count)
+{
+	const char *name = macc_errname(code);
+
+	for (size_t i = 0; i < p->nrejected; i++) {
+		if (strcmp(p->rejected[i].reason, name) == 0) {
+			p->rejected[i].count += count;
+			return;
+		}
+	}
+	if (p->nrejected < MACC_CTL_MAX_REASONS) {
+		snprintf(p->rejected[p->nrejected].reason, sizeof(p->rejected[0].reason), "%s", name);
+		p->rejected[p->nrejected].count = count;
+		p->nrejected++;
+	}
+}
+
+void macc_ctl_metrics_observe_round(struct macc_ctl_metrics *m, double seconds)
+{
+	for (size_t i = 0; i < MACC_CTL_ROUND_BUCKETS; i++) {
+		if (seconds <= macc_ctl_round_buckets[i]) {
+			m->round_seconds_bucket[i]++;
+			break;
+		}
+	}
+	m->round_seconds_count++;
+	m->round_seconds_sum += seconds;
+}
+
+/* --- framing ---------------------------------------------------------------------------- */
+
+int macc_ctl_frame_next(const uint8_t *p, size_t n, size_t max_body, size_t *ret_body_len)
+{
+	uint32_t len;
+
+	if (n < MACC_CTL_FRAME_HEADER) {
+		return 0;
+	}
+	len = macc_get_be32(p);
+	if (len > max_body) {
+		return MACC_ETOOBIG;
+	}
+	if (len == 0) {
+		return MACC_EMALFORMED;
+	}
+	if (n - MACC_CTL_FRAME_HEADER < len) {
+		return 0;
+	}
+	*ret_body_len = len;
+	return 1;
+}
+
+/* --- encoding ------------------------------------------------------------------------------ */
+
+struct wctx {
+	struct macc_buf *b;
+	int err;
+};
+
+static int write_cb(void *data, const char *buf, size_t len)
+{
+	struct wctx *w = data;
+	int r;
+
+	if (w->err != 0) {
+		return -1;
+	}
+	r = macc_buf_append(w->b, buf, len);
+	if (r < 0) {
+		w->err = r;
+		return -1;
+	}
+	return 0;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_fields(msgpack_packer *pk, const void *obj, const struct field *f, size_t nf,
+			size_t extra)
+{
+	const char *base = obj;
+
+	msgpack_pack_map(pk, nf + extra);
+	for (size_t i = 0; i < nf; i++) {
+		const void *p = base + f[i].off;
+
+		pack_str(pk, f[i].key);
+		switch (f[i].type) {
+		case F_STR:
+			pack_str(pk, p);
+			break;
+		case F_U64:
+			msgpack_pack_uint64(pk, *(const uint64_t *)p);
+			break;
+		case F_U32:
+			msgpack_pack_uint32(pk, *(const uint32_t *)p);
+			break;
+		case F_I64:
+			msgpack_pack_int64(pk, *(const int64_t *)p);
+			break;
+		case F_DBL:
+			msgpack_pack_double(pk, *(const double *)p);
+			break;
+		case F_BOOL:
+			if (*(const bool *)p) {
+				msgpack_pack_true(pk);
+			} else {
+				msgpack_pack_false(pk);
+			}
+			break;
+		case F_STATE:
+			pack_str(pk, macc_ctl_state_name(*(const enum macc_ctl_state *)p));
+			break;
+		case F_SESSION:
+			pack_str(pk, macc_ctl_session_name(*(const enum macc_ctl_session *)p));
+			break;
+		}
+	}
+}
+
+static void pack_peer(msgpack_packer *pk, const struct macc_ctl_peer *p)
+{
+	size_t nr = p->nrejected < MACC_CTL_MAX_REASONS ? p->nrejected : MACC_CTL_MAX_REASONS;
+
+	pack_fields(pk, p, peer_fields, NF(peer_fields), 1);
+	pack_str(pk, "rejected");
+	msgpack_pack_map(pk, nr);
+	for (size_t i = 0; i < nr; i++) {
+		pack_str(pk, p->rejected[i].reason);
+		msgpack_pack_uint64(pk, p->rejected[i].count);
+	}
+}
+
+/* Start a frame: reserve the 4-byte header. Returns the header's offset. */
+static size_t frame_begin(struct macc_buf *out, int *r)
+{
+	static const uint8_t zero[4];
+	size_t at = out->len;
+
+	*r = macc_buf_append(out, zero, sizeof(zero));
+	return at;
+}
+
+static int frame_end(struct macc_buf *out, size_t at, const struct wctx *w)
+{
+	size_t body;
+
+	if (w->err != 0) {
+		out->len = at;
+		return w->err;
+	}
+	body = out->len - at - MACC_CTL_FRAME_HEADER;
+	if (body > UINT32_MAX) {
+		out->len = at;
+		return MACC_ETOOBIG;
+	}
+	macc_put_be32(out->data + at, (uint32_t)body);
+	return 0;
+}
+
+int macc_ctl_request_encode(const struct macc_ctl_request *r, struct macc_buf *out)
+{
+	struct wctx w = { out, 0 };
+	msgpack_packer pk;
+	size_t at;
+	int rc;
+
+	if ((unsigned)r->cmd >= MACC_CTL_CMD_COUNT) {
+		return MACC_EUNKNOWNCMD;
+	}
+	at = frame_begin(out, &rc);
+	if (rc < 0) {
+		return rc;
+	}
+	msgpack_packer_init(&pk, &w, write_cb);
+	msgpack_pack_map(&pk, 4);
+	pack_str(&pk, "v");
+	msgpack_pack_uint32(&pk, r->v);
+	pack_str(&pk, "id");
+	msgpack_pack_uint64(&pk, r->id);
+	pack_str(&pk, "cmd");
+	pack_str(&pk, macc_ctl_commands[r->cmd].name);
+	pack_str(&pk, "args");
+	if (r->cmd == MACC_CTL_CMD_LOG_LEVEL) {
+		msgpack_pack_map(&pk, 1);
+		pack_str(&pk, "level");
+		pack_str(&pk, macc_log_level_name(r->level));
+	} else {
+		msgpack_pack_map(&pk, 0);
+	}
+	return frame_end(out, at, &w);
+}
+
+int macc_ctl_reply_encode(const struct macc_ctl_reply *r, struct macc_buf *out)
+{
+	struct wctx w = { out, 0 };
+	msgpack_packer pk;
+	bool has_error = r->error[0] != '\0';
+	bool has_data = r->kind != MACC_CTL_DATA_NONE;
+	size_t at;
+	int rc;
+
+	at = frame_begin(out, &rc);
+	if (rc < 0) {
+		return rc;
+	}
+	msgpack_packer_init(&pk, &w, write_cb);
+	msgpack_pack_map(&pk, 3 + (has_error ? 1 : 0) + (has_data ? 1 : 0));
+	pack_str(&pk, "v");
+	msgpack_pack_uint32(&pk, r->v);
+	pack_str(&pk, "id");
+	msgpack_pack_uint64(&pk, r->id);
+	pack_str(&pk, "status");
+	msgpack_pack_uint32(&pk, (uint32_t)r->status);
+	if (has_error) {
+		pack_str(&pk, "error");
+		pack_str(&pk, r->error);
+	}
+	if (has_data) {
+		pack_str(&pk, "data");
+		switch (r->kind) {
+		case MACC_CTL_DATA_STATUS:
+			pack_fields(&pk, &r->st, status_fields, NF(status_fields), 0);
+			break;
+		case MACC_CTL_DATA_PROGRESS:
+			pack_fields(&pk, &r->progress, progress_fields, NF(progress_fields), 0);
+			break;
+		case MACC_CTL_DATA_PEERS:
+			msgpack_pack_map(&pk, 1);
+			pack_str(&pk, "peers");
+			msgpack_pack_array(&pk, r->npeers);
+			for (size_t i = 0; i < r->npeers; i++) {
+				pack_peer(&pk, &r->peers[i]);
+			}
+			break;
+		case MACC_CTL_DATA_TEXT:
+			msgpack_pack_map(&pk, 1);
+			pack_str(&pk, "text");
+			msgpack_pack_str(&pk, r->text != NULL ? r->text_len : 0);
+			msgpack_pack_str_body(&pk, r->text != NULL ? r->text : "",
+					      r->text != NULL ? r->text_len : 0);
+			break;
+		case MACC_CTL_DATA_NONE:
+			break;
+		}
+	}
+	return frame_end(out, at, &w);
+}
+
+/* --- decoding -------------------------------------------------------------------------------- */
+
+static uint64_t rd_be(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		v = v << 8 | p[i];
+	}
+	return v;
+}
+
+/*
+ * Walk one msgpack object at p[*off..n) without allocating: every declared length and count
+ * must fit in the remaining bytes, nesting at most MAX_DEPTH. Returns 0 or -1.
+ */
+static int precheck(const uint8_t *p, size_t n, size_t *off, int depth)
+{
+	uint8_t t;
+	uint64_t len = 0, count = 0;
+	size_t lb = 0;
+	bool is_map = false, container = false;
+
+	if (depth > MAX_DEPTH || *off >= n) {
+		return -1;
+	}
+	t = p[(*off)++];
+	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+		return 0;
+	} else if (t >= 0x80 && t <= 0x8f) {
+		count = t & 0x0f;
+		is_map = container = true;
+	} else if (t >= 0x90 && t <= 0x9f) {
+		count = t & 0x0f;
+		container = true;
+	} else if (t >= 0xa0 && t <= 0xbf) {
+		len = t & 0x1f;
+	} else {
+		switch (t) {
+		case 0xc4: case 0xd9: lb = 1; break;
+		case 0xc5: case 0xda: lb = 2; break;
+		case 0xc6: case 0xdb: lb = 4; break;
+		case 0xc7: lb = 1; len = 1; break;
+		case 0xc8: lb = 2; len = 1; break;
+		case 0xc9: lb = 4; len = 1; break;
+		case 0xca: len = 4; break;
+		case 0xcb: len = 8; break;
+		case 0xcc: case 0xd0: len = 1; break;
+		case 0xcd: case 0xd1: len = 2; break;
+		case 0xce: case 0xd2: len = 4; break;
+		case 0xcf: case 0xd3: len = 8; break;
+		case 0xd4: len = 2; break;
+		case 0xd5: len = 3; break;
+		case 0xd6: len = 5; break;
+		case 0xd7: len = 9; break;
+		case 0xd8: len = 17; break;
+		case 0xdc: lb = 2; container = true; break;
+		case 0xdd: lb = 4; container = true; break;
+		case 0xde: lb = 2; container = is_map = true; break;
+		case 0xdf: lb = 4; container = is_map = true; break;
+		default:
+			return -1; /* 0xc1 */
+		}
+		if (lb > 0) {
+			uint64_t v;
+
+			if (n - *off < lb) {
+				return -1;
+			}
+			v = rd_be(p + *off, lb);
+			*off += lb;
+			if (container) {
+				count = v;
+			} else {
+				len += v; /* ext: +1 for the type byte */
+			}
+		}
+	}
+	if (container) {
+		uint64_t items = is_map ? count * 2 : count;
+
+		if (items > n - *off) {
+			return -1;
+		}
+		for (uint64_t i = 0; i < items; i++) {
+			if (precheck(p, n, off, depth + 1) < 0) {
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (len > n - *off) {
+		return -1;
+	}
+	*off += (size_t)len;
+	return 0;
+}
+
+static bool key_is(const msgpack_object *k, const char *s)
+{
+	size_t n = strlen(s);
+
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+	       memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+{
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		if (key_is(&m->via.map.ptr[i].key, key)) {
+			return &m->via.map.ptr[i].val;
+		}
+	}
+	return NULL;
+}
+
+static bool get_u64(const msgpack_object *o, uint64_t *ret)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		return false;
+	}
+	*ret = o->via.u64;
+	return true;
+}
+
+static bool get_dbl(const msgpack_object *o, double *ret)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		*ret = o->via.f64;
+		return true;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		*ret = (double)o->via.u64;
+		return true;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		*ret = (double)o->via.i64;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Copy a msgpack str into dst[size]: false if not a str, too long, or has a NUL. */
+static bool get_str(const msgpack_object *o, char *dst, size_t size)
+{
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= size ||
+	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL) {
+		return false;
+	}
+	memcpy(dst, o->via.str.ptr, o->via.str.size);
+	dst[o->via.str.size] = '\0';
+	return true;
+}
+
+static bool get_enum(const msgpack_object *o, const char *const *names, unsigned count,
+		     unsigned *ret)
+{
+	for (unsigned i = 0; i < count; i++) {
+		if (key_is(o, names[i])) {
+			*ret = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Decode the known fields of a payload map into obj; unknown keys are ignored. */
+static int unpack_fields(const msgpack_object *m, void *obj, const struct field *f, size_t nf,
+			 const char *what, struct macc_errmsg *err)
+{
+	char *base = obj;
+
+	if (m->type != MSGPACK_OBJECT_MAP) {
+		return macc_errf(err, MACC_EMALFORMED, "%s: not a map", what);
+	}
+	for (size_t i = 0; i < nf; i++) {
+		const msgpack_object *v = map_get(m, f[i].key);
+		void *p = base + f[i].off;
+		uint64_t u;
+		unsigned e;
+		bool ok = true;
+
+		if (v == NULL) {
+			continue; /* absent: keep the initialised default */
+		}
+		switch (f[i].type) {
+		case F_STR:
+			ok = get_str(v, p, f[i].size);
+			break;
+		case F_U64:
+			ok = get_u64(v, p);
+			break;
+		case F_U32:
+			ok = get_u64(v, &u) && u <= UINT32_MAX;
+			if (ok) {
+				*(uint32_t *)p = (uint32_t)u;
+			}
+			break;
+		case F_I64:
+			if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+				*(int64_t *)p = v->via.i64;
+			} else {
+				ok = get_u64(v, &u) && u <= INT64_MAX;
+				if (ok) {
+					*(int64_t *)p = (int64_t)u;
+				}
+			}
+			break;
+		case F_DBL:
+			ok = get_dbl(v, p);
+			break;
+		case F_BOOL:
+			ok = v->type == MSGPACK_OBJECT_BOOLEAN;
+			if (ok) {
+				*(bool *)p = v->via.boolean;
+			}
+			break;
+		case F_STATE:
+			ok = get_enum(v, state_names, MACC_CTL_STATE_COUNT, &e);
+			if (ok) {
+				*(enum macc_ctl_state *)p = (enum macc_ctl_state)e;
+			}
+			break;
+		case F_SESSION:
+			ok = get_enum(v, session_names, MACC_CTL_SESSION_COUNT, &e);
+			if (ok) {
+				*(enum macc_ctl_session *)p = (enum macc_ctl_session)e;
+			}
+			break;
+		}
+		if (!ok) {
+			return macc_errf(err, MACC_EMALFORMED, "%s: field '%s' has a bad type or value",
+					 what, f[i].key);
+		}
+	}
+	return 0;
+}
+
+static int unpack_peer(const msgpack_object *m, struct macc_ctl_peer *p, struct macc_errmsg *err)
+{
+	const msgpack_object *rej;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->last_round = -1;
+	p->rtt_ms = NAN;
+	p->weight = NAN;
+	r = unpack_fields(m, p, peer_fields, NF(peer_fields), "peer", err);
+	if (r < 0) {
+		return r;
+	}
+	rej = map_get(m, "rejected");
+	if (rej == NULL) {
+		return 0;
+	}
+	if (rej->type != MSGPACK_OBJECT_MAP || rej->via.map.size > MACC_CTL_MAX_REASONS) {
+		return macc_errf(err, MACC_EMALFORMED, "peer '%s': bad 'rejected' map", p->name);
+	}
+	for (uint32_t i = 0; i < rej->via.map.size; i++) {
+		struct macc_ctl_reject *rr = &p->rejected[i];
+
+		if (!get_str(&rej->via.map.ptr[i].key, rr->reason, sizeof(rr->reason)) ||
+		    !get_u64(&rej->via.map.ptr[i].val, &rr->count)) {
+			return macc_errf(err, MACC_EMALFORMED, "peer '%s': bad 'rejected' entry",
+					 p->name);
+		}
+	}
+	p->nrejected = rej->via.map.size;
+	return 0;
+}
+
+/* Unpack a body into *obj (zone-backed, freed by msgpack_unpacked_destroy). */
+static int unpack_body(const uint8_t *body, size_t n, msgpack_unpacked *u,
+		       struct macc_errmsg *err)
+{
+	size_t off = 0;
+	msgpack_unpack_return ur;
+
+	if (precheck(body, n, &off, 0) < 0 || off != n) {
+		return macc_errf(err, MACC_EMALFORMED, "not a single well-formed msgpack object");
+	}
+	off = 0;
+	msgpack_unpacked_init(u);
+	ur = msgpack_unpack_next(u, (const char *)body, n, &off);
+	if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
+		msgpack_unpacked_destroy(u);
+		return macc_errf(err, -ENOMEM, "out of memory decoding a message");
+	}
+	if (ur != MSGPACK_UNPACK_SUCCESS || off != n) {
+		msgpack_unpacked_destroy(u);
+		return macc_errf(err, MACC_EMALFORMED, "not a single well-formed msgpack object");
+	}
+	if (u->data.type != MSGPACK_OBJECT_MAP) {
+		msgpack_unpacked_destroy(u);
+		return macc_errf(err, MACC_EMALFORMED, "message is not a msgpack map");
+	}
+	return 0;
+}
+
+/* Read v and id; writes them to ret_v / ret_id as soon as they are known. */
+static int read_v_id(const msgpack_object *m, uint32_t *ret_v, uint64_t *ret_id,
+		     struct macc_errmsg *err)
+{
+	const msgpack_object *v = map_get(m, "v"), *id = map_get(m, "id");
+	uint64_t vv, iv;
+
+	if (id != NULL && get_u64(id, &iv)) {
+		*ret_id = iv;
+	}
+	if (v == NULL || !get_u64(v, &vv) || vv > UINT32_MAX) {
+		return macc_errf(err, MACC_EMALFORMED, "missing or non-integer 'v' (version)");
+	}
+	*ret_v = (uint32_t)vv;
+	if (vv != MACC_CTL_PROTO_VERSION) {
+		return macc_errf(err, MACC_EVERSION,
+				 "protocol version %llu not supported (this side speaks %d)",
+				 (unsigned long long)vv, MACC_CTL_PROTO_VERSION);
+	}
+	if (id == NULL || !get_u64(id, &iv)) {
+		return macc_errf(err, MACC_EMALFORMED, "missing or non-integer 'id'");
+	}
+	return 0;
+}
+
+int macc_ctl_request_decode(const uint8_t *body, size_t n, struct macc_ctl_request *ret,
+			    struct macc_errmsg *err)
+{
+	msgpack_unpacked u;
+	const msgpack_object *m, *cmd, *args;
+	const struct macc_ctl_cmdinfo *ci;
+	char name[32];
+	int r;
+
+	r = unpack_body(body, n, &u, err);
+	if (r < 0) {
+		return r;
+	}
+	m = &u.data;
+	r = read_v_id(m, &ret->v, &ret->id, err);
+	if (r < 0) {
+		goto out;
+	}
+	cmd = map_get(m, "cmd");
+	if (cmd == NULL || cmd->type != MSGPACK_OBJECT_STR) {
+		r = macc_errf(err, MACC_EMALFORMED, "missing or non-string 'cmd'");
+		goto out;
+	}
+	if (!get_str(cmd, name, sizeof(name)) || (ci = macc_ctl_cmd_find(name)) == NULL) {
+		char q[40];
+		size_t k = 0;
+
+		for (uint32_t i = 0; i < cmd->via.str.size && k < 32; i++) {
+			char ch = cmd->via.str.ptr[i];
+
+			q[k++] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+		}
+		q[k] = '\0';
+		r = macc_errf(err, MACC_EUNKNOWNCMD, "unknown command '%s'", q);
+		goto out;
+	}
+	args = map_get(m, "args");
+	if (args != NULL && args->type != MSGPACK_OBJECT_MAP) {
+		r = macc_errf(err, MACC_ESPEC, "%s: 'args' is not a map", ci->name);
+		goto out;
+	}
+	if (ci->cmd == MACC_CTL_CMD_LOG_LEVEL) {
+		const msgpack_object *lv = args != NULL ? map_get(args, "level") : NULL;
+		char ln[16];
+		enum macc_log_level level;
+
+		if (lv == NULL) {
+			r = macc_errf(err, MACC_ESPEC, "log-level: missing argument 'level'");
+			goto out;
+		}
+		if (!get_str(lv, ln, sizeof(ln)) || macc_log_level_parse(ln, &level) < 0) {
+			r = macc_errf(err, MACC_ESPEC,
+				      "log-level: 'level' must be error, warn, info or debug");
+			goto out;
+		}
+		if (args->via.map.size != 1) {
+			r = macc_errf(err, MACC_ESPEC, "log-level: unknown argument");
+			goto out;
+		}
+		ret->level = level;
+	} else if (args != NULL && args->via.map.size != 0) {
+		r = macc_errf(err, MACC_ESPEC, "%s takes no arguments", ci->name);
+		goto out;
+	}
+	ret->cmd = ci->cmd;
+	r = 0;
+out:
+	msgpack_unpacked_destroy(&u);
+	return r;
+}
+
+int macc_ctl_reply_decode(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd,
+			  struct macc_ctl_reply *ret, struct macc_errmsg *err)
+{
+	msgpack_unpacked u;
+	const msgpack_object *m, *st, *er, *data;
+	struct macc_ctl_reply rep;
+	uint64_t sv;
+	int r;
+
+	if ((unsigned)cmd >= MACC_CTL_CMD_COUNT) {
+		return macc_errf(err, MACC_EUNKNOWNCMD, "unknown command");
+	}
+	macc_ctl_reply_init(&rep);
+	r = unpack_body(body, n, &u, err);
+	if (r < 0) {
+		return r;
+	}
+	m = &u.data;
+	r = read_v_id(m, &rep.v, &rep.id, err);
+	if (r < 0) {
+		goto out;
+	}
+	st = map_get(m, "status");
+	if (st == NULL || !get_u64(st, &sv) || sv > INT32_MAX) {
+		r = macc_errf(err, MACC_EMALFORMED, "missing or non-integer 'status'");
+		goto out;
+	}
+	rep.status = (int)sv;
+	er = map_get(m, "error");
+	if (er != NULL) {
+		if (er->type != MSGPACK_OBJECT_STR) {
+			r = macc_errf(err, MACC_EMALFORMED, "'error' is not a string");
+			goto out;
+		}
+		/* Long messages are cut, not refused; NULs end them. */
+		size_t k = er->via.str.size < sizeof(rep.error) - 1 ? er->via.str.size
+								    : sizeof(rep.error) - 1;
+		memcpy(rep.error, er->via.str.ptr, k);
+		rep.error[k] = '\0';
+	}
+	data = map_get(m, "data");
+	if (data == NULL) {
+		r = 0;
+		goto out;
+	}
+	if (data->type != MSGPACK_OBJECT_MAP) {
+		r = macc_errf(err, MACC_EMALFORMED, "'data' is not a map");
+		goto out;
+	}
+	rep.kind = macc_ctl_commands[cmd].data;
+	switch (rep.kind) {
+	case MACC_CTL_DATA_NONE:
+		break;
+	case MACC_CTL_DATA_STATUS:
+		r = unpack_fields(data, &rep.st, status_fields, NF(status_fields), "status", err);
+		break;
+	case MACC_CTL_DATA_PROGRESS:
+		r = unpack_fields(data, &rep.progress, progress_fields, NF(progress_fields),
+				  "progress", err);
+		break;
+	case MACC_CTL_DATA_PEERS: {
+		const msgpack_object *arr = map_get(data, "peers");
+
+		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
+			r = macc_errf(err, MACC_EMALFORMED, "peers: missing 'peers' array");
+			break;
+		}
+		if (arr->via.array.size > 0) {
+			rep.peers = calloc(arr->via.array.size, sizeof(*rep.peers));
+			if (rep.peers == NULL) {
+				r = macc_errf(err, -ENOMEM, "out of memory");
+				break;
+			}
+		}
+		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
+			r = unpack_peer(&arr->via.array.ptr[i], &rep.peers[i], err);
+			rep.npeers = i + 1;
+		}
+		break;
+	}
+	case MACC_CTL_DATA_TEXT: {
+		const msgpack_object *t = map_get(data, "text");
+
+		if (t == NULL || t->type != MSGPACK_OBJECT_STR) {
+			r = macc_errf(err, MACC_EMALFORMED, "missing 'text' string");
+			break;
+		}
+		rep.text = malloc((size_t)t->via.str.size + 1);
+		if (rep.text == NULL) {
+			r = macc_errf(err, -ENOMEM, "out of memory");
+			break;
+		}
+		memcpy(rep.text, t->via.str.ptr, t->via.str.size);
+		rep.text[t->via.str.size] = '\0';
+		rep.text_len = t->via.str.size;
+		break;
+	}
+	}
+out:
+	msgpack_unpacked_destroy(&u);
+	if (r < 0) {
+		macc_ctl_reply_finish(&rep);
+		return r;
+	}
+	*ret = rep;
+	return 0;
+}
+
+/* --- Prometheus text ------------------------------------------------------------------------ */
+
+static int bprintf(struct macc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int bprintf(struct macc_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	int r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		return -EINVAL;
+	}
+	r = macc_buf_reserve(b, (size_t)n + 1);
+	if (r < 0) {
+		return r;
+	}
+	va_start(ap, fmt);
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+/* Label value escaping per the exposition format: \\, \", \n. */
+static void esc_label(char *dst, size_t size, const char *s)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; s[i] != '\0' && j + 3 < size; i++) {
+		if (s[i] == '\\' || s[i] == '"') {
+			dst[j++] = '\\';
+			dst[j++] = s[i];
+		} else if (s[i] == '\n') {
+			dst[j++] = '\\';
+			dst[j++] = 'n';
+		} else {
+			dst[j++] = s[i];
+		}
+	}
+	dst[j] = '\0';
+}
+
+static int head(struct macc_buf *b, const char *name, const char *type, const char *help)
+{
+	return bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A gauge without labels; NaN gauges are omitted entirely. */
+static int gauge(struct macc_buf *b, const char *name, const char *help, double v)
+{
+	int r;
+
+	if (isnan(v)) {
+		return 0;
+	}
+	r = head(b, name, "gauge", help);
+	return r < 0 ? r : bprintf(b, "%s %.9g\n", name, v);
+}
+
+static int counter(struct macc_buf *b, const char *name, const char *help, uint64_t v)
+{
+	int r = head(b, name, "counter", help);
+
+	return r < 0 ? r : bprintf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,
+			    size_t npeers, const struct macc_ctl_metrics *m, struct macc_buf *out)
+{
+	char n1[200], n2[400], n3[100], n4[100];
+	uint64_t cum = 0;
+	int r = 0;
+
+#define TRY(x)                                                                                   \
+	do {                                                                                     \
+		r = (x);                                                                         \
+		if (r < 0) {                                                                     \
+			return r;                                                                \
+		}                                                                                \
+	} while (0)
+	TRY(gauge(out, "macc_up", "1 while the agent answers.", 1));
+	esc_label(n1, sizeof(n1), st->name);
+	esc_label(n2, sizeof(n2), st->model);
+	esc_label(n3, sizeof(n3), st->algorithm);
+	esc_label(n4, sizeof(n4), st->version);
+	TRY(head(out, "macc_info", "gauge", "Agent identity (always 1)."));
+	TRY(bprintf(out, "macc_info{name=\"%s\",model=\"%s\",algorithm=\"%s\",version=\"%s\"} 1\n",
+		    n1, n2, n3, n4));
+	TRY(head(out, "macc_state", "gauge", "1 for the agent's current state."));
+	for (unsigned i = 0; i < MACC_CTL_STATE_COUNT; i++) {
+		TRY(bprintf(out, "macc_state{state=\"%s\"} %d\n", state_names[i],
+			    st->state == (enum macc_ctl_state)i));
+	}
+	TRY(counter(out, "macc_rounds_total", "Rounds completed.", m->rounds_total));
+	TRY(gauge(out, "macc_epoch", "Fractional epochs completed.", st->epoch));
+	TRY(gauge(out, "macc_train_loss", "Recent mean mini-batch training loss.", st->train_loss));
+	TRY(gauge(out, "macc_test_loss", "Test loss at the last evaluation.", st->test_loss));
+	TRY(gauge(out, "macc_test_accuracy", "Test accuracy (0-1) at the last evaluation.",
+		  st->test_accuracy));
+	TRY(gauge(out, "macc_samples_per_second", "Training throughput.", st->samples_per_s));
+	TRY(counter(out, "macc_samples_total", "Training samples processed.", m->samples_total));
+	TRY(gauge(out, "macc_consensus_distance",
+		  "Mean squared distance to the neighbours' last parameters.",
+		  st->consensus_distance));
+	TRY(gauge(out, "macc_peers_up", "Neighbours with an authenticated session.",
+		  st->peers_up));
+	TRY(gauge(out, "macc_peers_configured", "Configured neighbours.", st->peers_configured));
+	TRY(gauge(out, "macc_uptime_seconds", "Seconds since the daemon started.",
+		  (double)st->uptime_s));
+	if (npeers > 0) {
+		TRY(head(out, "macc_peer_up", "gauge", "1 if the session with the peer is up."));
+		for (size_t i = 0; i < npeers; i++) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			TRY(bprintf(out, "macc_peer_up{peer=\"%s\"} %d\n", n1,
+				    peers[i].session == MACC_CTL_SESSION_UP));
+		}
+		TRY(head(out, "macc_peer_last_round", "gauge",
+			 "Last round whose state arrived from the peer (-1 none)."));
+		for (size_t i = 0; i < npeers; i++) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			TRY(bprintf(out, "macc_peer_last_round{peer=\"%s\"} %lld\n", n1,
+				    (long long)peers[i].last_round));
+		}
+		TRY(head(out, "macc_peer_rtt_seconds", "gauge", "Round-trip time to the peer."));
+		for (size_t i = 0; i < npeers; i++) {
+			if (!isnan(peers[i].rtt_ms)) {
+				esc_label(n1, sizeof(n1), peers[i].name);
+				TRY(bprintf(out, "macc_peer_rtt_seconds{peer=\"%s\"} %.9g\n", n1,
+					    peers[i].rtt_ms / 1000.0));
+			}
+		}
+		TRY(head(out, "macc_peer_bytes_received_total", "counter",
+			 "Bytes received from the peer."));
+		for (size_t i = 0; i < npeers; i++) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			TRY(bprintf(out, "macc_peer_bytes_received_total{peer=\"%s\"} %llu\n", n1,
+				    (unsigned long long)peers[i].bytes_in));
+		}
+		TRY(head(out, "macc_peer_bytes_sent_total", "counter", "Bytes sent to the peer."));
+		for (size_t i = 0; i < npeers; i++) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			TRY(bprintf(out, "macc_peer_bytes_sent_total{peer=\"%s\"} %llu\n", n1,
+				    (unsigned long long)peers[i].bytes_out));
+		}
+	}
+	TRY(head(out, "macc_messages_rejected_total", "counter",
+		 "Messages from peers dropped, by reason."));
+	for (size_t i = 0; i < npeers; i++) {
+		size_t nr = peers[i].nrejected < MACC_CTL_MAX_REASONS ? peers[i].nrejected
+								      : MACC_CTL_MAX_REASONS;
+
+		esc_label(n1, sizeof(n1), peers[i].name);
+		for (size_t k = 0; k < nr; k++) {
+			esc_label(n3, sizeof(n3), peers[i].rejected[k].reason);
+			TRY(bprintf(out, "macc_messages_rejected_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+				    n1, n3, (unsigned long long)peers[i].rejected[k].count));
+		}
+	}
+	TRY(counter(out, "macc_bytes_sent_total", "Bytes sent to all peers.", m->bytes_sent_total));
+	TRY(counter(out, "macc_bytes_received_total", "Bytes received from all peers.",
+		    m->bytes_received_total));
+	TRY(counter(out, "macc_messages_sent_total", "Messages sent to peers.",
+		    m->messages_sent_total));
+	TRY(counter(out, "macc_messages_received_total", "Messages accepted from peers.",
+		    m->messages_received_total));
+	TRY(counter(out, "macc_neighbours_missed_total",
+		    "Neighbour states that missed their round (weight folded into self).",
+		    m->neighbours_missed_total));
+	TRY(counter(out, "macc_checkpoints_total", "Checkpoints written.", m->checkpoints_total));
+	TRY(head(out, "macc_round_seconds", "histogram", "Wall time of a round."));
+	for (size_t i = 0; i < MACC_CTL_ROUND_BUCKETS; i++) {
+		cum += m->round_seconds_bucket[i];
+		TRY(bprintf(out, "macc_round_seconds_bucket{le=\"%g\"} %llu\n",
+			    macc_ctl_round_buckets[i], (unsigned long long)cum));
+	}
+	TRY(bprintf(out, "macc_round_seconds_bucket{le=\"+Inf\"} %llu\n",
+		    (unsigned long long)m->round_seconds_count));
+	TRY(bprintf(out, "macc_round_seconds_sum %.9g\n", m->round_seconds_sum));
+	TRY(bprintf(out, "macc_round_seconds_count %llu\n",
+		    (unsigned long long)m->round_seconds_count));
+#undef TRY
+	return 0;
+}

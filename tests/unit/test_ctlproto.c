@@ -1,0 +1,716 @@
+/*
+ * test_ctlproto.c - the control protocol codec: round trips of every request and reply payload,
+ * the decoder's check order (malformed, version, command, arguments), framing limits, hostile
+ * msgpack (huge declared counts, deep nesting, trailing bytes), and the Prometheus formatter.
+ * Raw msgpack is written by hand here (tests do not link msgpack).
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "macc/buf.h"
+#include "macc/ctl.h"
+
+/* Tiny msgpack writer for hand-made inputs. */
+struct mp {
+	uint8_t b[1024];
+	size_t n;
+};
+
+static void mp_byte(struct mp *m, uint8_t x)
+{
+	m->b[m->n++] = x;
+}
+
+static void mp_str(struct mp *m, const char *s)
+{
+	size_t l = strlen(s);
+
+	assert_true(l < 32);
+	mp_byte(m, (uint8_t)(0xa0 | l));
+	memcpy(m->b + m->n, s, l);
+	m->n += l;
+}
+
+static void mp_map(struct mp *m, unsigned n)
+{
+	mp_byte(m, (uint8_t)(0x80 | n));
+}
+
+static void mp_uint(struct mp *m, unsigned v)
+{
+	assert_true(v < 128);
+	mp_byte(m, (uint8_t)v);
+}
+
+/* Encode a request and return its body (after the 4-byte header). */
+static void encode_req(const struct macc_ctl_request *r, struct macc_buf *b)
+{
+	size_t len;
+
+	macc_buf_init(b, 0);
+	assert_int_equal(macc_ctl_request_encode(r, b), 0);
+	assert_int_equal(macc_ctl_frame_next(b->data, b->len, MACC_CTL_MAX_REQUEST, &len), 1);
+	assert_int_equal(len + 4, b->len);
+}
+
+static void test_request_roundtrip(void **state)
+{
+	(void)state;
+	for (int c = 0; c < MACC_CTL_CMD_COUNT; c++) {
+		struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, 1000 + (uint64_t)c,
+					      (enum macc_ctl_cmd)c, MACC_LOG_DEBUG };
+		struct macc_ctl_request d;
+		struct macc_errmsg e;
+		struct macc_buf b;
+
+		memset(&d, 0, sizeof(d));
+		encode_req(&r, &b);
+		assert_int_equal(macc_ctl_request_decode(b.data + 4, b.len - 4, &d, &e), 0);
+		assert_int_equal(d.v, 1);
+		assert_int_equal(d.id, 1000 + (uint64_t)c);
+		assert_int_equal(d.cmd, c);
+		if (c == MACC_CTL_CMD_LOG_LEVEL) {
+			assert_int_equal(d.level, MACC_LOG_DEBUG);
+		}
+		/* Every strict prefix of the body fails cleanly. */
+		for (size_t k = 0; k < b.len - 4; k++) {
+			assert_int_equal(macc_ctl_request_decode(b.data + 4, k, &d, &e),
+					 MACC_EMALFORMED);
+		}
+		macc_buf_finish(&b);
+	}
+	/* An encoder refuses an out-of-range command. */
+	struct macc_ctl_request bad = { 1, 1, MACC_CTL_CMD_COUNT, 0 };
+	struct macc_buf b;
+
+	macc_buf_init(&b, 0);
+	assert_int_equal(macc_ctl_request_encode(&bad, &b), MACC_EUNKNOWNCMD);
+	assert_int_equal(b.len, 0);
+	macc_buf_finish(&b);
+}
+
+static void test_request_check_order(void **state)
+{
+	struct macc_ctl_request d;
+	struct macc_errmsg e;
+	struct mp m;
+
+	(void)state;
+	/* Not a map. */
+	memset(&m, 0, sizeof(m));
+	mp_uint(&m, 5);
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EMALFORMED);
+	assert_non_null(strstr(e.text, "not a msgpack map"));
+
+	/* Version 2 with an unknown command: version is reported first, id echoed. */
+	memset(&m, 0, sizeof(m));
+	memset(&d, 0, sizeof(d));
+	mp_map(&m, 3);
+	mp_str(&m, "v");
+	mp_uint(&m, 2);
+	mp_str(&m, "id");
+	mp_uint(&m, 77);
+	mp_str(&m, "cmd");
+	mp_str(&m, "frobnicate");
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EVERSION);
+	assert_int_equal(d.id, 77);
+	assert_int_equal(d.v, 2);
+	assert_non_null(strstr(e.text, "version 2"));
+
+	/* Version 1, unknown command. */
+	m.b[3] = 1; /* the value of "v" */
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EUNKNOWNCMD);
+	assert_non_null(strstr(e.text, "unknown command 'frobnicate'"));
+
+	/* Missing v. */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 2);
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "cmd");
+	mp_str(&m, "status");
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EMALFORMED);
+	assert_non_null(strstr(e.text, "'v'"));
+
+	/* v as a string. */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 3);
+	mp_str(&m, "v");
+	mp_str(&m, "1");
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "cmd");
+	mp_str(&m, "status");
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EMALFORMED);
+
+	/* Missing id. */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 2);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "cmd");
+	mp_str(&m, "status");
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EMALFORMED);
+	assert_non_null(strstr(e.text, "'id'"));
+
+	/* cmd not a string. */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 3);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "cmd");
+	mp_uint(&m, 3);
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_EMALFORMED);
+	assert_non_null(strstr(e.text, "'cmd'"));
+
+	/* No args at all is fine for status; extra top-level keys are ignored. */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 4);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 9);
+	mp_str(&m, "cmd");
+	mp_str(&m, "status");
+	mp_str(&m, "future");
+	mp_uint(&m, 1);
+	assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), 0);
+	assert_int_equal(d.cmd, MACC_CTL_CMD_STATUS);
+
+	/* Args of the wrong type / unexpected args / bad level. */
+	static const struct {
+		const char *cmd;
+		int kind; /* 0 args=5, 1 args={x:1}, 2 level=7, 3 level="loud", 4 no level,
+			     5 level + extra */
+		const char *expect;
+	} cases[] = {
+		{ "status", 0, "'args' is not a map" },
+		{ "pause", 1, "pause takes no arguments" },
+		{ "log-level", 2, "'level' must be" },
+		{ "log-level", 3, "'level' must be" },
+		{ "log-level", 4, "missing argument 'level'" },
+		{ "log-level", 5, "unknown argument" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		mp_map(&m, 4);
+		mp_str(&m, "v");
+		mp_uint(&m, 1);
+		mp_str(&m, "id");
+		mp_uint(&m, 1);
+		mp_str(&m, "cmd");
+		mp_str(&m, cases[i].cmd);
+		mp_str(&m, "args");
+		switch (cases[i].kind) {
+		case 0:
+			mp_uint(&m, 5);
+			break;
+		case 1:
+			mp_map(&m, 1);
+			mp_str(&m, "x");
+			mp_uint(&m, 1);
+			break;
+		case 2:
+			mp_map(&m, 1);
+			mp_str(&m, "level");
+			mp_uint(&m, 7);
+			break;
+		case 3:
+			mp_map(&m, 1);
+			mp_str(&m, "level");
+			mp_str(&m, "loud");
+			break;
+		case 4:
+			mp_map(&m, 0);
+			break;
+		case 5:
+			mp_map(&m, 2);
+			mp_str(&m, "level");
+			mp_str(&m, "warn");
+			mp_str(&m, "x");
+			mp_uint(&m, 1);
+			break;
+		}
+		e.text[0] = '\0';
+		assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_ESPEC);
+		if (strstr(e.text, cases[i].expect) == NULL) {
+			fail_msg("case %zu: '%s' lacks '%s'", i, e.text, cases[i].expect);
+		}
+	}
+}
+
+static void test_hostile_msgpack(void **state)
+{
+	struct macc_ctl_request d;
+	struct macc_errmsg e;
+	uint8_t b[64];
+
+	(void)state;
+	/* map32 claiming 4 billion pairs: refused without allocating. */
+	b[0] = 0xdf;
+	b[1] = b[2] = b[3] = b[4] = 0xff;
+	assert_int_equal(macc_ctl_request_decode(b, 5, &d, &e), MACC_EMALFORMED);
+	/* array32 / str32 / bin32 / ext32 with huge lengths inside a map value. */
+	static const uint8_t heads[] = { 0xdd, 0xdb, 0xc6, 0xc9 };
+	for (size_t i = 0; i < sizeof(heads); i++) {
+		b[0] = 0x81;
+		b[1] = 0xa1;
+		b[2] = 'v';
+		b[3] = heads[i];
+		b[4] = b[5] = b[6] = b[7] = 0xff;
+		assert_int_equal(macc_ctl_request_decode(b, 8, &d, &e), MACC_EMALFORMED);
+	}
+	/* 40 nested arrays. */
+	memset(b, 0x91, 40);
+	b[40] = 0x01;
+	assert_int_equal(macc_ctl_request_decode(b, 41, &d, &e), MACC_EMALFORMED);
+	/* Reserved byte 0xc1. */
+	b[0] = 0xc1;
+	assert_int_equal(macc_ctl_request_decode(b, 1, &d, &e), MACC_EMALFORMED);
+	/* Trailing bytes after a valid map. */
+	b[0] = 0x80;
+	b[1] = 0x80;
+	assert_int_equal(macc_ctl_request_decode(b, 2, &d, &e), MACC_EMALFORMED);
+	/* Empty body. */
+	assert_int_equal(macc_ctl_request_decode(b, 0, &d, &e), MACC_EMALFORMED);
+}
+
+static void test_frame_next(void **state)
+{
+	uint8_t b[16] = { 0, 0, 0, 3, 'a', 'b', 'c', 'x' };
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(macc_ctl_frame_next(b, 0, 100, &len), 0);
+	assert_int_equal(macc_ctl_frame_next(b, 3, 100, &len), 0);
+	assert_int_equal(macc_ctl_frame_next(b, 6, 100, &len), 0);
+	assert_int_equal(macc_ctl_frame_next(b, 7, 100, &len), 1);
+	assert_int_equal(len, 3);
+	assert_int_equal(macc_ctl_frame_next(b, 8, 100, &len), 1);
+	assert_int_equal(macc_ctl_frame_next(b, 4, 2, &len), MACC_ETOOBIG);
+	b[0] = 0xff;
+	assert_int_equal(macc_ctl_frame_next(b, 4, MACC_CTL_MAX_REQUEST, &len), MACC_ETOOBIG);
+	memset(b, 0, 4);
+	assert_int_equal(macc_ctl_frame_next(b, 4, 100, &len), MACC_EMALFORMED);
+}
+
+static void roundtrip_reply(const struct macc_ctl_reply *r, enum macc_ctl_cmd cmd,
+			    struct macc_ctl_reply *d)
+{
+	struct macc_buf b;
+	struct macc_errmsg e;
+	size_t len;
+
+	macc_buf_init(&b, 0);
+	assert_int_equal(macc_ctl_reply_encode(r, &b), 0);
+	assert_int_equal(macc_ctl_frame_next(b.data, b.len, MACC_CTL_MAX_REPLY, &len), 1);
+	assert_int_equal(len + 4, b.len);
+	e.text[0] = '\0';
+	if (macc_ctl_reply_decode(b.data + 4, len, cmd, d, &e) != 0) {
+		fail_msg("reply decode: %s", e.text);
+	}
+	/* Truncations never decode. */
+	for (size_t k = 0; k < len; k += 1 + k / 8) {
+		struct macc_ctl_reply t;
+
+		assert_int_not_equal(macc_ctl_reply_decode(b.data + 4, k, cmd, &t, &e), 0);
+	}
+	macc_buf_finish(&b);
+}
+
+static void test_reply_status(void **state)
+{
+	struct macc_ctl_reply r, d;
+
+	(void)state;
+	macc_ctl_reply_init(&r);
+	r.id = UINT64_MAX;
+	r.kind = MACC_CTL_DATA_STATUS;
+	r.st.state = MACC_CTL_STATE_PAUSED;
+	strcpy(r.st.name, "alpha");
+	strcpy(r.st.model, "mlp:784-256-128-10");
+	strcpy(r.st.algorithm, "dmsgd");
+	strcpy(r.st.version, "0.1.0");
+	r.st.round = 123456789012ULL;
+	r.st.rounds_total = 1 << 20;
+	r.st.epoch = 1.75;
+	r.st.epochs_total = 2;
+	r.st.train_loss = 0.3125;
+	/* test_loss stays NaN */
+	r.st.test_accuracy = 0.8431;
+	r.st.samples_per_s = 41234.5;
+	r.st.round_time_s = 0.0123;
+	r.st.consensus_distance = 1e-7;
+	r.st.peers_up = 2;
+	r.st.peers_configured = 3;
+	r.st.uptime_s = 99;
+	strcpy(r.st.digest, "abcdef0123");
+	strcpy(r.st.last_error, "peer \"c\" said \\ goodbye\n");
+	roundtrip_reply(&r, MACC_CTL_CMD_STATUS, &d);
+	assert_int_equal(d.v, 1);
+	assert_true(d.id == UINT64_MAX);
+	assert_int_equal(d.status, 0);
+	assert_string_equal(d.error, "");
+	assert_int_equal(d.kind, MACC_CTL_DATA_STATUS);
+	assert_int_equal(d.st.state, MACC_CTL_STATE_PAUSED);
+	assert_string_equal(d.st.name, "alpha");
+	assert_string_equal(d.st.model, r.st.model);
+	assert_string_equal(d.st.algorithm, "dmsgd");
+	assert_string_equal(d.st.version, "0.1.0");
+	assert_true(d.st.round == r.st.round);
+	assert_true(d.st.rounds_total == r.st.rounds_total);
+	assert_true(d.st.epoch == 1.75);
+	assert_true(d.st.epochs_total == 2);
+	assert_true(d.st.train_loss == 0.3125);
+	assert_true(isnan(d.st.test_loss));
+	assert_true(d.st.test_accuracy == 0.8431);
+	assert_true(d.st.samples_per_s == 41234.5);
+	assert_true(d.st.round_time_s == 0.0123);
+	assert_true(d.st.consensus_distance == 1e-7);
+	assert_int_equal(d.st.peers_up, 2);
+	assert_int_equal(d.st.peers_configured, 3);
+	assert_int_equal(d.st.uptime_s, 99);
+	assert_string_equal(d.st.digest, "abcdef0123");
+	assert_string_equal(d.st.last_error, r.st.last_error);
+	macc_ctl_reply_finish(&d);
+}
+
+static void test_reply_error(void **state)
+{
+	struct macc_ctl_reply r, d;
+
+	(void)state;
+	macc_ctl_reply_init(&r);
+	r.id = 5;
+	r.status = MACC_CTL_EPERM;
+	strcpy(r.error, "pause needs root, the daemon's user or group macc");
+	roundtrip_reply(&r, MACC_CTL_CMD_PAUSE, &d);
+	assert_int_equal(d.status, MACC_CTL_EPERM);
+	assert_string_equal(d.error, r.error);
+	assert_int_equal(d.kind, MACC_CTL_DATA_NONE);
+	assert_int_equal(d.id, 5);
+	/* An error reply to a data command carries no data. */
+	r.status = MACC_CTL_ESTATE;
+	roundtrip_reply(&r, MACC_CTL_CMD_STATUS, &d);
+	assert_int_equal(d.kind, MACC_CTL_DATA_NONE);
+	assert_int_equal(d.status, MACC_CTL_ESTATE);
+	/* Version replies decode as EVERSION on the client side too. */
+	r.v = 9;
+	struct macc_buf b;
+	struct macc_errmsg e;
+
+	macc_buf_init(&b, 0);
+	assert_int_equal(macc_ctl_reply_encode(&r, &b), 0);
+	assert_int_equal(macc_ctl_reply_decode(b.data + 4, b.len - 4, MACC_CTL_CMD_PAUSE, &d, &e),
+			 MACC_EVERSION);
+	macc_buf_finish(&b);
+}
+
+static void test_reply_peers(void **state)
+{
+	struct macc_ctl_reply r, d;
+	struct macc_ctl_peer p[3];
+
+	(void)state;
+	memset(p, 0, sizeof(p));
+	for (int i = 0; i < 3; i++) {
+		snprintf(p[i].name, sizeof(p[i].name), "peer-%d", i);
+		snprintf(p[i].endpoint, sizeof(p[i].endpoint), "[::1]:%d", 7000 + i);
+		strcpy(p[i].key, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+		p[i].session = (enum macc_ctl_session)i;
+		p[i].last_round = i - 1;
+		p[i].rtt_ms = i == 0 ? NAN : 0.25 * i;
+		p[i].weight = 1.0 / 3;
+		p[i].bytes_in = 1ULL << (40 + i);
+		p[i].bytes_out = 17;
+	}
+	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 3);
+	macc_ctl_peer_add_reject(&p[1], MACC_EREPLAY, 1);
+	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 2);
+	assert_int_equal(p[1].nrejected, 2);
+	assert_int_equal(p[1].rejected[0].count, 5);
+	for (int k = 0; k < MACC_CTL_MAX_REASONS + 5; k++) {
+		macc_ctl_peer_add_reject(&p[2], -1000 - k, 1);
+	}
+	/* 19 named codes plus whatever name the rest get, never more than the cap. */
+	assert_true(p[2].nrejected >= 19 && p[2].nrejected <= MACC_CTL_MAX_REASONS);
+
+	macc_ctl_reply_init(&r);
+	r.kind = MACC_CTL_DATA_PEERS;
+	r.peers = p;
+	r.npeers = 3;
+	roundtrip_reply(&r, MACC_CTL_CMD_PEERS, &d);
+	assert_int_equal(d.npeers, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(d.peers[i].name, p[i].name);
+		assert_string_equal(d.peers[i].endpoint, p[i].endpoint);
+		assert_string_equal(d.peers[i].key, p[i].key);
+		assert_int_equal(d.peers[i].session, p[i].session);
+		assert_int_equal(d.peers[i].last_round, i - 1);
+		if (i == 0) {
+			assert_true(isnan(d.peers[i].rtt_ms));
+		} else {
+			assert_true(d.peers[i].rtt_ms == p[i].rtt_ms);
+		}
+		assert_true(d.peers[i].weight == p[i].weight);
+		assert_true(d.peers[i].bytes_in == p[i].bytes_in);
+		assert_int_equal(d.peers[i].bytes_out, 17);
+		assert_int_equal(d.peers[i].nrejected, p[i].nrejected);
+		for (size_t k = 0; k < p[i].nrejected; k++) {
+			assert_string_equal(d.peers[i].rejected[k].reason, p[i].rejected[k].reason);
+			assert_int_equal(d.peers[i].rejected[k].count, p[i].rejected[k].count);
+		}
+	}
+	assert_string_equal(d.peers[1].rejected[0].reason, macc_errname(MACC_EBADSIG));
+	macc_ctl_reply_finish(&d);
+	assert_null(d.peers);
+	macc_ctl_reply_finish(&d);
+
+	/* No peers. */
+	r.peers = NULL;
+	r.npeers = 0;
+	roundtrip_reply(&r, MACC_CTL_CMD_PEERS, &d);
+	assert_int_equal(d.npeers, 0);
+	macc_ctl_reply_finish(&d);
+}
+
+static void test_reply_progress_and_text(void **state)
+{
+	struct macc_ctl_reply r, d;
+	char text[] = "line one\nline two\n";
+
+	(void)state;
+	macc_ctl_reply_init(&r);
+	r.kind = MACC_CTL_DATA_PROGRESS;
+	r.progress.state = MACC_CTL_STATE_DONE;
+	r.progress.round = 1875;
+	r.progress.rounds_total = 1875;
+	r.progress.epoch = 2;
+	r.progress.epochs_total = 2;
+	r.progress.train_loss = 0.25;
+	r.progress.samples_per_s = 1000;
+	r.progress.round_time_s = 0.5;
+	r.progress.eta_s = 0;
+	r.progress.final = true;
+	roundtrip_reply(&r, MACC_CTL_CMD_WATCH, &d);
+	assert_int_equal(d.kind, MACC_CTL_DATA_PROGRESS);
+	assert_int_equal(d.progress.state, MACC_CTL_STATE_DONE);
+	assert_int_equal(d.progress.round, 1875);
+	assert_int_equal(d.progress.rounds_total, 1875);
+	assert_true(d.progress.epoch == 2 && d.progress.epochs_total == 2);
+	assert_true(d.progress.train_loss == 0.25);
+	assert_true(isnan(d.progress.test_accuracy));
+	assert_true(d.progress.eta_s == 0);
+	assert_true(d.progress.final);
+	macc_ctl_reply_finish(&d);
+
+	macc_ctl_reply_init(&r);
+	r.kind = MACC_CTL_DATA_TEXT;
+	r.text = text;
+	r.text_len = strlen(text);
+	roundtrip_reply(&r, MACC_CTL_CMD_METRICS, &d);
+	assert_int_equal(d.kind, MACC_CTL_DATA_TEXT);
+	assert_int_equal(d.text_len, strlen(text));
+	assert_string_equal(d.text, text);
+	macc_ctl_reply_finish(&d);
+}
+
+static void test_reply_bad_data(void **state)
+{
+	struct macc_ctl_reply d;
+	struct macc_errmsg e;
+	struct mp m;
+
+	(void)state;
+	/* status data with a mistyped field. */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 4);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "status");
+	mp_uint(&m, 0);
+	mp_str(&m, "data");
+	mp_map(&m, 1);
+	mp_str(&m, "round");
+	mp_str(&m, "many");
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_STATUS, &d, &e),
+			 MACC_EMALFORMED);
+	assert_non_null(strstr(e.text, "'round'"));
+	/* unknown state name */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 4);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "status");
+	mp_uint(&m, 0);
+	mp_str(&m, "data");
+	mp_map(&m, 1);
+	mp_str(&m, "state");
+	mp_str(&m, "dancing");
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_STATUS, &d, &e),
+			 MACC_EMALFORMED);
+	/* peers without the array */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 4);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "status");
+	mp_uint(&m, 0);
+	mp_str(&m, "data");
+	mp_map(&m, 0);
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_PEERS, &d, &e),
+			 MACC_EMALFORMED);
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_METRICS, &d, &e),
+			 MACC_EMALFORMED);
+	/* ... but fine for a command without data (unknown keys ignored). */
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_STOP, &d, &e), 0);
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_COUNT, &d, &e),
+			 MACC_EUNKNOWNCMD);
+}
+
+static void test_tables(void **state)
+{
+	(void)state;
+	for (int c = 0; c < MACC_CTL_CMD_COUNT; c++) {
+		const struct macc_ctl_cmdinfo *ci = macc_ctl_cmd_find(macc_ctl_commands[c].name);
+
+		assert_non_null(ci);
+		assert_int_equal(ci->cmd, c);
+		assert_non_null(ci->help);
+	}
+	assert_null(macc_ctl_cmd_find("nope"));
+	assert_false(macc_ctl_cmd_find("status")->mutating);
+	assert_false(macc_ctl_cmd_find("peers")->mutating);
+	assert_false(macc_ctl_cmd_find("watch")->mutating);
+	assert_false(macc_ctl_cmd_find("metrics")->mutating);
+	assert_false(macc_ctl_cmd_find("version")->mutating);
+	assert_true(macc_ctl_cmd_find("start")->mutating);
+	assert_true(macc_ctl_cmd_find("stop")->mutating);
+	assert_true(macc_ctl_cmd_find("reload")->mutating);
+	assert_true(macc_ctl_cmd_find("log-level")->mutating);
+	assert_true(macc_ctl_cmd_find("checkpoint")->mutating);
+	assert_string_equal(macc_ctl_status_name(MACC_CTL_EVERSION), "version");
+	assert_string_equal(macc_ctl_status_name(MACC_CTL_EPERM), "permission-denied");
+	assert_string_equal(macc_ctl_status_name(99), "unknown");
+	assert_string_equal(macc_ctl_status_name(-1), "unknown");
+	assert_int_equal(macc_ctl_status_from_err(0), MACC_CTL_OK);
+	assert_int_equal(macc_ctl_status_from_err(MACC_EVERSION), MACC_CTL_EVERSION);
+	assert_int_equal(macc_ctl_status_from_err(MACC_ESPEC), MACC_CTL_EARGS);
+	assert_int_equal(macc_ctl_status_from_err(MACC_EPERM), MACC_CTL_EPERM);
+	assert_int_equal(macc_ctl_status_from_err(MACC_ECONFIG), MACC_CTL_ECONFIG);
+	assert_int_equal(macc_ctl_status_from_err(MACC_ESTATE), MACC_CTL_ESTATE);
+	assert_int_equal(macc_ctl_status_from_err(-ENOMEM), MACC_CTL_EINTERNAL);
+	assert_int_equal(macc_ctl_status_from_err(-EIO), MACC_CTL_EFAILED);
+	assert_string_equal(macc_ctl_state_name(MACC_CTL_STATE_TRAINING), "training");
+	assert_string_equal(macc_ctl_session_name(MACC_CTL_SESSION_UP), "up");
+	assert_string_equal(macc_ctl_state_name((enum macc_ctl_state)42), "unknown");
+}
+
+static void test_metrics_format(void **state)
+{
+	struct macc_ctl_status st;
+	struct macc_ctl_metrics m;
+	struct macc_ctl_peer p[2];
+	struct macc_buf b;
+	char *t;
+
+	(void)state;
+	macc_ctl_status_init(&st);
+	strcpy(st.name, "a\"b");
+	strcpy(st.model, "mlp:784-10");
+	st.state = MACC_CTL_STATE_TRAINING;
+	st.train_loss = 0.5;
+	st.peers_up = 1;
+	st.peers_configured = 2;
+	memset(&m, 0, sizeof(m));
+	m.rounds_total = 42;
+	m.bytes_sent_total = 1000;
+	macc_ctl_metrics_observe_round(&m, 0.003);
+	macc_ctl_metrics_observe_round(&m, 0.2);
+	macc_ctl_metrics_observe_round(&m, 0.2);
+	macc_ctl_metrics_observe_round(&m, 1000);
+	memset(p, 0, sizeof(p));
+	strcpy(p[0].name, "west");
+	p[0].session = MACC_CTL_SESSION_UP;
+	p[0].rtt_ms = 1.5;
+	strcpy(p[1].name, "e\\ast\n");
+	p[1].rtt_ms = NAN;
+	p[1].last_round = -1;
+	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 7);
+
+	macc_buf_init(&b, 0);
+	assert_int_equal(macc_ctl_metrics_format(&st, p, 2, &m, &b), 0);
+	assert_int_equal(macc_buf_append(&b, "", 1), 0);
+	t = (char *)b.data;
+	assert_non_null(strstr(t, "# TYPE macc_rounds_total counter\nmacc_rounds_total 42\n"));
+	assert_non_null(strstr(t, "macc_train_loss 0.5\n"));
+	assert_null(strstr(t, "macc_test_accuracy")); /* NaN: omitted */
+	assert_non_null(strstr(t, "macc_info{name=\"a\\\"b\",model=\"mlp:784-10\""));
+	assert_non_null(strstr(t, "macc_state{state=\"training\"} 1\n"));
+	assert_non_null(strstr(t, "macc_state{state=\"idle\"} 0\n"));
+	assert_non_null(strstr(t, "macc_peer_up{peer=\"west\"} 1\n"));
+	assert_non_null(strstr(t, "macc_peer_up{peer=\"e\\\\ast\\n\"} 0\n"));
+	assert_non_null(strstr(t, "macc_peer_rtt_seconds{peer=\"west\"} 0.0015\n"));
+	assert_null(strstr(t, "macc_peer_rtt_seconds{peer=\"e"));
+	assert_non_null(strstr(t, "macc_peer_last_round{peer=\"e\\\\ast\\n\"} -1\n"));
+	assert_non_null(strstr(t, "macc_messages_rejected_total{peer=\"e\\\\ast\\n\","
+				  "reason=\"bad_signature\"} 7\n"));
+	assert_non_null(strstr(t, "macc_bytes_sent_total 1000\n"));
+	assert_non_null(strstr(t, "# TYPE macc_round_seconds histogram\n"));
+	assert_non_null(strstr(t, "macc_round_seconds_bucket{le=\"0.01\"} 1\n"));
+	assert_non_null(strstr(t, "macc_round_seconds_bucket{le=\"0.25\"} 3\n"));
+	assert_non_null(strstr(t, "macc_round_seconds_bucket{le=\"60\"} 3\n"));
+	assert_non_null(strstr(t, "macc_round_seconds_bucket{le=\"+Inf\"} 4\n"));
+	assert_non_null(strstr(t, "macc_round_seconds_count 4\n"));
+	assert_non_null(strstr(t, "macc_round_seconds_sum 1000.403\n"));
+	/* Every line is a comment or "name[{labels}] value". */
+	for (char *line = t; *line != '\0';) {
+		char *nl = strchr(line, '\n');
+
+		assert_non_null(nl);
+		assert_true(line[0] == '#' || (line[0] >= 'a' && line[0] <= 'z'));
+		line = nl + 1;
+	}
+	macc_buf_finish(&b);
+
+	/* A capped buffer fails cleanly. */
+	macc_buf_init(&b, 100);
+	assert_int_equal(macc_ctl_metrics_format(&st, p, 2, &m, &b), MACC_ETOOBIG);
+	macc_buf_finish(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_roundtrip),
+		cmocka_unit_test(test_request_check_order),
+		cmocka_unit_test(test_hostile_msgpack),
+		cmocka_unit_test(test_frame_next),
+		cmocka_unit_test(test_reply_status),
+		cmocka_unit_test(test_reply_error),
+		cmocka_unit_test(test_reply_peers),
+		cmocka_unit_test(test_reply_progress_and_text),
+		cmocka_unit_test(test_reply_bad_data),
+		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_metrics_format),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
