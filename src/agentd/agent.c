@@ -1,0 +1,1369 @@
+/*
+ * agent.c - one macc agent: startup, the round state machine, worker jobs, checkpoints, eval,
+ * signals, reload and the control-socket callbacks.
+ *
+ * A round k (DESIGN.md section 4, ALGORITHMS.md):
+ *   1. x_k is known: the STATE body (k, x_k[, v_k]) was encoded once on the worker at the end of
+ *      the previous step; the loop sends it to every neighbour with a per-neighbour signed prefix
+ *      (peer.c) and at once queues the gradient job, so compute overlaps communication. dsgd
+ *      sends y_k = x_k - alpha g_k, so it encodes and sends after the gradient.
+ *   2. The loop waits until every neighbour that can still send round k has done so: a neighbour
+ *      is not waited for when it is dead (no traffic for dead_peer_timeout) or known to be past
+ *      round k already; or until the round timeout.
+ *   3. The step job: the row of W from degrees (macc_weights_row, the simulator's function) or
+ *      configured weights, macc_fold_missing for neighbours whose state did not arrive, then
+ *      macc_consensus_step with self first and neighbours in ascending public-key order (the
+ *      agent index order), then evaluation / checkpoint when due and the next round's body.
+ * The per-agent order (batch, gradient with weight decay and the dropout rng, lr from the
+ * schedule at round/epoch_rounds, fold, step) is the simulator's, so a fault-free ring of
+ * daemons matches `macc-sim` bit for bit.
+ *
+ * Rejoin policy: a restarted agent resumes from its checkpoint (x, v, round, batcher, rng). Its
+ * neighbours announce their round in HELLO. When a round ends and some live neighbour is more
+ * than one round ahead, the agent abandons that round's step (its gradient is discarded) and
+ * adopts the largest neighbour round, keeping its own x and v: max(own round, neighbours').
+ * States that arrive for a later round are buffered (one slot per neighbour), so a fast
+ * neighbour never causes a drop. Neighbours need no restart: they accept the new session and
+ * stop waiting for a peer that is behind them only until it catches up.
+ *
+ * Jobs: at most one worker job (uv_queue_work) is in flight; while it runs, the loop does not
+ * touch x, v, g, the batcher or the model. Everything the job reports comes back in
+ * after_work_cb on the loop thread.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "checkpoint.h"
+#include "notify.h"
+
+#ifndef MACC_VERSION
+#define MACC_VERSION "0.1.0"
+#endif
+
+enum {
+	JOB_STEP = 1,
+	JOB_EVAL = 2,
+	JOB_CKPT = 4,
+	JOB_ENCODE = 8,
+	JOB_GRAD = 16,
+};
+
+/* The job in flight: inputs set by the loop before queueing, outputs read after. */
+static struct job {
+	unsigned flags;
+	/* step */
+	struct macc_neighbour *nb;
+	size_t nnb;
+	float self_w;
+	uint64_t ckpt_round;
+	/* outputs */
+	float loss;
+	double dist;
+	uint64_t digest;
+	double eval_loss, eval_acc;
+	int ckpt_rc;
+	struct macc_errmsg ckpt_err;
+	struct shared_body *body;
+	int body_rc;
+} job;
+
+static void start_round(struct macc_agent *a);
+static void do_shutdown(struct macc_agent *a);
+static void check_round(struct macc_agent *a);
+static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph);
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (uint8_t)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static uint64_t train_config_hash(const struct macc_config *c)
+{
+	char buf[3 * MACC_CONFIG_SPEC_MAX];
+
+	snprintf(buf, sizeof(buf), "%s|%s|%d:%u/%u|%s|%llu|%u|%s", c->model, c->data,
+		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
+		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
+	return fnv1a(0xcbf29ce484222325ull, buf);
+}
+
+static uint32_t shard_index(const struct macc_agent *a)
+{
+	return a->cfg.has_shard ? a->cfg.shard_index : 0;
+}
+
+static double epoch_of(const struct macc_agent *a, uint64_t round)
+{
+	return (double)round / (double)a->epoch_rounds;
+}
+
+static uint32_t peers_up(const struct macc_agent *a)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < a->npeers; i++) {
+		n += a->peers[i]->conn != NULL;
+	}
+	return n;
+}
+
+/* Move receive slots forward to round r. */
+static void advance_slots(struct macc_agent *a, uint64_t r)
+{
+	for (size_t i = 0; i < a->npeers; i++) {
+		struct peer *p = a->peers[i];
+
+		if (p->cur.full && p->cur.round < r) {
+			p->cur.full = false;
+		}
+		if (p->next.full && p->next.round <= r) {
+			if (p->next.round == r) {
+				struct slot t = p->cur;
+				p->cur = p->next;
+				p->next = t;
+			}
+			p->next.full = false;
+		}
+	}
+}
+
+static void publish(struct macc_agent *a, bool final)
+{
+	struct macc_ctl_progress pr;
+	double elapsed = (double)a->train_ms / 1000.0;
+
+	if (a->ctl == NULL) {
+		return;
+	}
+	macc_ctl_progress_init(&pr);
+	pr.state = a->state;
+	pr.round = a->round;
+	pr.rounds_total = a->total_rounds;
+	pr.epoch = epoch_of(a, a->round);
+	pr.epochs_total = epoch_of(a, a->total_rounds);
+	pr.train_loss = a->loss_n > 0 || a->train_loss > 0 ? a->train_loss : NAN;
+	pr.test_accuracy = a->have_eval ? a->test_acc : NAN;
+	pr.samples_per_s = elapsed > 0 ? (double)a->samples_total / elapsed : 0.0;
+	pr.round_time_s = a->round_time_s;
+	pr.eta_s = a->round > 0 && a->total_rounds > a->round
+			   ? elapsed / (double)a->round * (double)(a->total_rounds - a->round)
+			   : NAN;
+	pr.final = final;
+	macc_ctl_server_publish(a->ctl, &pr);
+	a->last_publish_ms = macc_now_ms();
+}
+
+/* ---- the worker ------------------------------------------------------------------------ */
+
+static void work_cb(uv_work_t *w)
+{
+	struct macc_agent *a = w->data;
+	size_t n = a->nparams;
+
+	if (job.flags & JOB_STEP) {
+		double dist = 0.0;
+		size_t cnt = 0;
+
+		for (size_t i = 0; i < job.nnb; i++) {
+			double s = 0.0;
+			if (job.nb[i].w == 0.0f || job.nb[i].x == NULL) {
+				continue;
+			}
+			for (size_t k = 0; k < n; k++) {
+				double d = (double)a->x[k] - (double)job.nb[i].x[k];
+				s += d * d;
+			}
+			dist += s;
+			cnt++;
+		}
+		job.dist = cnt > 0 ? dist / (double)cnt : NAN;
+		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
+				    job.nnb, a->scratch);
+		job.digest = macc_params_digest(a->x, n);
+	}
+	if (job.flags & JOB_EVAL) {
+		macc_model_evaluate(a->eval_model, a->x, a->test.x, a->test.y, a->test.n,
+				    &job.eval_loss, &job.eval_acc);
+	}
+	if (job.flags & JOB_CKPT) {
+		struct macc_ckpt c;
+
+		memset(&c, 0, sizeof(c));
+		c.config_hash = a->config_hash;
+		c.model_hash = a->model_hash;
+		c.round = job.ckpt_round;
+		c.epoch = job.ckpt_round / a->epoch_rounds;
+		macc_batcher_get_state(&a->batcher, &c.batcher);
+		c.rng = a->dropout_rng;
+		c.nparams = n;
+		c.params = a->x;
+		c.momentum = a->v;
+		job.ckpt_err.text[0] = '\0';
+		job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
+	}
+	if (job.flags & JOB_GRAD) {
+		macc_batcher_next(&a->batcher, a->bx, a->by);
+		job.loss = macc_model_train_batch(a->model, a->x, a->g, a->bx, a->by, a->cfg.batch,
+						  (float)a->cfg.weight_decay, &a->dropout_rng);
+		if (a->after_grad) {
+			(void)macc_algo_outgoing(a->algo, &a->hp, n, a->x, a->g, a->y);
+		}
+	}
+	if (job.flags & JOB_ENCODE) {
+		struct macc_state_out so = {
+			.round = job.ckpt_round,
+			.nparams = n,
+			.x = a->after_grad ? a->y : a->x,
+			.mom = a->sends_v ? a->v : NULL,
+		};
+		job.body = calloc(1, sizeof(*job.body));
+		if (job.body == NULL) {
+			job.body_rc = -ENOMEM;
+		} else {
+			job.body->refs = 1;
+			macc_buf_init(&job.body->body.buf, 0);
+			job.body_rc = macc_state_body_encode(&job.body->body, &so);
+		}
+	}
+}
+
+static void set_lr(struct macc_agent *a)
+{
+	double ep = (double)a->round / (double)a->epoch_rounds;
+	double total_ep = (double)a->total_rounds / (double)a->epoch_rounds;
+
+	a->hp.alpha = macc_lr_at(&a->lr, ep, total_ep);
+}
+
+static void broadcast(struct macc_agent *a)
+{
+	for (size_t i = 0; i < a->npeers; i++) {
+		struct peer *p = a->peers[i];
+		if (p->known_round_valid && p->known_round > a->round) {
+			continue; /* it is past this round: it would drop the state */
+		}
+		peer_send_body(p);
+	}
+}
+
+static void log_progress(struct macc_agent *a)
+{
+	double elapsed = (double)a->train_ms / 1000.0;
+
+	macc_info(NULL, "round %llu/%llu epoch %.2f loss %.4f samples/s %.0f round %.1f ms "
+		  "peers up %u/%zu",
+		  (unsigned long long)a->round, (unsigned long long)a->total_rounds,
+		  epoch_of(a, a->round), a->train_loss,
+		  elapsed > 0 ? (double)a->samples_total / elapsed : 0.0, a->round_time_s * 1e3,
+		  peers_up(a), a->npeers);
+}
+
+static void finish_run(struct macc_agent *a)
+{
+	a->state = MACC_CTL_STATE_DONE;
+	a->phase = PH_NONE;
+	macc_info(NULL, "training done: round %llu epoch %.2f test accuracy %.4f test loss %.4f "
+		  "digest=%016llx",
+		  (unsigned long long)a->round, epoch_of(a, a->round), a->test_acc, a->test_loss,
+		  (unsigned long long)a->digest);
+	publish(a, true);
+	macc_notify("STATUS=done");
+	if (a->opts.exit_when_done) {
+		do_shutdown(a);
+	}
+}
+
+static void after_work(uv_work_t *w, int status)
+{
+	struct macc_agent *a = w->data;
+	unsigned flags = job.flags;
+	enum phase ph = a->phase;
+
+	(void)status;
+	job.flags = 0;
+	if (flags & JOB_CKPT) {
+		if (job.ckpt_rc < 0) {
+			snprintf(a->last_error, sizeof(a->last_error), "checkpoint: %.240s",
+				 job.ckpt_err.text);
+			macc_error(NULL, "checkpoint failed: %s", job.ckpt_err.text);
+		} else {
+			a->metrics.checkpoints_total++;
+			macc_debug(NULL, "checkpoint written at round %llu",
+				   (unsigned long long)job.ckpt_round);
+		}
+	}
+	if (flags & JOB_ENCODE) {
+		if (job.body_rc < 0) {
+			macc_error(NULL, "cannot encode the round state: %s",
+				   macc_strerror(job.body_rc));
+			shared_body_unref(job.body);
+		} else {
+			shared_body_unref(a->body);
+			a->body = job.body;
+			a->body_round = job.ckpt_round;
+		}
+		job.body = NULL;
+	}
+	if (flags & JOB_EVAL) {
+		a->test_loss = job.eval_loss;
+		a->test_acc = job.eval_acc;
+		a->have_eval = true;
+	}
+	if (flags & JOB_GRAD) {
+		a->loss_acc += job.loss;
+		a->loss_n++;
+		a->samples_total += a->cfg.batch;
+		a->metrics.samples_total += a->cfg.batch;
+		if (a->after_grad && a->body_round == a->round && a->body != NULL) {
+			broadcast(a);
+		}
+		a->phase = PH_WAIT;
+		check_round(a);
+		return;
+	}
+	if (ph == PH_STEP) {
+		uint64_t now = macc_now_ms();
+		uint64_t log_every = a->epoch_rounds / 5 ? a->epoch_rounds / 5 : 1;
+
+		a->round++;
+		a->round_time_s = (double)(now - a->round_started_ms) / 1000.0;
+		a->train_ms += now - a->round_started_ms;
+		a->consensus_distance = job.dist;
+		a->digest = job.digest;
+		a->metrics.rounds_total++;
+		macc_ctl_metrics_observe_round(&a->metrics, a->round_time_s);
+		advance_slots(a, a->round);
+		if (a->round % log_every == 0 || a->round == a->total_rounds) {
+			a->train_loss = a->loss_n ? a->loss_acc / (double)a->loss_n : a->train_loss;
+			a->loss_acc = 0.0;
+			a->loss_n = 0;
+			log_progress(a);
+		}
+		if (flags & JOB_EVAL) {
+			macc_info(NULL, "eval at round %llu (epoch %.2f): test accuracy %.4f loss %.4f",
+				  (unsigned long long)a->round, epoch_of(a, a->round), a->test_acc,
+				  a->test_loss);
+		}
+		if (now - a->last_publish_ms >= 500) {
+			publish(a, false);
+		}
+	}
+	a->phase = PH_NONE;
+	if (a->shutdown_req) {
+		do_shutdown(a);
+		return;
+	}
+	if (a->state == MACC_CTL_STATE_TRAINING && a->round >= a->total_rounds) {
+		finish_run(a);
+		return;
+	}
+	if (a->stop_req) {
+		a->stop_req = false;
+		a->state = MACC_CTL_STATE_IDLE;
+		a->stopped_training = true;
+		macc_info(NULL, "training stopped at round %llu", (unsigned long long)a->round);
+		publish(a, true);
+		return;
+	}
+	if (a->pause_req) {
+		a->pause_req = false;
+		a->state = MACC_CTL_STATE_PAUSED;
+		macc_info(NULL, "paused at round %llu", (unsigned long long)a->round);
+		publish(a, false);
+		return;
+	}
+	if (a->ckpt_req || a->eval_req) {
+		unsigned f = (a->ckpt_req ? JOB_CKPT : 0) | (a->eval_req ? JOB_EVAL : 0);
+		a->ckpt_req = a->eval_req = false;
+		job.ckpt_round = a->round;
+		if (queue_job(a, f, PH_JOB) == 0) {
+			return;
+		}
+	}
+	if (a->state == MACC_CTL_STATE_TRAINING) {
+		start_round(a);
+	}
+}
+
+static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph)
+{
+	int rc;
+
+	job.flags = flags;
+	a->phase = ph;
+	a->work.data = a;
+	rc = uv_queue_work(&a->loop, &a->work, work_cb, after_work);
+	if (rc < 0) {
+		job.flags = 0;
+		a->phase = PH_NONE;
+		macc_error(NULL, "cannot queue work: %s", uv_strerror(rc));
+	}
+	return rc;
+}
+
+/* ---- rounds ---------------------------------------------------------------------------- */
+
+static void on_round_timeout(uv_timer_t *t)
+{
+	struct macc_agent *a = t->data;
+
+	a->round_timed_out = true;
+	check_round(a);
+}
+
+static void start_round(struct macc_agent *a)
+{
+	if (a->state != MACC_CTL_STATE_TRAINING || a->phase != PH_NONE || a->shutting_down) {
+		return;
+	}
+	if (a->round >= a->total_rounds) {
+		finish_run(a);
+		return;
+	}
+	if (!a->after_grad && (a->body == NULL || a->body_round != a->round)) {
+		/* The body for this round is made on the worker (start, resume, jump). */
+		job.ckpt_round = a->round;
+		queue_job(a, JOB_ENCODE, PH_JOB);
+		return;
+	}
+	set_lr(a);
+	a->round_started_ms = macc_now_ms();
+	a->round_timed_out = false;
+	uv_timer_start(&a->round_timer, on_round_timeout, a->cfg.round_timeout_ms, 0);
+	if (!a->after_grad) {
+		broadcast(a);
+	}
+	job.ckpt_round = a->round;
+	queue_job(a, JOB_GRAD | (a->after_grad ? JOB_ENCODE : 0), PH_GRAD);
+}
+
+static bool waiting_for(const struct macc_agent *a, const struct peer *p)
+{
+	if (p->cur.full && p->cur.round == a->round) {
+		return false;
+	}
+	if (p->dead) {
+		return false;
+	}
+	if (p->known_round_valid && p->known_round > a->round) {
+		return false;
+	}
+	return true;
+}
+
+static bool due(uint64_t r, uint64_t every)
+{
+	return every > 0 && r % every == 0;
+}
+
+static void do_step(struct macc_agent *a)
+{
+	size_t n = a->npeers;
+	uint64_t next = a->round + 1;
+	uint64_t ahead = 0;
+	double self_w = 1.0, w[MACC_CONFIG_MAX_PEERS + 1], wout[MACC_CONFIG_MAX_PEERS + 1];
+	uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
+	bool arrived[MACC_CONFIG_MAX_PEERS + 1];
+	static struct macc_neighbour nb[MACC_CONFIG_MAX_PEERS + 1];
+	unsigned flags;
+	size_t missing;
+
+	uv_timer_stop(&a->round_timer);
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = a->peers[i];
+		if (!p->dead && p->known_round_valid && p->known_round > ahead) {
+			ahead = p->known_round;
+		}
+	}
+	if (ahead > next && !a->shutdown_req) {
+		macc_info(NULL, "neighbours are at round %llu: leaving round %llu and rejoining there "
+			  "with this agent's parameters", (unsigned long long)ahead,
+			  (unsigned long long)a->round);
+		a->round = ahead > a->total_rounds ? a->total_rounds : ahead;
+		advance_slots(a, a->round);
+		a->phase = PH_NONE;
+		start_round(a);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = a->peers[i];
+		arrived[i] = p->cur.full && p->cur.round == a->round;
+		deg[i] = p->degree_known ? p->degree : (uint32_t)n;
+	}
+	if (a->cfg.weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
+		double s = 0.0;
+		for (size_t i = 0; i < n; i++) {
+			w[i] = a->peers[i]->cfg_weight;
+			s += w[i];
+		}
+		self_w = 1.0 - s;
+	} else {
+		macc_weights_row(a->cfg.weights == MACC_CONFIG_WEIGHTS_UNIFORM ? MACC_WEIGHTS_UNIFORM
+									      : MACC_WEIGHTS_METROPOLIS,
+				 (uint32_t)n, deg, n, &self_w, w);
+	}
+	missing = macc_fold_missing(self_w, w, arrived, n, &self_w, wout);
+	if (missing > 0) {
+		a->metrics.neighbours_missed_total += missing;
+		for (size_t i = 0; i < n; i++) {
+			if (!arrived[i] && !a->peers[i]->dead) {
+				macc_debug(a->peers[i]->name, "state for round %llu missing: folded",
+					   (unsigned long long)a->round);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = a->peers[i];
+		nb[i].w = arrived[i] ? (float)wout[i] : 0.0f;
+		nb[i].x = arrived[i] ? p->cur.x : NULL;
+		nb[i].v = arrived[i] && a->sends_v ? p->cur.v : NULL;
+	}
+	job.nb = nb;
+	job.nnb = n;
+	job.self_w = (float)self_w;
+	job.ckpt_round = next;
+	flags = JOB_STEP | (a->after_grad ? 0 : JOB_ENCODE);
+	if (due(next, a->cfg.eval_every) ||
+	    (a->cfg.eval_every == 0 && due(next, a->epoch_rounds)) || next == a->total_rounds ||
+	    a->eval_req) {
+		flags |= JOB_EVAL;
+		a->eval_req = false;
+	}
+	if (due(next, a->cfg.checkpoint_every) || next == a->total_rounds || a->ckpt_req ||
+	    a->shutdown_req || a->stop_req) {
+		flags |= JOB_CKPT;
+		a->ckpt_req = false;
+	}
+	if (next >= a->total_rounds || a->shutdown_req || a->stop_req) {
+		flags &= ~(unsigned)JOB_ENCODE;
+	}
+	queue_job(a, flags, PH_STEP);
+}
+
+static void check_round(struct macc_agent *a)
+{
+	if (a->phase != PH_WAIT) {
+		return;
+	}
+	if (!a->round_timed_out && !a->shutdown_req) {
+		for (size_t i = 0; i < a->npeers; i++) {
+			if (waiting_for(a, a->peers[i])) {
+				return;
+			}
+		}
+	} else if (a->round_timed_out) {
+		for (size_t i = 0; i < a->npeers; i++) {
+			if (waiting_for(a, a->peers[i])) {
+				macc_info(a->peers[i]->name, "round %llu timed out waiting for its state",
+					  (unsigned long long)a->round);
+			}
+		}
+	}
+	do_step(a);
+}
+
+void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v)
+{
+	struct macc_agent *a = p->agent;
+	struct slot *s;
+
+	p->last_round = (int64_t)round;
+	if (!p->known_round_valid || round > p->known_round) {
+		p->known_round = round;
+		p->known_round_valid = true;
+	}
+	if (round < a->round || (round == a->round && a->phase == PH_STEP)) {
+		macc_debug(p->name, "state for round %llu arrived after its round: ignored",
+			   (unsigned long long)round);
+		check_round(a);
+		return;
+	}
+	s = round == a->round ? &p->cur : &p->next;
+	if (s->full && s->round == round) {
+		return; /* already have it (re-sent on a new session) */
+	}
+	macc_f32le_load(s->x, x, a->nparams);
+	if (a->sends_v && v != NULL) {
+		macc_f32le_load(s->v, v, a->nparams);
+	}
+	s->round = round;
+	s->full = true;
+	check_round(a);
+}
+
+void agent_on_peer_change(struct macc_agent *a)
+{
+	check_round(a);
+}
+
+void agent_on_session_up(struct peer *p)
+{
+	struct macc_agent *a = p->agent;
+
+	if (a->state == MACC_CTL_STATE_TRAINING && a->body != NULL && a->body_round == a->round &&
+	    (a->phase == PH_GRAD || a->phase == PH_WAIT) &&
+	    !(p->known_round_valid && p->known_round > a->round)) {
+		peer_send_body(p);
+	}
+	check_round(a);
+}
+
+/* ---- timers and signals ---------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+	struct macc_agent *a = t->data;
+
+	peers_tick(a);
+	if (a->state == MACC_CTL_STATE_TRAINING && macc_now_ms() - a->last_publish_ms > 2000) {
+		publish(a, false);
+	}
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	macc_notify("WATCHDOG=1");
+}
+
+static void on_close_noop(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void do_shutdown(struct macc_agent *a)
+{
+	if (a->shutting_down) {
+		return;
+	}
+	if (a->phase != PH_NONE) {
+		a->shutdown_req = true; /* after the job in flight */
+		return;
+	}
+	a->shutting_down = true;
+	macc_info(NULL, "shutting down at round %llu", (unsigned long long)a->round);
+	if (a->state == MACC_CTL_STATE_TRAINING || a->state == MACC_CTL_STATE_PAUSED) {
+		publish(a, true);
+	}
+	peers_say_bye(a, 0, "agent shutting down");
+	peer_close_listener(a);
+	for (size_t i = 0; i < a->npeers; i++) {
+		peer_remove(a->peers[i]);
+	}
+	for (size_t i = 0; i < a->ngraveyard; i++) {
+		peer_remove(a->graveyard[i]);
+	}
+	uv_close((uv_handle_t *)&a->round_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->tick_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
+	uv_close((uv_handle_t *)&a->sig_int, on_close_noop);
+	uv_close((uv_handle_t *)&a->sig_hup, on_close_noop);
+	macc_ctl_server_close(a->ctl, NULL, NULL);
+	a->ctl = NULL;
+}
+
+static void request_shutdown(struct macc_agent *a, const char *why)
+{
+	if (a->shutdown_req || a->shutting_down) {
+		return;
+	}
+	macc_info(NULL, "%s: finishing the round, checkpointing, leaving", why);
+	macc_notify("STOPPING=1");
+	a->shutdown_req = true;
+	if (a->phase == PH_WAIT) {
+		check_round(a); /* finish the round with the states that arrived */
+		return;
+	}
+	if (a->phase != PH_NONE) {
+		return; /* the job's completion continues */
+	}
+	if (a->state != MACC_CTL_STATE_DONE && a->state != MACC_CTL_STATE_ERROR) {
+		job.ckpt_round = a->round;
+		if (queue_job(a, JOB_CKPT, PH_JOB) == 0) {
+			return;
+		}
+	}
+	do_shutdown(a);
+}
+
+static int do_reload(struct macc_agent *a, struct macc_errmsg *err);
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct macc_agent *a = s->data;
+
+	if (signum == SIGHUP) {
+		struct macc_errmsg e;
+		if (do_reload(a, &e) < 0) {
+			macc_error(NULL, "reload refused: %s", e.text);
+		}
+		return;
+	}
+	request_shutdown(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- reload ---------------------------------------------------------------------------- */
+
+static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct macc_config nc;
+	struct macc_config_diff d;
+	struct peer **np = NULL;
+	struct macc_pubkey *nallow = NULL;
+	size_t nn = 0;
+	int rc;
+
+	macc_notify_reloading();
+	macc_info(NULL, "reloading %s", a->opts.config_path);
+	rc = macc_config_load(a->opts.config_path, &nc, err);
+	if (rc < 0) {
+		macc_notify("READY=1");
+		return rc;
+	}
+	rc = macc_config_check_own_key(&nc, &a->id.pub, err);
+	if (rc < 0) {
+		macc_config_finish(&nc);
+		macc_notify("READY=1");
+		return rc;
+	}
+	rc = macc_config_diff(&a->cfg, &nc, &d);
+	if (rc < 0) {
+		macc_config_finish(&nc);
+		macc_notify("READY=1");
+		return macc_errf(err, rc, "out of memory");
+	}
+	if (d.restart_key[0] != '\0') {
+		rc = macc_errf(err, MACC_ECONFIG, "%s: key '%s' changed, which needs a restart; "
+			       "keeping the running configuration", nc.file, d.restart_key);
+		goto out;
+	}
+	np = calloc(nc.npeers + 1, sizeof(*np));
+	nallow = calloc(nc.npeers + 1, sizeof(*nallow));
+	if (np == NULL || nallow == NULL) {
+		rc = macc_errf(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Keep existing peers (by key), update them, create the new ones. */
+	for (size_t i = 0; i < nc.npeers; i++) {
+		const struct macc_config_peer *cp = &nc.peers[i];
+		struct peer *p = NULL;
+
+		for (size_t j = 0; j < a->npeers; j++) {
+			if (macc_pubkey_equal(&a->peers[j]->key, &cp->public_key)) {
+				p = a->peers[j];
+			}
+		}
+		if (p == NULL) {
+			p = peer_create(a, cp);
+			if (p == NULL) {
+				rc = macc_errf(err, -ENOMEM, "out of memory for peer %s", cp->name);
+				for (size_t k = 0; k < nn; k++) {
+					/* undo: nothing started yet for new peers */
+				}
+				goto out;
+			}
+			macc_info(p->name, "peer added (%s)", cp->public_key_b64);
+			p->agent = a;
+			np[nn++] = p;
+			p->removed = false;
+			continue;
+		}
+		bool moved = strcmp(p->endpoint.host, cp->endpoint.host) != 0 ||
+			     p->endpoint.port != cp->endpoint.port;
+		if (p->cfg_weight != cp->weight || p->has_weight != cp->has_weight) {
+			macc_info(p->name, "weight changed");
+		}
+		snprintf(p->name, sizeof(p->name), "%s", cp->name);
+		p->endpoint = cp->endpoint;
+		p->cfg_weight = cp->weight;
+		p->has_weight = cp->has_weight;
+		if (moved) {
+			macc_info(p->name, "endpoint changed: reconnecting");
+			peer_reconnect(p);
+		}
+		np[nn++] = p;
+	}
+	for (size_t j = 0; j < a->npeers; j++) {
+		bool kept = false;
+		for (size_t i = 0; i < nn; i++) {
+			kept |= np[i] == a->peers[j];
+		}
+		if (!kept) {
+			struct peer **g = realloc(a->graveyard, (a->ngraveyard + 1) * sizeof(*g));
+			if (g != NULL) {
+				a->graveyard = g;
+				a->graveyard[a->ngraveyard++] = a->peers[j];
+			}
+			macc_info(a->peers[j]->name, "peer removed");
+			peer_remove(a->peers[j]);
+		}
+	}
+	free(a->peers);
+	free(a->allow);
+	a->peers = np;
+	a->allow = nallow;
+	a->npeers = nn;
+	np = NULL;
+	nallow = NULL;
+	peers_sort(a);
+	for (size_t i = 0; i < a->npeers; i++) {
+		if (a->peers[i]->conn == NULL) {
+			peer_start(a->peers[i]);
+		}
+	}
+	if (d.log_level_changed && !a->opts.have_log_level) {
+		macc_log_set_level(nc.log_level);
+	}
+	/* Swap: the running config is the new one (peers were copied into struct peer). */
+	{
+		char sock[MACC_CONFIG_SOCKET_MAX];
+		snprintf(sock, sizeof(sock), "%s", a->cfg.control_socket);
+		macc_config_finish(&a->cfg);
+		a->cfg = nc;
+		snprintf(a->cfg.control_socket, sizeof(a->cfg.control_socket), "%s", sock);
+		memset(&nc, 0, sizeof(nc));
+	}
+	macc_info(NULL, "reloaded: %zu peers (%zu changes)", a->npeers, d.nchanges);
+	rc = 0;
+out:
+	free(np);
+	free(nallow);
+	macc_config_diff_finish(&d);
+	macc_config_finish(&nc);
+	macc_notify("READY=1");
+	check_round(a);
+	return rc;
+}
+
+/* ---- control callbacks ----------------------------------------------------------------- */
+
+static int ctl_status(void *ctx, struct macc_ctl_status *st)
+{
+	struct macc_agent *a = ctx;
+	double elapsed = (double)a->train_ms / 1000.0;
+
+	st->state = a->state;
+	snprintf(st->name, sizeof(st->name), "%s", a->cfg.name);
+	snprintf(st->model, sizeof(st->model), "%.127s", a->cfg.model);
+	snprintf(st->algorithm, sizeof(st->algorithm), "%s", macc_algo_name(a->algo));
+	snprintf(st->version, sizeof(st->version), "%s", MACC_VERSION);
+	st->round = a->round;
+	st->rounds_total = a->total_rounds;
+	st->epoch = epoch_of(a, a->round);
+	st->epochs_total = epoch_of(a, a->total_rounds);
+	st->train_loss = a->train_loss;
+	st->test_loss = a->have_eval ? a->test_loss : NAN;
+	st->test_accuracy = a->have_eval ? a->test_acc : NAN;
+	st->samples_per_s = elapsed > 0 ? (double)a->samples_total / elapsed : 0.0;
+	st->round_time_s = a->round_time_s;
+	st->consensus_distance = a->consensus_distance;
+	st->peers_up = peers_up(a);
+	st->peers_configured = (uint32_t)a->npeers;
+	st->uptime_s = (macc_now_ms() - a->start_ms) / 1000;
+	snprintf(st->digest, sizeof(st->digest), "%016llx", (unsigned long long)a->digest);
+	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
+	return 0;
+}
+
+static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
+{
+	struct macc_agent *a = ctx;
+	struct macc_ctl_peer *ps = calloc(a->npeers + 1, sizeof(*ps));
+
+	if (ps == NULL) {
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < a->npeers; i++) {
+		struct peer *p = a->peers[i];
+		struct macc_ctl_peer *q = &ps[i];
+		double self_w = 1.0, w[MACC_CONFIG_MAX_PEERS + 1];
+		uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
+
+		snprintf(q->name, sizeof(q->name), "%s", p->name);
+		macc_endpoint_format(&p->endpoint, q->endpoint, sizeof(q->endpoint));
+		macc_pubkey_to_b64(&p->key, q->key);
+		q->session = peer_session_state(p);
+		q->last_round = p->last_round;
+		q->rtt_ms = p->rtt_ms < 0 ? NAN : p->rtt_ms;
+		if (a->cfg.weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
+			q->weight = p->cfg_weight;
+		} else {
+			for (size_t j = 0; j < a->npeers; j++) {
+				deg[j] = a->peers[j]->degree_known ? a->peers[j]->degree
+								   : (uint32_t)a->npeers;
+			}
+			macc_weights_row(a->cfg.weights == MACC_CONFIG_WEIGHTS_UNIFORM
+						 ? MACC_WEIGHTS_UNIFORM
+						 : MACC_WEIGHTS_METROPOLIS,
+					 (uint32_t)a->npeers, deg, a->npeers, &self_w, w);
+			q->weight = w[i];
+		}
+		q->bytes_in = p->bytes_in;
+		q->bytes_out = p->bytes_out;
+		for (int k = 0; k < 32; k++) {
+			if (p->rejected[k] > 0) {
+				macc_ctl_peer_add_reject(q, MACC_EMALFORMED - k, p->rejected[k]);
+			}
+		}
+		if (p->rejected_errno > 0) {
+			macc_ctl_peer_add_reject(q, -EIO, p->rejected_errno);
+		}
+	}
+	*ret = ps;
+	*ret_n = a->npeers;
+	return 0;
+}
+
+static int ctl_start(void *ctx, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	if (a->state == MACC_CTL_STATE_TRAINING) {
+		return 0;
+	}
+	if (a->state == MACC_CTL_STATE_DONE) {
+		return macc_errf(err, MACC_ESTATE, "the run is done (round %llu of %llu)",
+				 (unsigned long long)a->round, (unsigned long long)a->total_rounds);
+	}
+	if (a->phase != PH_NONE) {
+		return macc_errf(err, MACC_ESTATE, "busy, try again");
+	}
+	a->state = MACC_CTL_STATE_TRAINING;
+	a->stop_req = a->pause_req = false;
+	macc_info(NULL, "training started at round %llu", (unsigned long long)a->round);
+	start_round(a);
+	return 0;
+}
+
+static int ctl_stop(void *ctx, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	if (a->state != MACC_CTL_STATE_TRAINING && a->state != MACC_CTL_STATE_PAUSED) {
+		return macc_errf(err, MACC_ESTATE, "not training");
+	}
+	if (a->phase == PH_NONE) {
+		a->state = MACC_CTL_STATE_IDLE;
+		a->stopped_training = true;
+		job.ckpt_round = a->round;
+		queue_job(a, JOB_CKPT, PH_JOB);
+		return 0;
+	}
+	a->stop_req = true;
+	return 0;
+}
+
+static int ctl_pause(void *ctx, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	if (a->state != MACC_CTL_STATE_TRAINING) {
+		return macc_errf(err, MACC_ESTATE, "not training");
+	}
+	a->pause_req = true;
+	return 0;
+}
+
+static int ctl_resume(void *ctx, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	if (a->state == MACC_CTL_STATE_TRAINING) {
+		a->pause_req = false;
+		return 0;
+	}
+	if (a->state != MACC_CTL_STATE_PAUSED) {
+		return macc_errf(err, MACC_ESTATE, "not paused");
+	}
+	a->state = MACC_CTL_STATE_TRAINING;
+	macc_info(NULL, "resumed at round %llu", (unsigned long long)a->round);
+	start_round(a);
+	return 0;
+}
+
+static int ctl_checkpoint(void *ctx, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	(void)err;
+	if (a->phase == PH_NONE) {
+		job.ckpt_round = a->round;
+		return queue_job(a, JOB_CKPT, PH_JOB);
+	}
+	a->ckpt_req = true;
+	return 0;
+}
+
+static int ctl_eval(void *ctx, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	(void)err;
+	if (a->phase == PH_NONE) {
+		return queue_job(a, JOB_EVAL, PH_JOB);
+	}
+	a->eval_req = true;
+	return 0;
+}
+
+static int ctl_metrics(void *ctx, struct macc_ctl_metrics *m)
+{
+	struct macc_agent *a = ctx;
+
+	*m = a->metrics;
+	return 0;
+}
+
+static int ctl_reload(void *ctx, struct macc_errmsg *err)
+{
+	return do_reload(ctx, err);
+}
+
+static int ctl_log_level(void *ctx, enum macc_log_level level, struct macc_errmsg *err)
+{
+	(void)ctx;
+	(void)err;
+	macc_log_set_level(level);
+	macc_info(NULL, "log level set to %s", macc_log_level_name(level));
+	return 0;
+}
+
+static const struct macc_ctl_ops ctl_ops = {
+	.status = ctl_status,
+	.peers = ctl_peers,
+	.start = ctl_start,
+	.stop = ctl_stop,
+	.pause = ctl_pause,
+	.resume = ctl_resume,
+	.checkpoint = ctl_checkpoint,
+	.eval = ctl_eval,
+	.metrics = ctl_metrics,
+	.reload = ctl_reload,
+	.log_level = ctl_log_level,
+};
+
+/* ---- setup ----------------------------------------------------------------------------- */
+
+static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct macc_config *c = &a->cfg;
+	uint32_t idx = shard_index(a);
+	size_t np, dim;
+	int rc;
+
+	a->algo = c->algorithm;
+	a->sends_v = macc_algo_sends_momentum(a->algo);
+	a->after_grad = macc_algo_sends_after_grad(a->algo);
+	if (c->threads > 0) {
+		macc_nn_set_threads((int)c->threads);
+	}
+	rc = macc_lr_parse(c->lr_schedule, (float)c->lr, &a->lr, err);
+	if (rc < 0) {
+		return rc;
+	}
+	a->hp.alpha = (float)c->lr;
+	a->hp.beta = (float)c->momentum;
+	a->hp.omega = (float)c->omega;
+	a->hp.nesterov = c->nesterov;
+	rc = macc_model_create(c->model, c->batch, &a->model, err);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = macc_model_create(c->model, 256, &a->eval_model, err);
+	if (rc < 0) {
+		return rc;
+	}
+	np = a->nparams = macc_model_nparams(a->model);
+	dim = macc_model_input_dim(a->model);
+	a->model_hash = macc_model_hash(a->model);
+	a->config_hash = train_config_hash(c);
+	a->frame_max = macc_state_frame_max(np, a->sends_v) + 1024;
+
+	macc_info(NULL, "loading data '%s'", c->data);
+	rc = macc_dataset_load(c->data, MACC_SPLIT_TRAIN, &a->train, err);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = macc_dataset_load(c->data, MACC_SPLIT_TEST, &a->test, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (a->train.dim != dim || a->test.dim != dim) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' takes %zu inputs per sample but data "
+				 "'%s' has %zu", c->model, dim, c->data, a->train.dim);
+	}
+	if (a->train.nclasses > macc_model_nclasses(a->model)) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' has %u "
+				 "classes", c->model, macc_model_nclasses(a->model), c->data,
+				 a->train.nclasses);
+	}
+	if (c->has_shard && c->shard_count > 1) {
+		size_t min_n = SIZE_MAX;
+
+		rc = macc_partition_make(a->train.y, a->train.n, a->train.nclasses, c->shard_count,
+					 c->partition, c->seed, &a->part, err);
+		if (rc < 0) {
+			return rc;
+		}
+		a->part_made = true;
+		a->shard = a->part.indices + a->part.offsets[idx];
+		a->shard_n = a->part.offsets[idx + 1] - a->part.offsets[idx];
+		for (uint32_t j = 0; j < c->shard_count; j++) {
+			size_t sn = a->part.offsets[j + 1] - a->part.offsets[j];
+			if (sn < min_n) {
+				min_n = sn;
+			}
+		}
+		a->epoch_rounds = min_n / c->batch;
+	} else {
+		a->shard = NULL;
+		a->shard_n = a->train.n;
+		a->epoch_rounds = a->shard_n / c->batch;
+	}
+	if (a->shard_n < c->batch || a->epoch_rounds == 0) {
+		return macc_errf(err, MACC_ECONFIG, "shard %u has %zu samples, fewer than one batch "
+				 "of %u", idx, a->shard_n, c->batch);
+	}
+	rc = macc_batcher_init(&a->batcher, &a->train, a->shard, a->shard_n, c->batch, c->seed,
+			       MACC_STREAM_BATCH + idx);
+	if (rc < 0) {
+		return macc_errf(err, rc, "cannot set up the batcher");
+	}
+	macc_rng_seed(&a->dropout_rng, c->seed, MACC_STREAM_DROPOUT + idx);
+	a->total_rounds = c->rounds ? c->rounds : (uint64_t)c->epochs * a->epoch_rounds;
+	a->x = calloc(np, sizeof(float));
+	a->v = calloc(np, sizeof(float));
+	a->g = calloc(np, sizeof(float));
+	a->y = calloc(np, sizeof(float));
+	a->scratch = calloc(2 * np, sizeof(float));
+	a->bx = calloc((size_t)c->batch * dim, sizeof(float));
+	a->by = calloc(c->batch, sizeof(int32_t));
+	if (!a->x || !a->v || !a->g || !a->y || !a->scratch || !a->bx || !a->by) {
+		return macc_errf(err, -ENOMEM, "out of memory for %zu parameters", np);
+	}
+	macc_model_init_params(a->model, a->x, c->seed);
+	a->digest = macc_params_digest(a->x, np);
+	macc_info(NULL, "model %s: %zu parameters; shard %u/%u: %zu samples; %llu rounds per "
+		  "epoch, %llu rounds", macc_model_spec(a->model), np, idx,
+		  c->has_shard ? c->shard_count : 1, a->shard_n,
+		  (unsigned long long)a->epoch_rounds, (unsigned long long)a->total_rounds);
+	return 0;
+}
+
+static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct macc_ckpt c;
+	struct macc_errmsg warn, e;
+	char used[1100];
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.config_hash = a->config_hash;
+	c.model_hash = a->model_hash;
+	c.nparams = a->nparams;
+	c.params = a->x;
+	c.momentum = a->v;
+	rc = macc_ckpt_load(a->cfg.state_dir, &c, used, sizeof(used), &warn, &e);
+	if (rc == -ENOENT) {
+		macc_info(NULL, "no checkpoint in %s: starting at round 0", a->cfg.state_dir);
+		return 0;
+	}
+	if (rc < 0) {
+		return macc_errf(err, rc, "%s", e.text);
+	}
+	if (warn.text[0] != '\0') {
+		macc_warn(NULL, "checkpoint unusable: %s; using the previous good one", warn.text);
+	}
+	rc = macc_batcher_set_state(&a->batcher, &c.batcher);
+	if (rc < 0) {
+		return macc_errf(err, rc, "%s: batcher state does not fit this shard", used);
+	}
+	a->dropout_rng = c.rng;
+	a->round = c.round;
+	a->digest = macc_params_digest(a->x, a->nparams);
+	macc_info(NULL, "resumed from %s at round %llu (epoch %.2f)", used,
+		  (unsigned long long)a->round, epoch_of(a, a->round));
+	return 0;
+}
+
+int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_errmsg *err)
+{
+	struct macc_ctl_server_opts so;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->opts = *o;
+	a->start_ms = macc_now_ms();
+	a->test_acc = NAN;
+	a->test_loss = NAN;
+	a->consensus_distance = NAN;
+	macc_ratelimit_init(&a->rl_unbound, 10000, 5);
+	{
+		uint64_t seed;
+		macc_random_bytes(&seed, sizeof(seed));
+		macc_rng_seed(&a->jitter, seed, 0);
+	}
+	rc = uv_loop_init(&a->loop);
+	if (rc < 0) {
+		return macc_errf(err, rc, "cannot create the event loop: %s", uv_strerror(rc));
+	}
+	rc = macc_config_load(o->config_path, &a->cfg, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (o->socket_path != NULL) {
+		snprintf(a->cfg.control_socket, sizeof(a->cfg.control_socket), "%s", o->socket_path);
+	}
+	macc_log_set_level(o->have_log_level ? o->log_level : a->cfg.log_level);
+	rc = macc_identity_load(&a->id, a->cfg.key_file, err);
+	if (rc < 0) {
+		return rc;
+	}
+	macc_pubkey_to_b64(&a->id.pub, a->keyb64);
+	rc = macc_config_check_own_key(&a->cfg, &a->id.pub, err);
+	if (rc < 0) {
+		return rc;
+	}
+	macc_info(NULL, "agent %s, public key %s, %zu peers", a->cfg.name, a->keyb64,
+		  a->cfg.npeers);
+	rc = setup_learning(a, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (mkdir(a->cfg.state_dir, 0700) < 0 && errno != EEXIST) {
+		return macc_errf(err, -errno, "state directory %s: %s", a->cfg.state_dir,
+				 strerror(errno));
+	}
+	rc = load_checkpoint(a, err);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = peers_setup(a, err);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = peer_listen(a, err);
+	if (rc < 0) {
+		return rc;
+	}
+	macc_ctl_server_opts_init(&so);
+	so.path = a->cfg.control_socket;
+	so.version = MACC_VERSION;
+	rc = macc_ctl_server_create(&a->loop, &so, &ctl_ops, a, &a->ctl, err);
+	if (rc < 0) {
+		return rc;
+	}
+	uv_timer_init(&a->loop, &a->round_timer);
+	a->round_timer.data = a;
+	uv_timer_init(&a->loop, &a->tick_timer);
+	a->tick_timer.data = a;
+	uv_timer_start(&a->tick_timer, on_tick, 250, 250);
+	uv_timer_init(&a->loop, &a->watchdog_timer);
+	a->watchdog_timer.data = a;
+	{
+		uint64_t wd = macc_notify_watchdog_interval_ms();
+		if (wd > 0) {
+			uv_timer_start(&a->watchdog_timer, on_watchdog, wd, wd);
+		}
+	}
+	uv_signal_init(&a->loop, &a->sig_term);
+	uv_signal_init(&a->loop, &a->sig_int);
+	uv_signal_init(&a->loop, &a->sig_hup);
+	a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+	uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&a->sig_int, on_signal, SIGINT);
+	uv_signal_start(&a->sig_hup, on_signal, SIGHUP);
+	return 0;
+}
+
+int agent_run(struct macc_agent *a)
+{
+	for (size_t i = 0; i < a->npeers; i++) {
+		peer_start(a->peers[i]);
+	}
+	macc_notify("READY=1");
+	if (a->round >= a->total_rounds) {
+		a->state = MACC_CTL_STATE_TRAINING;
+		finish_run(a);
+	} else {
+		a->state = MACC_CTL_STATE_TRAINING;
+		macc_info(NULL, "training from round %llu", (unsigned long long)a->round);
+		start_round(a);
+	}
+	uv_run(&a->loop, UV_RUN_DEFAULT);
+	return a->exit_code;
+}
+
+static void free_peer(struct peer *p)
+{
+	slot_free(&p->cur);
+	slot_free(&p->next);
+	free(p);
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h)) {
+		uv_close(h, on_close_noop);
+	}
+}
+
+void agent_finish(struct macc_agent *a)
+{
+	if (!a->shutting_down) {
+		/* Startup failed part way: close what exists, connections first (they own memory). */
+		a->shutting_down = true;
+		peers_say_bye(a, 0, "agent stopping");
+		for (size_t i = 0; i < a->npeers; i++) {
+			peer_remove(a->peers[i]);
+		}
+		macc_ctl_server_close(a->ctl, NULL, NULL);
+		a->ctl = NULL;
+		uv_walk(&a->loop, walk_close, NULL);
+	}
+	uv_run(&a->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&a->loop) != 0) {
+		macc_debug(NULL, "event loop still had handles at exit");
+	}
+	for (size_t i = 0; i < a->npeers; i++) {
+		free_peer(a->peers[i]);
+	}
+	for (size_t i = 0; i < a->ngraveyard; i++) {
+		free_peer(a->graveyard[i]);
+	}
+	free(a->peers);
+	free(a->allow);
+	free(a->graveyard);
+	shared_body_unref(a->body);
+	macc_batcher_finish(&a->batcher);
+	if (a->part_made) {
+		macc_partition_finish(&a->part);
+	}
+	macc_dataset_finish(&a->train);
+	macc_dataset_finish(&a->test);
+	macc_model_destroy(a->model);
+	macc_model_destroy(a->eval_model);
+	free(a->x);
+	free(a->v);
+	free(a->g);
+	free(a->y);
+	free(a->scratch);
+	free(a->bx);
+	free(a->by);
+	macc_identity_finish(&a->id);
+	macc_config_finish(&a->cfg);
+}

@@ -1,0 +1,988 @@
+/*
+ * peer.c - connections to the configured neighbours: dialing, accepting, the handshake, the
+ * one-session-per-peer tie-break, message dispatch, keepalive and liveness.
+ *
+ * Connections. Every peer is dialed (uv_getaddrinfo, then uv_tcp_connect) and every inbound
+ * connection is accepted; both directions send our HELLO as soon as TCP is up. An inbound
+ * connection is bound to a peer when its HELLO passes the allow-list (macc_session_accept_hello);
+ * an outbound one must also present exactly the key configured for that endpoint. After the
+ * peer's HELLO_ACK verifies, the connection is "proven" and is adopted as the peer's session.
+ * Failed or lost connections are redialed after a capped exponential backoff with jitter
+ * (backoff.c), and not while a session is up.
+ *
+ * Tie-break. When both sides dial at once there are two proven connections for one pair. Both
+ * sides keep the connection initiated by the smaller public key (memcmp order), the same choice
+ * on both ends; between two connections of the same direction the newer wins (the older belongs
+ * to a previous incarnation of the peer). The loser gets a BYE and is closed; every adoption
+ * re-sends this round's state, so nothing sent on a loser is missed.
+ *
+ * Limits. Before a connection is proven its frame limit is small (a HELLO is ~300 bytes), so a
+ * garbage-spewing client can make us allocate at most that; it has a handshake deadline, and at
+ * most MAX_UNBOUND unauthenticated connections exist at once. Proven sessions accept frames up
+ * to the STATE size of our model. Every rejected message is counted per peer and reason (per
+ * reason for not-yet-identified connections) and logged through a rate limiter; none of them
+ * reaches training state.
+ *
+ * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
+ * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
+ * round logic stops waiting for it). PONG gives the RTT.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+#define HELLO_FRAME_MAX 4096
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define MAX_UNBOUND 32
+#define BACKOFF_BASE_MS 200
+#define BACKOFF_CAP_MS 5000
+#define MAX_QUEUED_BYTES ((size_t)256 << 20)
+
+struct wreq {
+	uv_write_t req;
+	struct conn *conn;
+	struct shared_body *body; /* STATE: shared, refcounted */
+	struct macc_state_prefix prefix;
+	struct macc_buf buf;      /* everything else */
+};
+
+static void conn_close(struct conn *c, const char *why);
+static void peer_schedule(struct peer *p);
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+void shared_body_unref(struct shared_body *b)
+{
+	if (b != NULL && --b->refs == 0) {
+		macc_state_body_finish(&b->body);
+		free(b);
+	}
+}
+
+void slot_free(struct slot *s)
+{
+	free(s->x);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static const char *conn_name(const struct conn *c)
+{
+	return c->peer != NULL ? c->peer->name : c->addr;
+}
+
+void peer_reject(struct peer *p, int code, const char *what)
+{
+	if (code <= MACC_EMALFORMED && code > MACC_EMALFORMED - 32) {
+		p->rejected[MACC_EMALFORMED - code]++;
+	} else {
+		p->rejected_errno++;
+	}
+	if (macc_ratelimit_ok(&p->rl, p->name)) {
+		macc_warn(p->name, "rejected (%s): %s", macc_errname(code), what);
+	}
+}
+
+static void conn_reject(struct conn *c, int code, const char *what)
+{
+	struct macc_agent *a = c->agent;
+
+	if (c->peer != NULL) {
+		peer_reject(c->peer, code, what);
+		return;
+	}
+	a->rejected_unbound++;
+	if (macc_ratelimit_ok(&a->rl_unbound, c->addr)) {
+		macc_warn(c->addr, "rejected connection message (%s): %s", macc_errname(code), what);
+	}
+}
+
+enum macc_ctl_session peer_session_state(const struct peer *p)
+{
+	if (p->conn != NULL) {
+		return MACC_CTL_SESSION_UP;
+	}
+	if (p->dead) {
+		return MACC_CTL_SESSION_DEAD;
+	}
+	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c->peer == p && !c->closing) {
+			return c->connected ? MACC_CTL_SESSION_HANDSHAKE : MACC_CTL_SESSION_CONNECTING;
+		}
+	}
+	return p->resolving ? MACC_CTL_SESSION_CONNECTING : MACC_CTL_SESSION_DOWN;
+}
+
+/* ---- writing --------------------------------------------------------------------------- */
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+
+	if (status < 0 && status != UV_ECANCELED && !w->conn->closing) {
+		conn_close(w->conn, uv_strerror(status));
+	}
+	shared_body_unref(w->body);
+	macc_buf_finish(&w->buf);
+	free(w);
+}
+
+static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n, size_t total)
+{
+	int rc;
+
+	w->conn = c;
+	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
+	if (rc < 0) {
+		shared_body_unref(w->body);
+		macc_buf_finish(&w->buf);
+		free(w);
+		conn_close(c, uv_strerror(rc));
+		return rc;
+	}
+	c->last_tx_ms = macc_now_ms();
+	if (c->peer != NULL) {
+		c->peer->bytes_out += total;
+	}
+	c->agent->metrics.bytes_sent_total += total;
+	c->agent->metrics.messages_sent_total++;
+	return 0;
+}
+
+/* Send what `fill` appends to a fresh buffer. */
+static int conn_send_buf(struct conn *c, struct wreq *w)
+{
+	uv_buf_t b = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+
+	return conn_write(c, w, &b, 1, w->buf.len);
+}
+
+static struct wreq *wreq_new(void)
+{
+	struct wreq *w = calloc(1, sizeof(*w));
+
+	if (w != NULL) {
+		macc_buf_init(&w->buf, 0);
+	}
+	return w;
+}
+
+static void conn_send_hello(struct conn *c)
+{
+	struct macc_agent *a = c->agent;
+	struct macc_hello h;
+	struct wreq *w = wreq_new();
+
+	if (w == NULL) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	macc_hello_init(&h, &a->id, c->nonce, a->model_hash, a->nparams, macc_algo_name(a->algo),
+			a->round, (uint32_t)a->npeers, a->cfg.name);
+	if (macc_hello_encode(&w->buf, &h) < 0) {
+		macc_buf_finish(&w->buf);
+		free(w);
+		conn_close(c, "cannot encode HELLO");
+		return;
+	}
+	c->hello_sent = true;
+	conn_send_buf(c, w);
+}
+
+static void conn_send_bye(struct conn *c, int reason, const char *text)
+{
+	struct wreq *w;
+
+	if (c->closing || !c->connected) {
+		return;
+	}
+	w = wreq_new();
+	if (w == NULL) {
+		return;
+	}
+	if (macc_bye_encode(&w->buf, reason, text) < 0) {
+		macc_buf_finish(&w->buf);
+		free(w);
+		return;
+	}
+	conn_send_buf(c, w);
+}
+
+/* Send this round's shared STATE body to the peer's session (prefix per neighbour, body shared). */
+void peer_send_body(struct peer *p)
+{
+	struct macc_agent *a = p->agent;
+	struct conn *c = p->conn;
+	struct wreq *w;
+	uv_buf_t bufs[2];
+
+	if (c == NULL || c->closing || a->body == NULL) {
+		return;
+	}
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > MAX_QUEUED_BYTES) {
+		peer_reject(p, MACC_ETOOBIG, "send queue full, state not sent this round");
+		return;
+	}
+	w = wreq_new();
+	if (w == NULL) {
+		return;
+	}
+	if (macc_session_state_prefix(&c->session, &a->body->body, &w->prefix) < 0) {
+		macc_buf_finish(&w->buf);
+		free(w);
+		return;
+	}
+	w->body = a->body;
+	a->body->refs++;
+	bufs[0] = uv_buf_init((char *)w->prefix.bytes, (unsigned)w->prefix.len);
+	bufs[1] = uv_buf_init((char *)a->body->body.buf.data, (unsigned)a->body->body.buf.len);
+	conn_write(c, w, bufs, 2, w->prefix.len + a->body->body.buf.len);
+}
+
+/* ---- closing --------------------------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct macc_agent *a = c->agent;
+
+	for (struct conn **pp = &a->conns; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	if (c->peer == NULL && a->nconns_unbound > 0) {
+		a->nconns_unbound--;
+	}
+	if (c->peer != NULL && c->peer->open_handles > 0) {
+		c->peer->open_handles--;
+	}
+	macc_frame_decoder_finish(&c->dec);
+	macc_session_finish(&c->session);
+	free(c);
+}
+
+static struct conn *peer_other_proven(struct peer *p, struct conn *except)
+{
+	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c != except && c->peer == p && !c->closing && c->session.proven) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static void adopt(struct peer *p, struct conn *c);
+
+static void conn_close(struct conn *c, const char *why)
+{
+	struct peer *p = c->peer;
+
+	if (c->closing) {
+		return;
+	}
+	c->closing = true;
+	if (p != NULL && p->conn == c) {
+		p->conn = NULL;
+		c->adopted = false;
+		if (!p->agent->shutting_down) {
+			macc_info(p->name, "session down: %s", why);
+		}
+	} else if (why != NULL) {
+		macc_debug(conn_name(c), "connection closed: %s", why);
+	}
+	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+	if (p != NULL && !p->removed && !p->agent->shutting_down) {
+		struct conn *o = p->conn == NULL ? peer_other_proven(p, c) : NULL;
+		if (o != NULL) {
+			adopt(p, o);
+		} else if (p->conn == NULL) {
+			peer_schedule(p);
+		}
+		agent_on_peer_change(p->agent);
+	}
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	(void)status;
+	free(req);
+	conn_close(c, "shut down");
+}
+
+/* Flush pending writes (BYE), then close. */
+static void conn_shutdown(struct conn *c)
+{
+	uv_shutdown_t *req;
+
+	if (c->closing) {
+		return;
+	}
+	if (!c->connected || (req = malloc(sizeof(*req))) == NULL) {
+		conn_close(c, "shut down");
+		return;
+	}
+	req->data = c;
+	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+		free(req);
+		conn_close(c, "shut down");
+	}
+}
+
+void peers_say_bye(struct macc_agent *a, int reason, const char *text)
+{
+	for (struct conn *c = a->conns; c != NULL; c = c->next) {
+		if (!c->closing && c->connected) {
+			conn_send_bye(c, reason, text);
+			conn_shutdown(c);
+		} else if (!c->closing) {
+			conn_close(c, "shutting down");
+		}
+	}
+}
+
+/* ---- sessions -------------------------------------------------------------------------- */
+
+static const struct macc_pubkey *initiator(const struct conn *c)
+{
+	return c->outbound ? &c->agent->id.pub : &c->peer->key;
+}
+
+/* Is `a_conn` preferred over `b_conn` (both proven, same peer)? */
+static bool preferred(const struct conn *x, const struct conn *y)
+{
+	if (x->outbound == y->outbound) {
+		return x->opened_ms >= y->opened_ms; /* the newer one */
+	}
+	return memcmp(initiator(x)->bytes, initiator(y)->bytes, MACC_PUBKEY_BYTES) < 0;
+}
+
+static void adopt(struct peer *p, struct conn *c)
+{
+	struct conn *old = p->conn;
+
+	if (old != NULL && old != c) {
+		if (!preferred(c, old)) {
+			conn_send_bye(c, 0, "duplicate session");
+			conn_shutdown(c);
+			return;
+		}
+		old->adopted = false;
+		p->conn = NULL;
+		conn_send_bye(old, 0, "duplicate session");
+		conn_shutdown(old);
+	}
+	p->conn = c;
+	c->adopted = true;
+	p->dead = false;
+	p->last_rx_ms = macc_now_ms();
+	macc_backoff_reset(&p->backoff);
+	macc_frame_decoder_finish(&c->dec);
+	macc_frame_decoder_init(&c->dec, p->agent->frame_max);
+	macc_info(p->name, "session up (%s, %s), peer at round %llu, degree %u",
+		  c->outbound ? "outbound" : "inbound", c->addr,
+		  (unsigned long long)c->session.peer_hello_round, c->session.peer_degree);
+	agent_on_session_up(p);
+}
+
+static struct peer *peer_by_index(struct macc_agent *a, int idx)
+{
+	return idx >= 0 && (size_t)idx < a->npeers ? a->peers[idx] : NULL;
+}
+
+static void handle_hello(struct conn *c, const struct macc_hello *h)
+{
+	struct macc_agent *a = c->agent;
+	struct macc_errmsg e;
+	struct wreq *w;
+	int idx;
+
+	e.text[0] = '\0';
+	idx = macc_session_accept_hello(&c->session, h, a->allow, a->npeers,
+					c->outbound ? &c->peer->key : NULL, a->model_hash,
+					a->nparams, macc_algo_name(a->algo), &e);
+	if (idx < 0) {
+		/* A known key with another model is counted on that peer. */
+		if (c->peer == NULL) {
+			int k = macc_pubkey_find(a->allow, a->npeers, &h->key);
+			struct peer *kp = peer_by_index(a, k);
+			if (kp != NULL && idx != MACC_EUNKNOWNPEER) {
+				peer_reject(kp, idx, e.text);
+			} else {
+				conn_reject(c, idx, e.text);
+			}
+		} else {
+			conn_reject(c, idx, e.text);
+		}
+		conn_send_bye(c, idx, e.text);
+		conn_shutdown(c);
+		return;
+	}
+	if (c->peer == NULL) {
+		c->peer = peer_by_index(a, idx);
+		if (a->nconns_unbound > 0) {
+			a->nconns_unbound--;
+		}
+		c->peer->open_handles++;
+	}
+	struct peer *p = c->peer;
+	p->degree = h->degree;
+	p->degree_known = true;
+	p->known_round = h->round;
+	p->known_round_valid = true;
+	p->last_rx_ms = macc_now_ms();
+	if (p->dead) {
+		p->dead = false;
+		macc_info(p->name, "peer is back");
+	}
+	if (!c->hello_sent) {
+		conn_send_hello(c);
+	}
+	w = wreq_new();
+	if (w == NULL || macc_session_ack_encode(&c->session, &w->buf) < 0) {
+		if (w != NULL) {
+			macc_buf_finish(&w->buf);
+			free(w);
+		}
+		conn_close(c, "cannot encode HELLO_ACK");
+		return;
+	}
+	conn_send_buf(c, w);
+	agent_on_peer_change(a);
+}
+
+static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct macc_agent *a = c->agent;
+	struct macc_msg m;
+	struct macc_errmsg e;
+	int rc;
+
+	e.text[0] = '\0';
+	rc = macc_msg_decode(p, len, c->dec.max, &m, &e);
+	if (rc < 0) {
+		conn_reject(c, rc, e.text[0] ? e.text : macc_strerror(rc));
+		if (!c->session.proven) {
+			conn_close(c, "undecodable message before the handshake");
+		}
+		return;
+	}
+	a->metrics.messages_received_total++;
+	switch (m.type) {
+	case MACC_MSG_HELLO:
+		if (c->session.have_hello) {
+			conn_reject(c, MACC_EREPLAY, "second HELLO on one session");
+			return;
+		}
+		handle_hello(c, &m.u.hello);
+		return;
+	case MACC_MSG_HELLO_ACK:
+		rc = macc_session_verify_ack(&c->session, &m.u.ack, &e);
+		if (rc < 0) {
+			conn_reject(c, rc, e.text[0] ? e.text : "bad HELLO_ACK");
+			conn_send_bye(c, rc, "handshake proof rejected");
+			conn_shutdown(c);
+			return;
+		}
+		adopt(c->peer, c);
+		return;
+	case MACC_MSG_STATE: {
+		const struct macc_state *st = &m.u.state;
+
+		rc = macc_session_accept_state(&c->session, st, a->nparams, &e);
+		if (rc == 0 && (st->mom != NULL) != a->sends_v) {
+			rc = macc_errf(&e, MACC_EMALFORMED, "STATE %s momentum, %s expects %s",
+				       st->mom ? "carries" : "lacks", macc_algo_name(a->algo),
+				       a->sends_v ? "it" : "none");
+		}
+		if (rc < 0) {
+			conn_reject(c, rc, e.text[0] ? e.text : macc_strerror(rc));
+			if (!c->session.proven) {
+				conn_close(c, "STATE before the handshake");
+			}
+			return;
+		}
+		agent_on_state(c->peer, st->round, st->x, st->mom);
+		return;
+	}
+	case MACC_MSG_PING: {
+		struct wreq *w = wreq_new();
+		if (w == NULL) {
+			return;
+		}
+		if (macc_ping_encode(&w->buf, MACC_MSG_PONG, &m.u.ping) < 0) {
+			macc_buf_finish(&w->buf);
+			free(w);
+			return;
+		}
+		conn_send_buf(c, w);
+		return;
+	}
+	case MACC_MSG_PONG:
+		if (c->peer != NULL && m.u.ping.seq == c->ping_seq) {
+			uint64_t now = macc_now_ns();
+			if (now >= m.u.ping.time_ns) {
+				c->peer->rtt_ms = (double)(now - m.u.ping.time_ns) / 1e6;
+			}
+		}
+		return;
+	case MACC_MSG_BYE:
+		if (m.u.bye.reason != 0) {
+			macc_warn(conn_name(c), "peer closed the session: %s (%s)", m.u.bye.text,
+				  macc_errname(m.u.bye.reason));
+		} else {
+			macc_debug(conn_name(c), "peer said bye: %s", m.u.bye.text);
+		}
+		conn_close(c, "peer said bye");
+		return;
+	default:
+		conn_reject(c, MACC_EMALFORMED, "unexpected message type");
+		return;
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static _Thread_local char rbuf[1 << 16];
+
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(rbuf, sizeof(rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	const uint8_t *p = (const uint8_t *)buf->base;
+	size_t len;
+
+	if (nread < 0) {
+		conn_close(c, nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
+		return;
+	}
+	len = (size_t)nread;
+	if (c->peer != NULL) {
+		c->peer->bytes_in += len;
+		c->peer->last_rx_ms = macc_now_ms();
+		if (c->peer->dead && c->session.proven) {
+			c->peer->dead = false;
+			macc_info(c->peer->name, "peer is back");
+			agent_on_peer_change(c->agent);
+		}
+	}
+	c->agent->metrics.bytes_received_total += len;
+	while (len > 0 && !c->closing) {
+		size_t used = 0;
+		int rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
+
+		if (rc < 0) {
+			char why[96];
+			snprintf(why, sizeof(why), "bad frame (limit %zu bytes): %s", c->dec.max,
+				 macc_strerror(rc));
+			conn_reject(c, rc, why);
+			conn_close(c, why);
+			return;
+		}
+		p += used;
+		len -= used;
+		if (rc == 1) {
+			size_t n = 0;
+			uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
+			if (f != NULL) {
+				handle_frame(c, f, n);
+				free(f);
+			}
+		}
+	}
+}
+
+static struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		return NULL;
+	}
+	c->agent = a;
+	c->peer = p;
+	c->outbound = outbound;
+	c->opened_ms = macc_now_ms();
+	macc_random_bytes(c->nonce, sizeof(c->nonce));
+	macc_session_init(&c->session, &a->id, c->nonce);
+	macc_frame_decoder_init(&c->dec, HELLO_FRAME_MAX);
+	uv_tcp_init(&a->loop, &c->tcp);
+	c->tcp.data = c;
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->next = a->conns;
+	a->conns = c;
+	if (p != NULL) {
+		p->open_handles++;
+	} else {
+		a->nconns_unbound++;
+	}
+	return c;
+}
+
+/* ---- dialing --------------------------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct peer *p = c->peer;
+
+	if (c->closing) {
+		return;
+	}
+	if (status < 0) {
+		if (macc_ratelimit_ok(&p->rl, p->name)) {
+			macc_debug(p->name, "connect to %s failed: %s", c->addr, uv_strerror(status));
+		}
+		conn_close(c, uv_strerror(status));
+		return;
+	}
+	c->connected = true;
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	conn_send_hello(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct peer *p = req->data;
+	struct macc_agent *a = p->agent;
+	struct conn *c;
+	int rc;
+
+	p->resolving = false;
+	p->open_handles--;
+	if (p->removed || a->shutting_down) {
+		uv_freeaddrinfo(res);
+		return;
+	}
+	if (status < 0 || res == NULL) {
+		if (macc_ratelimit_ok(&p->rl, p->name)) {
+			macc_warn(p->name, "cannot resolve %s: %s", p->endpoint.host,
+				  uv_strerror(status));
+		}
+		uv_freeaddrinfo(res);
+		peer_schedule(p);
+		return;
+	}
+	c = conn_new(a, p, true);
+	if (c == NULL) {
+		uv_freeaddrinfo(res);
+		peer_schedule(p);
+		return;
+	}
+	macc_endpoint_format(&p->endpoint, c->addr, sizeof(c->addr));
+	c->creq.data = c;
+	rc = uv_tcp_connect(&c->creq, &c->tcp, res->ai_addr, on_connect);
+	uv_freeaddrinfo(res);
+	if (rc < 0) {
+		conn_close(c, uv_strerror(rc));
+	}
+}
+
+static bool peer_has_conn(const struct peer *p)
+{
+	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c->peer == p && !c->closing) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void peer_dial(struct peer *p)
+{
+	struct macc_agent *a = p->agent;
+	struct addrinfo hints;
+	char port[8];
+	int rc;
+
+	if (p->removed || a->shutting_down || p->conn != NULL || p->resolving ||
+	    peer_has_conn(p)) {
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", p->endpoint.port);
+	p->gai.data = p;
+	rc = uv_getaddrinfo(&a->loop, &p->gai, on_resolved, p->endpoint.host, port, &hints);
+	if (rc < 0) {
+		peer_schedule(p);
+		return;
+	}
+	p->resolving = true;
+	p->open_handles++;
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+	peer_dial(t->data);
+}
+
+static void peer_schedule(struct peer *p)
+{
+	if (p->removed || p->agent->shutting_down || p->conn != NULL || p->resolving ||
+	    uv_is_active((uv_handle_t *)&p->reconnect_timer)) {
+		return;
+	}
+	uv_timer_start(&p->reconnect_timer, on_reconnect_timer,
+		       macc_backoff_next(&p->backoff, &p->agent->jitter), 0);
+}
+
+void peer_reconnect(struct peer *p)
+{
+	if (p->conn != NULL) {
+		conn_send_bye(p->conn, 0, "endpoint changed");
+		conn_shutdown(p->conn);
+	}
+	macc_backoff_reset(&p->backoff);
+	uv_timer_stop(&p->reconnect_timer);
+	peer_schedule(p);
+}
+
+/* ---- peers ----------------------------------------------------------------------------- */
+
+struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+	size_t np = a->nparams;
+
+	if (p == NULL) {
+		return NULL;
+	}
+	p->agent = a;
+	snprintf(p->name, sizeof(p->name), "%s", cp->name);
+	p->endpoint = cp->endpoint;
+	p->key = cp->public_key;
+	p->cfg_weight = cp->weight;
+	p->has_weight = cp->has_weight;
+	p->last_round = -1;
+	p->rtt_ms = -1.0;
+	p->last_rx_ms = macc_now_ms();
+	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+	macc_ratelimit_init(&p->rl, 10000, 5);
+	p->cur.x = malloc(np * sizeof(float));
+	p->next.x = malloc(np * sizeof(float));
+	if (a->sends_v) {
+		p->cur.v = malloc(np * sizeof(float));
+		p->next.v = malloc(np * sizeof(float));
+	}
+	if (p->cur.x == NULL || p->next.x == NULL ||
+	    (a->sends_v && (p->cur.v == NULL || p->next.v == NULL))) {
+		slot_free(&p->cur);
+		slot_free(&p->next);
+		free(p);
+		return NULL;
+	}
+	uv_timer_init(&a->loop, &p->reconnect_timer);
+	p->reconnect_timer.data = p;
+	p->timer_init = true;
+	p->open_handles = 1;
+	return p;
+}
+
+void peer_start(struct peer *p)
+{
+	/* Dial right away (both sides dial; the tie-break keeps one session). */
+	peer_dial(p);
+}
+
+static void on_peer_timer_closed(uv_handle_t *h)
+{
+	struct peer *p = h->data;
+
+	p->open_handles--;
+}
+
+void peer_remove(struct peer *p)
+{
+	struct macc_agent *a = p->agent;
+
+	p->removed = true;
+	for (struct conn *c = a->conns; c != NULL; c = c->next) {
+		if (c->peer == p && !c->closing) {
+			conn_send_bye(c, 0, "removed from the configuration");
+			conn_shutdown(c);
+		}
+	}
+	p->conn = NULL;
+	if (p->timer_init) {
+		p->timer_init = false;
+		uv_close((uv_handle_t *)&p->reconnect_timer, on_peer_timer_closed);
+	}
+}
+
+static int cmp_peer(const void *x, const void *y)
+{
+	const struct peer *a = *(struct peer *const *)x, *b = *(struct peer *const *)y;
+
+	return memcmp(a->key.bytes, b->key.bytes, MACC_PUBKEY_BYTES);
+}
+
+void peers_sort(struct macc_agent *a)
+{
+	qsort(a->peers, a->npeers, sizeof(*a->peers), cmp_peer);
+	for (size_t i = 0; i < a->npeers; i++) {
+		a->allow[i] = a->peers[i]->key;
+	}
+}
+
+int peers_setup(struct macc_agent *a, struct macc_errmsg *err)
+{
+	a->peers = calloc(a->cfg.npeers + 1, sizeof(*a->peers));
+	a->allow = calloc(a->cfg.npeers + 1, sizeof(*a->allow));
+	if (a->peers == NULL || a->allow == NULL) {
+		return macc_errf(err, -ENOMEM, "out of memory for peers");
+	}
+	for (size_t i = 0; i < a->cfg.npeers; i++) {
+		a->peers[i] = peer_create(a, &a->cfg.peers[i]);
+		if (a->peers[i] == NULL) {
+			return macc_errf(err, -ENOMEM, "out of memory for peer buffers");
+		}
+		a->npeers++;
+	}
+	peers_sort(a);
+	return 0;
+}
+
+/* ---- listening ------------------------------------------------------------------------- */
+
+static void on_incoming(uv_stream_t *server, int status)
+{
+	struct macc_agent *a = server->data;
+	struct conn *c;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (status < 0) {
+		macc_warn(NULL, "accept failed: %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(a, NULL, false);
+	if (c == NULL) {
+		return;
+	}
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		conn_close(c, "accept failed");
+		return;
+	}
+	snprintf(c->addr, sizeof(c->addr), "in:?");
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		char host[64];
+		if (ss.ss_family == AF_INET6) {
+			uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+			snprintf(c->addr, sizeof(c->addr), "in:[%s]:%u", host,
+				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		} else {
+			uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+			snprintf(c->addr, sizeof(c->addr), "in:%s:%u", host,
+				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		}
+	}
+	if (a->nconns_unbound > MAX_UNBOUND || a->shutting_down) {
+		conn_reject(c, MACC_ETOOBIG, "too many unauthenticated connections");
+		conn_close(c, "too many unauthenticated connections");
+		return;
+	}
+	c->connected = true;
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	conn_send_hello(c);
+}
+
+int peer_listen(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct sockaddr_storage ss;
+	char ep[300];
+	int rc;
+
+	macc_endpoint_format(&a->cfg.listen, ep, sizeof(ep));
+	if (a->cfg.listen.v6 || strchr(a->cfg.listen.host, ':') != NULL) {
+		rc = uv_ip6_addr(a->cfg.listen.host, a->cfg.listen.port, (struct sockaddr_in6 *)&ss);
+	} else {
+		rc = uv_ip4_addr(a->cfg.listen.host, a->cfg.listen.port, (struct sockaddr_in *)&ss);
+	}
+	if (rc < 0) {
+		return macc_errf(err, MACC_ECONFIG, "listen address %s: %s (a numeric address is "
+				 "required)", ep, uv_strerror(rc));
+	}
+	uv_tcp_init(&a->loop, &a->listener);
+	a->listener.data = a;
+	a->listening = true;
+	rc = uv_tcp_bind(&a->listener, (struct sockaddr *)&ss, 0);
+	if (rc == 0) {
+		rc = uv_listen((uv_stream_t *)&a->listener, 64, on_incoming);
+	}
+	if (rc < 0) {
+		return macc_errf(err, rc, "cannot listen on %s: %s", ep, uv_strerror(rc));
+	}
+	macc_info(NULL, "listening on %s", ep);
+	return 0;
+}
+
+void peer_close_listener(struct macc_agent *a)
+{
+	if (a->listening) {
+		a->listening = false;
+		uv_close((uv_handle_t *)&a->listener, NULL);
+	}
+}
+
+/* ---- the tick -------------------------------------------------------------------------- */
+
+void peers_tick(struct macc_agent *a)
+{
+	uint64_t now = macc_now_ms();
+	uint64_t keepalive = a->cfg.dead_peer_timeout_ms / 4;
+	bool changed = false;
+
+	if (keepalive > 2000) {
+		keepalive = 2000;
+	}
+	for (struct conn *c = a->conns, *n; c != NULL; c = n) {
+		n = c->next;
+		if (c->closing) {
+			continue;
+		}
+		if (!c->session.proven && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS) {
+			conn_reject(c, MACC_ETIMEOUT, "no handshake within the deadline");
+			conn_close(c, "handshake timeout");
+			continue;
+		}
+		if (c->adopted && now - c->last_tx_ms >= keepalive) {
+			struct macc_ping pg = {.seq = ++c->ping_seq, .time_ns = macc_now_ns()};
+			struct wreq *w = wreq_new();
+			if (w != NULL && macc_ping_encode(&w->buf, MACC_MSG_PING, &pg) == 0) {
+				conn_send_buf(c, w);
+			} else if (w != NULL) {
+				macc_buf_finish(&w->buf);
+				free(w);
+			}
+		}
+	}
+	for (size_t i = 0; i < a->npeers; i++) {
+		struct peer *p = a->peers[i];
+		if (!p->dead && now - p->last_rx_ms > a->cfg.dead_peer_timeout_ms) {
+			p->dead = true;
+			changed = true;
+			macc_warn(p->name, "no traffic for %u ms: declared dead, not waited for",
+				  a->cfg.dead_peer_timeout_ms);
+			if (p->conn != NULL) {
+				conn_close(p->conn, "dead");
+			}
+		}
+	}
+	if (changed) {
+		agent_on_peer_change(a);
+	}
+}
