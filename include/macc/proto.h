@@ -64,6 +64,11 @@
 /* Default payload limit when the configuration gives none (a 2M-parameter model with
  * momentum is ~16 MB); see macc_state_frame_max() to size it from the model. */
 #define MACC_FRAME_MAX_DEFAULT ((size_t)64 << 20)
+/* Limit before the handshake completed: HELLO, HELLO_ACK and BYE are a few hundred bytes. The
+ * decoder allocates the announced length once it accepts it, so an unauthenticated connection
+ * must not be allowed to announce (and make us allocate) a whole STATE: start every connection
+ * at this limit and raise it with macc_frame_decoder_set_max() once the peer is proven. */
+#define MACC_FRAME_MAX_HANDSHAKE ((size_t)4096)
 
 /* Stream decoder; one per connection. Caller storage. */
 struct macc_frame_decoder {
@@ -79,6 +84,9 @@ struct macc_frame_decoder {
 
 void macc_frame_decoder_init(struct macc_frame_decoder *d, size_t max);
 void macc_frame_decoder_finish(struct macc_frame_decoder *d); /* frees; zeroed storage ok */
+
+/* Change the payload limit; applies from the next frame header on. */
+void macc_frame_decoder_set_max(struct macc_frame_decoder *d, size_t max);
 
 /*
  * Feed bytes from the stream. Consumes bytes until one frame is complete or the input runs out,

@@ -30,6 +30,11 @@ void macc_frame_decoder_finish(struct macc_frame_decoder *d)
 	memset(d, 0, sizeof(*d));
 }
 
+void macc_frame_decoder_set_max(struct macc_frame_decoder *d, size_t max)
+{
+	d->max = max;
+}
+
 int macc_frame_decoder_feed(struct macc_frame_decoder *d, const void *data, size_t len,
 			    size_t *ret_used)
 {

@@ -364,6 +364,17 @@ static void test_frame_limits(void **state)
 	assert_null(d.payload);
 	macc_frame_decoder_finish(&d);
 
+	/* The handshake limit, raised once the peer is proven. */
+	macc_frame_decoder_init(&d, MACC_FRAME_MAX_HANDSHAKE);
+	macc_put_be32(big, 5000);
+	assert_int_equal(macc_frame_decoder_feed(&d, big, 4, &used), MACC_ETOOBIG);
+	macc_frame_decoder_finish(&d);
+	macc_frame_decoder_init(&d, MACC_FRAME_MAX_HANDSHAKE);
+	macc_frame_decoder_set_max(&d, 8000);
+	assert_int_equal(macc_frame_decoder_feed(&d, big, 4, &used), 0);
+	assert_non_null(d.payload);
+	macc_frame_decoder_finish(&d);
+
 	/* Truncated frame: no frame is ever produced. */
 	macc_frame_decoder_init(&d, 100);
 	macc_put_be32(big, 10);
