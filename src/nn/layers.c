@@ -11,7 +11,9 @@
  * contiguous in the input, so im2col copies short runs instead of single floats.
  *
  * Everything else is one linear pass fused where it pays: bias + activation right after the
- * forward sgemm, the activation derivative in place right before the backward ones.
+ * forward sgemm, the activation derivative in place right before the backward ones. Parameter
+ * gradients accumulate (beta = 1), so the model clears the whole gradient block once per batch
+ * (or fills it with weight_decay * params) instead of once per product.
  */
 #include <math.h>
 #include <string.h>
@@ -72,9 +74,10 @@ void nn_dense_backward(float *din, float *dw, float *db, float *dout, const floa
 	} else if (act == NN_ACT_TANH) {
 		nn_tanh_backward(dout, dout, out, B * no);
 	}
+	/* beta = 1: the caller zeroed (or decayed) the block once, which is cheaper than
+	 * OpenBLAS clearing C itself before every product */
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)no, (int)ni, (int)B, 1.0f, dout,
-		    (int)no, in, (int)ni, 0.0f, dw, (int)ni);
-	memset(db, 0, no * sizeof(*db));
+		    (int)no, in, (int)ni, 1.0f, dw, (int)ni);
 	for (size_t r = 0; r < B; r++) {
 		const float *d = dout + r * no;
 
@@ -97,8 +100,11 @@ void nn_relu_forward(float *out, const float *in, size_t n)
 
 void nn_relu_backward(float *din, const float *dout, const float *out, size_t n)
 {
+	/* unconditional load, then select: vectorises to compare + and, no branches */
 	for (size_t i = 0; i < n; i++) {
-		din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+		float d = dout[i];
+
+		din[i] = out[i] > 0.0f ? d : 0.0f;
 	}
 }
 

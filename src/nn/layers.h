@@ -17,8 +17,9 @@
  * pre-activation, in place, using the saved output (ReLU: out > 0; tanh: 1 - out^2).
  * Standalone ReLU/tanh pairs exist for models and tests that want them separately.
  *
- * Gradients of parameters are written (not accumulated): dw and db are overwritten. Gradients of
- * inputs are skipped when din is NULL (the model's first layer: nobody needs dL/dx).
+ * Gradients of parameters are ACCUMULATED: dw and db receive += (the model clears or decays the
+ * whole gradient block once per batch). Gradients of inputs are overwritten, and skipped when
+ * din is NULL (the model's first layer: nobody needs dL/dx).
  */
 #ifndef MACC_NN_LAYERS_H
 #define MACC_NN_LAYERS_H
@@ -38,10 +39,10 @@ void nn_dense_forward(float *out,     /* [B][no] */
 		      size_t B, size_t ni, size_t no, enum nn_act act);
 
 /* dout (gradient w.r.t. the activated output) is overwritten with the gradient w.r.t. the
- * pre-activation; then dw = dz^T in, db = column sums of dz, din = dz w (skipped if NULL). */
+ * pre-activation; then dw += dz^T in, db += column sums of dz, din = dz w (skipped if NULL). */
 void nn_dense_backward(float *din,       /* [B][ni] or NULL */
-		       float *dw,        /* [no][ni] */
-		       float *db,        /* [no] */
+		       float *dw,        /* [no][ni], accumulated */
+		       float *db,        /* [no], accumulated */
 		       float *dout,      /* [B][no], in: dL/dout; out: dL/dz */
 		       const float *out, /* [B][no] forward output (after activation) */
 		       const float *in,  /* [B][ni] forward input */
@@ -81,8 +82,8 @@ void nn_conv2d_forward(float *out,      /* [B][OH][OW][K] */
 /* Like nn_dense_backward on the im2col matrix, then col2im of dcol into din. */
 void nn_conv2d_backward(float *din,       /* [B][H][W][C] (or CHW), or NULL */
 			float *dcol,      /* [B*OH*OW][KH*KW*C] workspace (unused if din NULL) */
-			float *dw,        /* [K][KH][KW][C] */
-			float *db,        /* [K] */
+			float *dw,        /* [K][KH][KW][C], accumulated */
+			float *db,        /* [K], accumulated */
 			float *dout,      /* [B][OH][OW][K], in: dL/dout; out: dL/dz */
 			const float *out, /* [B][OH][OW][K] forward output */
 			const float *col, /* [B*OH*OW][KH*KW*C] from the forward pass */

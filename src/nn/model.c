@@ -624,6 +624,14 @@ float macc_model_train_batch(struct macc_model *m, const float *params, float *g
 	float loss;
 
 	assert(batch >= 1 && batch <= m->max_batch);
+	/* the layers accumulate into grads: start from the decay term (or zero) */
+	if (weight_decay != 0.0f) {
+		for (size_t i = 0; i < m->nparams; i++) {
+			grads[i] = weight_decay * params[i];
+		}
+	} else {
+		memset(grads, 0, m->nparams * sizeof(*grads));
+	}
 	logits = forward(m, params, x, batch, dropout_rng);
 	loss = nn_softmax_ce(g, logits, y, batch, m->nclasses, NULL);
 	for (size_t i = m->nops; i-- > 0;) {
@@ -657,9 +665,6 @@ float macc_model_train_batch(struct macc_model *m, const float *params, float *g
 		if (!g) {
 			break; /* nothing before this op has parameters */
 		}
-	}
-	if (weight_decay != 0.0f) {
-		cblas_saxpy((int)m->nparams, weight_decay, params, 1, grads, 1);
 	}
 	return loss;
 }

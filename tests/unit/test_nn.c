@@ -419,10 +419,20 @@ static void check_dense(size_t B, size_t ni, size_t no, enum nn_act act)
 	assert_close(what, dw, rdw, no * ni, 1e-5);
 	assert_close(what, db, rdb, no, 1e-5);
 	assert_close(what, din, rdin, B * ni, 1e-5);
-	/* skipping dX leaves dW and db alone */
+	/* skipping dX leaves dW and db alone; parameter gradients accumulate */
+	float *dw2 = zeros(no * ni), *db2 = zeros(no);
+
 	memcpy(dout, c.R, B * no * sizeof(float));
-	nn_dense_backward(NULL, dw, db, dout, c.out, c.in, c.w, B, ni, no, act);
-	assert_close(what, dw, rdw, no * ni, 1e-5);
+	nn_dense_backward(NULL, dw2, db2, dout, c.out, c.in, c.w, B, ni, no, act);
+	assert_close(what, dw2, rdw, no * ni, 1e-5);
+	assert_close(what, db2, rdb, no, 1e-5);
+	memcpy(dout, c.R, B * no * sizeof(float));
+	nn_dense_backward(NULL, dw2, db2, dout, c.out, c.in, c.w, B, ni, no, act);
+	for (size_t i = 0; i < no * ni; i++) {
+		rdw[i] *= 2.0f;
+	}
+	assert_close(what, dw2, rdw, no * ni, 1e-5);
+	free(dw2), free(db2);
 	/* finite differences */
 	struct gc_tensor t[] = {{"w", c.w, no * ni, dw}, {"b", c.b, no, db},
 				{"in", c.in, B * ni, din}};

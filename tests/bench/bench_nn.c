@@ -1,0 +1,304 @@
+/*
+ * bench_nn.c - training throughput of the learning core, and a single-agent training driver.
+ *
+ * Without arguments: for mlp:784-256-128-10 and cnn:lenet5 at batch 16, 64 and 256, times the
+ * whole training step (gather the batch, forward, loss, backward, momentum SGD step) for a fixed
+ * wall time and prints samples/s. It trains on Fashion-MNIST when the loader finds it, on
+ * synthetic data otherwise (the speed is the same: nothing depends on the values).
+ *
+ * With --train MODEL: trains one agent on Fashion-MNIST exactly like the PyTorch reference
+ * (/work/shared/reference/torch_train.py: same batch, lr, momentum, PyTorch-style init, partial
+ * last batch dropped) and prints one key=value line per epoch and a final summary line with
+ * test_acc= and samples_per_s=, so tests/bench/bench_train.sh can put it beside the reference.
+ *
+ *   bench_nn [--threads T] [--seconds S] [--model M (one row of the table)]
+ *   bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] [--momentum M] [--seed S]
+ *            [--threads T] [--data SPEC]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macc/data.h"
+#include "macc/err.h"
+#include "macc/nn.h"
+#include "macc/rng.h"
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double now(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
+}
+
+/* CPU time of the whole process: on a shared, busy machine it measures the work done, where
+ * wall time also measures the neighbours. */
+static double cpu_now(void)
+{
+	return clock_s(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+/* Fashion-MNIST, or n random samples of 784 floats and 10 classes when it is not installed. */
+static int load(const char *spec, enum macc_split split, size_t n_fallback,
+		struct macc_dataset *d, bool *synthetic)
+{
+	struct macc_errmsg err = {{0}};
+	int r = macc_dataset_load(spec, split, d, &err);
+
+	*synthetic = false;
+	if (r == 0) {
+		return 0;
+	}
+	if (strcmp(spec, "synthetic") != 0) {
+		fprintf(stderr, "bench_nn: %s: %s\n", spec, err.text);
+	}
+	memset(d, 0, sizeof(*d));
+	d->n = n_fallback;
+	d->dim = 784;
+	d->channels = 1;
+	d->height = d->width = 28;
+	d->nclasses = 10;
+	d->x = malloc(d->n * d->dim * sizeof(float));
+	d->y = malloc(d->n * sizeof(int32_t));
+	if (!d->x || !d->y) {
+		return -ENOMEM;
+	}
+	struct macc_rng rng;
+
+	macc_rng_seed(&rng, 1, 0);
+	for (size_t i = 0; i < d->n * d->dim; i++) {
+		d->x[i] = (float)macc_rng_uniform(&rng);
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		d->y[i] = (int32_t)macc_rng_below(&rng, 10);
+	}
+	*synthetic = true;
+	return 0;
+}
+
+struct trainer {
+	struct macc_model *m;
+	struct macc_batcher b;
+	float *params, *grads, *mom, *x;
+	int32_t *y;
+	size_t np, batch;
+};
+
+static int trainer_init(struct trainer *t, const char *spec, const struct macc_dataset *d,
+			size_t batch, uint64_t seed)
+{
+	struct macc_errmsg err = {{0}};
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	r = macc_model_create(spec, batch, &t->m, &err);
+	if (r < 0) {
+		fprintf(stderr, "bench_nn: %s\n", err.text);
+		return r;
+	}
+	if (macc_model_input_dim(t->m) != d->dim) {
+		fprintf(stderr, "bench_nn: model %s wants %zu inputs, data has %zu\n", spec,
+			macc_model_input_dim(t->m), d->dim);
+		return MACC_EMODEL;
+	}
+	t->np = macc_model_nparams(t->m);
+	t->batch = batch;
+	t->params = calloc(t->np, sizeof(float));
+	t->grads = calloc(t->np, sizeof(float));
+	t->mom = calloc(t->np, sizeof(float));
+	t->x = malloc(batch * d->dim * sizeof(float));
+	t->y = malloc(batch * sizeof(int32_t));
+	if (!t->params || !t->grads || !t->mom || !t->x || !t->y) {
+		return -ENOMEM;
+	}
+	macc_model_init_params(t->m, t->params, seed);
+	return macc_batcher_init(&t->b, d, NULL, d->n, batch, seed, MACC_STREAM_BATCH);
+}
+
+static void trainer_finish(struct trainer *t)
+{
+	macc_batcher_finish(&t->b);
+	macc_model_destroy(t->m);
+	free(t->params);
+	free(t->grads);
+	free(t->mom);
+	free(t->x);
+	free(t->y);
+}
+
+static float trainer_step(struct trainer *t, float lr, float momentum)
+{
+	float loss;
+
+	macc_batcher_next(&t->b, t->x, t->y);
+	loss = macc_model_train_batch(t->m, t->params, t->grads, t->x, t->y, t->batch, 0.0f, NULL);
+	macc_sgd_step(t->np, t->params, t->mom, t->grads, lr, momentum, false);
+	return loss;
+}
+
+static int bench(const char *only, int threads, double seconds)
+{
+	static const char *const models[] = {"mlp:784-256-128-10", "cnn:lenet5"};
+	static const size_t batches[] = {16, 64, 256};
+	struct macc_dataset d;
+	bool synthetic;
+	int r = load("fashion-mnist", MACC_SPLIT_TRAIN, 8192, &d, &synthetic);
+
+	if (r < 0) {
+		return 1;
+	}
+	macc_nn_set_threads(threads);
+	printf("data=%s threads=%d\n", synthetic ? "synthetic" : "fashion-mnist", threads);
+	for (size_t mi = 0; mi < 2; mi++) {
+		for (size_t bi = 0; bi < 3; bi++) {
+			struct trainer t;
+			size_t steps = 0;
+
+			if (only && strcmp(only, models[mi]) != 0) {
+				continue;
+			}
+			if (trainer_init(&t, models[mi], &d, batches[bi], 1) < 0) {
+				trainer_finish(&t);
+				macc_dataset_finish(&d);
+				return 1;
+			}
+			for (int w = 0; w < 3; w++) {
+				trainer_step(&t, 0.01f, 0.9f); /* warm-up */
+			}
+			double t0 = now(), c0 = cpu_now(), el;
+
+			do {
+				for (int k = 0; k < 8; k++, steps++) {
+					trainer_step(&t, 0.01f, 0.9f);
+				}
+				el = now() - t0;
+			} while (el < seconds);
+			double cpu = cpu_now() - c0;
+
+			printf("model=%s batch=%zu threads=%d steps=%zu samples_per_s=%.0f "
+			       "samples_per_cpu_s=%.0f\n", models[mi], batches[bi], threads, steps,
+			       (double)(steps * batches[bi]) / el,
+			       (double)(steps * batches[bi]) * threads / cpu);
+			fflush(stdout);
+			trainer_finish(&t);
+		}
+	}
+	macc_dataset_finish(&d);
+	return 0;
+}
+
+static int train(const char *spec, const char *data, int epochs, size_t batch, float lr,
+		 float momentum, uint64_t seed, int threads)
+{
+	struct macc_dataset tr, te;
+	struct trainer t;
+	bool syn1, syn2;
+	double train_s = 0.0, loss_sum = 0.0, acc = 0.0, tloss;
+	size_t seen = 0, nb = 0;
+	int rc = 1;
+
+	if (load(data, MACC_SPLIT_TRAIN, 8192, &tr, &syn1) < 0) {
+		return 1;
+	}
+	if (load(data, MACC_SPLIT_TEST, 2048, &te, &syn2) < 0) {
+		macc_dataset_finish(&tr);
+		return 1;
+	}
+	macc_nn_set_threads(threads);
+	if (trainer_init(&t, spec, &tr, batch, seed) < 0) {
+		goto out;
+	}
+	size_t per_epoch = macc_batcher_batches_per_epoch(&t.b);
+	/* evaluation reuses the trainer's model: its workspace holds `batch` samples */
+	for (int ep = 1; ep <= epochs; ep++) {
+		double t0 = now();
+
+		loss_sum = 0.0;
+		for (nb = 0; nb < per_epoch; nb++) {
+			loss_sum += trainer_step(&t, lr, momentum);
+		}
+		seen += per_epoch * batch;
+		train_s += now() - t0;
+		macc_model_evaluate(t.m, t.params, te.x, te.y, te.n, &tloss, &acc);
+		printf("epoch=%d train_loss=%.4f test_loss=%.4f test_acc=%.4f elapsed_s=%.2f\n", ep,
+		       loss_sum / (double)nb, tloss, acc, train_s);
+		fflush(stdout);
+	}
+	printf("impl=macc-nn model=%s threads=%d batch=%zu data=%s test_acc=%.4f train_loss=%.4f "
+	       "samples_per_s=%.0f\n", macc_model_spec(t.m), threads, batch,
+	       syn1 ? "synthetic" : data, acc, nb ? loss_sum / (double)nb : 0.0,
+	       train_s > 0 ? (double)seen / train_s : 0.0);
+	rc = 0;
+out:
+	trainer_finish(&t);
+	macc_dataset_finish(&tr);
+	macc_dataset_finish(&te);
+	return rc;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench_nn [--threads T] [--seconds S] [--model M]\n"
+		"       bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] "
+		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *model = NULL, *only = NULL, *data = "fashion-mnist";
+	int epochs = 1, threads = 1;
+	size_t batch = 64;
+	float lr = 0.05f, momentum = 0.9f;
+	uint64_t seed = 1;
+	double seconds = 1.5;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!v) {
+			usage();
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "--train") == 0) {
+			model = v;
+		} else if (strcmp(a, "--model") == 0) {
+			only = v;
+		} else if (strcmp(a, "--data") == 0) {
+			data = v;
+		} else if (strcmp(a, "--epochs") == 0) {
+			epochs = atoi(v);
+		} else if (strcmp(a, "--batch") == 0) {
+			batch = (size_t)strtoul(v, NULL, 10);
+		} else if (strcmp(a, "--lr") == 0) {
+			lr = strtof(v, NULL);
+		} else if (strcmp(a, "--momentum") == 0) {
+			momentum = strtof(v, NULL);
+		} else if (strcmp(a, "--seed") == 0) {
+			seed = strtoull(v, NULL, 10);
+		} else if (strcmp(a, "--threads") == 0) {
+			threads = atoi(v);
+		} else if (strcmp(a, "--seconds") == 0) {
+			seconds = strtod(v, NULL);
+		} else {
+			usage();
+			return 2;
+		}
+	}
+	if (epochs < 1 || batch < 1 || threads < 1 || !(seconds > 0)) {
+		usage();
+		return 2;
+	}
+	if (model) {
+		return train(model, data, epochs, batch, lr, momentum, seed, threads);
+	}
+	return bench(only, threads, seconds);
+}
