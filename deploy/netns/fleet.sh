@@ -6,8 +6,8 @@
 # machine's own network namespace and the 10.77.0.0/24 addresses exist only inside the fleet.
 # Keys and configs come from gen-fleet.sh (the generator the Docker Compose demo uses too); one
 # macc-agentd runs in each host namespace and is driven with macc-ctl through its control
-# socket (a path in the work directory, reachable from any namespace). Optional tc netem delay,
-# loss, and a timed partition of some hosts shape the links.
+# socket (a path in the work directory, reachable from any namespace). Optional tc netem delay
+# and loss shape the links, and a timed partition unplugs some hosts for a while.
 #
 # The script waits until every agent reports `done` (or fails, or --timeout passes), prints each
 # agent's round, epoch and test accuracy, and exits 0 only if all finished (and reached
@@ -32,12 +32,14 @@ usage: $prog [options]
       --port P           listen port of every agent (default 7640)
       --delay MS         netem delay on every host's link (e.g. 20 or 20:5 for 20 ms +- 5 ms)
       --loss PCT         netem loss on every host's link (e.g. 1)
-      --partition I,J@S+D  cut hosts I,J,... off (100% loss) from S to S+D seconds into training
+      --partition I,J@S+D  cut hosts I,J,... off (cable unplugged) from S to S+D seconds into
+                         training
       --timeout S        give up when training has not finished after S seconds (default 900)
       --min-accuracy A   fail when an agent's final test accuracy is below A (0..1)
       --workdir DIR      keep keys, configs, logs and checkpoints there (default: a temporary
                          directory, removed on exit)
       --results FILE     write one line per agent: name state round epoch test_accuracy
+      --tag NAME         prefix of the namespaces (NAMEbr, NAMEh1, ...; default macc<pid>)
   -h, --help
 Exit status: 0 all agents done, 1 a failure (agent died or errored, timeout, low accuracy),
 2 usage error, 77 network namespaces are not permitted here.
@@ -65,6 +67,7 @@ timeout_s=900
 min_acc=""
 workdir=""
 results=""
+tag="macc$$"
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -81,6 +84,7 @@ while [ $# -gt 0 ]; do
 	--min-accuracy) min_acc=${2:?}; shift ;;
 	--workdir) workdir=${2:?}; shift ;;
 	--results) results=${2:?}; shift ;;
+	--tag) tag=${2:?}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument '$1'" ;;
 	esac
@@ -133,12 +137,13 @@ agentd=$(find_prog macc-agentd) || die "macc-agentd not found (--bin DIR or MACC
 ctl=$(find_prog macc-ctl) || die "macc-ctl not found (--bin DIR or MACC_BUILD)"
 command -v ip >/dev/null || die "ip (iproute2) not found"
 command -v python3 >/dev/null || die "python3 not found (used to read macc-ctl --json)"
-if [ -n "$delay$loss$partition" ]; then
+if [ -n "$delay$loss" ]; then
 	command -v tc >/dev/null || die "tc (iproute2) not found"
 fi
 
+[[ $tag =~ ^[A-Za-z0-9_-]{1,20}$ ]] || die "--tag wants 1..20 characters [A-Za-z0-9_-], got '$tag'"
+
 # --- state for the trap: everything this script creates, and only that ---------------------
-tag="macc$$"
 brns="${tag}br"
 netns_made=()
 pids=()
@@ -208,8 +213,8 @@ for ((i = 1; i <= n; i++)); do
 	ip -n "$ns" link set eth0 up
 done
 
-# netem on every host's own link (so delay and loss apply in both directions of each edge once
-# per end); the partition replaces it with 100% loss for a while.
+# netem on every host's own link (so delay and loss apply once at each end of every edge).
+# The partition needs no netem: it unplugs the hosts' cables (their bridge ports go down).
 netem_args=()
 if [ -n "$delay" ]; then
 	netem_args+=(delay "${delay%%:*}ms")
@@ -220,22 +225,20 @@ fi
 if [ -n "$loss" ]; then
 	netem_args+=(loss "$loss%")
 fi
-set_netem() {
-	# set_netem HOST ARGS...: replace the host's qdisc (no ARGS: back to the default)
-	local ns="${tag}h$1"
-	shift
-	if [ $# -eq 0 ]; then
-		tc -n "$ns" qdisc del dev eth0 root 2>/dev/null || true
-	else
-		tc -n "$ns" qdisc replace dev eth0 root netem "$@"
-	fi
-}
 if [ "${#netem_args[@]}" -gt 0 ]; then
 	for ((i = 1; i <= n; i++)); do
-		set_netem "$i" "${netem_args[@]}"
+		if ! tc -n "${tag}h$i" qdisc replace dev eth0 root netem "${netem_args[@]}" \
+			2>"$workdir/tc.err"; then
+			log "tc netem failed ($(cat "$workdir/tc.err")); is the sch_netem kernel module available?"
+			exit 1
+		fi
 	done
 	log "links: netem ${netem_args[*]}"
 fi
+set_cable() {
+	# set_cable HOST up|down
+	ip -n "$brns" link set "v$1" "$2"
+}
 
 # --- keys, configs, agents -------------------------------------------------------------------
 "$here/gen-fleet.sh" --ctl "$ctl" -n "$n" -t "$topology" --host-format '10.77.0.%d' \
@@ -316,13 +319,13 @@ while :; do
 	if [ "${#part_hosts[@]}" -gt 0 ]; then
 		if [ "$part_state" -eq 0 ] && [ "$el" -ge "$part_start" ]; then
 			for h in "${part_hosts[@]}"; do
-				set_netem "$h" loss 100%
+				set_cable "$h" down
 			done
 			part_state=1
 			log "t=${el}s partition: hosts ${part_hosts[*]} cut off"
 		elif [ "$part_state" -eq 1 ] && [ "$el" -ge "$part_end" ]; then
 			for h in "${part_hosts[@]}"; do
-				set_netem "$h" ${netem_args[@]+"${netem_args[@]}"}
+				set_cable "$h" up
 			done
 			part_state=2
 			log "t=${el}s partition healed"
