@@ -2,13 +2,14 @@
  * layers.c - forward/backward pairs of the layers (see layers.h for shapes and layout).
  *
  * The heavy lifting is cblas_sgemm on whole batches, row-major:
- *   dense forward    out[B][no]  = in[B][ni] . w[no][ni]^T        (NoTrans, Trans)
- *   dense dW         dw[no][ni]   = dz[B][no]^T . in[B][ni]       (Trans, NoTrans)
- *   dense dX         din[B][ni]  = dz[B][no] . w[no][ni]          (NoTrans, NoTrans)
- * A convolution is the same three products on its im2col matrix, whose rows are the receptive
- * fields of every output pixel of the whole batch (B*OH*OW rows of KH*KW*C floats), so one
- * sgemm covers the batch. With channels-last activations the KW*C floats of one filter row are
- * contiguous in the input, so im2col copies short runs instead of single floats.
+ *   dense forward    out[B][no]   = in[B][ni] . w[no][ni]^T     (NoTrans, Trans)
+ *   dense dW         dw[no][ni]  += dz[B][no]^T . in[B][ni]     (Trans, NoTrans)
+ *   dense dX         din[B][ni]   = dz[B][no] . w[no][ni]       (NoTrans, NoTrans)
+ * A convolution is the same three products on the transposed im2col matrix of the whole batch
+ * (layers.h explains why transposed), so one sgemm covers the batch:
+ *   conv forward     tmp[K][N]  = w[K][KK] . colT[KK][N]       (NoTrans, NoTrans), N = B*OH*OW
+ *   conv dW          dw[K][KK] += dz[K][N] . colT[KK][N]^T     (NoTrans, Trans)
+ *   conv dX          dcolT[KK][N] = w[K][KK]^T . dz[K][N]      (Trans, NoTrans), then col2im
  *
  * Everything else is one linear pass fused where it pays: bias + activation right after the
  * forward sgemm, the activation derivative in place right before the backward ones. Parameter
@@ -138,99 +139,67 @@ size_t nn_conv_col_size(const struct nn_conv_shape *s, size_t B)
 	return B * s->oh * s->ow * s->kh * s->kw * s->c;
 }
 
+size_t nn_conv_tmp_size(const struct nn_conv_shape *s, size_t B)
+{
+	return s->k * B * s->oh * s->ow;
+}
+
 /*
- * Walk every (output pixel, filter row ky) pair of the im2col matrix. For channels-last input
- * the KW*C floats of one filter row are one contiguous input run, clipped at the borders; the
- * clipped parts are zero padding. `scatter` selects col2im (accumulate into the input gradient)
- * instead of im2col.
+ * Walk the transposed im2col matrix: row (ci, ky, kx), and within it, per sample and output
+ * row, the OW entries that read input row iy = oy + ky - pad at columns ox + kx - pad. The part
+ * of that run inside the image is a contiguous input slice; the rest is zero padding. With
+ * din != NULL the walk runs backwards (col2im): the run is added into the input gradient.
  */
-static void im2col_hwc(float *col, const float *in, float *din, const float *dcol,
-		       const struct nn_conv_shape *s, size_t B)
+static void im2col_t(float *colT, const float *in, float *din, const float *dcolT,
+		     const struct nn_conv_shape *s, size_t B)
 {
-	const size_t kk = s->kh * s->kw * s->c;
-	const size_t run = s->kw * s->c;
-	const long pad = (long)s->pad, H = (long)s->h, W = (long)s->w;
+	const size_t N = B * s->oh * s->ow, ow = s->ow;
 
-	for (size_t b = 0; b < B; b++) {
-		for (size_t oy = 0; oy < s->oh; oy++) {
-			for (size_t ox = 0; ox < s->ow; ox++) {
-				size_t row = (b * s->oh + oy) * s->ow + ox;
-				long x0 = (long)ox - pad;
-				/* kx range [k0, k1) that falls inside the image */
-				long k0 = x0 < 0 ? -x0 : 0;
-				long k1 = W - x0 < (long)s->kw ? W - x0 : (long)s->kw;
+	for (size_t ci = 0; ci < s->c; ci++) {
+		for (size_t ky = 0; ky < s->kh; ky++) {
+			for (size_t kx = 0; kx < s->kw; kx++) {
+				size_t r = (ci * s->kh + ky) * s->kw + kx;
+				/* output columns [lo, hi) read inside the image */
+				size_t lo = s->pad > kx ? s->pad - kx : 0;
+				size_t hi = s->w + s->pad > kx ? s->w + s->pad - kx : 0;
 
-				for (size_t ky = 0; ky < s->kh; ky++) {
-					long iy = (long)oy + (long)ky - pad;
-					size_t coff = row * kk + ky * run;
+				hi = hi < ow ? hi : ow;
+				lo = lo < hi ? lo : hi;
+				for (size_t b = 0; b < B; b++) {
+					size_t plane = (b * s->c + ci) * s->h * s->w;
 
-					if (iy < 0 || iy >= H || k1 <= k0) {
-						if (col) {
-							memset(col + coff, 0, run * sizeof(float));
-						}
-						continue;
-					}
-					size_t ioff = (((size_t)b * s->h + (size_t)iy) * s->w +
-						       (size_t)(x0 + k0)) * s->c;
-					size_t a = (size_t)k0 * s->c, e = (size_t)k1 * s->c;
+					for (size_t oy = 0; oy < s->oh; oy++) {
+						size_t off = r * N + (b * s->oh + oy) * ow;
+						size_t iy = oy + ky; /* + pad, to stay unsigned */
 
-					if (col) {
-						float *c = col + coff;
-
-						for (size_t i = 0; i < a; i++) {
-							c[i] = 0.0f;
-						}
-						for (size_t i = a; i < e; i++) {
-							c[i] = in[ioff + i - a];
-						}
-						for (size_t i = e; i < run; i++) {
-							c[i] = 0.0f;
-						}
-					} else {
-						const float *c = dcol + coff;
-
-						for (size_t i = a; i < e; i++) {
-							din[ioff + i - a] += c[i];
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
-/* The same for channels-first input ([B][C][H][W]): one float at a time (only the first layer
- * of a multi-channel model uses it). */
-static void im2col_chw(float *col, const float *in, float *din, const float *dcol,
-		       const struct nn_conv_shape *s, size_t B)
-{
-	const size_t kk = s->kh * s->kw * s->c;
-	const long pad = (long)s->pad, H = (long)s->h, W = (long)s->w;
-
-	for (size_t b = 0; b < B; b++) {
-		for (size_t oy = 0; oy < s->oh; oy++) {
-			for (size_t ox = 0; ox < s->ow; ox++) {
-				size_t row = (b * s->oh + oy) * s->ow + ox;
-				size_t e = row * kk;
-
-				for (size_t ky = 0; ky < s->kh; ky++) {
-					long iy = (long)oy + (long)ky - pad;
-
-					for (size_t kx = 0; kx < s->kw; kx++) {
-						long ix = (long)ox + (long)kx - pad;
-						int inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-
-						for (size_t ci = 0; ci < s->c; ci++, e++) {
-							size_t ii = 0;
-
-							if (inside) {
-								ii = ((b * s->c + ci) * s->h +
-								      (size_t)iy) * s->w + (size_t)ix;
+						if (iy < s->pad || iy >= s->h + s->pad) {
+							if (colT) {
+								memset(colT + off, 0, ow * sizeof(float));
 							}
-							if (col) {
-								col[e] = inside ? in[ii] : 0.0f;
-							} else if (inside) {
-								din[ii] += dcol[e];
+							continue;
+						}
+						size_t src = plane + (iy - s->pad) * s->w + lo + kx -
+							     s->pad;
+
+						if (colT) {
+							float *d = colT + off;
+							const float *p = in + src;
+
+							for (size_t x = 0; x < lo; x++) {
+								d[x] = 0.0f;
+							}
+							for (size_t x = lo; x < hi; x++) {
+								d[x] = p[x - lo];
+							}
+							for (size_t x = hi; x < ow; x++) {
+								d[x] = 0.0f;
+							}
+						} else {
+							const float *d = dcolT + off;
+							float *p = din + src;
+
+							for (size_t x = lo; x < hi; x++) {
+								p[x - lo] += d[x];
 							}
 						}
 					}
@@ -240,32 +209,75 @@ static void im2col_chw(float *col, const float *in, float *din, const float *dco
 	}
 }
 
-void nn_conv2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
-		       const struct nn_conv_shape *s, size_t B, enum nn_act act)
+void nn_conv2d_forward(float *out, float *colT, float *tmp, const float *in, const float *w,
+		       const float *b, const struct nn_conv_shape *s, size_t B, enum nn_act act)
 {
-	if (s->in_chw && s->c > 1) {
-		im2col_chw(col, in, NULL, NULL, s, B);
-	} else {
-		im2col_hwc(col, in, NULL, NULL, s, B);
+	const size_t P = s->oh * s->ow, N = B * P, kk = s->c * s->kh * s->kw;
+
+	im2col_t(colT, in, NULL, NULL, s, B);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->k, (int)N, (int)kk, 1.0f, w,
+		    (int)kk, colT, (int)N, 0.0f, tmp, (int)N);
+	/* [K][B][P] -> [B][K][P] with bias and activation */
+	for (size_t n = 0; n < B; n++) {
+		for (size_t k = 0; k < s->k; k++) {
+			const float *t = tmp + k * N + n * P;
+			float *o = out + (n * s->k + k) * P;
+			const float bk = b[k];
+
+			if (act == NN_ACT_RELU) {
+				for (size_t p = 0; p < P; p++) {
+					float v = t[p] + bk;
+
+					o[p] = v > 0.0f ? v : 0.0f;
+				}
+			} else if (act == NN_ACT_TANH) {
+				for (size_t p = 0; p < P; p++) {
+					o[p] = tanhf(t[p] + bk);
+				}
+			} else {
+				for (size_t p = 0; p < P; p++) {
+					o[p] = t[p] + bk;
+				}
+			}
+		}
 	}
-	nn_dense_forward(out, col, w, b, B * s->oh * s->ow, s->kh * s->kw * s->c, s->k, act);
 }
 
-void nn_conv2d_backward(float *din, float *dcol, float *dw, float *db, float *dout,
-			const float *out, const float *col, const float *w,
+void nn_conv2d_backward(float *din, float *dcolT, float *dz, float *dw, float *db,
+			const float *dout, const float *out, const float *colT, const float *w,
 			const struct nn_conv_shape *s, size_t B, enum nn_act act)
 {
-	nn_dense_backward(din ? dcol : NULL, dw, db, dout, out, col, w, B * s->oh * s->ow,
-			  s->kh * s->kw * s->c, s->k, act);
+	const size_t P = s->oh * s->ow, N = B * P, kk = s->c * s->kh * s->kw;
+
+	/* [B][K][P] -> [K][B][P] through the activation derivative, summing db */
+	for (size_t n = 0; n < B; n++) {
+		for (size_t k = 0; k < s->k; k++) {
+			const float *d = dout + (n * s->k + k) * P, *o = out + (n * s->k + k) * P;
+			float *z = dz + k * N + n * P;
+			float sum = 0.0f;
+
+			if (act == NN_ACT_RELU) {
+				nn_relu_backward(z, d, o, P);
+			} else if (act == NN_ACT_TANH) {
+				nn_tanh_backward(z, d, o, P);
+			} else {
+				memcpy(z, d, P * sizeof(float));
+			}
+			for (size_t p = 0; p < P; p++) {
+				sum += z[p];
+			}
+			db[k] += sum;
+		}
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s->k, (int)kk, (int)N, 1.0f, dz,
+		    (int)N, colT, (int)N, 1.0f, dw, (int)kk);
 	if (!din) {
 		return;
 	}
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kk, (int)N, (int)s->k, 1.0f, w,
+		    (int)kk, dz, (int)N, 0.0f, dcolT, (int)N);
 	memset(din, 0, B * s->c * s->h * s->w * sizeof(*din));
-	if (s->in_chw && s->c > 1) {
-		im2col_chw(NULL, NULL, din, dcol, s, B);
-	} else {
-		im2col_hwc(NULL, NULL, din, dcol, s, B);
-	}
+	im2col_t(NULL, NULL, din, dcolT, s, B);
 }
 
 void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, size_t h,
@@ -274,31 +286,30 @@ void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, s
 	const size_t oh = h / 2, ow = w / 2;
 	size_t o = 0;
 
-	for (size_t b = 0; b < B; b++) {
+	for (size_t pl = 0; pl < B * c; pl++) {
+		const size_t base = pl * h * w;
+
 		for (size_t oy = 0; oy < oh; oy++) {
-			for (size_t ox = 0; ox < ow; ox++) {
-				size_t i00 = ((b * h + 2 * oy) * w + 2 * ox) * c;
-				size_t i01 = i00 + c, i10 = i00 + w * c, i11 = i10 + c;
+			const size_t r0 = base + 2 * oy * w, r1 = r0 + w;
 
-				for (size_t ci = 0; ci < c; ci++, o++) {
-					size_t best = i00 + ci;
-					float m = in[best];
+			for (size_t ox = 0; ox < ow; ox++, o++) {
+				size_t best = r0 + 2 * ox;
+				float m = in[best];
 
-					if (in[i01 + ci] > m) {
-						best = i01 + ci;
-						m = in[best];
-					}
-					if (in[i10 + ci] > m) {
-						best = i10 + ci;
-						m = in[best];
-					}
-					if (in[i11 + ci] > m) {
-						best = i11 + ci;
-						m = in[best];
-					}
-					out[o] = m;
-					arg[o] = (uint32_t)best;
+				if (in[r0 + 2 * ox + 1] > m) {
+					best = r0 + 2 * ox + 1;
+					m = in[best];
 				}
+				if (in[r1 + 2 * ox] > m) {
+					best = r1 + 2 * ox;
+					m = in[best];
+				}
+				if (in[r1 + 2 * ox + 1] > m) {
+					best = r1 + 2 * ox + 1;
+					m = in[best];
+				}
+				out[o] = m;
+				arg[o] = (uint32_t)best;
 			}
 		}
 	}
@@ -307,9 +318,9 @@ void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, s
 void nn_maxpool2_backward(float *din, const float *dout, const uint32_t *arg, size_t B, size_t h,
 			  size_t w, size_t c)
 {
-	const size_t n = B * (h / 2) * (w / 2) * c;
+	const size_t n = B * c * (h / 2) * (w / 2);
 
-	memset(din, 0, B * h * w * c * sizeof(*din));
+	memset(din, 0, B * c * h * w * sizeof(*din));
 	for (size_t i = 0; i < n; i++) {
 		din[arg[i]] += dout[i];
 	}

@@ -5,12 +5,14 @@
  * so the dense and convolution layers are one or two cblas_sgemm calls per batch and nothing
  * loops over samples in the hot path. Shapes are given in a comment on every pointer.
  *
- * Image activations are channels-last ([B][H][W][C], "NHWC"): then a convolution is
- * im2col (one row per output pixel of the whole batch) times the transposed filter matrix and
- * its output needs no transpose, and flatten is free. Only the model's input may be
- * channels-first ([B][C][H][W], as IDX and CIFAR-10 files store it); the first convolution's
- * im2col reads it directly. Filters are stored [K][KH][KW][C]: a permutation of PyTorch's
- * [K][C][KH][KW], which with i.i.d. initialisation gives the same model family.
+ * Image activations are channels-first ([B][C][H][W], "NCHW"), as IDX and CIFAR-10 files and
+ * PyTorch store them, so flatten is free and gives PyTorch's feature order, and filters have
+ * PyTorch's [K][C][KH][KW] layout. A convolution builds the TRANSPOSED im2col matrix of the
+ * whole batch, colT[C*KH*KW][B*OH*OW]: each of its rows is, per sample and output row, a
+ * contiguous slice of one input row, so im2col copies runs of OW floats (not KW floats), even
+ * for one input channel. Then one sgemm gives out[K][B*OH*OW] and the bias + activation pass
+ * also permutes it to [B][K][OH*OW]; the backward pass permutes the gradient back while
+ * applying the activation derivative and summing the bias gradient.
  *
  * Dense and convolution layers fuse their bias and activation into one pass over the output;
  * their backward first turns the gradient w.r.t. the activation into the gradient w.r.t. the
@@ -63,46 +65,49 @@ struct nn_conv_shape {
 	size_t k, kh, kw;  /* filters, filter height, width */
 	size_t pad;
 	size_t oh, ow;     /* output height, width: h + 2 pad - kh + 1, w + 2 pad - kw + 1 */
-	int in_chw;        /* input is [B][C][H][W] instead of [B][H][W][C] */
 };
 
 /* Fill oh/ow from the rest; returns -1 if the filter does not fit. */
 int nn_conv_shape_finish(struct nn_conv_shape *s);
-/* Floats of the im2col matrix for B samples: B * oh * ow * kh * kw * c. */
+/* Floats of the im2col matrix for B samples: C*KH*KW * B*OH*OW. */
 size_t nn_conv_col_size(const struct nn_conv_shape *s, size_t B);
+/* Floats of the scratch matrix for B samples: K * B*OH*OW. */
+size_t nn_conv_tmp_size(const struct nn_conv_shape *s, size_t B);
 
-/* col = im2col(in); out = act(col w^T + b). `col` must be kept for the backward pass. */
-void nn_conv2d_forward(float *out,      /* [B][OH][OW][K] */
-		       float *col,      /* [B*OH*OW][KH*KW*C] workspace, written */
-		       const float *in, /* [B][H][W][C], or [B][C][H][W] if in_chw */
-		       const float *w,  /* [K][KH][KW][C] */
+/* colT = im2col(in); tmp = w colT; out = act(permute(tmp) + b). Keep colT for backward. */
+void nn_conv2d_forward(float *out,      /* [B][K][OH][OW] */
+		       float *colT,     /* [C*KH*KW][B*OH*OW] workspace, written */
+		       float *tmp,      /* [K][B*OH*OW] scratch */
+		       const float *in, /* [B][C][H][W] */
+		       const float *w,  /* [K][C][KH][KW] */
 		       const float *b,  /* [K] */
 		       const struct nn_conv_shape *s, size_t B, enum nn_act act);
 
-/* Like nn_dense_backward on the im2col matrix, then col2im of dcol into din. */
-void nn_conv2d_backward(float *din,       /* [B][H][W][C] (or CHW), or NULL */
-			float *dcol,      /* [B*OH*OW][KH*KW*C] workspace (unused if din NULL) */
-			float *dw,        /* [K][KH][KW][C], accumulated */
-			float *db,        /* [K], accumulated */
-			float *dout,      /* [B][OH][OW][K], in: dL/dout; out: dL/dz */
-			const float *out, /* [B][OH][OW][K] forward output */
-			const float *col, /* [B*OH*OW][KH*KW*C] from the forward pass */
-			const float *w,   /* [K][KH][KW][C] */
+/* dz = permute(act'(dout)); db += row sums of dz; dw += dz colT^T; din = col2im(w^T dz). */
+void nn_conv2d_backward(float *din,        /* [B][C][H][W], or NULL */
+			float *dcolT,      /* [C*KH*KW][B*OH*OW] scratch (unused if din NULL) */
+			float *dz,         /* [K][B*OH*OW] scratch */
+			float *dw,         /* [K][C][KH][KW], accumulated */
+			float *db,         /* [K], accumulated */
+			const float *dout, /* [B][K][OH][OW] */
+			const float *out,  /* [B][K][OH][OW] forward output */
+			const float *colT, /* [C*KH*KW][B*OH*OW] from the forward pass */
+			const float *w,    /* [K][C][KH][KW] */
 			const struct nn_conv_shape *s, size_t B, enum nn_act act);
 
-/* 2x2 max-pool, stride 2 (odd trailing rows/columns are dropped, as PyTorch does). arg records
- * the offset of each maximum inside its sample, for the backward pass. */
-void nn_maxpool2_forward(float *out,      /* [B][H/2][W/2][C] */
-			 uint32_t *arg,   /* [B][H/2][W/2][C] */
-			 const float *in, /* [B][H][W][C] */
+/* 2x2 max-pool, stride 2, over each of the B*C planes (odd trailing rows/columns are dropped,
+ * as PyTorch does). arg records the offset of each maximum in `in`, for the backward pass. */
+void nn_maxpool2_forward(float *out,      /* [B][C][H/2][W/2] */
+			 uint32_t *arg,   /* [B][C][H/2][W/2] */
+			 const float *in, /* [B][C][H][W] */
 			 size_t B, size_t h, size_t w, size_t c);
-void nn_maxpool2_backward(float *din,          /* [B][H][W][C], overwritten */
-			  const float *dout,   /* [B][H/2][W/2][C] */
-			  const uint32_t *arg, /* [B][H/2][W/2][C] */
+void nn_maxpool2_backward(float *din,          /* [B][C][H][W], overwritten */
+			  const float *dout,   /* [B][C][H/2][W/2] */
+			  const uint32_t *arg, /* [B][C][H/2][W/2] */
 			  size_t B, size_t h, size_t w, size_t c);
 
-/* Flatten [B][H][W][C] to [B][H*W*C]: with channels-last rows this is the identity, so the
- * model aliases the buffers; these copy, for callers that do not. */
+/* Flatten [B][C][H][W] to [B][C*H*W]: the identity on the bytes, so the model aliases the
+ * buffers; these copy, for callers that do not. */
 void nn_flatten_forward(float *out /* [B][n] */, const float *in /* [B][...] */, size_t B,
 			size_t n);
 void nn_flatten_backward(float *din /* [B][...] */, const float *dout /* [B][n] */, size_t B,

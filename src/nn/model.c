@@ -9,7 +9,8 @@
  * All activations, im2col matrices, pool arg-max indices and dropout masks are allocated once,
  * at create, for max_batch samples: a training step allocates nothing. Backward ping-pongs
  * between two gradient buffers sized for the widest activation; the first parameterised op
- * skips its input gradient.
+ * skips its input gradient. Activations are [B][C][H][W] like PyTorch's, so flatten aliases
+ * its input and dense1 sees PyTorch's feature order.
  *
  * Architectures:
  *   logreg:IN-OUT    one dense layer, softmax cross-entropy on its logits.
@@ -76,13 +77,13 @@ struct macc_model {
 	char view_names[MAX_VIEWS][16];
 	float *g0, *g1; /* [max_batch][widest] gradient ping-pong */
 	float *dcol;    /* widest im2col of a conv that needs its input gradient */
+	float *ctmp;    /* widest conv output in [K][B*OH*OW] order (forward and backward) */
 };
 
 /* Shape of the activation while the model is being built. */
 struct builder {
 	struct macc_model *m;
 	size_t h, w, c; /* image shape, or h = w = 1, c = dim once flat */
-	bool chw;       /* the current activation is the channels-first model input */
 	size_t ndense, nconv;
 	struct macc_errmsg *err;
 };
@@ -130,7 +131,6 @@ static int add_dense(struct builder *bd, size_t out, enum nn_act act)
 	op->b_off = bd->m->nparams - out;
 	bd->h = bd->w = 1;
 	bd->c = out;
-	bd->chw = false;
 	return 0;
 }
 
@@ -143,7 +143,7 @@ static int add_conv(struct builder *bd, size_t k, size_t ksize, size_t pad)
 	}
 	op->act = NN_ACT_RELU;
 	op->cs = (struct nn_conv_shape){.c = bd->c, .h = bd->h, .w = bd->w, .k = k, .kh = ksize,
-					.kw = ksize, .pad = pad, .in_chw = bd->chw};
+					.kw = ksize, .pad = pad};
 	if (nn_conv_shape_finish(&op->cs) < 0) {
 		return macc_errf(bd->err, MACC_ESPEC, "model spec: %zux%zu filter larger than "
 				 "%zux%zu input", ksize, ksize, bd->h, bd->w);
@@ -159,7 +159,6 @@ static int add_conv(struct builder *bd, size_t k, size_t ksize, size_t pad)
 	bd->h = op->cs.oh;
 	bd->w = op->cs.ow;
 	bd->c = k;
-	bd->chw = false;
 	return 0;
 }
 
@@ -348,7 +347,6 @@ static int build(struct macc_model *m, const char *spec, struct macc_errmsg *err
 	} else if (strcmp(base, "cnn:lenet5") == 0) {
 		bd.h = bd.w = 28;
 		bd.c = 1;
-		bd.chw = true;
 		if ((r = add_conv(&bd, 6, 5, 2)) < 0 || (r = add_simple(&bd, OP_POOL)) < 0 ||
 		    (r = add_conv(&bd, 16, 5, 0)) < 0 || (r = add_simple(&bd, OP_POOL)) < 0 ||
 		    (r = add_simple(&bd, OP_FLATTEN)) < 0 || (r = add_hidden(&bd, 120,
@@ -361,7 +359,6 @@ static int build(struct macc_model *m, const char *spec, struct macc_errmsg *err
 	} else if (strcmp(base, "cnn:cifar") == 0) {
 		bd.h = bd.w = 32;
 		bd.c = 3;
-		bd.chw = true;
 		for (size_t k = 16; k <= 64; k *= 2) {
 			if ((r = add_conv(&bd, k, 3, 1)) < 0 || (r = add_simple(&bd, OP_POOL)) < 0) {
 				return r;
@@ -390,7 +387,7 @@ static int build(struct macc_model *m, const char *spec, struct macc_errmsg *err
 static int alloc_workspace(struct macc_model *m, struct macc_errmsg *err)
 {
 	const size_t B = m->max_batch;
-	size_t widest = m->input_dim, dcol = 0;
+	size_t widest = m->input_dim, dcol = 0, ctmp = 0;
 	bool seen_params = false;
 
 	for (size_t i = 0; i < m->nops; i++) {
@@ -410,6 +407,9 @@ static int alloc_workspace(struct macc_model *m, struct macc_errmsg *err)
 		}
 		if (op->kind == OP_CONV && op->need_din && col > dcol) {
 			dcol = col;
+		}
+		if (op->kind == OP_CONV && op->out_dim > ctmp) {
+			ctmp = op->out_dim;
 		}
 		if (op->kind == OP_FLATTEN) {
 			continue; /* aliases its input */
@@ -436,6 +436,9 @@ static int alloc_workspace(struct macc_model *m, struct macc_errmsg *err)
 		return -ENOMEM;
 	}
 	if (dcol && !(m->dcol = malloc(B * dcol * sizeof(float)))) {
+		return -ENOMEM;
+	}
+	if (ctmp && !(m->ctmp = malloc(B * ctmp * sizeof(float)))) {
 		return -ENOMEM;
 	}
 	return 0;
@@ -506,6 +509,7 @@ void macc_model_destroy(struct macc_model *m)
 	free(m->g0);
 	free(m->g1);
 	free(m->dcol);
+	free(m->ctmp);
 	free(m);
 }
 
@@ -596,14 +600,14 @@ static const float *forward(struct macc_model *m, const float *params, const flo
 					 op->in_dim, op->out_dim, op->act);
 			break;
 		case OP_CONV:
-			nn_conv2d_forward(op->out, op->col, in, params + op->w_off,
+			nn_conv2d_forward(op->out, op->col, m->ctmp, in, params + op->w_off,
 					  params + op->b_off, &op->cs, B, op->act);
 			break;
 		case OP_POOL:
 			nn_maxpool2_forward(op->out, op->arg, in, B, op->h, op->w, op->c);
 			break;
 		case OP_FLATTEN:
-			op->out = (float *)in; /* channels-last: the same bytes */
+			op->out = (float *)in; /* [B][C][H][W] is [B][C*H*W] */
 			break;
 		case OP_DROPOUT:
 			nn_dropout_forward(op->out, op->mask, in, B * op->out_dim, op->p,
@@ -645,9 +649,9 @@ float macc_model_train_batch(struct macc_model *m, const float *params, float *g
 					  op->out_dim, op->act);
 			break;
 		case OP_CONV:
-			nn_conv2d_backward(din, m->dcol, grads + op->w_off, grads + op->b_off, g,
-					   op->out, op->col, params + op->w_off, &op->cs, batch,
-					   op->act);
+			nn_conv2d_backward(din, m->dcol, m->ctmp, grads + op->w_off,
+					   grads + op->b_off, g, op->out, op->col,
+					   params + op->w_off, &op->cs, batch, op->act);
 			break;
 		case OP_POOL:
 			if (din) {
