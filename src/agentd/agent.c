@@ -361,6 +361,14 @@ static void after_work(uv_work_t *w, int status)
 		}
 	}
 	a->phase = PH_NONE;
+	if ((a->shutdown_req || a->stop_req) && !(flags & JOB_CKPT) &&
+	    a->state != MACC_CTL_STATE_DONE && a->state != MACC_CTL_STATE_ERROR) {
+		/* The request came after this job was queued: checkpoint first. */
+		job.ckpt_round = a->round;
+		if (queue_job(a, JOB_CKPT, PH_JOB) == 0) {
+			return;
+		}
+	}
 	if (a->shutdown_req) {
 		do_shutdown(a);
 		return;

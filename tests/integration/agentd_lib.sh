@@ -1,0 +1,107 @@
+#!/bin/bash
+# agentd_lib.sh: helpers for the macc-agentd integration tests (sourced, not run).
+#
+# Every daemon a test starts is recorded in PIDS and ended by the EXIT trap, by pid. Every wait
+# is bounded. Ports come from a per-test base derived from the test's pid so parallel runs of
+# different tests do not collide. Loopback only.
+set -euo pipefail
+
+: "${MACC_BUILD:?MACC_BUILD must point to the build directory}"
+: "${MACC_SRC:?MACC_SRC must point to the source tree}"
+AGENTD="$MACC_BUILD/src/agentd/macc-agentd"
+SIM="$MACC_BUILD/src/sim/macc-sim"
+export SIM
+GEN="$MACC_SRC/examples/ring-4/gen.sh"
+[ -x "$AGENTD" ] || { echo "SKIP: $AGENTD not built"; exit 77; }
+
+WORK=$(mktemp -d /tmp/macc-agentd-test.XXXXXX)
+PIDS=()
+BASE_PORT=$((20000 + ($$ % 2000) * 10))
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait_gone "$p" 5 || kill -9 "$p" 2>/dev/null || true
+	done
+	if [ "${KEEP_WORK:-0}" = 1 ]; then
+		echo "work dir kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	local f
+	for f in "$WORK"/*.log; do
+		[ -e "$f" ] || continue
+		echo "---- $f (last 25 lines)" >&2
+		tail -n 25 "$f" >&2
+	done
+	exit 1
+}
+
+# wait_gone PID SECONDS: true once the process is gone.
+wait_gone() {
+	local pid=$1 t=$(($2 * 10))
+	while kill -0 "$pid" 2>/dev/null; do
+		t=$((t - 1))
+		[ "$t" -gt 0 ] || return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# gen_ring DIR [gen.sh options]: keys and configs for 4 agents.
+gen_ring() {
+	local dir=$1
+	shift
+	"$GEN" -o "$dir" -p "$BASE_PORT" "$@" >/dev/null
+}
+
+# start_agent J CONF [extra args]: start agent J in the background, log to $WORK/agentJ.log.
+start_agent() {
+	local j=$1 conf=$2
+	shift 2
+	"$AGENTD" -c "$conf" "$@" >>"$WORK/agent$j.log" 2>&1 &
+	PIDS+=("$!")
+	eval "PID_$j=$!"
+}
+
+# wait_log FILE REGEX SECONDS: wait until FILE has a line matching REGEX.
+wait_log() {
+	local f=$1 re=$2 t=$(($3 * 10))
+	until grep -Eq -- "$re" "$f" 2>/dev/null; do
+		t=$((t - 1))
+		[ "$t" -gt 0 ] || return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# wait_exit PID SECONDS: wait for a child to exit and set EXIT_RC to its status; returns 1 on
+# timeout (the process is left running for the EXIT trap).
+# shellcheck disable=SC2034 # read by the tests that source this file
+EXIT_RC=
+wait_exit() {
+	local pid=$1 t=$(($2 * 10))
+	EXIT_RC=
+	while kill -0 "$pid" 2>/dev/null; do
+		t=$((t - 1))
+		[ "$t" -gt 0 ] || return 1
+		sleep 0.1
+	done
+	EXIT_RC=0
+	# shellcheck disable=SC2034
+	wait "$pid" || EXIT_RC=$?
+	return 0
+}
+
+# digest_of LOGFILE: the digest of the "training done" line.
+digest_of() {
+	sed -n 's/.*training done:.*digest=\([0-9a-f]*\).*/\1/p' "$1" | tail -n 1
+}
