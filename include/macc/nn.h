@@ -31,9 +31,11 @@ struct macc_model;
  *   mlp:IN-H1-...-OUT[:tanh]         dense layers, ReLU (default) or tanh between them
  *   cnn:lenet5                       1x28x28 input: conv5x5x6 (pad 2)-relu-pool2-conv5x5x16-relu-
  *                                    pool2-flatten-120-relu-84-relu-10 (the PyTorch reference's)
- *   cnn:cifar                        3x32x32 input, small CNN for CIFAR-10 (see nn.c for layout)
- * Options may follow after ',': `dropout=P` (off by default) inserts dropout after each hidden
- * activation. `max_batch` sizes the workspace; batches up to that size may be passed later.
+ *   cnn:cifar                        3x32x32 input, small CNN for CIFAR-10 (layout in model.c:
+ *                                    3 x [conv3x3 pad 1 (16/32/64)-relu-pool2]-1024-128-relu-10)
+ * Options may follow after ',': `dropout=P` (off by default) inserts inverted dropout after each
+ * hidden dense layer's activation. `max_batch` sizes the workspace; batches up to that size
+ * may be passed later.
  * Errors: MACC_ESPEC with a message naming what was wrong; -ENOMEM.
  */
 int macc_model_create(const char *spec, size_t max_batch, struct macc_model **ret_model,
@@ -59,8 +61,10 @@ struct macc_param_view {
 size_t macc_model_nviews(const struct macc_model *m);
 const struct macc_param_view *macc_model_view(const struct macc_model *m, size_t i);
 
-/* Initialise `params` (nparams floats): He-uniform for ReLU layers, Xavier for tanh/output,
- * zero biases, drawn from macc_rng seeded with (seed, MACC_STREAM_INIT). Identical on every
+/* Initialise `params` (nparams floats) like PyTorch's default for Linear and Conv2d
+ * (kaiming-uniform with a = sqrt(5)): every weight and every bias of a layer is drawn from
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = inputs (dense) or C*KH*KW (conv), view after
+ * view in block order, from macc_rng seeded with (seed, MACC_STREAM_INIT). Identical on every
  * agent for the same seed. */
 void macc_model_init_params(const struct macc_model *m, float *params, uint64_t seed);
 

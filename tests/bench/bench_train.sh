@@ -87,7 +87,7 @@ for model in $models; do
 			status=1
 			continue
 		fi
-		ratio=$(awk -v a="$m_sps" -v b="$t_sps" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+		ratio=$(awk -v a="$m_sps" -v b="$t_sps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 		printf '%-20s %7s %12s %12s %7s %9s %9s\n' "$model" "$threads" "$m_sps" "$t_sps" \
 			"${ratio}x" "${m_acc:--}" "${t_acc:--}"
 	done
