@@ -44,6 +44,7 @@
 #define MAX_VIEWS 80
 #define MAX_SPEC 400  /* longest accepted spec string */
 #define MAX_WIDTH (1u << 24)
+#define MAX_PARAMS (1u << 30) /* 4 GiB of floats per block */
 
 enum op_kind { OP_DENSE, OP_CONV, OP_POOL, OP_FLATTEN, OP_DROPOUT };
 
@@ -379,6 +380,10 @@ static int build(struct macc_model *m, const char *spec, struct macc_errmsg *err
 		snprintf(m->spec + len, sizeof(m->spec) - (size_t)len, ",dropout=%g",
 			 (double)m->dropout);
 	}
+	if (m->nparams > MAX_PARAMS) {
+		return macc_errf(err, MACC_ESPEC, "model spec '%s': %zu parameters, more than the "
+				 "%zu supported", spec, m->nparams, (size_t)MAX_PARAMS);
+	}
 	m->nclasses = (uint32_t)m->ops[m->nops - 1].out_dim;
 	return 0;
 }
@@ -471,7 +476,7 @@ int macc_model_create(const char *spec, size_t max_batch, struct macc_model **re
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
-		return -ENOMEM;
+		return macc_errf(err, -ENOMEM, "out of memory for model %s", spec);
 	}
 	m->max_batch = max_batch;
 	r = build(m, spec, err);
@@ -479,6 +484,10 @@ int macc_model_create(const char *spec, size_t max_batch, struct macc_model **re
 		goto out;
 	}
 	r = alloc_workspace(m, err);
+	if (r == -ENOMEM) {
+		macc_errf(err, r, "model %s: out of memory for the workspace of %zu samples",
+			  m->spec, max_batch);
+	}
 	if (r < 0) {
 		goto out;
 	}
