@@ -293,21 +293,21 @@ void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, s
 			const size_t r0 = base + 2 * oy * w, r1 = r0 + w;
 
 			for (size_t ox = 0; ox < ow; ox++, o++) {
-				size_t best = r0 + 2 * ox;
-				float m = in[best];
+				/* selects, not branches: which input wins is data-dependent and
+				 * mispredicts half the time; ties keep the first, like PyTorch */
+				size_t i0 = r0 + 2 * ox, i1 = i0 + 1, i2 = r1 + 2 * ox, i3 = i2 + 1;
+				size_t best = i0;
+				float m = in[i0], v;
 
-				if (in[r0 + 2 * ox + 1] > m) {
-					best = r0 + 2 * ox + 1;
-					m = in[best];
-				}
-				if (in[r1 + 2 * ox] > m) {
-					best = r1 + 2 * ox;
-					m = in[best];
-				}
-				if (in[r1 + 2 * ox + 1] > m) {
-					best = r1 + 2 * ox + 1;
-					m = in[best];
-				}
+				v = in[i1];
+				best = v > m ? i1 : best;
+				m = v > m ? v : m;
+				v = in[i2];
+				best = v > m ? i2 : best;
+				m = v > m ? v : m;
+				v = in[i3];
+				best = v > m ? i3 : best;
+				m = v > m ? v : m;
 				out[o] = m;
 				arg[o] = (uint32_t)best;
 			}

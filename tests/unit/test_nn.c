@@ -794,7 +794,7 @@ static void test_spec_errors(void **state)
 		"cnn:", "rnn:4-4", "mlp:4-4,dropout=1", "mlp:4-4,dropout=-0.1",
 		"mlp:4-4,dropout=abc", "mlp:4-4,dropout=", "mlp:4-4,foo=1", "mlp:4-4,",
 		"mlp:1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1",
-		"MLP:4-4", " mlp:4-4",
+		"MLP:4-4", " mlp:4-4", "mlp:16777216-16777216-16777216",
 	};
 
 	(void)state;
