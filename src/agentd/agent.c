@@ -292,6 +292,8 @@ static void after_work(uv_work_t *w, int status)
 	enum phase ph = a->phase;
 
 	(void)status;
+	macc_debug(NULL, "job %#x done in phase %d at round %llu", flags, (int)ph,
+		   (unsigned long long)a->round);
 	job.flags = 0;
 	if (flags & JOB_CKPT) {
 		if (job.ckpt_rc < 0) {
@@ -447,6 +449,7 @@ static void start_round(struct macc_agent *a)
 		return;
 	}
 	set_lr(a);
+	macc_debug(NULL, "round %llu starts", (unsigned long long)a->round);
 	a->round_started_ms = macc_now_ms();
 	a->round_timed_out = false;
 	uv_timer_start(&a->round_timer, on_round_timeout, a->cfg.round_timeout_ms, 0);
@@ -635,6 +638,14 @@ static void on_tick(uv_timer_t *t)
 	struct macc_agent *a = t->data;
 
 	peers_tick(a);
+	/* Belt and braces for the round timer: the tick also ends an overdue wait. */
+	if (a->phase == PH_WAIT && !a->round_timed_out &&
+	    macc_now_ms() - a->round_started_ms >= a->cfg.round_timeout_ms) {
+		macc_debug(NULL, "round %llu overdue: ending its wait from the tick",
+			   (unsigned long long)a->round);
+		a->round_timed_out = true;
+		check_round(a);
+	}
 	if (a->state == MACC_CTL_STATE_TRAINING && macc_now_ms() - a->last_publish_ms > 2000) {
 		publish(a, false);
 	}

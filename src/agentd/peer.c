@@ -381,6 +381,14 @@ static void adopt(struct peer *p, struct conn *c)
 	}
 	p->conn = c;
 	c->adopted = true;
+	/* Only a proven session tells us the peer's degree, round and liveness. */
+	p->degree = c->session.peer_degree;
+	p->degree_known = true;
+	p->known_round = c->session.peer_hello_round;
+	p->known_round_valid = true;
+	if (p->dead) {
+		macc_info(p->name, "peer is back");
+	}
 	p->dead = false;
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_reset(&p->backoff);
@@ -431,16 +439,6 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 			a->nconns_unbound--;
 		}
 		c->peer->open_handles++;
-	}
-	struct peer *p = c->peer;
-	p->degree = h->degree;
-	p->degree_known = true;
-	p->known_round = h->round;
-	p->known_round_valid = true;
-	p->last_rx_ms = macc_now_ms();
-	if (p->dead) {
-		p->dead = false;
-		macc_info(p->name, "peer is back");
 	}
 	if (!c->hello_sent) {
 		conn_send_hello(c);
@@ -570,8 +568,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	len = (size_t)nread;
 	if (c->peer != NULL) {
 		c->peer->bytes_in += len;
+	}
+	if (c->peer != NULL && c->session.proven) {
 		c->peer->last_rx_ms = macc_now_ms();
-		if (c->peer->dead && c->session.proven) {
+		if (c->peer->dead) {
 			c->peer->dead = false;
 			macc_info(c->peer->name, "peer is back");
 			agent_on_peer_change(c->agent);
