@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "macc/err.h"
 
@@ -129,5 +130,231 @@ void macc_centralized_step(const struct macc_hparams *hp, size_t n, float *x, fl
  */
 size_t macc_fold_missing(double self_w, const double *w, const bool *arrived, size_t nnb,
 			 double *ret_self_w, double *w_out);
+
+/* ======================================================================================== */
+/* Beyond a fixed undirected graph (ALGORITHMS.md, second part; issue 11)                    */
+/* ======================================================================================== */
+
+/*
+ * Local steps (option local_steps H, default 1): a round is H - 1 purely local heavy-ball steps
+ * with macc_sgd_step() from macc/nn.h (v <- beta v - alpha g; x <- x + v, each on a fresh
+ * mini-batch), then one step of the chosen algorithm. The simulator and the daemon call
+ * macc_sgd_step themselves; H = 1 is the algorithm unchanged. Nothing else is needed here.
+ */
+
+/* ---- Directed graphs (push-sum) ---------------------------------------------------------- */
+
+/* A directed graph on n agents: adj[a*n+b] = 1 iff a -> b (a sends to b); no self loops. */
+struct macc_digraph {
+	uint32_t n;
+	uint8_t *adj; /* [n][n], owned */
+};
+
+/*
+ * Edge list with directed edges: one "a -> b" (a sends to b) or "a b" (both directions) per
+ * line, '#' comments, otherwise the format of macc_graph_parse_edgelist. The graph must be
+ * strongly connected (MACC_EGRAPH). The undirected parser refuses "a -> b" lines (MACC_ESPEC).
+ */
+int macc_digraph_parse_edgelist(const char *text, size_t len, uint32_t n, const char *name,
+				struct macc_digraph *ret, struct macc_errmsg *err);
+/* Any topology spec of macc_graph_create: "file:PATH" is read with the directed parser, every
+ * other spec is the undirected graph with both directions of each edge. */
+int macc_digraph_create(const char *spec, uint32_t n, uint64_t seed, struct macc_digraph *ret,
+			struct macc_errmsg *err);
+void macc_digraph_finish(struct macc_digraph *g); /* zeroed ok */
+uint32_t macc_digraph_outdeg(const struct macc_digraph *g, uint32_t j);
+uint32_t macc_digraph_indeg(const struct macc_digraph *g, uint32_t j);
+bool macc_digraph_strongly_connected(const struct macc_digraph *g);
+
+/*
+ * Push-sum (Kempe et al. 2003; SGP, Assran et al. 2019). P = [p_lj] is column-stochastic: sender
+ * j keeps p_jj = 1/(outdeg_j + 1) of its mass and gives each out-neighbour the same share. Agent
+ * j holds numerators z (parameters), u (momentum) and a weight w (double, starts at 1); its
+ * parameters are the de-biased x = z / w, where gradients are taken. Every round j sends
+ * (z, u for dmsgd, w) to its out-neighbours, and the receiver scales by the SENDER's share
+ * p_jl = 1/(outdeg_l + 1): in the daemon the sender's out-degree is the HELLO "degree" field.
+ * Summation order: self first, then in-neighbours in ascending agent index, as for mix().
+ * Push-sum must not lose mass: a missing message must not be folded into the self weight the
+ * way macc_fold_missing does for mix(); the daemon has to wait for it or resend it.
+ */
+double macc_pushsum_share(uint32_t outdeg); /* 1 / (outdeg + 1), in double */
+/* Agent j's incoming row of P: self share from its own out-degree, p_in[i] = share of the i-th
+ * in-neighbour (ascending index) from that neighbour's out-degree. */
+void macc_pushsum_row(uint32_t self_outdeg, const uint32_t *in_outdeg, size_t nin,
+		      double *ret_self_p, double *p_in);
+/* The whole P as [n][n] doubles, row j = what j receives: P[j*n+l] = p_jl (simulator, tests). */
+int macc_pushsum_matrix(const struct macc_digraph *g, double *P);
+/* w_j^{k+1} = push(w)_j = self_p * self_w + sum_i p_in[i] * w_in[i], in that order, in double. */
+double macc_pushsum_weight(double self_p, double self_w, const double *p_in, const double *w_in,
+			   size_t nin);
+/*
+ * Which push-sum algorithm a name means: "sgp" is cdmsgd in push-sum form (u = beta u - alpha g;
+ * z = push(z) + u), "dmsgd" is dmsgd in push-sum form (u and z both pushed). Others: MACC_ESPEC.
+ */
+int macc_pushsum_algo_parse(const char *name, enum macc_algo *ret_base);
+/*
+ * One push-sum step on the numerators (z, u in place, round k -> k+1), for base = MACC_ALGO_CDMSGD
+ * (sgp) or MACC_ALGO_DMSGD: exactly macc_consensus_step() with the mixing weights replaced by the
+ * push shares, nb[i] = {(float)p_jl, z_l, u_l} for in-neighbours ascending, self_p = (float)p_jj.
+ * So on a graph where the shares equal the undirected weights, it equals cdmsgd / dmsgd bit for
+ * bit. g is the gradient at the de-biased x (macc_pushsum_debias). The weight is advanced
+ * separately with macc_pushsum_weight. Returns MACC_ESPEC for any other base algorithm.
+ */
+int macc_pushsum_step(enum macc_algo base, const struct macc_hparams *hp, size_t n, float *z,
+		      float *u, const float *g, float self_p, const struct macc_neighbour *nb,
+		      size_t nnb, float *scratch);
+/* x = z / w elementwise, divided in float by (float)w (w == 1 gives x == z bit for bit). */
+void macc_pushsum_debias(size_t n, const float *z, double w, float *x);
+
+/* ---- Time-varying schedules ---------------------------------------------------------------- */
+
+/*
+ * A schedule picks round r's graph, a subgraph of the configured one, as a pure function of
+ * (seed, r, configured graph); W^r is the Metropolis matrix of that graph. Both non-static
+ * schedules are matchings (every agent has at most one partner per round), so agent j's row is
+ * {self 1/2, partner 1/2} when matched and {self 1} when idle (macc_schedule_weights).
+ *   static     the configured graph every round: callers keep today's code path (configured W).
+ *   matching   a random maximal matching of the configured graph: agents in a random order
+ *              (macc_rng on MACC_STREAM_SCHEDULE, seeded from seed and r), each still unmatched
+ *              agent takes a uniformly random still-unmatched neighbour. Every edge has a positive
+ *              chance every round. The daemon must know the WHOLE configured graph (topology
+ *              spec + number of agents, agents numbered like the simulator, e.g. from config),
+ *              not just its neighbours, to compute it; cost O(N + E) per round.
+ *   exp-pairs  N = 2^k agents whose configured graph holds the hypercube's edges: round r pairs
+ *              j with j XOR 2^(r mod k). O(1) per agent, needs only N and j.
+ */
+enum macc_schedule_kind {
+	MACC_SCHEDULE_STATIC,
+	MACC_SCHEDULE_MATCHING,
+	MACC_SCHEDULE_EXP_PAIRS,
+};
+#define MACC_NO_PARTNER UINT32_MAX
+
+int macc_schedule_parse(const char *name, enum macc_schedule_kind *ret);
+const char *macc_schedule_name(enum macc_schedule_kind k);
+
+struct macc_schedule {
+	enum macc_schedule_kind kind;
+	uint32_t n;
+	uint64_t seed;
+	uint32_t k;    /* exp-pairs: log2(n) */
+	uint32_t *off; /* matching: CSR offsets [n+1] into nbr, owned */
+	uint32_t *nbr; /* matching: neighbours of each agent, ascending, owned */
+};
+
+/* Checks the graph against the schedule (exp-pairs: n a power of two >= 2 and every hypercube
+ * edge configured, else MACC_EGRAPH naming the missing edge) and builds what the rounds need. */
+int macc_schedule_init(struct macc_schedule *s, enum macc_schedule_kind kind,
+		       const struct macc_graph *g, uint64_t seed, struct macc_errmsg *err);
+void macc_schedule_finish(struct macc_schedule *s); /* zeroed ok */
+/*
+ * Round r's pairing of every agent: partner[j] (n entries) = j's partner or MACC_NO_PARTNER;
+ * symmetric. work holds n uint32 (matching only; may be NULL otherwise). MACC_ESTATE for static.
+ */
+int macc_schedule_round(const struct macc_schedule *s, uint64_t round, uint32_t *partner,
+			uint32_t *work);
+/* Agent j's partner in round r (exp-pairs: O(1); matching: computes the round, allocating n
+ * words). MACC_NO_PARTNER when idle or on allocation failure (treated as idle) or for static. */
+uint32_t macc_schedule_partner(const struct macc_schedule *s, uint64_t round, uint32_t j);
+/* Metropolis row on the round's graph: partner != MACC_NO_PARTNER gives self 1/2, partner 1/2
+ * (via macc_weights_row, the same doubles as everywhere); idle gives self 1, *ret_w 0. */
+void macc_schedule_weights(uint32_t partner, double *ret_self_w, double *ret_w);
+/* Round r's graph as a macc_graph (not necessarily connected; for W^r, tests, the simulator). */
+int macc_schedule_graph(const struct macc_schedule *s, uint64_t round, struct macc_graph *ret);
+
+/* ---- Compressed exchange with error feedback (CHOCO-gossip) ------------------------------- */
+
+enum macc_compress_kind {
+	MACC_COMPRESS_NONE = 0, /* today's uncompressed path, unchanged */
+	MACC_COMPRESS_BF16 = 1, /* round-to-nearest-even bfloat16 */
+	MACC_COMPRESS_INT8 = 2, /* blocks of 256, scale = max|x|/127, q = roundf(x / scale) */
+	MACC_COMPRESS_TOPK = 3, /* the round(F*n) (>= 1) largest |x|: u32 index + f32 value */
+};
+/* The tag values equal proto.h's enum macc_enc (BF16 1, INT8 2, TOPK 3). */
+#define MACC_COMPRESS_INT8_BLOCK 256
+#define MACC_COMPRESS_HEADER 12
+
+struct macc_compressor {
+	enum macc_compress_kind kind;
+	double frac; /* topk: F in (0, 1] */
+};
+
+/* "none", "bf16", "int8", "topk:F" with 0 < F <= 1. MACC_ESPEC with a message otherwise. */
+int macc_compress_parse(const char *spec, struct macc_compressor *ret, struct macc_errmsg *err);
+/* Default gossip step gamma per compressor (measured, see compress.c): none 1, bf16 1, int8 1,
+ * topk 0.2 (topk:F with F < 0.1 is not recommended: it needs a smaller gamma). */
+float macc_compress_default_gamma(const struct macc_compressor *c);
+/* topk: entries kept for n values; other kinds: n. */
+size_t macc_compress_count(const struct macc_compressor *c, size_t n);
+/* Exact blob size for n values (0 for none). */
+size_t macc_compress_size(const struct macc_compressor *c, size_t n);
+
+/*
+ * The wire blob (little-endian, carried in a msgpack bin):
+ *   u8 enc (1 bf16, 2 int8, 3 topk) | u8 0 | u16 0 | u32 n | u32 count | payload
+ *   bf16: count = n, n x u16 (the top half of the float bits, rounded to nearest even)
+ *   int8: count = ceil(n / 256) blocks, count x f32 scale (finite, >= 0), then n x i8 in
+ *         [-127, 127]; value = scale * (float)q
+ *   topk: count = k <= n, k x u32 index (strictly ascending, < n), then k x f32 value (finite)
+ * Encode d[0..n) (finite values, n < 2^32) into out (cap bytes, at least macc_compress_size).
+ * Returns the length written, or -ERANGE (non-finite input, or a value that rounds to infinity
+ * in bf16), -ENOSPC, -EINVAL (none, or n too large). Top-k picks the k largest |d| with ties
+ * going to the lower index (a radix select on the float bits: O(n), no allocation).
+ */
+ssize_t macc_compress_encode(const struct macc_compressor *c, size_t n, const float *d,
+			     uint8_t *out, size_t cap, struct macc_errmsg *err);
+/*
+ * Validates a blob completely (tag, reserved bytes, n == the expected n, count, exact length,
+ * finite scales and values, int8 codes in range, topk indices strictly ascending and < n), and
+ * only then adds its values into acc[0..n): acc += q (dense for bf16/int8, sparse for topk).
+ * On error acc is untouched and the code is MACC_EMALFORMED with a message naming the field.
+ * If ret_kind is not NULL it receives the blob's compressor kind.
+ */
+int macc_compress_decode_add(const uint8_t *blob, size_t len, size_t n, float *acc,
+			     enum macc_compress_kind *ret_kind, struct macc_errmsg *err);
+
+/*
+ * CHOCO state of one agent: public copies of its own sent vector and of each neighbour's,
+ * all starting at x^0 (vhat at v^0 = 0). In round k agent j:
+ *   1. macc_choco_send: q = C(x_j - xhat_j) encoded into a blob, and xhat_j += q by decoding that
+ *      same blob (so the sender's copy is bit for bit what every receiver holds); the same for
+ *      v with vhat for dmsgd. x is what macc_algo_outgoing returns (y for dsgd).
+ *   2. every neighbour l's blob that arrived: macc_compress_decode_add into xhat_nb[l]
+ *      (macc_choco_peer_x / _v give the pointers).
+ *   3. macc_choco_step: the algorithm's step with mixhat in place of mix:
+ *      mixhat(x)_j = x_j + gamma * sum_l w_jl * (xhat_l - xhat_j), l ascending, skipping w == 0.
+ * Every holder of j's copy must apply every q of j, so a neighbour's blob that never arrives
+ * leaves that copy stale for good (the daemon must resend it or resynchronise). With a
+ * time-varying schedule the blob must still reach every configured neighbour each round (only
+ * the mixing is restricted to the round's partners), otherwise the copies diverge.
+ */
+struct macc_choco {
+	size_t n;
+	size_t nnb;
+	bool mom;         /* momentum copies too (dmsgd) */
+	float *xhat_self; /* n, owned */
+	float *vhat_self; /* n or NULL */
+	float *xhat_nb;   /* [nnb][n] */
+	float *vhat_nb;   /* [nnb][n] or NULL */
+};
+int macc_choco_init(struct macc_choco *c, size_t n, size_t nnb, bool mom, const float *x0);
+void macc_choco_finish(struct macc_choco *c); /* zeroed ok */
+float *macc_choco_peer_x(const struct macc_choco *c, size_t i);
+float *macc_choco_peer_v(const struct macc_choco *c, size_t i);
+/* Step 1 for one vector (x or v): encodes C(val - hat) into out (no temporary: the difference
+ * is formed on the fly) and applies it to hat. Returns the blob length or a negative code (see
+ * macc_compress_encode); hat is untouched on error. */
+ssize_t macc_choco_send(const struct macc_compressor *c, size_t n, const float *val, float *hat,
+			uint8_t *out, size_t cap, struct macc_errmsg *err);
+/*
+ * Step 3: agent j's step of algorithm a (not centralized) with mixhat. w[i] is the round's
+ * weight of neighbour i (float, 0 = left out), in the order of the copies. scratch: 2n floats.
+ * mixhat(x) (and mixhat(v) for dmsgd with omega != 0) are formed into scratch, then
+ * macc_consensus_step runs with self weight 0 and one neighbour of weight 1 holding them, so
+ * the algorithm's equations are the very same code as the uncompressed path.
+ */
+void macc_choco_step(enum macc_algo a, const struct macc_hparams *hp, float gamma, size_t n,
+		     float *x, float *v, const float *g, const struct macc_choco *c, const float *w,
+		     float *scratch);
 
 #endif

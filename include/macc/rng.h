@@ -43,6 +43,7 @@ enum {
 	MACC_STREAM_PARTITION = 2,    /* dataset partitioning (same on every agent) */
 	MACC_STREAM_GRAPH = 3,        /* random topologies, schedules */
 	MACC_STREAM_DROP = 4,         /* simulated message drops */
+	MACC_STREAM_SCHEDULE = 5,     /* per-round graphs of time-varying schedules */
 	MACC_STREAM_BATCH = 1000,     /* + agent index: per-agent mini-batch order */
 	MACC_STREAM_DROPOUT = 100000, /* + agent index: dropout masks */
 };

@@ -305,12 +305,89 @@ static int read_agent(const char **p, const char *end, uint32_t n, uint32_t *ret
 	return 0;
 }
 
+/*
+ * The edge-list text parser shared by the undirected and the directed graph. Lines are "a b"
+ * (both directions) or, when `directed`, "a -> b" (a sends to b); the undirected parser refuses
+ * the arrow with a message saying so. Edges go into adj ([n][n], zeroed by the caller).
+ */
+static int parse_edges(const char *text, size_t len, uint32_t n, const char *name, bool directed,
+		       uint8_t *adj, struct macc_errmsg *err)
+{
+	const char *p = text, *end = text + len;
+	size_t line = 0;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = eol ? eol : end;
+		const char *hash = memchr(p, '#', (size_t)(stop - p));
+		const char *q = p;
+		uint32_t ab[2];
+		bool range = false, arrow = false;
+
+		line++;
+		if (hash != NULL) {
+			stop = hash;
+		}
+		for (int k = 0; k < 2; k++) {
+			int r;
+
+			if (k == 1) {
+				const char *t = q;
+
+				while (t < stop && is_blank(*t)) {
+					t++;
+				}
+				if (stop - t >= 2 && t[0] == '-' && t[1] == '>') {
+					if (!directed) {
+						return macc_errf(err, MACC_ESPEC,
+								 "%s:%zu: directed edge 'a -> b' in an "
+								 "undirected topology (write 'a b', or "
+								 "use a push-sum algorithm)", name, line);
+					}
+					arrow = true;
+					q = t + 2;
+				}
+			}
+			r = read_agent(&q, stop, n, &ab[k], &range);
+			if (r == 1 && k == 0) {
+				goto next; /* blank or comment-only line */
+			}
+			if (r != 0) {
+				return macc_errf(err, MACC_ESPEC, directed ?
+						 "%s:%zu: expected 'a -> b' or 'a b'" :
+						 "%s:%zu: expected two agent numbers 'a b'", name, line);
+			}
+			if (range) {
+				return macc_errf(err, MACC_ESPEC,
+						 "%s:%zu: agent number out of range (agents are 0..%u)",
+						 name, line, n - 1);
+			}
+		}
+		while (q < stop && is_blank(*q)) {
+			q++;
+		}
+		if (q != stop) {
+			return macc_errf(err, MACC_ESPEC, "%s:%zu: trailing text after the edge", name,
+					 line);
+		}
+		if (ab[0] == ab[1]) {
+			return macc_errf(err, MACC_ESPEC, "%s:%zu: self loop %u-%u", name, line, ab[0],
+					 ab[1]);
+		}
+		adj[(size_t)ab[0] * n + ab[1]] = 1;
+		if (!arrow) {
+			adj[(size_t)ab[1] * n + ab[0]] = 1;
+		}
+next:
+		p = eol ? eol + 1 : end;
+	}
+	return 0;
+}
+
 int macc_graph_parse_edgelist(const char *text, size_t len, uint32_t n, const char *name,
 			      struct macc_graph *ret, struct macc_errmsg *err)
 {
 	struct macc_graph g = {0};
-	const char *p = text, *end = text + len;
-	size_t line = 0;
 	int rc;
 
 	if (n == 0 || n > MAX_N) {
@@ -321,52 +398,9 @@ int macc_graph_parse_edgelist(const char *text, size_t len, uint32_t n, const ch
 	if (rc < 0) {
 		return rc;
 	}
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *stop = eol ? eol : end;
-		const char *hash = memchr(p, '#', (size_t)(stop - p));
-		const char *q = p;
-		uint32_t ab[2];
-		bool range = false;
-
-		line++;
-		if (hash != NULL) {
-			stop = hash;
-		}
-		for (int k = 0; k < 2; k++) {
-			int r = read_agent(&q, stop, n, &ab[k], &range);
-
-			if (r == 1 && k == 0) {
-				goto next; /* blank or comment-only line */
-			}
-			if (r != 0) {
-				rc = macc_errf(err, MACC_ESPEC,
-					       "%s:%zu: expected two agent numbers 'a b'", name, line);
-				goto out;
-			}
-			if (range) {
-				rc = macc_errf(err, MACC_ESPEC,
-					       "%s:%zu: agent number out of range (agents are 0..%u)",
-					       name, line, n - 1);
-				goto out;
-			}
-		}
-		while (q < stop && is_blank(*q)) {
-			q++;
-		}
-		if (q != stop) {
-			rc = macc_errf(err, MACC_ESPEC, "%s:%zu: trailing text after the edge", name,
-				       line);
-			goto out;
-		}
-		if (ab[0] == ab[1]) {
-			rc = macc_errf(err, MACC_ESPEC, "%s:%zu: self loop %u-%u", name, line, ab[0],
-				       ab[1]);
-			goto out;
-		}
-		add_edge(&g, ab[0], ab[1]);
-next:
-		p = eol ? eol + 1 : end;
+	rc = parse_edges(text, len, n, name, false, g.adj, err);
+	if (rc < 0) {
+		goto out;
 	}
 	if (!macc_graph_connected(&g)) {
 		rc = macc_errf(err, MACC_EGRAPH, "%s: graph on %u agents is not connected", name, n);
@@ -379,13 +413,14 @@ out:
 	return rc;
 }
 
-static int read_edge_file(const char *path, uint32_t n, const char *spec, struct macc_graph *ret,
+/* Reads a whole edge-list file (bounded size) into *ret_buf (owned by the caller). */
+static int read_text_file(const char *path, const char *spec, char **ret_buf, size_t *ret_len,
 			  struct macc_errmsg *err)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	int rc;
+	int rc = 0;
 
 	if (f == NULL) {
 		rc = -errno;
@@ -421,10 +456,27 @@ static int read_edge_file(const char *path, uint32_t n, const char *spec, struct
 		rc = macc_errf(err, -EIO, "topology '%s': read error on %s", spec, path);
 		goto out;
 	}
-	rc = macc_graph_parse_edgelist(buf, len, n, path, ret, err);
+	*ret_buf = buf;
+	*ret_len = len;
+	buf = NULL;
 out:
 	free(buf);
 	fclose(f);
+	return rc;
+}
+
+static int read_edge_file(const char *path, uint32_t n, const char *spec, struct macc_graph *ret,
+			  struct macc_errmsg *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = read_text_file(path, spec, &buf, &len, err);
+
+	if (rc < 0) {
+		return rc;
+	}
+	rc = macc_graph_parse_edgelist(buf, len, n, path, ret, err);
+	free(buf);
 	return rc;
 }
 
@@ -542,4 +594,141 @@ int macc_graph_create(const char *spec, uint32_t n, uint64_t seed, struct macc_g
 out:
 	macc_graph_finish(&g);
 	return rc;
+}
+
+/* ---- Directed graphs (push-sum), issue 11 ---- */
+
+void macc_digraph_finish(struct macc_digraph *g)
+{
+	if (g == NULL) {
+		return;
+	}
+	free(g->adj);
+	g->adj = NULL;
+	g->n = 0;
+}
+
+uint32_t macc_digraph_outdeg(const struct macc_digraph *g, uint32_t j)
+{
+	const uint8_t *row = g->adj + (size_t)j * g->n;
+	uint32_t d = 0;
+
+	for (uint32_t l = 0; l < g->n; l++) {
+		d += row[l];
+	}
+	return d;
+}
+
+uint32_t macc_digraph_indeg(const struct macc_digraph *g, uint32_t j)
+{
+	uint32_t d = 0;
+
+	for (uint32_t l = 0; l < g->n; l++) {
+		d += g->adj[(size_t)l * g->n + j];
+	}
+	return d;
+}
+
+/* Breadth-first search from agent 0 along the edges (reverse: against them); true if all seen. */
+static bool reaches_all(const struct macc_digraph *g, bool reverse, uint32_t *queue, uint8_t *seen)
+{
+	uint32_t n = g->n, head = 0, tail = 0;
+
+	memset(seen, 0, n);
+	seen[0] = 1;
+	queue[tail++] = 0;
+	while (head < tail) {
+		uint32_t a = queue[head++];
+
+		for (uint32_t b = 0; b < n; b++) {
+			uint8_t e = reverse ? g->adj[(size_t)b * n + a] : g->adj[(size_t)a * n + b];
+
+			if (e && !seen[b]) {
+				seen[b] = 1;
+				queue[tail++] = b;
+			}
+		}
+	}
+	return tail == n;
+}
+
+bool macc_digraph_strongly_connected(const struct macc_digraph *g)
+{
+	uint32_t *queue;
+	uint8_t *seen;
+	bool ok;
+
+	if (g->n <= 1) {
+		return g->n == 1;
+	}
+	queue = malloc((size_t)g->n * sizeof(*queue));
+	seen = malloc(g->n);
+	ok = queue != NULL && seen != NULL && reaches_all(g, false, queue, seen) &&
+	     reaches_all(g, true, queue, seen);
+	free(queue);
+	free(seen);
+	return ok;
+}
+
+int macc_digraph_parse_edgelist(const char *text, size_t len, uint32_t n, const char *name,
+				struct macc_digraph *ret, struct macc_errmsg *err)
+{
+	struct macc_digraph g = {0};
+	int rc;
+
+	if (n == 0 || n > MAX_N) {
+		return macc_errf(err, MACC_ESPEC, "%s: number of agents %u outside 1..%d", name, n,
+				 MAX_N);
+	}
+	g.n = n;
+	g.adj = calloc((size_t)n * n, 1);
+	if (g.adj == NULL) {
+		return -ENOMEM;
+	}
+	rc = parse_edges(text, len, n, name, true, g.adj, err);
+	if (rc < 0) {
+		goto out;
+	}
+	if (!macc_digraph_strongly_connected(&g)) {
+		rc = macc_errf(err, MACC_EGRAPH, "%s: directed graph on %u agents is not strongly "
+			       "connected", name, n);
+		goto out;
+	}
+	*ret = g;
+	return 0;
+out:
+	macc_digraph_finish(&g);
+	return rc;
+}
+
+int macc_digraph_create(const char *spec, uint32_t n, uint64_t seed, struct macc_digraph *ret,
+			struct macc_errmsg *err)
+{
+	struct macc_graph u = {0};
+	int rc;
+
+	if (spec != NULL && strncmp(spec, "file:", 5) == 0 && spec[5] != '\0') {
+		char *buf = NULL;
+		size_t len = 0;
+
+		if (n == 0 || n > MAX_N) {
+			return macc_errf(err, MACC_ESPEC, "topology '%s': number of agents %u "
+					 "outside 1..%d", spec, n, MAX_N);
+		}
+		rc = read_text_file(spec + 5, spec, &buf, &len, err);
+		if (rc < 0) {
+			return rc;
+		}
+		rc = macc_digraph_parse_edgelist(buf, len, n, spec + 5, ret, err);
+		free(buf);
+		return rc;
+	}
+	rc = macc_graph_create(spec, n, seed, &u, err);
+	if (rc < 0) {
+		return rc;
+	}
+	/* Same layout: the symmetric adjacency is a digraph with both directions of each edge. */
+	ret->n = u.n;
+	ret->adj = u.adj;
+	return 0;
 }
