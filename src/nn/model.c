@@ -39,6 +39,11 @@
 #include "macc/nn.h"
 #include "layers.h"
 
+/* OpenBLAS's cblas.h declares it; a generic cblas.h (same library underneath) may not. */
+#ifndef OPENBLAS_VERSION
+void openblas_set_num_threads(int num_threads);
+#endif
+
 #define MAX_DENSE 32  /* dense layers in an MLP */
 #define MAX_OPS 96
 #define MAX_VIEWS 80
