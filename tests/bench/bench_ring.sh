@@ -1,0 +1,191 @@
+#!/bin/bash
+# bench_ring.sh - benchmarks 2 and 3 of issue 9, in one run on one machine.
+#
+#  2. Distributed throughput: a ring of 4 real macc-agentd processes on 127.0.0.1 against
+#     ../shared/reference/torch_dmsgd.py (the same algorithm over torch.distributed/gloo, 4
+#     processes on loopback, run with /usr/bin/python3). Same model, data (Fashion-MNIST, IID
+#     shard J/4), batch, lr, momentum, algorithm, epochs; one compute thread per agent on both
+#     sides. Reported: wall time per epoch, epochs/s, mean test accuracy of the 4 agents, and
+#     the ratio macc epochs/s over PyTorch epochs/s (target >= 2 at equal accuracy, within 0.5
+#     points).
+#  3. Cost of the network path: the same daemon ring against `macc-sim --agents 4 --topology
+#     ring` with the same settings (the same arithmetic bit for bit - examples/ring-4/gen.sh
+#     orders the keys so - without sockets). Reported: ring epoch time over macc-sim epoch time
+#     (target <= 1.15 for the MLP at batch 64). macc-sim runs with BENCH_SIM_THREADS threads
+#     (default: the cores, at most 4), so both sides use the same cores.
+#
+# How time is measured (see ring-lib.sh): the daemons' steady-state seconds per round (from the
+# start of round 1 to the start of the last round, slowest agent), times the rounds of an epoch;
+# PyTorch's own epoch_s (time from a barrier to the end of training, over epochs); macc-sim's
+# train_s over its rounds, times the rounds of an epoch. None of them includes data loading or
+# the test evaluation. The launch-to-exit wall time of the ring is printed too, for reference.
+# On a shared or loaded machine only the ratios of this one run mean anything.
+#
+# The last lines are machine-readable, for run-all.sh:
+#   RESULT bench=ring macc=EPOCH_S ref=EPOCH_S ratio=X macc_acc=A ref_acc=A acc_diff_pts=D met=yes|no
+#   RESULT bench=netpath macc=EPOCH_S ref=EPOCH_S ratio=X identical=yes|no met=yes|no
+#
+# Environment (all optional): MACC_BUILD, MACC_SRC (set by meson); BENCH_MODEL
+# (mlp:784-256-128-10), BENCH_EPOCHS (1), BENCH_BATCH (64), BENCH_LR (0.05), BENCH_MOMENTUM
+# (0.9), BENCH_ALGORITHM (dmsgd; or cdmsgd, cdsgd), BENCH_SEED (1), BENCH_SIM_THREADS,
+# BENCH_TIMEOUT (seconds allowed to each of the three runs, default 3600), BENCH_OUT (directory
+# for logs, default $MACC_BUILD/bench-results/ring), BENCH_SKIP_TORCH=1 (benchmark 3 only).
+# Exit status: 0 ran (targets missed or not), 1 a run failed, 77 skipped (no data).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MACC_SRC=${MACC_SRC:-$(cd "$here/../.." && pwd)}
+MACC_BUILD=${MACC_BUILD:-$MACC_SRC/build}
+# shellcheck source=tests/bench/ring-lib.sh
+. "$here/ring-lib.sh"
+
+ref=$MACC_SRC/../shared/reference/torch_dmsgd.py
+python=/usr/bin/python3
+agentd=$MACC_BUILD/src/agentd/macc-agentd
+sim=$MACC_BUILD/src/sim/macc-sim
+gen=$MACC_SRC/examples/ring-4/gen.sh
+model=${BENCH_MODEL:-mlp:784-256-128-10}
+epochs=${BENCH_EPOCHS:-1}
+batch=${BENCH_BATCH:-64}
+lr=${BENCH_LR:-0.05}
+momentum=${BENCH_MOMENTUM:-0.9}
+algorithm=${BENCH_ALGORITHM:-dmsgd}
+seed=${BENCH_SEED:-1}
+cores=$(nproc)
+sim_threads=${BENCH_SIM_THREADS:-$((cores < 4 ? cores : 4))}
+limit=${BENCH_TIMEOUT:-3600}
+out=${BENCH_OUT:-$MACC_BUILD/bench-results/ring}
+data_dir=${MACC_DATA_DIR:+$MACC_DATA_DIR/fashion-mnist}
+data_dir=${data_dir:-/usr/share/datasets/fashion-mnist}
+
+for f in "$agentd" "$sim"; do
+	if [[ ! -x $f ]]; then
+		echo "bench_ring: $f is not built (ninja -C $MACC_BUILD)"
+		exit 1
+	fi
+done
+if [[ ! -f $data_dir/train-images-idx3-ubyte.gz ]]; then
+	echo "bench_ring: no Fashion-MNIST in $data_dir; skipping"
+	exit 77
+fi
+torch=1
+if [[ ${BENCH_SKIP_TORCH:-0} == 1 ]]; then
+	torch=0
+elif [[ ! -x $python || ! -f $ref ]]; then
+	echo "bench_ring: PyTorch reference $ref (or $python) not found: benchmark 2 skipped"
+	torch=0
+fi
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -rf "$out/ring"
+trap ring_kill EXIT
+trap 'exit 130' INT TERM
+
+echo "4-agent ring, $model, $algorithm, batch $batch, lr $lr, momentum $momentum, $epochs" \
+	"epoch(s), seed $seed; $cores cores; logs in $out"
+
+# ---- macc-agentd ring --------------------------------------------------------------------------
+if ! base=$(ring_pick_port 4); then
+	echo "bench_ring: no 4 free consecutive ports on 127.0.0.1"
+	exit 1
+fi
+"$gen" -o "$out/ring" -p "$base" --set model="$model" --set epochs="$epochs" \
+	--set batch="$batch" --set lr="$lr" --set momentum="$momentum" \
+	--set algorithm="$algorithm" --set seed="$seed" --set threads=1 \
+	--set checkpoint_every=0 --set eval_every=4000000000 \
+	--set round_timeout_ms=600000 --set dead_peer_timeout_ms=1200000 >/dev/null
+t0=$(date +%s.%N)
+ring_start "$agentd" "$out" "$out"/ring/agent{0,1,2,3}/agentd.conf
+if ! ring_wait "$limit"; then
+	echo "bench_ring: the daemon ring failed; logs: $out/agent{0..3}.log"
+	exit 1
+fi
+t1=$(date +%s.%N)
+ring_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+round_s=$(ring_round_s 1 "$out"/agent{0,1,2,3}.log)
+er=$(ring_epoch_rounds "$out/agent0.log")
+if [[ -z $round_s || -z $er ]]; then
+	echo "bench_ring: no round timings in $out/agent0..3.log (too few rounds?)"
+	exit 1
+fi
+ring_epoch=$(awk -v r="$round_s" -v n="$er" 'BEGIN { printf "%.3f", r * n }')
+accs=()
+digests=()
+for j in 0 1 2 3; do
+	accs+=("$(ring_done_value 'test accuracy' "$out/agent$j.log")")
+	digests+=("$(ring_digest "$out/agent$j.log")")
+done
+ring_acc=$(printf '%s\n' "${accs[@]}" | awk '{ s += $1; n++ } END { if (n) printf "%.4f", s / n }')
+
+# ---- macc-sim, same settings -------------------------------------------------------------------
+if ! simline=$(timeout -k 10 "$limit" "$sim" --agents 4 --topology ring --model "$model" \
+	--data fashion-mnist --algorithm "$algorithm" --epochs "$epochs" --batch "$batch" \
+	--lr "$lr" --momentum "$momentum" --seed "$seed" --threads "$sim_threads" --quiet \
+	--print-digest 2>"$out/sim.err" | tee "$out/sim.log" | tail -n 1); then
+	echo "bench_ring: macc-sim failed (see $out/sim.err)"
+	exit 1
+fi
+sim_train=$(kv_value train_s "$simline")
+sim_rounds=$(kv_value rounds "$simline")
+sim_epochs=$(kv_value epochs "$simline")
+sim_acc=$(kv_value test_acc_mean "$simline")
+sim_epoch=$(awk -v t="$sim_train" -v r="$sim_rounds" -v e="$sim_epochs" \
+	'BEGIN { printf "%.3f", (r > 0 && e > 0) ? t / r * (r / e) : 0 }')
+identical=yes
+for j in 0 1 2 3; do
+	d=$(sed -n "s/^agent=$j digest=\([0-9a-f]*\)$/\1/p" "$out/sim.log")
+	if [[ -z $d || $d != "${digests[$j]}" ]]; then
+		identical=no
+	fi
+done
+
+# ---- PyTorch / gloo ------------------------------------------------------------------------------
+torch_epoch=""
+torch_acc=""
+if [[ $torch == 1 ]]; then
+	if ! tport=$(ring_pick_port 1); then
+		echo "bench_ring: no free port for gloo"
+		exit 1
+	fi
+	if ! tline=$(timeout -k 10 "$limit" "$python" "$ref" --agents 4 --algorithm "$algorithm" \
+		--model "$model" --epochs "$epochs" --batch "$batch" --lr "$lr" \
+		--momentum "$momentum" --threads 1 --seed "$seed" --port "$tport" \
+		2>"$out/torch.err" | tee "$out/torch.log" | grep '^impl=' | tail -n 1); then
+		echo "bench_ring: torch_dmsgd.py failed (see $out/torch.err)"
+		exit 1
+	fi
+	torch_epoch=$(kv_value epoch_s "$tline")
+	torch_acc=$(kv_value test_acc_mean "$tline")
+fi
+
+# ---- report ------------------------------------------------------------------------------------
+eps() {
+	awk -v s="$1" 'BEGIN { printf "%.4f", (s > 0 ? 1 / s : 0) }'
+}
+printf '%-28s %9s %9s %13s %8s\n' impl epoch_s epochs/s test_acc_mean wall_s
+printf '%-28s %9s %9s %13s %8s\n' "macc-agentd ring (4 procs)" "$ring_epoch" \
+	"$(eps "$ring_epoch")" "$ring_acc" "$ring_wall"
+printf '%-28s %9s %9s %13s %8s\n' "macc-sim (threads $sim_threads)" "$sim_epoch" \
+	"$(eps "$sim_epoch")" "$sim_acc" "$(kv_value wall_s "$simline")"
+if [[ $torch == 1 ]]; then
+	printf '%-28s %9s %9s %13s %8s\n' "pytorch gloo (4 procs)" "$torch_epoch" \
+		"$(eps "$torch_epoch")" "$torch_acc" -
+fi
+echo "ring: $er rounds per epoch, $(awk -v r="$round_s" 'BEGIN { printf "%.1f", r * 1000 }')" \
+	"ms per round; final parameters identical to macc-sim: $identical"
+
+if [[ $torch == 1 ]]; then
+	awk -v m="$ring_epoch" -v r="$torch_epoch" -v ma="$ring_acc" -v ra="$torch_acc" 'BEGIN {
+		ratio = m > 0 ? r / m : 0
+		d = (ma - ra) * 100
+		met = (ratio >= 2 && (d < 0 ? -d : d) <= 0.5) ? "yes" : "no"
+		printf "RESULT bench=ring macc=%s ref=%s ratio=%.2f macc_acc=%s ref_acc=%s acc_diff_pts=%.2f met=%s\n",
+			m, r, ratio, ma, ra, d, met
+	}'
+fi
+awk -v m="$ring_epoch" -v s="$sim_epoch" -v id="$identical" 'BEGIN {
+	ratio = s > 0 ? m / s : 0
+	printf "RESULT bench=netpath macc=%s ref=%s ratio=%.3f identical=%s met=%s\n",
+		m, s, ratio, id, (ratio > 0 && ratio <= 1.15) ? "yes" : "no"
+}'
