@@ -9,7 +9,7 @@
 R=${R:-25}
 run_algo() {
 	local algo=$1 dir="$WORK/$1" j
-	gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=$R --set algorithm="$algo" \
+	gen_ring "$dir" --set model=mlp:784-32-10 --set rounds="$R" --set algorithm="$algo" \
 		--set lr=0.05 --set seed=7 --set round_timeout_ms=20000 \
 		--set dead_peer_timeout_ms=60000
 	for j in 0 1 2 3; do
@@ -21,7 +21,7 @@ run_algo() {
 		wait_exit "${!pid_var}" 120 || fail "$algo: agent$j did not finish in 120 s"
 		[ "$EXIT_RC" = 0 ] || fail "$algo: agent$j exited with $EXIT_RC"
 	done
-	"$SIM" --agents 4 --topology ring --model mlp:784-32-10 --rounds $R --algorithm "$algo" \
+	"$SIM" --agents 4 --topology ring --model mlp:784-32-10 --rounds "$R" --algorithm "$algo" \
 		--lr 0.05 --momentum 0.9 --batch 64 --seed 7 --print-digest --quiet >"$WORK/sim.out" 2>&1 ||
 		fail "macc-sim failed: $(cat "$WORK/sim.out")"
 	for j in 0 1 2 3; do
