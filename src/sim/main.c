@@ -515,6 +515,12 @@ int main(int argc, char **argv)
 			if (have_gap) {
 				printf(" spectral_gap=%.6f", gap);
 			}
+			if (c.o.drop_prob > 0.0) {
+				uint64_t dropped, messages;
+
+				sim_drop_counts(s, &dropped, &messages);
+				printf(" dropped=%" PRIu64 " messages=%" PRIu64, dropped, messages);
+			}
 			printf(" train_loss=%.4f samples_per_s=%.0f train_s=%.2f wall_s=%.2f", loss,
 			       sps, secs(train_ns), wall);
 		}

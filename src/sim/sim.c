@@ -111,6 +111,7 @@ struct sim {
 	struct agent *agents;
 
 	struct macc_rng drop_rng;
+	uint64_t dropped, messages; /* simulated drops / directed messages so far */
 	uint64_t round, epoch_rounds, total_rounds;
 
 	/* pool */
@@ -337,7 +338,9 @@ static void draw_drops(struct sim *s)
 
 		for (uint32_t i = 0; i < a->nnb; i++) {
 			a->arrived[i] = !(macc_rng_uniform(&s->drop_rng) < s->o.drop_prob);
+			s->dropped += !a->arrived[i];
 		}
+		s->messages += a->nnb;
 	}
 }
 
@@ -668,6 +671,10 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 	s->hp.omega = o->omega;
 	s->hp.nesterov = o->nesterov;
 	macc_rng_seed(&s->drop_rng, o->seed, MACC_STREAM_DROP);
+	if (o->drop_prob > 0.0 && (s->single || s->centralized)) {
+		fprintf(stderr, "macc-sim: warning: --drop-prob has no effect on %s (no messages)\n",
+			s->single ? "a single agent" : "centralized");
+	}
 
 	/* The model first: a bad spec is a usage error, reported before loading any data. */
 	{
@@ -891,6 +898,12 @@ bool sim_spectral_gap(const struct sim *s, double *ret_gap)
 uint64_t sim_samples_per_round(const struct sim *s)
 {
 	return (uint64_t)s->n * s->o.batch;
+}
+
+void sim_drop_counts(const struct sim *s, uint64_t *ret_dropped, uint64_t *ret_messages)
+{
+	*ret_dropped = s->dropped;
+	*ret_messages = s->messages;
 }
 
 uint32_t sim_nmodels(const struct sim *s)

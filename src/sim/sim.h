@@ -67,6 +67,8 @@ bool sim_single(const struct sim *s);
 /* Spectral gap of W; false when there is none (single agent, centralized). */
 bool sim_spectral_gap(const struct sim *s, double *ret_gap);
 uint64_t sim_samples_per_round(const struct sim *s);
+/* Messages dropped by --drop-prob so far, out of the directed messages drawn for. */
+void sim_drop_counts(const struct sim *s, uint64_t *ret_dropped, uint64_t *ret_messages);
 
 /* Run `rounds` rounds. Returns the mean training loss over agents and those rounds. */
 double sim_train(struct sim *s, uint64_t rounds);

@@ -38,6 +38,11 @@ base=$(digest --algorithm dmsgd --threads 2)
 [ "$base" != "$(digest --algorithm dmsgd --threads 2 --drop-prob 0.3)" ] \
 	|| fail "--drop-prob has no effect"
 [ "$base" != "$(digest --algorithm dmsgd --threads 2 --omega 0.5)" ] || fail "--omega has no effect"
+# Drops are counted: 4 agents x 2 ring neighbours x 6 rounds = 48 messages, about 25% dropped.
+digest --algorithm dmsgd --drop-prob 0.25 >/dev/null
+[ "$(kv messages "$TMP/out")" = 48 ] || fail "messages=$(kv messages "$TMP/out"), expected 48"
+awk -v d="$(kv dropped "$TMP/out")" 'BEGIN { exit !(d >= 5 && d <= 20) }' \
+	|| fail "dropped=$(kv dropped "$TMP/out") of 48 at p=0.25"
 # dmsgd with omega 0 is cdmsgd exactly (ALGORITHMS.md).
 [ "$(digest --algorithm dmsgd --omega 0)" = "$(digest --algorithm cdmsgd)" ] \
 	|| fail "dmsgd --omega 0 differs from cdmsgd"
