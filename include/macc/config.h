@@ -3,8 +3,9 @@
  *
  * File format (man/macc.conf.5): `[section]` headers, `key = value` lines, comments are lines whose
  * first non-blank character is `#` or `;`, or the rest of a line from a `#` preceded by whitespace
- * (`;` is not an inline comment: dataset specs use it). Blank lines are ignored, values trimmed. Sections: one `[agent]`,
- * one `[train]`, and one `[peer]` per neighbour, repeated. Keys are lower case.
+ * (`;` is not an inline comment: dataset specs use it). Blank lines are ignored, values trimmed.
+ * Sections: one `[agent]`, one `[train]`, and one `[peer]` per neighbour, repeated.
+ * Keys are lower case.
  *
  * The parser is streaming (wireguard-tools style): macc_config_parser_init(), then one
  * macc_config_parser_line() per line, then macc_config_parser_finish(), which applies the

@@ -638,8 +638,8 @@ static void handle_request(struct client *c, const uint8_t *body, size_t n)
 		}
 		rep.status = MACC_CTL_EPERM;
 		snprintf(rep.error, sizeof(rep.error),
-			 "'%s' changes the agent and needs root, the daemon's user or membership in "
-			 "the socket's group",
+			 "'%s' changes the agent and needs root, the daemon's user or "
+			 "membership in the socket's group",
 			 macc_ctl_commands[req.cmd].name);
 		send_reply(c, &rep);
 		return;
@@ -675,7 +675,8 @@ static void process(struct client *c)
 		if (r == MACC_ETOOBIG) {
 			char msg[128];
 
-			snprintf(msg, sizeof(msg), "request frame of %u bytes is over the limit of %u",
+			snprintf(msg, sizeof(msg),
+				 "request frame of %u bytes is over the limit of %u",
 				 macc_get_be32(c->in.data), MACC_CTL_MAX_REQUEST);
 			send_error(c, 0, MACC_CTL_ETOOBIG, msg);
 			c->close_after_write = true;
@@ -826,7 +827,10 @@ static int clear_stale(const char *path, struct macc_errmsg *err)
 	int fd, r;
 
 	if (lstat(path, &stt) < 0) {
-		return errno == ENOENT ? 0 : macc_errf(err, -errno, "%s: %s", path, strerror(errno));
+		if (errno == ENOENT) {
+			return 0;
+		}
+		return macc_errf(err, -errno, "%s: %s", path, strerror(errno));
 	}
 	if (!S_ISSOCK(stt.st_mode)) {
 		return macc_errf(err, -EEXIST, "%s: exists and is not a socket", path);

@@ -257,7 +257,8 @@ int macc_endpoint_parse(const char *s, struct macc_endpoint *ret, struct macc_er
 			unsigned char ch = (unsigned char)s[i];
 
 			if (!isalnum(ch) && ch != '.' && ch != '-' && ch != '_') {
-				return macc_errf(err, MACC_ECONFIG, "bad character '%c' in the host",
+				return macc_errf(err, MACC_ECONFIG,
+						 "bad character '%c' in the host",
 						 isprint(ch) ? ch : '?');
 			}
 		}
@@ -969,8 +970,8 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 		}
 		if (c->weights != MACC_CONFIG_WEIGHTS_EXPLICIT && a->has_weight) {
 			return at_line(p, a->line, err,
-				       "[peer] '%s': key 'weight' needs weights = explicit in [train] "
-				       "(weights = %s)",
+				       "[peer] '%s': key 'weight' needs weights = explicit in "
+				       "[train] (weights = %s)",
 				       a->name, macc_config_weights_name(c->weights));
 		}
 		sum += a->weight;
@@ -979,18 +980,21 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 
 			if (strcmp(a->name, b->name) == 0) {
 				return at_line(p, a->line, err,
-					       "[peer] '%s': duplicate peer name (first at line %u)",
+					       "[peer] '%s': duplicate peer name "
+					       "(first at line %u)",
 					       a->name, b->line);
 			}
 			if (macc_pubkey_equal(&a->public_key, &b->public_key)) {
 				return at_line(p, a->line, err,
-					       "[peer] '%s': same public_key as peer '%s' (line %u)",
+					       "[peer] '%s': same public_key as peer '%s' "
+					       "(line %u)",
 					       a->name, b->name, b->line);
 			}
 			if (strcmp(a->endpoint.host, b->endpoint.host) == 0 &&
 			    a->endpoint.port == b->endpoint.port) {
 				return at_line(p, a->line, err,
-					       "[peer] '%s': same endpoint %s as peer '%s' (line %u)",
+					       "[peer] '%s': same endpoint %s as peer '%s' "
+					       "(line %u)",
 					       a->name, macc_endpoint_format(&a->endpoint, ep,
 									     sizeof(ep)),
 					       b->name, b->line);
@@ -999,7 +1003,8 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 	}
 	if (c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT && sum > 1.0 + 1e-9) {
 		return at_line(p, p->train_line, err,
-			       "[train] weights = explicit: the peers' weights sum to %g, more than 1 "
+			       "[train] weights = explicit: the peers' weights sum to %g, "
+			       "more than 1 "
 			       "(the agent's own weight is 1 - sum)",
 			       sum);
 	}

@@ -92,6 +92,24 @@ static const char *fmt_bytes(char *buf, size_t n, uint64_t b)
 	return buf;
 }
 
+/* A daemon-supplied string made safe for a terminal: control characters become '?'. Returns one
+ * of 8 rotating buffers, so a printf may use up to 8 of them. */
+static const char *safe(const char *s)
+{
+	static char bufs[8][512];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i < sizeof(bufs[0]) - 1; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		b[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	b[i] = '\0';
+	return b;
+}
+
 static void request(struct cli *c, struct macc_ctl_request *r, enum macc_ctl_cmd cmd)
 {
 	memset(r, 0, sizeof(*r));
@@ -136,8 +154,8 @@ static void status_human(const struct macc_ctl_status *s)
 {
 	char a[64], b[64];
 
-	printf("agent:       %s (%s, %s)\n", s->name[0] ? s->name : "-",
-	       s->algorithm[0] ? s->algorithm : "-", s->model[0] ? s->model : "-");
+	printf("agent:       %s (%s, %s)\n", s->name[0] ? safe(s->name) : "-",
+	       s->algorithm[0] ? safe(s->algorithm) : "-", s->model[0] ? safe(s->model) : "-");
 	printf("state:       %s\n", macc_ctl_state_name(s->state));
 	if (s->rounds_total > 0) {
 		printf("round:       %llu / %llu\n", (unsigned long long)s->round,
@@ -161,10 +179,10 @@ static void status_human(const struct macc_ctl_status *s)
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
 	printf("uptime:      %s\n", fmt_dur(a, sizeof(a), (double)s->uptime_s));
 	if (s->digest[0] != '\0') {
-		printf("digest:      %s\n", s->digest);
+		printf("digest:      %s\n", safe(s->digest));
 	}
 	if (s->last_error[0] != '\0') {
-		printf("last error:  %s\n", s->last_error);
+		printf("last error:  %s\n", safe(s->last_error));
 	}
 }
 
@@ -248,13 +266,13 @@ static void peers_human(const struct macc_ctl_reply *rep)
 		rej[0] = '\0';
 		for (size_t k = 0; k < p->nrejected && off < sizeof(rej) - 1; k++) {
 			int w = snprintf(rej + off, sizeof(rej) - off, "%s%s=%llu", k ? " " : "",
-					 p->rejected[k].reason,
+					 safe(p->rejected[k].reason),
 					 (unsigned long long)p->rejected[k].count);
 
 			off += w > 0 ? (size_t)w : 0;
 		}
-		printf("%-16s %-24s %-10s %-10s %10s %10s %10s %10s  %s\n", p->name, p->endpoint,
-		       key, macc_ctl_session_name(p->session), lr, rtt,
+		printf("%-16s %-24s %-10s %-10s %10s %10s %10s %10s  %s\n", safe(p->name),
+		       safe(p->endpoint), safe(key), macc_ctl_session_name(p->session), lr, rtt,
 		       fmt_bytes(in, sizeof(in), p->bytes_in),
 		       fmt_bytes(out, sizeof(out), p->bytes_out), rej[0] ? rej : "-");
 	}

@@ -70,8 +70,8 @@ const struct macc_ctl_cmdinfo *macc_ctl_cmd_find(const char *name)
 }
 
 static const char *const status_names[MACC_CTL_STATUS_COUNT] = {
-	"ok",          "malformed", "version", "unknown-command", "bad-arguments", "permission-denied",
-	"too-big",     "bad-state", "config",  "busy",            "failed",        "internal",
+	"ok",        "malformed", "version", "unknown-command", "bad-arguments",
+	"permission-denied", "too-big", "bad-state", "config", "busy", "failed", "internal",
 };
 
 const char *macc_ctl_status_name(int status)
@@ -260,8 +260,10 @@ void macc_ctl_peer_add_reject(struct macc_ctl_peer *p, int code, uint64_t count)
 		}
 	}
 	if (p->nrejected < MACC_CTL_MAX_REASONS) {
-		snprintf(p->rejected[p->nrejected].reason, sizeof(p->rejected[0].reason), "%s", name);
-		p->rejected[p->nrejected].count = count;
+		struct macc_ctl_reject *rr = &p->rejected[p->nrejected];
+
+		snprintf(rr->reason, sizeof(rr->reason), "%s", name);
+		rr->count = count;
 		p->nrejected++;
 	}
 }
@@ -736,8 +738,8 @@ static int unpack_fields(const msgpack_object *m, void *obj, const struct field 
 			break;
 		}
 		if (!ok) {
-			return macc_errf(err, MACC_EMALFORMED, "%s: field '%s' has a bad type or value",
-					 what, f[i].key);
+			return macc_errf(err, MACC_EMALFORMED,
+					 "%s: field '%s' has a bad type or value", what, f[i].key);
 		}
 	}
 	return 0;
@@ -1010,7 +1012,8 @@ out:
 
 /* --- Prometheus text ------------------------------------------------------------------------ */
 
-static int bprintf(struct macc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bprintf(struct macc_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static int bprintf(struct macc_buf *b, const char *fmt, ...)
 {
@@ -1166,7 +1169,8 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 		esc_label(n1, sizeof(n1), peers[i].name);
 		for (size_t k = 0; k < nr; k++) {
 			esc_label(n3, sizeof(n3), peers[i].rejected[k].reason);
-			TRY(bprintf(out, "macc_messages_rejected_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+			TRY(bprintf(out, "macc_messages_rejected_total{peer=\"%s\","
+				    "reason=\"%s\"} %llu\n",
 				    n1, n3, (unsigned long long)peers[i].rejected[k].count));
 		}
 	}

@@ -80,7 +80,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] % 2 == 0) {
 		check_request(data + 1, size - 1);
 	} else {
-		check_reply(data + 1, size - 1, (enum macc_ctl_cmd)((data[0] / 2) % MACC_CTL_CMD_COUNT));
+		enum macc_ctl_cmd cmd = (enum macc_ctl_cmd)((data[0] / 2) % MACC_CTL_CMD_COUNT);
+
+		check_reply(data + 1, size - 1, cmd);
 	}
 	return 0;
 }

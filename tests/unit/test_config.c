@@ -217,8 +217,8 @@ static const struct bad bads[] = {
 	{ A "listen = :80\n", { "t.conf:3:", "host is empty" } },
 	{ A "listen = ho$t:80\n", { "t.conf:3:", "bad character '$'" } },
 	{ A "log_level = loud\n", { "t.conf:3:", "'log_level' = 'loud'", "error, warn" } },
-	{ A "control_socket = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	{ A "control_socket = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
 	  { "t.conf:3:", "'control_socket'", "too long (at most 107" } },
 	{ A "key_file = a\tb\n", { "t.conf:3:", "'key_file'", "control character" } },
 	/* [train] values */
@@ -287,7 +287,8 @@ static const struct bad bads[] = {
 	{ A P("a", "1", K1), { "t.conf:3:", "agent's own name" } },
 	{ A P("b", "1", K1) P("b", "2", K2), { "t.conf:7:", "'b'", "duplicate peer name",
 					       "line 3" } },
-	{ A P("b", "1", K1) P("c", "2", K1), { "t.conf:7:", "'c'", "same public_key as peer 'b'" } },
+	{ A P("b", "1", K1) P("c", "2", K1),
+	  { "t.conf:7:", "'c'", "same public_key as peer 'b'" } },
 	{ A P("b", "1", K1) P("c", "1", K2), { "t.conf:7:", "same endpoint 10.0.0.1:1" } },
 	{ A "[train]\nweights = explicit\n" P("b", "1", K1),
 	  { "t.conf:5:", "missing key 'weight'" } },

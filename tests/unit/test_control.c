@@ -804,8 +804,8 @@ static void test_create_errors(void **state)
 	macc_ctl_server_opts_init(&o);
 	o.group = "";
 	/* Too long a path. */
-	o.path = "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock";
+	o.path = "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock";
 	assert_int_equal(macc_ctl_server_create(&loop, &o, &fake_ops, NULL, &s, &err),
 			 -ENAMETOOLONG);
 	/* A regular file in the way is not removed. */
