@@ -67,8 +67,9 @@ for key in "${!mp[@]}"; do
 	{
 		echo "set terminal $terminal"
 		echo "set output '$png'"
-		echo "set multiplot layout 2,$ncol title '$key: 8 agents, Fashion-MNIST'"
+		echo "set multiplot layout 2,$ncol title '${key//_/, }: 8 agents, Fashion-MNIST'"
 		echo "set grid"
+		echo "set xtics 1"
 		echo "set key bottom right"
 		for row in acc cd; do
 			for t in "${topos[@]}"; do

@@ -108,7 +108,7 @@ END {
 			printf " %s |", algs[i]
 		}
 		if (t == 1) {
-			printf " dmsgd − best(cdmsgd, cdsgd) |"
+			printf " dmsgd − best(cdmsgd, cdmsgd-nesterov, cdsgd) |"
 		}
 		printf "\n|---|---|---|"
 		for (i = 1; i <= na; i++) {
