@@ -14,6 +14,10 @@
  * if no such pair remains, start over. For D > (n-1)/2 the complement (degree n-1-D, same parity)
  * is generated instead, which keeps the pairing far from its dead ends.
  *
+ * Directed graphs (push-sum, issue 11) use the same dense layout without the symmetry, and the
+ * same edge-list parser: "a -> b" lines are one direction, "a b" both. The undirected parser
+ * refuses arrows, so a directed topology file never silently becomes an undirected graph.
+ *
  * Every function is pure: no globals, no logging; errors carry a message naming the spec.
  */
 #include <errno.h>
