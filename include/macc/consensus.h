@@ -293,7 +293,7 @@ size_t macc_compress_size(const struct macc_compressor *c, size_t n);
  * The wire blob (little-endian, carried in a msgpack bin):
  *   u8 enc (1 bf16, 2 int8, 3 topk) | u8 0 | u16 0 | u32 n | u32 count | payload
  *   bf16: count = n, n x u16 (the top half of the float bits, rounded to nearest even)
- *   int8: count = ceil(n / 256) blocks, count x f32 scale (finite, >= 0), then n x i8 in
+ *   int8: count = ceil(n / 256) blocks, count x f32 scale (0 <= s <= FLT_MAX/127), then n x i8 in
  *         [-127, 127]; value = scale * (float)q
  *   topk: count = k <= n, k x u32 index (strictly ascending, < n), then k x f32 value (finite)
  * Encode d[0..n) (finite values, n < 2^32) into out (cap bytes, at least macc_compress_size).

@@ -5,10 +5,12 @@
  * Compressors and their wire blob (consensus.h has the byte layout):
  *   bf16  the top 16 bits of each float after round-to-nearest-even on the low 16: relative
  *         error <= 2^-8 (half an ulp of an 8-bit significand).
- *   int8  blocks of 256 values, scale = max|x| / 127 (float), code = roundf(x / scale) clamped to
- *         [-127, 127] (roundf: ties away from zero, independent of the FPU rounding mode), value =
- *         scale * (float)code: error <= max|x|/254 per block, plus float rounding. A block whose
- *         scale is 0 (all zeros, or max|x| so tiny that max|x|/127 underflows) sends zeros.
+ *   int8  blocks of 256 values, scale = max|x| / 127 (float; the decoder refuses scales above
+ *         FLT_MAX/127, which no finite input produces, so decoded values stay finite), code =
+ *         roundf(x / scale) clamped to [-127, 127] (roundf: ties away from zero, whatever the
+ *         FPU rounding mode), value = scale * (float)code: error <= max|x|/254 per block, plus
+ *         float rounding. A block whose scale is 0 (all zeros, or max|x| so tiny that
+ *         max|x|/127 underflows) sends zeros.
  *   topk  the k = round(F n) (at least 1) entries of largest |x|, ties to the lower index, as
  *         ascending u32 indices and exact f32 values; zeros elsewhere. The k-th largest key is
  *         found by an 8-bit radix select over the bit patterns of |x| (for finite non-negative
@@ -34,6 +36,7 @@
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,7 +389,8 @@ static int blob_check(const uint8_t *blob, size_t len, size_t n, struct macc_err
 		for (uint32_t b = 0; b < count; b++) {
 			float s = get_f32(p + 4 * (size_t)b);
 
-			if (!isfinite(s) || s < 0.0f) {
+			/* scale * 127 must stay finite too */
+			if (!isfinite(s) || s < 0.0f || s > FLT_MAX / 127.0f) {
 				return macc_errf(err, MACC_EMALFORMED, "compressed vector: int8 "
 						 "block %u has scale %g", b, (double)s);
 			}
