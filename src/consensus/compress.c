@@ -285,7 +285,8 @@ static ssize_t encode_diff(const struct macc_compressor *c, size_t n, const floa
 		/* bf16 rounding of a value near FLT_MAX overflows to infinity */
 		uint32_t u = f32_bits(d) & 0x7fffffffu;
 
-		if (c->kind == MACC_COMPRESS_BF16 && u + 0x7fffu + ((u >> 16) & 1u) >= 0x7f800000u) {
+		if (c->kind == MACC_COMPRESS_BF16 &&
+		    u + 0x7fffu + ((u >> 16) & 1u) >= 0x7f800000u) {
 			return macc_errf(err, -ERANGE, "compress: value %zu overflows bf16", i);
 		}
 	}
@@ -331,7 +332,8 @@ static int blob_check(const uint8_t *blob, size_t len, size_t n, struct macc_err
 				 "the %d-byte header", len, HDR);
 	}
 	kind = blob[0];
-	if (kind != MACC_COMPRESS_BF16 && kind != MACC_COMPRESS_INT8 && kind != MACC_COMPRESS_TOPK) {
+	if (kind != MACC_COMPRESS_BF16 && kind != MACC_COMPRESS_INT8 &&
+	    kind != MACC_COMPRESS_TOPK) {
 		return macc_errf(err, MACC_EMALFORMED, "compressed vector: unknown encoding %u",
 				 kind);
 	}
@@ -342,21 +344,22 @@ static int blob_check(const uint8_t *blob, size_t len, size_t n, struct macc_err
 	bn = get_u32(blob + 4);
 	count = get_u32(blob + 8);
 	if ((uint64_t)bn != (uint64_t)n) {
-		return macc_errf(err, MACC_EMALFORMED, "compressed vector: n = %u, expected %zu", bn,
-				 n);
+		return macc_errf(err, MACC_EMALFORMED, "compressed vector: n = %u, expected %zu",
+				 bn, n);
 	}
 	switch (kind) {
 	case MACC_COMPRESS_BF16:
 		if (count != bn) {
-			return macc_errf(err, MACC_EMALFORMED, "compressed vector: bf16 count %u != "
-					 "n %u", count, bn);
+			return macc_errf(err, MACC_EMALFORMED,
+					 "compressed vector: bf16 count %u != n %u", count, bn);
 		}
 		want = HDR + 2 * (uint64_t)bn;
 		break;
 	case MACC_COMPRESS_INT8:
 		if ((uint64_t)count != ((uint64_t)bn + BLOCK - 1) / BLOCK) {
-			return macc_errf(err, MACC_EMALFORMED, "compressed vector: int8 block count "
-					 "%u, expected %llu for n %u", count,
+			return macc_errf(err, MACC_EMALFORMED,
+					 "compressed vector: int8 block count %u, expected %llu "
+					 "for n %u", count,
 					 (unsigned long long)(((uint64_t)bn + BLOCK - 1) / BLOCK),
 					 bn);
 		}
@@ -364,15 +367,16 @@ static int blob_check(const uint8_t *blob, size_t len, size_t n, struct macc_err
 		break;
 	default:
 		if (count > bn) {
-			return macc_errf(err, MACC_EMALFORMED, "compressed vector: top-k count %u > "
-					 "n %u", count, bn);
+			return macc_errf(err, MACC_EMALFORMED,
+					 "compressed vector: top-k count %u > n %u", count, bn);
 		}
 		want = HDR + 8 * (uint64_t)count;
 		break;
 	}
 	if ((uint64_t)len != want) {
-		return macc_errf(err, MACC_EMALFORMED, "compressed vector: %zu bytes, expected %llu",
-				 len, (unsigned long long)want);
+		return macc_errf(err, MACC_EMALFORMED,
+				 "compressed vector: %zu bytes, expected %llu", len,
+				 (unsigned long long)want);
 	}
 	const uint8_t *p = blob + HDR;
 

@@ -343,10 +343,11 @@ static int parse_edges(const char *text, size_t len, uint32_t n, const char *nam
 				}
 				if (stop - t >= 2 && t[0] == '-' && t[1] == '>') {
 					if (!directed) {
-						return macc_errf(err, MACC_ESPEC,
-								 "%s:%zu: directed edge 'a -> b' in an "
-								 "undirected topology (write 'a b', or "
-								 "use a push-sum algorithm)", name, line);
+						return macc_errf(
+							err, MACC_ESPEC,
+							"%s:%zu: directed edge 'a -> b' in an "
+							"undirected topology (write 'a b', or use "
+							"a push-sum algorithm)", name, line);
 					}
 					arrow = true;
 					q = t + 2;
@@ -359,24 +360,24 @@ static int parse_edges(const char *text, size_t len, uint32_t n, const char *nam
 			if (r != 0) {
 				return macc_errf(err, MACC_ESPEC, directed ?
 						 "%s:%zu: expected 'a -> b' or 'a b'" :
-						 "%s:%zu: expected two agent numbers 'a b'", name, line);
+						 "%s:%zu: expected two agent numbers 'a b'",
+						 name, line);
 			}
 			if (range) {
-				return macc_errf(err, MACC_ESPEC,
-						 "%s:%zu: agent number out of range (agents are 0..%u)",
-						 name, line, n - 1);
+				return macc_errf(err, MACC_ESPEC, "%s:%zu: agent number out "
+						 "of range (agents are 0..%u)", name, line, n - 1);
 			}
 		}
 		while (q < stop && is_blank(*q)) {
 			q++;
 		}
 		if (q != stop) {
-			return macc_errf(err, MACC_ESPEC, "%s:%zu: trailing text after the edge", name,
-					 line);
+			return macc_errf(err, MACC_ESPEC, "%s:%zu: trailing text after the edge",
+					 name, line);
 		}
 		if (ab[0] == ab[1]) {
-			return macc_errf(err, MACC_ESPEC, "%s:%zu: self loop %u-%u", name, line, ab[0],
-					 ab[1]);
+			return macc_errf(err, MACC_ESPEC, "%s:%zu: self loop %u-%u", name, line,
+					 ab[0], ab[1]);
 		}
 		adj[(size_t)ab[0] * n + ab[1]] = 1;
 		if (!arrow) {
@@ -407,7 +408,8 @@ int macc_graph_parse_edgelist(const char *text, size_t len, uint32_t n, const ch
 		goto out;
 	}
 	if (!macc_graph_connected(&g)) {
-		rc = macc_errf(err, MACC_EGRAPH, "%s: graph on %u agents is not connected", name, n);
+		rc = macc_errf(err, MACC_EGRAPH, "%s: graph on %u agents is not connected", name,
+			       n);
 		goto out;
 	}
 	*ret = g;

@@ -75,8 +75,8 @@ int macc_schedule_init(struct macc_schedule *s, enum macc_schedule_kind kind,
 		break;
 	case MACC_SCHEDULE_EXP_PAIRS:
 		if (n < 2 || (n & (n - 1)) != 0) {
-			return macc_errf(err, MACC_EGRAPH, "schedule exp-pairs needs a power of two "
-					 ">= 2 agents, got %u", n);
+			return macc_errf(err, MACC_EGRAPH, "schedule exp-pairs needs a power of "
+					 "two >= 2 agents, got %u", n);
 		}
 		while ((1u << t.k) < n) {
 			t.k++;
@@ -86,9 +86,10 @@ int macc_schedule_init(struct macc_schedule *s, enum macc_schedule_kind kind,
 				uint32_t l = j ^ (1u << b);
 
 				if (!g->adj[(size_t)j * n + l]) {
-					return macc_errf(err, MACC_EGRAPH, "schedule exp-pairs: the "
-							 "configured graph lacks the hypercube edge "
-							 "%u-%u", j, l);
+					return macc_errf(err, MACC_EGRAPH,
+							 "schedule exp-pairs: the configured "
+							 "graph lacks the hypercube edge %u-%u",
+							 j, l);
 				}
 			}
 		}

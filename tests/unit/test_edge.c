@@ -180,8 +180,10 @@ static void urun_rounds(struct urun *u, float *x, float *v, int rounds)
 	uint32_t n = u->n;
 	size_t p = u->p;
 	const bool mom = macc_algo_sends_momentum(u->algo);
-	float *xo = xcalloc((size_t)n * p, sizeof(float)), *vo = xcalloc((size_t)n * p, sizeof(float));
-	float *g = xcalloc((size_t)n * p, sizeof(float)), *scratch = xcalloc(2 * p, sizeof(float));
+	float *xo = xcalloc((size_t)n * p, sizeof(float));
+	float *vo = xcalloc((size_t)n * p, sizeof(float));
+	float *g = xcalloc((size_t)n * p, sizeof(float));
+	float *scratch = xcalloc(2 * p, sizeof(float));
 	struct macc_neighbour *nb = xcalloc(n, sizeof(*nb));
 	float *wf = xcalloc(n, sizeof(float));
 	struct macc_choco *ch = xcalloc(n, sizeof(*ch));
@@ -263,8 +265,9 @@ static void urun_rounds(struct urun *u, float *x, float *v, int rounds)
 		}
 		/* round-k values as sent: x, or y = x - alpha g for dsgd */
 		for (uint32_t j = 0; j < n; j++) {
-			const float *out = macc_algo_outgoing(u->algo, &u->hp, p, x + (size_t)j * p,
-							      g + (size_t)j * p, xo + (size_t)j * p);
+			const float *out = macc_algo_outgoing(u->algo, &u->hp, p,
+							      x + (size_t)j * p, g + (size_t)j * p,
+							      xo + (size_t)j * p);
 
 			if (out != xo + (size_t)j * p) {
 				memcpy(xo + (size_t)j * p, out, p * sizeof(float));
@@ -285,9 +288,9 @@ static void urun_rounds(struct urun *u, float *x, float *v, int rounds)
 				nb[cnt].v = vo + (size_t)l * p;
 				cnt++;
 			}
-			macc_consensus_step(u->algo, &u->hp, p, x + (size_t)j * p, v + (size_t)j * p,
-					    g + (size_t)j * p, (float)u->W[(size_t)j * n + j], nb, cnt,
-					    scratch);
+			macc_consensus_step(u->algo, &u->hp, p, x + (size_t)j * p,
+					    v + (size_t)j * p, g + (size_t)j * p,
+					    (float)u->W[(size_t)j * n + j], nb, cnt, scratch);
 		}
 	}
 out:
@@ -327,8 +330,10 @@ static void prun_rounds(const struct prun *r, float *z, float *u, double *w, int
 	uint32_t n = r->g->n;
 	size_t p = r->p;
 	double *P = xcalloc((size_t)n * n, sizeof(double));
-	float *zo = xcalloc((size_t)n * p, sizeof(float)), *uo = xcalloc((size_t)n * p, sizeof(float));
-	float *g = xcalloc((size_t)n * p, sizeof(float)), *x = xcalloc(p, sizeof(float));
+	float *zo = xcalloc((size_t)n * p, sizeof(float));
+	float *uo = xcalloc((size_t)n * p, sizeof(float));
+	float *g = xcalloc((size_t)n * p, sizeof(float));
+	float *x = xcalloc(p, sizeof(float));
 	double *wo = xcalloc(n, sizeof(double)), *pin = xcalloc(n, sizeof(double));
 	double *win = xcalloc(n, sizeof(double));
 	struct macc_neighbour *nb = xcalloc(n, sizeof(*nb));
@@ -374,7 +379,8 @@ static void prun_rounds(const struct prun *r, float *z, float *u, double *w, int
 				float *zj = z + (size_t)j * p;
 
 				for (size_t i = 0; i < p; i++) {
-					float acc = (float)P[(size_t)j * n + j] * zo[(size_t)j * p + i];
+					const float pj = (float)P[(size_t)j * n + j];
+					float acc = pj * zo[(size_t)j * p + i];
 
 					for (size_t c = 0; c < cnt; c++) {
 						acc += nb[c].w * nb[c].x[i];
@@ -382,11 +388,12 @@ static void prun_rounds(const struct prun *r, float *z, float *u, double *w, int
 					zj[i] = acc;
 				}
 			} else {
-				assert_int_equal(macc_pushsum_step(r->base, &r->hp, p, z + (size_t)j * p,
-								   u + (size_t)j * p,
-								   g + (size_t)j * p,
-								   (float)P[(size_t)j * n + j], nb,
-								   cnt, NULL), 0);
+				int rc = macc_pushsum_step(r->base, &r->hp, p, z + (size_t)j * p,
+							   u + (size_t)j * p, g + (size_t)j * p,
+							   (float)P[(size_t)j * n + j], nb, cnt,
+							   NULL);
+
+				assert_int_equal(rc, 0);
 			}
 			w[j] = macc_pushsum_weight(P[(size_t)j * n + j], wo[j], pin, win, cnt);
 		}
@@ -428,9 +435,11 @@ static void test_schedule_parse_and_checks(void **state)
 	assert_string_equal(macc_schedule_name(MACC_SCHEDULE_EXP_PAIRS), "exp-pairs");
 
 	/* exp-pairs: the ring on 8 lacks the hypercube edge 0-2; 6 is not a power of two */
-	assert_int_equal(macc_schedule_init(&s, MACC_SCHEDULE_EXP_PAIRS, &ring8, 1, &e), MACC_EGRAPH);
+	assert_int_equal(macc_schedule_init(&s, MACC_SCHEDULE_EXP_PAIRS, &ring8, 1, &e),
+			 MACC_EGRAPH);
 	assert_non_null(strstr(e.text, "hypercube edge 0-2"));
-	assert_int_equal(macc_schedule_init(&s, MACC_SCHEDULE_EXP_PAIRS, &full6, 1, &e), MACC_EGRAPH);
+	assert_int_equal(macc_schedule_init(&s, MACC_SCHEDULE_EXP_PAIRS, &full6, 1, &e),
+			 MACC_EGRAPH);
 	assert_non_null(strstr(e.text, "power of two"));
 	assert_null(s.off);
 	/* static has no per-round graph: callers keep the configured W */
@@ -453,7 +462,8 @@ static void test_exp_pairs_exact_average(void **state)
 	struct macc_schedule s = {0};
 	struct macc_errmsg e = {{0}};
 	struct macc_rng r;
-	float *x = xcalloc((size_t)n * p, sizeof(float)), *xo = xcalloc((size_t)n * p, sizeof(float));
+	float *x = xcalloc((size_t)n * p, sizeof(float));
+	float *xo = xcalloc((size_t)n * p, sizeof(float));
 	float *zero = xcalloc(p, sizeof(float));
 	double avg[7] = {0};
 	struct macc_hparams hp = {.alpha = 0.1f, .beta = 0.0f, .omega = 1.0f};
@@ -465,8 +475,8 @@ static void test_exp_pairs_exact_average(void **state)
 	for (uint32_t j = 0; j < n; j++) {
 		for (uint32_t b = 1; b < n; b <<= 1) {
 			if (j < (j ^ b)) {
-				len += (size_t)snprintf(text + len, sizeof(text) - len, "%u %u\n", j,
-							j ^ b);
+				len += (size_t)snprintf(text + len, sizeof(text) - len,
+							"%u %u\n", j, j ^ b);
 			}
 		}
 	}
@@ -555,7 +565,8 @@ static void test_matching_valid_deterministic_covering(void **state)
 		struct macc_schedule s = {0}, s2 = {0}, s3 = {0};
 		struct macc_errmsg e = {{0}};
 		uint32_t n = g.n;
-		uint32_t *part = xcalloc(n, sizeof(uint32_t)), *part2 = xcalloc(n, sizeof(uint32_t));
+		uint32_t *part = xcalloc(n, sizeof(uint32_t));
+		uint32_t *part2 = xcalloc(n, sizeof(uint32_t));
 		uint32_t *work = xcalloc(n, sizeof(uint32_t));
 		uint8_t *used = xcalloc((size_t)n * n, 1);
 		double *W = xcalloc((size_t)n * n, sizeof(double));
@@ -574,7 +585,8 @@ static void test_matching_valid_deterministic_covering(void **state)
 			assert_int_equal(macc_schedule_round(&s2, (uint64_t)r, part2, work), 0);
 			assert_memory_equal(part, part2, n * sizeof(uint32_t));
 			for (uint32_t j = 0; j < n; j++) {
-				assert_int_equal(macc_schedule_partner(&s2, (uint64_t)r, j), part[j]);
+				assert_int_equal(macc_schedule_partner(&s2, (uint64_t)r, j),
+						 part[j]);
 				if (part[j] != MACC_NO_PARTNER) {
 					used[(size_t)j * n + part[j]] = 1;
 				}
@@ -611,8 +623,8 @@ static void test_matching_valid_deterministic_covering(void **state)
 			covered += g.adj[k] && used[k];
 		}
 		printf("  matching on %s (%u agents): %zu/%zu directed edge slots used in %d "
-		       "rounds; seed 43 differs in %d rounds\n", specs[t], n, covered, edges, rounds,
-		       differs);
+		       "rounds; seed 43 differs in %d rounds\n", specs[t], n, covered, edges,
+		       rounds, differs);
 		assert_int_equal(covered, edges);
 		assert_true(differs > rounds / 2);
 		macc_schedule_finish(&s);
@@ -738,8 +750,10 @@ static void test_pushsum_equals_undirected_on_ring(void **state)
 	struct macc_graph ug = make_graph("ring", n, 0);
 	struct macc_digraph dg = make_digraph("0 1\n1 2\n2 3\n3 4\n4 5\n5 0\n", n);
 	double *W = xcalloc((size_t)n * n, sizeof(double)), w[6];
-	float *x = xcalloc((size_t)n * p, sizeof(float)), *v = xcalloc((size_t)n * p, sizeof(float));
-	float *z = xcalloc((size_t)n * p, sizeof(float)), *u = xcalloc((size_t)n * p, sizeof(float));
+	float *x = xcalloc((size_t)n * p, sizeof(float));
+	float *v = xcalloc((size_t)n * p, sizeof(float));
+	float *z = xcalloc((size_t)n * p, sizeof(float));
+	float *u = xcalloc((size_t)n * p, sizeof(float));
 	struct macc_rng r;
 	const enum macc_algo algos[] = {MACC_ALGO_CDMSGD, MACC_ALGO_DMSGD, MACC_ALGO_DMSGD};
 	const float omegas[] = {1.0f, 1.0f, 0.5f};
@@ -818,7 +832,8 @@ static void test_pushsum_mass_and_average(void **state)
 	const uint32_t n = 6;
 	const size_t p = 9;
 	struct macc_digraph g = make_digraph(DRING_CHORD, n);
-	float *z = xcalloc((size_t)n * p, sizeof(float)), *u = xcalloc((size_t)n * p, sizeof(float));
+	float *z = xcalloc((size_t)n * p, sizeof(float));
+	float *u = xcalloc((size_t)n * p, sizeof(float));
 	float *x = xcalloc(p, sizeof(float));
 	double w[6], avg[9] = {0}, worst = 0, zworst = 0, wmin = 10, wmax = 0;
 	struct macc_rng r;
@@ -880,7 +895,8 @@ static double directed_quad_run(const struct macc_digraph *g, const struct quad 
 {
 	uint32_t n = g->n;
 	size_t p = q->p;
-	float *z = xcalloc((size_t)n * p, sizeof(float)), *u = xcalloc((size_t)n * p, sizeof(float));
+	float *z = xcalloc((size_t)n * p, sizeof(float));
+	float *u = xcalloc((size_t)n * p, sizeof(float));
 	float *x = xcalloc((size_t)n * p, sizeof(float));
 	double w[16], d;
 	struct prun pr = {.g = g, .p = p, .base = base, .q = q, .biased = biased,
@@ -1055,7 +1071,8 @@ static void test_compress_golden(void **state)
 static void test_compress_round_trip_bounds(void **state)
 {
 	const size_t n = 1000; /* 3 full int8 blocks and a partial one */
-	float *x = xcalloc(n, sizeof(float)), *y = xcalloc(n, sizeof(float));
+	float *x = xcalloc(n, sizeof(float));
+	float *y = xcalloc(n, sizeof(float));
 	uint8_t *buf = xcalloc(12 + 8 * n, 1);
 	struct macc_rng r;
 	double worst_bf = 0, worst_i8 = 0;
@@ -1218,8 +1235,8 @@ static void test_compress_decode_rejects(void **state)
 	off = 11; memset(b, 0, sizeof(b)); ADD("shorter than");
 	off = hdr(b, 0, 2, 2); ADD("unknown encoding 0");
 	off = hdr(b, 9, 2, 2); ADD("unknown encoding 9");
-	off = hdr(b, 1, 2, 2); b[1] = 1; off = put(b, off, &bf_one, 2); off = put(b, off, &bf_one, 2);
-	ADD("reserved");
+	off = hdr(b, 1, 2, 2); b[1] = 1; off = put(b, off, &bf_one, 2);
+	off = put(b, off, &bf_one, 2); ADD("reserved");
 	off = hdr(b, 1, 3, 3); off = put(b, off, &bf_one, 2); ADD("n = 3, expected 2");
 	off = hdr(b, 1, 2, 1); off = put(b, off, &bf_one, 2); ADD("bf16 count");
 	off = hdr(b, 1, 2, 2); off = put(b, off, &bf_one, 2); ADD("bytes, expected 16");
@@ -1281,7 +1298,8 @@ static void test_choco_error_feedback_converges(void **state)
 {
 	const size_t n = 700;
 	const char *specs[] = {"bf16", "int8", "topk:0.1", "topk:0.01"};
-	float *x = xcalloc(n, sizeof(float)), *hat = xcalloc(n, sizeof(float));
+	float *x = xcalloc(n, sizeof(float));
+	float *hat = xcalloc(n, sizeof(float));
 	float *peer = xcalloc(n, sizeof(float));
 	uint8_t *buf = xcalloc(12 + 8 * n, 1);
 	struct macc_rng r;
@@ -1334,7 +1352,8 @@ static double choco_ring_run(const char *spec, float gamma, const struct quad *q
 {
 	const uint32_t n = q->n;
 	const size_t p = q->p;
-	float *x = xcalloc((size_t)n * p, sizeof(float)), *v = xcalloc((size_t)n * p, sizeof(float));
+	float *x = xcalloc((size_t)n * p, sizeof(float));
+	float *v = xcalloc((size_t)n * p, sizeof(float));
 	struct urun u = {.n = n, .p = p, .algo = MACC_ALGO_DMSGD, .W = W, .q = q, .gamma = gamma,
 			 .hp = {.alpha = 0.01f, .beta = 0.9f, .omega = 1.0f}};
 	struct macc_errmsg e = {{0}};
@@ -1401,7 +1420,8 @@ static void test_choco_ring_numeric_check(void **state)
 	assert_true(b_int8 * 3 < (uint64_t)rounds * 2 * p * sizeof(float));
 
 	/* `none` is today's path: the same bits as a plain macc_consensus_step driver */
-	float *x = xcalloc((size_t)n * p, sizeof(float)), *v = xcalloc((size_t)n * p, sizeof(float));
+	float *x = xcalloc((size_t)n * p, sizeof(float));
+	float *v = xcalloc((size_t)n * p, sizeof(float));
 	struct urun u = {.n = n, .p = p, .algo = MACC_ALGO_DMSGD, .W = W, .q = &q,
 			 .hp = {.alpha = 0.01f, .beta = 0.9f, .omega = 1.0f}};
 
