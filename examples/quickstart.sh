@@ -70,7 +70,8 @@ for j in 0 1 2 3; do
 done
 
 # Progress: agent0's lines as they come, until every daemon has exited (bounded).
-tail -n +1 -F "$work/agent0.log" 2>/dev/null |
+# tail ends by itself when agent0 exits (--pid), so the pipeline drains before the summary.
+tail -n +1 -F --pid="${pids[0]}" "$work/agent0.log" 2>/dev/null |
 	grep --line-buffered -E "round [0-9]+/|eval at|error" | sed -u 's/^/  agent0: /' &
 tailpid=$!
 deadline=$((SECONDS + 1800))
@@ -86,7 +87,6 @@ for i in 0 1 2 3; do
 	done
 	wait "${pids[$i]}" || status=$?
 done
-kill "$tailpid" 2>/dev/null || true
 wait "$tailpid" 2>/dev/null || true
 end=$(date +%s.%N)
 
