@@ -225,7 +225,7 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 			frac = b2 > 0 ? $3 / b2 : 0
 			if (state ~ /^10 MB/) {
 				printf "| 4. sign+verify of a %s state vs raw BLAKE2b | %s MB/s | %s MB/s | %.0f%% | >= 60%% | %s |\n",
-					state, $3, b2, frac * 100, frac >= 0.6 ? "yes" : "**no**"
+					state, $3, b2, frac * 100, (frac >= 0.6 ? "yes" : "**no**")
 			}
 		}' "$out/msg.log" 2>/dev/null || true)
 		if [[ -n $rows ]]; then
