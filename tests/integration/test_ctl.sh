@@ -158,8 +158,10 @@ d['peers'][0]['weight'] == 0.5 and isinstance(d['peers'][0]['rejected'], dict)" 
 	"peers --json: agent1 up, its key and endpoint, traffic counted, weight 0.5"
 # The issue lists RTT among what `peers` shows; a training session is never idle, so it must
 # be measured without waiting for idleness.
+up=$(status_field uptime_s)
+ctl --json peers
 jcheck "$OUT" "isinstance(d['peers'][0]['rtt_ms'], float) and d['peers'][0]['rtt_ms'] > 0" \
-	"peers --json: RTT known while training (session up for $(status_field uptime_s) s)"
+	"peers --json: RTT known while training (agent up for $up s)"
 
 # --- metrics --------------------------------------------------------------------------------
 REQUIRED_METRICS=(macc_up macc_state macc_rounds_total:counter macc_epoch macc_samples_total
