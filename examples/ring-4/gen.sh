@@ -11,7 +11,10 @@
 #   -p PORT       first TCP port (default 7640)
 #   --set K=V     override a [train] key (model=..., epochs=..., rounds=..., lr=...)
 #   --agent-set K=V  override an [agent] key (log_level=debug)
-# Keys are made with openssl (Ed25519); existing keys in OUTDIR are kept.
+# Keys are made with macc-ctl genkey (found via $MACC_CTL, $MACC_BUILD or PATH); existing keys in
+# OUTDIR are kept. deploy/netns/gen-fleet.sh is the general N-agent generator (agents agent1..N,
+# keys in creation order); this one exists for the 0-based names and the key order that make a
+# loopback ring comparable with macc-sim.
 set -euo pipefail
 
 out=./ring-4-run
@@ -48,7 +51,7 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	-h | --help)
-		sed -n '2,15p' "$0"
+		sed -n '2,19p' "$0"
 		exit 0
 		;;
 	*)
@@ -63,35 +66,56 @@ if [ -n "${train[rounds]:-}" ]; then
 	unset 'train[epochs]'
 fi
 
-command -v openssl >/dev/null || {
-	echo "gen.sh: openssl is needed to make Ed25519 keys" >&2
+# Keys come from our own tool (macc-ctl genkey / pubkey, like wg), so nothing beyond macc and
+# coreutils is needed. $MACC_CTL, else the build tree's, else macc-ctl in PATH.
+ctl=${MACC_CTL:-}
+if [ -z "$ctl" ]; then
+	for c in "${MACC_BUILD:-}/src/ctl/macc-ctl" "$(dirname "$0")/../../build/src/ctl/macc-ctl"; do
+		if [ -x "$c" ]; then
+			ctl=$c
+			break
+		fi
+	done
+fi
+[ -n "$ctl" ] || ctl=$(command -v macc-ctl || true)
+if [ -z "$ctl" ] || [ ! -x "$ctl" ]; then
+	echo "gen.sh: macc-ctl not found (set MACC_CTL or MACC_BUILD, or put it in PATH)" >&2
 	exit 1
-}
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-# Make (or keep) four key pairs in a pool, then sort them by public key bytes.
+# Make (or keep) four key pairs in a pool, then sort them by public key bytes (hex of the
+# decoded key, C collation: byte order).
 pool="$out/keys"
 mkdir -p "$pool"
 for i in 0 1 2 3; do
 	if [ ! -s "$pool/$i.key" ]; then
-		der=$(openssl genpkey -algorithm ed25519 -outform DER | od -An -v -tx1 | tr -d ' \n')
-		# PKCS#8 DER of an Ed25519 key: the 32-byte seed is the last 32 bytes.
-		(umask 077 && printf '%s' "${der: -64}" | xxd -r -p | base64 >"$pool/$i.key")
+		(umask 077 && "$ctl" genkey >"$pool/$i.key.tmp") || {
+			echo "gen.sh: $ctl genkey failed" >&2
+			exit 1
+		}
+		mv "$pool/$i.key.tmp" "$pool/$i.key"
 	fi
-	seedhex=$(base64 -d <"$pool/$i.key" | od -An -v -tx1 | tr -d ' \n')
-	pubder=$(printf '302e020100300506032b657004220420%s' "$seedhex" | xxd -r -p |
-		openssl pkey -inform DER -pubout -outform DER | od -An -v -tx1 | tr -d ' \n')
-	printf '%s %s\n' "${pubder: -64}" "$i"
-done | sort >"$pool/order"
+	"$ctl" pubkey <"$pool/$i.key" >"$pool/$i.pub" || {
+		echo "gen.sh: $ctl pubkey failed for $pool/$i.key" >&2
+		exit 1
+	}
+	pubhex=$(base64 -d <"$pool/$i.pub" | od -An -v -tx1 | tr -d ' \n')
+	[ ${#pubhex} = 64 ] || {
+		echo "gen.sh: $pool/$i.pub is not a 32-byte base64 key" >&2
+		exit 1
+	}
+	printf '%s %s\n' "$pubhex" "$i"
+done | LC_ALL=C sort >"$pool/order"
 
 j=0
-while read -r pubhex idx; do
+while read -r _ idx; do
 	d="$out/agent$j"
 	mkdir -p "$d/state"
 	(umask 077 && cp "$pool/$idx.key" "$d/agent.key")
 	chmod 600 "$d/agent.key"
-	printf '%s' "$pubhex" | xxd -r -p | base64 >"$d/agent.pub"
+	cp "$pool/$idx.pub" "$d/agent.pub"
 	j=$((j + 1))
 done <"$pool/order"
 
