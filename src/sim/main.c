@@ -37,9 +37,16 @@ static const char usage_text[] =
 	"  --agents N            number of agents (default 1; 1 = plain local momentum SGD,\n"
 	"                        and --topology/--weights/--algorithm/--partition are ignored)\n"
 	"  --topology SPEC       ring (default), full, bipartite, star, torus:RxC, regular:D,\n"
-	"                        er:P, file:PATH\n"
+	"                        er:P, file:PATH (lines 'a b', or 'a -> b' for a directed\n"
+	"                        graph: push-sum, --weights ignored)\n"
+	"  --schedule KIND       static (default: every configured edge every round), matching\n"
+	"                        (a random maximal matching of the graph each round), exp-pairs\n"
+	"                        (N = 2^k on a graph holding the hypercube: j pairs with\n"
+	"                        j XOR 2^(r mod k)); Metropolis weights of the round's graph\n"
 	"  --weights KIND        metropolis (default) or uniform\n"
-	"  --algorithm NAME      dmsgd (default), cdmsgd, cdsgd, dsgd, centralized\n"
+	"  --algorithm NAME      dmsgd (default), cdmsgd, cdsgd, dsgd, centralized, sgp\n"
+	"                        (sgp: stochastic gradient push; on a directed file: topology\n"
+	"                        dmsgd and sgp run in push-sum form)\n"
 	"  --partition SCHEME    iid (default), label-shards:K, dirichlet:ALPHA\n"
 	"  --model SPEC          mlp:784-256-128-10 (default), logreg:IN-OUT, mlp:...[:tanh],\n"
 	"                        cnn:lenet5, cnn:cifar\n"
@@ -68,6 +75,11 @@ static const char usage_text[] =
 	"  --weight-decay WD     L2 weight decay (default 0)\n"
 	"  --drop-prob P         drop each directed message independently with probability P\n"
 	"                        (seeded); the receiver folds the weight into its own\n"
+	"  --local-steps H       H-1 local momentum steps, then one step of the algorithm, per\n"
+	"                        round (default 1); the default epoch stays one pass over the data\n"
+	"  --compress C          none (default), bf16, int8, topk:F: send compressed differences\n"
+	"                        with error feedback (CHOCO-gossip; dmsgd compresses x and v)\n"
+	"  --gossip-step G       CHOCO gossip step in (0, 1] (default per compressor: 1, topk 0.2)\n"
 	"\n"
 	"Execution and output:\n"
 	"  --threads T           worker threads (default 1): agents are spread over T threads with\n"
@@ -75,7 +87,7 @@ static const char usage_text[] =
 	"                        bit-identical whatever T is for several agents\n"
 	"  --csv FILE            write one CSV row per epoch: epoch,round,algorithm,topology,\n"
 	"                        train_loss,test_acc_avg,test_acc_mean,test_acc_min,test_acc_max,\n"
-	"                        consensus_dist,wall_s\n"
+	"                        consensus_dist,wall_s,bytes_per_agent\n"
 	"  --eval-every-agent    evaluate every agent's model each epoch (default: only after the\n"
 	"                        last epoch; earlier rows leave the per-agent columns empty)\n"
 	"  --eval-samples N      evaluate on the first N test samples only (default: all)\n"
@@ -87,7 +99,8 @@ static const char usage_text[] =
 	"\n"
 	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
 	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
-	"(several agents). Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+	"(several agents), and bytes_per_agent (STATE bytes each agent sent, as macc-agentd\n"
+	"would, framing included). Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
 enum {
 	OPT_AGENTS = 256,
@@ -116,6 +129,10 @@ enum {
 	OPT_QUIET,
 	OPT_PRINT_DIGEST,
 	OPT_DUMP_PARAMS,
+	OPT_SCHEDULE,
+	OPT_LOCAL_STEPS,
+	OPT_COMPRESS,
+	OPT_GOSSIP_STEP,
 };
 
 static const struct option long_opts[] = {
@@ -145,6 +162,10 @@ static const struct option long_opts[] = {
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"print-digest", no_argument, NULL, OPT_PRINT_DIGEST},
 	{"dump-params", required_argument, NULL, OPT_DUMP_PARAMS},
+	{"schedule", required_argument, NULL, OPT_SCHEDULE},
+	{"local-steps", required_argument, NULL, OPT_LOCAL_STEPS},
+	{"compress", required_argument, NULL, OPT_COMPRESS},
+	{"gossip-step", required_argument, NULL, OPT_GOSSIP_STEP},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -233,6 +254,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		.omega = 1.0f,
 		.seed = 1,
 		.threads = 1,
+		.schedule = "static",
+		.local_steps = 1,
+		.compress = "none",
 	};
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
@@ -364,6 +388,28 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_DUMP_PARAMS:
 			c->dump_path = optarg;
 			break;
+		case OPT_SCHEDULE:
+			o->schedule = optarg;
+			break;
+		case OPT_LOCAL_STEPS:
+			if (parse_u64(name, optarg, 1, 1000000, &u) < 0) {
+				return -1;
+			}
+			o->local_steps = (uint32_t)u;
+			break;
+		case OPT_COMPRESS:
+			o->compress = optarg;
+			break;
+		case OPT_GOSSIP_STEP:
+			if (parse_double(name, optarg, 0.0, 1.0, false, &d) < 0) {
+				return -1;
+			}
+			if (d == 0.0) {
+				usage_error("--gossip-step: must be above 0, got '%s'%s", optarg, "");
+				return -1;
+			}
+			o->gossip_step = (float)d;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
 			return -1;
@@ -401,7 +447,8 @@ int main(int argc, char **argv)
 	struct sim_eval ev = {0};
 	FILE *csv = NULL;
 	uint64_t t_start, train_ns = 0, total, er, done = 0;
-	double loss = 0.0, gap = 0.0, wall = 0.0;
+	double loss = 0.0, gap = 0.0, wall = 0.0, bpa = 0.0;
+	uint64_t rmax = 0, crounds = 0;
 	bool have_gap;
 	const char *topo;
 	int rc, status = 1;
@@ -438,7 +485,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fprintf(csv, "epoch,round,algorithm,topology,train_loss,test_acc_avg,test_acc_mean,"
-			     "test_acc_min,test_acc_max,consensus_dist,wall_s\n");
+			     "test_acc_min,test_acc_max,consensus_dist,wall_s,bytes_per_agent\n");
 		fflush(csv);
 	}
 
@@ -449,6 +496,10 @@ int main(int argc, char **argv)
 		bool last;
 
 		loss = sim_train(s, r);
+		if (sim_failed(s, &err)) {
+			fprintf(stderr, PROG ": %s\n", err.text);
+			goto out;
+		}
 		dt = macc_now_ns() - t0;
 		train_ns += dt;
 		done += r;
@@ -475,7 +526,8 @@ int main(int argc, char **argv)
 			csv_cell_acc(csv, &ev, ev.acc_mean);
 			csv_cell_acc(csv, &ev, ev.acc_min);
 			csv_cell_acc(csv, &ev, ev.acc_max);
-			fprintf(csv, ",%.6g,%.3f\n", ev.consensus, wall);
+			sim_traffic(s, &bpa, &rmax, &crounds);
+			fprintf(csv, ",%.6g,%.3f,%.0f\n", ev.consensus, wall, bpa);
 			if (fflush(csv) != 0) {
 				fprintf(stderr, PROG ": %s: write failed: %s\n", c.csv_path,
 					strerror(errno));
@@ -506,6 +558,7 @@ int main(int argc, char **argv)
 			       "wall_s=%.2f", c.o.model, c.o.threads, c.o.batch,
 			       (double)done / (double)er, done, ev.acc_avg, loss, sps,
 			       secs(train_ns), wall);
+			printf(" bytes_per_agent=0");
 		} else {
 			printf("algorithm=%s topology=%s weights=%s partition=%s agents=%u model=%s "
 			       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_acc_avg=%.4f "
@@ -525,6 +578,17 @@ int main(int argc, char **argv)
 			}
 			printf(" train_loss=%.4f samples_per_s=%.0f train_s=%.2f wall_s=%.2f", loss,
 			       sps, secs(train_ns), wall);
+			sim_traffic(s, &bpa, &rmax, &crounds);
+			printf(" schedule=%s local_steps=%u compress=%s", sim_schedule_name(s),
+			       c.o.local_steps, c.o.compress);
+			if (sim_gossip_step(s) > 0.0f) {
+				printf(" gossip_step=%g", (double)sim_gossip_step(s));
+			}
+			if (sim_pushsum(s)) {
+				printf(" pushsum=1");
+			}
+			printf(" bytes_per_agent=%.0f bytes_round_max_sum=%" PRIu64
+			       " comm_rounds=%" PRIu64, bpa, rmax, crounds);
 		}
 		if (c.print_digest) {
 			printf(" digest=%016" PRIx64, sim_digest(s));

@@ -20,6 +20,26 @@
  *   4. serial: swap the buffers. centralized instead averages the gradients in agent order
  *      (sum, then divide by N) and takes macc_centralized_step() on the one shared model.
  *
+ * Beyond a fixed undirected graph (ALGORITHMS.md, second part; every addition leaves the path
+ * above untouched when off, so static / H = 1 / none give today's bits):
+ *   - schedules (matching, exp-pairs): step 1 also computes round k's pairing serially
+ *     (macc_schedule_round); an agent mixes only with its partner, at the Metropolis weights of
+ *     the round's graph (macc_schedule_weights), folding a dropped message like any other.
+ *   - push-sum (a directed file: topology, or --algorithm sgp): the x and v blocks hold the
+ *     numerators z and u, pw_cur/pw_next the weights; each agent keeps its de-biased x = z / w
+ *     in xdb, where its gradient is taken and which is what is evaluated, digested and dumped.
+ *     Step 3 is macc_pushsum_step over the in-neighbours plus macc_pushsum_weight.
+ *   - local steps H: step 2 first takes H - 1 macc_sgd_step()s on the agent's own x and v
+ *     (numerators in push-sum form), each on a fresh mini-batch.
+ *   - compression (CHOCO): step 2 ends with macc_choco_send of x (y for dsgd) and of v for
+ *     dmsgd into the agent's blobs; after a barrier, step 3 adds every configured neighbour's
+ *     blobs to the agent's public copies and runs macc_choco_step. With a time-varying schedule
+ *     the blobs still go to every configured neighbour (only the mixing weights are restricted
+ *     to the round's partner), which is what keeps every copy of a vector identical.
+ *   - traffic: after each round, serially, the bytes every agent would have sent (wiresize.h).
+ * A barrier separates steps 2 and 3 whenever step 3 reads something step 2 of another agent
+ * writes: dsgd's y, local steps (x_cur changes), compressed blobs.
+ *
  * Threads: a pool of T-1 workers plus the calling thread; agent j belongs to thread j mod T for
  * its whole life. Jobs are handed out with a barrier (start) and collected with another (end).
  * OpenBLAS runs at one thread in that mode, so every agent's floats are computed by the same code
@@ -27,6 +47,7 @@
  * threads instead.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -38,6 +59,7 @@
 #include "macc/nn.h"
 #include "macc/rng.h"
 #include "sim.h"
+#include "wiresize.h"
 
 /* Samples per evaluation call (workspace of the per-thread evaluation models). */
 #define EVAL_CHUNK 256
@@ -60,6 +82,17 @@ struct agent {
 	bool *arrived;
 	double *w_out;
 	struct macc_neighbour *nb;
+	/* compressed exchange (CHOCO): copies of own and neighbours' vectors, this round's blobs */
+	struct macc_choco choco;
+	bool choco_ready;
+	uint8_t *blob_x, *blob_v;
+	ssize_t len_x, len_v;
+	float *cw; /* [nnb] this round's float weights for macc_choco_step */
+	uint32_t nout; /* messages sent per round on a static graph (push-sum: out-degree) */
+	int rc;        /* a failure inside a parallel phase, with its message */
+	struct macc_errmsg err;
+	/* traffic */
+	uint64_t bytes_sent;
 	/* per-round results */
 	double loss_sum;
 	/* evaluation */
@@ -112,6 +145,25 @@ struct sim {
 
 	struct macc_rng drop_rng;
 	uint64_t dropped, messages; /* simulated drops / directed messages so far */
+
+	/* issue 11 */
+	uint32_t H;                 /* local steps per round */
+	bool pushsum;               /* numerators in x/v blocks, weights in pw, de-biased in xdb */
+	struct macc_digraph dg;
+	bool dg_made;
+	double *pwa, *pwb, *pw_cur, *pw_next;
+	float *xdb;
+	struct macc_schedule sched;
+	bool sched_made, varying;   /* varying: a non-static schedule */
+	uint32_t *partner, *sched_work;
+	struct macc_compressor comp;
+	bool compressed;
+	float gamma;
+	size_t blob_cap;
+	bool barrier_mid;           /* barrier between gradient and mixing phases */
+	uint64_t round_max_sum, comm_rounds;
+	bool failed;
+	struct macc_errmsg fail_err;
 	uint64_t round, epoch_rounds, total_rounds;
 
 	/* pool */
@@ -182,19 +234,187 @@ static inline float *agent_x(float *block, const struct sim *s, uint32_t j)
 
 /* ---- one round ------------------------------------------------------------------------------ */
 
+/* Where agent j's gradient is taken: its x, the one shared x (centralized), or its de-biased
+ * x = z / w (push-sum). */
+static const float *grad_point(const struct sim *s, uint32_t j)
+{
+	if (s->centralized) {
+		return s->x_cur;
+	}
+	return agent_x(s->pushsum ? s->xdb : s->x_cur, s, j);
+}
+
+/* The parameters that are evaluated, digested and dumped: x, or the de-biased x (push-sum). */
+static const float *model_block(const struct sim *s)
+{
+	return s->pushsum ? s->xdb : s->x_cur;
+}
+
+static void batch_grad(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+
+	macc_batcher_next(&a->batcher, a->bx, a->by);
+	a->loss_sum += macc_model_train_batch(a->model, grad_point(s, j), a->g, a->bx, a->by,
+					      s->o.batch, s->o.weight_decay, &a->dropout_rng);
+}
+
+/* CHOCO step 1: encode C(x - xhat) (y for dsgd) and, for dmsgd, C(v - vhat) into the agent's
+ * blobs, applying them to its own public copies. */
+static void agent_send(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	const float *val = s->after_grad ? a->y : agent_x(s->x_cur, s, j);
+
+	a->len_x = macc_choco_send(&s->comp, s->p, val, a->choco.xhat_self, a->blob_x, s->blob_cap,
+				   &a->err);
+	if (a->len_x < 0) {
+		a->rc = (int)a->len_x;
+		return;
+	}
+	if (s->sends_v) {
+		a->len_v = macc_choco_send(&s->comp, s->p, agent_x(s->v_cur, s, j),
+					   a->choco.vhat_self, a->blob_v, s->blob_cap, &a->err);
+		if (a->len_v < 0) {
+			a->rc = (int)a->len_v;
+		}
+	}
+}
+
 static void agent_grad(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
-	const float *x = s->centralized ? s->x_cur : agent_x(s->x_cur, s, j);
-	float loss;
 
-	macc_batcher_next(&a->batcher, a->bx, a->by);
-	loss = macc_model_train_batch(a->model, x, a->g, a->bx, a->by, s->o.batch,
-				      s->o.weight_decay, &a->dropout_rng);
-	a->loss_sum += loss;
-	if (s->after_grad) {
-		(void)macc_algo_outgoing(s->algo, &s->hp, s->p, x, a->g, a->y);
+	/* H - 1 purely local heavy-ball steps on the agent's own x and v (numerators in push-sum
+	 * form: the gradient at z / w, the step on z, then x = z / w again). */
+	for (uint32_t h = 1; h < s->H; h++) {
+		float *x = agent_x(s->x_cur, s, j);
+
+		batch_grad(s, j);
+		macc_sgd_step(s->p, x, agent_x(s->v_cur, s, j), a->g, s->hp.alpha, s->hp.beta,
+			      s->hp.nesterov);
+		if (s->pushsum) {
+			macc_pushsum_debias(s->p, x, s->pw_cur[j], agent_x(s->xdb, s, j));
+		}
 	}
+	batch_grad(s, j);
+	if (s->after_grad) {
+		(void)macc_algo_outgoing(s->algo, &s->hp, s->p, grad_point(s, j), a->g, a->y);
+	}
+	if (s->compressed) {
+		agent_send(s, j);
+	}
+}
+
+/* Position of agent l among j's neighbours (l is one). */
+static uint32_t nb_pos(const struct agent *a, uint32_t l)
+{
+	uint32_t i = 0;
+
+	while (i + 1 < a->nnb && a->nb_idx[i] != l) {
+		i++;
+	}
+	return i;
+}
+
+static void copy_to_next(struct sim *s, uint32_t j)
+{
+	memcpy(agent_x(s->x_next, s, j), agent_x(s->x_cur, s, j), s->p * sizeof(float));
+	if (s->sends_v) {
+		memcpy(agent_x(s->v_next, s, j), agent_x(s->v_cur, s, j), s->p * sizeof(float));
+	}
+}
+
+/* A time-varying schedule, uncompressed: mix with this round's partner only (if any). */
+static void agent_mix_varying(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	uint32_t l = s->partner[j];
+	double self_w = 1.0;
+	size_t cnt = 0;
+
+	if (l != MACC_NO_PARTNER) {
+		uint32_t i = nb_pos(a, l);
+		bool arrived = s->o.drop_prob > 0.0 ? a->arrived[i] : true;
+		double sw, w, w_out;
+
+		macc_schedule_weights(l, &sw, &w);
+		(void)macc_fold_missing(sw, &w, &arrived, 1, &self_w, &w_out);
+		if (arrived) {
+			a->nb[0].w = (float)w_out;
+			a->nb[0].x = s->after_grad ? s->agents[l].y : agent_x(s->x_cur, s, l);
+			a->nb[0].v = s->sends_v ? agent_x(s->v_cur, s, l) : NULL;
+			cnt = 1;
+		}
+	}
+	copy_to_next(s, j);
+	macc_consensus_step(s->algo, &s->hp, s->p, agent_x(s->x_next, s, j),
+			    agent_x(s->v_next, s, j), a->g, (float)self_w, a->nb, cnt, a->scratch);
+}
+
+/* Compressed: receive every configured neighbour's blobs into the public copies (all of them,
+ * whatever the schedule), then step with mixhat over this round's weights. */
+static void agent_mix_choco(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	int rc;
+
+	if (a->rc < 0) {
+		return;
+	}
+	for (uint32_t i = 0; i < a->nnb; i++) {
+		const struct agent *b = &s->agents[a->nb_idx[i]];
+
+		if (b->rc < 0) {
+			return; /* the run stops after this round */
+		}
+		rc = macc_compress_decode_add(b->blob_x, (size_t)b->len_x, s->p,
+					      macc_choco_peer_x(&a->choco, i), NULL, &a->err);
+		if (rc == 0 && s->sends_v) {
+			rc = macc_compress_decode_add(b->blob_v, (size_t)b->len_v, s->p,
+						      macc_choco_peer_v(&a->choco, i), NULL,
+						      &a->err);
+		}
+		if (rc < 0) {
+			a->rc = rc;
+			return;
+		}
+		a->cw[i] = (float)a->nb_w[i];
+	}
+	if (s->varying) {
+		uint32_t l = s->partner[j];
+		double sw, w;
+
+		memset(a->cw, 0, a->nnb * sizeof(*a->cw));
+		if (l != MACC_NO_PARTNER) {
+			macc_schedule_weights(l, &sw, &w);
+			a->cw[nb_pos(a, l)] = (float)w;
+		}
+	}
+	copy_to_next(s, j);
+	macc_choco_step(s->algo, &s->hp, s->gamma, s->p, agent_x(s->x_next, s, j),
+			agent_x(s->v_next, s, j), a->g, &a->choco, a->cw, a->scratch);
+}
+
+/* Push-sum: z, u of round k+1 from the in-neighbours' numerators, the weight, then x = z / w. */
+static void agent_push(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	float *zn = agent_x(s->x_next, s, j);
+
+	for (uint32_t i = 0; i < a->nnb; i++) {
+		uint32_t l = a->nb_idx[i];
+
+		a->nb[i].w = (float)a->nb_w[i];
+		a->nb[i].x = agent_x(s->x_cur, s, l);
+		a->nb[i].v = s->sends_v ? agent_x(s->v_cur, s, l) : NULL;
+		a->w_out[i] = s->pw_cur[l];
+	}
+	copy_to_next(s, j);
+	(void)macc_pushsum_step(s->algo, &s->hp, s->p, zn, agent_x(s->v_next, s, j), a->g,
+				(float)a->self_w, a->nb, a->nnb, a->scratch);
+	s->pw_next[j] = macc_pushsum_weight(a->self_w, s->pw_cur[j], a->nb_w, a->w_out, a->nnb);
+	macc_pushsum_debias(s->p, zn, s->pw_next[j], agent_x(s->xdb, s, j));
 }
 
 static void agent_mix(struct sim *s, uint32_t j)
@@ -205,6 +425,18 @@ static void agent_mix(struct sim *s, uint32_t j)
 	float *xn = agent_x(s->x_next, s, j);
 	float *vn = agent_x(s->v_next, s, j);
 
+	if (s->pushsum) {
+		agent_push(s, j);
+		return;
+	}
+	if (s->compressed) {
+		agent_mix_choco(s, j);
+		return;
+	}
+	if (s->varying) {
+		agent_mix_varying(s, j);
+		return;
+	}
 	if (s->o.drop_prob > 0.0) {
 		(void)macc_fold_missing(a->self_w, a->nb_w, a->arrived, a->nnb, &self_w, a->w_out);
 	} else {
@@ -258,7 +490,7 @@ static void run_job(struct sim *s, unsigned t)
 		if (s->centralized) {
 			break;
 		}
-		if (s->after_grad && nt > 1) {
+		if (s->barrier_mid && nt > 1) {
 			barrier_wait(&s->bar);
 		}
 		for (uint32_t j = t; j < s->n; j += nt) {
@@ -270,8 +502,8 @@ static void run_job(struct sim *s, unsigned t)
 			double loss;
 			size_t correct;
 
-			eval_range(s, s->eval_models[t], agent_x(s->x_cur, s, j), 0, s->eval_n, &loss,
-				   &correct);
+			eval_range(s, s->eval_models[t], model_block(s) + (size_t)j * s->p, 0,
+				   s->eval_n, &loss, &correct);
 			s->agents[j].acc = (double)correct / (double)s->eval_n;
 		}
 		break;
@@ -337,10 +569,14 @@ static void draw_drops(struct sim *s)
 		struct agent *a = &s->agents[j];
 
 		for (uint32_t i = 0; i < a->nnb; i++) {
+			/* A time-varying schedule sends (and so can drop) only the partner's. */
+			if (s->varying && a->nb_idx[i] != s->partner[j]) {
+				continue;
+			}
 			a->arrived[i] = !(macc_rng_uniform(&s->drop_rng) < s->o.drop_prob);
 			s->dropped += !a->arrived[i];
+			s->messages++;
 		}
-		s->messages += a->nnb;
 	}
 }
 
@@ -354,6 +590,65 @@ static void single_round(struct sim *s)
 				      s->o.weight_decay, &a->dropout_rng);
 	a->loss_sum += loss;
 	macc_sgd_step(s->p, s->x_cur, s->v_cur, a->g, s->hp.alpha, s->hp.beta, s->hp.nesterov);
+}
+
+/* After a round: a failure in a parallel phase stops the run (first agent's message). */
+static bool check_failed(struct sim *s)
+{
+	if (s->failed) {
+		return true;
+	}
+	for (uint32_t j = 0; j < s->n; j++) {
+		const struct agent *a = &s->agents[j];
+
+		if (a->rc < 0) {
+			s->failed = true;
+			macc_errf(&s->fail_err, a->rc, "round %" PRIu64 ", agent %u: %s (diverged? "
+				  "try a smaller --lr or --gossip-step)", s->round, j, a->err.text);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Messages agent j sends in a round, all of the same size. */
+static uint32_t messages_sent(const struct sim *s, uint32_t j)
+{
+	const struct agent *a = &s->agents[j];
+
+	if (s->pushsum) {
+		return a->nout;
+	}
+	if (s->varying && !s->compressed) {
+		return s->partner[j] != MACC_NO_PARTNER ? 1 : 0;
+	}
+	return a->nnb;
+}
+
+/* What every agent put on the wire this round (wiresize.h), and the busiest uplink. */
+static void count_traffic(struct sim *s)
+{
+	size_t vec = s->p * sizeof(float), body, frame;
+	unsigned enc = 0;
+	uint64_t max = 0;
+
+	if (s->single || s->centralized) {
+		return;
+	}
+	if (s->compressed) {
+		vec = macc_compress_size(&s->comp, s->p);
+		enc = (unsigned)s->comp.kind;
+	}
+	body = sim_wire_state_body(s->round, s->p, enc, vec, s->sends_v, vec, s->pushsum);
+	frame = sim_wire_state_frame(body);
+	for (uint32_t j = 0; j < s->n; j++) {
+		uint64_t b = (uint64_t)messages_sent(s, j) * frame;
+
+		s->agents[j].bytes_sent += b;
+		max = b > max ? b : max;
+	}
+	s->round_max_sum += max;
+	s->comm_rounds += max > 0;
 }
 
 double sim_train(struct sim *s, uint64_t rounds)
@@ -373,10 +668,16 @@ double sim_train(struct sim *s, uint64_t rounds)
 			s->round++;
 			continue;
 		}
+		if (s->varying) {
+			(void)macc_schedule_round(&s->sched, s->round, s->partner, s->sched_work);
+		}
 		if (s->o.drop_prob > 0.0 && !s->centralized) {
 			draw_drops(s);
 		}
 		dispatch(s, JOB_ROUND);
+		if (check_failed(s)) {
+			break;
+		}
 		if (s->centralized) {
 			centralized_update(s);
 		} else {
@@ -389,16 +690,23 @@ double sim_train(struct sim *s, uint64_t rounds)
 				s->v_cur = s->v_next;
 				s->v_next = t;
 			}
+			if (s->pushsum) {
+				double *w = s->pw_cur;
+
+				s->pw_cur = s->pw_next;
+				s->pw_next = w;
+			}
 		}
+		count_traffic(s);
 		s->round++;
 	}
 	for (uint32_t j = 0; j < s->n; j++) {
 		total += s->agents[j].loss_sum;
 	}
-	if (rounds == 0) {
-		return 0.0;
+	if (rounds == 0 || s->failed) {
+		return s->failed ? NAN : 0.0;
 	}
-	return total / ((double)rounds * (double)s->n);
+	return total / ((double)rounds * (double)s->n * (double)s->H);
 }
 
 void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
@@ -410,6 +718,7 @@ void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 	if (shared) {
 		memcpy(s->xbar, s->x_cur, s->p * sizeof(float));
 	} else {
+		const float *xs = model_block(s);
 		double dist = 0.0;
 
 		/* Mean in double, agent order; the distance is taken to the exact (double) mean. */
@@ -417,12 +726,12 @@ void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 			double sum = 0.0, m;
 
 			for (uint32_t j = 0; j < s->n; j++) {
-				sum += (double)s->x_cur[(size_t)j * s->p + i];
+				sum += (double)xs[(size_t)j * s->p + i];
 			}
 			m = sum / (double)s->n;
 			s->xbar[i] = (float)m;
 			for (uint32_t j = 0; j < s->n; j++) {
-				double d = (double)s->x_cur[(size_t)j * s->p + i] - m;
+				double d = (double)xs[(size_t)j * s->p + i] - m;
 
 				dist += d * d;
 			}
@@ -477,17 +786,70 @@ static void *xcalloc(size_t n, size_t size, int *rc)
 	return p;
 }
 
+/* Push-sum on a directed graph (already parsed into s->dg, or any spec for sgp): W holds the
+ * column-stochastic P, row j = what j receives. --weights does not apply. */
+static int setup_pushsum(struct sim *s, struct macc_errmsg *err)
+{
+	int rc;
+
+	if (!s->dg_made) {
+		rc = macc_digraph_create(s->o.topology, s->n, s->o.seed, &s->dg, err);
+		if (rc < 0) {
+			return rc;
+		}
+		s->dg_made = true;
+	}
+	s->W = calloc((size_t)s->n * s->n, sizeof(double));
+	if (s->W == NULL) {
+		return -ENOMEM;
+	}
+	rc = macc_pushsum_matrix(&s->dg, s->W);
+	if (rc < 0) {
+		return macc_errf(err, rc, "cannot build the push-sum matrix of '%s'", s->o.topology);
+	}
+	return 0;
+}
+
+/* Whether agent l's messages reach agent j (l is j's neighbour, or in-neighbour for push-sum). */
+static bool linked(const struct sim *s, uint32_t j, uint32_t l)
+{
+	if (s->pushsum) {
+		return s->dg.adj[(size_t)l * s->n + j] != 0;
+	}
+	return s->graph.adj[(size_t)j * s->n + l] != 0;
+}
+
 static int setup_graph(struct sim *s, struct macc_errmsg *err)
 {
 	enum macc_weights_kind kind;
 	struct macc_errmsg tmp;
 	int rc;
 
+	if (s->pushsum) {
+		return setup_pushsum(s, err);
+	}
+
 	if (macc_weights_parse(s->o.weights, &kind) < 0) {
 		return macc_errf(err, MACC_ESPEC, "unknown weights '%s' (metropolis, uniform)",
 				 s->o.weights);
 	}
 	rc = macc_graph_create(s->o.topology, s->n, s->o.seed, &s->graph, err);
+	if (rc == MACC_ESPEC && strncmp(s->o.topology, "file:", 5) == 0) {
+		/* Perhaps a directed edge list ("a -> b"): then the push-sum form runs. */
+		enum macc_algo base;
+
+		if (macc_digraph_create(s->o.topology, s->n, s->o.seed, &s->dg, err) < 0) {
+			return MACC_ESPEC;
+		}
+		s->dg_made = true;
+		if (macc_pushsum_algo_parse(s->o.algorithm, &base) < 0) {
+			return macc_errf(err, MACC_ESPEC, "topology '%s' is directed: algorithm '%s' "
+					 "has no push-sum form (use dmsgd or sgp)", s->o.topology,
+					 s->o.algorithm);
+		}
+		s->pushsum = true;
+		return setup_pushsum(s, err);
+	}
 	if (rc < 0) {
 		return rc;
 	}
@@ -561,9 +923,9 @@ static int setup_agents(struct sim *s, struct macc_errmsg *err)
 		if (s->after_grad) {
 			a->y = xcalloc(s->p, sizeof(float), &rc);
 		}
-		if (s->graph_made) {
+		if (s->graph_made || s->dg_made) {
 			for (uint32_t l = 0; l < s->n; l++) {
-				if (s->graph.adj[(size_t)j * s->n + l]) {
+				if (linked(s, j, l)) {
 					a->nnb++;
 				}
 			}
@@ -576,8 +938,17 @@ static int setup_agents(struct sim *s, struct macc_errmsg *err)
 				return rc;
 			}
 			a->self_w = s->W[(size_t)j * s->n + j];
+			a->nout = s->pushsum ? macc_digraph_outdeg(&s->dg, j) : a->nnb;
+			if (s->compressed) {
+				a->blob_x = xcalloc(s->blob_cap, 1, &rc);
+				a->blob_v = s->sends_v ? xcalloc(s->blob_cap, 1, &rc) : NULL;
+				a->cw = xcalloc(a->nnb, sizeof(*a->cw), &rc);
+				if (rc < 0) {
+					return rc;
+				}
+			}
 			for (uint32_t l = 0, i = 0; l < s->n; l++) {
-				if (s->graph.adj[(size_t)j * s->n + l]) {
+				if (linked(s, j, l)) {
 					a->nb_idx[i] = l;
 					a->nb_w[i] = s->W[(size_t)j * s->n + l];
 					a->arrived[i] = true;
@@ -589,7 +960,12 @@ static int setup_agents(struct sim *s, struct macc_errmsg *err)
 			return rc;
 		}
 	}
-	s->epoch_rounds = s->o.epoch_rounds ? s->o.epoch_rounds : min_batches;
+	/* With local steps a round takes H batches: an epoch stays one pass over the shards. */
+	if (s->o.epoch_rounds == 0 && min_batches / s->H == 0) {
+		return macc_errf(err, MACC_ECONFIG, "--local-steps %u is more than the %" PRIu64
+				 " batches of the smallest shard", s->H, min_batches);
+	}
+	s->epoch_rounds = s->o.epoch_rounds ? s->o.epoch_rounds : min_batches / s->H;
 	return 0;
 }
 
@@ -630,6 +1006,121 @@ static int setup_pool(struct sim *s, struct macc_errmsg *err)
 	return 0;
 }
 
+/* Parse --schedule, --local-steps, --compress, --gossip-step (before the graph is known). */
+static int setup_edge_opts(struct sim *s, struct macc_errmsg *err)
+{
+	const struct sim_opts *o = &s->o;
+	enum macc_schedule_kind kind = MACC_SCHEDULE_STATIC;
+	int rc;
+
+	s->H = o->local_steps ? o->local_steps : 1;
+	if (o->schedule != NULL && macc_schedule_parse(o->schedule, &kind) < 0) {
+		return macc_errf(err, MACC_ESPEC, "unknown schedule '%s' (static, matching, "
+				 "exp-pairs)", o->schedule);
+	}
+	rc = macc_compress_parse(o->compress != NULL ? o->compress : "none", &s->comp, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (s->single) {
+		if (s->H > 1) {
+			return macc_errf(err, MACC_ECONFIG, "--local-steps needs several agents (one "
+					 "agent only takes local steps)");
+		}
+		return 0; /* like --topology, schedule and compression do not apply */
+	}
+	s->varying = kind != MACC_SCHEDULE_STATIC;
+	s->sched.kind = kind;
+	s->compressed = s->comp.kind != MACC_COMPRESS_NONE;
+	if (s->compressed) {
+		s->gamma = o->gossip_step > 0.0f ? o->gossip_step
+						 : macc_compress_default_gamma(&s->comp);
+	}
+	return 0;
+}
+
+/* Combinations that have no defined meaning are usage errors, said plainly. */
+static int check_edge_combos(struct sim *s, struct macc_errmsg *err)
+{
+	const char *what = NULL;
+	int rc;
+
+	if (s->centralized && (s->H > 1 || s->varying || s->compressed)) {
+		return macc_errf(err, MACC_ECONFIG, "centralized exchanges no messages: "
+				 "--local-steps, --schedule and --compress do not apply");
+	}
+	if (s->pushsum) {
+		if (s->varying) {
+			what = "--schedule";
+		} else if (s->compressed) {
+			what = "--compress";
+		} else if (s->o.drop_prob > 0.0) {
+			what = "--drop-prob (push-sum must not lose mass)";
+		}
+		if (what != NULL) {
+			return macc_errf(err, MACC_ECONFIG, "the push-sum form (%s on '%s') does not "
+					 "support %s", macc_algo_name(s->algo), s->o.topology, what);
+		}
+	}
+	if (s->compressed && s->o.drop_prob > 0.0) {
+		return macc_errf(err, MACC_ECONFIG, "--compress with --drop-prob: a dropped "
+				 "compressed difference would leave a public copy stale for good");
+	}
+	s->barrier_mid = s->after_grad || s->H > 1 || s->compressed;
+	if (s->compressed) {
+		s->blob_cap = macc_compress_size(&s->comp, s->p);
+	}
+	if (!s->varying) {
+		return 0;
+	}
+	rc = macc_schedule_init(&s->sched, s->sched.kind, &s->graph, s->o.seed, err);
+	if (rc < 0) {
+		return rc;
+	}
+	s->sched_made = true;
+	s->partner = calloc(s->n, sizeof(*s->partner));
+	s->sched_work = calloc(s->n, sizeof(*s->sched_work));
+	if (s->partner == NULL || s->sched_work == NULL) {
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* State that starts from x^0: push-sum weights and de-biased copies, CHOCO public copies. */
+static int setup_edge_state(struct sim *s)
+{
+	size_t np = (size_t)s->n * s->p;
+	int rc = 0;
+
+	if (s->pushsum) {
+		s->pwa = xcalloc(s->n, sizeof(double), &rc);
+		s->pwb = xcalloc(s->n, sizeof(double), &rc);
+		s->xdb = xcalloc(np, sizeof(float), &rc);
+		if (rc < 0) {
+			return rc;
+		}
+		for (uint32_t j = 0; j < s->n; j++) {
+			s->pwa[j] = 1.0;
+		}
+		memcpy(s->xdb, s->x_cur, np * sizeof(float));
+		s->pw_cur = s->pwa;
+		s->pw_next = s->pwb;
+	}
+	if (s->compressed) {
+		for (uint32_t j = 0; j < s->n; j++) {
+			struct agent *a = &s->agents[j];
+
+			rc = macc_choco_init(&a->choco, s->p, a->nnb, s->sends_v,
+					     agent_x(s->x_cur, s, j));
+			if (rc < 0) {
+				return rc;
+			}
+			a->choco_ready = true;
+		}
+	}
+	return 0;
+}
+
 int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *err)
 {
 	struct sim *s;
@@ -655,8 +1146,16 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 	}
 
 	if (macc_algo_parse(o->algorithm, &s->algo) < 0) {
-		rc = macc_errf(err, MACC_ESPEC, "unknown algorithm '%s' (dmsgd, cdmsgd, cdsgd, "
-			       "dsgd, centralized)", o->algorithm);
+		/* Only "sgp" parses here: the push-sum form of cdmsgd. */
+		if (macc_pushsum_algo_parse(o->algorithm, &s->algo) < 0) {
+			rc = macc_errf(err, MACC_ESPEC, "unknown algorithm '%s' (dmsgd, cdmsgd, "
+				       "cdsgd, dsgd, centralized, sgp)", o->algorithm);
+			goto out;
+		}
+		s->pushsum = !s->single;
+	}
+	rc = setup_edge_opts(s, err);
+	if (rc < 0) {
 		goto out;
 	}
 	s->centralized = !s->single && s->algo == MACC_ALGO_CENTRALIZED;
@@ -691,6 +1190,10 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 	}
 	if (!s->single) {
 		rc = setup_graph(s, err);
+		if (rc < 0) {
+			goto out;
+		}
+		rc = check_edge_combos(s, err);
 		if (rc < 0) {
 			goto out;
 		}
@@ -770,6 +1273,10 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 			memcpy(agent_x(s->x_cur, s, j), s->x_cur, s->p * sizeof(float));
 		}
 	}
+	rc = setup_edge_state(s);
+	if (rc < 0) {
+		goto out;
+	}
 	s->total_rounds = o->rounds ? o->rounds : (uint64_t)o->epochs * s->epoch_rounds;
 
 	rc = setup_pool(s, err);
@@ -829,7 +1336,24 @@ void sim_destroy(struct sim *s)
 			free(a->arrived);
 			free(a->w_out);
 			free(a->nb);
+			free(a->blob_x);
+			free(a->blob_v);
+			free(a->cw);
+			if (a->choco_ready) {
+				macc_choco_finish(&a->choco);
+			}
 		}
+	}
+	free(s->pwa);
+	free(s->pwb);
+	free(s->xdb);
+	free(s->partner);
+	free(s->sched_work);
+	if (s->sched_made) {
+		macc_schedule_finish(&s->sched);
+	}
+	if (s->dg_made) {
+		macc_digraph_finish(&s->dg);
 	}
 	free(s->agents);
 	free(s->xa);
@@ -878,7 +1402,49 @@ size_t sim_nparams(const struct sim *s)
 
 const char *sim_algo_name(const struct sim *s)
 {
-	return s->single ? "sgd" : macc_algo_name(s->algo);
+	if (s->single) {
+		return "sgd";
+	}
+	if (s->pushsum && s->algo == MACC_ALGO_CDMSGD) {
+		return "sgp";
+	}
+	return macc_algo_name(s->algo);
+}
+
+bool sim_failed(const struct sim *s, struct macc_errmsg *err)
+{
+	if (s->failed && err != NULL) {
+		*err = s->fail_err;
+	}
+	return s->failed;
+}
+
+void sim_traffic(const struct sim *s, double *ret_bytes_per_agent, uint64_t *ret_round_max_sum,
+		 uint64_t *ret_comm_rounds)
+{
+	uint64_t total = 0;
+
+	for (uint32_t j = 0; j < s->n; j++) {
+		total += s->agents[j].bytes_sent;
+	}
+	*ret_bytes_per_agent = (double)total / (double)s->n;
+	*ret_round_max_sum = s->round_max_sum;
+	*ret_comm_rounds = s->comm_rounds;
+}
+
+bool sim_pushsum(const struct sim *s)
+{
+	return s->pushsum;
+}
+
+const char *sim_schedule_name(const struct sim *s)
+{
+	return macc_schedule_name(s->varying ? s->sched.kind : MACC_SCHEDULE_STATIC);
+}
+
+float sim_gossip_step(const struct sim *s)
+{
+	return s->compressed ? s->gamma : 0.0f;
 }
 
 bool sim_single(const struct sim *s)
@@ -913,7 +1479,7 @@ uint32_t sim_nmodels(const struct sim *s)
 
 uint64_t sim_digest(const struct sim *s)
 {
-	return macc_params_digest(s->x_cur, (size_t)sim_nmodels(s) * s->p);
+	return macc_params_digest(model_block(s), (size_t)sim_nmodels(s) * s->p);
 }
 
 uint64_t sim_agent_digest(const struct sim *s, uint32_t j)
@@ -921,7 +1487,7 @@ uint64_t sim_agent_digest(const struct sim *s, uint32_t j)
 	if (j >= sim_nmodels(s)) {
 		j = 0;
 	}
-	return macc_params_digest(s->x_cur + (size_t)j * s->p, s->p);
+	return macc_params_digest(model_block(s) + (size_t)j * s->p, s->p);
 }
 
 int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *err)
@@ -932,7 +1498,7 @@ int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *e
 	if (f == NULL) {
 		return macc_errf(err, -errno, "%s: cannot create: %s", path, strerror(errno));
 	}
-	if (fwrite(s->x_cur, sizeof(float), count, f) != count) {
+	if (fwrite(model_block(s), sizeof(float), count, f) != count) {
 		int e = errno ? errno : EIO;
 
 		fclose(f);

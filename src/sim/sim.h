@@ -40,6 +40,11 @@ struct sim_opts {
 	uint64_t seed;
 	uint32_t threads;
 	size_t eval_samples; /* 0: whole test set */
+	/* issue 11 (ALGORITHMS.md, second part) */
+	const char *schedule;  /* "static" (NULL too), "matching", "exp-pairs" */
+	uint32_t local_steps;  /* H >= 1 (0 is taken as 1) */
+	const char *compress;  /* macc_compress_parse spec; NULL or "none": uncompressed */
+	float gossip_step;     /* CHOCO gamma in (0, 1]; 0: the compressor's default */
 };
 
 struct sim;
@@ -70,8 +75,28 @@ uint64_t sim_samples_per_round(const struct sim *s);
 /* Messages dropped by --drop-prob so far, out of the directed messages drawn for. */
 void sim_drop_counts(const struct sim *s, uint64_t *ret_dropped, uint64_t *ret_messages);
 
-/* Run `rounds` rounds. Returns the mean training loss over agents and those rounds. */
+/* Run `rounds` rounds. Returns the mean training loss over agents and those rounds (and over
+ * the local steps of each round). On a runtime failure (a compressor refusing a non-finite value
+ * after divergence) it stops early: check sim_failed() after every call. */
 double sim_train(struct sim *s, uint64_t rounds);
+/* Whether training stopped on an error; err (may be NULL) receives its message. */
+bool sim_failed(const struct sim *s, struct macc_errmsg *err);
+
+/*
+ * Traffic so far (wiresize.h: what macc-agentd would put on the wire for the same run, STATE
+ * frames with framing, header and signature; the handshake and pings are not counted).
+ * bytes_per_agent: total bytes sent over all agents divided by N. round_max_sum: over rounds,
+ * the largest number of bytes one agent sent in that round, summed (the link model of
+ * examples/bandwidth: a round lasts until the busiest uplink is done). comm_rounds: rounds in
+ * which at least one message was sent. Zero for one agent and centralized (no messages).
+ */
+void sim_traffic(const struct sim *s, double *ret_bytes_per_agent, uint64_t *ret_round_max_sum,
+		 uint64_t *ret_comm_rounds);
+/* What the run is: push-sum form (directed graph or sgp), schedule name, compressor spec and
+ * gossip step actually used, local steps. */
+bool sim_pushsum(const struct sim *s);
+const char *sim_schedule_name(const struct sim *s);
+float sim_gossip_step(const struct sim *s); /* 0 when uncompressed */
 
 /* Evaluate on the test set: always the average model and the consensus distance, each agent's
  * model too when per_agent. */
