@@ -18,7 +18,7 @@
 enum {
 	MACC_EMALFORMED = -1000,   /* input does not parse: bad msgpack, bad syntax, wrong type */
 	MACC_EBADSIG = -1001,      /* signature or proof of key possession does not verify */
-	MACC_EREPLAY = -1002,      /* message from an old session or an already-seen round */
+	MACC_EREPLAY = -1002,      /* old session, already-seen round, or round past the run */
 	MACC_EVERSION = -1003,     /* protocol or file format version not supported */
 	MACC_ETOOBIG = -1004,      /* frame, message or value larger than the configured limit */
 	MACC_EUNKNOWNPEER = -1005, /* public key not in the allow-list / wrong sender */
@@ -35,7 +35,8 @@ enum {
 	MACC_EUNKNOWNCMD = -1016,  /* unknown control command */
 	MACC_ETIMEOUT = -1017,     /* operation timed out */
 	MACC_ECLOSED = -1018,      /* peer or session closed */
-	MACC_ERR_LAST = -1019
+	MACC_ENONFINITE = -1019,   /* NaN or infinity in a vector that must be finite */
+	MACC_ERR_LAST = -1020
 };
 
 /* Name of an error code: "malformed message", "No such file or directory", ... Never NULL. */

@@ -416,6 +416,13 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 	idx = macc_session_accept_hello(&c->session, h, a->allow, a->npeers,
 					c->outbound ? &c->peer->key : NULL, a->model_hash,
 					a->nparams, macc_algo_name(a->algo), &e);
+	if (idx >= 0 && h->round > a->total_rounds) {
+		/* Same freshness rule as for STATE: a HELLO round past the end of this run would
+		 * make the rejoin logic jump to the end. The session is dropped below. */
+		idx = macc_errf(&e, MACC_EREPLAY, "HELLO announces round %llu, beyond this run's "
+				"last round %llu", (unsigned long long)h->round,
+				(unsigned long long)a->total_rounds);
+	}
 	if (idx < 0) {
 		/* A known key with another model is counted on that peer. */
 		if (c->peer == NULL) {
@@ -456,6 +463,17 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 	agent_on_peer_change(a);
 }
 
+/* Are all n little-endian float32 values at p finite? (exponent bits not all ones) */
+static bool f32le_all_finite(const uint8_t *p, size_t n)
+{
+	uint8_t bad = 0;
+
+	for (size_t i = 0; i < n; i++, p += 4) {
+		bad |= (uint8_t)((p[3] & 0x7f) == 0x7f && (p[2] & 0x80) != 0);
+	}
+	return bad == 0;
+}
+
 static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct macc_agent *a = c->agent;
@@ -494,11 +512,28 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 	case MACC_MSG_STATE: {
 		const struct macc_state *st = &m.u.state;
 
-		rc = macc_session_accept_state(&c->session, st, a->nparams, &e);
+		/* A round past the end of this run cannot come from a peer of this run: taken
+		 * as freshness failure before the session records it (it would otherwise make
+		 * the rejoin logic jump to the end of the run and finish). */
+		if (c->session.proven && st->round > a->total_rounds) {
+			rc = macc_errf(&e, MACC_EREPLAY, "STATE for round %llu, beyond this run's "
+				       "last round %llu", (unsigned long long)st->round,
+				       (unsigned long long)a->total_rounds);
+		} else {
+			rc = macc_session_accept_state(&c->session, st, a->nparams, &e);
+		}
 		if (rc == 0 && (st->mom != NULL) != a->sends_v) {
 			rc = macc_errf(&e, MACC_EMALFORMED, "STATE %s momentum, %s expects %s",
 				       st->mom ? "carries" : "lacks", macc_algo_name(a->algo),
 				       a->sends_v ? "it" : "none");
+		}
+		/* Policy for non-finite values in a correctly signed STATE: the whole message is
+		 * dropped and counted as "nonfinite"; nothing of it enters the model (the peer is
+		 * folded out of this round like a late one). */
+		if (rc == 0 && (!f32le_all_finite(st->x, a->nparams) ||
+				(st->mom != NULL && !f32le_all_finite(st->mom, a->nparams)))) {
+			rc = macc_errf(&e, MACC_ENONFINITE, "STATE for round %llu holds NaN or "
+				       "infinity", (unsigned long long)st->round);
 		}
 		if (rc < 0) {
 			conn_reject(c, rc, e.text[0] ? e.text : macc_strerror(rc));

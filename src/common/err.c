@@ -33,6 +33,7 @@ static const struct {
 	{"unknown_command", "unknown command"},
 	{"timeout", "timed out"},
 	{"closed", "connection closed"},
+	{"nonfinite", "non-finite value (NaN or infinity)"},
 };
 
 _Static_assert(sizeof(table) / sizeof(table[0]) == (size_t)(MACC_EMALFORMED - MACC_ERR_LAST),
