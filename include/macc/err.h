@@ -36,7 +36,8 @@ enum {
 	MACC_ETIMEOUT = -1017,     /* operation timed out */
 	MACC_ECLOSED = -1018,      /* peer or session closed */
 	MACC_ENONFINITE = -1019,   /* NaN or infinity in a vector that must be finite */
-	MACC_ERR_LAST = -1020
+	MACC_ERATELIMIT = -1020,   /* more requests than the per-second limit allows */
+	MACC_ERR_LAST = -1021
 };
 
 /* Name of an error code: "malformed message", "No such file or directory", ... Never NULL. */

@@ -69,6 +69,8 @@ struct conn {
 	uint64_t opened_ms;
 	uint64_t last_tx_ms;
 	uint64_t ping_seq;
+	uint64_t ping_window_ms;  /* start of the current one-second PING window */
+	unsigned pings_in_window; /* PINGs answered in it (peer.c: PING_PER_S_MAX) */
 	char addr[80];
 	struct conn *next; /* agent's list */
 };

@@ -41,6 +41,9 @@
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 5000
 #define MAX_QUEUED_BYTES ((size_t)256 << 20)
+#define PING_PER_S_MAX 20 /* keepalive needs at most a few per second */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct wreq {
 	uv_write_t req;
@@ -546,7 +549,21 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		return;
 	}
 	case MACC_MSG_PING: {
-		struct wreq *w = wreq_new();
+		uint64_t now = macc_now_ms();
+		struct wreq *w;
+
+		/* A PING flood must not make us queue PONGs without bound: answer at most
+		 * PING_PER_S_MAX per second per connection, drop and count the rest. */
+		if (now - c->ping_window_ms >= 1000) {
+			c->ping_window_ms = now;
+			c->pings_in_window = 0;
+		}
+		if (++c->pings_in_window > PING_PER_S_MAX) {
+			conn_reject(c, MACC_ERATELIMIT, "PING flood: more than "
+				    STR(PING_PER_S_MAX) " per second, not answered");
+			return;
+		}
+		w = wreq_new();
 		if (w == NULL) {
 			return;
 		}
@@ -1010,6 +1027,11 @@ void peers_tick(struct macc_agent *a)
 		if (!p->dead && now - p->last_rx_ms > a->cfg.dead_peer_timeout_ms) {
 			p->dead = true;
 			changed = true;
+			if (p->conn != NULL && (p->conn->dec.hdr_have > 0 || p->conn->dec.have > 0)) {
+				/* Slow loris: a frame begun and never finished. */
+				peer_reject(p, MACC_ETIMEOUT, "frame left unfinished until the "
+					    "dead-peer timeout");
+			}
 			macc_warn(p->name, "no traffic for %u ms: declared dead, not waited for",
 				  a->cfg.dead_peer_timeout_ms);
 			if (p->conn != NULL) {

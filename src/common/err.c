@@ -34,6 +34,7 @@ static const struct {
 	{"timeout", "timed out"},
 	{"closed", "connection closed"},
 	{"nonfinite", "non-finite value (NaN or infinity)"},
+	{"rate_limited", "rate limit exceeded"},
 };
 
 _Static_assert(sizeof(table) / sizeof(table[0]) == (size_t)(MACC_EMALFORMED - MACC_ERR_LAST),
