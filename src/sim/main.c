@@ -563,7 +563,8 @@ int main(int argc, char **argv)
 			printf("algorithm=%s topology=%s weights=%s partition=%s agents=%u model=%s "
 			       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_acc_avg=%.4f "
 			       "test_acc_mean=%.4f test_acc_min=%.4f test_acc_max=%.4f "
-			       "consensus_dist=%.6g", sim_algo_name(s), topo, c.o.weights,
+			       "consensus_dist=%.6g", sim_algo_name(s), topo,
+			       sim_pushsum(s) ? "push-sum" : c.o.weights,
 			       c.o.partition, c.o.agents, c.o.model, c.o.threads, c.o.batch,
 			       (double)done / (double)er, done, ev.acc_avg, ev.acc_mean, ev.acc_min,
 			       ev.acc_max, ev.consensus);

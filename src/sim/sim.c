@@ -1059,7 +1059,7 @@ static int check_edge_combos(struct sim *s, struct macc_errmsg *err)
 		}
 		if (what != NULL) {
 			return macc_errf(err, MACC_ECONFIG, "the push-sum form (%s on '%s') does not "
-					 "support %s", macc_algo_name(s->algo), s->o.topology, what);
+					 "support %s", sim_algo_name(s), s->o.topology, what);
 		}
 	}
 	if (s->compressed && s->o.drop_prob > 0.0) {

@@ -51,10 +51,10 @@ for k in test_acc train_loss samples_per_s; do
 done
 ge "$(kv samples_per_s "$TMP/out")" 1 || fail "samples_per_s is not positive"
 head -n 1 "$TMP/one.csv" | grep -qx \
-	'epoch,round,algorithm,topology,train_loss,test_acc_avg,test_acc_mean,test_acc_min,test_acc_max,consensus_dist,wall_s' \
+	'epoch,round,algorithm,topology,train_loss,test_acc_avg,test_acc_mean,test_acc_min,test_acc_max,consensus_dist,wall_s,bytes_per_agent' \
 	|| fail "CSV header: $(head -n 1 "$TMP/one.csv")"
 [ "$(wc -l <"$TMP/one.csv")" -eq 3 ] || fail "CSV should have header + 2 rows: $(cat "$TMP/one.csv")"
-awk -F, 'NR > 1 && NF != 11 { exit 1 }' "$TMP/one.csv" || fail "CSV rows need 11 fields"
+awk -F, 'NR > 1 && NF != 12 { exit 1 }' "$TMP/one.csv" || fail "CSV rows need 12 fields"
 [ "$(sed -n 3p "$TMP/one.csv" | cut -d, -f1,2)" = "2,60" ] || fail "CSV row 2 is not epoch 2, round 60"
 
 # --quiet: only the last line on stdout.
