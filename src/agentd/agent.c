@@ -52,6 +52,7 @@ enum {
 	JOB_CKPT = 4,
 	JOB_ENCODE = 8,
 	JOB_GRAD = 16,
+	JOB_DIST = 32,
 };
 
 /* The job in flight: inputs set by the loop before queueing, outputs read after. */
@@ -70,6 +71,7 @@ static struct job {
 	int ckpt_rc;
 	struct macc_errmsg ckpt_err;
 	struct shared_body *body;
+	struct shared_body *spare; /* a body no write holds any more, for the next encode */
 	int body_rc;
 } job;
 
@@ -172,23 +174,33 @@ static void work_cb(uv_work_t *w)
 	struct macc_agent *a = w->data;
 	size_t n = a->nparams;
 
-	if (job.flags & JOB_STEP) {
+	if (job.flags & JOB_DIST) {
+		/* Distance to the neighbours (status only): computed when it will be shown, not every
+		 * round. Float differences summed per block of 256 into a double. */
 		double dist = 0.0;
 		size_t cnt = 0;
 
 		for (size_t i = 0; i < job.nnb; i++) {
+			const float *y = job.nb[i].x;
 			double s = 0.0;
-			if (job.nb[i].w == 0.0f || job.nb[i].x == NULL) {
+			if (job.nb[i].w == 0.0f || y == NULL) {
 				continue;
 			}
-			for (size_t k = 0; k < n; k++) {
-				double d = (double)a->x[k] - (double)job.nb[i].x[k];
-				s += d * d;
+			for (size_t k0 = 0; k0 < n; k0 += 256) {
+				size_t k1 = k0 + 256 < n ? k0 + 256 : n;
+				float part = 0.0f;
+				for (size_t k = k0; k < k1; k++) {
+					float d = a->x[k] - y[k];
+					part += d * d;
+				}
+				s += part;
 			}
 			dist += s;
 			cnt++;
 		}
 		job.dist = cnt > 0 ? dist / (double)cnt : NAN;
+	}
+	if (job.flags & JOB_STEP) {
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
 		job.digest = macc_params_digest(a->x, n);
@@ -228,12 +240,20 @@ static void work_cb(uv_work_t *w)
 			.x = a->after_grad ? a->y : a->x,
 			.mom = a->sends_v ? a->v : NULL,
 		};
-		job.body = calloc(1, sizeof(*job.body));
+		/* Reuse last round's spare body (its buffer keeps its allocation): no per-round
+		 * allocation and no page faults on a fresh multi-megabyte buffer. */
+		job.body = job.spare;
+		job.spare = NULL;
+		if (job.body == NULL) {
+			job.body = calloc(1, sizeof(*job.body));
+			if (job.body != NULL) {
+				macc_buf_init(&job.body->body.buf, 0);
+			}
+		}
 		if (job.body == NULL) {
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
-			macc_buf_init(&job.body->body.buf, 0);
 			job.body_rc = macc_state_body_encode(&job.body->body, &so);
 		}
 	}
@@ -312,7 +332,11 @@ static void after_work(uv_work_t *w, int status)
 				   macc_strerror(job.body_rc));
 			shared_body_unref(job.body);
 		} else {
-			shared_body_unref(a->body);
+			if (a->body != NULL && a->body->refs == 1 && job.spare == NULL) {
+				job.spare = a->body; /* no write in flight holds it: reuse it */
+			} else {
+				shared_body_unref(a->body);
+			}
 			a->body = job.body;
 			a->body_round = job.ckpt_round;
 		}
@@ -342,7 +366,10 @@ static void after_work(uv_work_t *w, int status)
 		a->round++;
 		a->round_time_s = (double)(now - a->round_started_ms) / 1000.0;
 		a->train_ms += now - a->round_started_ms;
-		a->consensus_distance = job.dist;
+		if (flags & JOB_DIST) {
+			a->consensus_distance = job.dist;
+			a->last_dist_ms = now;
+		}
 		a->digest = job.digest;
 		a->metrics.rounds_total++;
 		macc_ctl_metrics_observe_round(&a->metrics, a->round_time_s);
@@ -559,6 +586,10 @@ static void do_step(struct macc_agent *a)
 	}
 	if (next >= a->total_rounds || a->shutdown_req || a->stop_req) {
 		flags &= ~(unsigned)JOB_ENCODE;
+	}
+	if ((flags & (JOB_EVAL | JOB_CKPT)) || macc_now_ms() - a->last_dist_ms >= 1000 ||
+	    next % (a->epoch_rounds / 5 ? a->epoch_rounds / 5 : 1) == 0) {
+		flags |= JOB_DIST;
 	}
 	queue_job(a, flags, PH_STEP);
 }
@@ -951,7 +982,9 @@ static int ctl_start(void *ctx, struct macc_errmsg *err)
 	struct macc_agent *a = ctx;
 
 	if (a->state == MACC_CTL_STATE_TRAINING) {
-		return 0;
+		/* Documented as bad-state (ctl.h, macc-ctl(8)): scripts learn it was already running. */
+		return macc_errf(err, MACC_ESTATE, "already training (round %llu)",
+				 (unsigned long long)a->round);
 	}
 	if (a->state == MACC_CTL_STATE_DONE) {
 		return macc_errf(err, MACC_ESTATE, "the run is done (round %llu of %llu)",
@@ -1368,6 +1401,8 @@ void agent_finish(struct macc_agent *a)
 	free(a->allow);
 	free(a->graveyard);
 	shared_body_unref(a->body);
+	shared_body_unref(job.spare);
+	job.spare = NULL;
 	macc_batcher_finish(&a->batcher);
 	if (a->part_made) {
 		macc_partition_finish(&a->part);

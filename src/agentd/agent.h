@@ -68,6 +68,7 @@ struct conn {
 	bool hello_sent;
 	uint64_t opened_ms;
 	uint64_t last_tx_ms;
+	uint64_t last_ping_ms; /* RTT is measured every keepalive period, busy link or not */
 	uint64_t ping_seq;
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
 	unsigned pings_in_window; /* PINGs answered in it (peer.c: PING_PER_S_MAX) */
@@ -187,6 +188,7 @@ struct macc_agent {
 	double test_loss, test_acc;
 	bool have_eval;
 	double round_time_s, consensus_distance;
+	uint64_t last_dist_ms; /* when consensus_distance was last computed */
 	uint64_t digest;
 	uint64_t samples_total;
 	uint64_t train_ms; /* wall time spent in rounds */

@@ -29,6 +29,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,15 @@ static void adopt(struct peer *p, struct conn *c)
 	macc_backoff_reset(&p->backoff);
 	macc_frame_decoder_finish(&c->dec);
 	macc_frame_decoder_init(&c->dec, p->agent->frame_max);
+	{
+		/* Room for a whole round's STATE in flight each way, so a send completes without
+		 * waiting for the peer's loop to read (the kernel doubles these values). */
+		int sz = p->agent->frame_max > (size_t)INT_MAX / 2 ? INT_MAX / 2
+								    : (int)p->agent->frame_max;
+		int rsz = sz;
+		(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &sz);
+		(void)uv_recv_buffer_size((uv_handle_t *)&c->tcp, &rsz);
+	}
 	macc_info(p->name, "session up (%s, %s), peer at round %llu, degree %u",
 		  c->outbound ? "outbound" : "inbound", c->addr,
 		  (unsigned long long)c->session.peer_hello_round, c->session.peer_degree);
@@ -598,13 +608,49 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 	}
 }
 
+/* The rest of the frame being received, when reading straight into it is possible: a payload
+ * is allocated (its header accepted) and not complete. The decoder's fields are public caller
+ * storage (proto.h); this is the only place that fills a payload other than
+ * macc_frame_decoder_feed, and it keeps the same invariants (have <= need, ready at have ==
+ * need). */
+static bool direct_room(const struct macc_frame_decoder *d, uint8_t **ret_p, size_t *ret_n)
+{
+	if (d->error != 0 || d->ready || d->payload == NULL || d->hdr_have < MACC_FRAME_HDR ||
+	    d->have >= d->need) {
+		return false;
+	}
+	*ret_p = d->payload + d->have;
+	*ret_n = d->need - d->have;
+	return true;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	static _Thread_local char rbuf[1 << 16];
+	struct conn *c = h->data;
+	uint8_t *p;
+	size_t n;
 
-	(void)h;
 	(void)suggested;
+	/* A STATE is megabytes: read its bulk straight into the frame's payload (one copy, from
+	 * the kernel), not through a bounce buffer. Small frames and headers use the bounce buffer
+	 * (so one read can carry several of them). */
+	if (direct_room(&c->dec, &p, &n) && n >= sizeof(rbuf)) {
+		*buf = uv_buf_init((char *)p, n > UINT32_MAX ? UINT32_MAX : (unsigned)n);
+		return;
+	}
 	*buf = uv_buf_init(rbuf, sizeof(rbuf));
+}
+
+static void conn_take_frame(struct conn *c)
+{
+	size_t n = 0;
+	uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
+
+	if (f != NULL) {
+		handle_frame(c, f, n);
+		free(f);
+	}
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -630,6 +676,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		}
 	}
 	c->agent->metrics.bytes_received_total += len;
+	{
+		uint8_t *room;
+		size_t n;
+		if (direct_room(&c->dec, &room, &n) && p == room) {
+			/* Read straight into the payload (on_alloc): account for it, and hand the
+			 * frame over when complete. */
+			c->dec.have += len;
+			if (c->dec.have == c->dec.need) {
+				c->dec.ready = true;
+				conn_take_frame(c);
+			}
+			return;
+		}
+	}
 	while (len > 0 && !c->closing) {
 		size_t used = 0;
 		int rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
@@ -645,12 +705,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		p += used;
 		len -= used;
 		if (rc == 1) {
-			size_t n = 0;
-			uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
-			if (f != NULL) {
-				handle_frame(c, f, n);
-				free(f);
-			}
+			conn_take_frame(c);
 		}
 	}
 }
@@ -1011,7 +1066,12 @@ void peers_tick(struct macc_agent *a)
 			conn_close(c, "handshake timeout");
 			continue;
 		}
-		if (c->adopted && now - c->last_tx_ms >= keepalive) {
+		/* Ping every keepalive period even on a busy link: it keeps idle sessions alive and
+		 * gives `macc-ctl peers` a round-trip time while training (STATE traffic alone never
+		 * leaves the link quiet long enough for a keepalive). */
+		if (c->adopted && (now - c->last_tx_ms >= keepalive ||
+				   now - c->last_ping_ms >= keepalive)) {
+			c->last_ping_ms = now;
 			struct macc_ping pg = {.seq = ++c->ping_seq, .time_ns = macc_now_ns()};
 			struct wreq *w = wreq_new();
 			if (w != NULL && macc_ping_encode(&w->buf, MACC_MSG_PING, &pg) == 0) {

@@ -542,7 +542,7 @@ static void watch_print(struct cli *c, struct watch_state *w, const struct macc_
 		snprintf(pct, sizeof(pct), "%.0f%%", f * 100);
 	}
 	if (p->epochs_total > 0) {
-		snprintf(ep, sizeof(ep), "%.2f/%g", p->epoch, p->epochs_total);
+		snprintf(ep, sizeof(ep), "%.2f/%.2f", p->epoch, p->epochs_total);
 	} else {
 		fmt_num(ep, sizeof(ep), "%.2f", p->epoch);
 	}

@@ -80,11 +80,47 @@ static void usage(FILE *f)
 		   "3 cannot connect.\n");
 }
 
+/* `--json help`: the command table as one JSON document, for scripts and completion. */
+static int help_json(const struct subcommand *only)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_obj(&j, NULL);
+	json_arr(&j, "commands");
+	for (size_t i = 0; i < NSUB; i++) {
+		const struct macc_ctl_cmdinfo *ci = macc_ctl_cmd_find(subcommands[i].name);
+
+		if (only != NULL && only != &subcommands[i]) {
+			continue;
+		}
+		json_obj(&j, NULL);
+		json_str(&j, "name", subcommands[i].name);
+		json_str(&j, "args", subcommands[i].args);
+		json_str(&j, "help", help_of(&subcommands[i]));
+		json_bool(&j, "privileged", ci != NULL && ci->mutating);
+		json_end_obj(&j);
+	}
+	json_end_arr(&j);
+	json_obj(&j, "exit_codes");
+	json_str(&j, "0", "ok");
+	json_str(&j, "1", "the daemon reported an error");
+	json_str(&j, "2", "usage error");
+	json_str(&j, "3", "cannot connect");
+	json_end_obj(&j);
+	json_end_obj(&j);
+	json_done(&j);
+	return CLI_OK;
+}
+
 int cmd_help(struct cli *c)
 {
 	if (c->argc == 1) {
 		for (size_t i = 0; i < NSUB; i++) {
 			if (strcmp(subcommands[i].name, c->argv[0]) == 0) {
+				if (c->json) {
+					return help_json(&subcommands[i]);
+				}
 				printf("Usage: macc-ctl [-s SOCKET] [--json] %s%s\n  %s\n",
 				       subcommands[i].name, subcommands[i].args,
 				       help_of(&subcommands[i]));
@@ -93,6 +129,9 @@ int cmd_help(struct cli *c)
 		}
 		cli_err("unknown command '%s'; see 'macc-ctl help'.", c->argv[0]);
 		return CLI_EUSAGE;
+	}
+	if (c->json) {
+		return help_json(NULL);
 	}
 	usage(stdout);
 	return CLI_OK;

@@ -218,9 +218,14 @@ ck=$(sed -n 's/^macc_checkpoints_total \([0-9]*\)$/\1/p' "$OUT")
 [ "${ck:-0}" -ge 1 ] && ok "macc_checkpoints_total = $ck" || bad "macc_checkpoints_total ${ck:-?}"
 nev=$(grep -c "eval at round" "$WORK/agent0.log" || true)
 expect_rc 0 eval && ok "eval (human): $(cat "$OUT")"
-wait_log "$WORK/agent0.log" "eval at round" 10 &&
-	[ "$(grep -c "eval at round" "$WORK/agent0.log")" -gt "$nev" ] &&
-	ok "eval ran" || bad "eval did not run (no new 'eval at round' line)"
+# The eval runs on the worker after the reply: wait (bounded) for one more 'eval at round' line.
+nev2=$nev
+for _ in $(seq 100); do
+	nev2=$(grep -c "eval at round" "$WORK/agent0.log" || true)
+	[ "$nev2" -gt "$nev" ] && break
+	sleep 0.1
+done
+[ "$nev2" -gt "$nev" ] && ok "eval ran" || bad "eval did not run (no new 'eval at round' line)"
 expect_rc 0 --json eval && jcheck "$OUT" "d == {'ok': True, 'command': 'eval'}" "eval --json"
 sleep 0.5
 expect_rc 0 --json status && jcheck "$OUT" \
