@@ -1,0 +1,556 @@
+/*
+ * adversary.c - a hostile but authenticated peer, for the fault suite (tests/faults).
+ *
+ * It holds a key that the target daemon allow-lists, so it completes a VALID handshake (it
+ * copies the model hash, parameter count, algorithm and round from the daemon's own HELLO), and
+ * then misbehaves in three phases:
+ *
+ *   1. mixed (--rounds R daemon rounds): on every STATE the daemon sends it (round k), it
+ *      answers with a forged signature (body changed after signing), a STATE for too few
+ *      parameters, a truncated frame, a STATE for a round far in the future, and then either a
+ *      harmless echo of the daemon's own (x, v) followed by a byte-exact replay of that frame
+ *      (even k), or a correctly signed STATE holding NaN in x / +Inf in the momentum (odd k).
+ *   2. ping flood (--flood-ms): PING frames as fast as the socket takes them.
+ *   3. slow loris (--loris-ms): a frame header announcing a large STATE, a few bytes of it, then
+ *      silence with the socket open.
+ *
+ * It prints what it sent, one "sent REASON COUNT" line per reason the daemon should count it
+ * under (macc_errname names), and "phase NAME start|end" lines that the test script follows, to
+ * stdout (line-buffered). Every wait is bounded; it exits 0 when every phase ran, 1 on a
+ * handshake or socket failure, 2 on a usage error.
+ *
+ * usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] [--loris-ms MS]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "macc/buf.h"
+#include "macc/crypto.h"
+#include "macc/err.h"
+#include "macc/log.h"
+#include "macc/proto.h"
+
+#define IO_TIMEOUT_MS 20000
+#define FUTURE_ROUND (UINT64_C(1) << 50)
+
+struct adv {
+	int fd;
+	struct macc_identity id;
+	struct macc_session s;
+	struct macc_frame_decoder dec;
+	uint8_t nonce[MACC_NONCE_BYTES];
+	struct macc_hello peer_hello;
+	size_t n;      /* parameter count */
+	bool mom;      /* the algorithm sends momentum */
+	float *x, *v;  /* the daemon's last state */
+	uint64_t last_sent_round;
+	bool have_sent;
+	/* counts of what was sent, by the reason the daemon should count it under */
+	unsigned long forged, wrong_n, truncated, future, replays, nonfinite, echoes, pings;
+};
+
+static int send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *q = p;
+
+	while (n > 0) {
+		ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			if (errno == EAGAIN) {
+				struct pollfd pf = {.fd = fd, .events = POLLOUT};
+				if (poll(&pf, 1, IO_TIMEOUT_MS) <= 0) {
+					return -ETIMEDOUT;
+				}
+				continue;
+			}
+			return -errno;
+		}
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read until one whole frame is ready or timeout_ms passes. Returns 1 (frame in *ret),
+ * 0 (timeout) or a negative error. */
+static int read_frame(struct adv *a, int timeout_ms, uint8_t **ret, size_t *ret_len)
+{
+	static uint8_t buf[1 << 16];
+	static size_t off, len;
+	uint64_t end = macc_now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		while (off < len) {
+			size_t used = 0;
+			int rc = macc_frame_decoder_feed(&a->dec, buf + off, len - off, &used);
+			if (rc < 0) {
+				return rc;
+			}
+			off += used;
+			if (rc == 1) {
+				*ret = macc_frame_decoder_take(&a->dec, ret_len);
+				return 1;
+			}
+		}
+		uint64_t now = macc_now_ms();
+		if (now >= end) {
+			return 0;
+		}
+		struct pollfd pf = {.fd = a->fd, .events = POLLIN};
+		int pr = poll(&pf, 1, (int)(end - now));
+		if (pr == 0) {
+			return 0;
+		}
+		if (pr < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -errno;
+		}
+		ssize_t r = recv(a->fd, buf, sizeof(buf), 0);
+		if (r == 0) {
+			return MACC_ECLOSED;
+		}
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				continue;
+			}
+			return -errno;
+		}
+		off = 0;
+		len = (size_t)r;
+	}
+}
+
+static int dial(const char *hostport)
+{
+	char host[64];
+	const char *colon = strrchr(hostport, ':');
+	struct sockaddr_in sa;
+	int fd, one = 1;
+
+	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host)) {
+		return -EINVAL;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = '\0';
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		return -EINVAL;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* The valid handshake: both HELLOs, both proofs. */
+static int handshake(struct adv *a)
+{
+	struct macc_buf out;
+	struct macc_hello h;
+	struct macc_msg m;
+	struct macc_errmsg e;
+	bool have_hello = false, proven = false;
+	int rc;
+
+	macc_buf_init(&out, 0);
+	macc_random_bytes(a->nonce, sizeof(a->nonce));
+	macc_session_init(&a->s, &a->id, a->nonce);
+	while (!(have_hello && proven)) {
+		uint8_t *f = NULL;
+		size_t fl = 0;
+
+		rc = read_frame(a, IO_TIMEOUT_MS, &f, &fl);
+		if (rc <= 0) {
+			fprintf(stderr, "adversary: handshake: %s\n",
+				rc == 0 ? "timeout" : macc_strerror(rc));
+			macc_buf_finish(&out);
+			return rc == 0 ? MACC_ETIMEOUT : rc;
+		}
+		e.text[0] = '\0';
+		rc = macc_msg_decode(f, fl, 0, &m, &e);
+		if (rc == 0 && m.type == MACC_MSG_HELLO && !have_hello) {
+			a->peer_hello = m.u.hello;
+			/* Claim exactly the daemon's model and algorithm, and its round. */
+			macc_hello_init(&h, &a->id, a->nonce, m.u.hello.model_hash, m.u.hello.nparams,
+					m.u.hello.algo, m.u.hello.round, 2, "adversary");
+			rc = macc_hello_encode(&out, &h);
+			if (rc == 0) {
+				rc = macc_session_accept_hello(&a->s, &m.u.hello, &m.u.hello.key, 1,
+							       &m.u.hello.key, m.u.hello.model_hash,
+							       m.u.hello.nparams, m.u.hello.algo, &e);
+				rc = rc < 0 ? rc : 0;
+			}
+			if (rc == 0) {
+				rc = macc_session_ack_encode(&a->s, &out);
+			}
+			if (rc == 0) {
+				rc = send_all(a->fd, out.data, out.len);
+			}
+			macc_buf_reset(&out);
+			have_hello = true;
+		} else if (rc == 0 && m.type == MACC_MSG_HELLO_ACK) {
+			rc = macc_session_verify_ack(&a->s, &m.u.ack, &e);
+			proven = rc == 0;
+		} else if (rc == 0 && m.type == MACC_MSG_BYE) {
+			fprintf(stderr, "adversary: daemon said bye: %s\n", m.u.bye.text);
+			rc = MACC_ECLOSED;
+		}
+		free(f);
+		if (rc < 0) {
+			fprintf(stderr, "adversary: handshake failed: %s %s\n", macc_strerror(rc),
+				e.text);
+			macc_buf_finish(&out);
+			return rc;
+		}
+	}
+	macc_buf_finish(&out);
+	a->n = (size_t)a->peer_hello.nparams;
+	a->mom = strcmp(a->peer_hello.algo, "dmsgd") == 0;
+	macc_frame_decoder_set_max(&a->dec, macc_state_frame_max(a->n, true) + 1024);
+	printf("handshake ok: daemon %s at round %llu, %zu parameters, algorithm %s\n",
+	       a->peer_hello.name, (unsigned long long)a->peer_hello.round, a->n,
+	       a->peer_hello.algo);
+	return 0;
+}
+
+/* One STATE frame (prefix + body) for `round` with the given vectors, into `out`. */
+static int state_frame(struct adv *a, uint64_t round, size_t n, const float *x, const float *v,
+		       struct macc_buf *out)
+{
+	struct macc_state_body b;
+	struct macc_state_prefix pre;
+	struct macc_state_out so = {.round = round, .nparams = n, .x = x, .mom = v};
+	int rc;
+
+	memset(&b, 0, sizeof(b));
+	macc_buf_init(&b.buf, 0);
+	rc = macc_state_body_encode(&b, &so);
+	if (rc == 0) {
+		rc = macc_session_state_prefix(&a->s, &b, &pre);
+	}
+	if (rc == 0) {
+		macc_buf_reset(out);
+		rc = macc_buf_append(out, pre.bytes, pre.len);
+	}
+	if (rc == 0) {
+		rc = macc_buf_append(out, b.buf.data, b.buf.len);
+	}
+	macc_state_body_finish(&b);
+	return rc;
+}
+
+/* Answer one daemon round k with the attacks of phase 1. */
+static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
+{
+	const float *mom = a->mom ? a->v : NULL;
+	int rc;
+
+	/* Forged: the body is changed after it was signed. */
+	if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
+		return rc;
+	}
+	f->data[f->len - 5] ^= 0x40;
+	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+		return rc;
+	}
+	a->forged++;
+	/* Wrong size: a properly signed STATE for one parameter less. */
+	if ((rc = state_frame(a, k, a->n - 1, a->x, mom, f)) < 0) {
+		return rc;
+	}
+	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+		return rc;
+	}
+	a->wrong_n++;
+	/* Truncated: the last 100 bytes cut off, frame length adjusted (bins overrun). */
+	if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
+		return rc;
+	}
+	f->len -= 100;
+	macc_put_be32(f->data, (uint32_t)(f->len - MACC_FRAME_HDR));
+	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+		return rc;
+	}
+	a->truncated++;
+	/* From the future: correctly signed, round far beyond any run. */
+	if ((rc = state_frame(a, FUTURE_ROUND + k, a->n, a->x, mom, f)) < 0) {
+		return rc;
+	}
+	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+		return rc;
+	}
+	a->future++;
+	if (a->have_sent && k <= a->last_sent_round) {
+		return 0; /* this round was used already (the daemon repeated it) */
+	}
+	if (k % 2 == 0) {
+		/* Echo the daemon's own state (harmless), then replay that very frame. */
+		if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
+			return rc;
+		}
+		if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+			return rc;
+		}
+		a->echoes++;
+		if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+			return rc;
+		}
+		a->replays++;
+	} else {
+		/* Correctly signed, non-finite values: NaN in x, +Inf in the momentum. */
+		float keep_x = a->x[k % a->n], keep_v = a->mom ? a->v[(k * 7) % a->n] : 0.0f;
+		a->x[k % a->n] = NAN;
+		if (a->mom) {
+			a->v[(k * 7) % a->n] = INFINITY;
+		}
+		rc = state_frame(a, k, a->n, a->x, mom, f);
+		a->x[k % a->n] = keep_x;
+		if (a->mom) {
+			a->v[(k * 7) % a->n] = keep_v;
+		}
+		if (rc < 0 || (rc = send_all(a->fd, f->data, f->len)) < 0) {
+			return rc;
+		}
+		a->nonfinite++;
+	}
+	a->last_sent_round = k;
+	a->have_sent = true;
+	return 0;
+}
+
+/* Handle one frame from the daemon; returns the STATE round in *ret_round (or -1). */
+static int on_frame(struct adv *a, const uint8_t *f, size_t fl, int64_t *ret_round)
+{
+	struct macc_msg m;
+	struct macc_errmsg e;
+	int rc;
+
+	*ret_round = -1;
+	rc = macc_msg_decode(f, fl, 0, &m, &e);
+	if (rc < 0) {
+		return 0; /* not ours to judge */
+	}
+	if (m.type == MACC_MSG_BYE) {
+		fprintf(stderr, "adversary: daemon said bye: %s\n", m.u.bye.text);
+		return MACC_ECLOSED;
+	}
+	if (m.type == MACC_MSG_STATE && m.u.state.nparams == a->n &&
+	    macc_session_accept_state(&a->s, &m.u.state, a->n, &e) == 0) {
+		macc_f32le_load(a->x, m.u.state.x, a->n);
+		if (a->mom && m.u.state.mom != NULL) {
+			macc_f32le_load(a->v, m.u.state.mom, a->n);
+		}
+		*ret_round = (int64_t)m.u.state.round;
+	}
+	return 0;
+}
+
+static int phase_mixed(struct adv *a, unsigned rounds)
+{
+	struct macc_buf f;
+	unsigned done = 0;
+	uint64_t end = macc_now_ms() + 120000;
+	int rc = 0;
+
+	macc_buf_init(&f, 0);
+	printf("phase mixed start\n");
+	while (done < rounds && macc_now_ms() < end) {
+		uint8_t *fr = NULL;
+		size_t fl = 0;
+		int64_t r;
+
+		rc = read_frame(a, IO_TIMEOUT_MS, &fr, &fl);
+		if (rc <= 0) {
+			rc = rc == 0 ? MACC_ETIMEOUT : rc;
+			break;
+		}
+		rc = on_frame(a, fr, fl, &r);
+		free(fr);
+		if (rc < 0) {
+			break;
+		}
+		if (r >= 0) {
+			rc = attack_round(a, (uint64_t)r, &f);
+			if (rc < 0) {
+				break;
+			}
+			done++;
+		}
+	}
+	macc_buf_finish(&f);
+	printf("phase mixed end: %u rounds\n", done);
+	if (rc < 0) {
+		fprintf(stderr, "adversary: mixed phase: %s\n", macc_strerror(rc));
+		return rc;
+	}
+	return done == rounds ? 0 : MACC_ETIMEOUT;
+}
+
+/* Drain whatever the daemon sent, without blocking. */
+static void drain(struct adv *a)
+{
+	uint8_t junk[1 << 16];
+
+	while (recv(a->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0) {
+	}
+}
+
+static int phase_flood(struct adv *a, unsigned ms)
+{
+	struct macc_buf b;
+	uint64_t end = macc_now_ms() + ms;
+	unsigned per = 0;
+	int rc = 0;
+
+	macc_buf_init(&b, 0);
+	/* ~64 KB of PINGs per write. */
+	while (b.len < (64u << 10)) {
+		struct macc_ping p = {.seq = per + 1, .time_ns = macc_now_ns()};
+		if ((rc = macc_ping_encode(&b, MACC_MSG_PING, &p)) < 0) {
+			macc_buf_finish(&b);
+			return rc;
+		}
+		per++;
+	}
+	printf("phase flood start\n");
+	while (macc_now_ms() < end) {
+		rc = send_all(a->fd, b.data, b.len);
+		if (rc < 0) {
+			break;
+		}
+		a->pings += per;
+		drain(a);
+	}
+	macc_buf_finish(&b);
+	printf("phase flood end: %lu pings\n", a->pings);
+	return rc;
+}
+
+static int phase_loris(struct adv *a, unsigned ms)
+{
+	uint8_t half[4 + 64];
+	uint64_t end = macc_now_ms() + ms;
+
+	/* A frame announcing a whole STATE, of which only 64 bytes ever come. */
+	macc_put_be32(half, (uint32_t)(macc_state_frame_max(a->n, a->mom) - 16));
+	memset(half + 4, 0x82, sizeof(half) - 4);
+	drain(a);
+	if (send_all(a->fd, half, sizeof(half)) < 0) {
+		return MACC_ECLOSED;
+	}
+	printf("phase loris start\n");
+	while (macc_now_ms() < end) {
+		drain(a);
+		usleep(50000);
+	}
+	printf("phase loris end\n");
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] "
+		   "[--loris-ms MS]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"key", required_argument, NULL, 'k'},   {"connect", required_argument, NULL, 'c'},
+		{"rounds", required_argument, NULL, 'r'}, {"flood-ms", required_argument, NULL, 'f'},
+		{"loris-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *key = NULL, *target = NULL;
+	unsigned rounds = 20, flood_ms = 3000, loris_ms = 0;
+	struct adv a;
+	struct macc_errmsg e;
+	int c, rc, status = 1;
+
+	memset(&a, 0, sizeof(a));
+	a.fd = -1;
+	while ((c = getopt_long(argc, argv, "k:c:r:f:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': key = optarg; break;
+		case 'c': target = optarg; break;
+		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'f': flood_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'l': loris_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (key == NULL || target == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (macc_identity_load(&a.id, key, &e) < 0) {
+		fprintf(stderr, "adversary: %s\n", e.text);
+		return 1;
+	}
+	macc_frame_decoder_init(&a.dec, MACC_FRAME_MAX_HANDSHAKE);
+	a.fd = dial(target);
+	if (a.fd < 0) {
+		fprintf(stderr, "adversary: cannot connect to %s: %s\n", target, strerror(-a.fd));
+		goto out;
+	}
+	if (handshake(&a) < 0) {
+		goto out;
+	}
+	a.x = calloc(a.n, sizeof(float));
+	a.v = calloc(a.n, sizeof(float));
+	if (a.x == NULL || a.v == NULL || a.n < 2) {
+		fprintf(stderr, "adversary: no memory or model too small\n");
+		goto out;
+	}
+	rc = phase_mixed(&a, rounds);
+	if (rc == 0 && flood_ms > 0) {
+		rc = phase_flood(&a, flood_ms);
+	}
+	if (rc == 0 && loris_ms > 0) {
+		rc = phase_loris(&a, loris_ms);
+	}
+	printf("sent bad_signature %lu\nsent model_mismatch %lu\nsent malformed %lu\n"
+	       "sent future %lu\nsent replay %lu\nsent nonfinite %lu\nsent echo %lu\n"
+	       "sent ping %lu\n",
+	       a.forged, a.wrong_n, a.truncated, a.future, a.replays, a.nonfinite, a.echoes,
+	       a.pings);
+	status = rc == 0 ? 0 : 1;
+out:
+	if (a.fd >= 0) {
+		close(a.fd);
+	}
+	free(a.x);
+	free(a.v);
+	macc_frame_decoder_finish(&a.dec);
+	macc_session_finish(&a.s);
+	macc_identity_finish(&a.id);
+	return status;
+}
