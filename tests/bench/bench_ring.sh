@@ -18,7 +18,9 @@
 # start of round 1 to the start of the last round, slowest agent), times the rounds of an epoch;
 # PyTorch's own epoch_s (time from a barrier to the end of training, over epochs); macc-sim's
 # train_s over its rounds, times the rounds of an epoch. None of them includes data loading or
-# the test evaluation. The launch-to-exit wall time of the ring is printed too, for reference.
+# the test evaluation. The launch-to-exit wall time of each run and the CPU seconds its processes
+# used (user + system, whole run including data loading) are printed too: a ring whose CPU time
+# is close to macc-sim's but whose wall time is much longer spends its time waiting, not working.
 # On a shared or loaded machine only the ratios of this one run mean anything.
 #
 # The last lines are machine-readable, for run-all.sh:
@@ -95,6 +97,9 @@ fi
 	--set algorithm="$algorithm" --set seed="$seed" --set threads=1 \
 	--set checkpoint_every=0 --set eval_every=4000000000 \
 	--set round_timeout_ms=600000 --set dead_peer_timeout_ms=1200000 >/dev/null
+cpu0=0
+cpu1=0
+cpu_mark cpu0
 t0=$(date +%s.%N)
 ring_start "$agentd" "$out" "$out"/ring/agent{0,1,2,3}/agentd.conf
 if ! ring_wait "$limit"; then
@@ -102,6 +107,8 @@ if ! ring_wait "$limit"; then
 	exit 1
 fi
 t1=$(date +%s.%N)
+cpu_mark cpu1
+ring_cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')
 ring_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 round_s=$(ring_round_s 1 "$out"/agent{0,1,2,3}.log)
 er=$(ring_epoch_rounds "$out/agent0.log")
@@ -119,6 +126,7 @@ done
 ring_acc=$(printf '%s\n' "${accs[@]}" | awk '{ s += $1; n++ } END { if (n) printf "%.4f", s / n }')
 
 # ---- macc-sim, same settings -------------------------------------------------------------------
+cpu_mark cpu0
 if ! simline=$(timeout -k 10 "$limit" "$sim" --agents 4 --topology ring --model "$model" \
 	--data fashion-mnist --algorithm "$algorithm" --epochs "$epochs" --batch "$batch" \
 	--lr "$lr" --momentum "$momentum" --seed "$seed" --threads "$sim_threads" --quiet \
@@ -126,6 +134,8 @@ if ! simline=$(timeout -k 10 "$limit" "$sim" --agents 4 --topology ring --model 
 	echo "bench_ring: macc-sim failed (see $out/sim.err)"
 	exit 1
 fi
+cpu_mark cpu1
+sim_cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')
 sim_train=$(kv_value train_s "$simline")
 sim_rounds=$(kv_value rounds "$simline")
 sim_epochs=$(kv_value epochs "$simline")
@@ -143,7 +153,9 @@ done
 # ---- PyTorch / gloo ------------------------------------------------------------------------------
 torch_epoch=""
 torch_acc=""
+torch_cpu=-
 if [[ $torch == 1 ]]; then
+	cpu_mark cpu0
 	if ! tport=$(ring_pick_port 1); then
 		echo "bench_ring: no free port for gloo"
 		exit 1
@@ -155,6 +167,8 @@ if [[ $torch == 1 ]]; then
 		echo "bench_ring: torch_dmsgd.py failed (see $out/torch.err)"
 		exit 1
 	fi
+	cpu_mark cpu1
+	torch_cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')
 	torch_epoch=$(kv_value epoch_s "$tline")
 	torch_acc=$(kv_value test_acc_mean "$tline")
 fi
@@ -163,14 +177,14 @@ fi
 eps() {
 	awk -v s="$1" 'BEGIN { printf "%.4f", (s > 0 ? 1 / s : 0) }'
 }
-printf '%-28s %9s %9s %13s %8s\n' impl epoch_s epochs/s test_acc_mean wall_s
-printf '%-28s %9s %9s %13s %8s\n' "macc-agentd ring (4 procs)" "$ring_epoch" \
-	"$(eps "$ring_epoch")" "$ring_acc" "$ring_wall"
-printf '%-28s %9s %9s %13s %8s\n' "macc-sim (threads $sim_threads)" "$sim_epoch" \
-	"$(eps "$sim_epoch")" "$sim_acc" "$(kv_value wall_s "$simline")"
+printf '%-28s %9s %9s %13s %8s %8s\n' impl epoch_s epochs/s test_acc_mean wall_s cpu_s
+printf '%-28s %9s %9s %13s %8s %8s\n' "macc-agentd ring (4 procs)" "$ring_epoch" \
+	"$(eps "$ring_epoch")" "$ring_acc" "$ring_wall" "$ring_cpu"
+printf '%-28s %9s %9s %13s %8s %8s\n' "macc-sim (threads $sim_threads)" "$sim_epoch" \
+	"$(eps "$sim_epoch")" "$sim_acc" "$(kv_value wall_s "$simline")" "$sim_cpu"
 if [[ $torch == 1 ]]; then
-	printf '%-28s %9s %9s %13s %8s\n' "pytorch gloo (4 procs)" "$torch_epoch" \
-		"$(eps "$torch_epoch")" "$torch_acc" -
+	printf '%-28s %9s %9s %13s %8s %8s\n' "pytorch gloo (4 procs)" "$torch_epoch" \
+		"$(eps "$torch_epoch")" "$torch_acc" - "$torch_cpu"
 fi
 echo "ring: $er rounds per epoch, $(awk -v r="$round_s" 'BEGIN { printf "%.1f", r * 1000 }')" \
 	"ms per round; final parameters identical to macc-sim: $identical"

@@ -164,3 +164,20 @@ kv_value() {
 		fi
 	done
 }
+
+# cpu_mark VAR: set VAR to the user + system CPU seconds of this shell's children reaped so far
+# (bash `times`, which must run in this shell, not in a $(...) subshell). The difference of two
+# marks around a run is the CPU its processes used, whatever the wall time.
+cpu_mark() {
+	local f
+	f=$(mktemp)
+	times >"$f"
+	printf -v "$1" '%s' "$(awk 'NR == 2 {
+		s = 0
+		for (i = 1; i <= 2; i++) {
+			split($i, p, "m"); sub(/s$/, "", p[2]); s += p[1] * 60 + p[2]
+		}
+		printf "%.2f\n", s
+	}' "$f")"
+	rm -f "$f"
+}
