@@ -1,0 +1,83 @@
+#!/bin/bash
+# test_slow_peer.sh: one agent of a ring becomes very slow, without netem (sch_netem is not
+# available here): it is frozen with SIGSTOP for 5x the round timeout (2.5 s, far above 5x the
+# normal round time of a few ms), thawed with SIGCONT for 1 s, again and again (short form: 5
+# bursts; long form: 30). The dead-peer timeout (6 s) is longer than a freeze, so the others keep
+# the session and wait for the slow one in every round, until the round timeout (500 ms).
+# Expected, and measured (macc_round_seconds histogram of `macc-ctl metrics`):
+#   - the slow agent's neighbours never have a round longer than the round timeout plus a 2 s
+#     scheduling margin (bucket le=2.5 holds every round), and keep training;
+#   - the slow agent keeps up as far as it can: it ends within 5 rounds of its neighbours
+#     once it runs freely again (rejoin policy: it adopts their round).
+. "$(dirname "$0")/faults_lib.sh"
+
+N=4 BURSTS=5
+[ "$LONG" = 1 ] && BURSTS=30
+FLEET="$WORK/fleet"
+ring_edges "$N" "$WORK/edges"
+gen_fleet "$FLEET" "$N" "$WORK/edges" --set rounds=1000000 --set checkpoint_every=0 \
+	--set round_timeout_ms=500 --set dead_peer_timeout_ms=6000
+slow=2
+for ((j = 0; j < N; j++)); do
+	if [ "$j" = "$slow" ]; then
+		# A session of its own: stopping a member of the test's process group could leave an
+		# orphaned group with a stopped process, which the kernel answers with SIGHUP.
+		setsid "$AGENTD" -c "$FLEET/agent$j/agentd.conf" >>"$WORK/agent$j.log" 2>&1 &
+		PIDS+=("$!")
+		eval "PID_$j=$!"
+	else
+		start_agent "$j" "$FLEET/agent$j/agentd.conf"
+	fi
+done
+for ((j = 0; j < N; j++)); do
+	wait_round "$j" 20 90 || fail "agent$j did not start training"
+done
+# rounds_over J: "COUNT OVER": agent J's rounds so far and how many took more than 2.5 s, from
+# one reading of its macc_round_seconds histogram.
+rounds_over() {
+	"$CTL" -s "$FLEET/agent$1/ctl.sock" metrics |
+		awk '$1 == "macc_round_seconds_count" { c = $2 }
+		     $1 == "macc_round_seconds_bucket{le=\"2.5\"}" { b = $2 }
+		     END { print c, c - b }'
+}
+trap 'kill -CONT "$(pid_of $slow)" 2>/dev/null || true; cleanup' EXIT
+declare -A c0 o0 r0
+for j in 1 3; do
+	read -r c0[$j] o0[$j] < <(rounds_over "$j")
+	r0[$j]=$(status_of "$j" round)
+done
+t0=$(date +%s%N)
+for ((k = 1; k <= BURSTS; k++)); do
+	kill -STOP "$(pid_of $slow)"
+	sleep 2.5
+	kill -CONT "$(pid_of $slow)"
+	sleep 1
+done
+t1=$(date +%s%N)
+for j in 1 3; do
+	read -r c o < <(rounds_over "$j")
+	r=$(status_of "$j" round)
+	rounds=$((c - c0[$j]))
+	long=$((o - o0[$j]))
+	[ "$rounds" -gt 0 ] || fail "agent$j made no round during the slow bursts"
+	[ "$long" -eq 0 ] || fail "agent$j had $long rounds above 2.5 s (round timeout 0.5 s)"
+	ms=$(((t1 - t0) / 1000000 / rounds))
+	echo "ok: agent$j, neighbour of the slow agent: $rounds rounds in $(((t1 - t0) / 1000000)) ms (mean $ms ms), none above 2.5 s"
+	echo "RESULT slow_peer agent$j rounds=$rounds mean_ms=$ms rounds_over_2.5s=$long"
+done
+# The slow one catches up once it runs freely: within 10 rounds of its neighbour in one of up
+# to 20 back-to-back samples (the two status calls are not simultaneous, and rounds are fast).
+sleep 2
+caught=0
+for ((k = 0; k < 20; k++)); do
+	rs=$(status_of $slow round)
+	rn=$(status_of 1 round)
+	if [ -n "$rs" ] && [ -n "$rn" ] && [ $((rn - rs)) -le 10 ] && [ $((rs - rn)) -le 10 ]; then
+		caught=1
+		break
+	fi
+	sleep 0.3
+done
+[ "$caught" = 1 ] || fail "slow agent at round $rs, its neighbour at $rn: it did not catch up"
+echo "ok: the slow agent is at round $rs, its neighbour at $rn"
+echo "PASS"
