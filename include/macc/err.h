@@ -37,7 +37,8 @@ enum {
 	MACC_ECLOSED = -1018,      /* peer or session closed */
 	MACC_ENONFINITE = -1019,   /* NaN or infinity in a vector that must be finite */
 	MACC_ERATELIMIT = -1020,   /* more requests than the per-second limit allows */
-	MACC_ERR_LAST = -1021
+	MACC_EENCRYPT = -1021,     /* peers disagree on session encryption (encrypt = yes/no) */
+	MACC_ERR_LAST = -1022
 };
 
 /* Name of an error code: "malformed message", "No such file or directory", ... Never NULL. */

@@ -35,6 +35,7 @@ static const struct {
 	{"closed", "connection closed"},
 	{"nonfinite", "non-finite value (NaN or infinity)"},
 	{"rate_limited", "rate limit exceeded"},
+	{"encrypt_mismatch", "session encryption setting differs from the peer's"},
 };
 
 _Static_assert(sizeof(table) / sizeof(table[0]) == (size_t)(MACC_EMALFORMED - MACC_ERR_LAST),
