@@ -203,6 +203,10 @@ static void work_cb(uv_work_t *w)
 	if (job.flags & JOB_STEP) {
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
+	}
+	if (job.flags & JOB_DIST) {
+		/* The digest shown in status and logged at the end: with the distance, not every
+		 * round (it reads every parameter). */
 		job.digest = macc_params_digest(a->x, n);
 	}
 	if (job.flags & JOB_EVAL) {
@@ -368,9 +372,9 @@ static void after_work(uv_work_t *w, int status)
 		a->train_ms += now - a->round_started_ms;
 		if (flags & JOB_DIST) {
 			a->consensus_distance = job.dist;
+			a->digest = job.digest;
 			a->last_dist_ms = now;
 		}
-		a->digest = job.digest;
 		a->metrics.rounds_total++;
 		macc_ctl_metrics_observe_round(&a->metrics, a->round_time_s);
 		advance_slots(a, a->round);
@@ -587,7 +591,8 @@ static void do_step(struct macc_agent *a)
 	if (next >= a->total_rounds || a->shutdown_req || a->stop_req) {
 		flags &= ~(unsigned)JOB_ENCODE;
 	}
-	if ((flags & (JOB_EVAL | JOB_CKPT)) || macc_now_ms() - a->last_dist_ms >= 1000 ||
+	if ((flags & (JOB_EVAL | JOB_CKPT)) || a->pause_req || next >= a->total_rounds ||
+	    macc_now_ms() - a->last_dist_ms >= 1000 ||
 	    next % (a->epoch_rounds / 5 ? a->epoch_rounds / 5 : 1) == 0) {
 		flags |= JOB_DIST;
 	}
