@@ -11,10 +11,10 @@ dir="$WORK/ring"
 gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=100000 --set round_timeout_ms=500 \
 	--set dead_peer_timeout_ms=1500 --set checkpoint_every=0
 
-# Impostor for agent2: agent2's config with a fresh key (openssl, like gen.sh).
+# Impostor for agent2: agent2's config with a fresh key (macc-ctl genkey, like gen.sh).
 mkdir -p "$WORK/imp"
-der=$(openssl genpkey -algorithm ed25519 -outform DER | od -An -v -tx1 | tr -d ' \n')
-(umask 077 && printf '%s' "${der: -64}" | xxd -r -p | base64 >"$WORK/imp/agent.key")
+(umask 077 && "$MACC_BUILD/src/ctl/macc-ctl" genkey >"$WORK/imp/agent.key") ||
+	fail "macc-ctl genkey failed"
 sed -e "s#^key_file = .*#key_file = $WORK/imp/agent.key#" \
 	-e "s#^state_dir = .*#state_dir = $WORK/imp#" \
 	-e "s#^control_socket = .*#control_socket = $WORK/imp/ctl.sock#" \
