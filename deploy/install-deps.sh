@@ -10,7 +10,7 @@ meson ninja-build pkg-config
 libuv1-dev libsodium-dev libmsgpack-dev libopenblas-dev libcmocka-dev zlib1g-dev
 dataset-fashion-mnist
 clang
-iproute2 procps util-linux
+iproute2 procps util-linux nftables
 python3-torch
 gnuplot-nox
 mandoc shellcheck docker-compose

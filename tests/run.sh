@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 ./deploy/install-deps.sh
 
-suites="--suite unit --suite fuzz-replay --suite integration --suite lint"
+suites="--suite unit --suite fuzz-replay --suite integration --suite lint --suite faults"
 
 rm -rf build-ci build-asan
 echo "== build (release, --werror)"

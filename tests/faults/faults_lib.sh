@@ -13,8 +13,10 @@
 
 CTL="$MACC_BUILD/src/ctl/macc-ctl"
 CKPT_CHECK="$MACC_BUILD/tests/faults/ckpt_check"
+# shellcheck disable=SC2034 # ADVERSARY and LONG are read by the tests that source this file
 ADVERSARY="$MACC_BUILD/tests/faults/adversary"
 SIM="$MACC_BUILD/src/sim/macc-sim"
+# shellcheck disable=SC2034
 LONG=${FAULTS_LONG:-0}
 # Up to 40 ports per test; the base differs from agentd_lib's range.
 BASE_PORT=$((30000 + ($$ % 800) * 40))

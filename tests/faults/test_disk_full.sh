@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_disk_full.sh: checkpoints fail while agent0 trains, then succeed again.
-X
-# root only), room for two checkpoints of mlp:784-32-10 (~200 KB each). checkpoint_every = 10.
+# agent0's state directory is a 1 MiB tmpfs of the test's own (in a private mount namespace,
+# root only): room for checkpoint.bin, checkpoint.prev and the temporary file of the next
+# checkpoint of mlp:784-32-10 (~200 KB each). checkpoint_every = 10.
 #   1. disk full: the tmpfs is filled up with a file;
 #   2. unwritable: the filler is removed and the tmpfs remounted read-only;
 #   3. the tmpfs is writable again.

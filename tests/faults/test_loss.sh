@@ -6,13 +6,13 @@
 # reordered inside a session; what loss does produce is out-of-order segment arrival that TCP
 # repairs (retransmission after a loss delivers later segments first). Reordering across
 # sessions (old frames after a reconnect) is the replay case of test_adversary.sh.
-# Short form: 4 agents, 300 rounds; long form: 8 agents, 1500 rounds. Expected, and measured:
+# Short form: 4 agents, 600 rounds; long form: 8 agents, 1500 rounds. Expected, and measured:
 # training completes on every agent (exit 0, "training done"), packets really were dropped (nft
 # counter), and the mean accuracy stays within 2 points of the loss-free run (macc-sim).
 . "$(dirname "$0")/faults_lib.sh"
 in_netns "$@"
 
-N=4 R=300
+N=4 R=600
 if [ "$LONG" = 1 ]; then
 	N=8 R=1500
 fi

@@ -41,10 +41,9 @@ rounds_over() {
 		     END { print c, c - b }'
 }
 trap 'kill -CONT "$(pid_of $slow)" 2>/dev/null || true; cleanup' EXIT
-declare -A c0 o0 r0
+declare -A c0 o0
 for j in 1 3; do
 	read -r c0[$j] o0[$j] < <(rounds_over "$j")
-	r0[$j]=$(status_of "$j" round)
 done
 t0=$(date +%s%N)
 for ((k = 1; k <= BURSTS; k++)); do
