@@ -320,6 +320,11 @@ static void after_work(uv_work_t *w, int status)
 		   (unsigned long long)a->round);
 	job.flags = 0;
 	if (flags & JOB_CKPT) {
+		/* Policy for a failed checkpoint (disk full, unwritable state directory): the
+		 * previous checkpoint stays intact (macc_ckpt_save writes a temporary file and
+		 * renames it only once it is complete), the error is logged and kept as last_error
+		 * for `macc-ctl status`, and training goes on; the next due checkpoint tries
+		 * again (tests/faults/test_disk_full.sh). */
 		if (job.ckpt_rc < 0) {
 			snprintf(a->last_error, sizeof(a->last_error), "checkpoint: %.240s",
 				 job.ckpt_err.text);
