@@ -10,9 +10,14 @@
  * 32-byte Ed25519 seed (secret key file) or of the 32-byte public key. Key files are written with
  * mode 0600 and refused at load (MACC_EKEYPERM) when any group or other permission bit is set.
  *
- * Planned (issue 12, not implemented here): an X25519 ephemeral key agreement and an
- * XChaCha20-Poly1305 sealing layer between framing and the message codec; those primitives will
- * be added to this header, next to the ones below, without changing them.
+ * Session encryption primitives (issue 12; the protocol use is in proto.h and src/proto/seal.c):
+ * ephemeral X25519 key pairs and libsodium's crypto_kx to turn two of them into a pair of
+ * directional keys, crypto_kdf to derive a key from a key (epoch keys, rekeying), and
+ * XChaCha20-Poly1305 (the IETF AEAD construction, byte-compatible with libsodium's
+ * crypto_aead_xchacha20poly1305_ietf_*) with a detached tag. The sealing function takes its
+ * plaintext as a list of segments, so a STATE made of a per-neighbour prefix and a body shared
+ * by every neighbour is encrypted in one pass straight into the per-neighbour ciphertext buffer,
+ * without first being copied into one contiguous plaintext.
  */
 #ifndef MACC_CRYPTO_H
 #define MACC_CRYPTO_H
@@ -134,5 +139,74 @@ bool macc_ct_equal(const void *a, const void *b, size_t n);
 
 /* Wipe memory in a way the compiler does not remove. */
 void macc_memzero(void *p, size_t n);
+
+/* --- session encryption (issue 12) ------------------------------------------------------ */
+
+#define MACC_KX_PUBKEY_BYTES 32  /* X25519 public key */
+#define MACC_KX_SECRET_BYTES 32  /* X25519 secret key */
+#define MACC_KX_SEED_BYTES 32    /* seed of a deterministic key pair (tests, golden vectors) */
+#define MACC_AEAD_KEY_BYTES 32
+#define MACC_AEAD_NONCE_BYTES 24
+#define MACC_AEAD_TAG_BYTES 16
+#define MACC_KDF_CTX_BYTES 8     /* crypto_kdf context: exactly 8 characters */
+
+/* One plaintext segment of a scattered message. */
+struct macc_iov {
+	const void *base;
+	size_t len;
+};
+
+/* A fresh ephemeral X25519 key pair, or a deterministic one from `seed` when it is not NULL
+ * (tests only). The caller wipes `sk` (macc_memzero) as soon as it has been used. Returns 0 or
+ * MACC_ECRYPTO. */
+int macc_kx_keypair(uint8_t pk[MACC_KX_PUBKEY_BYTES], uint8_t sk[MACC_KX_SECRET_BYTES],
+		    const uint8_t *seed);
+
+/*
+ * Directional session keys from our ephemeral key pair and the peer's ephemeral public key
+ * (libsodium crypto_kx). The roles crypto_kx needs are decided without a message: the side
+ * whose ephemeral public key is smaller (memcmp order) is the client, so both sides agree and
+ * our `tx` is the peer's `rx`. Refused with MACC_ECRYPTO when both public keys are equal (a
+ * reflected HELLO) or the peer's key is a low-order point (the shared secret would be zero).
+ * Nothing is written on failure. Intermediate secrets are wiped.
+ */
+int macc_kx_session_keys(uint8_t rx[MACC_AEAD_KEY_BYTES], uint8_t tx[MACC_AEAD_KEY_BYTES],
+			 const uint8_t self_pk[MACC_KX_PUBKEY_BYTES],
+			 const uint8_t self_sk[MACC_KX_SECRET_BYTES],
+			 const uint8_t peer_pk[MACC_KX_PUBKEY_BYTES]);
+
+/* crypto_kdf_derive_from_key: subkey number `id` of `key` under the 8-character context `ctx`
+ * (outlen 16..64). `out` may alias `key` (the key is copied first), so a chain can be stepped
+ * in place: macc_kdf_derive(k, 32, e + 1, "maccrkey", k). Returns 0 or MACC_ECRYPTO. */
+int macc_kdf_derive(uint8_t *out, size_t outlen, uint64_t id, const char ctx[MACC_KDF_CTX_BYTES],
+		    const uint8_t key[MACC_AEAD_KEY_BYTES]);
+
+/*
+ * XChaCha20-Poly1305 (IETF) encryption of the concatenation of m[0..nm) into c, with a detached
+ * tag over `ad` and the ciphertext: c receives exactly sum(m[i].len) bytes and is byte for byte
+ * what crypto_aead_xchacha20poly1305_ietf_encrypt_detached gives for the concatenated message.
+ * One pass over the data, in cache-sized pieces (encrypt a piece, authenticate it while it is in
+ * cache). c may equal m[0].base when nm == 1 (in place); otherwise c must not overlap any
+ * segment. The total must be below 2^37 bytes (the frame limit keeps it below 4 GiB). Returns
+ * 0 or MACC_ETOOBIG.
+ */
+int macc_aead_seal_iov(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const struct macc_iov *m,
+		       size_t nm, const void *ad, size_t adlen,
+		       const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
+		       const uint8_t key[MACC_AEAD_KEY_BYTES]);
+
+/* Verify and decrypt c[0..len) into m (m may equal c: in place). On failure (MACC_EBADSIG: the
+ * tag does not match the key, nonce, associated data and ciphertext) m is zeroed and nothing
+ * of the forgery is released. */
+int macc_aead_open(uint8_t *m, const uint8_t *c, size_t len,
+		   const uint8_t tag[MACC_AEAD_TAG_BYTES], const void *ad, size_t adlen,
+		   const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
+		   const uint8_t key[MACC_AEAD_KEY_BYTES]);
+
+/* libsodium's own one-shot encrypt_detached (contiguous message; c may equal m). The reference
+ * the tests hold macc_aead_seal_iov against. Returns 0. */
+int macc_aead_seal(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const void *m, size_t len,
+		   const void *ad, size_t adlen, const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
+		   const uint8_t key[MACC_AEAD_KEY_BYTES]);
 
 #endif

@@ -366,3 +366,202 @@ void macc_memzero(void *p, size_t n)
 {
 	sodium_memzero(p, n);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Session encryption (issue 12)                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+_Static_assert(crypto_kx_PUBLICKEYBYTES == MACC_KX_PUBKEY_BYTES, "kx public key size");
+_Static_assert(crypto_kx_SECRETKEYBYTES == MACC_KX_SECRET_BYTES, "kx secret key size");
+_Static_assert(crypto_kx_SEEDBYTES == MACC_KX_SEED_BYTES, "kx seed size");
+_Static_assert(crypto_kx_SESSIONKEYBYTES == MACC_AEAD_KEY_BYTES, "kx session key size");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == MACC_AEAD_KEY_BYTES, "aead key");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == MACC_AEAD_NONCE_BYTES, "nonce");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == MACC_AEAD_TAG_BYTES, "tag size");
+_Static_assert(crypto_kdf_CONTEXTBYTES == MACC_KDF_CTX_BYTES, "kdf context size");
+_Static_assert(crypto_kdf_KEYBYTES == MACC_AEAD_KEY_BYTES, "kdf key size");
+
+/* Piece size of the one-pass seal: encrypted, then authenticated while still in L1/L2. A
+ * multiple of the 64-byte ChaCha20 block. */
+#define SEAL_PIECE 16384
+
+int macc_kx_keypair(uint8_t pk[MACC_KX_PUBKEY_BYTES], uint8_t sk[MACC_KX_SECRET_BYTES],
+		    const uint8_t *seed)
+{
+	int rc;
+
+	if (macc_crypto_init() != 0) {
+		return MACC_ECRYPTO;
+	}
+	rc = seed != NULL ? crypto_kx_seed_keypair(pk, sk, seed) : crypto_kx_keypair(pk, sk);
+	if (rc != 0) {
+		sodium_memzero(sk, MACC_KX_SECRET_BYTES);
+		return MACC_ECRYPTO;
+	}
+	return 0;
+}
+
+int macc_kx_session_keys(uint8_t rx[MACC_AEAD_KEY_BYTES], uint8_t tx[MACC_AEAD_KEY_BYTES],
+			 const uint8_t self_pk[MACC_KX_PUBKEY_BYTES],
+			 const uint8_t self_sk[MACC_KX_SECRET_BYTES],
+			 const uint8_t peer_pk[MACC_KX_PUBKEY_BYTES])
+{
+	uint8_t r[MACC_AEAD_KEY_BYTES], t[MACC_AEAD_KEY_BYTES];
+	int cmp, rc;
+
+	if (macc_crypto_init() != 0) {
+		return MACC_ECRYPTO;
+	}
+	/* Public values: an ordinary comparison is fine. */
+	cmp = memcmp(self_pk, peer_pk, MACC_KX_PUBKEY_BYTES);
+	if (cmp == 0) {
+		return MACC_ECRYPTO;
+	}
+	if (cmp < 0) {
+		rc = crypto_kx_client_session_keys(r, t, self_pk, self_sk, peer_pk);
+	} else {
+		rc = crypto_kx_server_session_keys(r, t, self_pk, self_sk, peer_pk);
+	}
+	if (rc == 0) {
+		memcpy(rx, r, sizeof(r));
+		memcpy(tx, t, sizeof(t));
+	}
+	sodium_memzero(r, sizeof(r));
+	sodium_memzero(t, sizeof(t));
+	return rc == 0 ? 0 : MACC_ECRYPTO;
+}
+
+int macc_kdf_derive(uint8_t *out, size_t outlen, uint64_t id, const char ctx[MACC_KDF_CTX_BYTES],
+		    const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	uint8_t k[crypto_kdf_KEYBYTES];
+	int rc;
+
+	if (macc_crypto_init() != 0) {
+		return MACC_ECRYPTO;
+	}
+	if (outlen < crypto_kdf_BYTES_MIN || outlen > crypto_kdf_BYTES_MAX) {
+		return MACC_ECRYPTO;
+	}
+	memcpy(k, key, sizeof(k)); /* out may alias key */
+	rc = crypto_kdf_derive_from_key(out, outlen, id, ctx, k);
+	sodium_memzero(k, sizeof(k));
+	return rc == 0 ? 0 : MACC_ECRYPTO;
+}
+
+/* The ChaCha20 keystream of the IETF AEAD (after HChaCha20), consumed from byte `pos` on, so
+ * segments of any length can follow each other. pos starts at 64: block 0 is the Poly1305 key. */
+struct xstream {
+	uint8_t subkey[crypto_core_hchacha20_OUTPUTBYTES];
+	uint8_t n2[crypto_stream_chacha20_ietf_NONCEBYTES];
+	uint64_t pos;
+};
+
+static void xstream_xor(struct xstream *xs, uint8_t *out, const uint8_t *in, size_t len)
+{
+	size_t r = (size_t)(xs->pos % 64);
+
+	if (r != 0 && len > 0) {
+		/* Finish the block a previous segment started. */
+		uint8_t ks[64];
+		size_t take = 64 - r < len ? 64 - r : len;
+
+		memset(ks, 0, sizeof(ks));
+		crypto_stream_chacha20_ietf_xor_ic(ks, ks, sizeof(ks), xs->n2,
+						   (uint32_t)(xs->pos / 64), xs->subkey);
+		for (size_t i = 0; i < take; i++) {
+			out[i] = in[i] ^ ks[r + i];
+		}
+		sodium_memzero(ks, sizeof(ks));
+		out += take;
+		in += take;
+		len -= take;
+		xs->pos += take;
+	}
+	if (len > 0) {
+		crypto_stream_chacha20_ietf_xor_ic(out, in, len, xs->n2, (uint32_t)(xs->pos / 64),
+						   xs->subkey);
+		xs->pos += len;
+	}
+}
+
+int macc_aead_seal_iov(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const struct macc_iov *m,
+		       size_t nm, const void *ad, size_t adlen,
+		       const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
+		       const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	static const uint8_t pad0[16];
+	crypto_onetimeauth_poly1305_state st;
+	struct xstream xs;
+	uint8_t block0[64], lens[16];
+	uint64_t total = 0;
+	size_t off = 0;
+
+	for (size_t i = 0; i < nm; i++) {
+		total += m[i].len;
+		if (total >= ((uint64_t)1 << 37)) {
+			return MACC_ETOOBIG;
+		}
+	}
+	(void)macc_crypto_init();
+	crypto_core_hchacha20(xs.subkey, nonce, key, NULL);
+	memset(xs.n2, 0, 4);
+	memcpy(xs.n2 + 4, nonce + crypto_core_hchacha20_INPUTBYTES, 8);
+	xs.pos = 64;
+	memset(block0, 0, sizeof(block0));
+	crypto_stream_chacha20_ietf(block0, sizeof(block0), xs.n2, xs.subkey);
+	crypto_onetimeauth_poly1305_init(&st, block0);
+	sodium_memzero(block0, sizeof(block0));
+	crypto_onetimeauth_poly1305_update(&st, ad, adlen);
+	crypto_onetimeauth_poly1305_update(&st, pad0, (16 - adlen % 16) % 16);
+	for (size_t i = 0; i < nm; i++) {
+		const uint8_t *p = m[i].base;
+		size_t left = m[i].len;
+
+		while (left > 0) {
+			/* End pieces on block boundaries of the keystream where possible. */
+			size_t n = SEAL_PIECE - (size_t)(xs.pos % SEAL_PIECE);
+
+			n = n < left ? n : left;
+			xstream_xor(&xs, c + off, p, n);
+			crypto_onetimeauth_poly1305_update(&st, c + off, n);
+			off += n;
+			p += n;
+			left -= n;
+		}
+	}
+	crypto_onetimeauth_poly1305_update(&st, pad0, (16 - total % 16) % 16);
+	for (int i = 0; i < 8; i++) {
+		lens[i] = (uint8_t)((uint64_t)adlen >> (8 * i));
+		lens[8 + i] = (uint8_t)(total >> (8 * i));
+	}
+	crypto_onetimeauth_poly1305_update(&st, lens, sizeof(lens));
+	crypto_onetimeauth_poly1305_final(&st, tag);
+	sodium_memzero(&st, sizeof(st));
+	sodium_memzero(&xs, sizeof(xs));
+	return 0;
+}
+
+int macc_aead_open(uint8_t *m, const uint8_t *c, size_t len,
+		   const uint8_t tag[MACC_AEAD_TAG_BYTES], const void *ad, size_t adlen,
+		   const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
+		   const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	(void)macc_crypto_init();
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(m, NULL, c, len, tag, ad, adlen,
+								 nonce, key) != 0) {
+		sodium_memzero(m, len);
+		return MACC_EBADSIG;
+	}
+	return 0;
+}
+
+int macc_aead_seal(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const void *m, size_t len,
+		   const void *ad, size_t adlen, const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
+		   const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	(void)macc_crypto_init();
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, tag, NULL, m, len, ad, adlen, NULL,
+							    nonce, key);
+	return 0;
+}
