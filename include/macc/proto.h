@@ -5,8 +5,10 @@
  *   1. framing (frame.c): every frame is a u32 big-endian payload length + payload. The stream
  *      decoder takes bytes in arbitrary chunks and yields whole payloads; a length above the
  *      configured maximum is refused (MACC_ETOOBIG) before anything is allocated.
- *   2. sealing (issue 12, not yet): XChaCha20-Poly1305 over the payload under X25519-derived
- *      session keys, negotiated by HELLO flags. It will sit between 1 and 3 and change neither.
+ *   2. sealing (seal.c): once the handshake is done, every frame payload is sealed with
+ *      XChaCha20-Poly1305 under X25519-derived, per-direction session keys, negotiated by the
+ *      HELLO flag MACC_HELLO_F_SEAL. It sits between 1 and 3 and changes neither: a sealed frame
+ *      is an ordinary frame whose payload is ciphertext || 16-byte tag (section 2 below).
  *   3. codec (wire.c): the payload is one msgpack map. Every message has "ver" (protocol
  *      version) and "type". Decoding turns the bytes into the plain structs below at once with a
  *      small validating reader (bounded depth, container counts checked against the bytes left,
@@ -18,13 +20,19 @@
  *
  * Handshake (symmetric: both sides do the same, in any order):
  *   each side sends HELLO {ver, type, key, nonce (32 random bytes), model hash, nparams, algo,
- *   round, degree, name, flags}. On the peer's HELLO: check version (decode), allow-list and
- *   model (macc_session_accept_hello), then send HELLO_ACK {key, sig}, where sig is our
- *   Ed25519 signature of
- *       "macc/1/hello" || signer key || verifier key || signer nonce || verifier nonce
- *   i.e. of the peer's fresh nonce, bound to both keys and both nonces. On the peer's HELLO_ACK
- *   verify it (macc_session_verify_ack): the peer proved its key in this very session. The
- *   session is established when both HELLO and a valid HELLO_ACK from the peer were seen.
+ *   round, degree, name, flags, and when flags has MACC_HELLO_F_SEAL: eph (a fresh ephemeral
+ *   X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule)}. On the peer's
+ *   HELLO: check version (decode), allow-list, model and encryption setting
+ *   (macc_session_accept_hello), then send HELLO_ACK {key, sig}, where sig is our Ed25519
+ *   signature of
+ *       "macc/2/hello" || signer key || verifier key || signer nonce || verifier nonce
+ *       || signer flags (u32 BE) || verifier flags || signer eph || verifier eph
+ *       || signer rk_bytes (u64 BE) || signer rk_frames || verifier rk_bytes || verifier rk_frames
+ *   (eph and rk_* are zero for a side that does not seal), i.e. of the peer's fresh nonce, bound
+ *   to both keys, both nonces and both ephemeral keys. On the peer's HELLO_ACK verify it
+ *   (macc_session_verify_ack): the peer proved its key in this very session, and that the
+ *   ephemeral key we derived our session keys from is its own. The session is established when
+ *   both HELLO and a valid HELLO_ACK from the peer were seen.
  *
  * STATE, built for one sender and many neighbours without copying the parameters per neighbour:
  *   frame = u32 length || map { ver, type, from, sig, body: bin(BODY) }
@@ -32,7 +40,7 @@
  * The body is encoded ONCE per round (macc_state_body_encode) together with its BLAKE2b-256
  * digest. Each neighbour then gets a small prefix (macc_session_state_prefix): frame length,
  * map header, ver, type, from, the signature over
- *       "macc/1/state" || sender key || receiver key || sender nonce || receiver nonce
+ *       "macc/2/state" || sender key || receiver key || sender nonce || receiver nonce
  *       || type (1 byte) || round (u64 BE) || digest
  * and the "body" key with the bin header. The daemon writes prefix and body as two buffers
  * (uv_write with 2 uv_buf_t); frame bytes are prefix.bytes[0..len) followed by body.buf.
@@ -41,7 +49,7 @@
  *
  * PING/PONG {seq, time_ns} measure RTT and keep the connection alive; BYE {reason, text} says why
  * a side closes (reason: a MACC_E* code such as MACC_EMODEL). They carry no training state and
- * are not signed (the sealing layer will authenticate them).
+ * are not signed (the sealing layer authenticates them when the session is sealed).
  */
 #ifndef MACC_PROTO_H
 #define MACC_PROTO_H
@@ -54,7 +62,8 @@
 #include "macc/crypto.h"
 #include "macc/err.h"
 
-#define MACC_PROTO_VERSION 1
+/* 2: HELLO gained the sealing fields and the proof covers them (issue 12). */
+#define MACC_PROTO_VERSION 2
 
 /* ---------------------------------------------------------------------------------------- */
 /* 1. Framing                                                                                */
@@ -123,10 +132,22 @@ enum macc_msg_type {
 /* "hello", "hello_ack", "state", "ping", "pong", "bye" or "unknown". */
 const char *macc_msg_type_name(int type);
 
-/* HELLO flags. Bits not understood are ignored; MACC_HELLO_F_SEAL is reserved for issue 12. */
+/* HELLO flags. Bits not understood are ignored (but signed by the proof). MACC_HELLO_F_SEAL:
+ * the sender seals the session (config encrypt = yes); both sides must agree (MACC_EENCRYPT). */
 enum {
 	MACC_HELLO_F_SEAL = 1u << 0,
 };
+
+/* When a direction of a sealed session moves to its next key: after `bytes` plaintext payload
+ * bytes or `frames` frames under the current key, whichever comes first (0: that count never
+ * triggers). Each side picks the schedule of what it SENDS and announces it in its HELLO, so
+ * the two sides need not be configured alike. */
+struct macc_seal_limits {
+	uint64_t bytes;
+	uint64_t frames;
+};
+#define MACC_SEAL_REKEY_BYTES_DEFAULT ((uint64_t)1 << 30) /* 1 GiB */
+#define MACC_SEAL_REKEY_FRAMES_DEFAULT ((uint64_t)1 << 20)
 
 #define MACC_NAME_MAX 64  /* agent name, including the NUL */
 #define MACC_ALGO_MAX 32  /* algorithm name ("dmsgd"), including the NUL */
@@ -141,7 +162,10 @@ struct macc_hello {
 	uint64_t round;                   /* sender's current round */
 	uint32_t degree;                  /* sender's number of configured peers (Metropolis) */
 	char name[MACC_NAME_MAX];         /* sender's name, informational only */
-	uint32_t flags;                   /* MACC_HELLO_F_*; 0 today */
+	uint32_t flags;                   /* MACC_HELLO_F_* */
+	/* Present on the wire iff flags has MACC_HELLO_F_SEAL (zero otherwise): */
+	uint8_t eph[MACC_KX_PUBKEY_BYTES]; /* sender's fresh ephemeral X25519 public key */
+	struct macc_seal_limits rekey;     /* sender's rekey schedule for what it sends */
 };
 
 struct macc_hello_ack {
@@ -262,6 +286,18 @@ struct macc_state_prefix {
 /* 4. Sessions                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 
+/* One direction of a sealed session (see section 2 at the end of this file). */
+struct macc_seal_dir {
+	uint8_t key[MACC_AEAD_KEY_BYTES]; /* key of the current epoch; wiped at every rekey */
+	uint64_t counter; /* frames sealed (tx) or opened (rx) so far: the next frame's nonce */
+	uint64_t epoch;   /* rekeys so far */
+	uint64_t frames;  /* frames under the current key */
+	uint64_t bytes;   /* plaintext payload bytes under the current key */
+	struct macc_seal_limits limits; /* this direction's schedule (the sender's HELLO) */
+	bool on;          /* frames in this direction are sealed from now on */
+	int error;        /* rx: sticky once a frame failed to open */
+};
+
 /* One per connection. Caller storage; the identity is borrowed for the session's lifetime. */
 struct macc_session {
 	const struct macc_identity *self;
@@ -274,13 +310,24 @@ struct macc_session {
 	bool have_hello;  /* the peer's HELLO passed the checks */
 	bool proven;      /* the peer's HELLO_ACK verified: session established */
 	bool have_round;
+	/* Sealing (issue 12). Everything below is wiped by macc_session_finish. */
+	bool seal;                                 /* macc_session_enable_seal was called */
+	uint32_t self_flags;                       /* flags of our HELLO */
+	uint32_t peer_flags;                       /* flags of the peer's HELLO */
+	uint8_t self_eph[MACC_KX_PUBKEY_BYTES];    /* our ephemeral public key */
+	uint8_t eph_secret[MACC_KX_SECRET_BYTES];  /* wiped as soon as the keys are derived */
+	uint8_t peer_eph[MACC_KX_PUBKEY_BYTES];
+	struct macc_seal_limits self_rekey;        /* what we announced (our tx schedule) */
+	struct macc_seal_limits peer_rekey;        /* what the peer announced (our rx schedule) */
+	struct macc_seal_dir tx, rx;               /* keyed when the peer's HELLO is accepted */
 };
 
 /* Start a session with our identity and our nonce (the one sent in our HELLO). */
 void macc_session_init(struct macc_session *s, const struct macc_identity *self,
 		       const uint8_t self_nonce[MACC_NONCE_BYTES]);
 
-/* Wipe the session (no secrets are held, but nonces go too). Zeroed storage ok. */
+/* Wipe the session: session keys, the ephemeral secret (if still there) and nonces. Zeroed
+ * storage ok. Call it when the connection closes. */
 void macc_session_finish(struct macc_session *s);
 
 /*
@@ -288,8 +335,11 @@ void macc_session_finish(struct macc_session *s);
  * model hash, parameter count and algorithm must equal ours (MACC_EMODEL; the message names
  * both values). If `expect` is not NULL, the key must also be that one (an outgoing connection
  * to a configured peer; MACC_EUNKNOWNPEER otherwise). A second HELLO in the same session, or a
- * HELLO that carries our own nonce, is refused (MACC_EREPLAY). On success returns the index of
- * the key in `allow` and binds the session to it; nothing changes on failure.
+ * HELLO that carries our own nonce, is refused (MACC_EREPLAY). Its MACC_HELLO_F_SEAL must equal
+ * ours (MACC_EENCRYPT, naming both settings). When sealing, both directional keys are derived
+ * here (X25519 via crypto_kx, then crypto_kdf) and the ephemeral secret is wiped; a reflected
+ * or low-order ephemeral key is MACC_ECRYPTO. On success returns the index of the key in
+ * `allow` and binds the session to it; nothing changes on failure.
  */
 int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h,
 			      const struct macc_pubkey *allow, size_t nallow,
@@ -297,11 +347,13 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 			      uint64_t nparams, const char *algo, struct macc_errmsg *err);
 
 /* Append our HELLO_ACK frame (our proof over the peer's nonce). Needs have_hello
- * (MACC_ESTATE otherwise). */
+ * (MACC_ESTATE otherwise). On a sealed session this is the last plaintext frame we send: from
+ * the next one on every frame we send must go through macc_session_seal_frame/_state. */
 int macc_session_ack_encode(struct macc_session *s, struct macc_buf *out);
 
 /* Verify the peer's HELLO_ACK: needs have_hello (MACC_ESTATE), the key must be the session's
- * peer (MACC_EUNKNOWNPEER), the proof must verify (MACC_EBADSIG). Sets `proven`. */
+ * peer (MACC_EUNKNOWNPEER), the proof must verify (MACC_EBADSIG). Sets `proven`. On a sealed
+ * session the ACK is the peer's last plaintext frame: macc_session_open opens every later one. */
 int macc_session_verify_ack(struct macc_session *s, const struct macc_hello_ack *a,
 			    struct macc_errmsg *err);
 
@@ -319,5 +371,102 @@ int macc_session_state_prefix(const struct macc_session *s, const struct macc_st
  */
 int macc_session_accept_state(struct macc_session *s, const struct macc_state *st,
 			      size_t nparams, struct macc_errmsg *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* 2. Sealing (seal.c)                                                                       */
+/* ---------------------------------------------------------------------------------------- */
+
+/*
+ * A sealed frame is an ordinary frame:  u32 BE L || ciphertext (L - 16 bytes) || tag (16)
+ * where ciphertext || tag is XChaCha20-Poly1305 (IETF) of the plaintext payload, with
+ *   associated data = the 4 header bytes (so the length cannot be changed),
+ *   nonce           = 16 zero bytes || u64 BE counter, the number of frames sealed before it in
+ *                     this direction of this session (never sent: the receiver counts too, so a
+ *                     replayed, reordered, dropped or foreign frame does not open),
+ *   key             = the direction's key of the current epoch.
+ * Keys: (rx, tx) = crypto_kx(our ephemeral key pair, the peer's ephemeral public key), roles by
+ * comparing the two public keys; epoch 0 key = crypto_kdf(id 0, "maccseal", kx key); after a
+ * frame that reaches the direction's rekey schedule (the sender's HELLO rk_bytes/rk_frames,
+ * counted in plaintext payload bytes and frames since the last rekey), both sides step
+ *   key(e+1) = crypto_kdf(id e+1, "maccrkey", key(e))
+ * and wipe key(e): no message is exchanged, and a later key does not reveal an earlier one. The
+ * counter is never reset. An empty payload seals to a 16-byte tag.
+ *
+ * Direction switches: tx is sealed from the first frame after our HELLO_ACK
+ * (macc_session_ack_encode), rx from the first frame after the peer's HELLO_ACK
+ * (macc_session_verify_ack). TCP keeps each direction in order, so both sides agree.
+ */
+#define MACC_SEAL_OVERHEAD MACC_AEAD_TAG_BYTES /* bytes a payload grows by when sealed */
+
+/* Seal this session (config encrypt = yes): call after macc_session_init, before sending our
+ * HELLO. Makes a fresh ephemeral X25519 key pair (from `eph_seed` when not NULL: tests and
+ * golden vectors only) and records our rekey schedule (`rekey` NULL: the defaults). Returns 0,
+ * MACC_ESTATE (the peer's HELLO was already accepted) or MACC_ECRYPTO. */
+int macc_session_enable_seal(struct macc_session *s, const struct macc_seal_limits *rekey,
+			     const uint8_t *eph_seed);
+
+/* Put the session's sealing fields into the HELLO we are about to send (after
+ * macc_hello_init): flags, ephemeral public key and rekey schedule. Without
+ * macc_session_enable_seal it clears them (encrypt = no). */
+void macc_session_hello_prepare(const struct macc_session *s, struct macc_hello *h);
+
+/* True when frames we send now must be sealed / frames we receive now are sealed. */
+bool macc_session_tx_sealed(const struct macc_session *s);
+bool macc_session_rx_sealed(const struct macc_session *s);
+
+/*
+ * Seal, in place, the whole plaintext frame (header + payload) that starts at out->data[start]
+ * and ends at out->len, as the encoders append it: the payload is encrypted where it is, the tag
+ * appended and the header rewritten. A no-op returning 0 while tx is not sealed, so the daemon
+ * can call it on every small frame it encodes (PING, PONG, BYE, ...). Returns 0, -ENOMEM,
+ * MACC_ETOOBIG or MACC_EMALFORMED (not one whole frame); on failure the frame is removed from
+ * `out` (out->len = start) and the session's counters are unchanged.
+ */
+int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t start);
+
+/*
+ * Append to `out` one sealed STATE frame for `body` on this session: the per-neighbour prefix
+ * (signed as in macc_session_state_prefix) and the shared body are encrypted in one pass
+ * straight into `out`, without copying the body first. `out` is per neighbour; reuse it from
+ * round to round (macc_buf_reset keeps the allocation). Needs tx sealed (MACC_ESTATE otherwise:
+ * on an unsealed session send prefix + shared body as before). 0, -ENOMEM or MACC_ETOOBIG.
+ */
+int macc_session_seal_state(struct macc_session *s, const struct macc_state_body *body,
+			    struct macc_buf *out);
+
+/*
+ * For sealing off the event-loop thread: reserve, on the loop thread and in stream order, the
+ * slot of the next frame we send (its nonce and key; the session's counters and rekey advance
+ * now), then seal it anywhere with macc_seal_ticket_run. Frames must reach the stream in
+ * reservation order. `plen` is the plaintext payload length the ticket will be run with.
+ * A ticket holds a copy of a key: run it, or wipe it with macc_seal_ticket_discard (and then
+ * the session is unusable, since the peer expects that frame). 0, MACC_ESTATE (tx not
+ * sealed), MACC_ETOOBIG or MACC_ECRYPTO (rekey).
+ */
+struct macc_seal_ticket {
+	uint8_t key[MACC_AEAD_KEY_BYTES];
+	uint64_t counter;
+	size_t plen;
+	bool valid;
+};
+int macc_session_seal_reserve(struct macc_session *s, size_t plen, struct macc_seal_ticket *t);
+
+/* Append the sealed frame (header, ciphertext of the concatenated segments, tag) to `out`
+ * and wipe the ticket. The segments must add up to the reserved `plen` (MACC_EMALFORMED
+ * otherwise). 0, -ENOMEM, MACC_ESTATE (ticket not valid) or MACC_EMALFORMED. */
+int macc_seal_ticket_run(struct macc_seal_ticket *t, const struct macc_iov *m, size_t nm,
+			 struct macc_buf *out);
+void macc_seal_ticket_discard(struct macc_seal_ticket *t);
+
+/*
+ * Open one received frame payload in place (as macc_frame_decoder_take hands it over) and store
+ * the plaintext length in *ret_len; the plaintext is payload[0..*ret_len), ready for
+ * macc_msg_decode. While rx is not sealed it returns 0 with *ret_len = len (call it on every
+ * frame). A frame that does not open (tampered, truncated, replayed, reordered or from another
+ * session: MACC_EBADSIG; shorter than a tag: MACC_EMALFORMED) is wiped, and the rx direction
+ * stays failed (every later call returns the same error): close the connection.
+ */
+int macc_session_open(struct macc_session *s, uint8_t *payload, size_t len, size_t *ret_len,
+		      struct macc_errmsg *err);
 
 #endif

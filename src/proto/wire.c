@@ -17,6 +17,10 @@
  * Session checks run in the order DESIGN.md fixes: size, version, type (macc_msg_decode), then
  * sender, signature, model, freshness (macc_session_accept_state). State is only written when
  * every check passed.
+ *
+ * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
+ * ephemeral keys, key derivation when the peer's HELLO is accepted, switching each direction on
+ * at the HELLO_ACKs); sealing and opening frames is seal.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,8 +34,8 @@
 #define MAX_DEPTH 8     /* nesting allowed in ignored (unknown) values */
 #define MAX_ENTRIES 64  /* keys per map: far more than any message has */
 
-static const char hello_ctx[] = "macc/1/hello";
-static const char state_ctx[] = "macc/1/state";
+static const char hello_ctx[] = "macc/2/hello";
+static const char state_ctx[] = "macc/2/state";
 
 /* ---------------------------------------------------------------------------------------- */
 /* Floats                                                                                    */
@@ -216,7 +220,7 @@ int macc_hello_encode(struct macc_buf *out, const struct macc_hello *h)
 		return MACC_EMALFORMED;
 	}
 	start = frame_begin(out, &w, &pk);
-	msgpack_pack_map(&pk, 11);
+	msgpack_pack_map(&pk, (h->flags & MACC_HELLO_F_SEAL) != 0 ? 14 : 11);
 	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
 	pack_kv_uint(&pk, "type", MACC_MSG_HELLO);
 	pack_kv_bin(&pk, "key", h->key.bytes, sizeof(h->key.bytes));
@@ -228,6 +232,11 @@ int macc_hello_encode(struct macc_buf *out, const struct macc_hello *h)
 	pack_kv_uint(&pk, "degree", h->degree);
 	pack_kv_str(&pk, "name", h->name);
 	pack_kv_uint(&pk, "flags", h->flags);
+	if ((h->flags & MACC_HELLO_F_SEAL) != 0) {
+		pack_kv_bin(&pk, "eph", h->eph, sizeof(h->eph));
+		pack_kv_uint(&pk, "rk_bytes", h->rekey.bytes);
+		pack_kv_uint(&pk, "rk_frames", h->rekey.frames);
+	}
 	return frame_end(out, &w, start);
 }
 
@@ -854,6 +863,18 @@ static int decode_hello(const struct fields *f, struct macc_hello *h)
 		return rc;
 	}
 	h->flags = (uint32_t)v;
+	memset(h->eph, 0, sizeof(h->eph));
+	memset(&h->rekey, 0, sizeof(h->rekey));
+	if ((h->flags & MACC_HELLO_F_SEAL) != 0) {
+		if ((rc = get_bin(f, "eph", MACC_KX_PUBKEY_BYTES, &b, &n)) != 0) {
+			return rc;
+		}
+		memcpy(h->eph, b, n);
+		if ((rc = get_uint(f, "rk_bytes", UINT64_MAX, &h->rekey.bytes)) != 0 ||
+		    (rc = get_uint(f, "rk_frames", UINT64_MAX, &h->rekey.frames)) != 0) {
+			return rc;
+		}
+	}
 	return 0;
 }
 
@@ -1023,16 +1044,36 @@ int macc_msg_decode(const uint8_t *p, size_t len, size_t max, struct macc_msg *r
 /* Sessions                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-#define HELLO_PROOF_LEN (sizeof(hello_ctx) - 1 + 2 * MACC_PUBKEY_BYTES + 2 * MACC_NONCE_BYTES)
+#define HELLO_PROOF_LEN                                                                          \
+	(sizeof(hello_ctx) - 1 + 2 * MACC_PUBKEY_BYTES + 2 * MACC_NONCE_BYTES + 2 * 4 +            \
+	 2 * MACC_KX_PUBKEY_BYTES + 4 * 8)
 #define STATE_HDR_LEN                                                                            \
 	(sizeof(state_ctx) - 1 + 2 * MACC_PUBKEY_BYTES + 2 * MACC_NONCE_BYTES + 1 + 8 +           \
 	 MACC_DIGEST_BYTES)
 
-/* What a HELLO_ACK signs: the verifier's fresh nonce, bound to both keys and both nonces. */
-static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_pubkey *signer,
-			const struct macc_pubkey *verifier, const uint8_t *signer_nonce,
-			const uint8_t *verifier_nonce)
+static uint8_t *put_be64(uint8_t *p, uint64_t v)
 {
+	for (int i = 7; i >= 0; i--) {
+		*p++ = (uint8_t)(v >> (8 * i));
+	}
+	return p;
+}
+
+/* What a HELLO_ACK signs: the verifier's fresh nonce, bound to both keys, both nonces, both
+ * flags and both sides' sealing parameters (ephemeral keys, rekey schedules). `we_sign`: the
+ * proof we sign (we are the signer) or the one we verify (the peer is). */
+static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_session *s, bool we_sign)
+{
+	const struct macc_pubkey *signer = we_sign ? &s->self->pub : &s->peer;
+	const struct macc_pubkey *verifier = we_sign ? &s->peer : &s->self->pub;
+	const uint8_t *sn = we_sign ? s->self_nonce : s->peer_nonce;
+	const uint8_t *vn = we_sign ? s->peer_nonce : s->self_nonce;
+	uint32_t sf = we_sign ? s->self_flags : s->peer_flags;
+	uint32_t vf = we_sign ? s->peer_flags : s->self_flags;
+	const uint8_t *se = we_sign ? s->self_eph : s->peer_eph;
+	const uint8_t *ve = we_sign ? s->peer_eph : s->self_eph;
+	const struct macc_seal_limits *sl = we_sign ? &s->self_rekey : &s->peer_rekey;
+	const struct macc_seal_limits *vl = we_sign ? &s->peer_rekey : &s->self_rekey;
 	uint8_t *p = out;
 
 	memcpy(p, hello_ctx, sizeof(hello_ctx) - 1);
@@ -1041,9 +1082,25 @@ static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_pubkey *
 	p += MACC_PUBKEY_BYTES;
 	memcpy(p, verifier->bytes, MACC_PUBKEY_BYTES);
 	p += MACC_PUBKEY_BYTES;
-	memcpy(p, signer_nonce, MACC_NONCE_BYTES);
+	memcpy(p, sn, MACC_NONCE_BYTES);
 	p += MACC_NONCE_BYTES;
-	memcpy(p, verifier_nonce, MACC_NONCE_BYTES);
+	memcpy(p, vn, MACC_NONCE_BYTES);
+	p += MACC_NONCE_BYTES;
+	macc_put_be32(p, sf);
+	p += 4;
+	macc_put_be32(p, vf);
+	p += 4;
+	memcpy(p, se, MACC_KX_PUBKEY_BYTES);
+	p += MACC_KX_PUBKEY_BYTES;
+	memcpy(p, ve, MACC_KX_PUBKEY_BYTES);
+	p += MACC_KX_PUBKEY_BYTES;
+	p = put_be64(p, sl->bytes);
+	p = put_be64(p, sl->frames);
+	p = put_be64(p, vl->bytes);
+	p = put_be64(p, vl->frames);
+	if (p != out + HELLO_PROOF_LEN) {
+		abort(); /* programming error: layout and length disagree */
+	}
 }
 
 /* What a STATE signature covers. */
@@ -1071,6 +1128,34 @@ static void state_header(uint8_t out[STATE_HDR_LEN], const struct macc_pubkey *s
 	memcpy(p, digest, MACC_DIGEST_BYTES);
 }
 
+/* Both directions' epoch-0 keys from our ephemeral key pair and the peer's ephemeral key. */
+static int seal_derive(const struct macc_session *s, const struct macc_hello *h,
+		       struct macc_seal_dir *rx, struct macc_seal_dir *tx)
+{
+	uint8_t krx[MACC_AEAD_KEY_BYTES], ktx[MACC_AEAD_KEY_BYTES];
+	int rc;
+
+	memset(rx, 0, sizeof(*rx));
+	memset(tx, 0, sizeof(*tx));
+	rc = macc_kx_session_keys(krx, ktx, s->self_eph, s->eph_secret, h->eph);
+	if (rc == 0) {
+		rc = macc_kdf_derive(rx->key, sizeof(rx->key), 0, "maccseal", krx);
+	}
+	if (rc == 0) {
+		rc = macc_kdf_derive(tx->key, sizeof(tx->key), 0, "maccseal", ktx);
+	}
+	macc_memzero(krx, sizeof(krx));
+	macc_memzero(ktx, sizeof(ktx));
+	if (rc != 0) {
+		macc_memzero(rx, sizeof(*rx));
+		macc_memzero(tx, sizeof(*tx));
+		return rc;
+	}
+	rx->limits = h->rekey;
+	tx->limits = s->self_rekey;
+	return 0;
+}
+
 void macc_session_init(struct macc_session *s, const struct macc_identity *self,
 		       const uint8_t self_nonce[MACC_NONCE_BYTES])
 {
@@ -1092,7 +1177,8 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 			      uint64_t nparams, const char *algo, struct macc_errmsg *err)
 {
 	char kb[MACC_KEY_B64_SIZE];
-	int idx;
+	struct macc_seal_dir rx, tx;
+	int idx, rc;
 
 	if (s->have_hello) {
 		return macc_errf(err, MACC_EREPLAY, "second HELLO in one session");
@@ -1124,6 +1210,28 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 				 (unsigned long long)model_hash, (unsigned long long)nparams,
 				 algo != NULL ? algo : "");
 	}
+	if (((h->flags & MACC_HELLO_F_SEAL) != 0) != s->seal) {
+		return macc_errf(err, MACC_EENCRYPT,
+				 "peer '%s' has encrypt = %s, we have encrypt = %s; both agents must "
+				 "use the same setting",
+				 h->name, s->seal ? "no" : "yes", s->seal ? "yes" : "no");
+	}
+	if (s->seal) {
+		rc = seal_derive(s, h, &rx, &tx);
+		if (rc != 0) {
+			return macc_errf(err, rc, "peer '%s': its ephemeral key is ours or invalid",
+					 h->name);
+		}
+		s->rx = rx;
+		s->tx = tx;
+		macc_memzero(&rx, sizeof(rx));
+		macc_memzero(&tx, sizeof(tx));
+		/* Forward secrecy: the ephemeral secret is not needed any more. */
+		macc_memzero(s->eph_secret, sizeof(s->eph_secret));
+		memcpy(s->peer_eph, h->eph, sizeof(s->peer_eph));
+		s->peer_rekey = h->rekey;
+	}
+	s->peer_flags = h->flags;
 	s->peer = h->key;
 	memcpy(s->peer_nonce, h->nonce, MACC_NONCE_BYTES);
 	s->peer_hello_round = h->round;
@@ -1136,13 +1244,18 @@ int macc_session_ack_encode(struct macc_session *s, struct macc_buf *out)
 {
 	uint8_t proof[HELLO_PROOF_LEN];
 	uint8_t sig[MACC_SIG_BYTES];
+	int rc;
 
 	if (!s->have_hello || s->self == NULL || !s->self->loaded) {
 		return MACC_ESTATE;
 	}
-	hello_proof(proof, &s->self->pub, &s->peer, s->self_nonce, s->peer_nonce);
+	hello_proof(proof, s, true);
 	macc_sign(s->self, proof, sizeof(proof), sig);
-	return ack_encode(out, &s->self->pub, sig);
+	rc = ack_encode(out, &s->self->pub, sig);
+	if (rc == 0 && s->seal) {
+		s->tx.on = true; /* the ACK was our last plaintext frame */
+	}
+	return rc;
 }
 
 int macc_session_verify_ack(struct macc_session *s, const struct macc_hello_ack *a,
@@ -1159,11 +1272,14 @@ int macc_session_verify_ack(struct macc_session *s, const struct macc_hello_ack 
 	if (s->proven) {
 		return macc_errf(err, MACC_EREPLAY, "second HELLO_ACK in one session");
 	}
-	hello_proof(proof, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce);
+	hello_proof(proof, s, false);
 	if (macc_verify(&s->peer, proof, sizeof(proof), a->sig) != 0) {
 		return macc_errf(err, MACC_EBADSIG, "HELLO_ACK proof of key possession is invalid");
 	}
 	s->proven = true;
+	if (s->seal) {
+		s->rx.on = true; /* the ACK was the peer's last plaintext frame */
+	}
 	return 0;
 }
 

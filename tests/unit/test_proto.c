@@ -956,7 +956,7 @@ static void bad_body(struct mp *m, uint64_t n, size_t xbytes, uint64_t enc)
 	m->n = 0;
 	mp_map(m, 5);
 	mp_str(m, "ver");
-	mp_uint(m, 1);
+	mp_uint(m, MACC_PROTO_VERSION);
 	mp_str(m, "type");
 	mp_uint(m, MACC_MSG_STATE);
 	mp_str(m, "from");
@@ -1005,7 +1005,7 @@ static void test_attack_malformed(void **state)
 	m.n = 0;
 	mp_map(&m, 4);
 	mp_str(&m, "ver");
-	mp_uint(&m, 2);
+	mp_uint(&m, MACC_PROTO_VERSION + 1);
 	mp_str(&m, "type");
 	mp_uint(&m, MACC_MSG_PING);
 	mp_str(&m, "seq");
@@ -1013,9 +1013,10 @@ static void test_attack_malformed(void **state)
 	mp_str(&m, "time");
 	mp_uint(&m, 1);
 	assert_int_equal(decode_mp(&m), MACC_EVERSION);
-	m.b[5 + 8] = 1; /* ver = 1 (last byte of the u64) */
+	m.b[5 + 8] = 1; /* ver = 1 (last byte of the u64): the protocol before issue 12 */
+	assert_int_equal(decode_mp(&m), MACC_EVERSION);
+	m.b[5 + 8] = MACC_PROTO_VERSION;
 	assert_int_equal(decode_mp(&m), 0);
-	m.b[5 + 8] = 1;
 	{
 		uint8_t *type = memmem(m.b, m.n, "\xa4type\xcf", 6);
 
@@ -1028,7 +1029,7 @@ static void test_attack_malformed(void **state)
 	m.n = 0;
 	mp_map(&m, 4);
 	mp_str(&m, "ver");
-	mp_uint(&m, 1);
+	mp_uint(&m, MACC_PROTO_VERSION);
 	mp_str(&m, "type");
 	mp_uint(&m, MACC_MSG_PING);
 	mp_str(&m, "seq");
@@ -1039,7 +1040,7 @@ static void test_attack_malformed(void **state)
 	m.n = 0;
 	mp_map(&m, 3);
 	mp_str(&m, "ver");
-	mp_uint(&m, 1);
+	mp_uint(&m, MACC_PROTO_VERSION);
 	mp_str(&m, "type");
 	mp_uint(&m, MACC_MSG_PING);
 	mp_str(&m, "seq");
@@ -1049,7 +1050,7 @@ static void test_attack_malformed(void **state)
 	m.n = 0;
 	mp_map(&m, 5);
 	mp_str(&m, "ver");
-	mp_uint(&m, 1);
+	mp_uint(&m, MACC_PROTO_VERSION);
 	mp_str(&m, "type");
 	mp_uint(&m, MACC_MSG_PING);
 	mp_str(&m, "seq");
@@ -1074,7 +1075,7 @@ static void ping_with_junk(struct mp *m)
 	m->n = 0;
 	mp_map(m, 5);
 	mp_str(m, "ver");
-	mp_uint(m, 1);
+	mp_uint(m, MACC_PROTO_VERSION);
 	mp_str(m, "type");
 	mp_uint(m, MACC_MSG_PING);
 	mp_str(m, "seq");

@@ -1,0 +1,940 @@
+/*
+ * test_seal.c - sealed sessions: the encrypting handshake and the sealing layer (issue 12).
+ *
+ * Two agents A and B with fixed identities run the real handshake through the encoder, the
+ * stream decoder and the decoder, with sealing enabled on both sides, and then exchange sealed
+ * frames. Attacks are replayed against a copy of the receiving session taken before the frame,
+ * so each one starts from the same state: bit flips anywhere in a sealed frame (header,
+ * ciphertext, tag), a replayed frame, two frames swapped, a dropped frame, a re-framed
+ * (truncated) frame, a frame from another session of the same two agents, an ephemeral key
+ * swapped in transit. Each must fail to open (or to verify) with the exact error code, and a
+ * receiver that saw a bad frame stays failed. Rekeying is checked at the exact frame that
+ * reaches the schedule, in both directions, by frames and by bytes. Golden files pin the bytes
+ * of a sealed HELLO, PING and STATE for fixed keys, ephemeral seeds and nonces
+ * (MACC_UPDATE_GOLDEN=1 rewrites them).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "macc/proto.h"
+#include "macc/rng.h"
+
+#define MODEL_HASH 0x1234abcd5678ef01ull
+#define ALGO "dmsgd"
+#define NPARAMS 8
+
+static struct macc_identity ida, idb;
+
+static int setup(void **state)
+{
+	uint8_t seed[MACC_SEED_BYTES];
+
+	(void)state;
+	memset(seed, 0x0a, sizeof(seed));
+	assert_int_equal(macc_identity_from_seed(&ida, seed), 0);
+	memset(seed, 0x0b, sizeof(seed));
+	assert_int_equal(macc_identity_from_seed(&idb, seed), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	macc_identity_finish(&ida);
+	macc_identity_finish(&idb);
+	return 0;
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		if (b[i] != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Pass one whole frame through a stream decoder (in chunks of 7 bytes) and return the payload
+ * (malloc'ed). */
+static uint8_t *unframe(const uint8_t *p, size_t len, size_t *ret_len)
+{
+	struct macc_frame_decoder d;
+	uint8_t *out = NULL;
+	size_t off = 0, used;
+	int rc = 0;
+
+	macc_frame_decoder_init(&d, MACC_FRAME_MAX_DEFAULT);
+	while (off < len) {
+		size_t n = len - off < 7 ? len - off : 7;
+
+		rc = macc_frame_decoder_feed(&d, p + off, n, &used);
+		assert_true(rc == 0 || rc == 1);
+		off += used;
+	}
+	assert_int_equal(rc, 1);
+	out = macc_frame_decoder_take(&d, ret_len);
+	assert_non_null(out);
+	macc_frame_decoder_finish(&d);
+	return out;
+}
+
+/* Receive one frame on session s: unframe, open, decode. Returns the first error. The payload
+ * is returned in *ret_payload (caller frees) so STATE pointers stay valid. */
+static int receive(struct macc_session *s, const uint8_t *frame, size_t len, struct macc_msg *m,
+		   uint8_t **ret_payload, struct macc_errmsg *err)
+{
+	size_t plen, n;
+	uint8_t *payload = unframe(frame, len, &plen);
+	int rc = macc_session_open(s, payload, plen, &n, err);
+
+	if (rc == 0) {
+		rc = macc_msg_decode(payload, n, 0, m, err);
+	}
+	if (ret_payload != NULL) {
+		*ret_payload = payload;
+	} else {
+		free(payload);
+	}
+	return rc;
+}
+
+struct pair {
+	struct macc_session a, b;
+};
+
+/* Full handshake between A and B. seal_a/seal_b: enable sealing on that side; eph_a/eph_b: fixed
+ * ephemeral seed fill (0: random); lim_*: rekey schedules (NULL: defaults). Returns the first
+ * error of the handshake (0 when established). */
+static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, uint8_t eph_b,
+		     const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
+{
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES], sa[32], sb[32];
+	struct macc_hello ha, hb;
+	struct macc_buf fa, fb;
+	struct macc_msg m;
+	int rc;
+
+	memset(na, 0xa0, sizeof(na));
+	memset(nb, 0xb0, sizeof(nb));
+	memset(sa, eph_a, sizeof(sa));
+	memset(sb, eph_b, sizeof(sb));
+	macc_session_init(&p->a, &ida, na);
+	macc_session_init(&p->b, &idb, nb);
+	if (seal_a) {
+		assert_int_equal(macc_session_enable_seal(&p->a, lim_a, eph_a != 0 ? sa : NULL), 0);
+	}
+	if (seal_b) {
+		assert_int_equal(macc_session_enable_seal(&p->b, lim_b, eph_b != 0 ? sb : NULL), 0);
+	}
+	macc_hello_init(&ha, &ida, na, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
+	macc_hello_init(&hb, &idb, nb, MODEL_HASH, NPARAMS, ALGO, 0, 1, "b");
+	macc_session_hello_prepare(&p->a, &ha);
+	macc_session_hello_prepare(&p->b, &hb);
+	macc_buf_init(&fa, 0);
+	macc_buf_init(&fb, 0);
+	assert_int_equal(macc_hello_encode(&fa, &ha), 0);
+	assert_int_equal(macc_hello_encode(&fb, &hb), 0);
+	/* HELLOs travel in plaintext. */
+	assert_int_equal(receive(&p->b, fa.data, fa.len, &m, NULL, NULL), 0);
+	assert_int_equal(m.type, MACC_MSG_HELLO);
+	rc = macc_session_accept_hello(&p->b, &m.u.hello, &ida.pub, 1, NULL, MODEL_HASH, NPARAMS,
+				       ALGO, NULL);
+	if (rc < 0) {
+		goto out;
+	}
+	assert_int_equal(receive(&p->a, fb.data, fb.len, &m, NULL, NULL), 0);
+	rc = macc_session_accept_hello(&p->a, &m.u.hello, &idb.pub, 1, &idb.pub, MODEL_HASH,
+				       NPARAMS, ALGO, NULL);
+	if (rc < 0) {
+		goto out;
+	}
+	/* So do the ACKs; each switches its sender's tx on. */
+	macc_buf_reset(&fa);
+	macc_buf_reset(&fb);
+	assert_false(macc_session_tx_sealed(&p->a));
+	assert_int_equal(macc_session_ack_encode(&p->a, &fa), 0);
+	assert_int_equal(macc_session_ack_encode(&p->b, &fb), 0);
+	assert_int_equal(macc_session_tx_sealed(&p->a), seal_a);
+	assert_false(macc_session_rx_sealed(&p->b));
+	assert_int_equal(receive(&p->b, fa.data, fa.len, &m, NULL, NULL), 0);
+	assert_int_equal(m.type, MACC_MSG_HELLO_ACK);
+	rc = macc_session_verify_ack(&p->b, &m.u.ack, NULL);
+	if (rc < 0) {
+		goto out;
+	}
+	assert_int_equal(receive(&p->a, fb.data, fb.len, &m, NULL, NULL), 0);
+	rc = macc_session_verify_ack(&p->a, &m.u.ack, NULL);
+	if (rc < 0) {
+		goto out;
+	}
+	assert_int_equal(macc_session_rx_sealed(&p->b), seal_b);
+	rc = 0;
+out:
+	macc_buf_finish(&fa);
+	macc_buf_finish(&fb);
+	return rc;
+}
+
+static void sealed_pair(struct pair *p, uint8_t eph_a, uint8_t eph_b,
+			const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
+{
+	assert_int_equal(handshake(p, true, true, eph_a, eph_b, lim_a, lim_b), 0);
+}
+
+static void pair_finish(struct pair *p)
+{
+	macc_session_finish(&p->a);
+	macc_session_finish(&p->b);
+}
+
+/* Append one (sealed, if tx is) PING with sequence number `seq` to out. */
+static void ping(struct macc_session *s, uint64_t seq, struct macc_buf *out)
+{
+	struct macc_ping pg = {.seq = seq, .time_ns = 1000 + seq};
+	size_t start = out->len;
+
+	assert_int_equal(macc_ping_encode(out, MACC_MSG_PING, &pg), 0);
+	assert_int_equal(macc_session_seal_frame(s, out, start), 0);
+}
+
+/* Receive a PING and check its sequence number. */
+static void expect_ping(struct macc_session *s, const uint8_t *f, size_t len, uint64_t seq)
+{
+	struct macc_errmsg err = {{0}};
+	struct macc_msg m;
+
+	assert_int_equal(receive(s, f, len, &m, NULL, &err), 0);
+	assert_int_equal(m.type, MACC_MSG_PING);
+	assert_int_equal(m.u.ping.seq, seq);
+	assert_int_equal(m.u.ping.time_ns, 1000 + seq);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_handshake_keys(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	sealed_pair(&p, 0, 0, NULL, NULL);
+	/* Forward secrecy: the ephemeral secrets are gone once the keys exist. */
+	assert_true(all_zero(p.a.eph_secret, sizeof(p.a.eph_secret)));
+	assert_true(all_zero(p.b.eph_secret, sizeof(p.b.eph_secret)));
+	/* Directional keys agree across the pair and differ between directions. */
+	assert_memory_equal(p.a.tx.key, p.b.rx.key, MACC_AEAD_KEY_BYTES);
+	assert_memory_equal(p.a.rx.key, p.b.tx.key, MACC_AEAD_KEY_BYTES);
+	assert_memory_not_equal(p.a.tx.key, p.a.rx.key, MACC_AEAD_KEY_BYTES);
+	assert_false(all_zero(p.a.tx.key, MACC_AEAD_KEY_BYTES));
+	/* Each side's rx schedule is what the peer announced. */
+	assert_int_equal(p.b.rx.limits.bytes, MACC_SEAL_REKEY_BYTES_DEFAULT);
+	assert_int_equal(p.b.rx.limits.frames, MACC_SEAL_REKEY_FRAMES_DEFAULT);
+	/* Key wiping: finish leaves no key, secret or counter behind. */
+	pair_finish(&p);
+	assert_true(all_zero(p.a.tx.key, sizeof(p.a.tx.key)));
+	assert_true(all_zero(p.a.rx.key, sizeof(p.a.rx.key)));
+	assert_true(all_zero(p.b.tx.key, sizeof(p.b.tx.key)));
+	assert_true(all_zero(p.b.rx.key, sizeof(p.b.rx.key)));
+	assert_true(all_zero(&p.a, sizeof(p.a)));
+	assert_true(all_zero(&p.b, sizeof(p.b)));
+	macc_session_finish(NULL);
+
+	/* A session that never completed its handshake wipes its ephemeral secret too. */
+	{
+		struct macc_session s;
+		uint8_t n[MACC_NONCE_BYTES] = {1};
+
+		macc_session_init(&s, &ida, n);
+		assert_int_equal(macc_session_enable_seal(&s, NULL, NULL), 0);
+		assert_false(all_zero(s.eph_secret, sizeof(s.eph_secret)));
+		macc_session_finish(&s);
+		assert_true(all_zero(&s, sizeof(s)));
+	}
+}
+
+static void test_roundtrip(void **state)
+{
+	struct pair p;
+	struct macc_buf out, plain;
+	struct macc_msg m;
+	uint8_t *payload;
+	struct macc_ping pg = {.seq = 5, .time_ns = 1005};
+
+	(void)state;
+	sealed_pair(&p, 0, 0, NULL, NULL);
+	macc_buf_init(&out, 0);
+	macc_buf_init(&plain, 0);
+	/* Both directions, interleaved, many frames. */
+	for (uint64_t i = 0; i < 50; i++) {
+		macc_buf_reset(&out);
+		ping(&p.a, i, &out);
+		expect_ping(&p.b, out.data, out.len, i);
+		macc_buf_reset(&out);
+		ping(&p.b, 100 + i, &out);
+		expect_ping(&p.a, out.data, out.len, 100 + i);
+	}
+	assert_int_equal(p.a.tx.counter, 50);
+	assert_int_equal(p.b.rx.counter, 50);
+	/* A sealed frame is the plaintext frame + 16 bytes, and does not contain it. */
+	assert_int_equal(macc_ping_encode(&plain, MACC_MSG_PING, &pg), 0);
+	macc_buf_reset(&out);
+	ping(&p.a, 5, &out);
+	assert_int_equal(out.len, plain.len + MACC_SEAL_OVERHEAD);
+	assert_int_equal(macc_get_be32(out.data), plain.len - MACC_FRAME_HDR + MACC_SEAL_OVERHEAD);
+	assert_null(memmem(out.data, out.len, "\xa4type", 5));
+	expect_ping(&p.b, out.data, out.len, 5);
+	/* BYE, sealed. */
+	macc_buf_reset(&out);
+	assert_int_equal(macc_bye_encode(&out, MACC_EMODEL, "going away"), 0);
+	assert_int_equal(macc_session_seal_frame(&p.b, &out, 0), 0);
+	assert_int_equal(receive(&p.a, out.data, out.len, &m, &payload, NULL), 0);
+	assert_int_equal(m.type, MACC_MSG_BYE);
+	assert_string_equal(m.u.bye.text, "going away");
+	free(payload);
+	/* Two frames in one buffer: the second is sealed where it starts. */
+	macc_buf_reset(&out);
+	ping(&p.a, 7, &out);
+	{
+		size_t first = out.len;
+
+		ping(&p.a, 8, &out);
+		expect_ping(&p.b, out.data, first, 7);
+		expect_ping(&p.b, out.data + first, out.len - first, 8);
+	}
+	/* Not one whole frame: refused, removed, counters unchanged. */
+	macc_buf_reset(&out);
+	assert_int_equal(macc_buf_append(&out, "\0\0\0\x09xyz", 7), 0);
+	{
+		uint64_t c = p.a.tx.counter;
+
+		assert_int_equal(macc_session_seal_frame(&p.a, &out, 0), MACC_EMALFORMED);
+		assert_int_equal(out.len, 0);
+		assert_int_equal(p.a.tx.counter, c);
+	}
+	macc_buf_finish(&out);
+	macc_buf_finish(&plain);
+	pair_finish(&p);
+}
+
+static void test_state(void **state)
+{
+	struct pair p;
+	struct macc_buf out;
+	struct macc_state_body body = {0};
+	struct macc_msg m;
+	struct macc_errmsg err = {{0}};
+	struct macc_rng rng;
+	float x[NPARAMS], v[NPARAMS], got[NPARAMS];
+	uint8_t *payload;
+
+	(void)state;
+	macc_rng_seed(&rng, 7, 0);
+	sealed_pair(&p, 0, 0, NULL, NULL);
+	macc_buf_init(&out, 0);
+	for (uint64_t round = 1; round <= 5; round++) {
+		struct macc_state_out so = {.round = round, .nparams = NPARAMS, .x = x, .mom = v};
+
+		for (int i = 0; i < NPARAMS; i++) {
+			x[i] = (float)macc_rng_uniform(&rng) - 0.5f;
+			v[i] = (float)round * 0.25f - (float)i;
+		}
+		assert_int_equal(macc_state_body_encode(&body, &so), 0);
+		macc_buf_reset(&out);
+		assert_int_equal(macc_session_seal_state(&p.a, &body, &out), 0);
+		/* Header + prefix + body + tag, the body not readable in it. */
+		assert_true(out.len > body.buf.len + MACC_SEAL_OVERHEAD + MACC_FRAME_HDR);
+		assert_null(memmem(out.data, out.len, body.buf.data + body.buf.len - 16, 16));
+		assert_int_equal(receive(&p.b, out.data, out.len, &m, &payload, &err), 0);
+		assert_int_equal(m.type, MACC_MSG_STATE);
+		/* Still signed inside the encryption: the session checks the signature. */
+		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err), 0);
+		macc_f32le_load(got, m.u.state.x, NPARAMS);
+		assert_memory_equal(got, x, sizeof(x));
+		macc_f32le_load(got, m.u.state.mom, NPARAMS);
+		assert_memory_equal(got, v, sizeof(v));
+		free(payload);
+	}
+	/* The signature inside still matters: a STATE signed for another receiver (C) that A
+	 * seals to B opens, but does not verify. */
+	{
+		struct macc_session forged = p.a;
+		uint8_t seed[MACC_SEED_BYTES];
+		struct macc_identity c;
+
+		memset(seed, 0x0c, sizeof(seed));
+		assert_int_equal(macc_identity_from_seed(&c, seed), 0);
+		forged.peer = c.pub;
+		macc_buf_reset(&out);
+		assert_int_equal(macc_session_seal_state(&forged, &body, &out), 0);
+		p.a.tx = forged.tx; /* A's counter stays in step with what B sees */
+		assert_int_equal(receive(&p.b, out.data, out.len, &m, &payload, &err), 0);
+		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err),
+				 MACC_EBADSIG);
+		free(payload);
+		macc_identity_finish(&c);
+		macc_session_finish(&forged);
+	}
+	/* On a session that does not seal, seal_state refuses (send prefix + body instead). */
+	{
+		struct pair q;
+
+		assert_int_equal(handshake(&q, false, false, 0, 0, NULL, NULL), 0);
+		assert_int_equal(macc_session_seal_state(&q.a, &body, &out), MACC_ESTATE);
+		pair_finish(&q);
+	}
+	macc_state_body_finish(&body);
+	macc_buf_finish(&out);
+	pair_finish(&p);
+}
+
+/* Every single-bit flip of a sealed frame, in header, ciphertext or tag, fails: either the
+ * stream never yields a frame of that length, or the frame does not open. */
+static void test_tamper(void **state)
+{
+	struct pair p;
+	struct macc_buf f1, stream;
+	size_t flips = 0, opened_fail = 0;
+
+	(void)state;
+	sealed_pair(&p, 0, 0, NULL, NULL);
+	macc_buf_init(&f1, 0);
+	macc_buf_init(&stream, 0);
+	ping(&p.a, 1, &f1);
+	for (size_t bit = 0; bit < 8 * f1.len; bit++) {
+		struct macc_session rx = p.b;
+		struct macc_frame_decoder d;
+		struct macc_errmsg err = {{0}};
+		size_t used, off = 0, plen, n;
+		uint8_t *payload = NULL;
+		int rc = 0;
+
+		/* The tampered frame, followed by 64 more bytes of stream. */
+		macc_buf_reset(&stream);
+		assert_int_equal(macc_buf_append(&stream, f1.data, f1.len), 0);
+		for (int i = 0; i < 64; i++) {
+			assert_int_equal(macc_buf_append(&stream, "\x42", 1), 0);
+		}
+		stream.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		macc_frame_decoder_init(&d, 1024);
+		while (off < stream.len) {
+			rc = macc_frame_decoder_feed(&d, stream.data + off, stream.len - off, &used);
+			off += used;
+			if (rc != 0) {
+				break;
+			}
+		}
+		flips++;
+		if (rc == 1) {
+			payload = macc_frame_decoder_take(&d, &plen);
+			rc = macc_session_open(&rx, payload, plen, &n, &err);
+			assert_true(rc == MACC_EBADSIG || rc == MACC_EMALFORMED);
+			assert_true(err.text[0] != '\0');
+			assert_true(all_zero(payload, plen)); /* nothing of the forgery released */
+			/* The receiver stays failed, even for the genuine frame. */
+			free(payload);
+			payload = malloc(f1.len);
+			assert_non_null(payload);
+			memcpy(payload, f1.data + MACC_FRAME_HDR, f1.len - MACC_FRAME_HDR);
+			assert_int_equal(macc_session_open(&rx, payload, f1.len - MACC_FRAME_HDR, &n,
+							   NULL),
+					 rc);
+			opened_fail++;
+			free(payload);
+		} else {
+			assert_true(rc == 0 || rc == MACC_ETOOBIG);
+		}
+		macc_frame_decoder_finish(&d);
+	}
+	assert_int_equal(flips, 8 * f1.len);
+	/* All ciphertext and tag flips reach the AEAD; only length flips stay in the decoder. */
+	assert_true(opened_fail >= 8 * (f1.len - MACC_FRAME_HDR));
+	/* And the untouched frame still opens on the untouched session. */
+	expect_ping(&p.b, f1.data, f1.len, 1);
+	macc_buf_finish(&f1);
+	macc_buf_finish(&stream);
+	pair_finish(&p);
+}
+
+/* Open a frame on session s, expecting failure with `want`. */
+static void expect_fail(struct macc_session *s, const uint8_t *f, size_t len, int want)
+{
+	struct macc_errmsg err = {{0}};
+	struct macc_msg m;
+
+	assert_int_equal(receive(s, f, len, &m, NULL, &err), want);
+	assert_true(err.text[0] != '\0');
+}
+
+static void test_replay_reorder_truncate(void **state)
+{
+	struct pair p;
+	struct macc_buf f1, f2, t;
+	struct macc_session rx;
+
+	(void)state;
+	sealed_pair(&p, 0, 0, NULL, NULL);
+	macc_buf_init(&f1, 0);
+	macc_buf_init(&f2, 0);
+	macc_buf_init(&t, 0);
+	ping(&p.a, 1, &f1);
+	ping(&p.a, 2, &f2);
+
+	/* Replay: frame 1 twice. */
+	rx = p.b;
+	expect_ping(&rx, f1.data, f1.len, 1);
+	expect_fail(&rx, f1.data, f1.len, MACC_EBADSIG);
+	/* Reordering: frame 2 first. */
+	rx = p.b;
+	expect_fail(&rx, f2.data, f2.len, MACC_EBADSIG);
+	/* Dropped frame (truncation of the stream at a frame boundary, then more): frame 2 is
+	 * opened where frame 1 was expected. */
+	rx = p.b;
+	expect_fail(&rx, f2.data, f2.len, MACC_EBADSIG);
+	/* Truncated and re-framed: last byte cut, header fixed to match. */
+	rx = p.b;
+	assert_int_equal(macc_buf_append(&t, f1.data, f1.len - 1), 0);
+	macc_put_be32(t.data, (uint32_t)(t.len - MACC_FRAME_HDR));
+	expect_fail(&rx, t.data, t.len, MACC_EBADSIG);
+	/* Lengthened: a byte appended, header fixed. */
+	rx = p.b;
+	macc_buf_reset(&t);
+	assert_int_equal(macc_buf_append(&t, f1.data, f1.len), 0);
+	assert_int_equal(macc_buf_append(&t, "\0", 1), 0);
+	macc_put_be32(t.data, (uint32_t)(t.len - MACC_FRAME_HDR));
+	expect_fail(&rx, t.data, t.len, MACC_EBADSIG);
+	/* Shorter than a tag. */
+	rx = p.b;
+	macc_buf_reset(&t);
+	assert_int_equal(macc_buf_append(&t, f1.data, MACC_FRAME_HDR + 15), 0);
+	macc_put_be32(t.data, 15);
+	expect_fail(&rx, t.data, t.len, MACC_EMALFORMED);
+	/* A plaintext frame after the handshake (downgrade in mid-session). */
+	rx = p.b;
+	macc_buf_reset(&t);
+	{
+		struct macc_ping pg = {.seq = 1, .time_ns = 1001};
+
+		assert_int_equal(macc_ping_encode(&t, MACC_MSG_PING, &pg), 0);
+	}
+	expect_fail(&rx, t.data, t.len, MACC_EBADSIG);
+	/* In order, everything opens on the untouched session. */
+	expect_ping(&p.b, f1.data, f1.len, 1);
+	expect_ping(&p.b, f2.data, f2.len, 2);
+	macc_buf_finish(&f1);
+	macc_buf_finish(&f2);
+	macc_buf_finish(&t);
+	pair_finish(&p);
+}
+
+static void test_other_session(void **state)
+{
+	struct pair p, q;
+	struct macc_buf f;
+
+	(void)state;
+	/* Same agents, same session nonces, different ephemeral keys: a frame of one session, at
+	 * the same counter, does not open in the other. */
+	sealed_pair(&p, 0x11, 0x22, NULL, NULL);
+	sealed_pair(&q, 0x33, 0x44, NULL, NULL);
+	macc_buf_init(&f, 0);
+	ping(&p.a, 1, &f);
+	expect_fail(&q.b, f.data, f.len, MACC_EBADSIG);
+	expect_ping(&p.b, f.data, f.len, 1);
+	/* The reverse direction of the same session does not open it either (own frame
+	 * reflected back). */
+	macc_buf_reset(&f);
+	ping(&p.a, 2, &f);
+	expect_fail(&p.a, f.data, f.len, MACC_EBADSIG);
+	macc_buf_finish(&f);
+	pair_finish(&p);
+	pair_finish(&q);
+}
+
+static void test_rekey(void **state)
+{
+	/* A rekeys its tx every 3 frames; B every 100 plaintext bytes (a PING payload is ~30
+	 * bytes, so every 4th frame). */
+	struct macc_seal_limits la = {.bytes = 0, .frames = 3};
+	struct macc_seal_limits lb = {.bytes = 100, .frames = 0};
+	struct pair p;
+	struct macc_buf f, old;
+	uint8_t key0[MACC_AEAD_KEY_BYTES];
+	uint64_t bytes = 0, epoch_b = 0;
+
+	(void)state;
+	sealed_pair(&p, 0, 0, &la, &lb);
+	assert_int_equal(p.b.rx.limits.frames, 3);
+	assert_int_equal(p.a.rx.limits.bytes, 100);
+	macc_buf_init(&f, 0);
+	macc_buf_init(&old, 0);
+	memcpy(key0, p.a.tx.key, sizeof(key0));
+	for (uint64_t i = 1; i <= 20; i++) {
+		macc_buf_reset(&f);
+		ping(&p.a, i, &f);
+		/* The sender stepped exactly at the boundary; the receiver not yet. */
+		assert_int_equal(p.a.tx.epoch, i / 3);
+		assert_int_equal(p.b.rx.epoch, (i - 1) / 3);
+		expect_ping(&p.b, f.data, f.len, i);
+		assert_int_equal(p.b.rx.epoch, i / 3);
+		assert_memory_equal(p.a.tx.key, p.b.rx.key, MACC_AEAD_KEY_BYTES);
+		if (i == 2) {
+			assert_memory_equal(p.a.tx.key, key0, sizeof(key0));
+		}
+		if (i == 3) {
+			/* The old key is gone from both sides. */
+			assert_memory_not_equal(p.a.tx.key, key0, sizeof(key0));
+			assert_memory_not_equal(p.b.rx.key, key0, sizeof(key0));
+		}
+
+		macc_buf_reset(&f);
+		ping(&p.b, 1000 + i, &f);
+		bytes += f.len - MACC_FRAME_HDR - MACC_SEAL_OVERHEAD;
+		if (bytes >= 100) {
+			epoch_b++;
+			bytes = 0;
+		}
+		assert_int_equal(p.b.tx.epoch, epoch_b);
+		assert_int_equal(p.b.tx.bytes, bytes);
+		expect_ping(&p.a, f.data, f.len, 1000 + i);
+		assert_int_equal(p.a.rx.epoch, epoch_b);
+		assert_memory_equal(p.b.tx.key, p.a.rx.key, MACC_AEAD_KEY_BYTES);
+	}
+	assert_true(epoch_b >= 4);
+	/* A frame sealed under the old key after the receiver moved on does not open: frame 21 is
+	 * sealed by a copy of A from before the last rekey... */
+	{
+		struct macc_session a_old = p.a;
+
+		macc_buf_reset(&f);
+		ping(&p.a, 21, &f);     /* frame 21: the last of its epoch */
+		macc_buf_reset(&old);
+		ping(&a_old, 21, &old); /* same frame, same key: identical bytes */
+		assert_int_equal(f.len, old.len);
+		assert_memory_equal(f.data, old.data, f.len);
+		expect_ping(&p.b, f.data, f.len, 21);
+		/* Frame 22 by the real A is under the new key; a copy that missed the rekey (its
+		 * key replaced by the one before) produces a frame B refuses. */
+		memcpy(a_old.tx.key, key0, sizeof(key0));
+		macc_buf_reset(&old);
+		ping(&a_old, 22, &old);
+		expect_fail(&p.b, old.data, old.len, MACC_EBADSIG);
+		macc_session_finish(&a_old);
+	}
+	macc_buf_finish(&f);
+	macc_buf_finish(&old);
+	pair_finish(&p);
+}
+
+static void test_mismatch(void **state)
+{
+	struct pair p;
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
+	struct macc_session before;
+	struct macc_hello ha, hb;
+	struct macc_errmsg err = {{0}};
+	struct macc_buf f;
+	struct macc_msg m;
+
+	(void)state;
+	/* Encryption on one side only: refused with MACC_EENCRYPT by both, naming the settings. */
+	assert_int_equal(handshake(&p, true, false, 0, 0, NULL, NULL), MACC_EENCRYPT);
+	pair_finish(&p);
+	assert_int_equal(handshake(&p, false, true, 0, 0, NULL, NULL), MACC_EENCRYPT);
+	pair_finish(&p);
+	memset(na, 0xa0, sizeof(na));
+	memset(nb, 0xb0, sizeof(nb));
+	macc_session_init(&p.a, &ida, na);
+	macc_session_init(&p.b, &idb, nb);
+	assert_int_equal(macc_session_enable_seal(&p.a, NULL, NULL), 0);
+	macc_hello_init(&ha, &ida, na, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
+	macc_hello_init(&hb, &idb, nb, MODEL_HASH, NPARAMS, ALGO, 0, 1, "b");
+	macc_session_hello_prepare(&p.a, &ha);
+	macc_session_hello_prepare(&p.b, &hb);
+	before = p.a;
+	assert_int_equal(macc_session_accept_hello(&p.a, &hb, &idb.pub, 1, NULL, MODEL_HASH,
+						   NPARAMS, ALGO, &err),
+			 MACC_EENCRYPT);
+	assert_non_null(strstr(err.text, "peer 'b' has encrypt = no, we have encrypt = yes"));
+	assert_memory_equal(&before, &p.a, sizeof(before));
+	assert_int_equal(macc_session_accept_hello(&p.b, &ha, &ida.pub, 1, NULL, MODEL_HASH,
+						   NPARAMS, ALGO, &err),
+			 MACC_EENCRYPT);
+	assert_non_null(strstr(err.text, "peer 'a' has encrypt = yes, we have encrypt = no"));
+	assert_string_equal(macc_errname(MACC_EENCRYPT), "encrypt_mismatch");
+	/* Enabling sealing after the peer's HELLO is too late. */
+	assert_int_equal(macc_session_enable_seal(&p.b, NULL, NULL), 0);
+	macc_session_hello_prepare(&p.b, &hb);
+	assert_true(macc_session_accept_hello(&p.b, &ha, &ida.pub, 1, NULL, MODEL_HASH, NPARAMS,
+					      ALGO, NULL) >= 0);
+	assert_int_equal(macc_session_enable_seal(&p.b, NULL, NULL), MACC_ESTATE);
+
+	/* A sealing HELLO without its ephemeral key does not decode. */
+	macc_buf_init(&f, 0);
+	assert_int_equal(macc_hello_encode(&f, &ha), 0);
+	{
+		uint8_t *e = memmem(f.data, f.len, "\xa3" "eph", 4);
+
+		assert_non_null(e);
+		e[1] = 'x'; /* rename the key: "eph" is missing now */
+		assert_int_equal(macc_msg_decode(f.data + 4, f.len - 4, 0, &m, &err),
+				 MACC_EMALFORMED);
+		assert_non_null(strstr(err.text, "eph"));
+	}
+	/* A reflected ephemeral key (our own) and a low-order one are refused. */
+	{
+		struct macc_session s = before;
+		struct macc_hello h = hb;
+
+		macc_session_hello_prepare(&p.b, &h); /* flags: seal */
+		memcpy(h.eph, before.self_eph, sizeof(h.eph));
+		assert_int_equal(macc_session_accept_hello(&s, &h, &idb.pub, 1, NULL, MODEL_HASH,
+							   NPARAMS, ALGO, &err),
+				 MACC_ECRYPTO);
+		memset(h.eph, 0, sizeof(h.eph));
+		assert_int_equal(macc_session_accept_hello(&s, &h, &idb.pub, 1, NULL, MODEL_HASH,
+							   NPARAMS, ALGO, &err),
+				 MACC_ECRYPTO);
+		assert_memory_equal(&s, &before, sizeof(s));
+		macc_session_finish(&s);
+	}
+	macc_buf_finish(&f);
+	macc_session_finish(&before);
+	pair_finish(&p);
+}
+
+/* A man in the middle who swaps A's ephemeral key in A's HELLO for its own: B accepts the HELLO
+ * (it cannot know), but A refuses B's HELLO_ACK, whose proof covers the key B saw. Likewise a
+ * changed rekey schedule or stripped flag bits in transit. */
+static void test_mitm_ephemeral(void **state)
+{
+	for (int what = 0; what < 3; what++) {
+		uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
+		struct macc_hello ha, hb;
+		struct macc_buf f;
+		struct macc_msg m;
+		struct pair p;
+		uint8_t mpk[32], msk[32];
+
+		(void)state;
+		memset(na, 0xa0, sizeof(na));
+		memset(nb, 0xb0, sizeof(nb));
+		macc_session_init(&p.a, &ida, na);
+		macc_session_init(&p.b, &idb, nb);
+		assert_int_equal(macc_session_enable_seal(&p.a, NULL, NULL), 0);
+		assert_int_equal(macc_session_enable_seal(&p.b, NULL, NULL), 0);
+		macc_hello_init(&ha, &ida, na, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
+		macc_hello_init(&hb, &idb, nb, MODEL_HASH, NPARAMS, ALGO, 0, 1, "b");
+		macc_session_hello_prepare(&p.a, &ha);
+		macc_session_hello_prepare(&p.b, &hb);
+		assert_int_equal(macc_kx_keypair(mpk, msk, NULL), 0);
+		if (what == 0) {
+			memcpy(ha.eph, mpk, sizeof(mpk));
+		} else if (what == 1) {
+			ha.rekey.frames = 0;
+			ha.rekey.bytes = UINT64_MAX;
+		} else {
+			ha.flags |= 0x80; /* an unknown flag bit: ignored, but signed */
+		}
+		macc_memzero(msk, sizeof(msk));
+		assert_true(macc_session_accept_hello(&p.b, &ha, &ida.pub, 1, NULL, MODEL_HASH,
+						      NPARAMS, ALGO, NULL) >= 0);
+		assert_true(macc_session_accept_hello(&p.a, &hb, &idb.pub, 1, NULL, MODEL_HASH,
+						      NPARAMS, ALGO, NULL) >= 0);
+		macc_buf_init(&f, 0);
+		assert_int_equal(macc_session_ack_encode(&p.b, &f), 0);
+		assert_int_equal(macc_msg_decode(f.data + 4, f.len - 4, 0, &m, NULL), 0);
+		assert_int_equal(macc_session_verify_ack(&p.a, &m.u.ack, NULL), MACC_EBADSIG);
+		assert_false(p.a.proven);
+		assert_false(macc_session_rx_sealed(&p.a));
+		macc_buf_finish(&f);
+		pair_finish(&p);
+	}
+}
+
+static void test_ticket(void **state)
+{
+	struct pair p;
+	struct macc_seal_ticket t1, t2;
+	struct macc_buf plain, out;
+	struct macc_iov iov;
+	struct macc_ping pg1 = {.seq = 1, .time_ns = 1001}, pg2 = {.seq = 2, .time_ns = 1002};
+	size_t len1;
+
+	(void)state;
+	sealed_pair(&p, 0, 0, NULL, NULL);
+	macc_buf_init(&plain, 0);
+	macc_buf_init(&out, 0);
+	assert_int_equal(macc_ping_encode(&plain, MACC_MSG_PING, &pg1), 0);
+	len1 = plain.len;
+	assert_int_equal(macc_ping_encode(&plain, MACC_MSG_PING, &pg2), 0);
+	/* Reserve two slots in order, seal them in the opposite order (as two worker threads
+	 * might), write them in reservation order. */
+	assert_int_equal(macc_session_seal_reserve(&p.a, len1 - 4, &t1), 0);
+	assert_int_equal(macc_session_seal_reserve(&p.a, plain.len - len1 - 4, &t2), 0);
+	assert_int_equal(p.a.tx.counter, 2);
+	{
+		struct macc_buf o2;
+
+		macc_buf_init(&o2, 0);
+		iov = (struct macc_iov){plain.data + len1 + 4, plain.len - len1 - 4};
+		assert_int_equal(macc_seal_ticket_run(&t2, &iov, 1, &o2), 0);
+		assert_true(all_zero(&t2, sizeof(t2))); /* the key copy is wiped */
+		iov = (struct macc_iov){plain.data + 4, len1 - 4};
+		assert_int_equal(macc_seal_ticket_run(&t1, &iov, 1, &out), 0);
+		assert_int_equal(macc_seal_ticket_run(&t1, &iov, 1, &out), MACC_ESTATE); /* used */
+		expect_ping(&p.b, out.data, out.len, 1);
+		expect_ping(&p.b, o2.data, o2.len, 2);
+		macc_buf_finish(&o2);
+	}
+	/* The segments must add up to what was reserved; a discarded ticket is wiped. */
+	assert_int_equal(macc_session_seal_reserve(&p.a, 10, &t1), 0);
+	iov = (struct macc_iov){plain.data, 9};
+	assert_int_equal(macc_seal_ticket_run(&t1, &iov, 1, &out), MACC_EMALFORMED);
+	assert_true(all_zero(&t1, sizeof(t1)));
+	assert_int_equal(macc_session_seal_reserve(&p.a, 10, &t1), 0);
+	macc_seal_ticket_discard(&t1);
+	assert_true(all_zero(&t1, sizeof(t1)));
+	/* Not sealed: reserve refuses; seal_frame is a no-op and open a pass-through. */
+	{
+		struct pair q;
+		size_t n;
+
+		assert_int_equal(handshake(&q, false, false, 0, 0, NULL, NULL), 0);
+		assert_int_equal(macc_session_seal_reserve(&q.a, 10, &t1), MACC_ESTATE);
+		macc_buf_reset(&out);
+		assert_int_equal(macc_buf_append(&out, plain.data, len1), 0);
+		assert_int_equal(macc_session_seal_frame(&q.a, &out, 0), 0);
+		assert_int_equal(out.len, len1);
+		assert_memory_equal(out.data, plain.data, len1);
+		assert_int_equal(macc_session_open(&q.b, out.data + 4, len1 - 4, &n, NULL), 0);
+		assert_int_equal(n, len1 - 4);
+		pair_finish(&q);
+	}
+	macc_buf_finish(&plain);
+	macc_buf_finish(&out);
+	pair_finish(&p);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Golden sealed frames                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+static void check_golden(const char *name, const uint8_t *p, size_t len)
+{
+	const char *dir = getenv("MACC_TESTDATA");
+	char path[1024];
+	uint8_t *want;
+	long n;
+	FILE *f;
+
+	assert_non_null(dir);
+	snprintf(path, sizeof(path), "%s/golden/%s", dir, name);
+	if (getenv("MACC_UPDATE_GOLDEN") != NULL) {
+		f = fopen(path, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(p, 1, len, f), len);
+		fclose(f);
+		return;
+	}
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		fail_msg("%s: missing golden file (MACC_UPDATE_GOLDEN=1 creates it)", path);
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	want = malloc((size_t)n + 1);
+	assert_non_null(want);
+	assert_int_equal(fread(want, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	if ((size_t)n != len || memcmp(want, p, len) != 0) {
+		size_t i = 0;
+
+		while (i < len && i < (size_t)n && want[i] == p[i]) {
+			i++;
+		}
+		free(want);
+		fail_msg("%s: encoding changed (%zu bytes, golden %ld, first difference at %zu)",
+			 name, len, n, i);
+	}
+	free(want);
+}
+
+static void test_golden(void **state)
+{
+	struct macc_seal_limits lim = {.bytes = 4096, .frames = 2};
+	struct pair p;
+	struct macc_hello h;
+	struct macc_buf out;
+	struct macc_state_body body = {0};
+	float x[NPARAMS], v[NPARAMS];
+	struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v};
+	uint8_t nonce[MACC_NONCE_BYTES];
+
+	(void)state;
+	for (int i = 0; i < NPARAMS; i++) {
+		x[i] = 0.5f * (float)i - 1.0f;
+		v[i] = -x[i] / 4;
+	}
+	macc_buf_init(&out, 0);
+	/* Fixed identities, session nonces and ephemeral seeds: every byte is deterministic. */
+	sealed_pair(&p, 0x5a, 0x5b, &lim, &lim);
+	memset(nonce, 0xa0, sizeof(nonce));
+	macc_hello_init(&h, &ida, nonce, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
+	macc_session_hello_prepare(&p.a, &h);
+	assert_int_equal(macc_hello_encode(&out, &h), 0);
+	check_golden("hello_sealed.bin", out.data, out.len);
+	macc_buf_reset(&out);
+	ping(&p.a, 9, &out);
+	check_golden("sealed_ping.bin", out.data, out.len);
+	expect_ping(&p.b, out.data, out.len, 9);
+	/* Frame 2 ends epoch 0; the STATE is frame 3, the first under the stepped key. */
+	macc_buf_reset(&out);
+	ping(&p.a, 10, &out);
+	expect_ping(&p.b, out.data, out.len, 10);
+	assert_int_equal(p.a.tx.epoch, 1);
+	assert_int_equal(macc_state_body_encode(&body, &so), 0);
+	macc_buf_reset(&out);
+	assert_int_equal(macc_session_seal_state(&p.a, &body, &out), 0);
+	check_golden("sealed_state.bin", out.data, out.len);
+	{
+		struct macc_msg m;
+		uint8_t *payload;
+
+		assert_int_equal(receive(&p.b, out.data, out.len, &m, &payload, NULL), 0);
+		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, NULL), 0);
+		free(payload);
+	}
+	macc_state_body_finish(&body);
+	macc_buf_finish(&out);
+	pair_finish(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handshake_keys),
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_replay_reorder_truncate),
+		cmocka_unit_test(test_other_session),
+		cmocka_unit_test(test_rekey),
+		cmocka_unit_test(test_mismatch),
+		cmocka_unit_test(test_mitm_ephemeral),
+		cmocka_unit_test(test_ticket),
+		cmocka_unit_test(test_golden),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
