@@ -357,4 +357,193 @@ void macc_choco_step(enum macc_algo a, const struct macc_hparams *hp, float gamm
 		     float *x, float *v, const float *g, const struct macc_choco *c, const float *w,
 		     float *scratch);
 
+/* ---- Robust mixing: screening, aggregation rules, quarantine, attacks (issue 12) ---------- */
+
+/*
+ * Robust mixing sits between "what arrived" and macc_consensus_step (src/consensus/robust.c has
+ * the rules and why they hold). Per round, agent j:
+ *   1. fills one struct macc_arrival per configured neighbour (configured double weight, the
+ *      neighbour's round-k x -- y for dsgd -- and v for dmsgd; x NULL = did not arrive);
+ *   2. calls macc_robust_prepare: quarantined neighbours are skipped, non-finite states and
+ *      states too far from its own (a bound learned from recent rounds) are excluded, their
+ *      weight folded into its own with macc_fold_missing exactly as for a missing neighbour, the
+ *      aggregation rule is applied, and the effective neighbour list is written;
+ *   3. calls macc_consensus_step unchanged with that list (or uses macc_robust_step, which does
+ *      2 and 3). With rule `mean` and nothing excluded the list is the plain one: bit for bit
+ *      today's path.
+ * Everything is deterministic and allocation-free; the learned state is a flat struct the
+ * caller owns (and may checkpoint verbatim).
+ */
+enum macc_agg_kind {
+	MACC_AGG_MEAN = 0,      /* the algorithm as written (default) */
+	MACC_AGG_CLIP = 1,      /* clip:TAU, clipped gossip (He, Karimireddy, Jaggi 2022) */
+	MACC_AGG_CLIP_AUTO = 2, /* clip:auto, TAU = median of recent accepted distances */
+	MACC_AGG_TRIMMED = 3,   /* trimmed:B, coordinate-wise trimmed mean */
+};
+
+struct macc_agg {
+	enum macc_agg_kind kind;
+	double tau; /* clip: TAU > 0, finite */
+	uint32_t b; /* trimmed: B >= 1 */
+};
+
+/* "mean", "clip:TAU" (TAU > 0 finite), "clip:auto", "trimmed:B" (1 <= B <= 64). MACC_ESPEC with a
+ * message naming the spec otherwise; *ret untouched on error. */
+int macc_agg_parse(const char *spec, struct macc_agg *ret, struct macc_errmsg *err);
+/* The spec string back ("clip:0.5" with %g), NUL-terminated; -ENOSPC if cap is too small. */
+int macc_agg_format(const struct macc_agg *a, char *buf, size_t cap);
+/* trimmed:B needs at least 2B+1 neighbours: MACC_ECONFIG naming B and deg otherwise. */
+int macc_agg_check_degree(const struct macc_agg *a, uint32_t deg, struct macc_errmsg *err);
+
+/* Quarantine of a neighbour that keeps failing screening (one struct per neighbour, zeroed). */
+struct macc_quarantine_cfg {
+	uint32_t fails; /* failed rounds in a row that start a quarantine; 0 = never quarantine */
+	uint32_t base;  /* first back-off in rounds (>= 1); each new quarantine doubles it */
+	uint32_t cap;   /* back-off cap in rounds (>= base); also the clean rounds that forgive */
+};
+struct macc_quarantine {
+	uint32_t streak;  /* failed rounds in a row */
+	uint32_t clean;   /* clean rounds in a row */
+	uint32_t backoff; /* length of the last quarantine (0 = none, or forgiven) */
+	bool probation;   /* released, fewer than `backoff` clean rounds since: one fail re-quarantines */
+	uint64_t until;   /* quarantined while round < until */
+	uint64_t times;   /* quarantines started (metrics) */
+};
+/* Whether the neighbour is quarantined in `round` (its state is then not even inspected). */
+bool macc_quarantine_active(const struct macc_quarantine *q, uint64_t round);
+/*
+ * Records the outcome of `round` for a neighbour that was inspected (not missing, not
+ * quarantined). A fail extends the streak; at c->fails in a row, or at the first fail while on
+ * probation, a quarantine starts for rounds round+1 .. round+backoff with backoff = base, then
+ * doubled each time, at most cap. A clean round resets the streak; `backoff` clean rounds end
+ * probation and `cap` clean rounds forget the back-off. Returns true iff a quarantine started.
+ */
+bool macc_quarantine_record(struct macc_quarantine *q, const struct macc_quarantine_cfg *c,
+			    uint64_t round, bool failed);
+
+#define MACC_ROBUST_WINDOW_MAX 256 /* most distances a history can remember */
+#define MACC_ROBUST_MAX_NB 256     /* most neighbours macc_robust_prepare takes */
+
+struct macc_robust_cfg {
+	struct macc_agg agg;
+	double factor;   /* distance bound = factor * median; 0 = no distance screening */
+	uint32_t window; /* accepted distances remembered, 1 .. MACC_ROBUST_WINDOW_MAX */
+	uint32_t warmup; /* history entries before the learned bound applies, 1 .. window */
+	struct macc_quarantine_cfg quarantine;
+};
+/* mean, factor 10, window 64, warmup 32, quarantine after 3 fails, back-off 4 doubling to 256. */
+void macc_robust_cfg_default(struct macc_robust_cfg *c);
+/* Ranges above; MACC_ECONFIG naming the field. */
+int macc_robust_cfg_validate(const struct macc_robust_cfg *c, struct macc_errmsg *err);
+
+/* A ring of the last `window` accepted distances (pooled over all neighbours of one agent). */
+struct macc_robust_hist {
+	uint32_t count; /* entries held */
+	uint32_t next;  /* next slot to overwrite */
+	float d[MACC_ROBUST_WINDOW_MAX];
+};
+/* What one agent learned from recent rounds: distances of x and of v (dmsgd). Zeroed = fresh. */
+struct macc_robust {
+	struct macc_robust_hist x, v;
+};
+/* The lower median of a history (element (count-1)/2 in ascending order), 0 when empty. */
+double macc_robust_hist_median(const struct macc_robust_hist *h);
+
+/* Why a neighbour's state was or was not mixed this round. */
+enum macc_robust_reason {
+	MACC_ROBUST_OK = 0,          /* mixed (possibly clipped or trimmed) */
+	MACC_ROBUST_MISSING = 1,     /* did not arrive, or weight 0: folded, not counted as a fail */
+	MACC_ROBUST_NONFINITE = 2,   /* NaN or infinity in x or v: folded, a fail */
+	MACC_ROBUST_DISTANCE = 3,    /* ||x_l - x_j|| or ||v_l - v_j|| above the bound: folded, a fail */
+	MACC_ROBUST_QUARANTINED = 4, /* in quarantine, not inspected: folded */
+	MACC_ROBUST_NREASONS = 5,
+};
+/* "ok", "missing", "nonfinite", "distance", "quarantined" (metrics labels); never NULL. */
+const char *macc_robust_reason_name(enum macc_robust_reason r);
+
+/* One configured neighbour's round-k arrival, in ascending agent index. */
+struct macc_arrival {
+	double w;       /* configured weight w_jl for this round (0: not in this round's graph) */
+	const float *x; /* n floats: x_l (y_l for dsgd); NULL = did not arrive */
+	const float *v; /* n floats: v_l for dmsgd, else ignored; NULL for dmsgd = did not arrive */
+};
+
+/* What a round did, for counters and metrics. */
+struct macc_robust_report {
+	uint32_t count[MACC_ROBUST_NREASONS]; /* neighbours per reason */
+	uint32_t clipped;      /* mixed neighbours whose x or v difference was clipped */
+	uint32_t quarantined;  /* quarantines started this round */
+	bool fallback;         /* learned bound would have excluded a majority: round bound used */
+	double bound_x, bound_v; /* distance bounds applied (INFINITY = none) */
+	double tau_x, tau_v;     /* clip thresholds applied (INFINITY = no clipping) */
+};
+
+/* Floats of `buf` macc_robust_prepare needs: clip nnb*n (2*nnb*n with v), trimmed n (2n). */
+size_t macc_robust_buf_floats(const struct macc_agg *agg, size_t n, size_t nnb, bool mom);
+
+/*
+ * Step 2 above for agent j in `round`. x = its own outgoing vector (x, or y for dsgd, n floats),
+ * v = its own v (read only for dmsgd, may be NULL otherwise), self_w = configured w_jj, nb[0..nnb)
+ * the arrivals, q[0..nnb) their quarantine states (NULL: no quarantine). Writes *ret_self_w and
+ * out[0..returned count) for macc_consensus_step (out needs nnb entries), reasons[0..nnb) (may be
+ * NULL) and *report (may be NULL); updates st and q. Pointers in out point into nb or into buf
+ * (macc_robust_buf_floats), valid until either changes. Returns the number of entries of out
+ * (nnb for mean and clip, with w = 0 for excluded ones; 1 or 0 for trimmed), or -EINVAL (bad
+ * config, nnb > MACC_ROBUST_MAX_NB), MACC_ENONFINITE (the agent's OWN x or v is not finite);
+ * on error st, q and the outputs are untouched.
+ */
+int macc_robust_prepare(const struct macc_robust_cfg *cfg, struct macc_robust *st,
+			struct macc_quarantine *q, enum macc_algo a, uint64_t round, size_t n,
+			const float *x, const float *v, double self_w, const struct macc_arrival *nb,
+			size_t nnb, float *buf, float *ret_self_w, struct macc_neighbour *out,
+			uint8_t *reasons, struct macc_robust_report *report);
+
+/*
+ * Steps 2 and 3 in one call: macc_algo_outgoing (y for dsgd, formed in scratch), then
+ * macc_robust_prepare, then macc_consensus_step on x, v in place. scratch: 2n floats; out: nnb
+ * entries of caller storage. Returns what macc_robust_prepare returns (x, v untouched on error).
+ */
+int macc_robust_step(const struct macc_robust_cfg *cfg, struct macc_robust *st,
+		     struct macc_quarantine *q, enum macc_algo a, const struct macc_hparams *hp,
+		     uint64_t round, size_t n, float *x, float *v, const float *g, double self_w,
+		     const struct macc_arrival *nb, size_t nnb, float *buf, float *scratch,
+		     struct macc_neighbour *out, uint8_t *reasons, struct macc_robust_report *report);
+
+/*
+ * Byzantine attacks for macc-sim --byzantine K:ATTACK: what a poisoned agent sends in place of
+ * its honest vector z (x, y or v; applied to each vector it sends, the same message to every
+ * neighbour).
+ *   signflip   out = -z
+ *   scale:S    out = S * z (S finite)
+ *   noise:SIGMA out = z + SIGMA * N(0, 1) per value (SIGMA > 0; draws from the rng)
+ *   nan        out = z with one value NaN and one +infinity (positions drawn from the rng)
+ *   stale      out = `stale`, a vector the caller keeps from an earlier round (macc-sim: x^0, and
+ *              v^0 = 0): a peer that stopped training but still answers
+ */
+struct macc_rng; /* macc/rng.h */
+
+enum macc_attack_kind {
+	MACC_ATTACK_NONE = 0,
+	MACC_ATTACK_SIGNFLIP = 1,
+	MACC_ATTACK_SCALE = 2,
+	MACC_ATTACK_NOISE = 3,
+	MACC_ATTACK_NAN = 4,
+	MACC_ATTACK_STALE = 5,
+};
+struct macc_attack {
+	enum macc_attack_kind kind;
+	double s; /* scale: S; noise: SIGMA */
+};
+/* "none", "signflip", "scale:S", "noise:SIGMA", "nan", "stale"; MACC_ESPEC with a message. */
+int macc_attack_parse(const char *spec, struct macc_attack *ret, struct macc_errmsg *err);
+/* "K:ATTACK" with K >= 0 (macc-sim --byzantine); the caller checks K < number of agents. */
+int macc_byzantine_parse(const char *spec, uint32_t *ret_k, struct macc_attack *ret,
+			 struct macc_errmsg *err);
+/* The spec string back, NUL-terminated; -ENOSPC if cap is too small. */
+int macc_attack_format(const struct macc_attack *a, char *buf, size_t cap);
+/* out[0..n) = the attack applied to z (out may equal z; stale must be non-NULL for stale and
+ * may equal out; rng is used by noise and nan only). none copies z. */
+void macc_attack_apply(const struct macc_attack *a, size_t n, const float *z, const float *stale,
+		       float *out, struct macc_rng *rng);
+
 #endif

@@ -1,0 +1,803 @@
+/*
+ * robust.c - robust mixing (issue 12): screening of neighbours' states, the aggregation rules
+ * mean / clip:TAU / clip:auto / trimmed:B, the quarantine back-off rule, and the Byzantine
+ * attack generators that macc-sim --byzantine uses. Pure functions over flat vectors: the
+ * simulator and the daemon call the same code and get the same bits.
+ *
+ * Where it sits. The caller gathers the round's arrivals with their CONFIGURED double weights;
+ * macc_robust_prepare decides who is mixed and folds everyone else (missing, quarantined,
+ * non-finite, too far) into the self weight with ONE call of macc_fold_missing, then hands back
+ * an effective neighbour list for macc_consensus_step. With rule `mean` and nothing excluded
+ * that call returns the configured weights unchanged and the list holds the arrivals' own
+ * pointers, so the step is bit for bit today's path (folding once, not twice, matters: double
+ * sums in a different order may round differently).
+ *
+ * Screening, per neighbour l of agent j, in this order:
+ *   - quarantined (macc_quarantine_active): excluded without looking at it;
+ *   - did not arrive (x NULL, or v NULL for dmsgd, or weight 0): folded, not a fail;
+ *   - any NaN/infinity in x_l (or v_l): excluded, reason "nonfinite";
+ *   - d_x = ||x_l - x_j|| (and d_v = ||v_l - v_j|| for dmsgd, each against its own bound) above
+ *     the bound: excluded, reason "distance". x_j is what j itself sends (y_j for dsgd).
+ * The bound. Each agent keeps the last W (window) distances it ACCEPTED, pooled over all its
+ * neighbours (struct macc_robust, one ring for x and one for v). Once the ring holds `warmup`
+ * entries the bound is factor * median(ring). Before that (warm-up), and in a round where the
+ * learned bound would exclude a strict majority of the finite arrivals (then the agent itself is
+ * the odd one out -- it restarted from a checkpoint, the learning rate jumped -- not its
+ * neighbours), the bound is factor * the lower median of this round's finite distances, if at
+ * least 3 arrived; with fewer, anything finite passes. At round 0 every honest agent holds x^0,
+ * so honest distances are 0 and the round bound rejects anything else.
+ * Why a slowly growing attack cannot climb the bound: the median is over a pool in which the
+ * honest neighbours own most entries. If a fraction f < 1/2 of an agent's neighbours lie, they
+ * hold at most a fraction f of the accepted distances in the ring, so its median lies below the
+ * honest distances' quantile 1 / (2 (1 - f)) (2/3 for one liar among 4 neighbours). Whatever the
+ * liars send, and however slowly they grow it, the bound stays within `factor` times that honest
+ * quantile; it does not compound from window to window as a per-neighbour history would. What a
+ * liar can still do is stay just under the bound: with `mean` it then moves the agent by up to
+ * w * factor * (honest scale) per round, which is what clipping caps. (Honest distances also
+ * grow when liars pull agents apart, so the scale itself is only as honest as the mixing: use
+ * screening together with clip:auto.)
+ * Updating: the learned state and the quarantine states change only when prepare succeeds
+ * (validate into temporaries, then commit). Missing and quarantined neighbours change nothing.
+ *
+ * Aggregation rules (v is treated exactly as x, with its own distances and threshold, so the
+ * momentum that dmsgd mixes cannot carry what the parameters may not):
+ *   mean      the effective list is the arrivals themselves.
+ *   clip:TAU  each accepted neighbour's difference is clipped to norm TAU:
+ *             z_l' = z_j + min(1, TAU / ||z_l - z_j||) (z_l - z_j), written into buf when the
+ *             factor is below 1, otherwise the arrival's pointer is passed through -- so with a
+ *             huge TAU the result equals `mean` BIT FOR BIT. One neighbour then moves x_j by at
+ *             most w_jl * TAU through mix(x) (dmsgd: w_jl * TAU (1 + beta) adding mix(v)).
+ *   clip:auto TAU_x = median of the x ring after this round's accepted distances entered it
+ *             (TAU_v from the v ring): the honest majority sets the scale, by the argument
+ *             above. This is the rule of the "clipped gossip" paper in spirit (choose TAU so that
+ *             honest neighbours are barely clipped): the median clips at most about half the
+ *             honest neighbours, and only by the factor their distance exceeds the median.
+ *   trimmed:B per coordinate, the B largest and B smallest of the m accepted neighbours' values
+ *             are dropped; the rest and the agent's own value are averaged with their round
+ *             weights renormalised over what is kept (own weight includes the folded ones):
+ *             T_i = (w'_jj z_j,i + sum_kept w'_jl z_l,i) / (w'_jj + sum_kept w'_jl), in double.
+ *             On a regular graph with Metropolis weights this is the uniform mean over the
+ *             m - 2B + 1 kept values. The agent's own value is never trimmed. It needs m >= 2B+1
+ *             accepted neighbours (macc_agg_check_degree checks deg >= 2B+1 at config time); a
+ *             round with fewer keeps the agent's own state (self weight 1, no neighbour), since
+ *             the B liars may be among the ones that did arrive. T_x (and T_v) go to the step as
+ *             one neighbour of weight 1 with self weight 0: 0*z + 1*T == T exactly, so the
+ *             algorithm's equations are the same code as for every other rule.
+ *
+ * Quarantine (macc_quarantine_record): `fails` failed rounds in a row, or one fail while on
+ * probation, quarantine the neighbour for a back-off of base rounds, doubled on each new
+ * quarantine up to cap; after release it is on probation until it has passed as many clean
+ * rounds as the last back-off, and after cap clean rounds the back-off is forgotten.
+ *
+ * Built with -ffp-contract=off like algo.c, so the clipped vectors round the same everywhere.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macc/consensus.h"
+#include "macc/rng.h"
+
+enum {
+	TRIM_B_MAX = 64,
+};
+
+/* ---- spec parsing ---- */
+
+/* A whole-string finite double (no leading space, no trailing junk). */
+static int parse_double(const char *a, double *ret)
+{
+	char *e = NULL;
+	double d;
+
+	if (a == NULL || *a == '\0' || !((*a >= '0' && *a <= '9') || *a == '.' || *a == '-' ||
+					 *a == '+')) {
+		return -1;
+	}
+	d = strtod(a, &e);
+	if (e == a || *e != '\0' || !isfinite(d)) {
+		return -1;
+	}
+	*ret = d;
+	return 0;
+}
+
+/* A whole-string decimal unsigned integer <= max. */
+static int parse_u32(const char *a, size_t len, uint32_t max, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 10) {
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (a[i] < '0' || a[i] > '9') {
+			return -1;
+		}
+		v = v * 10 + (uint64_t)(a[i] - '0');
+	}
+	if (v > max) {
+		return -1;
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+/* Shortest of %.15g / %.17g that reads back as d. */
+static int format_double(char *buf, size_t cap, const char *prefix, double d)
+{
+	char tmp[64];
+	int len = snprintf(tmp, sizeof(tmp), "%s%.15g", prefix, d);
+
+	if (len > 0 && strtod(tmp + strlen(prefix), NULL) != d) {
+		len = snprintf(tmp, sizeof(tmp), "%s%.17g", prefix, d);
+	}
+	if (len < 0 || (size_t)len >= cap) {
+		return -ENOSPC;
+	}
+	memcpy(buf, tmp, (size_t)len + 1);
+	return 0;
+}
+
+static int copy_str(char *buf, size_t cap, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len >= cap) {
+		return -ENOSPC;
+	}
+	memcpy(buf, s, len + 1);
+	return 0;
+}
+
+int macc_agg_parse(const char *spec, struct macc_agg *ret, struct macc_errmsg *err)
+{
+	struct macc_agg a = {.kind = MACC_AGG_MEAN, .tau = 0.0, .b = 0};
+
+	if (spec == NULL) {
+		return macc_errf(err, MACC_ESPEC, "aggregation: no spec given");
+	}
+	if (strcmp(spec, "mean") == 0) {
+		a.kind = MACC_AGG_MEAN;
+	} else if (strcmp(spec, "clip:auto") == 0) {
+		a.kind = MACC_AGG_CLIP_AUTO;
+	} else if (strncmp(spec, "clip:", 5) == 0) {
+		if (parse_double(spec + 5, &a.tau) != 0 || !(a.tau > 0.0)) {
+			return macc_errf(err, MACC_ESPEC, "aggregation '%s': expected clip:TAU with "
+					 "a finite TAU > 0, or clip:auto", spec);
+		}
+		a.kind = MACC_AGG_CLIP;
+	} else if (strncmp(spec, "trimmed:", 8) == 0) {
+		if (parse_u32(spec + 8, strlen(spec + 8), TRIM_B_MAX, &a.b) != 0 || a.b == 0) {
+			return macc_errf(err, MACC_ESPEC, "aggregation '%s': expected trimmed:B with "
+					 "1 <= B <= %d", spec, TRIM_B_MAX);
+		}
+		a.kind = MACC_AGG_TRIMMED;
+	} else {
+		return macc_errf(err, MACC_ESPEC, "unknown aggregation '%s' (mean, clip:TAU, "
+				 "clip:auto, trimmed:B)", spec);
+	}
+	*ret = a;
+	return 0;
+}
+
+int macc_agg_format(const struct macc_agg *a, char *buf, size_t cap)
+{
+	char tmp[32];
+
+	switch (a->kind) {
+	case MACC_AGG_MEAN:
+		return copy_str(buf, cap, "mean");
+	case MACC_AGG_CLIP:
+		return format_double(buf, cap, "clip:", a->tau);
+	case MACC_AGG_CLIP_AUTO:
+		return copy_str(buf, cap, "clip:auto");
+	case MACC_AGG_TRIMMED:
+		snprintf(tmp, sizeof(tmp), "trimmed:%u", (unsigned)a->b);
+		return copy_str(buf, cap, tmp);
+	}
+	return -EINVAL;
+}
+
+int macc_agg_check_degree(const struct macc_agg *a, uint32_t deg, struct macc_errmsg *err)
+{
+	if (a->kind == MACC_AGG_TRIMMED && (uint64_t)deg < 2 * (uint64_t)a->b + 1) {
+		return macc_errf(err, MACC_ECONFIG, "aggregation trimmed:%u needs at least %u "
+				 "neighbours (2B+1), this agent has %u", (unsigned)a->b,
+				 (unsigned)(2 * a->b + 1), (unsigned)deg);
+	}
+	return 0;
+}
+
+/* ---- quarantine ---- */
+
+bool macc_quarantine_active(const struct macc_quarantine *q, uint64_t round)
+{
+	return round < q->until;
+}
+
+bool macc_quarantine_record(struct macc_quarantine *q, const struct macc_quarantine_cfg *c,
+			    uint64_t round, bool failed)
+{
+	if (!failed) {
+		q->streak = 0;
+		if (q->clean < UINT32_MAX) {
+			q->clean++;
+		}
+		if (q->clean >= q->backoff) {
+			q->probation = false;
+		}
+		if (q->clean >= c->cap) {
+			q->backoff = 0;
+		}
+		return false;
+	}
+	q->clean = 0;
+	if (q->streak < UINT32_MAX) {
+		q->streak++;
+	}
+	if (c->fails == 0 || (q->streak < c->fails && !q->probation)) {
+		return false;
+	}
+	if (q->backoff == 0) {
+		q->backoff = c->base;
+	} else {
+		q->backoff = q->backoff > c->cap / 2 ? c->cap : 2 * q->backoff;
+	}
+	if (q->backoff > c->cap) {
+		q->backoff = c->cap;
+	}
+	q->until = round + 1 + q->backoff;
+	q->streak = 0;
+	q->probation = true;
+	q->times++;
+	return true;
+}
+
+/* ---- configuration and learned state ---- */
+
+void macc_robust_cfg_default(struct macc_robust_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->agg.kind = MACC_AGG_MEAN;
+	c->factor = 10.0;
+	c->window = 64;
+	c->warmup = 32;
+	c->quarantine.fails = 3;
+	c->quarantine.base = 4;
+	c->quarantine.cap = 256;
+}
+
+int macc_robust_cfg_validate(const struct macc_robust_cfg *c, struct macc_errmsg *err)
+{
+	if (c->agg.kind == MACC_AGG_CLIP && !(isfinite(c->agg.tau) && c->agg.tau > 0.0)) {
+		return macc_errf(err, MACC_ECONFIG, "aggregation clip: TAU %g is not finite and > 0",
+				 c->agg.tau);
+	}
+	if (c->agg.kind == MACC_AGG_TRIMMED && (c->agg.b == 0 || c->agg.b > TRIM_B_MAX)) {
+		return macc_errf(err, MACC_ECONFIG, "aggregation trimmed: B %u not in 1..%d",
+				 (unsigned)c->agg.b, TRIM_B_MAX);
+	}
+	if ((unsigned)c->agg.kind > MACC_AGG_TRIMMED) {
+		return macc_errf(err, MACC_ECONFIG, "aggregation: unknown kind %d", (int)c->agg.kind);
+	}
+	if (!(isfinite(c->factor) && c->factor >= 0.0)) {
+		return macc_errf(err, MACC_ECONFIG, "screen factor %g: must be finite and >= 0 "
+				 "(0 = no distance screening)", c->factor);
+	}
+	if (c->window == 0 || c->window > MACC_ROBUST_WINDOW_MAX) {
+		return macc_errf(err, MACC_ECONFIG, "screen window %u: must be 1..%d",
+				 (unsigned)c->window, MACC_ROBUST_WINDOW_MAX);
+	}
+	if (c->warmup == 0 || c->warmup > c->window) {
+		return macc_errf(err, MACC_ECONFIG, "screen warmup %u: must be 1..window (%u)",
+				 (unsigned)c->warmup, (unsigned)c->window);
+	}
+	if (c->quarantine.fails > 0 &&
+	    (c->quarantine.base == 0 || c->quarantine.cap < c->quarantine.base)) {
+		return macc_errf(err, MACC_ECONFIG, "quarantine back-off %u..%u: need 1 <= base <= "
+				 "cap", (unsigned)c->quarantine.base, (unsigned)c->quarantine.cap);
+	}
+	return 0;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+	const float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Lower median of a[0..m), sorting a in place; 0 when m == 0. */
+static double lower_median(float *a, size_t m)
+{
+	if (m == 0) {
+		return 0.0;
+	}
+	qsort(a, m, sizeof(*a), cmp_float);
+	return a[(m - 1) / 2];
+}
+
+double macc_robust_hist_median(const struct macc_robust_hist *h)
+{
+	float tmp[MACC_ROBUST_WINDOW_MAX];
+	size_t m = h->count > MACC_ROBUST_WINDOW_MAX ? MACC_ROBUST_WINDOW_MAX : h->count;
+
+	memcpy(tmp, h->d, m * sizeof(*tmp));
+	return lower_median(tmp, m);
+}
+
+/* Appends d to the ring of `window` entries (the window may have shrunk since the last call). */
+static void hist_push(struct macc_robust_hist *h, uint32_t window, float d)
+{
+	if (h->count > window) {
+		h->count = window;
+	}
+	if (h->next >= window) {
+		h->next = 0;
+	}
+	h->d[h->next] = d;
+	h->next = (h->next + 1) % window;
+	if (h->count < window) {
+		h->count++;
+	}
+}
+
+static const char *const reason_names[MACC_ROBUST_NREASONS] = {
+	[MACC_ROBUST_OK] = "ok",
+	[MACC_ROBUST_MISSING] = "missing",
+	[MACC_ROBUST_NONFINITE] = "nonfinite",
+	[MACC_ROBUST_DISTANCE] = "distance",
+	[MACC_ROBUST_QUARANTINED] = "quarantined",
+};
+
+const char *macc_robust_reason_name(enum macc_robust_reason r)
+{
+	if ((unsigned)r < MACC_ROBUST_NREASONS) {
+		return reason_names[r];
+	}
+	return "unknown";
+}
+
+size_t macc_robust_buf_floats(const struct macc_agg *agg, size_t n, size_t nnb, bool mom)
+{
+	const size_t k = mom ? 2 : 1;
+
+	switch (agg->kind) {
+	case MACC_AGG_CLIP:
+	case MACC_AGG_CLIP_AUTO:
+		return k * nnb * n;
+	case MACC_AGG_TRIMMED:
+		return k * n;
+	case MACC_AGG_MEAN:
+		break;
+	}
+	return 0;
+}
+
+/* ---- the round ---- */
+
+static bool all_finite(const float *z, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(z[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ||b - a|| in double, rounded to float; false if b holds a NaN or infinity. */
+static bool distance(size_t n, const float *a, const float *b, float *ret)
+{
+	double s = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		const float bi = b[i];
+
+		if (!isfinite(bi)) {
+			return false;
+		}
+		const double d = (double)bi - (double)a[i];
+
+		s += d * d;
+	}
+	*ret = (float)sqrt(s);
+	return true;
+}
+
+/* out = own + s (z - own), s = tau / d in float. */
+static void clip_into(size_t n, const float *own, const float *z, double tau, float d, float *out)
+{
+	const float s = (float)(tau / (double)d);
+
+	for (size_t i = 0; i < n; i++) {
+		out[i] = own[i] + s * (z[i] - own[i]);
+	}
+}
+
+/* Coordinate-wise trimmed mean of own (weight sw) and the m accepted vectors z[k] (weights
+ * wk[k]), dropping the b largest and b smallest neighbour values per coordinate (m >= 2b+1). */
+static void trim_into(size_t n, const float *own, double sw, const float *const *z,
+		      const double *wk, size_t m, uint32_t b, float *out)
+{
+	float val[MACC_ROBUST_MAX_NB];
+	double wv[MACC_ROBUST_MAX_NB];
+
+	for (size_t i = 0; i < n; i++) {
+		/* insertion sort by value; stable, so ties keep ascending agent order */
+		for (size_t k = 0; k < m; k++) {
+			const float zv = z[k][i];
+			const double w = wk[k];
+			size_t p = k;
+
+			while (p > 0 && val[p - 1] > zv) {
+				val[p] = val[p - 1];
+				wv[p] = wv[p - 1];
+				p--;
+			}
+			val[p] = zv;
+			wv[p] = w;
+		}
+		double num = sw * (double)own[i], den = sw;
+
+		for (size_t k = b; k < m - b; k++) {
+			num += wv[k] * (double)val[k];
+			den += wv[k];
+		}
+		out[i] = den > 0.0 ? (float)(num / den) : own[i];
+	}
+}
+
+int macc_robust_prepare(const struct macc_robust_cfg *cfg, struct macc_robust *st,
+			struct macc_quarantine *q, enum macc_algo a, uint64_t round, size_t n,
+			const float *x, const float *v, double self_w, const struct macc_arrival *nb,
+			size_t nnb, float *buf, float *ret_self_w, struct macc_neighbour *out,
+			uint8_t *reasons, struct macc_robust_report *report)
+{
+	const bool mom = macc_algo_sends_momentum(a);
+	uint8_t why[MACC_ROBUST_MAX_NB];
+	float dx[MACC_ROBUST_MAX_NB], dv[MACC_ROBUST_MAX_NB], tmp[MACC_ROBUST_MAX_NB];
+	double w[MACC_ROBUST_MAX_NB], wout[MACC_ROBUST_MAX_NB];
+	bool accepted[MACC_ROBUST_MAX_NB];
+	struct macc_quarantine nq[MACC_ROBUST_MAX_NB];
+	struct macc_robust nst;
+	struct macc_robust_report rep;
+	size_t cand = 0, count;
+	double sw = self_w;
+
+	if (cfg == NULL || st == NULL || macc_robust_cfg_validate(cfg, NULL) != 0 ||
+	    nnb > MACC_ROBUST_MAX_NB || (nnb > 0 && (nb == NULL || out == NULL)) || x == NULL ||
+	    ret_self_w == NULL || (mom && v == NULL) || a == MACC_ALGO_CENTRALIZED ||
+	    (buf == NULL && macc_robust_buf_floats(&cfg->agg, n, nnb, mom) > 0)) {
+		return -EINVAL;
+	}
+	if (!all_finite(x, n) || (mom && !all_finite(v, n))) {
+		return MACC_ENONFINITE;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.bound_x = rep.bound_v = INFINITY;
+	rep.tau_x = rep.tau_v = INFINITY;
+	memcpy(&nst, st, sizeof(nst));
+	if (q != NULL && nnb > 0) {
+		memcpy(nq, q, nnb * sizeof(*nq));
+	}
+
+	/* 1. quarantine, arrival, finiteness; distances of the finite arrivals */
+	for (size_t i = 0; i < nnb; i++) {
+		w[i] = nb[i].w;
+		dx[i] = dv[i] = 0.0f;
+		if (q != NULL && macc_quarantine_active(&nq[i], round)) {
+			why[i] = MACC_ROBUST_QUARANTINED;
+		} else if (nb[i].w == 0.0 || nb[i].x == NULL || (mom && nb[i].v == NULL)) {
+			why[i] = MACC_ROBUST_MISSING;
+		} else if (!distance(n, x, nb[i].x, &dx[i]) ||
+			   (mom && !distance(n, v, nb[i].v, &dv[i]))) {
+			why[i] = MACC_ROBUST_NONFINITE;
+		} else {
+			why[i] = MACC_ROBUST_OK;
+			cand++;
+		}
+	}
+
+	/* 2. distance screening against the learned bound, or this round's */
+	if (cfg->factor > 0.0 && cand > 0) {
+		bool learned = nst.x.count >= cfg->warmup;
+		double bx = INFINITY, bv = INFINITY;
+
+		if (learned) {
+			size_t far = 0;
+
+			bx = cfg->factor * macc_robust_hist_median(&nst.x);
+			bv = mom ? cfg->factor * macc_robust_hist_median(&nst.v) : INFINITY;
+			for (size_t i = 0; i < nnb; i++) {
+				if (why[i] == MACC_ROBUST_OK && (dx[i] > bx || dv[i] > bv)) {
+					far++;
+				}
+			}
+			if (2 * far > cand) {
+				learned = false;
+				rep.fallback = true;
+			}
+		}
+		if (!learned) {
+			bx = bv = INFINITY;
+			if (cand >= 3) {
+				size_t m = 0;
+
+				for (size_t i = 0; i < nnb; i++) {
+					if (why[i] == MACC_ROBUST_OK) {
+						tmp[m++] = dx[i];
+					}
+				}
+				bx = cfg->factor * lower_median(tmp, m);
+				if (mom) {
+					m = 0;
+					for (size_t i = 0; i < nnb; i++) {
+						if (why[i] == MACC_ROBUST_OK) {
+							tmp[m++] = dv[i];
+						}
+					}
+					bv = cfg->factor * lower_median(tmp, m);
+				}
+			}
+		}
+		for (size_t i = 0; i < nnb; i++) {
+			if (why[i] == MACC_ROBUST_OK && (dx[i] > bx || dv[i] > bv)) {
+				why[i] = MACC_ROBUST_DISTANCE;
+			}
+		}
+		rep.bound_x = bx;
+		rep.bound_v = mom ? bv : INFINITY;
+	}
+
+	/* 3. learn: accepted distances enter the rings, fails and passes the quarantine states */
+	for (size_t i = 0; i < nnb; i++) {
+		accepted[i] = why[i] == MACC_ROBUST_OK;
+		rep.count[why[i]]++;
+		if (accepted[i]) {
+			hist_push(&nst.x, cfg->window, dx[i]);
+			if (mom) {
+				hist_push(&nst.v, cfg->window, dv[i]);
+			}
+		}
+		if (q != NULL && (why[i] == MACC_ROBUST_OK || why[i] == MACC_ROBUST_NONFINITE ||
+				  why[i] == MACC_ROBUST_DISTANCE)) {
+			if (macc_quarantine_record(&nq[i], &cfg->quarantine, round,
+						   why[i] != MACC_ROBUST_OK)) {
+				rep.quarantined++;
+			}
+		}
+	}
+	(void)macc_fold_missing(self_w, w, accepted, nnb, &sw, wout);
+
+	/* 4. the aggregation rule */
+	count = nnb;
+	if (cfg->agg.kind == MACC_AGG_TRIMMED) {
+		const float *zx[MACC_ROBUST_MAX_NB], *zv[MACC_ROBUST_MAX_NB];
+		double wk[MACC_ROBUST_MAX_NB];
+		size_t m = 0;
+
+		for (size_t i = 0; i < nnb; i++) {
+			if (accepted[i]) {
+				zx[m] = nb[i].x;
+				zv[m] = mom ? nb[i].v : NULL;
+				wk[m++] = wout[i];
+			}
+		}
+		if (m < 2 * (size_t)cfg->agg.b + 1) {
+			/* too few to trim B from each side: keep the own state */
+			count = 0;
+			sw = 1.0;
+		} else {
+			trim_into(n, x, sw, zx, wk, m, cfg->agg.b, buf);
+			if (mom) {
+				trim_into(n, v, sw, zv, wk, m, cfg->agg.b, buf + n);
+			}
+			out[0].w = 1.0f;
+			out[0].x = buf;
+			out[0].v = mom ? buf + n : NULL;
+			count = 1;
+			sw = 0.0;
+		}
+	} else {
+		const bool clip = cfg->agg.kind == MACC_AGG_CLIP || cfg->agg.kind == MACC_AGG_CLIP_AUTO;
+
+		if (cfg->agg.kind == MACC_AGG_CLIP) {
+			rep.tau_x = cfg->agg.tau;
+			rep.tau_v = mom ? cfg->agg.tau : INFINITY;
+		} else if (cfg->agg.kind == MACC_AGG_CLIP_AUTO) {
+			rep.tau_x = macc_robust_hist_median(&nst.x);
+			rep.tau_v = mom ? macc_robust_hist_median(&nst.v) : INFINITY;
+		}
+		for (size_t i = 0; i < nnb; i++) {
+			out[i].w = accepted[i] ? (float)wout[i] : 0.0f;
+			out[i].x = accepted[i] ? nb[i].x : NULL;
+			out[i].v = accepted[i] && mom ? nb[i].v : NULL;
+			if (!clip || !accepted[i]) {
+				continue;
+			}
+			bool clipped = false;
+
+			if ((double)dx[i] > rep.tau_x) {
+				float *cx = buf + i * n;
+
+				clip_into(n, x, nb[i].x, rep.tau_x, dx[i], cx);
+				out[i].x = cx;
+				clipped = true;
+			}
+			if (mom && (double)dv[i] > rep.tau_v) {
+				float *cv = buf + (nnb + i) * n;
+
+				clip_into(n, v, nb[i].v, rep.tau_v, dv[i], cv);
+				out[i].v = cv;
+				clipped = true;
+			}
+			rep.clipped += clipped;
+		}
+	}
+
+	/* 5. commit */
+	memcpy(st, &nst, sizeof(nst));
+	if (q != NULL && nnb > 0) {
+		memcpy(q, nq, nnb * sizeof(*nq));
+	}
+	if (reasons != NULL && nnb > 0) {
+		memcpy(reasons, why, nnb);
+	}
+	if (report != NULL) {
+		*report = rep;
+	}
+	*ret_self_w = (float)sw;
+	return (int)count;
+}
+
+int macc_robust_step(const struct macc_robust_cfg *cfg, struct macc_robust *st,
+		     struct macc_quarantine *q, enum macc_algo a, const struct macc_hparams *hp,
+		     uint64_t round, size_t n, float *x, float *v, const float *g, double self_w,
+		     const struct macc_arrival *nb, size_t nnb, float *buf, float *scratch,
+		     struct macc_neighbour *out, uint8_t *reasons, struct macc_robust_report *report)
+{
+	const float *own;
+	float sw = 0.0f;
+	int rc;
+
+	if (a == MACC_ALGO_CENTRALIZED || (a == MACC_ALGO_DSGD && scratch == NULL)) {
+		return -EINVAL;
+	}
+	own = macc_algo_outgoing(a, hp, n, x, g, scratch);
+	rc = macc_robust_prepare(cfg, st, q, a, round, n, own, v, self_w, nb, nnb, buf, &sw, out,
+				 reasons, report);
+	if (rc < 0) {
+		return rc;
+	}
+	macc_consensus_step(a, hp, n, x, v, g, sw, out, (size_t)rc, scratch);
+	return rc;
+}
+
+/* ---- attacks ---- */
+
+int macc_attack_parse(const char *spec, struct macc_attack *ret, struct macc_errmsg *err)
+{
+	struct macc_attack a = {.kind = MACC_ATTACK_NONE, .s = 0.0};
+
+	if (spec == NULL) {
+		return macc_errf(err, MACC_ESPEC, "attack: no spec given");
+	}
+	if (strcmp(spec, "none") == 0) {
+		a.kind = MACC_ATTACK_NONE;
+	} else if (strcmp(spec, "signflip") == 0) {
+		a.kind = MACC_ATTACK_SIGNFLIP;
+	} else if (strcmp(spec, "nan") == 0) {
+		a.kind = MACC_ATTACK_NAN;
+	} else if (strcmp(spec, "stale") == 0) {
+		a.kind = MACC_ATTACK_STALE;
+	} else if (strncmp(spec, "scale:", 6) == 0) {
+		if (parse_double(spec + 6, &a.s) != 0) {
+			return macc_errf(err, MACC_ESPEC, "attack '%s': expected scale:S with a "
+					 "finite S", spec);
+		}
+		a.kind = MACC_ATTACK_SCALE;
+	} else if (strncmp(spec, "noise:", 6) == 0) {
+		if (parse_double(spec + 6, &a.s) != 0 || !(a.s > 0.0)) {
+			return macc_errf(err, MACC_ESPEC, "attack '%s': expected noise:SIGMA with a "
+					 "finite SIGMA > 0", spec);
+		}
+		a.kind = MACC_ATTACK_NOISE;
+	} else {
+		return macc_errf(err, MACC_ESPEC, "unknown attack '%s' (signflip, scale:S, "
+				 "noise:SIGMA, nan, stale)", spec);
+	}
+	*ret = a;
+	return 0;
+}
+
+int macc_byzantine_parse(const char *spec, uint32_t *ret_k, struct macc_attack *ret,
+			 struct macc_errmsg *err)
+{
+	const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
+	struct macc_attack a;
+	uint32_t k = 0;
+	int rc;
+
+	if (colon == NULL || parse_u32(spec, (size_t)(colon - spec), UINT32_MAX, &k) != 0) {
+		return macc_errf(err, MACC_ESPEC, "byzantine '%s': expected K:ATTACK with K a "
+				 "number of agents, e.g. 1:signflip", spec != NULL ? spec : "");
+	}
+	rc = macc_attack_parse(colon + 1, &a, err);
+	if (rc != 0) {
+		return rc;
+	}
+	*ret_k = k;
+	*ret = a;
+	return 0;
+}
+
+int macc_attack_format(const struct macc_attack *a, char *buf, size_t cap)
+{
+	switch (a->kind) {
+	case MACC_ATTACK_NONE:
+		return copy_str(buf, cap, "none");
+	case MACC_ATTACK_SIGNFLIP:
+		return copy_str(buf, cap, "signflip");
+	case MACC_ATTACK_SCALE:
+		return format_double(buf, cap, "scale:", a->s);
+	case MACC_ATTACK_NOISE:
+		return format_double(buf, cap, "noise:", a->s);
+	case MACC_ATTACK_NAN:
+		return copy_str(buf, cap, "nan");
+	case MACC_ATTACK_STALE:
+		return copy_str(buf, cap, "stale");
+	}
+	return -EINVAL;
+}
+
+void macc_attack_apply(const struct macc_attack *a, size_t n, const float *z, const float *stale,
+		       float *out, struct macc_rng *rng)
+{
+	switch (a->kind) {
+	case MACC_ATTACK_SIGNFLIP:
+		for (size_t i = 0; i < n; i++) {
+			out[i] = -z[i];
+		}
+		return;
+	case MACC_ATTACK_SCALE: {
+		const float s = (float)a->s;
+
+		for (size_t i = 0; i < n; i++) {
+			out[i] = s * z[i];
+		}
+		return;
+	}
+	case MACC_ATTACK_NOISE:
+		for (size_t i = 0; i < n; i++) {
+			out[i] = (float)((double)z[i] + a->s * macc_rng_normal(rng));
+		}
+		return;
+	case MACC_ATTACK_NAN:
+		if (out != z) {
+			memmove(out, z, n * sizeof(*out));
+		}
+		if (n > 0) {
+			const size_t p = (size_t)macc_rng_below(rng, n);
+
+			out[p] = NAN;
+			if (n > 1) {
+				out[(p + 1 + (size_t)macc_rng_below(rng, n - 1)) % n] = INFINITY;
+			}
+		}
+		return;
+	case MACC_ATTACK_STALE:
+		if (out != stale) {
+			memmove(out, stale, n * sizeof(*out));
+		}
+		return;
+	case MACC_ATTACK_NONE:
+		break;
+	}
+	if (out != z) {
+		memmove(out, z, n * sizeof(*out));
+	}
+}
