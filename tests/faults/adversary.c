@@ -199,6 +199,8 @@ static int handshake(struct adv *a)
 			/* Claim exactly the daemon's model and algorithm, and its round. */
 			macc_hello_init(&h, &a->id, a->nonce, m.u.hello.model_hash, m.u.hello.nparams,
 					m.u.hello.algo, m.u.hello.round, 2, "adversary");
+			/* Plaintext session (encrypt = no): the attacks target the message layer. */
+			macc_session_hello_prepare(&a->s, &h);
 			rc = macc_hello_encode(&out, &h);
 			if (rc == 0) {
 				rc = macc_session_accept_hello(&a->s, &m.u.hello, &m.u.hello.key, 1,
