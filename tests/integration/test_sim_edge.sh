@@ -96,7 +96,7 @@ m=$(same_threads --agents 8 --schedule matching)
 m_bytes=$(kv bytes_per_agent "$TMP/out")
 ge "$((static_bytes / 2))" "$m_bytes" || fail "matching sent $m_bytes, static $static_bytes"
 [ "$(kv schedule "$TMP/out")" = matching ] || fail "schedule=$(kv schedule "$TMP/out")"
-# The matching depends on the seed (so does everything else; at least it must still be stable).
+# With drops (only the partner's message is drawn for) and dsgd (which sends after the gradient).
 same_threads --agents 8 --schedule matching --drop-prob 0.3 --algorithm dsgd >/dev/null
 echo "ok matching (bytes $m_bytes vs static $static_bytes)"
 
