@@ -57,7 +57,9 @@
  *             weights renormalised over what is kept (own weight includes the folded ones):
  *             T_i = (w'_jj z_j,i + sum_kept w'_jl z_l,i) / (w'_jj + sum_kept w'_jl), in double.
  *             On a regular graph with Metropolis weights this is the uniform mean over the
- *             m - 2B + 1 kept values. The agent's own value is never trimmed. It needs m >= 2B+1
+ *             m - 2B + 1 kept values; ties go to the lower index as "smaller", the kept
+ *             values are summed self first then in ascending agent index. The agent's own
+ *             value is never trimmed. It needs m >= 2B+1
  *             accepted neighbours (macc_agg_check_degree checks deg >= 2B+1 at config time); a
  *             round with fewer keeps the agent's own state (self weight 1, no neighbour), since
  *             the B liars may be among the ones that did arrive. T_x (and T_v) go to the step as
@@ -82,6 +84,7 @@
 
 enum {
 	TRIM_B_MAX = 64,
+	TRIM_BLOCK = 256, /* coordinates per block of the trimmed mean */
 };
 
 /* ---- spec parsing ---- */
@@ -389,20 +392,32 @@ static bool all_finite(const float *z, size_t n)
 	return true;
 }
 
-/* ||b - a|| in double, rounded to float; false if b holds a NaN or infinity. */
+/*
+ * ||b - a|| in double, rounded to float; false if b holds a NaN or infinity. a is known to be
+ * finite, so the sum is finite exactly when b is (a squared float difference is below 2^257,
+ * far from overflowing a double sum): one test at the end, no branch per value. Eight partial
+ * sums in a fixed order break the add latency chain and stay deterministic.
+ */
 static bool distance(size_t n, const float *a, const float *b, float *ret)
 {
-	double s = 0.0;
+	double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		const float bi = b[i];
+	for (; i + 8 <= n; i += 8) {
+		for (size_t k = 0; k < 8; k++) {
+			const double d = (double)b[i + k] - (double)a[i + k];
 
-		if (!isfinite(bi)) {
-			return false;
+			acc[k] += d * d;
 		}
-		const double d = (double)bi - (double)a[i];
+	}
+	for (size_t k = 0; i < n; i++, k++) {
+		const double d = (double)b[i] - (double)a[i];
 
-		s += d * d;
+		acc[k] += d * d;
+	}
+	s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+	if (!isfinite(s)) {
+		return false;
 	}
 	*ret = (float)sqrt(s);
 	return true;
@@ -418,36 +433,75 @@ static void clip_into(size_t n, const float *own, const float *z, double tau, fl
 	}
 }
 
-/* Coordinate-wise trimmed mean of own (weight sw) and the m accepted vectors z[k] (weights
- * wk[k]), dropping the b largest and b smallest neighbour values per coordinate (m >= 2b+1). */
+/*
+ * Coordinate-wise trimmed mean of own (weight sw) and the m accepted vectors z[k] (weights
+ * wk[k], ascending agent index), dropping the b largest and b smallest neighbour values per
+ * coordinate (m >= 2b+1). Ties: among equal values the lower index counts as smaller (the order
+ * of a stable sort). The kept values are summed self first, then in ascending index, in double.
+ * A value's rank (how many neighbour values sort before it) decides: kept iff b <= rank < m-b.
+ * Ranks are counted by branch-free comparisons over blocks of TRIM_BLOCK coordinates, loops
+ * the compiler vectorises across coordinates; every coordinate still sees the same operations
+ * in the same order, so the result does not depend on the blocking.
+ */
 static void trim_into(size_t n, const float *own, double sw, const float *const *z,
 		      const double *wk, size_t m, uint32_t b, float *out)
 {
-	float val[MACC_ROBUST_MAX_NB];
-	double wv[MACC_ROBUST_MAX_NB];
+	double num[TRIM_BLOCK], den[TRIM_BLOCK];
+	uint32_t rank[TRIM_BLOCK];
+	int32_t kept[TRIM_BLOCK];
+	const uint32_t keep = (uint32_t)(m - 2 * (size_t)b);
 
-	for (size_t i = 0; i < n; i++) {
-		/* insertion sort by value; stable, so ties keep ascending agent order */
+	/* weights from a validated row are positive; anything else keeps the own state */
+	for (size_t k = 0; k < m; k++) {
+		if (!(wk[k] > 0.0) || !(sw >= 0.0)) {
+			memmove(out, own, n * sizeof(*out));
+			return;
+		}
+	}
+
+	for (size_t off = 0; off < n; off += TRIM_BLOCK) {
+		const size_t len = n - off < TRIM_BLOCK ? n - off : TRIM_BLOCK;
+
+		for (size_t i = 0; i < len; i++) {
+			num[i] = sw * (double)own[off + i];
+			den[i] = sw;
+		}
 		for (size_t k = 0; k < m; k++) {
-			const float zv = z[k][i];
+			const float *zk = z[k] + off;
 			const double w = wk[k];
-			size_t p = k;
 
-			while (p > 0 && val[p - 1] > zv) {
-				val[p] = val[p - 1];
-				wv[p] = wv[p - 1];
-				p--;
+			memset(rank, 0, len * sizeof(*rank));
+			for (size_t j = 0; j < m; j++) {
+				const float *zj = z[j] + off;
+
+				/* j sorts before k if smaller, or equal with the lower index */
+				if (j < k) {
+					for (size_t i = 0; i < len; i++) {
+						rank[i] += zj[i] <= zk[i];
+					}
+				} else if (j > k) {
+					for (size_t i = 0; i < len; i++) {
+						rank[i] += zj[i] < zk[i];
+					}
+				}
 			}
-			val[p] = zv;
-			wv[p] = w;
-		}
-		double num = sw * (double)own[i], den = sw;
+			/* kept iff b <= rank < m - b, as one unsigned compare: a 0/1 factor
+			 * (integer first: a float select would not vectorise under the default
+			 * -ftrapping-math) */
+			for (size_t i = 0; i < len; i++) {
+				kept[i] = (int32_t)(rank[i] - b < keep);
+			}
+			for (size_t i = 0; i < len; i++) {
+				const double wkeep = (double)kept[i] * w;
 
-		for (size_t k = b; k < m - b; k++) {
-			num += wv[k] * (double)val[k];
-			den += wv[k];
+				num[i] += wkeep * (double)zk[i];
+				den[i] += wkeep;
+			}
 		}
-		out[i] = den > 0.0 ? (float)(num / den) : own[i];
+		/* den >= the smallest kept weight > 0 (checked above) */
+		for (size_t i = 0; i < len; i++) {
+			out[off + i] = (float)(num[i] / den[i]);
+		}
 	}
 }
 

@@ -694,6 +694,127 @@ static void test_nonfinite_excluded_and_folded(void **state)
 	}
 }
 
+/* Sets z = own + d * (unit vector drawn from r). */
+static void at_distance(struct macc_rng *r, const float *own, double d, float *z, size_t n)
+{
+	double s = 0.0;
+
+	fill_normal(r, z, n, 1.0);
+	for (size_t i = 0; i < n; i++) {
+		s += (double)z[i] * z[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		z[i] = (float)(own[i] + d * z[i] / sqrt(s));
+	}
+}
+
+/*
+ * A slowly growing attack cannot climb the learned bound: three honest neighbours at distance
+ * 1 +- 20%, a fourth whose distance grows 5% per round from 1. The pooled median stays an
+ * honest distance, so the liar is accepted while 1.05^r <= 10 * median and never again, and the
+ * bound never exceeds 10 * the largest honest distance (a per-neighbour history would let it
+ * grow without limit). Quarantine off, to watch the bound alone.
+ */
+static void test_slow_growth_cannot_climb_bound(void **state)
+{
+	enum { N = 32 };
+	struct macc_robust_cfg cfg = cfg_of("mean", 10.0);
+	float own[N] = {0}, z[4][N], sw;
+	struct macc_arrival arr[4];
+	struct macc_neighbour out[4];
+	struct macc_robust_report rep;
+	struct macc_robust st;
+	struct macc_rng r;
+	uint64_t last_ok = 0;
+	double max_bound = 0.0;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	macc_rng_seed(&r, 8, 8);
+	for (uint64_t k = 0; k < 300; k++) {
+		uint8_t why[4];
+
+		for (int i = 0; i < 3; i++) {
+			at_distance(&r, own, 1.0 + 0.2 * (2.0 * macc_rng_uniform(&r) - 1.0), z[i], N);
+		}
+		at_distance(&r, own, pow(1.05, (double)k), z[3], N);
+		for (int i = 0; i < 4; i++) {
+			arr[i] = (struct macc_arrival){.w = 0.2, .x = z[i], .v = NULL};
+		}
+		assert_int_equal(macc_robust_prepare(&cfg, &st, NULL, MACC_ALGO_CDSGD, k, N, own,
+						     NULL, 0.2, arr, 4, NULL, &sw, out, why, &rep),
+				 4);
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(why[i], MACC_ROBUST_OK);
+		}
+		if (why[3] == MACC_ROBUST_OK) {
+			last_ok = k;
+		}
+		if (isfinite(rep.bound_x) && rep.bound_x > max_bound) {
+			max_bound = rep.bound_x;
+		}
+		assert_false(rep.fallback);
+	}
+	print_message("slow growth 5%%/round: last accepted at round %llu (distance %.2f), "
+		      "largest bound %.2f\n", (unsigned long long)last_ok, pow(1.05, (double)last_ok),
+		      max_bound);
+	assert_true(pow(1.05, (double)last_ok) <= 12.0);
+	assert_true(max_bound <= 12.0);
+}
+
+/*
+ * When the agent itself is the odd one out (its own state jumped, e.g. a restart from an old
+ * checkpoint), the learned bound would exclude all its neighbours: the round falls back to the
+ * bound from this round's distances, which accepts the honest majority and still rejects a liar
+ * 100x further out.
+ */
+static void test_fallback_when_self_is_outlier(void **state)
+{
+	enum { N = 32 };
+	struct macc_robust_cfg cfg = cfg_of("mean", 10.0);
+	float own[N] = {0}, z[4][N], sw;
+	struct macc_arrival arr[4];
+	struct macc_neighbour out[4];
+	struct macc_robust_report rep;
+	struct macc_robust st;
+	struct macc_rng r;
+	uint8_t why[4];
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	macc_rng_seed(&r, 9, 9);
+	for (uint64_t k = 0; k < 40; k++) {
+		for (int i = 0; i < 4; i++) {
+			at_distance(&r, own, 1.0 + 0.1 * i, z[i], N);
+			arr[i] = (struct macc_arrival){.w = 0.2, .x = z[i], .v = NULL};
+		}
+		assert_int_equal(macc_robust_prepare(&cfg, &st, NULL, MACC_ALGO_CDSGD, k, N, own,
+						     NULL, 0.2, arr, 4, NULL, &sw, out, why, &rep),
+				 4);
+		assert_int_equal(rep.count[MACC_ROBUST_OK], 4);
+	}
+	assert_true(st.x.count >= cfg.warmup);
+	/* the neighbours are now ~50 away (all of them): fallback, all accepted */
+	for (int i = 0; i < 4; i++) {
+		at_distance(&r, own, 50.0 + i, z[i], N);
+	}
+	assert_int_equal(macc_robust_prepare(&cfg, &st, NULL, MACC_ALGO_CDSGD, 40, N, own, NULL,
+					     0.2, arr, 4, NULL, &sw, out, why, &rep),
+			 4);
+	assert_true(rep.fallback);
+	assert_int_equal(rep.count[MACC_ROBUST_OK], 4);
+	assert_true(sw == (float)0.2);
+	/* again, with one of them 100x further: it alone is rejected */
+	at_distance(&r, own, 5000.0, z[2], N);
+	assert_int_equal(macc_robust_prepare(&cfg, &st, NULL, MACC_ALGO_CDSGD, 41, N, own, NULL,
+					     0.2, arr, 4, NULL, &sw, out, why, &rep),
+			 4);
+	assert_int_equal(why[2], MACC_ROBUST_DISTANCE);
+	assert_int_equal(rep.count[MACC_ROBUST_OK], 3);
+	assert_true(out[2].w == 0.0f && out[2].x == NULL);
+	assert_true(sw == (float)(0.2 + 0.2));
+}
+
 /* ---- a small quadratic consensus problem with one attacker ---- */
 
 enum { QN = 8, QP = 16, ATT = 0 };
@@ -978,6 +1099,8 @@ int main(void)
 		cmocka_unit_test(test_clip_bounds_influence),
 		cmocka_unit_test(test_trimmed_by_hand),
 		cmocka_unit_test(test_nonfinite_excluded_and_folded),
+		cmocka_unit_test(test_slow_growth_cannot_climb_bound),
+		cmocka_unit_test(test_fallback_when_self_is_outlier),
 		cmocka_unit_test(test_screening_rejects_attacks_not_honest_variation),
 		cmocka_unit_test(test_mean_breaks_clip_auto_holds),
 	};
