@@ -71,6 +71,18 @@
  * quarantine up to cap; after release it is on probation until it has passed as many clean
  * rounds as the last back-off, and after cap clean rounds the back-off is forgotten.
  *
+ * Measured (test_robust.c: 8 agents, random 4-regular graph, quadratics, dmsgd alpha 0.02 beta
+ * 0.9, 400 rounds, one attacker; honest agents' max ||x_j - x*|| / ||x*||): attack-free, mean
+ * 0.010, clip:auto 0.024 (clipping at the median slows honest mixing: the price of the rule),
+ * trimmed:1 0.029. Without screening, mean ends at 0.83 under signflip, 1e36 under scale:10,
+ * 0.61 under noise:1 and 0.58 under stale, while clip:auto stays at 0.018 - 0.038 for every
+ * attack; with screening (factor 10) every rule stays within 0.011 - 0.042. TAU = c * median
+ * with c = 1.5, 2, 3, 5 lowered the attack-free cost to the mean's but let scale:10 / signflip
+ * through up to 0.07, 0.04, 0.07, 0.49: the median is kept. Cost on a 235k-parameter dmsgd step
+ * with 4 neighbours (CPU time, busy 2-core host): plain step ~1-2 ms, mean with screening
+ * +~1.5 ms (one pass per received vector), clip:auto +~2.5 ms, trimmed:1 ~4x the plain step.
+ * Stack: prepare keeps ~35 KB of per-neighbour arrays on the stack, no allocation.
+ *
  * Built with -ffp-contract=off like algo.c, so the clipped vectors round the same everywhere.
  */
 #include <errno.h>
