@@ -65,7 +65,10 @@ if [ -z "$sim" ]; then
 	if [ -n "${MACC_BUILD:-}" ] && [ -x "$MACC_BUILD/src/sim/macc-sim" ]; then
 		sim=$MACC_BUILD/src/sim/macc-sim
 	else
-		sim=$(command -v macc-sim) || { echo "run.sh: macc-sim not found (--sim)" >&2; exit 2; }
+		sim=$(command -v macc-sim) || {
+			echo "run.sh: macc-sim not found (--sim)" >&2
+			exit 2
+		}
 	fi
 fi
 
@@ -101,8 +104,9 @@ for h in 1 4; do
 				continue
 			fi
 			echo "run.sh: $name" >&2
-			if ! "$sim" --agents 8 --model "$spec" --lr "$lr" --batch 64 --momentum 0.9 \
-				--algorithm dmsgd --topology "$topo" --schedule "$sched" \
+			if ! "$sim" --agents 8 --model "$spec" --lr "$lr" --batch 64 \
+				--momentum 0.9 --algorithm dmsgd --topology "$topo" \
+				--schedule "$sched" \
 				--compress "$comp" --local-steps "$h" --epochs "$epochs" --seed 1 \
 				--threads "$threads" --quiet "${extra[@]}" --csv "$out/$name.csv" \
 				>"$out/$name.out" 2>"$out/$name.err"; then

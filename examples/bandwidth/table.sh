@@ -84,24 +84,27 @@ END {
 	}
 	printf "Model %s, 8 agents, dmsgd; link %g Mbit/s per uplink, %g ms latency.\n\n", \
 		model[ref], bw, lat
-	print "| schedule | compress | H | rounds | MB sent per agent | fewer bytes | test acc (avg model) | vs reference | sim. wall time | of which compute |"
+	printf "| schedule | compress | H | rounds | MB sent per agent | fewer bytes "
+	printf "| test acc (avg model) | vs reference | sim. wall time | of which compute |\n"
 	print "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for (k = 1; k <= n; k++) {
 		i = idx[k]
-		printf "| %s | %s | %s | %d | %.1f | %.2fx | %.2f%% | %+.2f | %.0f s | %.0f s |\n", \
-			sched[i], comp[i], h[i], rounds[i], bytes[i] / 1e6, bytes[ref] / bytes[i], \
+		printf "| %s | %s | %s | %d | %.1f | %.2fx | %.2f%% | %+.2f | %.0f s | %.0f s |\n",
+			sched[i], comp[i], h[i], rounds[i], bytes[i] / 1e6, bytes[ref] / bytes[i],
 			acc[i], acc[i] - acc[ref], wall[i], compute[i]
 	}
 	print ""
 	for (i = 1; i <= n; i++) {
 		if (sched[i] == "static" && comp[i] == "int8" && h[i] == 1) {
 			ok = (acc[ref] - acc[i] <= 1.0 && bytes[ref] >= 3.5 * bytes[i])
-			printf "- target int8 (static, H=1): within 1 point of none with >= 3.5x fewer bytes: %.2f points, %.2fx: %s\n", \
-				acc[i] - acc[ref], bytes[ref] / bytes[i], ok ? "MET" : "NOT MET"
+			printf "- target int8 (static, H=1): within 1 point of none with >= 3.5x "
+			printf "fewer bytes: %.2f points, %.2fx: %s\n", acc[i] - acc[ref],
+				bytes[ref] / bytes[i], ok ? "MET" : "NOT MET"
 		}
 		if (sched[i] == "matching" && comp[i] == "none" && h[i] == 1) {
 			ok = (acc[ref] - acc[i] <= 1.5 && 2 * bytes[i] <= bytes[ref])
-			printf "- target matching (none, H=1): within 1.5 points of the static ring at half the bytes or less: %.2f points, %.2f of the bytes: %s\n", \
+			printf "- target matching (none, H=1): within 1.5 points of the static "
+			printf "ring at half the bytes or less: %.2f points, %.2f of the bytes: %s\n",
 				acc[i] - acc[ref], bytes[i] / bytes[ref], ok ? "MET" : "NOT MET"
 		}
 	}

@@ -76,10 +76,12 @@ static const char usage_text[] =
 	"  --drop-prob P         drop each directed message independently with probability P\n"
 	"                        (seeded); the receiver folds the weight into its own\n"
 	"  --local-steps H       H-1 local momentum steps, then one step of the algorithm, per\n"
-	"                        round (default 1); the default epoch stays one pass over the data\n"
+	"                        round (default 1); the default epoch stays one pass over the\n"
+	"                        data\n"
 	"  --compress C          none (default), bf16, int8, topk:F: send compressed differences\n"
 	"                        with error feedback (CHOCO-gossip; dmsgd compresses x and v)\n"
-	"  --gossip-step G       CHOCO gossip step in (0, 1] (default per compressor: 1, topk 0.2)\n"
+	"  --gossip-step G       CHOCO gossip step in (0, 1] (default per compressor: 1; topk:\n"
+	"                        0.2)\n"
 	"\n"
 	"Execution and output:\n"
 	"  --threads T           worker threads (default 1): agents are spread over T threads with\n"
@@ -405,7 +407,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 				return -1;
 			}
 			if (d == 0.0) {
-				usage_error("--gossip-step: must be above 0, got '%s'%s", optarg, "");
+				usage_error("--gossip-step: must be above 0, got '%s'%s", optarg,
+					    "");
 				return -1;
 			}
 			o->gossip_step = (float)d;

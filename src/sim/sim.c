@@ -805,7 +805,8 @@ static int setup_pushsum(struct sim *s, struct macc_errmsg *err)
 	}
 	rc = macc_pushsum_matrix(&s->dg, s->W);
 	if (rc < 0) {
-		return macc_errf(err, rc, "cannot build the push-sum matrix of '%s'", s->o.topology);
+		return macc_errf(err, rc, "cannot build the push-sum matrix of '%s'",
+				 s->o.topology);
 	}
 	return 0;
 }
@@ -843,8 +844,9 @@ static int setup_graph(struct sim *s, struct macc_errmsg *err)
 		}
 		s->dg_made = true;
 		if (macc_pushsum_algo_parse(s->o.algorithm, &base) < 0) {
-			return macc_errf(err, MACC_ESPEC, "topology '%s' is directed: algorithm '%s' "
-					 "has no push-sum form (use dmsgd or sgp)", s->o.topology,
+			return macc_errf(err, MACC_ESPEC,
+					 "topology '%s' is directed: algorithm '%s' has no "
+					 "push-sum form (use dmsgd or sgp)", s->o.topology,
 					 s->o.algorithm);
 		}
 		s->pushsum = true;
@@ -1024,8 +1026,8 @@ static int setup_edge_opts(struct sim *s, struct macc_errmsg *err)
 	}
 	if (s->single) {
 		if (s->H > 1) {
-			return macc_errf(err, MACC_ECONFIG, "--local-steps needs several agents (one "
-					 "agent only takes local steps)");
+			return macc_errf(err, MACC_ECONFIG, "--local-steps needs several "
+					 "agents (one agent only takes local steps)");
 		}
 		return 0; /* like --topology, schedule and compression do not apply */
 	}
@@ -1058,8 +1060,9 @@ static int check_edge_combos(struct sim *s, struct macc_errmsg *err)
 			what = "--drop-prob (push-sum must not lose mass)";
 		}
 		if (what != NULL) {
-			return macc_errf(err, MACC_ECONFIG, "the push-sum form (%s on '%s') does not "
-					 "support %s", sim_algo_name(s), s->o.topology, what);
+			return macc_errf(err, MACC_ECONFIG, "the push-sum form (%s on '%s') "
+					 "does not support %s", sim_algo_name(s), s->o.topology,
+					 what);
 		}
 	}
 	if (s->compressed && s->o.drop_prob > 0.0) {

@@ -58,7 +58,8 @@ for alg in dmsgd dsgd cdsgd; do
 		base=$(digest --agents 4 --algorithm "$alg" --drop-prob "$drop" --threads 2)
 		for flag in "--schedule static" "--local-steps 1" "--compress none"; do
 			# shellcheck disable=SC2086 # flag is two words on purpose
-			d=$(digest --agents 4 --algorithm "$alg" --drop-prob "$drop" --threads 2 $flag)
+			d=$(digest --agents 4 --algorithm "$alg" --drop-prob "$drop" \
+				--threads 2 $flag)
 			[ "$d" = "$base" ] || fail "$alg drop=$drop: $flag changed the digest"
 		done
 	done
@@ -136,7 +137,7 @@ for alg in sgp dmsgd; do
 	sim 120 --agents 8 --topology "file:$dring" --algorithm "$alg" --rounds 40 --batch 32 \
 		--lr 0.02 --eval-samples 500 --quiet || fail "$alg learning run: $(cat "$TMP/err")"
 	ge "$(kv test_acc_avg "$TMP/out")" 0.45 \
-		|| fail "$alg on a directed ring: test_acc_avg=$(kv test_acc_avg "$TMP/out") after 40 rounds"
+		|| fail "$alg on a directed ring: test_acc_avg=$(kv test_acc_avg "$TMP/out")"
 	echo "ok push-sum $alg: test_acc_avg=$(kv test_acc_avg "$TMP/out")"
 done
 [ "$(digest --agents 4 --algorithm sgp)" = "$(digest --agents 4 --algorithm cdmsgd)" ] \

@@ -72,8 +72,8 @@ static void check_one(struct fixture *f, const float *x, size_t n, uint64_t roun
 	assert_int_equal(macc_state_body_encode(&body, &st), 0);
 	want_body = sim_wire_state_body(round, n, MACC_ENC_F32, 4 * n, mom, 4 * n, weight);
 	if (body.buf.len != want_body) {
-		print_error("n=%zu round=%llu mom=%d weight=%d: body %zu bytes, wiresize says %zu\n",
-			    n, (unsigned long long)round, mom, weight, body.buf.len, want_body);
+		print_error("n=%zu round=%llu mom=%d weight=%d: body %zu bytes, wiresize %zu\n", n,
+			    (unsigned long long)round, mom, weight, body.buf.len, want_body);
 	}
 	assert_int_equal(body.buf.len, want_body);
 	assert_int_equal(macc_session_state_prefix(&f->sess, &body, &prefix), 0);
