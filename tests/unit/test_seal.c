@@ -920,6 +920,174 @@ static void test_golden(void **state)
 	pair_finish(&p);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The daemon's way: two byte streams, random read sizes, open() on every frame               */
+/* ---------------------------------------------------------------------------------------- */
+
+struct endpoint {
+	const struct macc_identity *id;
+	const struct macc_identity *peer;
+	struct macc_session s;
+	struct macc_frame_decoder dec;
+	struct macc_buf out;  /* bytes written to the socket, not yet read by the peer */
+	struct macc_state_body body;
+	uint64_t round;       /* last STATE round sent */
+	int states_rx, pongs;
+	size_t plain_before_ack; /* frames received while rx was not sealed yet */
+};
+
+static void ep_init(struct endpoint *e, const struct macc_identity *id,
+		    const struct macc_identity *peer, uint8_t nfill)
+{
+	struct macc_seal_limits lim = {.bytes = 0, .frames = 3};
+	uint8_t nonce[MACC_NONCE_BYTES];
+	struct macc_hello h;
+
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	e->peer = peer;
+	memset(nonce, nfill, sizeof(nonce));
+	macc_session_init(&e->s, id, nonce);
+	assert_int_equal(macc_session_enable_seal(&e->s, &lim, NULL), 0);
+	macc_frame_decoder_init(&e->dec, MACC_FRAME_MAX_HANDSHAKE);
+	macc_buf_init(&e->out, 0);
+	/* Connect: HELLO, and a PING right away (plaintext: our ACK is not sent yet). */
+	macc_hello_init(&h, id, nonce, MODEL_HASH, NPARAMS, ALGO, 0, 1, "x");
+	macc_session_hello_prepare(&e->s, &h);
+	assert_int_equal(macc_hello_encode(&e->out, &h), 0);
+	ping(&e->s, 77, &e->out);
+}
+
+static void ep_finish(struct endpoint *e)
+{
+	macc_frame_decoder_finish(&e->dec);
+	macc_buf_finish(&e->out);
+	macc_state_body_finish(&e->body);
+	macc_session_finish(&e->s);
+}
+
+static void ep_send_state(struct endpoint *e)
+{
+	float x[NPARAMS];
+	struct macc_state_out so = {.round = ++e->round, .nparams = NPARAMS, .x = x};
+
+	for (int i = 0; i < NPARAMS; i++) {
+		x[i] = (float)e->round + (float)i;
+	}
+	assert_int_equal(macc_state_body_encode(&e->body, &so), 0);
+	assert_int_equal(macc_session_seal_state(&e->s, &e->body, &e->out), 0);
+}
+
+/* Handle one frame payload as the daemon would. */
+static void ep_frame(struct endpoint *e, uint8_t *payload, size_t len)
+{
+	struct macc_errmsg err = {{0}};
+	struct macc_msg m;
+	size_t n;
+	float x[NPARAMS];
+
+	if (!macc_session_rx_sealed(&e->s)) {
+		e->plain_before_ack++;
+	}
+	assert_int_equal(macc_session_open(&e->s, payload, len, &n, &err), 0);
+	assert_int_equal(macc_msg_decode(payload, n, 0, &m, &err), 0);
+	switch (m.type) {
+	case MACC_MSG_HELLO:
+		assert_true(macc_session_accept_hello(&e->s, &m.u.hello, &e->peer->pub, 1, NULL,
+						      MODEL_HASH, NPARAMS, ALGO, &err) >= 0);
+		assert_int_equal(macc_session_ack_encode(&e->s, &e->out), 0);
+		/* Everything after our ACK is sealed. */
+		ep_send_state(e);
+		ping(&e->s, 1, &e->out);
+		break;
+	case MACC_MSG_HELLO_ACK:
+		assert_int_equal(macc_session_verify_ack(&e->s, &m.u.ack, &err), 0);
+		macc_frame_decoder_set_max(&e->dec, macc_state_frame_max(NPARAMS, true));
+		break;
+	case MACC_MSG_STATE:
+		assert_int_equal(macc_session_accept_state(&e->s, &m.u.state, NPARAMS, &err), 0);
+		macc_f32le_load(x, m.u.state.x, NPARAMS);
+		assert_true(x[1] == (float)m.u.state.round + 1.0f);
+		if (++e->states_rx < 6) {
+			ep_send_state(e);
+		}
+		break;
+	case MACC_MSG_PING: {
+		struct macc_ping pg = m.u.ping;
+		size_t start = e->out.len;
+
+		assert_int_equal(macc_ping_encode(&e->out, MACC_MSG_PONG, &pg), 0);
+		assert_int_equal(macc_session_seal_frame(&e->s, &e->out, start), 0);
+		break;
+	}
+	case MACC_MSG_PONG:
+		e->pongs++;
+		break;
+	default:
+		fail_msg("unexpected %s", macc_msg_type_name(m.type));
+	}
+}
+
+/* Move a random number of bytes from `from`'s socket to `to`'s decoder. */
+static bool pump(struct endpoint *from, struct endpoint *to, struct macc_rng *rng)
+{
+	size_t chunk, off = 0;
+
+	if (from->out.len == 0) {
+		return false;
+	}
+	chunk = 1 + macc_rng_below(rng, 300);
+	chunk = chunk < from->out.len ? chunk : from->out.len;
+	while (off < chunk) {
+		size_t used, plen;
+		int rc = macc_frame_decoder_feed(&to->dec, from->out.data + off, chunk - off, &used);
+
+		assert_true(rc == 0 || rc == 1);
+		off += used;
+		if (rc == 1) {
+			uint8_t *payload = macc_frame_decoder_take(&to->dec, &plen);
+
+			ep_frame(to, payload, plen);
+			free(payload);
+		}
+	}
+	macc_buf_consume(&from->out, chunk);
+	return true;
+}
+
+static void test_stream(void **state)
+{
+	struct endpoint a, b;
+	struct macc_rng rng;
+
+	(void)state;
+	for (uint64_t seed = 1; seed <= 20; seed++) {
+		macc_rng_seed(&rng, seed, 0);
+		ep_init(&a, &ida, &idb, 0xa0);
+		ep_init(&b, &idb, &ida, 0xb0);
+		for (int steps = 0; steps < 100000; steps++) {
+			bool moved = macc_rng_below(&rng, 2) == 0 ? pump(&a, &b, &rng)
+								 : pump(&b, &a, &rng);
+
+			if (!moved && a.out.len == 0 && b.out.len == 0) {
+				break;
+			}
+		}
+		/* Both got every STATE and every PING was answered, across several rekeys. */
+		assert_int_equal(a.states_rx, 6);
+		assert_int_equal(b.states_rx, 6);
+		assert_int_equal(a.pongs, 2);
+		assert_int_equal(b.pongs, 2);
+		assert_int_equal(a.plain_before_ack, 3); /* HELLO, early PING, ACK */
+		assert_int_equal(b.plain_before_ack, 3);
+		assert_true(a.s.tx.epoch >= 3 && b.s.tx.epoch >= 3);
+		assert_int_equal(a.s.tx.epoch, b.s.rx.epoch);
+		assert_int_equal(b.s.tx.epoch, a.s.rx.epoch);
+		ep_finish(&a);
+		ep_finish(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -934,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_mitm_ephemeral),
 		cmocka_unit_test(test_ticket),
 		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_stream),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
