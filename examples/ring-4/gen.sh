@@ -33,6 +33,7 @@ declare -A train=(
 	[dead_peer_timeout_ms]="15000"
 	[checkpoint_every]="200"
 	[eval_every]="0"
+	[threads]="1" # four agents share one host: one compute thread each
 )
 declare -A agentkv=([log_level]="info")
 
