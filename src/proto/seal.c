@@ -270,13 +270,14 @@ int macc_session_open(struct macc_session *s, uint8_t *payload, size_t len, size
 	plen = len - MACC_SEAL_OVERHEAD;
 	macc_put_be32(hdr, (uint32_t)len);
 	make_nonce(nonce, d->counter);
-	rc = macc_aead_open(payload, payload, plen, payload + plen, hdr, sizeof(hdr), nonce, d->key);
+	rc = macc_aead_open(payload, payload, plen, payload + plen, hdr, sizeof(hdr), nonce,
+			    d->key);
 	if (rc != 0) {
 		macc_memzero(payload + plen, MACC_SEAL_OVERHEAD);
 		d->error = MACC_EBADSIG;
 		return macc_errf(err, d->error,
-				 "sealed frame %llu (%zu bytes) does not open: tampered, truncated, "
-				 "replayed, reordered or from another session",
+				 "sealed frame %llu (%zu bytes) does not open: tampered, "
+				 "truncated, replayed, reordered or from another session",
 				 (unsigned long long)d->counter, len);
 	}
 	rc = advance(d, plen);

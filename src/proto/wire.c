@@ -1212,8 +1212,8 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 	}
 	if (((h->flags & MACC_HELLO_F_SEAL) != 0) != s->seal) {
 		return macc_errf(err, MACC_EENCRYPT,
-				 "peer '%s' has encrypt = %s, we have encrypt = %s; both agents must "
-				 "use the same setting",
+				 "peer '%s' has encrypt = %s, we have encrypt = %s; both agents "
+				 "must use the same setting",
 				 h->name, s->seal ? "no" : "yes", s->seal ? "yes" : "no");
 	}
 	if (s->seal) {

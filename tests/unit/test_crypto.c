@@ -341,27 +341,30 @@ static void test_aead_iov(void **state)
 		size_t len = lens[li];
 
 		for (size_t adlen = 0; adlen <= 4; adlen += 4) {
-			assert_int_equal(macc_aead_seal(ref, tref, m, len, ad, adlen, nonce, key), 0);
+			assert_int_equal(macc_aead_seal(ref, tref, m, len, ad, adlen, nonce, key),
+					 0);
 			/* One segment, and every split point into two and three segments (a
 			 * stride keeps the long ones fast). */
 			for (size_t s1 = 0; s1 <= len; s1 += len > 200 ? 97 : 1) {
 				size_t s2 = s1 + (len - s1) / 3;
 				struct macc_iov v2[2] = {{m, s1}, {m + s1, len - s1}};
-				struct macc_iov v3[3] = {{m, s1}, {m + s1, s2 - s1}, {m + s2, len - s2}};
+				struct macc_iov v3[3] = {
+					{m, s1}, {m + s1, s2 - s1}, {m + s2, len - s2}};
 
 				memset(c, 0xee, len);
-				assert_int_equal(macc_aead_seal_iov(c, t, v2, 2, ad, adlen, nonce, key),
-						 0);
+				assert_int_equal(
+					macc_aead_seal_iov(c, t, v2, 2, ad, adlen, nonce, key), 0);
 				assert_memory_equal(c, ref, len);
 				assert_memory_equal(t, tref, 16);
 				memset(c, 0xee, len);
-				assert_int_equal(macc_aead_seal_iov(c, t, v3, 3, ad, adlen, nonce, key),
-						 0);
+				assert_int_equal(
+					macc_aead_seal_iov(c, t, v3, 3, ad, adlen, nonce, key), 0);
 				assert_memory_equal(c, ref, len);
 				assert_memory_equal(t, tref, 16);
 			}
 			/* libsodium opens it, in place too. */
-			assert_int_equal(macc_aead_open(back, ref, len, tref, ad, adlen, nonce, key), 0);
+			assert_int_equal(
+				macc_aead_open(back, ref, len, tref, ad, adlen, nonce, key), 0);
 			assert_memory_equal(back, m, len);
 			memcpy(c, ref, len);
 			assert_int_equal(macc_aead_open(c, c, len, tref, ad, adlen, nonce, key), 0);

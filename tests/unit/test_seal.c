@@ -427,7 +427,8 @@ static void test_tamper(void **state)
 		stream.data[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		macc_frame_decoder_init(&d, 1024);
 		while (off < stream.len) {
-			rc = macc_frame_decoder_feed(&d, stream.data + off, stream.len - off, &used);
+			rc = macc_frame_decoder_feed(&d, stream.data + off, stream.len - off,
+						     &used);
 			off += used;
 			if (rc != 0) {
 				break;
@@ -445,9 +446,8 @@ static void test_tamper(void **state)
 			payload = malloc(f1.len);
 			assert_non_null(payload);
 			memcpy(payload, f1.data + MACC_FRAME_HDR, f1.len - MACC_FRAME_HDR);
-			assert_int_equal(macc_session_open(&rx, payload, f1.len - MACC_FRAME_HDR, &n,
-							   NULL),
-					 rc);
+			plen = f1.len - MACC_FRAME_HDR;
+			assert_int_equal(macc_session_open(&rx, payload, plen, &n, NULL), rc);
 			opened_fail++;
 			free(payload);
 		} else {
@@ -1040,7 +1040,8 @@ static bool pump(struct endpoint *from, struct endpoint *to, struct macc_rng *rn
 	chunk = chunk < from->out.len ? chunk : from->out.len;
 	while (off < chunk) {
 		size_t used, plen;
-		int rc = macc_frame_decoder_feed(&to->dec, from->out.data + off, chunk - off, &used);
+		int rc = macc_frame_decoder_feed(&to->dec, from->out.data + off, chunk - off,
+						 &used);
 
 		assert_true(rc == 0 || rc == 1);
 		off += used;
