@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macc/consensus.h"
 #include "macc/err.h"
 #include "macc/log.h"
 #include "sim.h"
@@ -83,6 +84,20 @@ static const char usage_text[] =
 	"  --gossip-step G       CHOCO gossip step in (0, 1] (default per compressor: 1; topk:\n"
 	"                        0.2)\n"
 	"\n"
+	"Robust mixing and attacks (static graph, uncompressed, not push-sum):\n"
+	"  --aggregation RULE    mean (default: the algorithm as written), clip:TAU (each\n"
+	"                        neighbour's difference to the agent's own state clipped to\n"
+	"                        norm TAU), clip:auto (TAU = median of recent accepted\n"
+	"                        distances), trimmed:B (coordinate-wise trimmed mean, needs\n"
+	"                        degree >= 2B+1)\n"
+	"  --screen-factor F     exclude a neighbour whose distance to the agent's own state is\n"
+	"                        above F times the median of recent ones (non-finite states are\n"
+	"                        always excluded when robust mixing is on); 0 = off. Default: 0\n"
+	"                        with mean (today's path, bit for bit), 10 with the other rules\n"
+	"  --byzantine K:ATTACK  agents 0..K-1 send poisoned states: signflip, scale:S,\n"
+	"                        noise:SIGMA, nan, stale (x^0, v^0 = 0); they train and mix\n"
+	"                        honestly themselves\n"
+	"\n"
 	"Execution and output:\n"
 	"  --threads T           worker threads (default 1): agents are spread over T threads with\n"
 	"                        OpenBLAS at 1 thread; for one agent, OpenBLAS threads. Results are\n"
@@ -101,7 +116,8 @@ static const char usage_text[] =
 	"\n"
 	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
 	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
-	"(several agents), and bytes_per_agent (STATE bytes each agent sent, as macc-agentd\n"
+	"(several agents; with --byzantine also test_acc_honest, test_acc_honest_min; with\n"
+	"robust mixing or --byzantine the excluded_* counts), and bytes_per_agent (STATE bytes each agent sent, as macc-agentd\n"
 	"would, framing included). Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
 enum {
@@ -135,6 +151,9 @@ enum {
 	OPT_LOCAL_STEPS,
 	OPT_COMPRESS,
 	OPT_GOSSIP_STEP,
+	OPT_AGGREGATION,
+	OPT_SCREEN_FACTOR,
+	OPT_BYZANTINE,
 };
 
 static const struct option long_opts[] = {
@@ -168,6 +187,9 @@ static const struct option long_opts[] = {
 	{"local-steps", required_argument, NULL, OPT_LOCAL_STEPS},
 	{"compress", required_argument, NULL, OPT_COMPRESS},
 	{"gossip-step", required_argument, NULL, OPT_GOSSIP_STEP},
+	{"aggregation", required_argument, NULL, OPT_AGGREGATION},
+	{"screen-factor", required_argument, NULL, OPT_SCREEN_FACTOR},
+	{"byzantine", required_argument, NULL, OPT_BYZANTINE},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -259,6 +281,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		.schedule = "static",
 		.local_steps = 1,
 		.compress = "none",
+		.screen_factor = -1.0,
 	};
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
@@ -413,6 +436,18 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			}
 			o->gossip_step = (float)d;
 			break;
+		case OPT_AGGREGATION:
+			o->aggregation = optarg;
+			break;
+		case OPT_SCREEN_FACTOR:
+			if (parse_double(name, optarg, 0.0, 1e6, false, &d) < 0) {
+				return -1;
+			}
+			o->screen_factor = d;
+			break;
+		case OPT_BYZANTINE:
+			o->byzantine = optarg;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
 			return -1;
@@ -439,6 +474,34 @@ static void csv_cell_acc(FILE *f, const struct sim_eval *e, double v)
 		fprintf(f, ",%.6f", v);
 	} else {
 		fputc(',', f);
+	}
+}
+
+/* Issue 12 keys of the last line, only when robust mixing or --byzantine is in use (so the line
+ * of every other run is unchanged). */
+static void print_robust(const struct sim *s, const struct cli *c, const struct sim_eval *ev)
+{
+	uint64_t cnt[MACC_ROBUST_NREASONS], quar, clip;
+	const char *attack;
+	uint32_t k = sim_byzantine(s, &attack);
+	double factor;
+	bool robust = sim_robust(s, &factor);
+
+	if (!robust && c->o.byzantine == NULL) {
+		return;
+	}
+	sim_robust_counts(s, cnt, &quar, &clip);
+	printf(" aggregation=%s screen_factor=%g byzantine=%u:%s",
+	       c->o.aggregation != NULL ? c->o.aggregation : "mean", factor, k, attack);
+	if (robust) {
+		printf(" excluded_nonfinite=%" PRIu64 " excluded_distance=%" PRIu64
+		       " quarantined=%" PRIu64 " quarantines=%" PRIu64 " clipped=%" PRIu64,
+		       cnt[MACC_ROBUST_NONFINITE], cnt[MACC_ROBUST_DISTANCE],
+		       cnt[MACC_ROBUST_QUARANTINED], quar, clip);
+	}
+	if (ev->honest) {
+		printf(" test_acc_honest=%.4f test_acc_honest_min=%.4f", ev->acc_honest,
+		       ev->acc_honest_min);
 	}
 }
 
@@ -593,6 +656,7 @@ int main(int argc, char **argv)
 			}
 			printf(" bytes_per_agent=%.0f bytes_round_max_sum=%" PRIu64
 			       " comm_rounds=%" PRIu64, bpa, rmax, crounds);
+			print_robust(s, &c, &ev);
 		}
 		if (c.print_digest) {
 			printf(" digest=%016" PRIx64, sim_digest(s));

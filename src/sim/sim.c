@@ -93,6 +93,15 @@ struct agent {
 	struct macc_errmsg err;
 	/* traffic */
 	uint64_t bytes_sent;
+	/* robust mixing (issue 12): learned distances, quarantine per in-edge, counters */
+	struct macc_robust rob;
+	struct macc_quarantine *q;  /* [nnb] */
+	struct macc_arrival *arr;   /* [nnb] */
+	float *rbuf;                /* macc_robust_buf_floats */
+	uint64_t rcount[MACC_ROBUST_NREASONS], rquar, rclip;
+	/* a byzantine agent: what it sends this round instead of its x (y) and v */
+	struct macc_rng attack_rng;
+	float *px, *pv;
 	/* per-round results */
 	double loss_sum;
 	/* evaluation */
@@ -162,6 +171,13 @@ struct sim {
 	size_t blob_cap;
 	bool barrier_mid;           /* barrier between gradient and mixing phases */
 	uint64_t round_max_sum, comm_rounds;
+	/* issue 12 */
+	bool robust;                /* robust mixing instead of the plain mean path */
+	struct macc_robust_cfg rcfg;
+	uint32_t byz_k;             /* agents 0 .. byz_k-1 send poisoned states */
+	struct macc_attack attack;
+	char attack_spec[64];
+	float *stale_x, *stale_v;   /* x^0 and v^0 = 0, what a stale attacker keeps sending */
 	bool failed;
 	struct macc_errmsg fail_err;
 	uint64_t round, epoch_rounds, total_rounds;
@@ -281,6 +297,38 @@ static void agent_send(struct sim *s, uint32_t j)
 	}
 }
 
+/* What agent l sends this round as x (y for dsgd) and as v: its own vectors, or for a
+ * byzantine agent the poisoned copies agent_poison() made after its gradient phase. */
+static const float *sent_x(const struct sim *s, uint32_t l)
+{
+	if (l < s->byz_k) {
+		return s->agents[l].px;
+	}
+	return s->after_grad ? s->agents[l].y : agent_x(s->x_cur, s, l);
+}
+
+static const float *sent_v(const struct sim *s, uint32_t l)
+{
+	if (!s->sends_v) {
+		return NULL;
+	}
+	return l < s->byz_k ? s->agents[l].pv : agent_x(s->v_cur, s, l);
+}
+
+/* A byzantine agent (j < K) forms the messages it sends: the attack applied to its honest x
+ * (y for dsgd) and v. Its own x and v are untouched: it keeps training and mixing honestly. */
+static void agent_poison(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	const float *z = s->after_grad ? a->y : agent_x(s->x_cur, s, j);
+
+	macc_attack_apply(&s->attack, s->p, z, s->stale_x, a->px, &a->attack_rng);
+	if (s->sends_v) {
+		macc_attack_apply(&s->attack, s->p, agent_x(s->v_cur, s, j), s->stale_v, a->pv,
+				  &a->attack_rng);
+	}
+}
+
 static void agent_grad(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
@@ -303,6 +351,9 @@ static void agent_grad(struct sim *s, uint32_t j)
 	}
 	if (s->compressed) {
 		agent_send(s, j);
+	}
+	if (j < s->byz_k) {
+		agent_poison(s, j);
 	}
 }
 
@@ -342,8 +393,8 @@ static void agent_mix_varying(struct sim *s, uint32_t j)
 		(void)macc_fold_missing(sw, &w, &arrived, 1, &self_w, &w_out);
 		if (arrived) {
 			a->nb[0].w = (float)w_out;
-			a->nb[0].x = s->after_grad ? s->agents[l].y : agent_x(s->x_cur, s, l);
-			a->nb[0].v = s->sends_v ? agent_x(s->v_cur, s, l) : NULL;
+			a->nb[0].x = sent_x(s, l);
+			a->nb[0].v = sent_v(s, l);
 			cnt = 1;
 		}
 	}
@@ -417,6 +468,45 @@ static void agent_push(struct sim *s, uint32_t j)
 	macc_pushsum_debias(s->p, zn, s->pw_next[j], agent_x(s->xdb, s, j));
 }
 
+/* Robust mixing (static graph, uncompressed): every configured neighbour's arrival (NULL when
+ * dropped) goes through macc_robust_prepare, which screens, quarantines, folds and applies the
+ * aggregation rule; then the unchanged consensus step. Counters per agent, summed in agent
+ * order by sim_robust_counts, so they do not depend on the thread count. */
+static void agent_mix_robust(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	struct macc_robust_report rep;
+	const float *own = s->after_grad ? a->y : agent_x(s->x_cur, s, j);
+	float sw = 0.0f;
+	int rc;
+
+	for (uint32_t i = 0; i < a->nnb; i++) {
+		uint32_t l = a->nb_idx[i];
+		bool lost = s->o.drop_prob > 0.0 && !a->arrived[i];
+
+		a->arr[i].w = a->nb_w[i];
+		a->arr[i].x = lost ? NULL : sent_x(s, l);
+		a->arr[i].v = lost ? NULL : sent_v(s, l);
+	}
+	rc = macc_robust_prepare(&s->rcfg, &a->rob, a->q, s->algo, s->round, s->p, own,
+				 s->sends_v ? agent_x(s->v_cur, s, j) : NULL, a->self_w, a->arr,
+				 a->nnb, a->rbuf, &sw, a->nb, NULL, &rep);
+	if (rc < 0) {
+		a->rc = rc;
+		macc_errf(&a->err, rc, "robust mixing refused the agent's own state (%s)",
+			  rc == MACC_ENONFINITE ? "not finite" : "bad configuration");
+		return;
+	}
+	for (int r = 0; r < MACC_ROBUST_NREASONS; r++) {
+		a->rcount[r] += rep.count[r];
+	}
+	a->rquar += rep.quarantined;
+	a->rclip += rep.clipped;
+	copy_to_next(s, j);
+	macc_consensus_step(s->algo, &s->hp, s->p, agent_x(s->x_next, s, j),
+			    agent_x(s->v_next, s, j), a->g, sw, a->nb, (size_t)rc, a->scratch);
+}
+
 static void agent_mix(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
@@ -437,6 +527,10 @@ static void agent_mix(struct sim *s, uint32_t j)
 		agent_mix_varying(s, j);
 		return;
 	}
+	if (s->robust) {
+		agent_mix_robust(s, j);
+		return;
+	}
 	if (s->o.drop_prob > 0.0) {
 		(void)macc_fold_missing(a->self_w, a->nb_w, a->arrived, a->nnb, &self_w, a->w_out);
 	} else {
@@ -449,8 +543,8 @@ static void agent_mix(struct sim *s, uint32_t j)
 			continue;
 		}
 		a->nb[cnt].w = (float)a->w_out[i];
-		a->nb[cnt].x = s->after_grad ? s->agents[l].y : agent_x(s->x_cur, s, l);
-		a->nb[cnt].v = s->sends_v ? agent_x(s->v_cur, s, l) : NULL;
+		a->nb[cnt].x = sent_x(s, l);
+		a->nb[cnt].v = sent_v(s, l);
 		cnt++;
 	}
 	memcpy(xn, agent_x(s->x_cur, s, j), s->p * sizeof(float));
@@ -709,6 +803,34 @@ double sim_train(struct sim *s, uint64_t rounds)
 	return total / ((double)rounds * (double)s->n * (double)s->H);
 }
 
+/* After the per-agent evaluation: the worst honest agent, and the average of the honest agents'
+ * models (j >= K; mean in double, agent order) evaluated like the average model. */
+static void eval_honest(struct sim *s, struct sim_eval *ret)
+{
+	const float *xs = model_block(s);
+	uint32_t h = s->n - s->byz_k;
+	size_t correct = 0;
+
+	ret->honest = true;
+	ret->acc_honest_min = 1.0;
+	for (uint32_t j = s->byz_k; j < s->n; j++) {
+		ret->acc_honest_min = fmin(ret->acc_honest_min, s->agents[j].acc);
+	}
+	for (size_t i = 0; i < s->p; i++) {
+		double sum = 0.0;
+
+		for (uint32_t j = s->byz_k; j < s->n; j++) {
+			sum += (double)xs[(size_t)j * s->p + i];
+		}
+		s->xbar[i] = (float)(sum / (double)h);
+	}
+	dispatch(s, JOB_EVAL_AVG);
+	for (unsigned t = 0; t < s->nthreads; t++) {
+		correct += s->eval_cnt[t];
+	}
+	ret->acc_honest = (double)correct / (double)s->eval_n;
+}
+
 void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 {
 	size_t correct = 0;
@@ -768,6 +890,9 @@ void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 		ret->acc_max = fmax(ret->acc_max, acc);
 	}
 	ret->acc_mean /= (double)s->n;
+	if (s->byz_k > 0) {
+		eval_honest(s, ret);
+	}
 }
 
 /* ---- set-up --------------------------------------------------------------------------------- */
@@ -1089,6 +1214,131 @@ static int check_edge_combos(struct sim *s, struct macc_errmsg *err)
 	return 0;
 }
 
+/* Parse --aggregation, --screen-factor, --byzantine (graph known, data not loaded yet) and
+ * refuse what has no meaning: no messages (one agent, centralized), push-sum (mass must be
+ * conserved exactly: folding or clipping a message breaks the de-biasing), compression (the
+ * public copies are differences, not states), a time-varying schedule with robust mixing (one
+ * partner a round: nothing to compare or trim against), K >= N. */
+static int setup_robust_opts(struct sim *s, struct macc_errmsg *err)
+{
+	const struct sim_opts *o = &s->o;
+	struct macc_agg agg = {.kind = MACC_AGG_MEAN};
+	bool any;
+	int rc;
+
+	if (o->aggregation != NULL) {
+		rc = macc_agg_parse(o->aggregation, &agg, err);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	if (o->byzantine != NULL) {
+		rc = macc_byzantine_parse(o->byzantine, &s->byz_k, &s->attack, err);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	rc = macc_attack_format(&s->attack, s->attack_spec, sizeof(s->attack_spec));
+	if (rc < 0) {
+		snprintf(s->attack_spec, sizeof(s->attack_spec), "?");
+	}
+	macc_robust_cfg_default(&s->rcfg);
+	s->rcfg.agg = agg;
+	if (o->screen_factor >= 0.0) {
+		s->rcfg.factor = o->screen_factor;
+	} else if (agg.kind == MACC_AGG_MEAN) {
+		s->rcfg.factor = 0.0;
+	}
+	s->robust = agg.kind != MACC_AGG_MEAN || s->rcfg.factor > 0.0;
+	any = s->robust || o->byzantine != NULL;
+	if (!any) {
+		return 0;
+	}
+	if (s->single || s->centralized) {
+		return macc_errf(err, MACC_ECONFIG, "%s exchanges no messages: --aggregation, "
+				 "--screen-factor and --byzantine do not apply",
+				 s->single ? "a single agent" : "centralized");
+	}
+	if (s->pushsum || s->compressed) {
+		return macc_errf(err, MACC_ECONFIG, "%s does not support --aggregation, "
+				 "--screen-factor or --byzantine (%s)",
+				 s->pushsum ? "the push-sum form" : "--compress",
+				 s->pushsum ? "excluding or clipping a message would lose mass"
+					    : "compressed messages are differences to public copies, "
+					      "not states");
+	}
+	if (s->robust && s->varying) {
+		return macc_errf(err, MACC_ECONFIG, "--schedule %s mixes with one partner a round: "
+				 "--aggregation other than mean and --screen-factor need the static "
+				 "graph", o->schedule);
+	}
+	if (s->byz_k >= s->n) {
+		return macc_errf(err, MACC_ECONFIG, "--byzantine %s: K must be below the number of "
+				 "agents (%u), at least one agent must be honest", o->byzantine,
+				 s->n);
+	}
+	rc = macc_robust_cfg_validate(&s->rcfg, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (s->robust) {
+		for (uint32_t j = 0; j < s->n; j++) {
+			uint32_t deg = 0;
+
+			for (uint32_t l = 0; l < s->n; l++) {
+				deg += linked(s, j, l);
+			}
+			if (deg > MACC_ROBUST_MAX_NB) {
+				return macc_errf(err, MACC_ECONFIG, "agent %u has %u neighbours; robust "
+						 "mixing takes at most %d", j, deg,
+						 MACC_ROBUST_MAX_NB);
+			}
+			rc = macc_agg_check_degree(&agg, deg, err);
+			if (rc < 0) {
+				return rc;
+			}
+		}
+	}
+	if (s->byz_k > 0) {
+		s->barrier_mid = true; /* the poisoned copies are written in the gradient phase */
+	}
+	return 0;
+}
+
+/* Robust mixing buffers per agent, the attackers' message buffers and the stale vectors. */
+static int setup_robust_state(struct sim *s)
+{
+	int rc = 0;
+
+	if (s->byz_k > 0) {
+		s->stale_x = xcalloc(s->p, sizeof(float), &rc);
+		s->stale_v = xcalloc(s->p, sizeof(float), &rc);
+		if (rc < 0) {
+			return rc;
+		}
+		memcpy(s->stale_x, s->x_cur, s->p * sizeof(float)); /* x^0, the same everywhere */
+	}
+	for (uint32_t j = 0; j < s->n; j++) {
+		struct agent *a = &s->agents[j];
+
+		if (s->robust) {
+			a->q = xcalloc(a->nnb, sizeof(*a->q), &rc);
+			a->arr = xcalloc(a->nnb, sizeof(*a->arr), &rc);
+			a->rbuf = xcalloc(macc_robust_buf_floats(&s->rcfg.agg, s->p, a->nnb,
+								 s->sends_v), sizeof(float), &rc);
+		}
+		if (j < s->byz_k) {
+			a->px = xcalloc(s->p, sizeof(float), &rc);
+			a->pv = s->sends_v ? xcalloc(s->p, sizeof(float), &rc) : NULL;
+			macc_rng_seed(&a->attack_rng, s->o.seed, MACC_STREAM_ATTACK + j);
+		}
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* State that starts from x^0: push-sum weights and de-biased copies, CHOCO public copies. */
 static int setup_edge_state(struct sim *s)
 {
@@ -1201,6 +1451,10 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 			goto out;
 		}
 	}
+	rc = setup_robust_opts(s, err);
+	if (rc < 0) {
+		goto out;
+	}
 
 	rc = macc_dataset_load(o->data, MACC_SPLIT_TRAIN, &s->train, err);
 	if (rc < 0) {
@@ -1280,6 +1534,10 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 	if (rc < 0) {
 		goto out;
 	}
+	rc = setup_robust_state(s);
+	if (rc < 0) {
+		goto out;
+	}
 	s->total_rounds = o->rounds ? o->rounds : (uint64_t)o->epochs * s->epoch_rounds;
 
 	rc = setup_pool(s, err);
@@ -1342,11 +1600,18 @@ void sim_destroy(struct sim *s)
 			free(a->blob_x);
 			free(a->blob_v);
 			free(a->cw);
+			free(a->q);
+			free(a->arr);
+			free(a->rbuf);
+			free(a->px);
+			free(a->pv);
 			if (a->choco_ready) {
 				macc_choco_finish(&a->choco);
 			}
 		}
 	}
+	free(s->stale_x);
+	free(s->stale_v);
 	free(s->pwa);
 	free(s->pwb);
 	free(s->xdb);
@@ -1448,6 +1713,37 @@ const char *sim_schedule_name(const struct sim *s)
 float sim_gossip_step(const struct sim *s)
 {
 	return s->compressed ? s->gamma : 0.0f;
+}
+
+bool sim_robust(const struct sim *s, double *ret_factor)
+{
+	*ret_factor = s->rcfg.factor;
+	return s->robust;
+}
+
+uint32_t sim_byzantine(const struct sim *s, const char **ret_attack)
+{
+	*ret_attack = s->byz_k > 0 ? s->attack_spec : "none";
+	return s->byz_k;
+}
+
+void sim_robust_counts(const struct sim *s, uint64_t *count, uint64_t *ret_quarantines,
+		       uint64_t *ret_clipped)
+{
+	*ret_quarantines = 0;
+	*ret_clipped = 0;
+	for (int r = 0; r < MACC_ROBUST_NREASONS; r++) {
+		count[r] = 0;
+	}
+	for (uint32_t j = 0; j < s->n; j++) {
+		const struct agent *a = &s->agents[j];
+
+		for (int r = 0; r < MACC_ROBUST_NREASONS; r++) {
+			count[r] += a->rcount[r];
+		}
+		*ret_quarantines += a->rquar;
+		*ret_clipped += a->rclip;
+	}
 }
 
 bool sim_single(const struct sim *s)

@@ -45,6 +45,10 @@ struct sim_opts {
 	uint32_t local_steps;  /* H >= 1 (0 is taken as 1) */
 	const char *compress;  /* macc_compress_parse spec; NULL or "none": uncompressed */
 	float gossip_step;     /* CHOCO gamma in (0, 1]; 0: the compressor's default */
+	/* issue 12 (robust mixing, attacks) */
+	const char *aggregation; /* macc_agg_parse spec; NULL or "mean": the plain path */
+	double screen_factor;    /* distance bound factor; < 0: default (0 for mean, 10 else) */
+	const char *byzantine;   /* "K:ATTACK" (macc_byzantine_parse); NULL: none */
 };
 
 struct sim;
@@ -55,6 +59,9 @@ struct sim_eval {
 	double consensus;  /* mean over agents of ||x_j - x_bar||^2 */
 	bool per_agent;    /* whether the next three are filled */
 	double acc_mean, acc_min, acc_max;
+	bool honest;       /* --byzantine with K > 0 and per_agent: the next two are filled */
+	double acc_honest;     /* test accuracy of the average of the honest agents' models */
+	double acc_honest_min; /* worst honest agent */
 };
 
 /* Load data, build the graph, weights, models and threads. Usage errors (bad specs, graph
@@ -97,6 +104,15 @@ void sim_traffic(const struct sim *s, double *ret_bytes_per_agent, uint64_t *ret
 bool sim_pushsum(const struct sim *s);
 const char *sim_schedule_name(const struct sim *s);
 float sim_gossip_step(const struct sim *s); /* 0 when uncompressed */
+
+/* Robust mixing in use (not the plain mean path), and the screening factor applied. */
+bool sim_robust(const struct sim *s, double *ret_factor);
+/* Byzantine agents (0 .. K-1) and their attack spec ("none" when K = 0). */
+uint32_t sim_byzantine(const struct sim *s, const char **ret_attack);
+/* Neighbour states excluded so far, summed over agents and rounds, per macc_robust_reason
+ * (count[MACC_ROBUST_NREASONS]), and the quarantines started and states clipped. */
+void sim_robust_counts(const struct sim *s, uint64_t *count, uint64_t *ret_quarantines,
+		       uint64_t *ret_clipped);
 
 /* Evaluate on the test set: always the average model and the consensus distance, each agent's
  * model too when per_agent. */
