@@ -11,7 +11,7 @@
 #
 # usage: examples/quickstart.sh [-o WORKDIR] [-p BASE_PORT] [--epochs N] [--plot FILE.png]
 #                               [--keep]
-#   --plot FILE   where to write the PNG (default ./macc-quickstart.png)
+#   --plot FILE   where to write the PNG (default BUILD/macc-quickstart.png, beside the binaries)
 # Needs the Fashion-MNIST IDX files (Debian: dataset-fashion-mnist, or $MACC_DATA_DIR) and,
 # for the plot, gnuplot (Debian: gnuplot-nox; without it the plot is skipped).
 set -euo pipefail
@@ -39,7 +39,12 @@ work=""
 port=7640
 epochs=2
 keep=0
-plot=$PWD/macc-quickstart.png
+# The PNG goes beside the build (not into the source tree's top level) unless --plot says where.
+if [ -d "$build" ]; then
+	plot=$(cd "$build" && pwd)/macc-quickstart.png
+else
+	plot=$PWD/macc-quickstart.png
+fi
 while [ $# -gt 0 ]; do
 	case $1 in
 	-o) work=${2:?}; shift ;;
