@@ -24,6 +24,9 @@
  *   [agent]  name = (required)          listen = 0.0.0.0:7640      key_file = /etc/macc/agent.key
  *            state_dir = /var/lib/macc   control_socket = /run/macc/agentd.sock
  *            log_level = info
+ *            encrypt = no (yes: seal every session; both ends must agree)
+ *            rekey_bytes = 1073741824, rekey_frames = 1048576 (sealed sessions: move to the
+ *            next key after this many bytes or frames sent, whichever first; 0 = never by it)
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
  *            lr_schedule = const        momentum = 0.9              omega = 1
@@ -99,6 +102,9 @@ struct macc_config {
 	char state_dir[MACC_CONFIG_PATH_MAX];
 	char control_socket[MACC_CONFIG_SOCKET_MAX];
 	enum macc_log_level log_level;
+	bool encrypt;          /* seal peer sessions (issue 12) */
+	uint64_t rekey_bytes;  /* sealed tx: next key after this many payload bytes (0: never) */
+	uint64_t rekey_frames; /* ... or this many frames (0: never) */
 
 	/* [train] */
 	char model[MACC_CONFIG_SPEC_MAX];

@@ -72,6 +72,7 @@ struct conn {
 	uint64_t ping_seq;
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
 	unsigned pings_in_window; /* PINGs answered in it (peer.c: PING_PER_S_MAX) */
+	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (peer.c) */
 	char addr[80];
 	struct conn *next; /* agent's list */
 };

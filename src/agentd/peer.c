@@ -26,6 +26,14 @@
  * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
  * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
  * round logic stops waiting for it). PONG gives the RTT.
+ *
+ * Sealing (config encrypt = yes, issue 12). Every frame received goes through
+ * macc_session_open before it is decoded (a pass-through until the peer's HELLO_ACK verified);
+ * one that does not open closes the connection. Small frames (PING, PONG, BYE) are sealed right
+ * after they are encoded and written at once, so they are sealed in stream order. A STATE on a
+ * sealed session is the shared body encrypted with a per-neighbour prefix into one buffer per
+ * connection (reused from round to round: the write keeps it until its callback); unsealed
+ * sessions keep sending prefix + shared body without a copy.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,7 +59,8 @@ struct wreq {
 	struct conn *conn;
 	struct shared_body *body; /* STATE: shared, refcounted */
 	struct macc_state_prefix prefix;
-	struct macc_buf buf;      /* everything else */
+	struct macc_buf buf;      /* everything else, and a sealed STATE */
+	bool spare;               /* buf is the connection's sealspare: give it back */
 };
 
 static void conn_close(struct conn *c, const char *why);
@@ -123,6 +132,18 @@ enum macc_ctl_session peer_session_state(const struct peer *p)
 
 /* ---- writing --------------------------------------------------------------------------- */
 
+/* Free a write request; a sealed STATE buffer goes back to its connection for the next round. */
+static void wreq_free(struct wreq *w)
+{
+	shared_body_unref(w->body);
+	if (w->spare && w->conn != NULL && !w->conn->closing && w->conn->sealspare.data == NULL) {
+		w->conn->sealspare = w->buf;
+	} else {
+		macc_buf_finish(&w->buf);
+	}
+	free(w);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
@@ -130,9 +151,7 @@ static void on_written(uv_write_t *req, int status)
 	if (status < 0 && status != UV_ECANCELED && !w->conn->closing) {
 		conn_close(w->conn, uv_strerror(status));
 	}
-	shared_body_unref(w->body);
-	macc_buf_finish(&w->buf);
-	free(w);
+	wreq_free(w);
 }
 
 static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n, size_t total)
@@ -142,10 +161,8 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 	w->conn = c;
 	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
 	if (rc < 0) {
-		shared_body_unref(w->body);
-		macc_buf_finish(&w->buf);
-		free(w);
 		conn_close(c, uv_strerror(rc));
+		wreq_free(w);
 		return rc;
 	}
 	c->last_tx_ms = macc_now_ms();
@@ -163,6 +180,21 @@ static int conn_send_buf(struct conn *c, struct wreq *w)
 	uv_buf_t b = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
 
 	return conn_write(c, w, &b, 1, w->buf.len);
+}
+
+/* Seal the small frame in w->buf (a no-op until our HELLO_ACK is out) and send it at once, so
+ * frames are sealed in the order they reach the stream. */
+static int conn_send_sealed(struct conn *c, struct wreq *w)
+{
+	int rc = macc_session_seal_frame(&c->session, &w->buf, 0);
+
+	if (rc < 0) {
+		macc_buf_finish(&w->buf);
+		free(w);
+		conn_close(c, "cannot seal a frame");
+		return rc;
+	}
+	return conn_send_buf(c, w);
 }
 
 static struct wreq *wreq_new(void)
@@ -187,6 +219,7 @@ static void conn_send_hello(struct conn *c)
 	}
 	macc_hello_init(&h, &a->id, c->nonce, a->model_hash, a->nparams, macc_algo_name(a->algo),
 			a->round, (uint32_t)a->npeers, a->cfg.name);
+	macc_session_hello_prepare(&c->session, &h);
 	if (macc_hello_encode(&w->buf, &h) < 0) {
 		macc_buf_finish(&w->buf);
 		free(w);
@@ -213,7 +246,7 @@ static void conn_send_bye(struct conn *c, int reason, const char *text)
 		free(w);
 		return;
 	}
-	conn_send_buf(c, w);
+	conn_send_sealed(c, w);
 }
 
 /* Send this round's shared STATE body to the peer's session (prefix per neighbour, body shared). */
@@ -233,6 +266,28 @@ void peer_send_body(struct peer *p)
 	}
 	w = wreq_new();
 	if (w == NULL) {
+		return;
+	}
+	if (macc_session_tx_sealed(&c->session)) {
+		int rc;
+
+		/* One buffer per connection, reused: the previous round's is back by now
+		 * unless its write is still queued (then this round gets a fresh one). */
+		if (c->sealspare.data != NULL) {
+			w->buf = c->sealspare;
+			memset(&c->sealspare, 0, sizeof(c->sealspare));
+			macc_buf_reset(&w->buf);
+		}
+		w->spare = true;
+		w->conn = c;
+		rc = macc_session_seal_state(&c->session, &a->body->body, &w->buf);
+		if (rc < 0) {
+			wreq_free(w);
+			conn_close(c, "cannot seal STATE");
+			return;
+		}
+		bufs[0] = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+		conn_write(c, w, bufs, 1, w->buf.len);
 		return;
 	}
 	if (macc_session_state_prefix(&c->session, &a->body->body, &w->prefix) < 0) {
@@ -268,6 +323,7 @@ static void on_conn_closed(uv_handle_t *h)
 	}
 	macc_frame_decoder_finish(&c->dec);
 	macc_session_finish(&c->session);
+	macc_buf_finish(&c->sealspare);
 	free(c);
 }
 
@@ -600,7 +656,7 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 			free(w);
 			return;
 		}
-		conn_send_buf(c, w);
+		conn_send_sealed(c, w);
 		return;
 	}
 	case MACC_MSG_PONG:
@@ -666,7 +722,18 @@ static void conn_take_frame(struct conn *c)
 	uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
 
 	if (f != NULL) {
-		handle_frame(c, f, n);
+		struct macc_errmsg e;
+		size_t plen = 0;
+		int rc;
+
+		e.text[0] = '\0';
+		rc = macc_session_open(&c->session, f, n, &plen, &e);
+		if (rc < 0) {
+			conn_reject(c, rc, e.text[0] ? e.text : "sealed frame does not open");
+			conn_close(c, "sealed frame does not open");
+		} else {
+			handle_frame(c, f, plen);
+		}
 		free(f);
 	}
 }
@@ -741,6 +808,16 @@ static struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound
 	c->opened_ms = macc_now_ms();
 	macc_random_bytes(c->nonce, sizeof(c->nonce));
 	macc_session_init(&c->session, &a->id, c->nonce);
+	if (a->cfg.encrypt) {
+		struct macc_seal_limits lim = {a->cfg.rekey_bytes, a->cfg.rekey_frames};
+
+		if (macc_session_enable_seal(&c->session, &lim, NULL) < 0) {
+			macc_warn(NULL, "cannot make an ephemeral key for a sealed session");
+			macc_session_finish(&c->session);
+			free(c);
+			return NULL;
+		}
+	}
 	macc_frame_decoder_init(&c->dec, HELLO_FRAME_MAX);
 	uv_tcp_init(&a->loop, &c->tcp);
 	c->tcp.data = c;
@@ -1093,7 +1170,7 @@ void peers_tick(struct macc_agent *a)
 			struct macc_ping pg = {.seq = ++c->ping_seq, .time_ns = macc_now_ns()};
 			struct wreq *w = wreq_new();
 			if (w != NULL && macc_ping_encode(&w->buf, MACC_MSG_PING, &pg) == 0) {
-				conn_send_buf(c, w);
+				conn_send_sealed(c, w);
 			} else if (w != NULL) {
 				macc_buf_finish(&w->buf);
 				free(w);

@@ -323,6 +323,24 @@ static int a_log_level(struct setctx *s)
 	return 0;
 }
 
+static int a_encrypt(struct setctx *s)
+{
+	if (parse_bool(s->val, &s->c->encrypt) < 0) {
+		return why(s, "expected yes or no");
+	}
+	return 0;
+}
+
+static int a_rekey_bytes(struct setctx *s)
+{
+	return set_uint(s, 0, UINT64_MAX, &s->c->rekey_bytes);
+}
+
+static int a_rekey_frames(struct setctx *s)
+{
+	return set_uint(s, 0, UINT64_MAX, &s->c->rekey_frames);
+}
+
 static const struct keydef agent_keys[] = {
 	{ "name", a_name },
 	{ "listen", a_listen },
@@ -330,6 +348,9 @@ static const struct keydef agent_keys[] = {
 	{ "state_dir", a_state_dir },
 	{ "control_socket", a_control_socket },
 	{ "log_level", a_log_level },
+	{ "encrypt", a_encrypt },
+	{ "rekey_bytes", a_rekey_bytes },
+	{ "rekey_frames", a_rekey_frames },
 };
 
 /* --- [train] -------------------------------------------------------------------------------- */
@@ -655,6 +676,9 @@ void macc_config_defaults(struct macc_config *c)
 	c->checkpoint_every = 100;
 	c->eval_every = 0;
 	c->weights = MACC_CONFIG_WEIGHTS_METROPOLIS;
+	c->encrypt = false;
+	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
+	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
 }
 
 void macc_config_finish(struct macc_config *c)
@@ -1158,6 +1182,9 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_STR(key_file);
 	DIFF_STR(state_dir);
 	DIFF_STR(control_socket);
+	DIFF_VAL(encrypt);
+	DIFF_VAL(rekey_bytes);
+	DIFF_VAL(rekey_frames);
 	DIFF_STR(model);
 	DIFF_STR(data);
 	if (a->has_shard != b->has_shard || a->shard_index != b->shard_index ||

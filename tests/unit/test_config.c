@@ -543,6 +543,40 @@ static void test_diff(void **state)
 	macc_config_finish(&a);
 }
 
+/* encrypt (issue 12): default, both spellings, rekey schedule, bad values, restart on reload. */
+static void test_encrypt(void **state)
+{
+	struct macc_config c, d;
+	struct macc_errmsg e;
+	struct macc_config_diff df;
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=solo\n", &c, &e), 0);
+	assert_false(c.encrypt);
+	assert_true(c.rekey_bytes == (uint64_t)1 << 30);
+	assert_true(c.rekey_frames == (uint64_t)1 << 20);
+	macc_config_finish(&c);
+	assert_int_equal(parse("[agent]\nname=solo\nencrypt = yes\nrekey_bytes = 4096\n"
+			       "rekey_frames = 0\n", &c, &e), 0);
+	assert_true(c.encrypt);
+	assert_true(c.rekey_bytes == 4096);
+	assert_true(c.rekey_frames == 0);
+	assert_int_equal(parse("[agent]\nname=solo\nencrypt = no\n", &d, &e), 0);
+	assert_false(d.encrypt);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "encrypt");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&c);
+	macc_config_finish(&d);
+	assert_int_equal(parse("[agent]\nname=solo\nencrypt = maybe\n", &c, &e), MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "encrypt"));
+	assert_non_null(strstr(e.text, "expected yes or no"));
+	assert_int_equal(parse("[agent]\nname=solo\nrekey_bytes = -1\n", &c, &e), MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "rekey_bytes"));
+	assert_int_equal(parse("[agent]\nname=solo\nencrypt = yes\nencrypt = no\n", &c, &e),
+			 MACC_ECONFIG);
+}
+
 static void test_endpoint(void **state)
 {
 	struct macc_endpoint ep;
@@ -574,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_own_key),
 		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_encrypt),
 		cmocka_unit_test(test_endpoint),
 	};
 
