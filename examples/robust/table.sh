@@ -1,7 +1,8 @@
 #!/bin/bash
 # table.sh - the attack table from run.sh's runs.txt: one row per attack, for each aggregation
-# rule the honest agents' final accuracy (average model / worst agent, in %) and, for K = 1,
-# the cost in points of the worst honest agent against the attack-free run of the same rule.
+# rule the honest agents' final accuracy (average model / worst agent, in %) and the change in
+# points of the worst honest agent against the attack-free run of the same rule (negative: the
+# attack cost that much).
 # Without byzantine agents (attack none) "honest" is every agent.
 #
 # Usage: examples/robust/table.sh RUNS.TXT
@@ -28,13 +29,13 @@ function kv(key,   i, a) {
 }
 END {
 	printf "%-10s", "attack"
-	for (g = 1; g <= ng; g++) { printf " | %-28s", aggs[g] " avg/min (cost)" }
+	for (g = 1; g <= ng; g++) { printf " | %-28s", aggs[g] " avg / min (d min)" }
 	printf "\n"
 	for (a = 1; a <= na; a++) {
 		printf "%-10s", atts[a]
 		for (g = 1; g <= ng; g++) {
-			cost = HM["none", aggs[g]] - HM[atts[a], aggs[g]]
-			printf " | %5.1f / %5.1f (%+5.1f)       ", H[atts[a], aggs[g]], HM[atts[a], aggs[g]], -cost
+			d = HM[atts[a], aggs[g]] - HM["none", aggs[g]]
+			printf " | %5.1f / %5.1f (%+5.1f)       ", H[atts[a], aggs[g]], HM[atts[a], aggs[g]], d
 		}
 		printf "\n"
 	}
