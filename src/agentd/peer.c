@@ -463,8 +463,9 @@ static void adopt(struct peer *p, struct conn *c)
 		(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &sz);
 		(void)uv_recv_buffer_size((uv_handle_t *)&c->tcp, &rsz);
 	}
-	macc_info(p->name, "session up (%s, %s), peer at round %llu, degree %u",
+	macc_info(p->name, "session up (%s, %s, %s), peer at round %llu, degree %u",
 		  c->outbound ? "outbound" : "inbound", c->addr,
+		  macc_session_rx_sealed(&c->session) ? "sealed" : "not sealed",
 		  (unsigned long long)c->session.peer_hello_round, c->session.peer_degree);
 	agent_on_session_up(p);
 }

@@ -14,12 +14,19 @@
  *   3. slow loris (--loris-ms): a frame header announcing a large STATE, a few bytes of it, then
  *      silence with the socket open.
  *
+ * Against an encrypting daemon (its HELLO has MACC_HELLO_F_SEAL) it completes a SEALED handshake
+ * and seals every hostile frame, so the attacks still reach the message layer (a replay there is
+ * the same plaintext sealed again). `--seal yes|no` forces our side's setting instead of
+ * following the daemon's (a mismatch the daemon must refuse). `--garbage` ends with a frame of
+ * random bytes on the sealed session, which must fail to open (bad_signature, session closed).
+ *
  * It prints what it sent, one "sent REASON COUNT" line per reason the daemon should count it
  * under (macc_errname names), and "phase NAME start|end" lines that the test script follows, to
  * stdout (line-buffered). Every wait is bounded; it exits 0 when every phase ran, 1 on a
  * handshake or socket failure, 2 on a usage error.
  *
  * usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] [--loris-ms MS]
+ *                  [--seal auto|yes|no] [--garbage]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,6 +62,9 @@ struct adv {
 	size_t n;      /* parameter count */
 	bool mom;      /* the algorithm sends momentum */
 	float *x, *v;  /* the daemon's last state */
+	int seal_mode; /* -1: follow the daemon, 0: never, 1: always */
+	bool sealed;   /* the session is sealed */
+	unsigned long garbage;
 	uint64_t last_sent_round;
 	bool have_sent;
 	/* counts of what was sent, by the reason the daemon should count it under */
@@ -193,15 +203,31 @@ static int handshake(struct adv *a)
 			return rc == 0 ? MACC_ETIMEOUT : rc;
 		}
 		e.text[0] = '\0';
-		rc = macc_msg_decode(f, fl, 0, &m, &e);
+		rc = macc_session_open(&a->s, f, fl, &fl, &e);
+		if (rc == 0) {
+			rc = macc_msg_decode(f, fl, 0, &m, &e);
+		}
 		if (rc == 0 && m.type == MACC_MSG_HELLO && !have_hello) {
 			a->peer_hello = m.u.hello;
+			a->sealed = a->seal_mode < 0 ? (m.u.hello.flags & MACC_HELLO_F_SEAL) != 0
+						     : a->seal_mode == 1;
+			if (a->sealed && (rc = macc_session_enable_seal(&a->s, NULL, NULL)) < 0) {
+				free(f);
+				macc_buf_finish(&out);
+				return rc;
+			}
 			/* Claim exactly the daemon's model and algorithm, and its round. */
 			macc_hello_init(&h, &a->id, a->nonce, m.u.hello.model_hash, m.u.hello.nparams,
 					m.u.hello.algo, m.u.hello.round, 2, "adversary");
-			/* Plaintext session (encrypt = no): the attacks target the message layer. */
+			/* Sealed or not as decided above: the attacks target the message layer. */
 			macc_session_hello_prepare(&a->s, &h);
 			rc = macc_hello_encode(&out, &h);
+			/* Our HELLO goes out first, so the daemon judges it even when we refuse
+			 * its HELLO ourselves (an encrypt mismatch, --seal). */
+			if (rc == 0) {
+				rc = send_all(a->fd, out.data, out.len);
+				macc_buf_reset(&out);
+			}
 			if (rc == 0) {
 				rc = macc_session_accept_hello(&a->s, &m.u.hello, &m.u.hello.key, 1,
 							       &m.u.hello.key, m.u.hello.model_hash,
@@ -224,6 +250,18 @@ static int handshake(struct adv *a)
 			rc = MACC_ECLOSED;
 		}
 		free(f);
+		if (rc == MACC_EENCRYPT) {
+			/* Let the daemon read our HELLO and close first (bounded). */
+			uint64_t end = macc_now_ms() + 5000;
+			uint8_t junk[4096];
+			struct pollfd pf = {.fd = a->fd, .events = POLLIN};
+
+			while (macc_now_ms() < end) {
+				if (poll(&pf, 1, 100) > 0 && recv(a->fd, junk, sizeof(junk), 0) <= 0) {
+					break;
+				}
+			}
+		}
 		if (rc < 0) {
 			fprintf(stderr, "adversary: handshake failed: %s %s\n", macc_strerror(rc),
 				e.text);
@@ -235,9 +273,9 @@ static int handshake(struct adv *a)
 	a->n = (size_t)a->peer_hello.nparams;
 	a->mom = strcmp(a->peer_hello.algo, "dmsgd") == 0;
 	macc_frame_decoder_set_max(&a->dec, macc_state_frame_max(a->n, true) + 1024);
-	printf("handshake ok: daemon %s at round %llu, %zu parameters, algorithm %s\n",
+	printf("handshake ok: daemon %s at round %llu, %zu parameters, algorithm %s, %s\n",
 	       a->peer_hello.name, (unsigned long long)a->peer_hello.round, a->n,
-	       a->peer_hello.algo);
+	       a->peer_hello.algo, a->sealed ? "sealed" : "not sealed");
 	return 0;
 }
 
@@ -267,6 +305,14 @@ static int state_frame(struct adv *a, uint64_t round, size_t n, const float *x, 
 	return rc;
 }
 
+/* Seal the whole plaintext frame in f (a no-op on an unsealed session) and send it. */
+static int send_frame(struct adv *a, struct macc_buf *f)
+{
+	int rc = macc_session_seal_frame(&a->s, f, 0);
+
+	return rc < 0 ? rc : send_all(a->fd, f->data, f->len);
+}
+
 /* Answer one daemon round k with the attacks of phase 1. */
 static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 {
@@ -278,7 +324,7 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 		return rc;
 	}
 	f->data[f->len - 5] ^= 0x40;
-	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+	if ((rc = send_frame(a, f)) < 0) {
 		return rc;
 	}
 	a->forged++;
@@ -286,7 +332,7 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 	if ((rc = state_frame(a, k, a->n - 1, a->x, mom, f)) < 0) {
 		return rc;
 	}
-	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+	if ((rc = send_frame(a, f)) < 0) {
 		return rc;
 	}
 	a->wrong_n++;
@@ -296,7 +342,7 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 	}
 	f->len -= 100;
 	macc_put_be32(f->data, (uint32_t)(f->len - MACC_FRAME_HDR));
-	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+	if ((rc = send_frame(a, f)) < 0) {
 		return rc;
 	}
 	a->truncated++;
@@ -304,7 +350,7 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 	if ((rc = state_frame(a, FUTURE_ROUND + k, a->n, a->x, mom, f)) < 0) {
 		return rc;
 	}
-	if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+	if ((rc = send_frame(a, f)) < 0) {
 		return rc;
 	}
 	a->future++;
@@ -316,11 +362,20 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 		if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
 			return rc;
 		}
-		if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+		struct macc_buf copy;
+
+		macc_buf_init(&copy, 0);
+		rc = macc_buf_append(&copy, f->data, f->len);
+		if (rc < 0 || (rc = send_frame(a, f)) < 0) {
+			macc_buf_finish(&copy);
 			return rc;
 		}
 		a->echoes++;
-		if ((rc = send_all(a->fd, f->data, f->len)) < 0) {
+		/* Byte-exact on a plain session; sealed, the same plaintext sealed again (a
+		 * byte-exact copy would not even open). */
+		rc = send_frame(a, &copy);
+		macc_buf_finish(&copy);
+		if (rc < 0) {
 			return rc;
 		}
 		a->replays++;
@@ -336,7 +391,7 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 		if (a->mom) {
 			a->v[(k * 7) % a->n] = keep_v;
 		}
-		if (rc < 0 || (rc = send_all(a->fd, f->data, f->len)) < 0) {
+		if (rc < 0 || (rc = send_frame(a, f)) < 0) {
 			return rc;
 		}
 		a->nonfinite++;
@@ -347,13 +402,19 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 }
 
 /* Handle one frame from the daemon; returns the STATE round in *ret_round (or -1). */
-static int on_frame(struct adv *a, const uint8_t *f, size_t fl, int64_t *ret_round)
+static int on_frame(struct adv *a, uint8_t *f, size_t fl, int64_t *ret_round)
 {
 	struct macc_msg m;
 	struct macc_errmsg e;
 	int rc;
 
 	*ret_round = -1;
+	e.text[0] = '\0';
+	rc = macc_session_open(&a->s, f, fl, &fl, &e);
+	if (rc < 0) {
+		fprintf(stderr, "adversary: daemon frame does not open: %s\n", e.text);
+		return rc;
+	}
 	rc = macc_msg_decode(f, fl, 0, &m, &e);
 	if (rc < 0) {
 		return 0; /* not ours to judge */
@@ -431,17 +492,24 @@ static int phase_flood(struct adv *a, unsigned ms)
 	int rc = 0;
 
 	macc_buf_init(&b, 0);
-	/* ~64 KB of PINGs per write. */
-	while (b.len < (64u << 10)) {
-		struct macc_ping p = {.seq = per + 1, .time_ns = macc_now_ns()};
-		if ((rc = macc_ping_encode(&b, MACC_MSG_PING, &p)) < 0) {
-			macc_buf_finish(&b);
-			return rc;
-		}
-		per++;
-	}
 	printf("phase flood start\n");
 	while (macc_now_ms() < end) {
+		/* ~64 KB of PINGs per write, each sealed on its own (so rebuilt every time). */
+		macc_buf_reset(&b);
+		per = 0;
+		while (rc == 0 && b.len < (64u << 10)) {
+			struct macc_ping p = {.seq = per + 1, .time_ns = macc_now_ns()};
+			size_t start = b.len;
+
+			rc = macc_ping_encode(&b, MACC_MSG_PING, &p);
+			if (rc == 0) {
+				rc = macc_session_seal_frame(&a->s, &b, start);
+			}
+			per++;
+		}
+		if (rc < 0) {
+			break;
+		}
 		rc = send_all(a->fd, b.data, b.len);
 		if (rc < 0) {
 			break;
@@ -475,10 +543,37 @@ static int phase_loris(struct adv *a, unsigned ms)
 	return 0;
 }
 
+/* A frame of random bytes on the sealed session: it cannot open, the daemon must close. */
+static int phase_garbage(struct adv *a)
+{
+	uint8_t fr[4 + 200];
+	uint64_t end = macc_now_ms() + 10000;
+
+	macc_put_be32(fr, (uint32_t)(sizeof(fr) - 4));
+	macc_random_bytes(fr + 4, sizeof(fr) - 4);
+	printf("phase garbage start\n");
+	if (send_all(a->fd, fr, sizeof(fr)) < 0) {
+		return MACC_ECLOSED;
+	}
+	a->garbage++;
+	/* Wait for the daemon to close the connection. */
+	while (macc_now_ms() < end) {
+		uint8_t junk[1 << 16];
+		struct pollfd pf = {.fd = a->fd, .events = POLLIN};
+
+		if (poll(&pf, 1, 100) > 0 && recv(a->fd, junk, sizeof(junk), 0) <= 0) {
+			printf("phase garbage end: closed by the daemon\n");
+			return 0;
+		}
+	}
+	fprintf(stderr, "adversary: the daemon kept the session after a garbage sealed frame\n");
+	return MACC_ETIMEOUT;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] "
-		   "[--loris-ms MS]\n");
+		   "[--loris-ms MS] [--seal auto|yes|no] [--garbage]\n");
 }
 
 int main(int argc, char **argv)
@@ -487,6 +582,7 @@ int main(int argc, char **argv)
 		{"key", required_argument, NULL, 'k'},   {"connect", required_argument, NULL, 'c'},
 		{"rounds", required_argument, NULL, 'r'}, {"flood-ms", required_argument, NULL, 'f'},
 		{"loris-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+		{"seal", required_argument, NULL, 's'},   {"garbage", no_argument, NULL, 'g'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *key = NULL, *target = NULL;
@@ -494,16 +590,27 @@ int main(int argc, char **argv)
 	struct adv a;
 	struct macc_errmsg e;
 	int c, rc, status = 1;
+	bool garbage = false;
 
 	memset(&a, 0, sizeof(a));
 	a.fd = -1;
-	while ((c = getopt_long(argc, argv, "k:c:r:f:l:h", opts, NULL)) != -1) {
+	a.seal_mode = -1;
+	while ((c = getopt_long(argc, argv, "k:c:r:f:l:hs:g", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': key = optarg; break;
 		case 'c': target = optarg; break;
 		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'f': flood_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'l': loris_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'g': garbage = true; break;
+		case 's':
+			if (strcmp(optarg, "yes") == 0 || strcmp(optarg, "no") == 0) {
+				a.seal_mode = strcmp(optarg, "yes") == 0;
+			} else if (strcmp(optarg, "auto") != 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -539,11 +646,14 @@ int main(int argc, char **argv)
 	if (rc == 0 && loris_ms > 0) {
 		rc = phase_loris(&a, loris_ms);
 	}
+	if (rc == 0 && garbage) {
+		rc = phase_garbage(&a);
+	}
 	printf("sent bad_signature %lu\nsent model_mismatch %lu\nsent malformed %lu\n"
 	       "sent future %lu\nsent replay %lu\nsent nonfinite %lu\nsent echo %lu\n"
-	       "sent ping %lu\n",
+	       "sent ping %lu\nsent garbage %lu\n",
 	       a.forged, a.wrong_n, a.truncated, a.future, a.replays, a.nonfinite, a.echoes,
-	       a.pings);
+	       a.pings, a.garbage);
 	status = rc == 0 ? 0 : 1;
 out:
 	if (a.fd >= 0) {

@@ -10,6 +10,20 @@
 #   - the control socket answers `status` within 2 s throughout the flood;
 #   - agent0 keeps training with agent1, and no NaN enters its model: the loss and a fresh
 #     evaluation are finite, and a checkpoint written afterwards holds only finite values.
+# All of it twice: against a plain daemon (encrypt = no) and an encrypting one (encrypt = yes),
+# where the adversary completes a sealed handshake and seals its hostile frames. In each mode an
+# adversary with the other setting is refused and counted as encrypt_mismatch; in the sealed
+# mode a frame of random bytes on a sealed session fails to open (bad_signature, session closed).
+if [ -z "${1:-}" ]; then
+	for mode in no yes; do
+		echo "== encrypt = $mode"
+		rc=0
+		bash "$0" "$mode" || rc=$?
+		[ "$rc" = 0 ] || exit "$rc"
+	done
+	exit 0
+fi
+ENCRYPT=$1
 . "$(dirname "$0")/faults_lib.sh"
 
 ROUNDS=30
@@ -21,7 +35,7 @@ fi
 FLEET="$WORK/fleet"
 printf '0 1\n0 2\n' >"$WORK/edges"
 gen_fleet "$FLEET" 3 "$WORK/edges" --set rounds=1000000 --set round_timeout_ms=300 \
-	--set dead_peer_timeout_ms=1500 --set checkpoint_every=0
+	--set dead_peer_timeout_ms=1500 --set checkpoint_every=0 --agent-set "encrypt=$ENCRYPT"
 start_agent 0 "$FLEET/agent0/agentd.conf"
 start_agent 1 "$FLEET/agent1/agentd.conf"
 wait_log "$WORK/agent0.log" "\[agent1\] session up" 60 || fail "agent0 and agent1 did not connect"
@@ -32,7 +46,14 @@ wait_round 0 20 60 || fail "agent0 did not reach round 20"
 ADV=$!
 PIDS+=("$ADV")
 wait_log "$WORK/adv.out" "handshake ok" 20 || fail "adversary handshake: $(cat "$WORK/adv.out")"
-echo "ok: adversary completed a valid handshake"
+if [ "$ENCRYPT" = yes ]; then
+	grep -q "handshake ok.*, sealed" "$WORK/adv.out" || fail "adversary session not sealed"
+	grep -q "\[agent1\] session up (.*, sealed)" "$WORK/agent0.log" ||
+		fail "agent0's session with agent1 is not sealed"
+else
+	grep -q "handshake ok.*not sealed" "$WORK/adv.out" || fail "adversary session sealed"
+fi
+echo "ok: adversary completed a valid handshake (encrypt = $ENCRYPT)"
 
 # Control socket latency during the PING flood.
 wait_log "$WORK/adv.out" "phase flood start" 90 || fail "adversary never flooded: $(cat "$WORK/adv.out")"
@@ -82,6 +103,29 @@ min_limited=$((pings - 20 * (FLOOD_MS / 1000 + 2)))
 echo "ok: PING flood: $pings sent, $limited not answered (rate_limited)"
 [ "$(got timeout)" -ge 1 ] || fail "slow-loris half frame not counted as timeout"
 echo "ok: slow-loris half frame counted (timeout) and the session dropped"
+
+# The other encryption setting is refused at the handshake and counted.
+other=yes
+[ "$ENCRYPT" = yes ] && other=no
+rc=0
+"$ADVERSARY" --key "$FLEET/agent2/agent.key" --connect "127.0.0.1:$BASE_PORT" --rounds 0 \
+	--flood-ms 0 --seal "$other" >"$WORK/adv-mismatch.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "adversary with encrypt = $other was not refused: $(cat "$WORK/adv-mismatch.out")"
+ctl_json 0 peers >"$WORK/peers.json" || fail "peers failed"
+[ "$(got encrypt_mismatch)" = 1 ] || fail "encrypt_mismatch = $(got encrypt_mismatch), expected 1"
+echo "ok: a peer with encrypt = $other is refused and counted (encrypt_mismatch)"
+
+if [ "$ENCRYPT" = yes ]; then
+	before=$(got bad_signature)
+	rc=0
+	"$ADVERSARY" --key "$FLEET/agent2/agent.key" --connect "127.0.0.1:$BASE_PORT" \
+		--rounds 0 --flood-ms 0 --garbage >"$WORK/adv-garbage.out" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || fail "garbage sealed frame: $(cat "$WORK/adv-garbage.out")"
+	ctl_json 0 peers >"$WORK/peers.json" || fail "peers failed"
+	[ "$(got bad_signature)" = $((before + 1)) ] ||
+		fail "garbage sealed frame: bad_signature $(got bad_signature), expected $((before + 1))"
+	echo "ok: a sealed frame that does not open is counted (bad_signature) and the session closed"
+fi
 
 # Still training, nothing non-finite in the model.
 r0=$(status_of 0 round)
