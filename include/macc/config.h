@@ -24,7 +24,7 @@
  *   [agent]  name = (required)          listen = 0.0.0.0:7640      key_file = /etc/macc/agent.key
  *            state_dir = /var/lib/macc   control_socket = /run/macc/agentd.sock
  *            log_level = info
- *            encrypt = no (yes: seal every session; both ends must agree)
+ *            encrypt = yes (seal every peer session; both ends must agree; no: plaintext)
  *            rekey_bytes = 1073741824, rekey_frames = 1048576 (sealed sessions: move to the
  *            next key after this many bytes or frames sent, whichever first; 0 = never by it)
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)

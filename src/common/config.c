@@ -676,7 +676,7 @@ void macc_config_defaults(struct macc_config *c)
 	c->checkpoint_every = 100;
 	c->eval_every = 0;
 	c->weights = MACC_CONFIG_WEIGHTS_METROPOLIS;
-	c->encrypt = false;
+	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
 }

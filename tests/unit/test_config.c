@@ -552,7 +552,7 @@ static void test_encrypt(void **state)
 
 	(void)state;
 	assert_int_equal(parse("[agent]\nname=solo\n", &c, &e), 0);
-	assert_false(c.encrypt);
+	assert_true(c.encrypt); /* private by default */
 	assert_true(c.rekey_bytes == (uint64_t)1 << 30);
 	assert_true(c.rekey_frames == (uint64_t)1 << 20);
 	macc_config_finish(&c);
