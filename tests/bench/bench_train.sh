@@ -41,16 +41,9 @@ else
 	fi
 fi
 
-# value KEY LINE: the value of KEY=... in a line of key=value pairs ("" when absent).
-value() {
-	local kv
-	for kv in $2; do
-		if [[ $kv == "$1="* ]]; then
-			printf '%s\n' "${kv#*=}"
-			return
-		fi
-	done
-}
+# kv_value KEY LINE (ring-lib.sh): the value of KEY=... in a line of key=value pairs.
+# shellcheck source=tests/bench/ring-lib.sh
+. "$(dirname "$0")/ring-lib.sh"
 
 run_macc() {
 	local model=$1 threads=$2
@@ -78,10 +71,10 @@ for model in $models; do
 			status=1
 			continue
 		fi
-		m_sps=$(value samples_per_s "$mine")
-		t_sps=$(value samples_per_s "$theirs")
-		m_acc=$(value test_acc "$mine")
-		t_acc=$(value test_acc "$theirs")
+		m_sps=$(kv_value samples_per_s "$mine")
+		t_sps=$(kv_value samples_per_s "$theirs")
+		m_acc=$(kv_value test_acc "$mine")
+		t_acc=$(kv_value test_acc "$theirs")
 		if [[ -z $m_sps || -z $t_sps ]]; then
 			echo "bench_train: no samples_per_s in: '$mine' / '$theirs'"
 			status=1

@@ -27,6 +27,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# kv_value, shared with the ring benchmarks.
+# shellcheck source=tests/bench/ring-lib.sh
+. "$here/ring-lib.sh"
 MACC_SRC=$(cd "$here/../.." && pwd)
 build=${MACC_BUILD:-$MACC_SRC/build}
 out=""
@@ -131,15 +134,6 @@ result() {
 	local line
 	line=$(grep "^RESULT bench=$1 " "$2" 2>/dev/null | tail -n 1 || true)
 	kv_value "$3" "$line"
-}
-kv_value() {
-	local kv
-	for kv in $2; do
-		if [[ $kv == "$1="* ]]; then
-			printf '%s\n' "${kv#*=}"
-			return
-		fi
-	done
 }
 yesno() {
 	awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
