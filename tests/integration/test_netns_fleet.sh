@@ -16,6 +16,13 @@ if ! ip netns add "$probe" 2>/dev/null; then
 	echo "SKIP: cannot create network namespaces here (needs root / CAP_SYS_ADMIN)"
 	exit 77
 fi
+# `ip netns exec` also needs a mount namespace whose / is a mount point (it remounts / rslave):
+# inside a plain chroot that fails even as root, so probe it too.
+if ! ip netns exec "$probe" true 2>/dev/null; then
+	ip netns delete "$probe"
+	echo "SKIP: cannot run commands in a network namespace here (ip netns exec failed; chroot?)"
+	exit 77
+fi
 ip netns delete "$probe"
 
 for p in "$build/src/agentd/macc-agentd" "$build/src/ctl/macc-ctl"; do
