@@ -14,6 +14,9 @@
 
 if [ -z "${FAULTS_IN_MNTNS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "SKIP: needs root for a private tmpfs"; exit 77; }
+	# A private mount namespace needs / to be a mount point: not so inside a plain chroot.
+	unshare --mount --propagation private true 2>/dev/null ||
+		{ echo "SKIP: cannot make a private mount namespace here (chroot?)"; exit 77; }
 	trap - EXIT
 	rm -rf "$WORK"
 	FAULTS_IN_MNTNS=1 exec unshare --mount --propagation private bash "$0" "$@"
