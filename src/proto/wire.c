@@ -1059,6 +1059,13 @@ static uint8_t *put_be64(uint8_t *p, uint64_t v)
 	return p;
 }
 
+/* Append n bytes; returns the position after them (the signed texts are built field by field). */
+static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
+{
+	memcpy(p, src, n);
+	return p + n;
+}
+
 /* What a HELLO_ACK signs: the verifier's fresh nonce, bound to both keys, both nonces, both
  * flags and both sides' sealing parameters (ephemeral keys, rekey schedules). `we_sign`: the
  * proof we sign (we are the signer) or the one we verify (the peer is). */
@@ -1076,24 +1083,17 @@ static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_session 
 	const struct macc_seal_limits *vl = we_sign ? &s->peer_rekey : &s->self_rekey;
 	uint8_t *p = out;
 
-	memcpy(p, hello_ctx, sizeof(hello_ctx) - 1);
-	p += sizeof(hello_ctx) - 1;
-	memcpy(p, signer->bytes, MACC_PUBKEY_BYTES);
-	p += MACC_PUBKEY_BYTES;
-	memcpy(p, verifier->bytes, MACC_PUBKEY_BYTES);
-	p += MACC_PUBKEY_BYTES;
-	memcpy(p, sn, MACC_NONCE_BYTES);
-	p += MACC_NONCE_BYTES;
-	memcpy(p, vn, MACC_NONCE_BYTES);
-	p += MACC_NONCE_BYTES;
+	p = put_bytes(p, hello_ctx, sizeof(hello_ctx) - 1);
+	p = put_bytes(p, signer->bytes, MACC_PUBKEY_BYTES);
+	p = put_bytes(p, verifier->bytes, MACC_PUBKEY_BYTES);
+	p = put_bytes(p, sn, MACC_NONCE_BYTES);
+	p = put_bytes(p, vn, MACC_NONCE_BYTES);
 	macc_put_be32(p, sf);
 	p += 4;
 	macc_put_be32(p, vf);
 	p += 4;
-	memcpy(p, se, MACC_KX_PUBKEY_BYTES);
-	p += MACC_KX_PUBKEY_BYTES;
-	memcpy(p, ve, MACC_KX_PUBKEY_BYTES);
-	p += MACC_KX_PUBKEY_BYTES;
+	p = put_bytes(p, se, MACC_KX_PUBKEY_BYTES);
+	p = put_bytes(p, ve, MACC_KX_PUBKEY_BYTES);
 	p = put_be64(p, sl->bytes);
 	p = put_be64(p, sl->frames);
 	p = put_be64(p, vl->bytes);
@@ -1111,20 +1111,13 @@ static void state_header(uint8_t out[STATE_HDR_LEN], const struct macc_pubkey *s
 {
 	uint8_t *p = out;
 
-	memcpy(p, state_ctx, sizeof(state_ctx) - 1);
-	p += sizeof(state_ctx) - 1;
-	memcpy(p, sender->bytes, MACC_PUBKEY_BYTES);
-	p += MACC_PUBKEY_BYTES;
-	memcpy(p, receiver->bytes, MACC_PUBKEY_BYTES);
-	p += MACC_PUBKEY_BYTES;
-	memcpy(p, sender_nonce, MACC_NONCE_BYTES);
-	p += MACC_NONCE_BYTES;
-	memcpy(p, receiver_nonce, MACC_NONCE_BYTES);
-	p += MACC_NONCE_BYTES;
+	p = put_bytes(p, state_ctx, sizeof(state_ctx) - 1);
+	p = put_bytes(p, sender->bytes, MACC_PUBKEY_BYTES);
+	p = put_bytes(p, receiver->bytes, MACC_PUBKEY_BYTES);
+	p = put_bytes(p, sender_nonce, MACC_NONCE_BYTES);
+	p = put_bytes(p, receiver_nonce, MACC_NONCE_BYTES);
 	*p++ = MACC_MSG_STATE;
-	for (int i = 7; i >= 0; i--) {
-		*p++ = (uint8_t)(round >> (8 * i));
-	}
+	p = put_be64(p, round);
 	memcpy(p, digest, MACC_DIGEST_BYTES);
 }
 
