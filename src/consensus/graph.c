@@ -61,15 +61,21 @@ void macc_graph_finish(struct macc_graph *g)
 	g->n = 0;
 }
 
-uint32_t macc_graph_degree(const struct macc_graph *g, uint32_t j)
+/* Number of 1s in row j of an n x n adjacency matrix: a degree, or an out-degree. */
+static uint32_t adj_row_sum(const uint8_t *adj, uint32_t n, uint32_t j)
 {
-	const uint8_t *row = g->adj + (size_t)j * g->n;
+	const uint8_t *row = adj + (size_t)j * n;
 	uint32_t d = 0;
 
-	for (uint32_t l = 0; l < g->n; l++) {
+	for (uint32_t l = 0; l < n; l++) {
 		d += row[l];
 	}
 	return d;
+}
+
+uint32_t macc_graph_degree(const struct macc_graph *g, uint32_t j)
+{
+	return adj_row_sum(g->adj, g->n, j);
 }
 
 bool macc_graph_connected(const struct macc_graph *g)
@@ -616,13 +622,7 @@ void macc_digraph_finish(struct macc_digraph *g)
 
 uint32_t macc_digraph_outdeg(const struct macc_digraph *g, uint32_t j)
 {
-	const uint8_t *row = g->adj + (size_t)j * g->n;
-	uint32_t d = 0;
-
-	for (uint32_t l = 0; l < g->n; l++) {
-		d += row[l];
-	}
-	return d;
+	return adj_row_sum(g->adj, g->n, j);
 }
 
 uint32_t macc_digraph_indeg(const struct macc_digraph *g, uint32_t j)
