@@ -50,28 +50,29 @@ peer3() {
 p = [q for q in json.load(sys.stdin)["peers"] if q["name"] == "agent3"][0]
 print(json.dumps(p))'
 }
-seen_q=""
-seen_sealed=""
-for _ in $(seq 1 300); do
-	p=$(peer3 2>/dev/null) || p=""
-	if [ -n "$p" ]; then
-		[ "$(printf '%s' "$p" | json_field sealed)" = True ] && seen_sealed=1
-		if [ "$(printf '%s' "$p" | json_field quarantined)" = True ]; then
-			seen_q=$p
-			break
+if [ "$AGG" != mean ]; then
+	seen_q=""
+	seen_sealed=""
+	for _ in $(seq 1 300); do
+		p=$(peer3 2>/dev/null) || p=""
+		if [ -n "$p" ]; then
+			[ "$(printf '%s' "$p" | json_field sealed)" = True ] && seen_sealed=1
+			if [ "$(printf '%s' "$p" | json_field quarantined)" = True ]; then
+				seen_q=$p
+				break
+			fi
 		fi
-	fi
-	kill -0 "$ADV" 2>/dev/null || break
-	sleep 0.1
-done
-[ -n "$seen_q" ] || fail "agent3 never shown quarantined by agent0: $(peer3)"
-[ -n "$seen_sealed" ] || fail "agent3's session never shown sealed"
-until_round=$(printf '%s' "$seen_q" | json_field quarantine_until)
-echo "ok: peers shows agent3 sealed and quarantined until round $until_round"
-"$CTL" -s "$FLEET/agent0/ctl.sock" peers >"$WORK/peers.txt" || fail "peers (human) failed"
-grep -Eq "^agent3 .* (until [0-9]+|no \([0-9]+ past\)) " "$WORK/peers.txt" ||
-	fail "peers (human) does not show agent3's quarantine: $(cat "$WORK/peers.txt")"
-
+		kill -0 "$ADV" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$seen_q" ] || fail "agent3 never shown quarantined by agent0: $(peer3)"
+	[ -n "$seen_sealed" ] || fail "agent3's session never shown sealed"
+	until_round=$(printf '%s' "$seen_q" | json_field quarantine_until)
+	echo "ok: peers shows agent3 sealed and quarantined until round $until_round"
+	"$CTL" -s "$FLEET/agent0/ctl.sock" peers >"$WORK/peers.txt" || fail "peers (human) failed"
+	grep -Eq "^agent3 .* (until [0-9]+|no \([0-9]+ past\)) " "$WORK/peers.txt" ||
+		fail "peers (human) does not show agent3's quarantine: $(cat "$WORK/peers.txt")"
+fi
 wait_exit "$ADV" 90 || fail "adversary did not finish"
 [ "$EXIT_RC" = 0 ] || fail "adversary failed ($EXIT_RC): $(cat "$WORK/adv.out")"
 sent=$(sed -n 's/^sent poison \([0-9]*\)$/\1/p' "$WORK/adv.out")
