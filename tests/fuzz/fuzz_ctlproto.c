@@ -22,6 +22,7 @@ static void check_request(const uint8_t *body, size_t n)
 	struct macc_buf buf;
 
 	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
 	if (macc_ctl_request_decode(body, n, &a, &err) != 0) {
 		return;
 	}
