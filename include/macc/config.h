@@ -27,6 +27,10 @@
  *            encrypt = yes (seal every peer session; both ends must agree; no: plaintext)
  *            rekey_bytes = 1073741824, rekey_frames = 1048576 (sealed sessions: move to the
  *            next key after this many bytes or frames sent, whichever first; 0 = never by it)
+ *            audit = no (log correctly signed STATEs that robust mixing excluded, macc/audit.h)
+ *            audit_max_bytes = 1048576 (per log file, >= 4096), audit_files = 4 (1 .. 100)
+ *            audit_evidence = no (also keep the bodies; needs audit = yes)
+ *            audit_evidence_max_bytes = 268435456 (bound on the stored bodies)
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
  *            lr_schedule = const        momentum = 0.9              omega = 1
@@ -37,6 +41,9 @@
  *            checkpoint_every = 100 (rounds, 0 = only on SIGTERM)
  *            eval_every = 0 (rounds between test evaluations, 0 = at the end of each epoch)
  *            weights = metropolis (or uniform, or explicit: every peer then needs `weight`)
+ *            aggregation = mean (or clip:TAU, clip:auto, trimmed:B with 2B+1 <= peers)
+ *            screen_factor = (unset: 0 for mean, i.e. no distance screening, else 10)
+ *            Reload applies new aggregation / screen_factor; the audit keys need a restart.
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -105,6 +112,11 @@ struct macc_config {
 	bool encrypt;          /* seal peer sessions (issue 12) */
 	uint64_t rekey_bytes;  /* sealed tx: next key after this many payload bytes (0: never) */
 	uint64_t rekey_frames; /* ... or this many frames (0: never) */
+	bool audit;                        /* audit trail of excluded STATEs (issue 12) */
+	uint64_t audit_max_bytes;          /* per log file */
+	uint32_t audit_files;              /* log files kept, audit.log included */
+	bool audit_evidence;               /* keep the excluded bodies too */
+	uint64_t audit_evidence_max_bytes; /* bound on the kept bodies */
 
 	/* [train] */
 	char model[MACC_CONFIG_SPEC_MAX];
@@ -130,6 +142,10 @@ struct macc_config {
 	uint32_t checkpoint_every;     /* rounds, 0 = only on SIGTERM */
 	uint32_t eval_every;           /* rounds, 0 = every epoch end */
 	enum macc_config_weights weights;
+	char aggregation[48];    /* "mean", "clip:TAU", "clip:auto", "trimmed:B" (macc_agg_parse) */
+	uint32_t trim_b;         /* B of trimmed:B, else 0 */
+	double screen_factor;    /* distance bound factor, when has_screen_factor */
+	bool has_screen_factor;
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

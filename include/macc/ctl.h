@@ -85,17 +85,19 @@ enum macc_ctl_cmd {
 	MACC_CTL_CMD_RELOAD,
 	MACC_CTL_CMD_LOG_LEVEL,
 	MACC_CTL_CMD_VERSION,
+	MACC_CTL_CMD_AUDIT,
 	MACC_CTL_CMD_COUNT
 };
 
 /* What a reply's data holds, by command: status -> STATUS, peers -> PEERS, watch -> PROGRESS,
- * metrics and version -> TEXT, the rest -> NONE. */
+ * metrics and version -> TEXT, audit -> AUDIT, the rest -> NONE. */
 enum macc_ctl_data_kind {
 	MACC_CTL_DATA_NONE,
 	MACC_CTL_DATA_STATUS,
 	MACC_CTL_DATA_PEERS,
 	MACC_CTL_DATA_PROGRESS,
 	MACC_CTL_DATA_TEXT,
+	MACC_CTL_DATA_AUDIT,
 };
 
 struct macc_ctl_cmdinfo {
@@ -140,6 +142,7 @@ struct macc_ctl_request {
 	uint64_t id;     /* chosen by the client, echoed in replies */
 	enum macc_ctl_cmd cmd;
 	enum macc_log_level level; /* log-level: {"level": "debug"} */
+	uint32_t limit;            /* audit: {"limit": N}, 1 .. MACC_CTL_AUDIT_MAX; 0 = default */
 };
 
 /*
@@ -189,6 +192,15 @@ struct macc_ctl_peer {
 	uint64_t bytes_out;
 	struct macc_ctl_reject rejected[MACC_CTL_MAX_REASONS];
 	size_t nrejected;
+	/* issue 12 */
+	bool sealed;                   /* the session is encrypted (false while none is up) */
+	uint64_t excluded_nonfinite;   /* states robust mixing excluded: NaN or infinity */
+	uint64_t excluded_distance;    /* ... too far from the agent's own state */
+	uint64_t excluded_quarantined; /* ... not inspected: the peer was quarantined */
+	uint64_t clipped;              /* states mixed after clipping */
+	bool quarantined;              /* in quarantine now */
+	uint64_t quarantine_until;     /* quarantined while round < this (0 = never was) */
+	uint64_t quarantines;          /* quarantines started */
 };
 
 /* Add `count` to the peer's counter for macc_errname(code) (creating it; silently ignores more
@@ -224,6 +236,14 @@ struct macc_ctl_metrics {
 	uint64_t messages_received_total;
 	uint64_t neighbours_missed_total; /* neighbour states that missed their round */
 	uint64_t checkpoints_total;
+	/* robust mixing and the audit trail (issue 12) */
+	uint64_t excluded_nonfinite_total;
+	uint64_t excluded_distance_total;
+	uint64_t excluded_quarantined_total;
+	uint64_t clipped_total;
+	uint64_t quarantines_total;
+	uint64_t audit_entries_total;
+	uint64_t audit_errors_total;
 	uint64_t round_seconds_bucket[MACC_CTL_ROUND_BUCKETS]; /* per bucket, not cumulative */
 	uint64_t round_seconds_count;  /* includes rounds above the last bucket */
 	double round_seconds_sum;
@@ -242,11 +262,40 @@ void macc_ctl_metrics_observe_round(struct macc_ctl_metrics *m, double seconds);
  * macc_messages_rejected_total{peer=...,reason=...}, macc_bytes_sent_total,
  * macc_bytes_received_total, macc_messages_sent_total, macc_messages_received_total,
  * macc_neighbours_missed_total, macc_checkpoints_total, macc_round_seconds (histogram),
- * macc_uptime_seconds. Unknown (NaN) gauges are omitted. Label values are escaped.
+ * macc_uptime_seconds, and for robust mixing and the audit trail (issue 12)
+ * macc_states_excluded_total{reason=...}, macc_states_clipped_total, macc_quarantines_total,
+ * macc_peer_quarantined{peer=...}, macc_peer_states_excluded_total{peer=...,reason=...},
+ * macc_audit_entries_total, macc_audit_errors_total. Unknown (NaN) gauges are omitted. Label values are escaped.
  * Returns 0, -ENOMEM or MACC_ETOOBIG (buffer limit).
  */
 int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,
 			    size_t npeers, const struct macc_ctl_metrics *m, struct macc_buf *out);
+
+/* One audit trail entry as `audit` lists it (the file holds more: macc/audit.h). */
+#define MACC_CTL_AUDIT_MAX 1000
+#define MACC_CTL_AUDIT_DEFAULT 50
+struct macc_ctl_audit_entry {
+	uint64_t seq;
+	uint64_t time_ms;   /* wall clock, ms since the epoch */
+	uint64_t round;
+	char reason[16];    /* "nonfinite", "distance" */
+	char peer[64];
+	char key[48];       /* base64 public key of the sender */
+	char digest[72];    /* hex BLAKE2b-256 of the body, from the signed text */
+	uint64_t body_len;
+	char evidence[32];  /* evidence file name, "" = body not kept */
+};
+
+/* The `audit` reply: the newest entries, oldest first. */
+struct macc_ctl_audit {
+	bool enabled;       /* audit = yes */
+	char file[1100];    /* the current log file */
+	uint64_t total;     /* entries in all kept files */
+	uint64_t written;   /* entries this daemon wrote since it started */
+	uint64_t errors;    /* failed writes since it started */
+	struct macc_ctl_audit_entry *entries;
+	size_t nentries;
+};
 
 /* A reply. After decoding, peers and text are owned by the reply (macc_ctl_reply_finish); when
  * encoding, they are borrowed. */
@@ -262,6 +311,7 @@ struct macc_ctl_reply {
 	struct macc_ctl_progress progress;  /* kind PROGRESS */
 	char *text;                         /* kind TEXT, NUL-terminated */
 	size_t text_len;
+	struct macc_ctl_audit audit;        /* kind AUDIT (entries owned like peers) */
 };
 
 /* Zero a reply and set v, NaNs in status/progress (unknowns). */

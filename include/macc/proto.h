@@ -372,6 +372,38 @@ int macc_session_state_prefix(const struct macc_session *s, const struct macc_st
 int macc_session_accept_state(struct macc_session *s, const struct macc_state *st,
 			      size_t nparams, struct macc_errmsg *err);
 
+/*
+ * The text a STATE signature covers, for a third party (the audit trail, macc/audit.h):
+ *   "macc/2/state" (12) || sender key (32) || receiver key (32) || sender nonce (32)
+ *   || receiver nonce (32) || type 3 (1) || round (u64 BE, 8) || BLAKE2b-256 of the body (32)
+ * = MACC_STATE_SIGNED_BYTES bytes, signed with the sender's Ed25519 key. Anyone holding the
+ * sender's public key can check the signature over it and, given the body bytes, that the body
+ * hashes to the digest at its end: proof of what the sender sent, independent of the session.
+ */
+#define MACC_STATE_SIGNED_BYTES 181
+/* Offsets of the fields in the signed text. */
+#define MACC_STATE_SIGNED_SENDER 12
+#define MACC_STATE_SIGNED_RECEIVER 44
+#define MACC_STATE_SIGNED_ROUND 141
+#define MACC_STATE_SIGNED_DIGEST 149
+
+/* Build the signed text of a STATE of `round` with body digest `digest`. */
+void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
+			    const uint8_t sender_nonce[MACC_NONCE_BYTES],
+			    const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
+			    const uint8_t digest[MACC_DIGEST_BYTES],
+			    uint8_t out[MACC_STATE_SIGNED_BYTES]);
+
+/*
+ * Check a signed STATE text on its own: the length and domain prefix, the type byte, that the
+ * sender field is `sender` (MACC_EMALFORMED otherwise), and the Ed25519 signature `sig` with
+ * `sender` (MACC_EBADSIG). When body is not NULL, also that BLAKE2b-256(body) is the digest in
+ * the text (MACC_EBADSIG). On success *ret_round (may be NULL) is the round in the text.
+ */
+int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *text, size_t len,
+			     const uint8_t sig[MACC_SIG_BYTES], const uint8_t *body,
+			     size_t body_len, uint64_t *ret_round, struct macc_errmsg *err);
+
 /* ---------------------------------------------------------------------------------------- */
 /* 2. Sealing (seal.c)                                                                       */
 /* ---------------------------------------------------------------------------------------- */

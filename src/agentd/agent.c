@@ -81,6 +81,26 @@ static struct job {
 	struct shared_body *body;
 	struct shared_body *spare; /* a body no write holds any more, for the next encode */
 	int body_rc;
+	/* robust mixing (issue 12), when a->robust: inputs copied on the loop in do_step */
+	bool robust;
+	uint64_t round;
+	struct macc_robust_cfg rcfg;
+	double self_wd; /* configured w_jj */
+	struct macc_arrival arr[MACC_CONFIG_MAX_PEERS];
+	struct macc_quarantine q[MACC_CONFIG_MAX_PEERS];
+	struct peer *peer[MACC_CONFIG_MAX_PEERS];
+	const struct slot *slot[MACC_CONFIG_MAX_PEERS];
+	struct macc_pubkey key[MACC_CONFIG_MAX_PEERS];
+	char name[MACC_CONFIG_MAX_PEERS][MACC_CONFIG_NAME_MAX];
+	/* outputs */
+	struct macc_neighbour rnb[MACC_CONFIG_MAX_PEERS];
+	size_t rnn;
+	uint8_t reasons[MACC_CONFIG_MAX_PEERS];
+	bool clipped[MACC_CONFIG_MAX_PEERS];
+	struct macc_robust_report rep;
+	int robust_rc;
+	uint64_t audit_written, audit_errors, audit_unsigned;
+	struct macc_errmsg audit_err;
 } job;
 
 static void start_round(struct macc_agent *a);
@@ -177,11 +197,88 @@ static void publish(struct macc_agent *a, bool final)
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
+/* Worker: put a state that robust mixing excluded into the audit trail. The signed text is
+ * rebuilt from what the sender signed (keys, session nonces, round, BLAKE2b of the body bytes
+ * we hold) and macc_audit_append verifies the signature and digest itself before it writes:
+ * nothing here relies on the receive path having verified anything. */
+static void audit_excluded(struct macc_agent *a, size_t i)
+{
+	const struct slot *sl = job.slot[i];
+	struct macc_audit_entry e;
+	uint8_t digest[MACC_DIGEST_BYTES];
+	struct macc_errmsg err;
+	int rc;
+
+	if (!sl->has_sig || sl->body.len == 0) {
+		job.audit_unsigned++;
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.key = job.key[i];
+	macc_blake2b(digest, sizeof(digest), sl->body.data, sl->body.len);
+	macc_state_signed_text(&job.key[i], &a->id.pub, sl->snonce, sl->rnonce, job.round, digest,
+			       e.text);
+	memcpy(e.sig, sl->sig, sizeof(e.sig));
+	snprintf(e.reason, sizeof(e.reason), "%s",
+		 macc_robust_reason_name((enum macc_robust_reason)job.reasons[i]));
+	snprintf(e.peer, sizeof(e.peer), "%s", job.name[i]);
+	err.text[0] = '\0';
+	rc = macc_audit_append(a->audit, &e, sl->body.data, sl->body.len, &err);
+	if (rc < 0) {
+		job.audit_errors++;
+		job.audit_err = err;
+	} else {
+		job.audit_written++;
+	}
+}
+
+/* Worker: screening and the aggregation rule (macc_robust_prepare, the simulator's call), then
+ * the audit trail for what was excluded. */
+static void robust_job(struct macc_agent *a)
+{
+	size_t n = a->nparams;
+	const float *own = a->after_grad ? a->y : a->x;
+	float sw = 0.0f;
+	int rc;
+
+	memset(&job.rep, 0, sizeof(job.rep));
+	memset(job.clipped, 0, sizeof(job.clipped));
+	job.audit_written = job.audit_errors = job.audit_unsigned = 0;
+	rc = macc_robust_prepare(&job.rcfg, &a->rob, job.q, a->algo, job.round, n, own,
+				 a->sends_v ? a->v : NULL, job.self_wd, job.arr, job.nnb, a->rbuf,
+				 &sw, job.rnb, job.reasons, &job.rep);
+	job.robust_rc = rc;
+	if (rc < 0) {
+		/* Our own state is not finite (or a bug): mix nobody, keep our state. */
+		job.self_w = 1.0f;
+		job.rnn = 0;
+		return;
+	}
+	job.self_w = sw;
+	job.rnn = (size_t)rc;
+	if (job.rcfg.agg.kind != MACC_AGG_TRIMMED) {
+		for (size_t i = 0; i < job.nnb; i++) {
+			job.clipped[i] = job.reasons[i] == MACC_ROBUST_OK &&
+					 (job.rnb[i].x != job.arr[i].x ||
+					  (a->sends_v && job.rnb[i].v != job.arr[i].v));
+		}
+	}
+	for (size_t i = 0; i < job.nnb && a->audit != NULL; i++) {
+		if (job.reasons[i] == MACC_ROBUST_NONFINITE ||
+		    job.reasons[i] == MACC_ROBUST_DISTANCE) {
+			audit_excluded(a, i);
+		}
+	}
+}
+
 static void work_cb(uv_work_t *w)
 {
 	struct macc_agent *a = w->data;
 	size_t n = a->nparams;
 
+	if ((job.flags & JOB_STEP) && job.robust) {
+		robust_job(a);
+	}
 	if (job.flags & JOB_DIST) {
 		/* Distance to the neighbours (status only): computed when it will be shown, not every
 		 * round. Float differences summed per block of 256 into a double. */
@@ -193,6 +290,10 @@ static void work_cb(uv_work_t *w)
 			double s = 0.0;
 			if (job.nb[i].w == 0.0f || y == NULL) {
 				continue;
+			}
+			if ((job.flags & JOB_STEP) && job.robust &&
+			    job.reasons[i] != MACC_ROBUST_OK) {
+				continue; /* excluded: not a neighbour this agent mixed with */
 			}
 			for (size_t k0 = 0; k0 < n; k0 += 256) {
 				size_t k1 = k0 + 256 < n ? k0 + 256 : n;
@@ -208,7 +309,10 @@ static void work_cb(uv_work_t *w)
 		}
 		job.dist = cnt > 0 ? dist / (double)cnt : NAN;
 	}
-	if (job.flags & JOB_STEP) {
+	if ((job.flags & JOB_STEP) && job.robust) {
+		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.rnb,
+				    job.rnn, a->scratch);
+	} else if (job.flags & JOB_STEP) {
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
 	}
@@ -317,6 +421,57 @@ static void finish_run(struct macc_agent *a)
 	}
 }
 
+/* Loop: what the robust step did, into the peers' counters, quarantine states and the
+ * metrics; quarantines and audit failures are logged (rate-limited per peer). */
+static void robust_after(struct macc_agent *a)
+{
+	if (job.robust_rc < 0) {
+		snprintf(a->last_error, sizeof(a->last_error), "round %llu: own state not finite, "
+			 "no neighbour mixed", (unsigned long long)job.round);
+		macc_error(NULL, "%s", a->last_error);
+		return;
+	}
+	for (size_t i = 0; i < job.nnb; i++) {
+		struct peer *p = job.peer[i];
+		enum macc_robust_reason r = (enum macc_robust_reason)job.reasons[i];
+		bool started = job.q[i].times > p->q.times;
+
+		p->q = job.q[i];
+		p->excluded[r]++;
+		p->clipped += job.clipped[i];
+		if ((r == MACC_ROBUST_NONFINITE || r == MACC_ROBUST_DISTANCE) &&
+		    macc_ratelimit_ok(&p->rl, p->name)) {
+			macc_warn(p->name, "state for round %llu excluded from the mix: %s%s",
+				  (unsigned long long)job.round, macc_robust_reason_name(r),
+				  started ? "" : " (weight folded into our own)");
+		}
+		if (started) {
+			macc_warn(p->name, "quarantined until round %llu (%u rounds; quarantine %llu "
+				  "of this peer)", (unsigned long long)p->q.until, p->q.backoff,
+				  (unsigned long long)p->q.times);
+		}
+	}
+	a->metrics.excluded_nonfinite_total += job.rep.count[MACC_ROBUST_NONFINITE];
+	a->metrics.excluded_distance_total += job.rep.count[MACC_ROBUST_DISTANCE];
+	a->metrics.excluded_quarantined_total += job.rep.count[MACC_ROBUST_QUARANTINED];
+	a->metrics.clipped_total += job.rep.clipped;
+	a->metrics.quarantines_total += job.rep.quarantined;
+	a->metrics.audit_entries_total += job.audit_written;
+	a->metrics.audit_errors_total += job.audit_errors;
+	if (job.audit_errors > 0) {
+		/* Like a failed checkpoint: logged, kept as last_error, counted; training goes on
+		 * and the next exclusion tries again. */
+		snprintf(a->last_error, sizeof(a->last_error), "audit: %.240s", job.audit_err.text);
+		if (macc_ratelimit_ok(&a->rl_audit, "audit")) {
+			macc_error(NULL, "audit trail entry not written: %s", job.audit_err.text);
+		}
+	}
+	if (job.audit_unsigned > 0) {
+		macc_debug(NULL, "round %llu: %llu excluded states without their signed text",
+			   (unsigned long long)job.round, (unsigned long long)job.audit_unsigned);
+	}
+}
+
 static void after_work(uv_work_t *w, int status)
 {
 	struct macc_agent *a = w->data;
@@ -358,6 +513,9 @@ static void after_work(uv_work_t *w, int status)
 			a->body_round = job.ckpt_round;
 		}
 		job.body = NULL;
+	}
+	if ((flags & JOB_STEP) && job.robust) {
+		robust_after(a);
 	}
 	if (flags & JOB_EVAL) {
 		a->test_loss = job.eval_loss;
@@ -515,6 +673,9 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	if (p->known_round_valid && p->known_round > a->round) {
 		return false;
 	}
+	if (a->robust && macc_quarantine_active(&p->q, a->round)) {
+		return false; /* its state would not even be looked at */
+	}
 	return true;
 }
 
@@ -568,6 +729,43 @@ static void do_step(struct macc_agent *a)
 		macc_weights_row(a->cfg.weights == MACC_CONFIG_WEIGHTS_UNIFORM ? MACC_WEIGHTS_UNIFORM
 									      : MACC_WEIGHTS_METROPOLIS,
 				 (uint32_t)n, deg, n, &self_w, w);
+	}
+	if (a->robust) {
+		/* macc_robust_prepare takes the configured weights and folds (missing, quarantined
+		 * and excluded) once itself: the simulator's call with the simulator's inputs. */
+		size_t need = macc_robust_buf_floats(&a->rcfg.agg, a->nparams, n, a->sends_v);
+
+		if (need > a->rbuf_floats) {
+			float *nbuf = realloc(a->rbuf, need * sizeof(float));
+
+			if (nbuf != NULL) {
+				a->rbuf = nbuf;
+				a->rbuf_floats = need;
+			}
+		}
+		job.robust = need <= a->rbuf_floats;
+		if (!job.robust) {
+			macc_error(NULL, "out of memory for robust mixing: mean this round");
+		}
+	} else {
+		job.robust = false;
+	}
+	if (job.robust) {
+		job.round = a->round;
+		job.rcfg = a->rcfg;
+		job.self_wd = self_w;
+		for (size_t i = 0; i < n; i++) {
+			struct peer *p = a->peers[i];
+
+			job.arr[i].w = w[i];
+			job.arr[i].x = arrived[i] ? p->cur.x : NULL;
+			job.arr[i].v = arrived[i] && a->sends_v ? p->cur.v : NULL;
+			job.q[i] = p->q;
+			job.peer[i] = p;
+			job.slot[i] = &p->cur;
+			job.key[i] = p->key;
+			snprintf(job.name[i], sizeof(job.name[i]), "%s", p->name);
+		}
 	}
 	missing = macc_fold_missing(self_w, w, arrived, n, &self_w, wout);
 	if (missing > 0) {
@@ -634,9 +832,11 @@ static void check_round(struct macc_agent *a)
 	do_step(a);
 }
 
-void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v)
+void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess)
 {
 	struct macc_agent *a = p->agent;
+	uint64_t round = st->round;
+	const uint8_t *x = st->x, *v = st->mom;
 	struct slot *s;
 
 	p->last_round = (int64_t)round;
@@ -660,6 +860,16 @@ void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint
 	}
 	s->round = round;
 	s->full = true;
+	/* What it signed, for the audit trail (the text is rebuilt from these if the state is
+	 * excluded); the body bytes only when they will be written. */
+	memcpy(s->sig, st->sig, sizeof(s->sig));
+	memcpy(s->snonce, sess->peer_nonce, sizeof(s->snonce));
+	memcpy(s->rnonce, sess->self_nonce, sizeof(s->rnonce));
+	s->has_sig = true;
+	macc_buf_reset(&s->body);
+	if (a->audit != NULL && macc_buf_append(&s->body, st->body, st->body_len) < 0) {
+		s->has_sig = false;
+	}
 	check_round(a);
 }
 
@@ -783,6 +993,88 @@ static void on_signal(uv_signal_t *s, int signum)
 	request_shutdown(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* ---- robust mixing and the audit trail (issue 12) --------------------------------------- */
+
+/* The robust mixing configuration of config `c` for an agent with `npeers` neighbours: the
+ * simulator's rule (macc-sim --aggregation / --screen-factor): screening factor 0 for mean and
+ * 10 otherwise unless screen_factor is set, robust path iff the rule is not mean or the factor
+ * is > 0, quarantine with the library defaults. */
+static int robust_config(const struct macc_config *c, size_t npeers, struct macc_robust_cfg *ret,
+			 bool *ret_robust, struct macc_errmsg *err)
+{
+	struct macc_robust_cfg rc;
+	struct macc_errmsg e;
+	int r;
+
+	macc_robust_cfg_default(&rc);
+	r = macc_agg_parse(c->aggregation, &rc.agg, &e);
+	if (r < 0) {
+		return macc_errf(err, MACC_ECONFIG, "%s: aggregation = %s: %s", c->file,
+				 c->aggregation, e.text);
+	}
+	if (c->has_screen_factor) {
+		rc.factor = c->screen_factor;
+	} else if (rc.agg.kind == MACC_AGG_MEAN) {
+		rc.factor = 0.0;
+	}
+	r = macc_robust_cfg_validate(&rc, &e);
+	if (r == 0 && (rc.agg.kind != MACC_AGG_MEAN || rc.factor > 0.0)) {
+		if (npeers > MACC_ROBUST_MAX_NB) {
+			return macc_errf(err, MACC_ECONFIG, "%s: robust mixing takes at most %d "
+					 "peers, this agent has %zu", c->file, MACC_ROBUST_MAX_NB,
+					 npeers);
+		}
+		r = macc_agg_check_degree(&rc.agg, (uint32_t)npeers, &e);
+	}
+	if (r < 0) {
+		return macc_errf(err, MACC_ECONFIG, "%s: %s", c->file, e.text);
+	}
+	*ret = rc;
+	*ret_robust = rc.agg.kind != MACC_AGG_MEAN || rc.factor > 0.0;
+	return 0;
+}
+
+static void log_robust(const struct macc_agent *a)
+{
+	char agg[64];
+
+	if (macc_agg_format(&a->rcfg.agg, agg, sizeof(agg)) < 0) {
+		snprintf(agg, sizeof(agg), "?");
+	}
+	macc_info(NULL, "mixing: aggregation %s, distance screening %s (factor %g)%s", agg,
+		  a->rcfg.factor > 0.0 ? "on" : "off", a->rcfg.factor,
+		  a->robust ? "" : ": the plain path, non-finite states dropped on receipt");
+}
+
+static int audit_setup(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct macc_audit_opts o = {
+		.dir = a->cfg.state_dir,
+		.max_bytes = a->cfg.audit_max_bytes,
+		.files = a->cfg.audit_files,
+		.evidence = a->cfg.audit_evidence,
+		.evidence_max_bytes = a->cfg.audit_evidence_max_bytes,
+	};
+	int rc;
+
+	macc_ratelimit_init(&a->rl_audit, 10000, 3);
+	if (!a->cfg.audit) {
+		return 0;
+	}
+	rc = macc_audit_open(&o, &a->audit, err);
+	if (rc < 0) {
+		return rc;
+	}
+	macc_info(NULL, "audit trail: %s/" MACC_AUDIT_FILE " (%llu bytes x %u files)%s",
+		  a->cfg.state_dir, (unsigned long long)a->cfg.audit_max_bytes, a->cfg.audit_files,
+		  a->cfg.audit_evidence ? ", with the excluded bodies" : "");
+	if (!a->robust) {
+		macc_warn(NULL, "audit = yes but robust mixing is off (aggregation = mean, no "
+			  "screen_factor): nothing will be excluded, so nothing audited");
+	}
+	return 0;
+}
+
 /* ---- reload ---------------------------------------------------------------------------- */
 
 static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
@@ -791,6 +1083,8 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 	struct macc_config_diff d;
 	struct peer **np = NULL;
 	struct macc_pubkey *nallow = NULL;
+	struct macc_robust_cfg nrcfg;
+	bool nrobust = false;
 	size_t nn = 0;
 	int rc;
 
@@ -816,6 +1110,10 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 	if (d.restart_key[0] != '\0') {
 		rc = macc_errf(err, MACC_ECONFIG, "%s: key '%s' changed, which needs a restart; "
 			       "keeping the running configuration", nc.file, d.restart_key);
+		goto out;
+	}
+	rc = robust_config(&nc, nc.npeers, &nrcfg, &nrobust, err);
+	if (rc < 0) {
 		goto out;
 	}
 	np = calloc(nc.npeers + 1, sizeof(*np));
@@ -904,6 +1202,12 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		snprintf(a->cfg.control_socket, sizeof(a->cfg.control_socket), "%s", sock);
 		memset(&nc, 0, sizeof(nc));
 	}
+	if (memcmp(&nrcfg, &a->rcfg, sizeof(nrcfg)) != 0 || nrobust != a->robust) {
+		/* From the next round on; learned distances and quarantines are kept. */
+		a->rcfg = nrcfg;
+		a->robust = nrobust;
+		log_robust(a);
+	}
 	macc_info(NULL, "reloaded: %zu peers (%zu changes)", a->npeers, d.nchanges);
 	rc = 0;
 out:
@@ -989,6 +1293,14 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 		if (p->rejected_errno > 0) {
 			macc_ctl_peer_add_reject(q, -EIO, p->rejected_errno);
 		}
+		q->sealed = p->conn != NULL && p->conn->session.seal;
+		q->excluded_nonfinite = p->excluded[MACC_ROBUST_NONFINITE];
+		q->excluded_distance = p->excluded[MACC_ROBUST_DISTANCE];
+		q->excluded_quarantined = p->excluded[MACC_ROBUST_QUARANTINED];
+		q->clipped = p->clipped;
+		q->quarantined = a->robust && macc_quarantine_active(&p->q, a->round);
+		q->quarantine_until = p->q.until;
+		q->quarantines = p->q.times;
 	}
 	*ret = ps;
 	*ret_n = a->npeers;
@@ -1097,6 +1409,56 @@ static int ctl_metrics(void *ctx, struct macc_ctl_metrics *m)
 	return 0;
 }
 
+static int ctl_audit(void *ctx, uint32_t limit, struct macc_ctl_audit *ret,
+		     struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+	struct macc_audit_entry *list = NULL;
+	size_t n = 0;
+	uint64_t total = 0, bad = 0;
+	int rc;
+
+	ret->enabled = a->cfg.audit;
+	snprintf(ret->file, sizeof(ret->file), "%.1000s/" MACC_AUDIT_FILE, a->cfg.state_dir);
+	ret->written = a->metrics.audit_entries_total;
+	ret->errors = a->metrics.audit_errors_total;
+	rc = macc_audit_list(a->cfg.state_dir, a->cfg.audit_files, limit, &list, &n, &total, &bad,
+			     err);
+	if (rc < 0) {
+		return rc;
+	}
+	ret->total = total;
+	if (n > 0) {
+		ret->entries = calloc(n, sizeof(*ret->entries));
+		if (ret->entries == NULL) {
+			free(list);
+			return macc_errf(err, -ENOMEM, "out of memory");
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct macc_ctl_audit_entry *e = &ret->entries[i];
+		static const char hex[] = "0123456789abcdef";
+
+		e->seq = list[i].seq;
+		e->time_ms = list[i].time_ms;
+		e->round = list[i].round;
+		snprintf(e->reason, sizeof(e->reason), "%s", list[i].reason);
+		snprintf(e->peer, sizeof(e->peer), "%s", list[i].peer);
+		macc_pubkey_to_b64(&list[i].key, e->key);
+		for (int k = 0; k < MACC_DIGEST_BYTES; k++) {
+			uint8_t b = list[i].text[MACC_STATE_SIGNED_DIGEST + k];
+
+			e->digest[2 * k] = hex[b >> 4];
+			e->digest[2 * k + 1] = hex[b & 15];
+		}
+		e->body_len = list[i].body_len;
+		snprintf(e->evidence, sizeof(e->evidence), "%s", list[i].evidence);
+	}
+	ret->nentries = n;
+	free(list);
+	return 0;
+}
+
 static int ctl_reload(void *ctx, struct macc_errmsg *err)
 {
 	return do_reload(ctx, err);
@@ -1123,6 +1485,7 @@ static const struct macc_ctl_ops ctl_ops = {
 	.metrics = ctl_metrics,
 	.reload = ctl_reload,
 	.log_level = ctl_log_level,
+	.audit = ctl_audit,
 };
 
 /* ---- setup ----------------------------------------------------------------------------- */
@@ -1321,6 +1684,15 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
+	rc = robust_config(&a->cfg, a->cfg.npeers, &a->rcfg, &a->robust, err);
+	if (rc < 0) {
+		return rc;
+	}
+	log_robust(a);
+	rc = audit_setup(a, err);
+	if (rc < 0) {
+		return rc;
+	}
 	rc = peers_setup(a, err);
 	if (rc < 0) {
 		return rc;
@@ -1436,6 +1808,8 @@ void agent_finish(struct macc_agent *a)
 	free(a->scratch);
 	free(a->bx);
 	free(a->by);
+	free(a->rbuf);
+	macc_audit_close(a->audit);
 	macc_identity_finish(&a->id);
 	macc_config_finish(&a->cfg);
 }

@@ -24,6 +24,7 @@
 
 #include <uv.h>
 
+#include "macc/audit.h"
 #include "macc/config.h"
 #include "macc/consensus.h"
 #include "macc/crypto.h"
@@ -51,6 +52,14 @@ struct slot {
 	uint64_t round;
 	float *x; /* nparams */
 	float *v; /* nparams, dmsgd only */
+	/* What the sender signed (issue 12), so that the mixing step can put a state it
+	 * excludes in the audit trail: the signature, both session nonces, and the body bytes
+	 * (kept only when audit = yes). */
+	bool has_sig;
+	uint8_t sig[MACC_SIG_BYTES];
+	uint8_t snonce[MACC_NONCE_BYTES]; /* the sender's (the peer's) session nonce */
+	uint8_t rnonce[MACC_NONCE_BYTES]; /* ours */
+	struct macc_buf body;
 };
 
 struct conn {
@@ -108,6 +117,11 @@ struct peer {
 	uint64_t rejected[32]; /* by MACC_EMALFORMED - code */
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
+
+	/* Robust mixing (issue 12): quarantine state and exclusions by macc_robust_reason. */
+	struct macc_quarantine q;
+	uint64_t excluded[MACC_ROBUST_NREASONS];
+	uint64_t clipped;
 };
 
 enum phase {
@@ -201,6 +215,17 @@ struct macc_agent {
 	struct macc_ratelimit rl_unbound;
 
 	struct macc_ctl_server *ctl;
+
+	/* Robust mixing and the audit trail (issue 12). `robust`: aggregation other than mean or
+	 * a screening factor > 0 (the simulator's rule); the learned distances (rob) and rbuf
+	 * belong to the worker job while one is in flight, like x and v. */
+	bool robust;
+	struct macc_robust_cfg rcfg;
+	struct macc_robust rob;
+	float *rbuf;
+	size_t rbuf_floats;
+	struct macc_audit *audit;  /* NULL unless audit = yes; used by the worker job only */
+	struct macc_ratelimit rl_audit;
 };
 
 /* peer.c */
@@ -221,7 +246,7 @@ void shared_body_unref(struct shared_body *b);
 void slot_free(struct slot *s);
 
 /* agent.c, called by peer.c */
-void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v);
+void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
 

@@ -559,6 +559,22 @@ static void run_command(struct client *c, const struct macc_ctl_request *req,
 		rep->text_len = strlen(s->version);
 		rep->kind = MACC_CTL_DATA_TEXT;
 		break;
+	case MACC_CTL_CMD_AUDIT:
+		if (ops->audit == NULL) {
+			goto unsupported;
+		}
+		memset(&rep->audit, 0, sizeof(rep->audit));
+		r = ops->audit(s->ctx, req->limit > 0 ? req->limit : MACC_CTL_AUDIT_DEFAULT,
+			       &rep->audit, &err);
+		if (r == 0) {
+			*ret_free1 = rep->audit.entries;
+			rep->kind = MACC_CTL_DATA_AUDIT;
+		} else {
+			free(rep->audit.entries);
+			rep->audit.entries = NULL;
+			rep->audit.nentries = 0;
+		}
+		break;
 	case MACC_CTL_CMD_LOG_LEVEL:
 		if (ops->log_level == NULL) {
 			goto unsupported;

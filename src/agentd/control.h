@@ -54,6 +54,9 @@ struct macc_ctl_ops {
 	int (*metrics)(void *ctx, struct macc_ctl_metrics *ret);
 	int (*reload)(void *ctx, struct macc_errmsg *err);
 	int (*log_level)(void *ctx, enum macc_log_level level, struct macc_errmsg *err);
+	/* Fill *ret (zeroed by the server) with the newest `limit` audit entries (limit >= 1);
+	 * ret->entries is malloc'ed, the server frees it. */
+	int (*audit)(void *ctx, uint32_t limit, struct macc_ctl_audit *ret, struct macc_errmsg *err);
 };
 
 struct macc_ctl_server_opts {

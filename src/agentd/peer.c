@@ -80,6 +80,7 @@ void slot_free(struct slot *s)
 {
 	free(s->x);
 	free(s->v);
+	macc_buf_finish(&s->body);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -617,8 +618,10 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		}
 		/* Policy for non-finite values in a correctly signed STATE: the whole message is
 		 * dropped and counted as "nonfinite"; nothing of it enters the model (the peer is
-		 * folded out of this round like a late one). */
-		if (rc == 0 && (!f32le_all_finite(st->x, a->nparams) ||
+		 * folded out of this round like a late one). With robust mixing on, the mixing
+		 * step screens it instead (macc_robust_prepare: excluded as "nonfinite", counted
+		 * towards quarantine and written to the audit trail), so it is kept here. */
+		if (rc == 0 && !a->robust && (!f32le_all_finite(st->x, a->nparams) ||
 				(st->mom != NULL && !f32le_all_finite(st->mom, a->nparams)))) {
 			rc = macc_errf(&e, MACC_ENONFINITE, "STATE for round %llu holds NaN or "
 				       "infinity", (unsigned long long)st->round);
@@ -630,7 +633,7 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 			}
 			return;
 		}
-		agent_on_state(c->peer, st->round, st->x, st->mom);
+		agent_on_state(c->peer, st, &c->session);
 		return;
 	}
 	case MACC_MSG_PING: {

@@ -341,6 +341,37 @@ static int a_rekey_frames(struct setctx *s)
 	return set_uint(s, 0, UINT64_MAX, &s->c->rekey_frames);
 }
 
+static int a_audit(struct setctx *s)
+{
+	if (parse_bool(s->val, &s->c->audit) < 0) {
+		return why(s, "expected yes or no");
+	}
+	return 0;
+}
+
+static int a_audit_max_bytes(struct setctx *s)
+{
+	return set_uint(s, 4096, UINT64_C(1) << 40, &s->c->audit_max_bytes);
+}
+
+static int a_audit_files(struct setctx *s)
+{
+	return set_u32(s, 1, 100, &s->c->audit_files);
+}
+
+static int a_audit_evidence(struct setctx *s)
+{
+	if (parse_bool(s->val, &s->c->audit_evidence) < 0) {
+		return why(s, "expected yes or no");
+	}
+	return 0;
+}
+
+static int a_audit_evidence_max_bytes(struct setctx *s)
+{
+	return set_uint(s, 0, UINT64_C(1) << 44, &s->c->audit_evidence_max_bytes);
+}
+
 static const struct keydef agent_keys[] = {
 	{ "name", a_name },
 	{ "listen", a_listen },
@@ -351,6 +382,11 @@ static const struct keydef agent_keys[] = {
 	{ "encrypt", a_encrypt },
 	{ "rekey_bytes", a_rekey_bytes },
 	{ "rekey_frames", a_rekey_frames },
+	{ "audit", a_audit },
+	{ "audit_max_bytes", a_audit_max_bytes },
+	{ "audit_files", a_audit_files },
+	{ "audit_evidence", a_audit_evidence },
+	{ "audit_evidence_max_bytes", a_audit_evidence_max_bytes },
 };
 
 /* --- [train] -------------------------------------------------------------------------------- */
@@ -576,6 +612,46 @@ static int t_weights(struct setctx *s)
 	return why(s, "expected metropolis, uniform or explicit");
 }
 
+/* aggregation: the grammar of consensus.h's macc_agg_parse, checked here because this file
+ * depends on nothing above src/common; the daemon parses the accepted text with macc_agg_parse
+ * itself (one implementation of the rule). */
+static int t_aggregation(struct setctx *s)
+{
+	const char *v = s->val;
+
+	if (strcmp(v, "mean") == 0 || strcmp(v, "clip:auto") == 0) {
+		return set_string(s, s->c->aggregation, sizeof(s->c->aggregation), false);
+	}
+	if (strncmp(v, "clip:", 5) == 0) {
+		double tau;
+
+		if (parse_double(v + 5, &tau) < 0 || !(tau > 0)) {
+			return why(s, "clip:TAU needs a finite TAU > 0 (or clip:auto)");
+		}
+		return set_string(s, s->c->aggregation, sizeof(s->c->aggregation), false);
+	}
+	if (strncmp(v, "trimmed:", 8) == 0) {
+		uint64_t b;
+
+		if (parse_u64(v + 8, 1, 64, &b) < 0) {
+			return why(s, "trimmed:B needs an integer B from 1 to 64");
+		}
+		s->c->trim_b = (uint32_t)b;
+		return set_string(s, s->c->aggregation, sizeof(s->c->aggregation), false);
+	}
+	return why(s, "expected mean, clip:TAU, clip:auto or trimmed:B");
+}
+
+static int t_screen_factor(struct setctx *s)
+{
+	int r = set_real(s, 0, false, 1e6, false, &s->c->screen_factor);
+
+	if (r == 0) {
+		s->c->has_screen_factor = true;
+	}
+	return r;
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -598,6 +674,8 @@ static const struct keydef train_keys[] = {
 	{ "checkpoint_every", t_checkpoint_every },
 	{ "eval_every", t_eval_every },
 	{ "weights", t_weights },
+	{ "aggregation", t_aggregation },
+	{ "screen_factor", t_screen_factor },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -679,6 +757,10 @@ void macc_config_defaults(struct macc_config *c)
 	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
+	strcpy(c->aggregation, "mean");
+	c->audit_max_bytes = (uint64_t)1 << 20;
+	c->audit_files = 4;
+	c->audit_evidence_max_bytes = (uint64_t)256 << 20;
 }
 
 void macc_config_finish(struct macc_config *c)
@@ -1025,6 +1107,15 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 			}
 		}
 	}
+	if (c->trim_b > 0 && c->npeers < 2 * (size_t)c->trim_b + 1) {
+		return at_line(p, p->train_line, err,
+			       "[train] aggregation = %s needs at least %u peers (2B+1), this "
+			       "agent has %zu", c->aggregation, 2 * c->trim_b + 1, c->npeers);
+	}
+	if (c->audit_evidence && !c->audit) {
+		return at_line(p, p->agent_line, err,
+			       "[agent] audit_evidence = yes needs audit = yes");
+	}
 	if (c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT && sum > 1.0 + 1e-9) {
 		return at_line(p, p->train_line, err,
 			       "[train] weights = explicit: the peers' weights sum to %g, "
@@ -1185,6 +1276,11 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_VAL(encrypt);
 	DIFF_VAL(rekey_bytes);
 	DIFF_VAL(rekey_frames);
+	DIFF_VAL(audit);
+	DIFF_VAL(audit_max_bytes);
+	DIFF_VAL(audit_files);
+	DIFF_VAL(audit_evidence);
+	DIFF_VAL(audit_evidence_max_bytes);
 	DIFF_STR(model);
 	DIFF_STR(data);
 	if (a->has_shard != b->has_shard || a->shard_index != b->shard_index ||

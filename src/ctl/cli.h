@@ -82,6 +82,8 @@ int cmd_metrics(struct cli *c);
 int cmd_watch(struct cli *c);
 int cmd_log_level(struct cli *c);
 int cmd_version(struct cli *c);
+int cmd_audit(struct cli *c);
+int cmd_verify_audit(struct cli *c);
 int cmd_genkey(struct cli *c);
 int cmd_pubkey(struct cli *c);
 int cmd_help(struct cli *c);

@@ -9,7 +9,12 @@
  *             "round_time_s","consensus_distance","peers_up","peers_configured","uptime_s",
  *             "digest","last_error"}  (unknown numbers are null)
  *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_ms","weight",
- *             "bytes_in","bytes_out","rejected":{REASON:COUNT}}]}
+ *             "bytes_in","bytes_out","rejected":{REASON:COUNT},"sealed",
+ *             "excluded":{"nonfinite","distance","quarantined"},"clipped","quarantined",
+ *             "quarantine_until","quarantines"}]}
+ *   audit    {"enabled","file","total","written","errors","entries":[{"seq","time_ms","round",
+ *             "reason","peer","key","digest","body_len","evidence"}]}
+ *   verify-audit {"file","ok","entries","evidence_checked","evidence_missing","error"}
  *   watch    one {"state","round","rounds_total","epoch","epochs_total","train_loss",
  *             "test_accuracy","samples_per_s","round_time_s","eta_s","final"} per line
  *   metrics  {"metrics": TEXT}    version {"macc_ctl","daemon","protocol"}
@@ -21,9 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "macc/audit.h"
 #include "macc/crypto.h"
 #include "macc/ctl.h"
 #include "macc/log.h"
@@ -236,6 +243,16 @@ static void peers_json(const struct macc_ctl_reply *rep)
 			json_u64(&j, p->rejected[k].reason, p->rejected[k].count);
 		}
 		json_end_obj(&j);
+		json_bool(&j, "sealed", p->sealed);
+		json_obj(&j, "excluded");
+		json_u64(&j, "nonfinite", p->excluded_nonfinite);
+		json_u64(&j, "distance", p->excluded_distance);
+		json_u64(&j, "quarantined", p->excluded_quarantined);
+		json_end_obj(&j);
+		json_u64(&j, "clipped", p->clipped);
+		json_bool(&j, "quarantined", p->quarantined);
+		json_u64(&j, "quarantine_until", p->quarantine_until);
+		json_u64(&j, "quarantines", p->quarantines);
 		json_end_obj(&j);
 	}
 	json_end_arr(&j);
@@ -249,11 +266,12 @@ static void peers_human(const struct macc_ctl_reply *rep)
 		printf("no peers configured\n");
 		return;
 	}
-	printf("%-16s %-24s %-10s %-10s %10s %10s %10s %10s  %s\n", "NAME", "ENDPOINT", "KEY",
-	       "SESSION", "LAST ROUND", "RTT", "IN", "OUT", "REJECTED");
+	printf("%-16s %-24s %-10s %-10s %-6s %10s %10s %10s %10s %-22s %-16s  %s\n", "NAME",
+	       "ENDPOINT", "KEY", "SESSION", "SEALED", "LAST ROUND", "RTT", "IN", "OUT",
+	       "EXCLUDED", "QUARANTINE", "REJECTED");
 	for (size_t i = 0; i < rep->npeers; i++) {
 		const struct macc_ctl_peer *p = &rep->peers[i];
-		char key[16], lr[24], rtt[32], in[32], out[32], rej[512];
+		char key[16], lr[24], rtt[32], in[32], out[32], rej[512], exc[96], qua[48];
 		size_t off = 0;
 
 		snprintf(key, sizeof(key), "%.8s%s", p->key, strlen(p->key) > 8 ? "..." : "");
@@ -271,10 +289,26 @@ static void peers_human(const struct macc_ctl_reply *rep)
 
 			off += w > 0 ? (size_t)w : 0;
 		}
-		printf("%-16s %-24s %-10s %-10s %10s %10s %10s %10s  %s\n", safe(p->name),
-		       safe(p->endpoint), safe(key), macc_ctl_session_name(p->session), lr, rtt,
+		if (p->excluded_nonfinite + p->excluded_distance + p->excluded_quarantined > 0) {
+			snprintf(exc, sizeof(exc), "nf=%llu dist=%llu q=%llu",
+				 (unsigned long long)p->excluded_nonfinite,
+				 (unsigned long long)p->excluded_distance,
+				 (unsigned long long)p->excluded_quarantined);
+		} else {
+			snprintf(exc, sizeof(exc), "-");
+		}
+		if (p->quarantined) {
+			snprintf(qua, sizeof(qua), "until %llu", (unsigned long long)p->quarantine_until);
+		} else if (p->quarantines > 0) {
+			snprintf(qua, sizeof(qua), "no (%llu past)", (unsigned long long)p->quarantines);
+		} else {
+			snprintf(qua, sizeof(qua), "no");
+		}
+		printf("%-16s %-24s %-10s %-10s %-6s %10s %10s %10s %10s %-22s %-16s  %s\n",
+		       safe(p->name), safe(p->endpoint), safe(key), macc_ctl_session_name(p->session),
+		       p->session == MACC_CTL_SESSION_UP ? (p->sealed ? "yes" : "no") : "-", lr, rtt,
 		       fmt_bytes(in, sizeof(in), p->bytes_in),
-		       fmt_bytes(out, sizeof(out), p->bytes_out), rej[0] ? rej : "-");
+		       fmt_bytes(out, sizeof(out), p->bytes_out), exc, qua, rej[0] ? rej : "-");
 	}
 }
 
@@ -298,6 +332,159 @@ int cmd_peers(struct cli *c)
 		peers_human(&rep);
 	}
 	macc_ctl_reply_finish(&rep);
+	return CLI_OK;
+}
+
+/* --- audit -------------------------------------------------------------------------------- */
+
+static void audit_json(const struct macc_ctl_audit *au)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_obj(&j, NULL);
+	json_bool(&j, "enabled", au->enabled);
+	json_str(&j, "file", au->file);
+	json_u64(&j, "total", au->total);
+	json_u64(&j, "written", au->written);
+	json_u64(&j, "errors", au->errors);
+	json_arr(&j, "entries");
+	for (size_t i = 0; i < au->nentries; i++) {
+		const struct macc_ctl_audit_entry *e = &au->entries[i];
+
+		json_obj(&j, NULL);
+		json_u64(&j, "seq", e->seq);
+		json_u64(&j, "time_ms", e->time_ms);
+		json_u64(&j, "round", e->round);
+		json_str(&j, "reason", e->reason);
+		json_str(&j, "peer", e->peer);
+		json_str(&j, "key", e->key);
+		json_str(&j, "digest", e->digest);
+		json_u64(&j, "body_len", e->body_len);
+		json_str(&j, "evidence", e->evidence);
+		json_end_obj(&j);
+	}
+	json_end_arr(&j);
+	json_end_obj(&j);
+	json_done(&j);
+}
+
+static void audit_human(const struct macc_ctl_audit *au)
+{
+	printf("audit trail: %s, %s\n", au->enabled ? "on" : "off", safe(au->file));
+	printf("entries: %llu in the kept files, %llu written by this daemon, %llu write errors\n",
+	       (unsigned long long)au->total, (unsigned long long)au->written,
+	       (unsigned long long)au->errors);
+	if (au->nentries == 0) {
+		return;
+	}
+	printf("%8s  %-20s %10s %-10s %-16s %-12s %10s  %s\n", "SEQ", "TIME (UTC)", "ROUND",
+	       "REASON", "PEER", "KEY", "BODY", "EVIDENCE");
+	for (size_t i = 0; i < au->nentries; i++) {
+		const struct macc_ctl_audit_entry *e = &au->entries[i];
+		time_t t = (time_t)(e->time_ms / 1000);
+		struct tm tm;
+		char when[32], key[16], body[32];
+
+		if (gmtime_r(&t, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+			snprintf(when, sizeof(when), "?");
+		}
+		snprintf(key, sizeof(key), "%.8s...", e->key);
+		printf("%8llu  %-20s %10llu %-10s %-16s %-12s %10s  %s\n",
+		       (unsigned long long)e->seq, when, (unsigned long long)e->round,
+		       safe(e->reason), safe(e->peer), safe(key),
+		       fmt_bytes(body, sizeof(body), e->body_len),
+		       e->evidence[0] ? safe(e->evidence) : "-");
+	}
+}
+
+int cmd_audit(struct cli *c)
+{
+	struct macc_ctl_request req;
+	struct macc_ctl_reply rep;
+	int r;
+
+	request(c, &req, MACC_CTL_CMD_AUDIT);
+	if (c->argc == 1) {
+		char *end = NULL;
+		unsigned long l = strtoul(c->argv[0], &end, 10);
+
+		if (end == c->argv[0] || *end != '\0' || l < 1 || l > MACC_CTL_AUDIT_MAX) {
+			cli_err("audit: COUNT must be a number from 1 to %d, not '%s'.",
+				MACC_CTL_AUDIT_MAX, c->argv[0]);
+			return CLI_EUSAGE;
+		}
+		req.limit = (uint32_t)l;
+	}
+	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
+	if (r != CLI_OK) {
+		return r;
+	}
+	if (rep.status != MACC_CTL_OK) {
+		return cli_daemon_error(c, "audit", &rep);
+	}
+	if (c->json) {
+		audit_json(&rep.audit);
+	} else {
+		audit_human(&rep.audit);
+	}
+	macc_ctl_reply_finish(&rep);
+	return CLI_OK;
+}
+
+/* Offline: no daemon. The evidence directory is the log's sibling audit-evidence/. Exit 0 when
+ * every entry verifies, 1 naming the first bad entry otherwise (2: usage). */
+int cmd_verify_audit(struct cli *c)
+{
+	const char *path = c->argv[0];
+	const char *slash = strrchr(path, '/');
+	char evdir[4200];
+	struct macc_audit_verify v;
+	struct macc_errmsg err;
+	struct stat sb;
+	int rc;
+
+	if (macc_crypto_init() < 0) {
+		cli_err("cannot initialise libsodium.");
+		return CLI_EDAEMON;
+	}
+	if (slash == NULL) {
+		snprintf(evdir, sizeof(evdir), MACC_AUDIT_EVIDENCE_DIR);
+	} else {
+		snprintf(evdir, sizeof(evdir), "%.*s/" MACC_AUDIT_EVIDENCE_DIR,
+			 (int)(slash - path) > 4000 ? 4000 : (int)(slash - path), path);
+	}
+	err.text[0] = '\0';
+	rc = macc_audit_verify_file(path, stat(evdir, &sb) == 0 ? evdir : NULL, &v, &err);
+	if (c->json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_obj(&j, NULL);
+		json_str(&j, "file", path);
+		json_bool(&j, "ok", rc == 0);
+		json_u64(&j, "entries", v.entries);
+		json_u64(&j, "evidence_checked", v.evidence_checked);
+		json_u64(&j, "evidence_missing", v.evidence_missing);
+		if (rc < 0) {
+			json_str(&j, "error", err.text);
+		} else {
+			json_null(&j, "error");
+		}
+		json_end_obj(&j);
+		json_done(&j);
+	}
+	if (rc < 0) {
+		cli_err("%s: %s", path, err.text);
+		return CLI_EDAEMON;
+	}
+	if (!c->json) {
+		printf("%s: %llu entries verified (signatures by the stored keys), %llu bodies "
+		       "checked against their digests, %llu bodies no longer kept\n", path,
+		       (unsigned long long)v.entries, (unsigned long long)v.evidence_checked,
+		       (unsigned long long)v.evidence_missing);
+	}
 	return CLI_OK;
 }
 

@@ -57,6 +57,8 @@ const struct macc_ctl_cmdinfo macc_ctl_commands[MACC_CTL_CMD_COUNT] = {
 	  "set the daemon's log level: error, warn, info or debug" },
 	{ MACC_CTL_CMD_VERSION, "version", false, MACC_CTL_DATA_TEXT,
 	  "show the daemon's version" },
+	{ MACC_CTL_CMD_AUDIT, "audit", false, MACC_CTL_DATA_AUDIT,
+	  "list the audit trail: signed states that robust mixing excluded" },
 };
 
 const struct macc_ctl_cmdinfo *macc_ctl_cmd_find(const char *name)
@@ -200,6 +202,35 @@ static const struct field peer_fields[] = {
 	FT(macc_ctl_peer, weight, F_DBL),
 	FT(macc_ctl_peer, bytes_in, F_U64),
 	FT(macc_ctl_peer, bytes_out, F_U64),
+	FT(macc_ctl_peer, sealed, F_BOOL),
+	FT(macc_ctl_peer, excluded_nonfinite, F_U64),
+	FT(macc_ctl_peer, excluded_distance, F_U64),
+	FT(macc_ctl_peer, excluded_quarantined, F_U64),
+	FT(macc_ctl_peer, clipped, F_U64),
+	FT(macc_ctl_peer, quarantined, F_BOOL),
+	FT(macc_ctl_peer, quarantine_until, F_U64),
+	FT(macc_ctl_peer, quarantines, F_U64),
+};
+
+/* The audit reply's header ("entries" is handled separately) and one entry. */
+static const struct field audit_fields[] = {
+	FT(macc_ctl_audit, enabled, F_BOOL),
+	FS(macc_ctl_audit, k, file),
+	FT(macc_ctl_audit, total, F_U64),
+	FT(macc_ctl_audit, written, F_U64),
+	FT(macc_ctl_audit, errors, F_U64),
+};
+
+static const struct field audit_entry_fields[] = {
+	FT(macc_ctl_audit_entry, seq, F_U64),
+	FT(macc_ctl_audit_entry, time_ms, F_U64),
+	FT(macc_ctl_audit_entry, round, F_U64),
+	FS(macc_ctl_audit_entry, k, reason),
+	FS(macc_ctl_audit_entry, k, peer),
+	FS(macc_ctl_audit_entry, k, key),
+	FS(macc_ctl_audit_entry, k, digest),
+	FT(macc_ctl_audit_entry, body_len, F_U64),
+	FS(macc_ctl_audit_entry, k, evidence),
 };
 
 #define NF(t) (sizeof(t) / sizeof((t)[0]))
@@ -243,6 +274,9 @@ void macc_ctl_reply_finish(struct macc_ctl_reply *r)
 	}
 	free(r->peers);
 	free(r->text);
+	free(r->audit.entries);
+	r->audit.entries = NULL;
+	r->audit.nentries = 0;
 	r->peers = NULL;
 	r->npeers = 0;
 	r->text = NULL;
@@ -444,6 +478,10 @@ int macc_ctl_request_encode(const struct macc_ctl_request *r, struct macc_buf *o
 		msgpack_pack_map(&pk, 1);
 		pack_str(&pk, "level");
 		pack_str(&pk, macc_log_level_name(r->level));
+	} else if (r->cmd == MACC_CTL_CMD_AUDIT && r->limit > 0) {
+		msgpack_pack_map(&pk, 1);
+		pack_str(&pk, "limit");
+		msgpack_pack_uint32(&pk, r->limit);
 	} else {
 		msgpack_pack_map(&pk, 0);
 	}
@@ -490,6 +528,15 @@ int macc_ctl_reply_encode(const struct macc_ctl_reply *r, struct macc_buf *out)
 			msgpack_pack_array(&pk, r->npeers);
 			for (size_t i = 0; i < r->npeers; i++) {
 				pack_peer(&pk, &r->peers[i]);
+			}
+			break;
+		case MACC_CTL_DATA_AUDIT:
+			pack_fields(&pk, &r->audit, audit_fields, NF(audit_fields), 1);
+			pack_str(&pk, "entries");
+			msgpack_pack_array(&pk, r->audit.nentries);
+			for (size_t i = 0; i < r->audit.nentries; i++) {
+				pack_fields(&pk, &r->audit.entries[i], audit_entry_fields,
+					    NF(audit_entry_fields), 0);
 			}
 			break;
 		case MACC_CTL_DATA_TEXT:
@@ -891,6 +938,20 @@ int macc_ctl_request_decode(const uint8_t *body, size_t n, struct macc_ctl_reque
 			goto out;
 		}
 		ret->level = level;
+	} else if (ci->cmd == MACC_CTL_CMD_AUDIT && args != NULL && args->via.map.size != 0) {
+		const msgpack_object *lim = map_get(args, "limit");
+		uint64_t l;
+
+		if (lim == NULL || args->via.map.size != 1) {
+			r = macc_errf(err, MACC_ESPEC, "audit: unknown argument (it takes 'limit')");
+			goto out;
+		}
+		if (!get_u64(lim, &l) || l < 1 || l > MACC_CTL_AUDIT_MAX) {
+			r = macc_errf(err, MACC_ESPEC, "audit: 'limit' must be an integer from 1 to %d",
+				      MACC_CTL_AUDIT_MAX);
+			goto out;
+		}
+		ret->limit = (uint32_t)l;
 	} else if (args != NULL && args->via.map.size != 0) {
 		r = macc_errf(err, MACC_ESPEC, "%s takes no arguments", ci->name);
 		goto out;
@@ -979,6 +1040,34 @@ int macc_ctl_reply_decode(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd,
 		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
 			r = unpack_peer(&arr->via.array.ptr[i], &rep.peers[i], err);
 			rep.npeers = i + 1;
+		}
+		break;
+	}
+	case MACC_CTL_DATA_AUDIT: {
+		const msgpack_object *arr = map_get(data, "entries");
+
+		r = unpack_fields(data, &rep.audit, audit_fields, NF(audit_fields), "audit", err);
+		if (r < 0) {
+			break;
+		}
+		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY ||
+		    arr->via.array.size > MACC_CTL_AUDIT_MAX) {
+			r = macc_errf(err, MACC_EMALFORMED, "audit: missing or oversized 'entries' "
+				      "array");
+			break;
+		}
+		if (arr->via.array.size > 0) {
+			rep.audit.entries = calloc(arr->via.array.size, sizeof(*rep.audit.entries));
+			if (rep.audit.entries == NULL) {
+				r = macc_errf(err, -ENOMEM, "out of memory");
+				break;
+			}
+		}
+		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
+			r = unpack_fields(&arr->via.array.ptr[i], &rep.audit.entries[i],
+					  audit_entry_fields, NF(audit_entry_fields), "audit entry",
+					  err);
+			rep.audit.nentries = i + 1;
 		}
 		break;
 	}
@@ -1185,6 +1274,46 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 		    "Neighbour states that missed their round (weight folded into self).",
 		    m->neighbours_missed_total));
 	TRY(counter(out, "macc_checkpoints_total", "Checkpoints written.", m->checkpoints_total));
+	TRY(head(out, "macc_states_excluded_total", "counter",
+		 "Neighbour states robust mixing left out of a round, by reason."));
+	TRY(bprintf(out, "macc_states_excluded_total{reason=\"nonfinite\"} %llu\n"
+		    "macc_states_excluded_total{reason=\"distance\"} %llu\n"
+		    "macc_states_excluded_total{reason=\"quarantined\"} %llu\n",
+		    (unsigned long long)m->excluded_nonfinite_total,
+		    (unsigned long long)m->excluded_distance_total,
+		    (unsigned long long)m->excluded_quarantined_total));
+	TRY(counter(out, "macc_states_clipped_total", "Neighbour states mixed after clipping.",
+		    m->clipped_total));
+	TRY(counter(out, "macc_quarantines_total", "Quarantines of neighbours started.",
+		    m->quarantines_total));
+	if (npeers > 0) {
+		TRY(head(out, "macc_peer_quarantined", "gauge",
+			 "1 if the peer is in quarantine (its states are not mixed)."));
+		for (size_t i = 0; i < npeers; i++) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			TRY(bprintf(out, "macc_peer_quarantined{peer=\"%s\"} %d\n", n1,
+				    peers[i].quarantined));
+		}
+		TRY(head(out, "macc_peer_states_excluded_total", "counter",
+			 "States of the peer robust mixing left out, by reason."));
+		for (size_t i = 0; i < npeers; i++) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			TRY(bprintf(out, "macc_peer_states_excluded_total{peer=\"%s\","
+				    "reason=\"nonfinite\"} %llu\n"
+				    "macc_peer_states_excluded_total{peer=\"%s\","
+				    "reason=\"distance\"} %llu\n"
+				    "macc_peer_states_excluded_total{peer=\"%s\","
+				    "reason=\"quarantined\"} %llu\n",
+				    n1, (unsigned long long)peers[i].excluded_nonfinite, n1,
+				    (unsigned long long)peers[i].excluded_distance, n1,
+				    (unsigned long long)peers[i].excluded_quarantined));
+		}
+	}
+	TRY(counter(out, "macc_audit_entries_total", "Audit trail entries written.",
+		    m->audit_entries_total));
+	TRY(counter(out, "macc_audit_errors_total",
+		    "Audit trail entries that could not be written (disk errors).",
+		    m->audit_errors_total));
 	TRY(head(out, "macc_round_seconds", "histogram", "Wall time of a round."));
 	for (size_t i = 0; i < MACC_CTL_ROUND_BUCKETS; i++) {
 		cum += m->round_seconds_bucket[i];

@@ -1121,6 +1121,50 @@ static void state_header(uint8_t out[STATE_HDR_LEN], const struct macc_pubkey *s
 	memcpy(p, digest, MACC_DIGEST_BYTES);
 }
 
+void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
+			    const uint8_t sender_nonce[MACC_NONCE_BYTES],
+			    const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
+			    const uint8_t digest[MACC_DIGEST_BYTES],
+			    uint8_t out[MACC_STATE_SIGNED_BYTES])
+{
+	_Static_assert(STATE_HDR_LEN == MACC_STATE_SIGNED_BYTES, "signed STATE text length");
+	state_header(out, sender, receiver, sender_nonce, receiver_nonce, round, digest);
+}
+
+int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *text, size_t len,
+			     const uint8_t sig[MACC_SIG_BYTES], const uint8_t *body,
+			     size_t body_len, uint64_t *ret_round, struct macc_errmsg *err)
+{
+	uint8_t digest[MACC_DIGEST_BYTES];
+	uint64_t round = 0;
+
+	if (len != STATE_HDR_LEN || memcmp(text, state_ctx, sizeof(state_ctx) - 1) != 0 ||
+	    text[MACC_STATE_SIGNED_ROUND - 1] != MACC_MSG_STATE) {
+		return macc_errf(err, MACC_EMALFORMED, "not a signed STATE text (%zu bytes)", len);
+	}
+	if (memcmp(text + MACC_STATE_SIGNED_SENDER, sender->bytes, MACC_PUBKEY_BYTES) != 0) {
+		return macc_errf(err, MACC_EMALFORMED, "the signed text names another sender");
+	}
+	for (int i = 0; i < 8; i++) {
+		round = round << 8 | text[MACC_STATE_SIGNED_ROUND + i];
+	}
+	if (macc_verify(sender, text, len, sig) != 0) {
+		return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: bad signature",
+				 (unsigned long long)round);
+	}
+	if (body != NULL) {
+		macc_blake2b(digest, sizeof(digest), body, body_len);
+		if (!macc_ct_equal(digest, text + MACC_STATE_SIGNED_DIGEST, sizeof(digest))) {
+			return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: the payload does "
+					 "not match the signed digest", (unsigned long long)round);
+		}
+	}
+	if (ret_round != NULL) {
+		*ret_round = round;
+	}
+	return 0;
+}
+
 /* Both directions' epoch-0 keys from our ephemeral key pair and the peer's ephemeral key. */
 static int seal_derive(const struct macc_session *s, const struct macc_hello *h,
 		       struct macc_seal_dir *rx, struct macc_seal_dir *tx)

@@ -20,13 +20,20 @@
  * following the daemon's (a mismatch the daemon must refuse). `--garbage` ends with a frame of
  * random bytes on the sealed session, which must fail to open (bad_signature, session closed).
  *
+ * With `--poison LIST` it does none of that: it is a correctly signed poisoning neighbour (issue
+ * 12). For every round-k STATE the daemon sends it, it answers with a valid, signed STATE of
+ * round k whose x (and momentum) is the daemon's own state under the next attack of LIST
+ * (comma-separated, used in turn): `signflip` (-z) or `scale:S` (S * z). Robust mixing must
+ * exclude these by distance and quarantine the sender; it runs for --rounds rounds and prints
+ * "sent poison N".
+ *
  * It prints what it sent, one "sent REASON COUNT" line per reason the daemon should count it
  * under (macc_errname names), and "phase NAME start|end" lines that the test script follows, to
  * stdout (line-buffered). Every wait is bounded; it exits 0 when every phase ran, 1 on a
  * handshake or socket failure, 2 on a usage error.
  *
  * usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] [--loris-ms MS]
- *                  [--seal auto|yes|no] [--garbage]
+ *                  [--seal auto|yes|no] [--garbage] [--poison signflip|scale:S[,...]]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +76,7 @@ struct adv {
 	bool have_sent;
 	/* counts of what was sent, by the reason the daemon should count it under */
 	unsigned long forged, wrong_n, truncated, future, replays, nonfinite, echoes, pings;
+	unsigned long poison;
 };
 
 static int send_all(int fd, const void *p, size_t n)
@@ -475,6 +483,96 @@ static int phase_mixed(struct adv *a, unsigned rounds)
 	return done == rounds ? 0 : MACC_ETIMEOUT;
 }
 
+#define POISON_MAX 8
+
+/* Parse "signflip" / "scale:S" items separated by commas into factors (-1 for signflip). */
+static int parse_poison(const char *spec, double *f, int *ret_n)
+{
+	char buf[256], *save = NULL, *tok;
+	int n = 0;
+
+	if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf)) {
+		return -1;
+	}
+	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		char *end = NULL;
+
+		if (n == POISON_MAX) {
+			return -1;
+		}
+		if (strcmp(tok, "signflip") == 0) {
+			f[n++] = -1.0;
+		} else if (strncmp(tok, "scale:", 6) == 0) {
+			f[n] = strtod(tok + 6, &end);
+			if (end == tok + 6 || *end != '\0' || !isfinite(f[n])) {
+				return -1;
+			}
+			n++;
+		} else {
+			return -1;
+		}
+	}
+	*ret_n = n;
+	return n > 0 ? 0 : -1;
+}
+
+/* Answer each daemon round with a correctly signed, poisoned state of that round. */
+static int phase_poison(struct adv *a, unsigned rounds, const double *f, int nf)
+{
+	struct macc_buf fr;
+	unsigned done = 0;
+	uint64_t end = macc_now_ms() + 120000;
+	float *px = calloc(a->n, sizeof(float)), *pv = calloc(a->n, sizeof(float));
+	int rc = 0;
+
+	macc_buf_init(&fr, 0);
+	if (px == NULL || pv == NULL) {
+		rc = -ENOMEM;
+	}
+	printf("phase poison start\n");
+	while (rc == 0 && done < rounds && macc_now_ms() < end) {
+		uint8_t *in = NULL;
+		size_t fl = 0;
+		int64_t r;
+		float s;
+
+		rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
+		if (rc <= 0) {
+			rc = rc == 0 ? MACC_ETIMEOUT : rc;
+			break;
+		}
+		rc = on_frame(a, in, fl, &r);
+		free(in);
+		if (rc < 0 || r < 0 || (a->have_sent && (uint64_t)r <= a->last_sent_round)) {
+			continue;
+		}
+		s = (float)f[done % (unsigned)nf];
+		for (size_t i = 0; i < a->n; i++) {
+			px[i] = s * a->x[i];
+			pv[i] = s * a->v[i];
+		}
+		rc = state_frame(a, (uint64_t)r, a->n, px, a->mom ? pv : NULL, &fr);
+		if (rc == 0) {
+			rc = send_frame(a, &fr);
+		}
+		if (rc == 0) {
+			a->poison++;
+			a->last_sent_round = (uint64_t)r;
+			a->have_sent = true;
+			done++;
+		}
+	}
+	macc_buf_finish(&fr);
+	free(px);
+	free(pv);
+	printf("phase poison end: %u rounds\n", done);
+	if (rc < 0) {
+		fprintf(stderr, "adversary: poison phase: %s\n", macc_strerror(rc));
+		return rc;
+	}
+	return done == rounds ? 0 : MACC_ETIMEOUT;
+}
+
 /* Drain whatever the daemon sent, without blocking. */
 static void drain(struct adv *a)
 {
@@ -573,7 +671,8 @@ static int phase_garbage(struct adv *a)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] "
-		   "[--loris-ms MS] [--seal auto|yes|no] [--garbage]\n");
+		   "[--loris-ms MS] [--seal auto|yes|no] [--garbage] "
+		   "[--poison signflip|scale:S[,...]]\n");
 }
 
 int main(int argc, char **argv)
@@ -583,6 +682,7 @@ int main(int argc, char **argv)
 		{"rounds", required_argument, NULL, 'r'}, {"flood-ms", required_argument, NULL, 'f'},
 		{"loris-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
 		{"seal", required_argument, NULL, 's'},   {"garbage", no_argument, NULL, 'g'},
+		{"poison", required_argument, NULL, 'p'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *key = NULL, *target = NULL;
@@ -591,11 +691,13 @@ int main(int argc, char **argv)
 	struct macc_errmsg e;
 	int c, rc, status = 1;
 	bool garbage = false;
+	double poison[POISON_MAX];
+	int npoison = 0;
 
 	memset(&a, 0, sizeof(a));
 	a.fd = -1;
 	a.seal_mode = -1;
-	while ((c = getopt_long(argc, argv, "k:c:r:f:l:hs:g", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:c:r:f:l:hs:gp:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': key = optarg; break;
 		case 'c': target = optarg; break;
@@ -603,6 +705,12 @@ int main(int argc, char **argv)
 		case 'f': flood_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'l': loris_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'g': garbage = true; break;
+		case 'p':
+			if (parse_poison(optarg, poison, &npoison) < 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
 		case 's':
 			if (strcmp(optarg, "yes") == 0 || strcmp(optarg, "no") == 0) {
 				a.seal_mode = strcmp(optarg, "yes") == 0;
@@ -637,6 +745,12 @@ int main(int argc, char **argv)
 	a.v = calloc(a.n, sizeof(float));
 	if (a.x == NULL || a.v == NULL || a.n < 2) {
 		fprintf(stderr, "adversary: no memory or model too small\n");
+		goto out;
+	}
+	if (npoison > 0) {
+		rc = phase_poison(&a, rounds, poison, npoison);
+		printf("sent poison %lu\n", a.poison);
+		status = rc == 0 ? 0 : 1;
 		goto out;
 	}
 	rc = phase_mixed(&a, rounds);

@@ -22,13 +22,15 @@ static void check_request(const uint8_t *body, size_t n)
 	struct macc_buf buf;
 
 	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
 	if (macc_ctl_request_decode(body, n, &a, &err) != 0) {
 		return;
 	}
 	macc_buf_init(&buf, 0);
 	if (macc_ctl_request_encode(&a, &buf) != 0 ||
 	    macc_ctl_request_decode(buf.data + 4, buf.len - 4, &b, &err) != 0 || b.id != a.id ||
-	    b.cmd != a.cmd || (a.cmd == MACC_CTL_CMD_LOG_LEVEL && a.level != b.level)) {
+	    b.cmd != a.cmd || (a.cmd == MACC_CTL_CMD_LOG_LEVEL && a.level != b.level) ||
+	    b.limit != a.limit) {
 		abort();
 	}
 	macc_buf_finish(&buf);
@@ -63,6 +65,15 @@ static void check_reply(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd)
 	}
 	if (a.text_len > 0 && memcmp(a.text, b.text, a.text_len) != 0) {
 		abort();
+	}
+	if (a.audit.nentries != b.audit.nentries || a.audit.total != b.audit.total ||
+	    a.audit.enabled != b.audit.enabled || strcmp(a.audit.file, b.audit.file) != 0) {
+		abort();
+	}
+	for (size_t i = 0; i < a.audit.nentries; i++) {
+		if (memcmp(&a.audit.entries[i], &b.audit.entries[i], sizeof(a.audit.entries[i])) != 0) {
+			abort();
+		}
 	}
 	macc_ctl_reply_finish(&a);
 	macc_ctl_reply_finish(&b);

@@ -72,7 +72,7 @@ fi
 # --- help and version -----------------------------------------------------------------------
 expect_rc 0 help
 for c in status peers start stop pause resume checkpoint eval metrics watch reload log-level \
-	version genkey pubkey help; do
+	version audit verify-audit genkey pubkey help; do
 	grep -Eq "^  $c( |$)" "$OUT" || bad "help does not list '$c'"
 done
 ok "help lists every command"
@@ -137,8 +137,9 @@ expect_rc 0 --json status && jcheck "$OUT" "d['name'] == 'agent1' and d['peers_u
 SOCK="$A/agent0/ctl.sock"
 
 # --- peers ----------------------------------------------------------------------------------
-PEER_KEYS="['bytes_in', 'bytes_out', 'endpoint', 'key', 'last_round', 'name', 'rejected', \
-'rtt_ms', 'session', 'weight']"
+PEER_KEYS="['bytes_in', 'bytes_out', 'clipped', 'endpoint', 'excluded', 'key', 'last_round', \
+'name', 'quarantine_until', 'quarantined', 'quarantines', 'rejected', 'rtt_ms', 'sealed', \
+'session', 'weight']"
 pub1=$(cat "$A/agent1/agent.pub")
 expect_rc 0 peers
 if grep -Eq "^NAME +ENDPOINT +KEY +SESSION" "$OUT" &&
@@ -159,6 +160,11 @@ d['peers'][0]['key'] == '$pub1' and d['peers'][0]['last_round'] > 0 and \
 d['peers'][0]['bytes_in'] > 0 and d['peers'][0]['bytes_out'] > 0 and \
 d['peers'][0]['weight'] == 0.5 and isinstance(d['peers'][0]['rejected'], dict)" \
 	"peers --json: agent1 up, its key and endpoint, traffic counted, weight 0.5"
+jcheck "$OUT" "d['peers'][0]['sealed'] is True and \
+d['peers'][0]['excluded'] == {'nonfinite': 0, 'distance': 0, 'quarantined': 0} and \
+d['peers'][0]['quarantined'] is False and d['peers'][0]['quarantines'] == 0 and \
+d['peers'][0]['quarantine_until'] == 0 and d['peers'][0]['clipped'] == 0" \
+	"peers --json: session sealed (encrypt = yes), nothing excluded, not quarantined"
 # The issue lists RTT among what `peers` shows; a training session is never idle, so it must
 # be measured without waiting for idleness.
 up=$(status_field uptime_s)
@@ -175,7 +181,10 @@ REQUIRED_METRICS=(macc_up macc_state macc_rounds_total:counter macc_epoch macc_s
 	'macc_peer_up{peer="agent1"}' macc_peer_rtt_seconds macc_peer_last_round
 	macc_peer_bytes_sent_total macc_peer_bytes_received_total
 	macc_messages_rejected_total:counter macc_round_seconds:histogram
-	'macc_state{state="training"}')
+	'macc_state{state="training"}' 'macc_states_excluded_total{reason="distance"}'
+	macc_states_excluded_total:counter macc_states_clipped_total macc_quarantines_total:counter
+	'macc_peer_quarantined{peer="agent1"}' macc_peer_states_excluded_total
+	macc_audit_entries_total:counter macc_audit_errors_total)
 expect_rc 0 metrics
 cp "$OUT" "$WORK/metrics.txt"
 if "$PY" "$HELPER" prom "$WORK/metrics.txt" "${REQUIRED_METRICS[@]}"; then
@@ -193,6 +202,24 @@ jcheck "$OUT" "list(d) == ['metrics'] and d['metrics'].startswith('# HELP')" \
 	"metrics --json is {\"metrics\": TEXT}"
 "$PY" "$HELPER" prom "$WORK/metrics.json" "${REQUIRED_METRICS[@]}" &&
 	ok "metrics --json text is well-formed too" || bad "metrics --json text"
+
+# --- audit, verify-audit (audit = no here; tests/faults/test_poison.sh has a real trail) ------
+AUDIT_KEYS="['enabled', 'entries', 'errors', 'file', 'total', 'written']"
+expect_rc 0 --json audit
+jcheck "$OUT" "sorted(d) == sorted($AUDIT_KEYS) and d['enabled'] is False and \
+d['entries'] == [] and d['total'] == 0 and d['file'].endswith('/audit.log')" \
+	"audit --json: exactly the documented keys, off, empty"
+expect_rc 0 audit 5 && grep -q "^audit trail: off" "$OUT" && ok "audit (human), with a COUNT" ||
+	bad "audit (human): $(cat "$OUT")"
+expect_rc 2 audit 0 && grep -q "COUNT must be" "$ERR" && ok "audit 0: usage error, exit 2" ||
+	bad "audit 0: $(cat "$ERR")"
+expect_rc 2 verify-audit && ok "verify-audit without FILE: exit 2"
+expect_rc 1 verify-audit "$WORK/no-such-audit.log" && grep -q "no-such-audit.log" "$ERR" &&
+	ok "verify-audit of a missing file: exit 1 naming it" || bad "verify-audit missing: $(cat "$ERR")"
+: >"$WORK/empty-audit.log"
+expect_rc 0 --json verify-audit "$WORK/empty-audit.log"
+jcheck "$OUT" "d['ok'] is True and d['entries'] == 0 and d['error'] is None" \
+	"verify-audit --json of an empty log: ok, 0 entries"
 
 # --- log-level, eval, checkpoint ------------------------------------------------------------
 expect_rc 0 log-level debug && grep -q "log level set to debug" "$OUT" && ok "log-level debug"

@@ -577,6 +577,82 @@ static void test_encrypt(void **state)
 			 MACC_ECONFIG);
 }
 
+/* Robust mixing and the audit trail (issue 12): defaults, good values, clear errors, which keys
+ * a reload applies and which need a restart. */
+static void test_robust_audit(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "[train]\naggregation = median\n", "expected mean, clip:TAU" },
+		{ "[train]\naggregation = clip:0\n", "TAU > 0" },
+		{ "[train]\naggregation = clip:nan\n", "TAU > 0" },
+		{ "[train]\naggregation = clip:\n", "TAU > 0" },
+		{ "[train]\naggregation = trimmed:0\n", "B from 1 to 64" },
+		{ "[train]\naggregation = trimmed:65\n", "B from 1 to 64" },
+		{ "[train]\naggregation = trimmed:1\n", "needs at least 3 peers" },
+		{ "[train]\nscreen_factor = -1\n", "screen_factor" },
+		{ "[train]\nscreen_factor = inf\n", "finite" },
+		{ "audit = sometimes\n", "expected yes or no" },
+		{ "audit_max_bytes = 100\n", "out of range" },
+		{ "audit_files = 0\n", "audit_files" },
+		{ "audit_evidence = yes\n", "needs audit = yes" },
+	};
+	struct macc_config c, d;
+	struct macc_errmsg e;
+	struct macc_config_diff df;
+	char text[512];
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=solo\n", &c, &e), 0);
+	assert_string_equal(c.aggregation, "mean");
+	assert_false(c.has_screen_factor);
+	assert_int_equal(c.trim_b, 0);
+	assert_false(c.audit);
+	assert_false(c.audit_evidence);
+	assert_true(c.audit_max_bytes == 1u << 20);
+	assert_int_equal(c.audit_files, 4);
+	macc_config_finish(&c);
+	assert_int_equal(parse("[agent]\nname=solo\naudit = yes\naudit_max_bytes = 8192\n"
+			       "audit_files = 2\naudit_evidence = yes\n"
+			       "audit_evidence_max_bytes = 1000000\n[train]\n"
+			       "aggregation = clip:0.5\nscreen_factor = 4\n", &c, &e), 0);
+	assert_string_equal(c.aggregation, "clip:0.5");
+	assert_true(c.has_screen_factor && c.screen_factor == 4.0);
+	assert_true(c.audit && c.audit_evidence);
+	assert_true(c.audit_max_bytes == 8192 && c.audit_files == 2);
+	assert_true(c.audit_evidence_max_bytes == 1000000);
+	/* a reload may change the rule and the factor ... */
+	assert_int_equal(parse("[agent]\nname=solo\naudit = yes\naudit_max_bytes = 8192\n"
+			       "audit_files = 2\naudit_evidence = yes\n"
+			       "audit_evidence_max_bytes = 1000000\n[train]\n"
+			       "aggregation = clip:auto\n", &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	/* ... but not the audit trail */
+	assert_int_equal(parse("[agent]\nname=solo\n[train]\naggregation = clip:0.5\n"
+			       "screen_factor = 4\n", &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "audit");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+	/* trimmed:1 with three peers */
+	snprintf(text, sizeof(text), "[agent]\nname=solo\n[train]\naggregation = trimmed:1\n"
+		 "[peer]\nname=a\nendpoint=h:1\npublic_key=%s\n[peer]\nname=b\nendpoint=h:2\n"
+		 "public_key=%s\n[peer]\nname=c\nendpoint=h:3\npublic_key=%s\n", K1, K2, K3);
+	assert_int_equal(parse(text, &c, &e), 0);
+	assert_int_equal(c.trim_b, 1);
+	macc_config_finish(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nname=solo\n%s", bad[i][0]);
+		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
+		if (strstr(e.text, bad[i][1]) == NULL) {
+			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
+		}
+	}
+}
+
 static void test_endpoint(void **state)
 {
 	struct macc_endpoint ep;
@@ -609,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_own_key),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encrypt),
+		cmocka_unit_test(test_robust_audit),
 		cmocka_unit_test(test_endpoint),
 	};
 

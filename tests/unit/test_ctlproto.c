@@ -67,7 +67,7 @@ static void test_request_roundtrip(void **state)
 	(void)state;
 	for (int c = 0; c < MACC_CTL_CMD_COUNT; c++) {
 		struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, 1000 + (uint64_t)c,
-					      (enum macc_ctl_cmd)c, MACC_LOG_DEBUG };
+					      (enum macc_ctl_cmd)c, MACC_LOG_DEBUG, 0 };
 		struct macc_ctl_request d;
 		struct macc_errmsg e;
 		struct macc_buf b;
@@ -89,7 +89,7 @@ static void test_request_roundtrip(void **state)
 		macc_buf_finish(&b);
 	}
 	/* An encoder refuses an out-of-range command. */
-	struct macc_ctl_request bad = { 1, 1, MACC_CTL_CMD_COUNT, 0 };
+	struct macc_ctl_request bad = { 1, 1, MACC_CTL_CMD_COUNT, 0, 0 };
 	struct macc_buf b;
 
 	macc_buf_init(&b, 0);
@@ -434,6 +434,14 @@ static void test_reply_peers(void **state)
 		p[i].weight = 1.0 / 3;
 		p[i].bytes_in = 1ULL << (40 + i);
 		p[i].bytes_out = 17;
+		p[i].sealed = i != 1;
+		p[i].excluded_nonfinite = 3 + (uint64_t)i;
+		p[i].excluded_distance = 1ULL << (33 + i);
+		p[i].excluded_quarantined = 5;
+		p[i].clipped = 100 + (uint64_t)i;
+		p[i].quarantined = i == 2;
+		p[i].quarantine_until = i == 2 ? 77 : 0;
+		p[i].quarantines = (uint64_t)i;
 	}
 	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 3);
 	macc_ctl_peer_add_reject(&p[1], MACC_EREPLAY, 1);
@@ -466,6 +474,14 @@ static void test_reply_peers(void **state)
 		assert_true(d.peers[i].weight == p[i].weight);
 		assert_true(d.peers[i].bytes_in == p[i].bytes_in);
 		assert_int_equal(d.peers[i].bytes_out, 17);
+		assert_int_equal(d.peers[i].sealed, p[i].sealed);
+		assert_int_equal(d.peers[i].excluded_nonfinite, p[i].excluded_nonfinite);
+		assert_true(d.peers[i].excluded_distance == p[i].excluded_distance);
+		assert_int_equal(d.peers[i].excluded_quarantined, 5);
+		assert_int_equal(d.peers[i].clipped, p[i].clipped);
+		assert_int_equal(d.peers[i].quarantined, p[i].quarantined);
+		assert_int_equal(d.peers[i].quarantine_until, p[i].quarantine_until);
+		assert_int_equal(d.peers[i].quarantines, p[i].quarantines);
 		assert_int_equal(d.peers[i].nrejected, p[i].nrejected);
 		for (size_t k = 0; k < p[i].nrejected; k++) {
 			assert_string_equal(d.peers[i].rejected[k].reason, p[i].rejected[k].reason);
@@ -483,6 +499,116 @@ static void test_reply_peers(void **state)
 	roundtrip_reply(&r, MACC_CTL_CMD_PEERS, &d);
 	assert_int_equal(d.npeers, 0);
 	macc_ctl_reply_finish(&d);
+}
+
+/* audit: the limit argument (default, bounds, strictness) and the reply's entries. */
+static void test_audit(void **state)
+{
+	struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, 9, MACC_CTL_CMD_AUDIT, 0, 0 };
+	struct macc_ctl_request d;
+	struct macc_ctl_reply rep, back;
+	struct macc_ctl_audit_entry ent[3];
+	struct macc_errmsg e;
+	struct macc_buf b;
+	struct mp m;
+
+	(void)state;
+	/* no argument: limit 0 (the daemon's default) */
+	memset(&d, 0, sizeof(d));
+	encode_req(&r, &b);
+	assert_int_equal(macc_ctl_request_decode(b.data + 4, b.len - 4, &d, &e), 0);
+	assert_int_equal(d.cmd, MACC_CTL_CMD_AUDIT);
+	assert_int_equal(d.limit, 0);
+	macc_buf_finish(&b);
+	r.limit = 7;
+	encode_req(&r, &b);
+	assert_int_equal(macc_ctl_request_decode(b.data + 4, b.len - 4, &d, &e), 0);
+	assert_int_equal(d.limit, 7);
+	for (size_t k = 0; k < b.len - 4; k++) {
+		assert_int_equal(macc_ctl_request_decode(b.data + 4, k, &d, &e), MACC_EMALFORMED);
+	}
+	macc_buf_finish(&b);
+	/* out of range, mistyped, unknown argument */
+	for (int t = 0; t < 4; t++) {
+		memset(&m, 0, sizeof(m));
+		mp_map(&m, 4);
+		mp_str(&m, "v");
+		mp_uint(&m, 1);
+		mp_str(&m, "id");
+		mp_uint(&m, 3);
+		mp_str(&m, "cmd");
+		mp_str(&m, "audit");
+		mp_str(&m, "args");
+		mp_map(&m, 1);
+		mp_str(&m, t == 3 ? "limits" : "limit");
+		if (t == 0) {
+			mp_uint(&m, 0);
+		} else if (t == 1) {
+			mp_byte(&m, 0xcd); /* uint 16: MACC_CTL_AUDIT_MAX + 1 */
+			mp_byte(&m, (MACC_CTL_AUDIT_MAX + 1) >> 8);
+			mp_byte(&m, (MACC_CTL_AUDIT_MAX + 1) & 0xff);
+		} else {
+			mp_str(&m, "5");
+		}
+		assert_int_equal(macc_ctl_request_decode(m.b, m.n, &d, &e), MACC_ESPEC);
+		assert_non_null(strstr(e.text, "audit"));
+	}
+	/* the reply */
+	memset(ent, 0, sizeof(ent));
+	for (int i = 0; i < 3; i++) {
+		ent[i].seq = 10 + (uint64_t)i;
+		ent[i].time_ms = 1700000000000ULL + (uint64_t)i;
+		ent[i].round = 40 + (uint64_t)i;
+		snprintf(ent[i].reason, sizeof(ent[i].reason), i ? "distance" : "nonfinite");
+		snprintf(ent[i].peer, sizeof(ent[i].peer), "mallory");
+		strcpy(ent[i].key, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+		memset(ent[i].digest, 'a' + i, 64);
+		ent[i].body_len = 1900000;
+		if (i == 1) {
+			snprintf(ent[i].evidence, sizeof(ent[i].evidence), "00000000000000000011.body");
+		}
+	}
+	macc_ctl_reply_init(&rep);
+	rep.kind = MACC_CTL_DATA_AUDIT;
+	rep.audit.enabled = true;
+	snprintf(rep.audit.file, sizeof(rep.audit.file), "/var/lib/macc/audit.log");
+	rep.audit.total = 123;
+	rep.audit.written = 3;
+	rep.audit.errors = 1;
+	rep.audit.entries = ent;
+	rep.audit.nentries = 3;
+	roundtrip_reply(&rep, MACC_CTL_CMD_AUDIT, &back);
+	assert_true(back.audit.enabled);
+	assert_string_equal(back.audit.file, "/var/lib/macc/audit.log");
+	assert_int_equal(back.audit.total, 123);
+	assert_int_equal(back.audit.written, 3);
+	assert_int_equal(back.audit.errors, 1);
+	assert_int_equal(back.audit.nentries, 3);
+	assert_memory_equal(back.audit.entries, ent, sizeof(ent));
+	macc_ctl_reply_finish(&back);
+	assert_null(back.audit.entries);
+	rep.audit.entries = NULL;
+	rep.audit.nentries = 0;
+	rep.audit.enabled = false;
+	roundtrip_reply(&rep, MACC_CTL_CMD_AUDIT, &back);
+	assert_false(back.audit.enabled);
+	assert_int_equal(back.audit.nentries, 0);
+	macc_ctl_reply_finish(&back);
+	/* a reply whose entries are not an array */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 4);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 3);
+	mp_str(&m, "status");
+	mp_uint(&m, 0);
+	mp_str(&m, "data");
+	mp_map(&m, 1);
+	mp_str(&m, "entries");
+	mp_uint(&m, 4);
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_AUDIT, &back, &e),
+			 MACC_EMALFORMED);
 }
 
 static void test_reply_progress_and_text(void **state)
@@ -706,6 +832,7 @@ int main(void)
 		cmocka_unit_test(test_reply_status),
 		cmocka_unit_test(test_reply_error),
 		cmocka_unit_test(test_reply_peers),
+		cmocka_unit_test(test_audit),
 		cmocka_unit_test(test_reply_progress_and_text),
 		cmocka_unit_test(test_reply_bad_data),
 		cmocka_unit_test(test_tables),
