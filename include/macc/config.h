@@ -37,6 +37,13 @@
  *            checkpoint_every = 100 (rounds, 0 = only on SIGTERM)
  *            eval_every = 0 (rounds between test evaluations, 0 = at the end of each epoch)
  *            weights = metropolis (or uniform, or explicit: every peer then needs `weight`)
+ *            algorithm = sgp (push-sum; needs topology)
+ *            schedule = static (or matching, exp-pairs: need topology)
+ *            topology = (unset; the whole graph as for macc-sim --topology, with shard =
+ *            INDEX/COUNT giving this agent's number and the number of agents; the configured
+ *            peers, sorted by public key, are its neighbours in ascending agent number)
+ *            local_steps = 1            compress = none (bf16, int8, topk:F)
+ *            gossip_step = (unset: the compressor's default)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -130,6 +137,13 @@ struct macc_config {
 	uint32_t checkpoint_every;     /* rounds, 0 = only on SIGTERM */
 	uint32_t eval_every;           /* rounds, 0 = every epoch end */
 	enum macc_config_weights weights;
+	/* issue 11 (ALGORITHMS.md "Beyond a fixed undirected graph") */
+	bool sgp;                 /* algorithm = sgp: cdmsgd in push-sum form (algorithm = cdmsgd) */
+	enum macc_schedule_kind schedule;
+	char topology[MACC_CONFIG_SPEC_MAX]; /* whole graph spec; "" = only the configured peers */
+	uint32_t local_steps;     /* H >= 1 */
+	char compress[32];        /* "none", "bf16", "int8", "topk:F" */
+	double gossip_step;       /* CHOCO gamma in (0, 1]; 0 = the compressor's default */
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

@@ -70,6 +70,7 @@ static struct job {
 	struct macc_neighbour *nb;
 	size_t nnb;
 	float self_w;
+	struct edge_step *edge; /* edge.c's step (schedules, push-sum, compression), or NULL */
 	uint64_t ckpt_round;
 	/* outputs */
 	float loss;
@@ -81,6 +82,7 @@ static struct job {
 	struct shared_body *body;
 	struct shared_body *spare; /* a body no write holds any more, for the next encode */
 	int body_rc;
+	struct macc_errmsg body_err;
 } job;
 
 static void start_round(struct macc_agent *a);
@@ -107,6 +109,12 @@ static uint64_t train_config_hash(const struct macc_config *c)
 		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
 		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
 	return fnv1a(0xcbf29ce484222325ull, buf);
+}
+
+/* Whether the round's body is encoded after the gradient (dsgd sends y; local steps change x). */
+static bool late_send(const struct macc_agent *a)
+{
+	return a->after_grad || a->edge.late_send;
 }
 
 static uint32_t shard_index(const struct macc_agent *a)
@@ -146,6 +154,7 @@ static void advance_slots(struct macc_agent *a, uint64_t r)
 			}
 			p->next.full = false;
 		}
+		edge_advance_slots(p, r);
 	}
 }
 
@@ -208,17 +217,19 @@ static void work_cb(uv_work_t *w)
 		}
 		job.dist = cnt > 0 ? dist / (double)cnt : NAN;
 	}
-	if (job.flags & JOB_STEP) {
+	if ((job.flags & JOB_STEP) && job.edge != NULL) {
+		edge_step_work(a, job.edge, job.nb);
+	} else if (job.flags & JOB_STEP) {
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
 	}
 	if (job.flags & JOB_DIST) {
 		/* The digest shown in status and logged at the end: with the distance, not every
 		 * round (it reads every parameter). */
-		job.digest = macc_params_digest(a->x, n);
+		job.digest = macc_params_digest(edge_model(a), n);
 	}
 	if (job.flags & JOB_EVAL) {
-		macc_model_evaluate(a->eval_model, a->x, a->test.x, a->test.y, a->test.n,
+		macc_model_evaluate(a->eval_model, edge_model(a), a->test.x, a->test.y, a->test.n,
 				    &job.eval_loss, &job.eval_acc);
 	}
 	if (job.flags & JOB_CKPT) {
@@ -232,15 +243,21 @@ static void work_cb(uv_work_t *w)
 		macc_batcher_get_state(&a->batcher, &c.batcher);
 		c.rng = a->dropout_rng;
 		c.nparams = n;
-		c.params = a->x;
+		c.params = (float *)edge_model(a); /* push-sum: the de-biased x (edge.c) */
 		c.momentum = a->v;
 		job.ckpt_err.text[0] = '\0';
 		job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
 	}
 	if (job.flags & JOB_GRAD) {
+		float local = a->edge.H > 1 ? edge_local_steps(a) : 0.0f;
+
 		macc_batcher_next(&a->batcher, a->bx, a->by);
-		job.loss = macc_model_train_batch(a->model, a->x, a->g, a->bx, a->by, a->cfg.batch,
-						  (float)a->cfg.weight_decay, &a->dropout_rng);
+		job.loss = macc_model_train_batch(a->model, edge_model(a), a->g, a->bx, a->by,
+						  a->cfg.batch, (float)a->cfg.weight_decay,
+						  &a->dropout_rng);
+		if (a->edge.H > 1) {
+			job.loss = (local + job.loss) / (float)a->edge.H;
+		}
 		if (a->after_grad) {
 			(void)macc_algo_outgoing(a->algo, &a->hp, n, a->x, a->g, a->y);
 		}
@@ -266,7 +283,10 @@ static void work_cb(uv_work_t *w)
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
-			job.body_rc = macc_state_body_encode(&job.body->body, &so);
+			job.body_rc = a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
+			if (job.body_rc == 0) {
+				job.body_rc = macc_state_body_encode(&job.body->body, &so);
+			}
 		}
 	}
 }
@@ -285,6 +305,9 @@ static void broadcast(struct macc_agent *a)
 		struct peer *p = a->peers[i];
 		if (p->known_round_valid && p->known_round > a->round) {
 			continue; /* it is past this round: it would drop the state */
+		}
+		if (!edge_sends_to(a, p)) {
+			continue; /* not this round's partner / not an out-neighbour (edge.c) */
 		}
 		peer_send_body(p);
 	}
@@ -306,6 +329,10 @@ static void finish_run(struct macc_agent *a)
 {
 	a->state = MACC_CTL_STATE_DONE;
 	a->phase = PH_NONE;
+	macc_info(NULL, "traffic: state bytes sent %llu received %llu, resync states sent %llu "
+		  "asked %llu", (unsigned long long)a->edge.bytes_out,
+		  (unsigned long long)a->edge.bytes_in, (unsigned long long)a->edge.resyncs_sent,
+		  (unsigned long long)a->edge.resyncs_asked);
 	macc_info(NULL, "training done: round %llu epoch %.2f test accuracy %.4f test loss %.4f "
 		  "digest=%016llx",
 		  (unsigned long long)a->round, epoch_of(a, a->round), a->test_acc, a->test_loss,
@@ -346,8 +373,16 @@ static void after_work(uv_work_t *w, int status)
 	if (flags & JOB_ENCODE) {
 		if (job.body_rc < 0) {
 			macc_error(NULL, "cannot encode the round state: %s",
-				   macc_strerror(job.body_rc));
+				   job.body_err.text[0] ? job.body_err.text
+							: macc_strerror(job.body_rc));
 			shared_body_unref(job.body);
+			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING) {
+				/* The compressor refuses non-finite values: the model diverged. */
+				snprintf(a->last_error, sizeof(a->last_error), "compress: %.230s",
+					 job.body_err.text);
+				a->state = MACC_CTL_STATE_ERROR;
+			}
+			job.body_err.text[0] = '\0';
 		} else {
 			if (a->body != NULL && a->body->refs == 1 && job.spare == NULL) {
 				job.spare = a->body; /* no write in flight holds it: reuse it */
@@ -367,9 +402,9 @@ static void after_work(uv_work_t *w, int status)
 	if (flags & JOB_GRAD) {
 		a->loss_acc += job.loss;
 		a->loss_n++;
-		a->samples_total += a->cfg.batch;
-		a->metrics.samples_total += a->cfg.batch;
-		if (a->after_grad && a->body_round == a->round && a->body != NULL) {
+		a->samples_total += (uint64_t)a->cfg.batch * a->edge.H;
+		a->metrics.samples_total += (uint64_t)a->cfg.batch * a->edge.H;
+		if (late_send(a) && a->body_round == a->round && a->body != NULL) {
 			broadcast(a);
 		}
 		a->phase = PH_WAIT;
@@ -486,7 +521,8 @@ static void start_round(struct macc_agent *a)
 		finish_run(a);
 		return;
 	}
-	if (!a->after_grad && (a->body == NULL || a->body_round != a->round)) {
+	edge_round_start(a);
+	if (!late_send(a) && (a->body == NULL || a->body_round != a->round)) {
 		/* The body for this round is made on the worker (start, resume, jump). */
 		job.ckpt_round = a->round;
 		queue_job(a, JOB_ENCODE, PH_JOB);
@@ -497,15 +533,18 @@ static void start_round(struct macc_agent *a)
 	a->round_started_ms = macc_now_ms();
 	a->round_timed_out = false;
 	uv_timer_start(&a->round_timer, on_round_timeout, a->cfg.round_timeout_ms, 0);
-	if (!a->after_grad) {
+	if (!late_send(a)) {
 		broadcast(a);
 	}
 	job.ckpt_round = a->round;
-	queue_job(a, JOB_GRAD | (a->after_grad ? JOB_ENCODE : 0), PH_GRAD);
+	queue_job(a, JOB_GRAD | (late_send(a) ? JOB_ENCODE : 0), PH_GRAD);
 }
 
 static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 {
+	if (!edge_expects(a, p)) {
+		return false; /* not this round's partner / not an in-neighbour (edge.c) */
+	}
 	if (p->cur.full && p->cur.round == a->round) {
 		return false;
 	}
@@ -542,7 +581,7 @@ static void do_step(struct macc_agent *a)
 			ahead = p->known_round;
 		}
 	}
-	if (ahead > next && !a->shutdown_req) {
+	if (ahead > next + edge_lag(a) && !a->shutdown_req) {
 		macc_info(NULL, "neighbours are at round %llu: leaving round %llu and rejoining there "
 			  "with this agent's parameters", (unsigned long long)ahead,
 			  (unsigned long long)a->round);
@@ -551,6 +590,11 @@ static void do_step(struct macc_agent *a)
 		a->phase = PH_NONE;
 		start_round(a);
 		return;
+	}
+	job.edge = a->edge.on ? edge_prepare_step(a, nb, &job.nnb) : NULL;
+	if (job.edge != NULL) {
+		job.nb = nb;
+		goto flags;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct peer *p = a->peers[i];
@@ -588,8 +632,9 @@ static void do_step(struct macc_agent *a)
 	job.nb = nb;
 	job.nnb = n;
 	job.self_w = (float)self_w;
+flags:
 	job.ckpt_round = next;
-	flags = JOB_STEP | (a->after_grad ? 0 : JOB_ENCODE);
+	flags = JOB_STEP | (late_send(a) ? 0 : JOB_ENCODE);
 	if (due(next, a->cfg.eval_every) ||
 	    (a->cfg.eval_every == 0 && due(next, a->epoch_rounds)) || next == a->total_rounds ||
 	    a->eval_req) {
@@ -634,9 +679,10 @@ static void check_round(struct macc_agent *a)
 	do_step(a);
 }
 
-void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v)
+void agent_on_state(struct peer *p, const struct macc_state *st)
 {
 	struct macc_agent *a = p->agent;
+	uint64_t round = st->round;
 	struct slot *s;
 
 	p->last_round = (int64_t)round;
@@ -650,13 +696,18 @@ void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint
 		check_round(a);
 		return;
 	}
-	s = round == a->round ? &p->cur : &p->next;
-	if (s->full && s->round == round) {
-		return; /* already have it (re-sent on a new session) */
+	s = round == a->round ? &p->cur : edge_future_slot(p, round);
+	if (s->full && s->round == round &&
+	    !(a->edge.compressed && st->enc == MACC_ENC_F32 && s->enc != MACC_ENC_F32)) {
+		return; /* already have it (re-sent on a new session; a resync state replaces) */
 	}
-	macc_f32le_load(s->x, x, a->nparams);
-	if (a->sends_v && v != NULL) {
-		macc_f32le_load(s->v, v, a->nparams);
+	if (a->edge.on) {
+		edge_store_state(a, s, st);
+	} else {
+		macc_f32le_load(s->x, st->x, a->nparams);
+		if (a->sends_v && st->mom != NULL) {
+			macc_f32le_load(s->v, st->mom, a->nparams);
+		}
 	}
 	s->round = round;
 	s->full = true;
@@ -672,8 +723,13 @@ void agent_on_session_up(struct peer *p)
 {
 	struct macc_agent *a = p->agent;
 
+	if (a->edge.compressed) {
+		/* Compressed exchange: a full resync state first on a new session, unless both
+		 * copies can still be x^0 (edge.c). */
+		p->tx_full = p->tx_any || !a->edge.fresh || a->round > 0;
+	}
 	if (a->state == MACC_CTL_STATE_TRAINING && a->body != NULL && a->body_round == a->round &&
-	    (a->phase == PH_GRAD || a->phase == PH_WAIT) &&
+	    (a->phase == PH_GRAD || a->phase == PH_WAIT) && edge_sends_to(a, p) &&
 	    !(p->known_round_valid && p->known_round > a->round)) {
 		peer_send_body(p);
 	}
@@ -941,6 +997,8 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	st->peers_up = peers_up(a);
 	st->peers_configured = (uint32_t)a->npeers;
 	st->uptime_s = (macc_now_ms() - a->start_ms) / 1000;
+	st->bytes_sent = a->edge.bytes_out;
+	st->bytes_received = a->edge.bytes_in;
 	snprintf(st->digest, sizeof(st->digest), "%016llx", (unsigned long long)a->digest);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	return 0;
@@ -1161,6 +1219,10 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	a->model_hash = macc_model_hash(a->model);
 	a->config_hash = train_config_hash(c);
 	a->frame_max = macc_state_frame_max(np, a->sends_v) + 1024;
+	rc = edge_config(a, err);
+	if (rc < 0) {
+		return rc;
+	}
 
 	macc_info(NULL, "loading data '%s'", c->data);
 	rc = macc_dataset_load(c->data, MACC_SPLIT_TRAIN, &a->train, err);
@@ -1321,7 +1383,15 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
+	rc = edge_setup(a, a->round == 0, err);
+	if (rc < 0) {
+		return rc;
+	}
 	rc = peers_setup(a, err);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = edge_map_peers(a, err);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1381,6 +1451,7 @@ static void free_peer(struct peer *p)
 {
 	slot_free(&p->cur);
 	slot_free(&p->next);
+	edge_peer_finish(p);
 	free(p);
 }
 
@@ -1436,6 +1507,7 @@ void agent_finish(struct macc_agent *a)
 	free(a->scratch);
 	free(a->bx);
 	free(a->by);
+	edge_finish(a);
 	macc_identity_finish(&a->id);
 	macc_config_finish(&a->cfg);
 }
