@@ -542,6 +542,9 @@ static void start_round(struct macc_agent *a)
 
 static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 {
+	if (edge_owes(a, p)) {
+		return true; /* push-sum: our state has not reached this out-neighbour yet */
+	}
 	if (!edge_expects(a, p)) {
 		return false; /* not this round's partner / not an in-neighbour (edge.c) */
 	}

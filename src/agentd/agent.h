@@ -119,6 +119,7 @@ struct peer {
 	bool hat_ok;         /* compressed: our copy of its public vectors is in sync ... */
 	uint64_t hat_next;   /* ... and expects the difference of this round next */
 	bool resync_asked;   /* we closed the session to get a resync; cleared by one */
+	int64_t tx_round;    /* last round whose STATE went to it, -1 none */
 	struct slot *later;  /* push-sum: more future rounds (an in-neighbour may run ahead) */
 	size_t nlater;
 	uint64_t state_bytes_in, state_bytes_out; /* STATE frames, in the clear */
@@ -282,6 +283,7 @@ void edge_peer_finish(struct peer *p);
 const float *edge_model(const struct macc_agent *a);
 bool edge_sends_to(const struct macc_agent *a, const struct peer *p);
 bool edge_expects(const struct macc_agent *a, const struct peer *p);
+bool edge_owes(const struct macc_agent *a, const struct peer *p);
 void edge_round_start(struct macc_agent *a);
 float edge_local_steps(struct macc_agent *a);
 int edge_encode(struct macc_agent *a, struct macc_state_out *so, struct macc_errmsg *err);

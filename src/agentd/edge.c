@@ -396,6 +396,15 @@ bool edge_expects(const struct macc_agent *a, const struct peer *p)
 	return true;
 }
 
+/* Push-sum: an out-neighbour does not wait for us, yet a state that never reaches it loses
+ * mass; so the round does not end before its state was handed to every live out-neighbour that
+ * is not past it (a session that comes up late gets it from agent_on_session_up). */
+bool edge_owes(const struct macc_agent *a, const struct peer *p)
+{
+	return a->edge.pushsum && p->out_nb && p->tx_round < (int64_t)a->round && !p->dead &&
+	       !(p->known_round_valid && p->known_round > a->round);
+}
+
 void edge_round_start(struct macc_agent *a)
 {
 	struct edge *e = &a->edge;

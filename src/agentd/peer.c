@@ -316,6 +316,7 @@ void peer_send_body(struct peer *p)
 	p->state_bytes_out += clear;
 	a->edge.bytes_out += clear;
 	p->tx_any = true;
+	p->tx_round = (int64_t)body->body.round;
 	if (body != a->body) {
 		p->tx_full = false;
 		a->edge.resyncs_sent++;
@@ -1012,6 +1013,7 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 	p->cfg_weight = cp->weight;
 	p->has_weight = cp->has_weight;
 	p->last_round = -1;
+	p->tx_round = -1;
 	p->rtt_ms = -1.0;
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
