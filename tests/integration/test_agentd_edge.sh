@@ -10,7 +10,7 @@
 . "$(dirname "$0")/agentd_lib.sh"
 [ -x "$SIM" ] || { echo "SKIP: macc-sim not built"; exit 77; }
 
-R=${R:-12}
+R=${R:-8}
 printf '# directed ring\n0 -> 1\n1 -> 2\n2 -> 3\n3 -> 0\n' >"$WORK/dring.txt"
 printf '# the 2-cube, numbered as gen.sh --hypercube wires it\n0 1\n0 2\n1 3\n2 3\n' \
 	>"$WORK/cube.txt"
@@ -85,19 +85,19 @@ run_mode pushsum-dmsgd "file:$WORK/dring.txt" --set topology="file:$WORK/dring.t
 # public copy of or at agent2 is out of sync, so full resync states must flow both ways, and
 # the run must end with finite parameters everywhere.
 dir="$WORK/resync"
-gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=400 --set lr=0.05 --set seed=7 \
+gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
 	--set compress=int8 --set checkpoint_every=10 --set round_timeout_ms=2000 \
 	--set dead_peer_timeout_ms=4000
 for j in 0 1 2 3; do
 	: >"$WORK/agent$j.log"
 	start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
 done
-# Progress is logged every 46 rounds (a fifth of an epoch): kill after the second line.
-wait_log "$WORK/agent2.log" "round 92/400" 60 || fail "resync: agent2 did not reach round 92"
+# Progress is logged every 46 rounds (a fifth of an epoch): kill after the first line.
+wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "resync: agent2 did not reach round 46"
 
 kill -9 "$PID_2"
 wait_gone "$PID_2" 10 || fail "resync: agent2 did not die"
-echo "ok: agent2 killed at $(grep -o 'round [0-9]*/400' "$WORK/agent2.log" | tail -n 1)"
+echo "ok: agent2 killed at $(grep -o 'round [0-9]*/200' "$WORK/agent2.log" | tail -n 1)"
 start_agent 2 "$dir/agent2/agentd.conf" --exit-when-done
 for j in 0 1 2 3; do
 	pid_var="PID_$j"
@@ -112,9 +112,9 @@ done
 n=$(grep -c "sent a full resync state" "$WORK/agent2.log" || true)
 [ "$n" -ge 2 ] || fail "resync: the restarted agent2 sent $n resync states, expected one per neighbour"
 for j in 0 1 2 3; do
-	acc=$(sed -n 's/.*training done: round 400 .*test accuracy \([0-9.]*\) .*/\1/p' \
+	acc=$(sed -n 's/.*training done: round 200 .*test accuracy \([0-9.]*\) .*/\1/p' \
 		"$WORK/agent$j.log")
-	[ -n "$acc" ] || fail "resync: agent$j did not end round 400 with a finite test accuracy"
+	[ -n "$acc" ] || fail "resync: agent$j did not end round 200 with a finite test accuracy"
 	echo "ok: resync agent$j done, test accuracy $acc, $(grep -o 'resync states sent.*' \
 		"$WORK/agent$j.log" | tail -n 1)"
 done
