@@ -877,6 +877,16 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 			       "keeping the running configuration", nc.file, d.restart_key);
 		goto out;
 	}
+	for (size_t i = 0; i < d.nchanges && (a->edge.compressed || a->cfg.topology[0] != '\0');
+	     i++) {
+		if (d.changes[i].kind & (MACC_PEER_ADDED | MACC_PEER_REMOVED)) {
+			/* Agent numbers and public copies are laid out per configured peer. */
+			rc = macc_errf(err, MACC_ECONFIG, "%s: peers added or removed with topology "
+				       "or compress set, which needs a restart; keeping the running "
+				       "configuration", nc.file);
+			goto out;
+		}
+	}
 	np = calloc(nc.npeers + 1, sizeof(*np));
 	nallow = calloc(nc.npeers + 1, sizeof(*nallow));
 	if (np == NULL || nallow == NULL) {
