@@ -11,6 +11,8 @@
 #   -p PORT       first TCP port (default 7640)
 #   --set K=V     override a [train] key (model=..., epochs=..., rounds=..., lr=...)
 #   --agent-set K=V  override an [agent] key (log_level=debug)
+#   --hypercube   wire agent J to J xor 1 and J xor 2 (the 2-cube, for schedule = exp-pairs)
+#                 instead of J - 1 and J + 1 (the same 4-cycle, numbered differently)
 # Keys are made with macc-ctl genkey (found via $MACC_CTL, $MACC_BUILD or PATH); existing keys in
 # OUTDIR are kept. deploy/netns/gen-fleet.sh is the general N-agent generator (agents agent1..N,
 # keys in creation order); this one exists for the 0-based names and the key order that make a
@@ -36,6 +38,7 @@ declare -A train=(
 	[threads]="1" # four agents share one host: one compute thread each
 )
 declare -A agentkv=([log_level]="info")
+cube=0
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -51,8 +54,9 @@ while [ $# -gt 0 ]; do
 		agentkv[${kv%%=*}]=${kv#*=}
 		shift
 		;;
+	--hypercube) cube=1 ;;
 	-h | --help)
-		sed -n '2,19p' "$0"
+		sed -n '2,21p' "$0"
 		exit 0
 		;;
 	*)
@@ -139,7 +143,11 @@ for j in 0 1 2 3; do
 		for k in $(printf '%s\n' "${!train[@]}" | sort); do
 			echo "$k = ${train[$k]}"
 		done
-		for nb in $(((j + 3) % 4)) $(((j + 1) % 4)); do
+		nbs="$(((j + 3) % 4)) $(((j + 1) % 4))"
+		if [ "$cube" = 1 ]; then
+			nbs="$((j ^ 1)) $((j ^ 2))"
+		fi
+		for nb in $nbs; do
 			echo
 			echo "[peer]"
 			echo "name = agent$nb"

@@ -44,6 +44,13 @@
  *            aggregation = mean (or clip:TAU, clip:auto, trimmed:B with 2B+1 <= peers)
  *            screen_factor = (unset: 0 for mean, i.e. no distance screening, else 10)
  *            Reload applies new aggregation / screen_factor; the audit keys need a restart.
+ *            algorithm = sgp (push-sum; needs topology)
+ *            schedule = static (or matching, exp-pairs: need topology)
+ *            topology = (unset; the whole graph as for macc-sim --topology, with shard =
+ *            INDEX/COUNT giving this agent's number and the number of agents; the configured
+ *            peers, sorted by public key, are its neighbours in ascending agent number)
+ *            local_steps = 1            compress = none (bf16, int8, topk:F)
+ *            gossip_step = (unset: the compressor's default)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -146,6 +153,13 @@ struct macc_config {
 	uint32_t trim_b;         /* B of trimmed:B, else 0 */
 	double screen_factor;    /* distance bound factor, when has_screen_factor */
 	bool has_screen_factor;
+	/* issue 11 (ALGORITHMS.md "Beyond a fixed undirected graph") */
+	bool sgp;                 /* algorithm = sgp: cdmsgd in push-sum form (algorithm = cdmsgd) */
+	enum macc_schedule_kind schedule;
+	char topology[MACC_CONFIG_SPEC_MAX]; /* whole graph spec; "" = only the configured peers */
+	uint32_t local_steps;     /* H >= 1 */
+	char compress[32];        /* "none", "bf16", "int8", "topk:F" */
+	double gossip_step;       /* CHOCO gamma in (0, 1]; 0 = the compressor's default */
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

@@ -313,6 +313,11 @@ ssize_t macc_compress_encode(const struct macc_compressor *c, size_t n, const fl
 int macc_compress_decode_add(const uint8_t *blob, size_t len, size_t n, float *acc,
 			     enum macc_compress_kind *ret_kind, struct macc_errmsg *err);
 
+/* The validation of macc_compress_decode_add alone (nothing is added): 0 or MACC_EMALFORMED
+ * naming the field. The daemon checks a received blob with it when it arrives, and adds it to
+ * its public copy only at the round's step. */
+int macc_compress_check(const uint8_t *blob, size_t len, size_t n, struct macc_errmsg *err);
+
 /*
  * CHOCO state of one agent: public copies of its own sent vector and of each neighbour's,
  * all starting at x^0 (vhat at v^0 = 0). In round k agent j:

@@ -168,6 +168,8 @@ struct macc_ctl_status {
 	uint32_t peers_up;
 	uint32_t peers_configured;
 	uint64_t uptime_s;
+	uint64_t bytes_sent;       /* STATE frames sent, in the clear (macc-sim's bytes_per_agent) */
+	uint64_t bytes_received;   /* STATE frames accepted, in the clear */
 	char digest[72];           /* hex digest of the parameters, "" if not computed */
 	char last_error[256];
 };

@@ -37,6 +37,10 @@
  * STATE, built for one sender and many neighbours without copying the parameters per neighbour:
  *   frame = u32 length || map { ver, type, from, sig, body: bin(BODY) }
  *   BODY  = map { round, n, enc, x: bin(n*4 LE f32), [mom: bin(n*4)], [w: f64] }
+ * With enc != 0 (compressed exchange, issue 11) x and mom are compressor blobs instead of raw
+ * float32 (the layout of macc_compress_encode in consensus.h: u8 enc | u8 0 | u16 0 | u32 n |
+ * u32 count | payload, scales alongside the codes); the signature covers the body, so exactly
+ * what is sent.
  * The body is encoded ONCE per round (macc_state_body_encode) together with its BLAKE2b-256
  * digest. Each neighbour then gets a small prefix (macc_session_state_prefix): frame length,
  * map header, ver, type, from, the signature over
@@ -173,8 +177,11 @@ struct macc_hello_ack {
 	uint8_t sig[MACC_SIG_BYTES]; /* proof, see the top of this file */
 };
 
-/* Vector encodings of STATE ("enc"). Only F32 is implemented; the others are reserved so that
- * compressed exchange changes no message layout. Decoding refuses them with MACC_EMALFORMED. */
+/* Vector encodings of STATE ("enc"): F32 raw little-endian float32, the others a compressor blob
+ * per vector (same tag values as enum macc_compress_kind). Decoding checks a blob's structure
+ * (tag equal to enc, reserved bytes zero, n equal to the body's n, count and exact length for
+ * the encoding) and refuses anything else, or an unknown enc, with MACC_EMALFORMED; the values
+ * (finite scales, code range, ascending indices) are checked by macc_compress_check. */
 enum macc_enc {
 	MACC_ENC_F32 = 0,
 	MACC_ENC_BF16 = 1,
@@ -192,10 +199,11 @@ struct macc_state {
 	uint64_t round;
 	uint64_t nparams;
 	uint32_t enc;
-	bool has_weight; /* push-sum weight present (absent today) */
+	bool has_weight; /* push-sum weight present (push-sum algorithms) */
 	double weight;
-	const uint8_t *x;   /* nparams * 4 bytes */
-	const uint8_t *mom; /* nparams * 4 bytes, or NULL when the sender sends no momentum */
+	const uint8_t *x;   /* F32: nparams * 4 bytes; else a compressor blob of x_len bytes */
+	const uint8_t *mom; /* the same for the momentum, or NULL when the sender sends none */
+	size_t x_len, mom_len;
 };
 
 struct macc_ping {
@@ -261,8 +269,13 @@ struct macc_state_out {
 	size_t nparams;
 	const float *x;
 	const float *mom;  /* NULL: no momentum (every algorithm but dmsgd) */
-	bool has_weight;   /* push-sum weight; false today */
+	bool has_weight;   /* push-sum weight (push-sum algorithms) */
 	double weight;
+	/* enc != MACC_ENC_F32: x and mom are ignored and these compressor blobs are sent as they
+	 * are (mom_blob NULL: no momentum); the caller made them with macc_compress_encode. */
+	uint32_t enc;
+	const uint8_t *x_blob, *mom_blob;
+	size_t x_len, mom_len;
 };
 
 struct macc_state_body {

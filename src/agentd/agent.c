@@ -70,6 +70,7 @@ static struct job {
 	struct macc_neighbour *nb;
 	size_t nnb;
 	float self_w;
+	struct edge_step *edge; /* edge.c's step (schedules, push-sum, compression), or NULL */
 	uint64_t ckpt_round;
 	/* outputs */
 	float loss;
@@ -101,6 +102,7 @@ static struct job {
 	int robust_rc;
 	uint64_t audit_written, audit_errors, audit_unsigned;
 	struct macc_errmsg audit_err;
+	struct macc_errmsg body_err;
 } job;
 
 static void start_round(struct macc_agent *a);
@@ -127,6 +129,12 @@ static uint64_t train_config_hash(const struct macc_config *c)
 		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
 		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
 	return fnv1a(0xcbf29ce484222325ull, buf);
+}
+
+/* Whether the round's body is encoded after the gradient (dsgd sends y; local steps change x). */
+static bool late_send(const struct macc_agent *a)
+{
+	return a->after_grad || a->edge.late_send;
 }
 
 static uint32_t shard_index(const struct macc_agent *a)
@@ -166,6 +174,7 @@ static void advance_slots(struct macc_agent *a, uint64_t r)
 			}
 			p->next.full = false;
 		}
+		edge_advance_slots(p, r);
 	}
 }
 
@@ -312,6 +321,8 @@ static void work_cb(uv_work_t *w)
 	if ((job.flags & JOB_STEP) && job.robust) {
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.rnb,
 				    job.rnn, a->scratch);
+	} else if ((job.flags & JOB_STEP) && job.edge != NULL) {
+		edge_step_work(a, job.edge, job.nb);
 	} else if (job.flags & JOB_STEP) {
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
@@ -319,10 +330,10 @@ static void work_cb(uv_work_t *w)
 	if (job.flags & JOB_DIST) {
 		/* The digest shown in status and logged at the end: with the distance, not every
 		 * round (it reads every parameter). */
-		job.digest = macc_params_digest(a->x, n);
+		job.digest = macc_params_digest(edge_model(a), n);
 	}
 	if (job.flags & JOB_EVAL) {
-		macc_model_evaluate(a->eval_model, a->x, a->test.x, a->test.y, a->test.n,
+		macc_model_evaluate(a->eval_model, edge_model(a), a->test.x, a->test.y, a->test.n,
 				    &job.eval_loss, &job.eval_acc);
 	}
 	if (job.flags & JOB_CKPT) {
@@ -336,15 +347,21 @@ static void work_cb(uv_work_t *w)
 		macc_batcher_get_state(&a->batcher, &c.batcher);
 		c.rng = a->dropout_rng;
 		c.nparams = n;
-		c.params = a->x;
+		c.params = (float *)edge_model(a); /* push-sum: the de-biased x (edge.c) */
 		c.momentum = a->v;
 		job.ckpt_err.text[0] = '\0';
 		job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
 	}
 	if (job.flags & JOB_GRAD) {
+		float local = a->edge.H > 1 ? edge_local_steps(a) : 0.0f;
+
 		macc_batcher_next(&a->batcher, a->bx, a->by);
-		job.loss = macc_model_train_batch(a->model, a->x, a->g, a->bx, a->by, a->cfg.batch,
-						  (float)a->cfg.weight_decay, &a->dropout_rng);
+		job.loss = macc_model_train_batch(a->model, edge_model(a), a->g, a->bx, a->by,
+						  a->cfg.batch, (float)a->cfg.weight_decay,
+						  &a->dropout_rng);
+		if (a->edge.H > 1) {
+			job.loss = (local + job.loss) / (float)a->edge.H;
+		}
 		if (a->after_grad) {
 			(void)macc_algo_outgoing(a->algo, &a->hp, n, a->x, a->g, a->y);
 		}
@@ -370,7 +387,10 @@ static void work_cb(uv_work_t *w)
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
-			job.body_rc = macc_state_body_encode(&job.body->body, &so);
+			job.body_rc = a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
+			if (job.body_rc == 0) {
+				job.body_rc = macc_state_body_encode(&job.body->body, &so);
+			}
 		}
 	}
 }
@@ -389,6 +409,9 @@ static void broadcast(struct macc_agent *a)
 		struct peer *p = a->peers[i];
 		if (p->known_round_valid && p->known_round > a->round) {
 			continue; /* it is past this round: it would drop the state */
+		}
+		if (!edge_sends_to(a, p)) {
+			continue; /* not this round's partner / not an out-neighbour (edge.c) */
 		}
 		peer_send_body(p);
 	}
@@ -410,6 +433,10 @@ static void finish_run(struct macc_agent *a)
 {
 	a->state = MACC_CTL_STATE_DONE;
 	a->phase = PH_NONE;
+	macc_info(NULL, "traffic: state bytes sent %llu received %llu, resync states sent %llu "
+		  "asked %llu", (unsigned long long)a->edge.bytes_out,
+		  (unsigned long long)a->edge.bytes_in, (unsigned long long)a->edge.resyncs_sent,
+		  (unsigned long long)a->edge.resyncs_asked);
 	macc_info(NULL, "training done: round %llu epoch %.2f test accuracy %.4f test loss %.4f "
 		  "digest=%016llx",
 		  (unsigned long long)a->round, epoch_of(a, a->round), a->test_acc, a->test_loss,
@@ -501,8 +528,16 @@ static void after_work(uv_work_t *w, int status)
 	if (flags & JOB_ENCODE) {
 		if (job.body_rc < 0) {
 			macc_error(NULL, "cannot encode the round state: %s",
-				   macc_strerror(job.body_rc));
+				   job.body_err.text[0] ? job.body_err.text
+							: macc_strerror(job.body_rc));
 			shared_body_unref(job.body);
+			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING) {
+				/* The compressor refuses non-finite values: the model diverged. */
+				snprintf(a->last_error, sizeof(a->last_error), "compress: %.230s",
+					 job.body_err.text);
+				a->state = MACC_CTL_STATE_ERROR;
+			}
+			job.body_err.text[0] = '\0';
 		} else {
 			if (a->body != NULL && a->body->refs == 1 && job.spare == NULL) {
 				job.spare = a->body; /* no write in flight holds it: reuse it */
@@ -525,9 +560,9 @@ static void after_work(uv_work_t *w, int status)
 	if (flags & JOB_GRAD) {
 		a->loss_acc += job.loss;
 		a->loss_n++;
-		a->samples_total += a->cfg.batch;
-		a->metrics.samples_total += a->cfg.batch;
-		if (a->after_grad && a->body_round == a->round && a->body != NULL) {
+		a->samples_total += (uint64_t)a->cfg.batch * a->edge.H;
+		a->metrics.samples_total += (uint64_t)a->cfg.batch * a->edge.H;
+		if (late_send(a) && a->body_round == a->round && a->body != NULL) {
 			broadcast(a);
 		}
 		a->phase = PH_WAIT;
@@ -644,7 +679,8 @@ static void start_round(struct macc_agent *a)
 		finish_run(a);
 		return;
 	}
-	if (!a->after_grad && (a->body == NULL || a->body_round != a->round)) {
+	edge_round_start(a);
+	if (!late_send(a) && (a->body == NULL || a->body_round != a->round)) {
 		/* The body for this round is made on the worker (start, resume, jump). */
 		job.ckpt_round = a->round;
 		queue_job(a, JOB_ENCODE, PH_JOB);
@@ -655,15 +691,21 @@ static void start_round(struct macc_agent *a)
 	a->round_started_ms = macc_now_ms();
 	a->round_timed_out = false;
 	uv_timer_start(&a->round_timer, on_round_timeout, a->cfg.round_timeout_ms, 0);
-	if (!a->after_grad) {
+	if (!late_send(a)) {
 		broadcast(a);
 	}
 	job.ckpt_round = a->round;
-	queue_job(a, JOB_GRAD | (a->after_grad ? JOB_ENCODE : 0), PH_GRAD);
+	queue_job(a, JOB_GRAD | (late_send(a) ? JOB_ENCODE : 0), PH_GRAD);
 }
 
 static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 {
+	if (edge_owes(a, p)) {
+		return true; /* push-sum: our state has not reached this out-neighbour yet */
+	}
+	if (!edge_expects(a, p)) {
+		return false; /* not this round's partner / not an in-neighbour (edge.c) */
+	}
 	if (p->cur.full && p->cur.round == a->round) {
 		return false;
 	}
@@ -703,7 +745,7 @@ static void do_step(struct macc_agent *a)
 			ahead = p->known_round;
 		}
 	}
-	if (ahead > next && !a->shutdown_req) {
+	if (ahead > next + edge_lag(a) && !a->shutdown_req) {
 		macc_info(NULL, "neighbours are at round %llu: leaving round %llu and rejoining there "
 			  "with this agent's parameters", (unsigned long long)ahead,
 			  (unsigned long long)a->round);
@@ -712,6 +754,11 @@ static void do_step(struct macc_agent *a)
 		a->phase = PH_NONE;
 		start_round(a);
 		return;
+	}
+	job.edge = a->edge.on ? edge_prepare_step(a, nb, &job.nnb) : NULL;
+	if (job.edge != NULL) {
+		job.nb = nb;
+		goto flags;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct peer *p = a->peers[i];
@@ -786,8 +833,9 @@ static void do_step(struct macc_agent *a)
 	job.nb = nb;
 	job.nnb = n;
 	job.self_w = (float)self_w;
+flags:
 	job.ckpt_round = next;
-	flags = JOB_STEP | (a->after_grad ? 0 : JOB_ENCODE);
+	flags = JOB_STEP | (late_send(a) ? 0 : JOB_ENCODE);
 	if (due(next, a->cfg.eval_every) ||
 	    (a->cfg.eval_every == 0 && due(next, a->epoch_rounds)) || next == a->total_rounds ||
 	    a->eval_req) {
@@ -836,7 +884,6 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 {
 	struct macc_agent *a = p->agent;
 	uint64_t round = st->round;
-	const uint8_t *x = st->x, *v = st->mom;
 	struct slot *s;
 
 	p->last_round = (int64_t)round;
@@ -850,13 +897,18 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 		check_round(a);
 		return;
 	}
-	s = round == a->round ? &p->cur : &p->next;
-	if (s->full && s->round == round) {
-		return; /* already have it (re-sent on a new session) */
+	s = round == a->round ? &p->cur : edge_future_slot(p, round);
+	if (s->full && s->round == round &&
+	    !(a->edge.compressed && st->enc == MACC_ENC_F32 && s->enc != MACC_ENC_F32)) {
+		return; /* already have it (re-sent on a new session; a resync state replaces) */
 	}
-	macc_f32le_load(s->x, x, a->nparams);
-	if (a->sends_v && v != NULL) {
-		macc_f32le_load(s->v, v, a->nparams);
+	if (a->edge.on) {
+		edge_store_state(a, s, st);
+	} else {
+		macc_f32le_load(s->x, st->x, a->nparams);
+		if (a->sends_v && st->mom != NULL) {
+			macc_f32le_load(s->v, st->mom, a->nparams);
+		}
 	}
 	s->round = round;
 	s->full = true;
@@ -882,8 +934,13 @@ void agent_on_session_up(struct peer *p)
 {
 	struct macc_agent *a = p->agent;
 
+	if (a->edge.compressed) {
+		/* Compressed exchange: a full resync state first on a new session, unless both
+		 * copies can still be x^0 (edge.c). */
+		p->tx_full = p->tx_any || !a->edge.fresh || a->round > 0;
+	}
 	if (a->state == MACC_CTL_STATE_TRAINING && a->body != NULL && a->body_round == a->round &&
-	    (a->phase == PH_GRAD || a->phase == PH_WAIT) &&
+	    (a->phase == PH_GRAD || a->phase == PH_WAIT) && edge_sends_to(a, p) &&
 	    !(p->known_round_valid && p->known_round > a->round)) {
 		peer_send_body(p);
 	}
@@ -1034,6 +1091,13 @@ static int robust_config(const struct macc_config *c, size_t npeers, struct macc
 	return 0;
 }
 
+/* Robust mixing screens full f32 states of a static, undirected round; the issue-11 modes mix
+ * public copies, push-sum fractions or a round's partner only, which the screening rule does not
+ * cover yet, so the two are refused together rather than half-applied. */
+static const char robust_edge_conflict[] =
+	"aggregation other than mean (or screen_factor > 0) cannot be combined with schedule, "
+	"local_steps > 1, compress, algorithm = sgp or a directed topology yet";
+
 static void log_robust(const struct macc_agent *a)
 {
 	char agg[64];
@@ -1113,8 +1177,21 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		goto out;
 	}
 	rc = robust_config(&nc, nc.npeers, &nrcfg, &nrobust, err);
+	if (rc == 0 && nrobust && a->edge.on) {
+		rc = macc_errf(err, MACC_ECONFIG, "%s: %s", nc.file, robust_edge_conflict);
+	}
 	if (rc < 0) {
 		goto out;
+	}
+	for (size_t i = 0; i < d.nchanges && (a->edge.compressed || a->cfg.topology[0] != '\0');
+	     i++) {
+		if (d.changes[i].kind & (MACC_PEER_ADDED | MACC_PEER_REMOVED)) {
+			/* Agent numbers and public copies are laid out per configured peer. */
+			rc = macc_errf(err, MACC_ECONFIG, "%s: peers added or removed with topology "
+				       "or compress set, which needs a restart; keeping the running "
+				       "configuration", nc.file);
+			goto out;
+		}
 	}
 	np = calloc(nc.npeers + 1, sizeof(*np));
 	nallow = calloc(nc.npeers + 1, sizeof(*nallow));
@@ -1245,6 +1322,8 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	st->peers_up = peers_up(a);
 	st->peers_configured = (uint32_t)a->npeers;
 	st->uptime_s = (macc_now_ms() - a->start_ms) / 1000;
+	st->bytes_sent = a->edge.bytes_out;
+	st->bytes_received = a->edge.bytes_in;
 	snprintf(st->digest, sizeof(st->digest), "%016llx", (unsigned long long)a->digest);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	return 0;
@@ -1524,6 +1603,10 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	a->model_hash = macc_model_hash(a->model);
 	a->config_hash = train_config_hash(c);
 	a->frame_max = macc_state_frame_max(np, a->sends_v) + 1024;
+	rc = edge_config(a, err);
+	if (rc < 0) {
+		return rc;
+	}
 
 	macc_info(NULL, "loading data '%s'", c->data);
 	rc = macc_dataset_load(c->data, MACC_SPLIT_TRAIN, &a->train, err);
@@ -1685,6 +1768,9 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 		return rc;
 	}
 	rc = robust_config(&a->cfg, a->cfg.npeers, &a->rcfg, &a->robust, err);
+	if (rc == 0 && a->robust && a->edge.on) {
+		rc = macc_errf(err, MACC_ECONFIG, "%s: %s", a->cfg.file, robust_edge_conflict);
+	}
 	if (rc < 0) {
 		return rc;
 	}
@@ -1693,7 +1779,15 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
+	rc = edge_setup(a, a->round == 0, err);
+	if (rc < 0) {
+		return rc;
+	}
 	rc = peers_setup(a, err);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = edge_map_peers(a, err);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1753,6 +1847,7 @@ static void free_peer(struct peer *p)
 {
 	slot_free(&p->cur);
 	slot_free(&p->next);
+	edge_peer_finish(p);
 	free(p);
 }
 
@@ -1810,6 +1905,7 @@ void agent_finish(struct macc_agent *a)
 	free(a->by);
 	free(a->rbuf);
 	macc_audit_close(a->audit);
+	edge_finish(a);
 	macc_identity_finish(&a->id);
 	macc_config_finish(&a->cfg);
 }

@@ -13,7 +13,8 @@
  * (agent.c keeps at most one job in flight, and the loop does not touch those buffers then).
  *
  * Files: agent.c (lifecycle, rounds, worker jobs, control callbacks, signals), peer.c
- * (connections, handshake, messages, keepalive, tie-break), main.c (command line).
+ * (connections, handshake, messages, keepalive, tie-break), edge.c (schedules, push-sum, local
+ * steps and compressed exchange: issue 11), main.c (command line).
  */
 #ifndef MACC_AGENTD_AGENT_H
 #define MACC_AGENTD_AGENT_H
@@ -60,6 +61,12 @@ struct slot {
 	uint8_t snonce[MACC_NONCE_BYTES]; /* the sender's (the peer's) session nonce */
 	uint8_t rnonce[MACC_NONCE_BYTES]; /* ours */
 	struct macc_buf body;
+	/* edge.c: push-sum weight; compressed exchange: enc (MACC_ENC_F32 = a full resync state in
+	 * x/v, else the blobs, checked on arrival and added to the public copy at the step) */
+	double weight;
+	uint32_t enc;
+	uint8_t *bx, *bv; /* compressed only: blob_cap bytes each */
+	size_t lx, lv;
 };
 
 struct conn {
@@ -111,6 +118,20 @@ struct peer {
 	uint64_t known_round; /* the peer's current round, from HELLO or its STATEs */
 	int64_t last_round;   /* last round whose state arrived, -1 none */
 	struct slot cur, next;
+
+	/* edge.c (issue 11) */
+	uint32_t idx;        /* agent number in the topology (with topology set) */
+	bool in_nb, out_nb;  /* it sends to us / we send to it (both unless push-sum) */
+	uint32_t outdeg;     /* push-sum: its out-degree, from the topology */
+	bool tx_any;         /* compressed: a STATE went to it in this life */
+	bool tx_full;        /* compressed: its next STATE is a full f32 resync */
+	bool hat_ok;         /* compressed: our copy of its public vectors is in sync ... */
+	uint64_t hat_next;   /* ... and expects the difference of this round next */
+	bool resync_asked;   /* we closed the session to get a resync; cleared by one */
+	int64_t tx_round;    /* last round whose STATE went to it, -1 none */
+	struct slot *later;  /* push-sum: more future rounds (an in-neighbour may run ahead) */
+	size_t nlater;
+	uint64_t state_bytes_in, state_bytes_out; /* STATE frames, in the clear */
 
 	double rtt_ms;
 	uint64_t bytes_in, bytes_out;
@@ -226,6 +247,36 @@ struct macc_agent {
 	size_t rbuf_floats;
 	struct macc_audit *audit;  /* NULL unless audit = yes; used by the worker job only */
 	struct macc_ratelimit rl_audit;
+	/* Issue 11 (edge.c): ALGORITHMS.md "Beyond a fixed undirected graph". */
+	struct edge {
+		bool on;             /* any of the below: the round takes edge.c's paths */
+		bool pushsum;        /* sgp, or dmsgd on a directed topology */
+		bool varying;        /* schedule matching / exp-pairs */
+		bool compressed;     /* compress != none */
+		bool late_send;      /* the body is encoded after the gradient (dsgd, H > 1) */
+		bool fresh;          /* started at round 0 without a checkpoint */
+		uint32_t H;          /* local steps */
+		uint32_t self_idx, nagents;
+		struct macc_graph graph;
+		struct macc_digraph dg;
+		bool graph_made, dg_made;
+		struct macc_schedule sched;
+		bool sched_made;
+		uint32_t partner;    /* this round's partner, MACC_NO_PARTNER when idle */
+		struct macc_compressor comp;
+		float gamma;
+		struct macc_choco choco;
+		bool choco_made;
+		float *snap_x, *snap_v; /* public copies of our own vectors as of body_round */
+		uint8_t *blob_x, *blob_v;
+		size_t blob_cap;
+		float *xdb;          /* push-sum: the de-biased x (the model) */
+		double pw;           /* push-sum weight */
+		struct shared_body *full; /* full f32 resync body for full_round, or NULL */
+		uint64_t full_round;
+		uint64_t bytes_out, bytes_in; /* STATE frames sent / accepted, in the clear */
+		uint64_t resyncs_sent, resyncs_asked;
+	} edge;
 };
 
 /* peer.c */
@@ -244,6 +295,33 @@ void peer_reject(struct peer *p, int code, const char *what);
 enum macc_ctl_session peer_session_state(const struct peer *p);
 void shared_body_unref(struct shared_body *b);
 void slot_free(struct slot *s);
+
+/* edge.c (issue 11): see the top of edge.c */
+struct edge_step;
+int edge_config(struct macc_agent *a, struct macc_errmsg *err);
+int edge_setup(struct macc_agent *a, bool fresh, struct macc_errmsg *err);
+int edge_map_peers(struct macc_agent *a, struct macc_errmsg *err);
+void edge_finish(struct macc_agent *a);
+int edge_peer_init(struct macc_agent *a, struct peer *p);
+void edge_peer_finish(struct peer *p);
+const float *edge_model(const struct macc_agent *a);
+bool edge_sends_to(const struct macc_agent *a, const struct peer *p);
+bool edge_expects(const struct macc_agent *a, const struct peer *p);
+bool edge_owes(const struct macc_agent *a, const struct peer *p);
+void edge_round_start(struct macc_agent *a);
+float edge_local_steps(struct macc_agent *a);
+int edge_encode(struct macc_agent *a, struct macc_state_out *so, struct macc_errmsg *err);
+struct shared_body *edge_body_for(struct macc_agent *a, struct peer *p);
+int edge_check_state(const struct macc_agent *a, const struct macc_state *st,
+		     struct macc_errmsg *err);
+void edge_store_state(struct macc_agent *a, struct slot *s, const struct macc_state *st);
+struct slot *edge_future_slot(struct peer *p, uint64_t round);
+void edge_advance_slots(struct peer *p, uint64_t r);
+uint64_t edge_lag(const struct macc_agent *a);
+struct edge_step *edge_prepare_step(struct macc_agent *a, struct macc_neighbour *nb,
+				    size_t *ret_nnb);
+void edge_step_work(struct macc_agent *a, struct edge_step *es, const struct macc_neighbour *nb);
+void peer_resync(struct peer *p, const char *why);
 
 /* agent.c, called by peer.c */
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);

@@ -64,6 +64,7 @@ struct wreq {
 };
 
 static void conn_close(struct conn *c, const char *why);
+static void conn_shutdown(struct conn *c);
 static void peer_schedule(struct peer *p);
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -81,6 +82,8 @@ void slot_free(struct slot *s)
 	free(s->x);
 	free(s->v);
 	macc_buf_finish(&s->body);
+	free(s->bx);
+	free(s->bv);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -250,19 +253,26 @@ static void conn_send_bye(struct conn *c, int reason, const char *text)
 	conn_send_sealed(c, w);
 }
 
-/* Send this round's shared STATE body to the peer's session (prefix per neighbour, body shared). */
+/* Send this round's shared STATE body to the peer's session (prefix per neighbour, body shared),
+ * or with compressed exchange the full resync state the peer needs (edge.c). */
 void peer_send_body(struct peer *p)
 {
 	struct macc_agent *a = p->agent;
 	struct conn *c = p->conn;
+	struct shared_body *body;
 	struct wreq *w;
 	uv_buf_t bufs[2];
+	size_t clear;
 
 	if (c == NULL || c->closing || a->body == NULL) {
 		return;
 	}
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > MAX_QUEUED_BYTES) {
 		peer_reject(p, MACC_ETOOBIG, "send queue full, state not sent this round");
+		return;
+	}
+	body = edge_body_for(a, p);
+	if (body == NULL) {
 		return;
 	}
 	w = wreq_new();
@@ -281,26 +291,52 @@ void peer_send_body(struct peer *p)
 		}
 		w->spare = true;
 		w->conn = c;
-		rc = macc_session_seal_state(&c->session, &a->body->body, &w->buf);
+		rc = macc_session_seal_state(&c->session, &body->body, &w->buf);
 		if (rc < 0) {
 			wreq_free(w);
 			conn_close(c, "cannot seal STATE");
 			return;
 		}
 		bufs[0] = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+		clear = w->buf.len - MACC_SEAL_OVERHEAD;
 		conn_write(c, w, bufs, 1, w->buf.len);
-		return;
+	} else {
+		if (macc_session_state_prefix(&c->session, &body->body, &w->prefix) < 0) {
+			macc_buf_finish(&w->buf);
+			free(w);
+			return;
+		}
+		w->body = body;
+		body->refs++;
+		bufs[0] = uv_buf_init((char *)w->prefix.bytes, (unsigned)w->prefix.len);
+		bufs[1] = uv_buf_init((char *)body->body.buf.data, (unsigned)body->body.buf.len);
+		clear = w->prefix.len + body->body.buf.len;
+		conn_write(c, w, bufs, 2, clear);
 	}
-	if (macc_session_state_prefix(&c->session, &a->body->body, &w->prefix) < 0) {
-		macc_buf_finish(&w->buf);
-		free(w);
-		return;
+	/* STATE traffic as macc-sim's bytes_per_agent models it: frames in the clear. */
+	p->state_bytes_out += clear;
+	a->edge.bytes_out += clear;
+	p->tx_any = true;
+	p->tx_round = (int64_t)body->body.round;
+	if (body != a->body) {
+		p->tx_full = false;
+		a->edge.resyncs_sent++;
+		macc_info(p->name, "sent a full resync state for round %llu",
+			  (unsigned long long)body->body.round);
 	}
-	w->body = a->body;
-	a->body->refs++;
-	bufs[0] = uv_buf_init((char *)w->prefix.bytes, (unsigned)w->prefix.len);
-	bufs[1] = uv_buf_init((char *)a->body->body.buf.data, (unsigned)a->body->body.buf.len);
-	conn_write(c, w, bufs, 2, w->prefix.len + a->body->body.buf.len);
+}
+
+/* Compressed exchange: our copy of p's public vectors missed a difference. Close the session
+ * (BYE MACC_ESTATE); both sides reconnect and p's first STATE on the new session is a full
+ * resync state (edge.c). */
+void peer_resync(struct peer *p, const char *why)
+{
+	p->resync_asked = true;
+	p->agent->edge.resyncs_asked++;
+	if (p->conn != NULL) {
+		conn_send_bye(p->conn, MACC_ESTATE, why);
+		conn_shutdown(p->conn);
+	}
 }
 
 /* ---- closing --------------------------------------------------------------------------- */
@@ -616,13 +652,18 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 				       st->mom ? "carries" : "lacks", macc_algo_name(a->algo),
 				       a->sends_v ? "it" : "none");
 		}
+		if (rc == 0) {
+			rc = edge_check_state(a, st, &e);
+		}
 		/* Policy for non-finite values in a correctly signed STATE: the whole message is
 		 * dropped and counted as "nonfinite"; nothing of it enters the model (the peer is
 		 * folded out of this round like a late one). With robust mixing on, the mixing
 		 * step screens it instead (macc_robust_prepare: excluded as "nonfinite", counted
-		 * towards quarantine and written to the audit trail), so it is kept here. */
-		if (rc == 0 && !a->robust && (!f32le_all_finite(st->x, a->nparams) ||
-				(st->mom != NULL && !f32le_all_finite(st->mom, a->nparams)))) {
+		 * towards quarantine and written to the audit trail), so it is kept here.
+		 * Compressed blobs are checked by edge_check_state above. */
+		if (rc == 0 && !a->robust && st->enc == MACC_ENC_F32 &&
+		    (!f32le_all_finite(st->x, a->nparams) ||
+		     (st->mom != NULL && !f32le_all_finite(st->mom, a->nparams)))) {
 			rc = macc_errf(&e, MACC_ENONFINITE, "STATE for round %llu holds NaN or "
 				       "infinity", (unsigned long long)st->round);
 		}
@@ -633,6 +674,8 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 			}
 			return;
 		}
+		c->peer->state_bytes_in += MACC_FRAME_HDR + len;
+		a->edge.bytes_in += MACC_FRAME_HDR + len;
 		agent_on_state(c->peer, st, &c->session);
 		return;
 	}
@@ -974,6 +1017,7 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 	p->cfg_weight = cp->weight;
 	p->has_weight = cp->has_weight;
 	p->last_round = -1;
+	p->tx_round = -1;
 	p->rtt_ms = -1.0;
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
@@ -985,8 +1029,9 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 		p->next.v = malloc(np * sizeof(float));
 	}
 	if (p->cur.x == NULL || p->next.x == NULL ||
-	    (a->sends_v && (p->cur.v == NULL || p->next.v == NULL))) {
+	    (a->sends_v && (p->cur.v == NULL || p->next.v == NULL)) || edge_peer_init(a, p) < 0) {
 		slot_free(&p->cur);
+		edge_peer_finish(p);
 		slot_free(&p->next);
 		free(p);
 		return NULL;

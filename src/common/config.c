@@ -468,13 +468,20 @@ static int t_algorithm(struct setctx *s)
 	for (size_t i = 0; i < sizeof(algo_names) / sizeof(algo_names[0]); i++) {
 		if (strcmp(s->val, algo_names[i].name) == 0) {
 			s->c->algorithm = algo_names[i].algo;
+			s->c->sgp = false;
 			return 0;
 		}
+	}
+	if (strcmp(s->val, "sgp") == 0) {
+		/* Stochastic gradient push: cdmsgd in push-sum form (consensus.h). */
+		s->c->algorithm = MACC_ALGO_CDMSGD;
+		s->c->sgp = true;
+		return 0;
 	}
 	if (strcmp(s->val, "centralized") == 0) {
 		return why(s, "centralized runs only in macc-sim");
 	}
-	return why(s, "expected dmsgd, cdmsgd, cdsgd or dsgd");
+	return why(s, "expected dmsgd, cdmsgd, cdsgd, dsgd or sgp");
 }
 
 static int t_lr(struct setctx *s)
@@ -652,6 +659,55 @@ static int t_screen_factor(struct setctx *s)
 	return r;
 }
 
+/* --- [train] keys of issue 11 (time-varying schedules, push-sum, local steps, compression) --- */
+
+static const char *const schedule_names[] = { "static", "matching", "exp-pairs" };
+
+static int t_schedule(struct setctx *s)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(s->val, schedule_names[i]) == 0) {
+			s->c->schedule = (enum macc_schedule_kind)i;
+			return 0;
+		}
+	}
+	return why(s, "expected static, matching or exp-pairs");
+}
+
+static int t_topology(struct setctx *s)
+{
+	if (s->val[0] == '\0') {
+		return why(s, "expected a topology spec (ring, torus:RxC, file:PATH, ...)");
+	}
+	return set_string(s, s->c->topology, sizeof(s->c->topology), true);
+}
+
+static int t_local_steps(struct setctx *s)
+{
+	return set_u32(s, 1, 10000, &s->c->local_steps);
+}
+
+static int t_compress(struct setctx *s)
+{
+	const char *v = s->val;
+	double f;
+
+	if (strcmp(v, "none") != 0 && strcmp(v, "bf16") != 0 && strcmp(v, "int8") != 0) {
+		if (strncmp(v, "topk:", 5) != 0) {
+			return why(s, "expected none, bf16, int8 or topk:F");
+		}
+		if (parse_double(v + 5, &f) < 0 || !(f > 0) || f > 1) {
+			return why(s, "topk:F needs a fraction F in (0, 1]");
+		}
+	}
+	return set_string(s, s->c->compress, sizeof(s->c->compress), false);
+}
+
+static int t_gossip_step(struct setctx *s)
+{
+	return set_real(s, 0, true, 1, false, &s->c->gossip_step);
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -676,6 +732,11 @@ static const struct keydef train_keys[] = {
 	{ "weights", t_weights },
 	{ "aggregation", t_aggregation },
 	{ "screen_factor", t_screen_factor },
+	{ "schedule", t_schedule },
+	{ "topology", t_topology },
+	{ "local_steps", t_local_steps },
+	{ "compress", t_compress },
+	{ "gossip_step", t_gossip_step },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -754,6 +815,9 @@ void macc_config_defaults(struct macc_config *c)
 	c->checkpoint_every = 100;
 	c->eval_every = 0;
 	c->weights = MACC_CONFIG_WEIGHTS_METROPOLIS;
+	c->schedule = MACC_SCHEDULE_STATIC;
+	c->local_steps = 1;
+	snprintf(c->compress, sizeof(c->compress), "none");
 	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
@@ -1032,6 +1096,45 @@ static int at_line(struct macc_config_parser *p, unsigned line, struct macc_errm
 	return fail(p, err, "%s", msg);
 }
 
+/* Cross-key checks of the issue-11 keys (what the daemon can run together; macc-sim refuses
+ * the same combinations). */
+static int validate_edge(struct macc_config_parser *p, struct macc_errmsg *err)
+{
+	struct macc_config *c = p->cfg;
+	bool compressed = strcmp(c->compress, "none") != 0;
+	const char *what = NULL;
+
+	if ((c->schedule != MACC_SCHEDULE_STATIC || c->sgp) && c->topology[0] == '\0') {
+		return at_line(p, p->train_line, err, "[train]: %s needs key 'topology' (the whole "
+			       "configured graph, agents numbered like macc-sim)",
+			       c->sgp ? "algorithm = sgp" : "a schedule other than static");
+	}
+	if (c->topology[0] != '\0' && (!c->has_shard || c->shard_count < 2)) {
+		return at_line(p, p->train_line, err, "[train]: topology '%s' needs key 'shard' = "
+			       "INDEX/COUNT with COUNT >= 2 (this agent's number and the number "
+			       "of agents)", c->topology);
+	}
+	if (c->schedule != MACC_SCHEDULE_STATIC && c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
+		return at_line(p, p->train_line, err, "[train]: schedule = %s uses Metropolis "
+			       "weights of each round's graph: weights = explicit does not apply",
+			       schedule_names[c->schedule]);
+	}
+	if (c->sgp && c->schedule != MACC_SCHEDULE_STATIC) {
+		what = "schedule";
+	} else if (c->sgp && compressed) {
+		what = "compress";
+	}
+	if (what != NULL) {
+		return at_line(p, p->train_line, err, "[train]: algorithm = sgp (push-sum) with "
+			       "%s: not supported (a message must not lose mass)", what);
+	}
+	if (c->gossip_step > 0 && !compressed) {
+		return at_line(p, p->train_line, err, "[train]: gossip_step needs compress other "
+			       "than none");
+	}
+	return 0;
+}
+
 static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 {
 	struct macc_config *c = p->cfg;
@@ -1048,6 +1151,9 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 			       "[train]: dead_peer_timeout_ms (%u) must be at least "
 			       "round_timeout_ms (%u)",
 			       c->dead_peer_timeout_ms, c->round_timeout_ms);
+	}
+	if (validate_edge(p, err) < 0) {
+		return p->failed;
 	}
 	for (size_t i = 0; i < c->npeers; i++) {
 		const struct macc_config_peer *a = &c->peers[i];
@@ -1300,6 +1406,12 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_VAL(rounds);
 	DIFF_VAL(seed);
 	DIFF_VAL(threads);
+	DIFF_VAL(sgp);
+	DIFF_VAL(schedule);
+	DIFF_STR(topology);
+	DIFF_VAL(local_steps);
+	DIFF_STR(compress);
+	DIFF_VAL(gossip_step);
 #undef DIFF_STR
 #undef DIFF_VAL
 	return NULL;

@@ -426,6 +426,13 @@ static int blob_check(const uint8_t *blob, size_t len, size_t n, struct macc_err
 	return (int)kind;
 }
 
+int macc_compress_check(const uint8_t *blob, size_t len, size_t n, struct macc_errmsg *err)
+{
+	int kind = blob_check(blob, len, n, err);
+
+	return kind < 0 ? kind : 0;
+}
+
 int macc_compress_decode_add(const uint8_t *blob, size_t len, size_t n, float *acc,
 			     enum macc_compress_kind *ret_kind, struct macc_errmsg *err)
 {

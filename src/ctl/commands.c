@@ -7,7 +7,7 @@
  *   status   {"state","name","model","algorithm","version","round","rounds_total","epoch",
  *             "epochs_total","train_loss","test_loss","test_accuracy","samples_per_s",
  *             "round_time_s","consensus_distance","peers_up","peers_configured","uptime_s",
- *             "digest","last_error"}  (unknown numbers are null)
+ *             "bytes_sent","bytes_received","digest","last_error"}  (unknown numbers are null)
  *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_ms","weight",
  *             "bytes_in","bytes_out","rejected":{REASON:COUNT},"sealed",
  *             "excluded":{"nonfinite","distance","quarantined"},"clipped","quarantined",
@@ -151,6 +151,8 @@ static void status_json(const struct macc_ctl_status *s)
 	json_u64(&j, "peers_up", s->peers_up);
 	json_u64(&j, "peers_configured", s->peers_configured);
 	json_u64(&j, "uptime_s", s->uptime_s);
+	json_u64(&j, "bytes_sent", s->bytes_sent);
+	json_u64(&j, "bytes_received", s->bytes_received);
 	json_str(&j, "digest", s->digest);
 	json_str(&j, "last_error", s->last_error);
 	json_end_obj(&j);
@@ -185,6 +187,8 @@ static void status_human(const struct macc_ctl_status *s)
 	       fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
 	printf("uptime:      %s\n", fmt_dur(a, sizeof(a), (double)s->uptime_s));
+	printf("state bytes: %llu sent, %llu received\n", (unsigned long long)s->bytes_sent,
+	       (unsigned long long)s->bytes_received);
 	if (s->digest[0] != '\0') {
 		printf("digest:      %s\n", safe(s->digest));
 	}

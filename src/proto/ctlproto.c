@@ -173,6 +173,8 @@ static const struct field status_fields[] = {
 	FT(macc_ctl_status, peers_up, F_U32),
 	FT(macc_ctl_status, peers_configured, F_U32),
 	FT(macc_ctl_status, uptime_s, F_U64),
+	FT(macc_ctl_status, bytes_sent, F_U64),
+	FT(macc_ctl_status, bytes_received, F_U64),
 	FS(macc_ctl_status, k, digest),
 	FS(macc_ctl_status, k, last_error),
 };

@@ -316,24 +316,53 @@ size_t macc_state_frame_max(size_t nparams, bool mom)
 	return 512 + (mom ? 2 * vec : vec);
 }
 
+/* Append one vector bin: raw float32 (blob NULL) or a compressor blob as it is. The room was
+ * reserved by the caller, so the vector bypasses the packer: one copy into the buffer. */
+static void pack_vec(msgpack_packer *pk, struct writer *w, struct macc_buf *buf, const char *key,
+		     const float *v, size_t n, const uint8_t *blob, size_t blen)
+{
+	size_t len = blob != NULL ? blen : n * 4;
+
+	pack_key(pk, key);
+	msgpack_pack_bin(pk, len);
+	if (w->err != 0) {
+		return;
+	}
+	if (blob != NULL) {
+		memcpy(buf->data + buf->len, blob, blen);
+	} else {
+		macc_f32le_store(buf->data + buf->len, v, n);
+	}
+	buf->len += len;
+}
+
 int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_out *st)
 {
 	struct writer w;
 	msgpack_packer pk;
-	size_t vbytes;
+	bool raw = st->enc == MACC_ENC_F32;
+	bool mom = raw ? st->mom != NULL : st->mom_blob != NULL;
+	size_t xbytes, mbytes;
 	uint32_t nmap = 4;
 	int rc;
 
-	if (st->nparams > UINT32_MAX / 4 || st->x == NULL) {
+	if (st->nparams > UINT32_MAX / 4 || (raw ? st->x == NULL : st->x_blob == NULL)) {
 		return MACC_ETOOBIG;
 	}
-	vbytes = st->nparams * 4;
+	if (st->enc > MACC_ENC_TOPK) {
+		return MACC_EMALFORMED;
+	}
+	xbytes = raw ? st->nparams * 4 : st->x_len;
+	mbytes = !mom ? 0 : raw ? st->nparams * 4 : st->mom_len;
+	if (xbytes > UINT32_MAX || mbytes > UINT32_MAX) {
+		return MACC_ETOOBIG;
+	}
 	macc_buf_reset(&b->buf);
-	rc = macc_buf_reserve(&b->buf, 128 + (st->mom != NULL ? 2 * vbytes : vbytes));
+	rc = macc_buf_reserve(&b->buf, 128 + xbytes + mbytes);
 	if (rc != 0) {
 		return rc;
 	}
-	nmap += st->mom != NULL ? 1 : 0;
+	nmap += mom ? 1 : 0;
 	nmap += st->has_weight ? 1 : 0;
 	memset(&w, 0, sizeof(w));
 	w.buf = &b->buf;
@@ -341,22 +370,11 @@ int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_ou
 	msgpack_pack_map(&pk, nmap);
 	pack_kv_uint(&pk, "round", st->round);
 	pack_kv_uint(&pk, "n", st->nparams);
-	pack_kv_uint(&pk, "enc", MACC_ENC_F32);
-	/* The vectors bypass the packer: one little-endian store straight into the buffer (room
-	 * was reserved above, so this is the one copy of the parameters per round). */
-	pack_key(&pk, "x");
-	msgpack_pack_bin(&pk, vbytes);
-	if (w.err == 0) {
-		macc_f32le_store(b->buf.data + b->buf.len, st->x, st->nparams);
-		b->buf.len += vbytes;
-	}
-	if (st->mom != NULL) {
-		pack_key(&pk, "mom");
-		msgpack_pack_bin(&pk, vbytes);
-		if (w.err == 0) {
-			macc_f32le_store(b->buf.data + b->buf.len, st->mom, st->nparams);
-			b->buf.len += vbytes;
-		}
+	pack_kv_uint(&pk, "enc", st->enc);
+	pack_vec(&pk, &w, &b->buf, "x", st->x, st->nparams, raw ? NULL : st->x_blob, st->x_len);
+	if (mom) {
+		pack_vec(&pk, &w, &b->buf, "mom", st->mom, st->nparams, raw ? NULL : st->mom_blob,
+			 st->mom_len);
 	}
 	if (st->has_weight) {
 		pack_key(&pk, "w");
@@ -895,6 +913,55 @@ static int decode_ack(const struct fields *f, struct macc_hello_ack *a)
 	return 0;
 }
 
+/* A little-endian u32 of a compressor blob header. */
+static uint32_t blob_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The structure of a compressed vector (enc != F32): the blob layout of macc_compress_encode
+ * (consensus.h), checked without looking at the values. F32 vectors were sized by get_bin. */
+static int state_blob_check(const struct fields *f, const struct macc_state *st, const char *key,
+			    const uint8_t *b, size_t len)
+{
+	uint64_t n = st->nparams, count, want;
+
+	if (st->enc == MACC_ENC_F32) {
+		return 0;
+	}
+	if (len < 12) {
+		return macc_errf(f->err, MACC_EMALFORMED, "state: field '%s': %zu bytes, shorter "
+				 "than a compressed vector header (12)", key, len);
+	}
+	if (b[0] != st->enc || b[1] != 0 || b[2] != 0 || b[3] != 0) {
+		return macc_errf(f->err, MACC_EMALFORMED, "state: field '%s': header tag %u with "
+				 "enc %u, or reserved bytes not zero", key, b[0], st->enc);
+	}
+	if (blob_le32(b + 4) != n) {
+		return macc_errf(f->err, MACC_EMALFORMED, "state: field '%s' holds %u values, the "
+				 "body says n = %llu", key, blob_le32(b + 4),
+				 (unsigned long long)n);
+	}
+	count = blob_le32(b + 8);
+	switch (st->enc) {
+	case MACC_ENC_BF16:
+		want = count == n ? 12 + 2 * n : 0;
+		break;
+	case MACC_ENC_INT8:
+		want = count == (n + 255) / 256 ? 12 + 4 * count + n : 0;
+		break;
+	default: /* MACC_ENC_TOPK */
+		want = count <= n ? 12 + 8 * count : 0;
+		break;
+	}
+	if (want == 0 || len != want) {
+		return macc_errf(f->err, MACC_EMALFORMED, "state: field '%s': count %llu and %zu "
+				 "bytes do not fit encoding %u for n = %llu", key,
+				 (unsigned long long)count, len, st->enc, (unsigned long long)n);
+	}
+	return 0;
+}
+
 static int decode_state(const struct fields *f, struct macc_state *st)
 {
 	struct map_index body;
@@ -928,19 +995,22 @@ static int decode_state(const struct fields *f, struct macc_state *st)
 	if ((rc = get_uint(&bf, "enc", UINT32_MAX, &v)) != 0) {
 		return rc;
 	}
-	if (v != MACC_ENC_F32) {
+	if (v > MACC_ENC_TOPK) {
 		return macc_errf(f->err, MACC_EMALFORMED,
-				 "state: vector encoding %llu not supported (only 0 = f32)",
+				 "state: vector encoding %llu unknown (0 f32, 1 bf16, 2 int8, 3 topk)",
 				 (unsigned long long)v);
 	}
 	st->enc = (uint32_t)v;
-	vbytes = (size_t)st->nparams * 4;
-	if ((rc = get_bin(&bf, "x", vbytes, &st->x, &n)) != 0) {
+	vbytes = st->enc == MACC_ENC_F32 ? (size_t)st->nparams * 4 : SIZE_MAX;
+	if ((rc = get_bin(&bf, "x", vbytes, &st->x, &st->x_len)) != 0 ||
+	    (rc = state_blob_check(f, st, "x", st->x, st->x_len)) != 0) {
 		return rc;
 	}
 	st->mom = NULL;
+	st->mom_len = 0;
 	if (map_find(&body, st->body, st->body_len, "mom", &r) &&
-	    (rc = get_bin(&bf, "mom", vbytes, &st->mom, &n)) != 0) {
+	    ((rc = get_bin(&bf, "mom", vbytes, &st->mom, &st->mom_len)) != 0 ||
+	     (rc = state_blob_check(f, st, "mom", st->mom, st->mom_len)) != 0)) {
 		return rc;
 	}
 	st->has_weight = false;

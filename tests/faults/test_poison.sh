@@ -20,9 +20,9 @@
 . "$(dirname "$0")/faults_lib.sh"
 
 AGG=${AGG:-clip:auto}
-ROUNDS=40
+ROUNDS=600 # long enough that the doubling back-offs cover most of the attack, so a poll sees one
 BOUND=${BOUND:-1.0}
-[ "$LONG" = 1 ] && ROUNDS=200
+[ "$LONG" = 1 ] && ROUNDS=1500
 FLEET="$WORK/fleet"
 printf '0 1\n1 2\n2 0\n0 3\n' >"$WORK/edges"
 gen_fleet "$FLEET" 4 "$WORK/edges" --set rounds=1000000 --set round_timeout_ms=2000 \

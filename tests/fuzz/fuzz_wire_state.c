@@ -3,7 +3,8 @@
  *
  * First byte even: the rest is a whole message payload. First byte odd: the rest is used as the
  * STATE *body* inside a well-formed outer map, so the fuzzer reaches the nested body parser
- * directly. A decoded STATE must have bins of exactly n*4 bytes pointing inside the input, and
+ * directly. A decoded STATE must have bins pointing inside the input (exactly n*4 bytes for enc
+ * f32, a compressor blob of x_len / mom_len bytes otherwise), and
  * goes through macc_session_accept_state on an established session, which must refuse it (the
  * signature cannot be right) and leave the session unchanged.
  */
@@ -36,9 +37,13 @@ static int check(const uint8_t *p, size_t len)
 	const struct macc_state *st = &m.u.state;
 	size_t vb = (size_t)st->nparams * 4;
 
+	if (st->enc == MACC_ENC_F32 && (st->x_len != vb || (st->mom != NULL && st->mom_len != vb))) {
+		abort();
+	}
 	if (st->body < p || st->body + st->body_len > p + len || st->x < st->body ||
-	    st->x + vb > st->body + st->body_len ||
-	    (st->mom != NULL && (st->mom < st->body || st->mom + vb > st->body + st->body_len))) {
+	    st->x + st->x_len > st->body + st->body_len ||
+	    (st->mom != NULL &&
+	     (st->mom < st->body || st->mom + st->mom_len > st->body + st->body_len))) {
 		abort();
 	}
 	/* Session with a peer whose key is the message's own sender, so the sender check passes

@@ -653,6 +653,74 @@ static void test_robust_audit(void **state)
 	}
 }
 
+/* Issue 11 keys: defaults, values, the cross-key checks (each error names what is wrong), and
+ * that they need a restart on reload. */
+static void test_edge_keys(void **state)
+{
+	struct macc_config c, d;
+	struct macc_errmsg e;
+	struct macc_config_diff df;
+	const char *ok = "[agent]\nname=a\n[train]\nshard = 1/4\ntopology = ring\n"
+			 "schedule = exp-pairs\nlocal_steps = 4\ncompress = topk:0.1\n"
+			 "gossip_step = 0.3\n";
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=solo\n", &c, &e), 0);
+	assert_int_equal(c.schedule, MACC_SCHEDULE_STATIC);
+	assert_int_equal(c.local_steps, 1);
+	assert_string_equal(c.compress, "none");
+	assert_string_equal(c.topology, "");
+	assert_false(c.sgp);
+	macc_config_finish(&c);
+	assert_int_equal(parse(ok, &c, &e), 0);
+	assert_int_equal(c.schedule, MACC_SCHEDULE_EXP_PAIRS);
+	assert_string_equal(c.topology, "ring");
+	assert_int_equal(c.local_steps, 4);
+	assert_string_equal(c.compress, "topk:0.1");
+	assert_true(c.gossip_step == 0.3);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nshard = 1/4\ntopology = file:/x\n"
+			       "algorithm = sgp\n", &d, &e), 0);
+	assert_true(d.sgp);
+	assert_int_equal(d.algorithm, MACC_ALGO_CDMSGD);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "algorithm"); /* sgp is cdmsgd in push-sum form */
+	macc_config_diff_finish(&df);
+	macc_config_finish(&c);
+	macc_config_finish(&d);
+
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nschedule = matching\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "needs key 'topology'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nalgorithm = sgp\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "algorithm = sgp needs key 'topology'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\ntopology = ring\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "needs key 'shard'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nschedule = random\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "expected static, matching or exp-pairs"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\ncompress = topk:1.5\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "topk:F needs a fraction F in (0, 1]"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\ncompress = gzip\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nlocal_steps = 0\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "local_steps"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\ngossip_step = 0.5\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "gossip_step needs compress"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nshard = 0/4\ntopology = ring\n"
+			       "algorithm = sgp\ncompress = int8\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "push-sum) with compress"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nshard = 0/4\ntopology = ring\n"
+			       "schedule = matching\nweights = explicit\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "weights = explicit does not apply"));
+}
+
 static void test_endpoint(void **state)
 {
 	struct macc_endpoint ep;
@@ -686,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_encrypt),
 		cmocka_unit_test(test_robust_audit),
+		cmocka_unit_test(test_edge_keys),
 		cmocka_unit_test(test_endpoint),
 	};
 
