@@ -634,7 +634,8 @@ static void check_round(struct macc_agent *a)
 	do_step(a);
 }
 
-void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v)
+void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v,
+		    const struct macc_state_proof *proof)
 {
 	struct macc_agent *a = p->agent;
 	struct slot *s;
@@ -658,6 +659,7 @@ void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint
 	if (a->sends_v && v != NULL) {
 		macc_f32le_load(s->v, v, a->nparams);
 	}
+	s->proof = *proof;
 	s->round = round;
 	s->full = true;
 	check_round(a);

@@ -51,6 +51,10 @@ struct slot {
 	uint64_t round;
 	float *x; /* nparams */
 	float *v; /* nparams, dmsgd only */
+	/* Signature and nonces of the STATE it came in: with the body (re-encoded from x and v,
+	 * macc_state_body_encode is canonical) and both keys, proof of what the peer sent. On a
+	 * sealed session the signature was not checked on receipt (proof.checked false). */
+	struct macc_state_proof proof;
 };
 
 struct conn {
@@ -221,7 +225,8 @@ void shared_body_unref(struct shared_body *b);
 void slot_free(struct slot *s);
 
 /* agent.c, called by peer.c */
-void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v);
+void agent_on_state(struct peer *p, uint64_t round, const uint8_t *x, const uint8_t *v,
+		    const struct macc_state_proof *proof);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
 
