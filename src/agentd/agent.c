@@ -497,11 +497,14 @@ static void start_round(struct macc_agent *a)
 	a->round_started_ms = macc_now_ms();
 	a->round_timed_out = false;
 	uv_timer_start(&a->round_timer, on_round_timeout, a->cfg.round_timeout_ms, 0);
+	/* The gradient job first, then the sends: sealing a STATE for every neighbour takes the
+	 * loop a few milliseconds, and the worker computes meanwhile (it reads x, the sends read
+	 * the body: nothing shared). */
+	job.ckpt_round = a->round;
+	queue_job(a, JOB_GRAD | (a->after_grad ? JOB_ENCODE : 0), PH_GRAD);
 	if (!a->after_grad) {
 		broadcast(a);
 	}
-	job.ckpt_round = a->round;
-	queue_job(a, JOB_GRAD | (a->after_grad ? JOB_ENCODE : 0), PH_GRAD);
 }
 
 static bool waiting_for(const struct macc_agent *a, const struct peer *p)
