@@ -31,6 +31,7 @@
 #   RESULT bench=netpath macc=EPOCH_S ref=EPOCH_S ratio=X identical=yes|no met=yes|no
 #   RESULT bench=netpath_plain (the same for the plain ring)
 #   RESULT bench=sealed macc=SEALED_EPOCH_S ref=PLAIN_EPOCH_S ratio=X met=yes|no
+#   RESULT bench=cpu sealed=MS plain=MS sim=MS   (steady-state CPU per agent-round, ring-lib.sh)
 #
 # Environment (all optional): MACC_BUILD, MACC_SRC (set by meson); BENCH_MODEL
 # (mlp:784-256-128-10), BENCH_EPOCHS (1), BENCH_BATCH (64), BENCH_LR (0.05), BENCH_MOMENTUM
@@ -95,7 +96,8 @@ echo "4-agent ring, $model, $algorithm, batch $batch, lr $lr, momentum $momentum
 
 # ---- macc-agentd rings: sealed (encrypt = yes, the default) and plain (encrypt = no) ---------
 # run_ring ENCRYPT: one ring; sets ring_epoch, ring_acc, ring_wall, ring_cpu, ring_round_ms,
-# digests (per agent) and er (rounds per epoch). Logs in $out/ENCRYPT/.
+# ring_cpu_round (steady-state CPU ms per agent-round), digests (per agent) and er (rounds per
+# epoch). Logs in $out/ENCRYPT/.
 run_ring() {
 	local enc=$1 base j round_s d=$out/$1
 	mkdir -p "$d"
@@ -115,6 +117,7 @@ run_ring() {
 	cpu_mark cpu0
 	t0=$(date +%s.%N)
 	ring_start "$agentd" "$d" "$d"/ring/agent{0,1,2,3}/agentd.conf
+	ring_cpu_round=$(ring_steady_cpu "$d" 4 "$limit")
 	if ! ring_wait "$limit"; then
 		echo "bench_ring: the daemon ring (encrypt = $enc) failed; logs: $d/agent{0..3}.log"
 		exit 1
@@ -147,7 +150,7 @@ fi
 if [[ $plain == 1 ]]; then
 	run_ring no
 	plain_epoch=$ring_epoch plain_acc=$ring_acc plain_wall=$ring_wall plain_cpu=$ring_cpu
-	plain_round_ms=$ring_round_ms plain_digests=("${digests[@]}")
+	plain_round_ms=$ring_round_ms plain_digests=("${digests[@]}") plain_cpu_round=$ring_cpu_round
 fi
 run_ring yes
 
@@ -162,12 +165,25 @@ if ! simline=$(timeout -k 10 "$limit" "$sim" --agents 4 --topology ring --model 
 fi
 cpu_mark cpu1
 sim_cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')
+# The simulator's CPU per agent-round: the run above less a one-round run (loading, set-up and
+# the final evaluation are in both).
+cpu_mark cpu0
+if ! timeout -k 10 "$limit" "$sim" --agents 4 --topology ring --model "$model" \
+	--data fashion-mnist --algorithm "$algorithm" --rounds 1 --batch "$batch" --lr "$lr" \
+	--momentum "$momentum" --seed "$seed" --threads "$sim_threads" --quiet \
+	>"$out/sim1.log" 2>&1; then
+	echo "bench_ring: macc-sim (one round) failed (see $out/sim1.log)"
+	exit 1
+fi
+cpu_mark cpu1
 sim_train=$(kv_value train_s "$simline")
 sim_rounds=$(kv_value rounds "$simline")
 sim_epochs=$(kv_value epochs "$simline")
 sim_acc=$(kv_value test_acc_mean "$simline")
 sim_epoch=$(awk -v t="$sim_train" -v r="$sim_rounds" -v e="$sim_epochs" \
 	'BEGIN { printf "%.3f", (r > 0 && e > 0) ? t / r * (r / e) : 0 }')
+sim_cpu_round=$(awk -v c="$sim_cpu" -v a="$cpu0" -v b="$cpu1" -v r="$sim_rounds" \
+	'BEGIN { if (r > 1) printf "%.2f", (c - (b - a)) * 1000 / (r - 1) / 4 }')
 identical=yes
 plain_identical=yes
 for j in 0 1 2 3; do
@@ -226,6 +242,11 @@ if [[ $plain == 1 ]]; then
 	echo "plain ring: $plain_round_ms ms per round; final parameters identical to macc-sim:" \
 		"$plain_identical"
 fi
+# CPU per agent-round does not depend on how busy the machine is: with more processes than
+# cores, wall time follows it, so on a shared machine it is the steadier comparison.
+echo "CPU ms per agent-round (steady state): sealed ring ${ring_cpu_round:-?}," \
+	"plain ring ${plain_cpu_round:--}, macc-sim ${sim_cpu_round:-?}"
+echo "RESULT bench=cpu sealed=${ring_cpu_round:-} plain=${plain_cpu_round:-} sim=${sim_cpu_round:-}"
 
 if [[ $torch == 1 ]]; then
 	awk -v m="$ring_epoch" -v r="$torch_epoch" -v ma="$ring_acc" -v ra="$torch_acc" 'BEGIN {

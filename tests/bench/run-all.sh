@@ -213,6 +213,21 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 	else
 		missing ring "3. network path"
 	fi
+	# The same comparisons in CPU per agent-round (steadier on a shared machine; no target).
+	if wanted ring && [[ -n $(result cpu "$out/ring.log" sealed) ]]; then
+		cs=$(result cpu "$out/ring.log" sealed)
+		cp=$(result cpu "$out/ring.log" plain)
+		csim=$(result cpu "$out/ring.log" sim)
+		echo "| 3. CPU per agent-round: sealed ring / macc-sim (information) | $cs ms | $csim ms |" \
+			"$(awk -v a="$cs" -v b="$csim" 'BEGIN { if (b > 0) printf "%.2f", a / b }')x | - | - |"
+		if [[ -n $cp ]]; then
+			echo "| 3. CPU per agent-round: plain ring / macc-sim (information) | $cp ms |" \
+				"$csim ms | $(awk -v a="$cp" -v b="$csim" 'BEGIN { if (b > 0) printf "%.2f", a / b }')x |" \
+				"- | - |"
+			echo "| issue 12: CPU per agent-round, sealed / plain (information) | $cs ms | $cp ms |" \
+				"$(awk -v a="$cs" -v b="$cp" 'BEGIN { if (b > 0) printf "%.2f", a / b }')x | - | - |"
+		fi
+	fi
 	# Issue 12: what sealing costs the ring.
 	if wanted ring && [[ -n $(result sealed "$out/ring.log" ratio) ]]; then
 		echo "| issue 12: sealed ring epoch time / plain ring epoch time |" \
