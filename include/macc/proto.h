@@ -381,6 +381,15 @@ int macc_session_state_prefix(const struct macc_session *s, const struct macc_st
  * (MACC_EBADSIG), parameter count equals `nparams` (MACC_EMODEL), round strictly greater than
  * the last accepted one (MACC_EREPLAY). On success records the round and returns 0; on failure
  * the session is unchanged and the caller must not use the message.
+ *
+ * On a session whose receive direction is sealed (macc_session_rx_sealed) the digest and the
+ * signature are NOT checked here: the frame opened under a key that only the peer shares with
+ * us (its ephemeral key, bound to its Ed25519 identity by the HELLO_ACK proof), in stream order,
+ * so the AEAD tag already authenticated every byte of it as the peer's. That saves one BLAKE2b
+ * pass over every received body (most of a sealed agent's network-path CPU). The signature is
+ * still there for a third party: whoever needs proof of what the peer sent (the audit trail)
+ * checks it at that moment with macc_session_verify_state, or later, off the session, from the
+ * fields that macc_session_state_proof keeps.
  */
 int macc_session_accept_state(struct macc_session *s, const struct macc_state *st,
 			      size_t nparams, struct macc_errmsg *err);
@@ -416,6 +425,32 @@ void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_
 int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *text, size_t len,
 			     const uint8_t sig[MACC_SIG_BYTES], const uint8_t *body,
 			     size_t body_len, uint64_t *ret_round, struct macc_errmsg *err);
+
+/*
+ * The explicit check of a STATE's signature on this session, whatever the sealing: sender is the
+ * session's peer (MACC_EUNKNOWNPEER), and the Ed25519 signature verifies over the signed header
+ * with the BLAKE2b-256 digest of the body (MACC_EBADSIG). Changes nothing. 0 on success.
+ */
+int macc_session_verify_state(const struct macc_session *s, const struct macc_state *st,
+			      struct macc_errmsg *err);
+
+/*
+ * What is needed, besides the body bytes and the two public keys, to prove a received STATE to
+ * a third party after its session is gone: the signature, both session nonces (sender's first,
+ * as in the signed header) and the round. `checked` records whether the signature was verified
+ * on receipt (a plaintext session) or not (a sealed one: verify it before relying on it).
+ */
+struct macc_state_proof {
+	uint8_t sig[MACC_SIG_BYTES];
+	uint8_t sender_nonce[MACC_NONCE_BYTES];
+	uint8_t receiver_nonce[MACC_NONCE_BYTES];
+	uint64_t round;
+	bool checked;
+};
+
+/* Fill *ret from a STATE that macc_session_accept_state accepted on this session. */
+void macc_session_state_proof(const struct macc_session *s, const struct macc_state *st,
+			      struct macc_state_proof *ret);
 
 /* ---------------------------------------------------------------------------------------- */
 /* 2. Sealing (seal.c)                                                                       */

@@ -27,12 +27,17 @@
  * stop waiting for a peer that is behind them only until it catches up.
  *
  * Cost of a round beyond the simulator's arithmetic (mlp:784-256-128-10, dmsgd, 1.9 MB per
- * STATE, measured with perf on a 4-agent loopback ring): BLAKE2b over the own body and over
- * each neighbour's (three digests, ~7 ms per agent-round at ~0.8 GB/s) dominates; the gradient
- * and step take ~2 ms, socket copies ~1 ms, the copy into the receive slots and the finiteness
- * check under 1 ms. Frames are read straight into their payload (peer.c), the body buffer is
- * reused from round to round, big blocks stay on the heap (main.c: no page faults per frame),
- * and the consensus distance and params digest are computed only when they will be shown.
+ * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring, tests/bench): the
+ * gradient and step take ~2.3 ms, as in macc-sim. Plain sessions add BLAKE2b over the own body
+ * (to sign it) and over each neighbour's (to verify it): three digests, ~6.6 ms at ~0.85 GB/s,
+ * half of the daemon's CPU. Sealed sessions hash only the own body (~2.2 ms: the AEAD
+ * authenticates what arrives, proto.h) but seal it once per neighbour and open each
+ * neighbour's (four XChaCha20-Poly1305 passes, ~6.3 ms). Both then have loopback TCP (~2 ms
+ * in the kernel), the copy into the receive slots and the finiteness check (~1 ms). Frames
+ * are read straight into their payload (peer.c), the body buffer is reused from round to
+ * round, big blocks stay on the heap (main.c: no page faults per frame), the gradient job is
+ * queued before the sends are sealed, and the consensus distance and params digest are
+ * computed only when they will be shown.
  *
  * Jobs: at most one worker job (uv_queue_work) is in flight; while it runs, the loop does not
  * touch x, v, g, the batcher or the model. Everything the job reports comes back in
@@ -691,11 +696,14 @@ static void start_round(struct macc_agent *a)
 	a->round_started_ms = macc_now_ms();
 	a->round_timed_out = false;
 	uv_timer_start(&a->round_timer, on_round_timeout, a->cfg.round_timeout_ms, 0);
+	/* The gradient job first, then the sends: sealing a STATE for every neighbour takes the
+	 * loop a few milliseconds, and the worker computes meanwhile (it reads x, the sends read
+	 * the body: nothing shared). */
+	job.ckpt_round = a->round;
+	queue_job(a, JOB_GRAD | (late_send(a) ? JOB_ENCODE : 0), PH_GRAD);
 	if (!late_send(a)) {
 		broadcast(a);
 	}
-	job.ckpt_round = a->round;
-	queue_job(a, JOB_GRAD | (late_send(a) ? JOB_ENCODE : 0), PH_GRAD);
 }
 
 static bool waiting_for(const struct macc_agent *a, const struct peer *p)

@@ -33,7 +33,10 @@
  * after they are encoded and written at once, so they are sealed in stream order. A STATE on a
  * sealed session is the shared body encrypted with a per-neighbour prefix into one buffer per
  * connection (reused from round to round: the write keeps it until its callback); unsealed
- * sessions keep sending prefix + shared body without a copy.
+ * sessions keep sending prefix + shared body without a copy. A STATE received on a sealed
+ * session is not hashed and its signature not checked (macc_session_accept_state: the AEAD
+ * authenticated it as the peer's); its slot keeps the signature and nonces (struct
+ * macc_state_proof) for whoever needs to prove it later.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -16,7 +16,8 @@
  *
  * Session checks run in the order DESIGN.md fixes: size, version, type (macc_msg_decode), then
  * sender, signature, model, freshness (macc_session_accept_state). State is only written when
- * every check passed.
+ * every check passed. On a sealed receive direction the signature step is left out (the AEAD
+ * already authenticated the frame as the peer's); macc_session_verify_state does it on demand.
  *
  * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
  * ephemeral keys, key derivation when the peer's HELLO is accepted, switching each direction on
@@ -1433,21 +1434,18 @@ int macc_session_state_prefix(const struct macc_session *s, const struct macc_st
 int macc_session_accept_state(struct macc_session *s, const struct macc_state *st,
 			      size_t nparams, struct macc_errmsg *err)
 {
-	uint8_t digest[MACC_DIGEST_BYTES];
-	uint8_t hdr[STATE_HDR_LEN];
-
 	if (!s->proven) {
 		return macc_errf(err, MACC_ESTATE, "STATE before the peer proved its key");
 	}
 	if (!macc_pubkey_equal(&st->from, &s->peer)) {
 		return macc_errf(err, MACC_EUNKNOWNPEER, "STATE from a key other than the peer's");
 	}
-	macc_blake2b(digest, sizeof(digest), st->body, st->body_len);
-	state_header(hdr, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce, st->round,
-		     digest);
-	if (macc_verify(&s->peer, hdr, sizeof(hdr), st->sig) != 0) {
-		return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: bad signature",
-				 (unsigned long long)st->round);
+	/* Sealed: the AEAD tag authenticated the whole frame as the peer's (proto.h). */
+	if (!macc_session_rx_sealed(s)) {
+		int rc = macc_session_verify_state(s, st, err);
+		if (rc < 0) {
+			return rc;
+		}
 	}
 	if (st->nparams != nparams) {
 		return macc_errf(err, MACC_EMODEL, "STATE has %llu parameters, the model has %zu",
@@ -1461,4 +1459,36 @@ int macc_session_accept_state(struct macc_session *s, const struct macc_state *s
 	s->last_round = st->round;
 	s->have_round = true;
 	return 0;
+}
+
+int macc_session_verify_state(const struct macc_session *s, const struct macc_state *st,
+			      struct macc_errmsg *err)
+{
+	uint8_t digest[MACC_DIGEST_BYTES];
+	uint8_t hdr[STATE_HDR_LEN];
+
+	if (!s->have_hello || s->self == NULL) {
+		return macc_errf(err, MACC_ESTATE, "STATE before the peer's HELLO");
+	}
+	if (!macc_pubkey_equal(&st->from, &s->peer)) {
+		return macc_errf(err, MACC_EUNKNOWNPEER, "STATE from a key other than the peer's");
+	}
+	macc_blake2b(digest, sizeof(digest), st->body, st->body_len);
+	state_header(hdr, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce, st->round,
+		     digest);
+	if (macc_verify(&s->peer, hdr, sizeof(hdr), st->sig) != 0) {
+		return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: bad signature",
+				 (unsigned long long)st->round);
+	}
+	return 0;
+}
+
+void macc_session_state_proof(const struct macc_session *s, const struct macc_state *st,
+			      struct macc_state_proof *ret)
+{
+	memcpy(ret->sig, st->sig, MACC_SIG_BYTES);
+	memcpy(ret->sender_nonce, s->peer_nonce, MACC_NONCE_BYTES);
+	memcpy(ret->receiver_nonce, s->self_nonce, MACC_NONCE_BYTES);
+	ret->round = st->round;
+	ret->checked = !macc_session_rx_sealed(s);
 }

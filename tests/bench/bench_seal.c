@@ -14,7 +14,8 @@
  *   open               macc_session_open in place (libsodium decrypt_detached)
  *   seal+open          seal 1 neighbour + open
  *   sealed path        the whole sealed path: body encode + seal + frame decoder + open + decode
- *                      + accept_state + load, to compare with sign+verify
+ *                      + accept_state + load, to compare with sign+verify (accept_state does
+ *                      not hash the body on a sealed session: the AEAD authenticated it)
  * and prints MB/s of body bytes, the ratio to BLAKE2b time and to the sign+verify path. A path's
  * time is the sum of the best times of its parts.
  */

@@ -55,6 +55,58 @@ ring_start() {
 	done
 }
 
+# ring_cpu_ticks: the CPU clock ticks (user + system) that the daemons of RING_PIDS still running
+# have used so far (/proc/PID/stat fields 14 and 15).
+ring_cpu_ticks() {
+	local p f s=0
+	local -a v
+	for p in "${RING_PIDS[@]}"; do
+		if f=$(cat "/proc/$p/stat" 2>/dev/null); then
+			read -r -a v <<<"${f##*) }"
+			s=$((s + v[11] + v[12]))
+		fi
+	done
+	echo "$s"
+}
+
+# ring_wait_round LOGDIR N K SECONDS: wait until each of LOGDIR/agent0..N-1.log says "round K
+# starts"; 1 when a daemon of RING_PIDS exits first or SECONDS pass.
+ring_wait_round() {
+	local dir=$1 n=$2 k=$3 deadline=$((SECONDS + $4)) j p
+	for ((j = 0; j < n; j++)); do
+		until grep -q "debug: round $k starts\$" "$dir/agent$j.log" 2>/dev/null; do
+			for p in "${RING_PIDS[@]}"; do
+				kill -0 "$p" 2>/dev/null || return 1
+			done
+			((SECONDS < deadline)) || return 1
+			sleep 0.05
+		done
+	done
+}
+
+# ring_steady_cpu LOGDIR N SECONDS: while a ring of N daemons (logs in LOGDIR) runs, the CPU its
+# processes use per agent-round from round 5 to two rounds before the end, in milliseconds
+# (data loading, set-up and the final evaluation left out, like ring_round_s); prints nothing
+# when the run is too short or a daemon exits early. Call it right after ring_start.
+ring_steady_cpu() {
+	local dir=$1 n=$2 limit=$3 total="" k1=5 k2 c0 c1 deadline=$((SECONDS + $3))
+	while [[ -z $total ]] && ((SECONDS < deadline)); do
+		total=$(sed -n 's/.* rounds per epoch, \([0-9]*\) rounds$/\1/p' "$dir/agent0.log" 2>/dev/null |
+			head -n 1)
+		[[ -n $total ]] || sleep 0.1
+	done
+	if [[ -z $total ]] || ((total < k1 + 5)); then
+		return 0
+	fi
+	k2=$((total - 2))
+	ring_wait_round "$dir" "$n" "$k1" "$limit" || return 0
+	c0=$(ring_cpu_ticks)
+	ring_wait_round "$dir" "$n" "$k2" "$limit" || return 0
+	c1=$(ring_cpu_ticks)
+	awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" -v r=$((k2 - k1)) -v n="$n" \
+		'BEGIN { printf "%.2f\n", (b - a) / t * 1000 / r / n }'
+}
+
 # ring_wait SECONDS: wait until every daemon of RING_PIDS has exited, at most SECONDS. Returns 0
 # when all exited with status 0, 1 otherwise (a failure, or the deadline: the rest are killed).
 ring_wait() {

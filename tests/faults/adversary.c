@@ -6,10 +6,12 @@
  * then misbehaves in three phases:
  *
  *   1. mixed (--rounds R daemon rounds): on every STATE the daemon sends it (round k), it
- *      answers with a forged signature (body changed after signing), a STATE for too few
- *      parameters, a truncated frame, a STATE for a round far in the future, and then either a
- *      harmless echo of the daemon's own (x, v) followed by a byte-exact replay of that frame
- *      (even k), or a correctly signed STATE holding NaN in x / +Inf in the momentum (odd k).
+ *      answers with a STATE for too few parameters, a truncated frame, a STATE for a round far
+ *      in the future, then either a harmless echo of the daemon's own (x, v) followed by a
+ *      byte-exact replay of that frame (even k), or a correctly signed STATE holding NaN in x /
+ *      +Inf in the momentum (odd k), and last a forged signature (body changed after signing;
+ *      a sealed daemon does not check signatures on receipt, so there it is refused as a
+ *      replay of round k).
  *   2. ping flood (--flood-ms): PING frames as fast as the socket takes them.
  *   3. slow loris (--loris-ms): a frame header announcing a large STATE, a few bytes of it, then
  *      silence with the socket open.
@@ -327,15 +329,6 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 	const float *mom = a->mom ? a->v : NULL;
 	int rc;
 
-	/* Forged: the body is changed after it was signed. */
-	if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
-		return rc;
-	}
-	f->data[f->len - 5] ^= 0x40;
-	if ((rc = send_frame(a, f)) < 0) {
-		return rc;
-	}
-	a->forged++;
 	/* Wrong size: a properly signed STATE for one parameter less. */
 	if ((rc = state_frame(a, k, a->n - 1, a->x, mom, f)) < 0) {
 		return rc;
@@ -363,9 +356,8 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 	}
 	a->future++;
 	if (a->have_sent && k <= a->last_sent_round) {
-		return 0; /* this round was used already (the daemon repeated it) */
-	}
-	if (k % 2 == 0) {
+		/* this round was used already (the daemon repeated it) */
+	} else if (k % 2 == 0) {
 		/* Echo the daemon's own state (harmless), then replay that very frame. */
 		if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
 			return rc;
@@ -406,6 +398,18 @@ static int attack_round(struct adv *a, uint64_t k, struct macc_buf *f)
 	}
 	a->last_sent_round = k;
 	a->have_sent = true;
+	/* Forged, last: the body is changed after it was signed, for round k, which the daemon
+	 * has taken already. A plain daemon checks the signature first (bad_signature); a sealed
+	 * one does not check it on receipt (the AEAD authenticated the frame as ours, proto.h),
+	 * so the round rule refuses it (replay): either way nothing of it is used. */
+	if ((rc = state_frame(a, k, a->n, a->x, mom, f)) < 0) {
+		return rc;
+	}
+	f->data[f->len - 5] ^= 0x40;
+	if ((rc = send_frame(a, f)) < 0) {
+		return rc;
+	}
+	a->forged++;
 	return 0;
 }
 
@@ -763,11 +767,14 @@ int main(int argc, char **argv)
 	if (rc == 0 && garbage) {
 		rc = phase_garbage(&a);
 	}
+	/* Forged states count as bad_signature on a plain session, as replay on a sealed one
+	 * (attack_round). */
 	printf("sent bad_signature %lu\nsent model_mismatch %lu\nsent malformed %lu\n"
 	       "sent future %lu\nsent replay %lu\nsent nonfinite %lu\nsent echo %lu\n"
-	       "sent ping %lu\nsent garbage %lu\n",
-	       a.forged, a.wrong_n, a.truncated, a.future, a.replays, a.nonfinite, a.echoes,
-	       a.pings, a.garbage);
+	       "sent ping %lu\nsent garbage %lu\nsent forged %lu\n",
+	       a.sealed ? 0 : a.forged, a.wrong_n, a.truncated, a.future,
+	       a.replays + (a.sealed ? a.forged : 0), a.nonfinite, a.echoes, a.pings, a.garbage,
+	       a.forged);
 	status = rc == 0 ? 0 : 1;
 out:
 	if (a.fd >= 0) {

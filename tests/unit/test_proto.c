@@ -604,6 +604,15 @@ static void test_state_property(void **state)
 		assert_int_equal(macc_msg_decode(payload, plen, 0, &m, NULL), 0);
 		assert_int_equal(m.type, MACC_MSG_STATE);
 		assert_int_equal(macc_session_accept_state(&sb, &m.u.state, n, NULL), 0);
+		{
+			/* Plaintext: the signature was checked on receipt. */
+			struct macc_state_proof pr;
+
+			macc_session_state_proof(&sb, &m.u.state, &pr);
+			assert_true(pr.checked);
+			assert_true(pr.round == round * 3);
+			assert_int_equal(macc_session_verify_state(&sb, &m.u.state, NULL), 0);
+		}
 		assert_true(m.u.state.round == round * 3);
 		assert_true(m.u.state.nparams == n);
 		assert_int_equal(m.u.state.has_weight, with_w);

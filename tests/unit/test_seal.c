@@ -356,30 +356,51 @@ static void test_state(void **state)
 		assert_null(memmem(out.data, out.len, body.buf.data + body.buf.len - 16, 16));
 		assert_int_equal(receive(&p.b, out.data, out.len, &m, &payload, &err), 0);
 		assert_int_equal(m.type, MACC_MSG_STATE);
-		/* Still signed inside the encryption: the session checks the signature. */
+		/* Still signed inside the encryption: the AEAD authenticated it on receipt, and the
+		 * signature verifies when checked explicitly (proof for a third party). */
 		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err), 0);
+		assert_int_equal(macc_session_verify_state(&p.b, &m.u.state, &err), 0);
+		{
+			struct macc_state_proof pr;
+
+			macc_session_state_proof(&p.b, &m.u.state, &pr);
+			assert_false(pr.checked);
+			assert_int_equal(pr.round, round);
+			assert_memory_equal(pr.sig, m.u.state.sig, MACC_SIG_BYTES);
+			assert_memory_equal(pr.sender_nonce, p.a.self_nonce, MACC_NONCE_BYTES);
+			assert_memory_equal(pr.receiver_nonce, p.b.self_nonce, MACC_NONCE_BYTES);
+		}
 		macc_f32le_load(got, m.u.state.x, NPARAMS);
 		assert_memory_equal(got, x, sizeof(x));
 		macc_f32le_load(got, m.u.state.mom, NPARAMS);
 		assert_memory_equal(got, v, sizeof(v));
 		free(payload);
 	}
-	/* The signature inside still matters: a STATE signed for another receiver (C) that A
-	 * seals to B opens, but does not verify. */
+	/* A STATE whose signature does not verify (signed for another receiver, C) that A seals
+	 * to B: the AEAD proves it is A's, so B takes it on receipt without hashing the body, but
+	 * the explicit check (what the audit trail runs before it records a proof) refuses it. A
+	 * replay of an earlier round is still refused first. */
 	{
 		struct macc_session forged = p.a;
+		struct macc_state_out so = {.round = 6, .nparams = NPARAMS, .x = x, .mom = v};
+		struct macc_state_proof pr;
 		uint8_t seed[MACC_SEED_BYTES];
 		struct macc_identity c;
 
 		memset(seed, 0x0c, sizeof(seed));
 		assert_int_equal(macc_identity_from_seed(&c, seed), 0);
 		forged.peer = c.pub;
+		assert_int_equal(macc_state_body_encode(&body, &so), 0);
 		macc_buf_reset(&out);
 		assert_int_equal(macc_session_seal_state(&forged, &body, &out), 0);
 		p.a.tx = forged.tx; /* A's counter stays in step with what B sees */
 		assert_int_equal(receive(&p.b, out.data, out.len, &m, &payload, &err), 0);
+		assert_int_equal(macc_session_verify_state(&p.b, &m.u.state, &err), MACC_EBADSIG);
+		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err), 0);
+		macc_session_state_proof(&p.b, &m.u.state, &pr);
+		assert_false(pr.checked);
 		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err),
-				 MACC_EBADSIG);
+				 MACC_EREPLAY);
 		free(payload);
 		macc_identity_finish(&c);
 		macc_session_finish(&forged);
