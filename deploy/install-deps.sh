@@ -14,6 +14,7 @@ iproute2 procps util-linux nftables
 python3-torch
 gnuplot-nox
 mandoc shellcheck docker-compose
+valgrind
 systemd
 "
 

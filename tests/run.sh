@@ -1,6 +1,8 @@
 #!/bin/sh
 # The test command: install what is missing, build from scratch, and run every suite that belongs
-# in CI, then the unit and fuzz-replay suites again under AddressSanitizer + UBSan.
+# in CI, then the unit and fuzz-replay suites again under valgrind memcheck (without the
+# 'memcheck-slow' unit tests; see tests/meson.build for the full command) and under
+# AddressSanitizer + UBSan.
 # Usage (as root on Debian 12): tests/run.sh
 set -eu
 cd "$(dirname "$0")/.."
@@ -16,6 +18,13 @@ meson compile -C build-ci
 echo "== tests"
 # shellcheck disable=SC2086
 meson test -C build-ci $suites --print-errorlogs --num-processes 2
+
+echo "== tests under valgrind memcheck"
+# The compiled suites through the 'valgrind' test setup, and the 'memcheck' suite (a daemon
+# ring, macc-ctl and macc-sim, each run under valgrind by the script itself).
+meson test -C build-ci --setup valgrind --suite unit --suite fuzz-replay --no-suite memcheck-slow \
+	--print-errorlogs --num-processes 2
+meson test -C build-ci --suite memcheck --print-errorlogs --num-processes 2
 
 echo "== build (address,undefined sanitizers)"
 meson setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false >/dev/null

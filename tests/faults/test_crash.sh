@@ -4,8 +4,8 @@
 # 8 crashes. Expected, and measured:
 #   - every agent finishes (exit 0) with finite parameters (its final checkpoint holds only
 #     finite values) and every checkpoint file on disk loads (tests/faults/ckpt_check);
-#   - the mean final test accuracy is within 1 point of the fault-free run of the same ring
-#     (macc-sim, same rounds and seeds: a fault-free daemon ring equals it bit for bit).
+#   - the mean final test accuracy is within 1 point (either way) of the fault-free run of the
+#     same ring (macc-sim, same rounds and seeds: a fault-free daemon ring equals it bit for bit).
 . "$(dirname "$0")/faults_lib.sh"
 
 N=4 R=800 KILLS=3 EVERY=150
@@ -69,8 +69,8 @@ for ((j = 0; j < N; j++)); do
 	sum=$(awk -v s="$sum" -v a="$acc" 'BEGIN { printf "%.6f", s + a }')
 done
 mean=$(awk -v s="$sum" -v n="$N" 'BEGIN { printf "%.4f", s / n }')
-awk -v m="$mean" -v s="$simmean" 'BEGIN { exit !(m >= s - 0.01) }' ||
-	fail "mean accuracy $mean is more than 1 point below the fault-free $simmean"
+awk -v m="$mean" -v s="$simmean" 'BEGIN { exit !(m >= s - 0.01 && m <= s + 0.01) }' ||
+	fail "mean accuracy $mean is not within 1 point of the fault-free $simmean"
 echo "ok: mean final accuracy $mean with crashes, fault-free $simmean"
 echo "RESULT crash agents=$N rounds=$R crashes=$done_kills mean_acc=$mean faultfree_acc=$simmean ckpts=$nck"
 echo "PASS"

@@ -8,7 +8,9 @@
 #   - both halves keep training during the partition (rounds advance on both sides);
 #   - consensus distance across the cut (||x_a - x_b||^2 between the middle agents of the two
 #     halves, from checkpoints written while all agents are paused) rises during the partition
-#     to more than twice its value before, and falls after healing to less than half of that.
+#     to more than 10 times its value before (seen: ~150x), and falls back after healing: to
+#     less than a tenth of the partitioned value, and to less than 5 times the value before the
+#     partition (seen: ~1.2x).
 . "$(dirname "$0")/faults_lib.sh"
 in_netns "$@"
 
@@ -88,7 +90,7 @@ grep -q "no traffic .*declared dead" "$WORK/agent$((H - 1)).log" ||
 	fail "agent$((H - 1)) did not notice the partition"
 d1=$(snapshot)
 echo "ok: both halves trained $PART+ rounds apart; cross distance $d1"
-awk -v a="$d1" -v b="$d0" 'BEGIN { exit !(a > 2 * b) }' ||
+awk -v a="$d1" -v b="$d0" 'BEGIN { exit !(a > 10 * b) }' ||
 	fail "cross distance did not rise during the partition: $d0 -> $d1"
 drops=$(nft list chain inet faults out | sed -n 's/.*packets \([0-9]*\).*/\1/p' | paste -sd+ | bc 2>/dev/null || echo "?")
 
@@ -103,7 +105,9 @@ ra=$(status_of $A round)
 wait_round $A $((ra + 150)) 120 || fail "training stopped after healing"
 d2=$(snapshot)
 echo "ok: healed, sessions back; cross distance $d2 after 150 rounds"
-awk -v a="$d2" -v b="$d1" 'BEGIN { exit !(a < b / 2) }' ||
+awk -v a="$d2" -v b="$d1" 'BEGIN { exit !(a < b / 10) }' ||
 	fail "cross distance did not fall after healing: $d1 -> $d2"
+awk -v a="$d2" -v b="$d0" 'BEGIN { exit !(a < 5 * b) }' ||
+	fail "cross distance did not fall back to its level before the partition: $d0 -> $d1 -> $d2"
 echo "RESULT partition agents=$N rounds_apart=$PART dist_before=$d0 dist_partitioned=$d1 dist_healed=$d2 packets_dropped=$drops"
 echo "PASS"

@@ -5,7 +5,8 @@
 #   - no deadlock: every agent passes the target round within the time bound and still trains;
 #   - per agent, resident memory (VmRSS, /proc/PID/status) and open file descriptors
 #     (/proc/PID/fd) after warm-up and at the end: no fd growth (at most +2 for a reconnect in
-#     flight) and RSS growth within 10% + 8 MiB;
+#     flight) and RSS growth at most 2 MiB (the ~260 MB an agent holds, mostly its copy of the
+#     dataset, are all allocated during warm-up; a leak of 4 kB per round fails the long form);
 #   - SIGTERM ends every agent with exit 0 and a checkpoint that loads.
 . "$(dirname "$0")/faults_lib.sh"
 
@@ -46,7 +47,7 @@ for ((j = 0; j < N; j++)); do
 		"${fd0[$j]}" "$fd1"
 	echo "RESULT soak agent$j rss_start_kB=${rss0[$j]} rss_end_kB=$rss1 fd_start=${fd0[$j]} fd_end=$fd1"
 	[ "$fd1" -le $((fd0[$j] + 2)) ] || fail "agent$j file descriptors grew from ${fd0[$j]} to $fd1"
-	[ "$rss1" -le $((rss0[$j] + rss0[$j] / 10 + 8192)) ] ||
+	[ "$rss1" -le $((rss0[$j] + 2048)) ] ||
 		fail "agent$j resident memory grew from ${rss0[$j]} kB to $rss1 kB"
 	[ $((fd1 - fd0[$j])) -gt "$worst_fd" ] && worst_fd=$((fd1 - fd0[$j]))
 done
