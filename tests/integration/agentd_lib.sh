@@ -101,6 +101,21 @@ wait_exit() {
 	return 0
 }
 
+# run_four NAME DIR SECONDS: a fault-free run of agents 0..3 of fleet DIR to their last round
+# (--exit-when-done); fails unless each exits 0 within SECONDS.
+run_four() {
+	local name=$1 dir=$2 secs=$3 j pid_var
+	for j in 0 1 2 3; do
+		: >"$WORK/agent$j.log"
+		start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
+	done
+	for j in 0 1 2 3; do
+		pid_var="PID_$j"
+		wait_exit "${!pid_var}" "$secs" || fail "$name: agent$j did not finish in $secs s"
+		[ "$EXIT_RC" = 0 ] || fail "$name: agent$j exited with $EXIT_RC"
+	done
+}
+
 # digest_of LOGFILE: the digest of the "training done" line.
 digest_of() {
 	sed -n 's/.*training done:.*digest=\([0-9a-f]*\).*/\1/p' "$1" | tail -n 1

@@ -33,15 +33,7 @@ run_mode() {
 	sim=("$@")
 	gen_ring "$dir" --set model=mlp:784-32-10 --set rounds="$R" --set lr=0.05 --set seed=7 \
 		--set round_timeout_ms=20000 --set dead_peer_timeout_ms=60000 "${gen[@]}"
-	for j in 0 1 2 3; do
-		: >"$WORK/agent$j.log"
-		start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
-	done
-	for j in 0 1 2 3; do
-		pid_var="PID_$j"
-		wait_exit "${!pid_var}" 60 || fail "$name: agent$j did not finish in 60 s"
-		[ "$EXIT_RC" = 0 ] || fail "$name: agent$j exited with $EXIT_RC"
-	done
+	run_four "$name" "$dir" 60
 	"$SIM" --agents 4 --topology "$topo" --model mlp:784-32-10 --rounds "$R" --lr 0.05 \
 		--momentum 0.9 --batch 64 --seed 7 --print-digest --quiet "${sim[@]}" \
 		>"$WORK/sim.out" 2>&1 || fail "$name: macc-sim failed: $(cat "$WORK/sim.out")"

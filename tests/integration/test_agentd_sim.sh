@@ -17,15 +17,7 @@ run_algo() {
 	gen_ring "$dir" --set model=mlp:784-32-10 --set rounds="$R" --set algorithm="$algo" \
 		--set lr=0.05 --set seed=7 --set round_timeout_ms=20000 \
 		--set dead_peer_timeout_ms=60000 --set aggregation="$agg" "${GEN_EXTRA[@]}"
-	for j in 0 1 2 3; do
-		: >"$WORK/agent$j.log"
-		start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
-	done
-	for j in 0 1 2 3; do
-		pid_var="PID_$j"
-		wait_exit "${!pid_var}" 120 || fail "$algo: agent$j did not finish in 120 s"
-		[ "$EXIT_RC" = 0 ] || fail "$algo: agent$j exited with $EXIT_RC"
-	done
+	run_four "$algo" "$dir" 120
 	"$SIM" --agents 4 --topology ring --model mlp:784-32-10 --rounds "$R" --algorithm "$algo" \
 		--lr 0.05 --momentum 0.9 --batch 64 --seed 7 --aggregation "$agg" --print-digest \
 		--quiet "${SIM_EXTRA[@]}" >"$WORK/sim.out" 2>&1 ||
