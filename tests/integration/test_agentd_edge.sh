@@ -110,4 +110,42 @@ for j in 0 1 2 3; do
 	echo "ok: resync agent$j done, test accuracy $acc, $(grep -o 'resync states sent.*' \
 		"$WORK/agent$j.log" | tail -n 1)"
 done
+
+# A compressed run where agent2 is frozen (SIGSTOP) for longer than the round timeout but shorter
+# than the dead-peer timeout: its neighbours finish rounds without its difference, so the next
+# one it sends does not follow their public copy. The receiver must notice the gap, leave agent2
+# out and ask for a resync (BYE, new session, full state) instead of applying it; the run must end
+# with finite parameters everywhere.
+dir="$WORK/gap"
+gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
+	--set compress=int8 --set checkpoint_every=0 --set round_timeout_ms=1000 \
+	--set dead_peer_timeout_ms=8000
+for j in 0 1 2 3; do
+	: >"$WORK/agent$j.log"
+	start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
+done
+wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "gap: agent2 did not reach round 46"
+kill -STOP "$PID_2"
+sleep 3
+kill -CONT "$PID_2"
+for j in 0 1 2 3; do
+	pid_var="PID_$j"
+	wait_exit "${!pid_var}" 90 || fail "gap: agent$j did not finish in 90 s"
+	[ "$EXIT_RC" = 0 ] || fail "gap: agent$j exited with $EXIT_RC"
+done
+# Either side may find the gap first: a neighbour (agent2's difference does not follow its copy)
+# or agent2 itself (the neighbours' differences queued while it was frozen).
+gaps=$(cat "$WORK"/agent[0-3].log | grep -c "compressed state for round [0-9]* does not follow" ||
+	true)
+[ "$gaps" -ge 1 ] || fail "gap: no agent detected the gap in a public copy"
+resyncs=$(cat "$WORK"/agent[0-3].log |
+	grep -Ec "sent a full resync state for round ([2-9]|[1-9][0-9]+)$" || true)
+[ "$resyncs" -ge 1 ] || fail "gap: no full resync state was sent after the gap"
+for j in 0 1 2 3; do
+	acc=$(sed -n 's/.*training done: round 200 .*test accuracy \([0-9.]*\) .*/\1/p' \
+		"$WORK/agent$j.log")
+	[ -n "$acc" ] || fail "gap: agent$j did not end round 200 with a finite test accuracy"
+done
+echo "ok: gap: $gaps out-of-sync differences detected and left out, $resyncs resync states," \
+	"all four finished (agent0 test accuracy $(sed -n 's/.*training done: round 200 .*test accuracy \([0-9.]*\) .*/\1/p' "$WORK/agent0.log"))"
 echo "PASS"
