@@ -101,19 +101,30 @@ wait_exit() {
 	return 0
 }
 
-# run_four NAME DIR SECONDS: a fault-free run of agents 0..3 of fleet DIR to their last round
-# (--exit-when-done); fails unless each exits 0 within SECONDS.
-run_four() {
-	local name=$1 dir=$2 secs=$3 j pid_var
+# start_four DIR: start agents 0..3 of fleet DIR, each to its last round (--exit-when-done),
+# with fresh logs.
+start_four() {
+	local j
 	for j in 0 1 2 3; do
 		: >"$WORK/agent$j.log"
-		start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
+		start_agent "$j" "$1/agent$j/agentd.conf" --exit-when-done
 	done
+}
+
+# wait_four NAME SECONDS: fails unless agents 0..3 each exit 0 within SECONDS.
+wait_four() {
+	local name=$1 secs=$2 j pid_var
 	for j in 0 1 2 3; do
 		pid_var="PID_$j"
 		wait_exit "${!pid_var}" "$secs" || fail "$name: agent$j did not finish in $secs s"
 		[ "$EXIT_RC" = 0 ] || fail "$name: agent$j exited with $EXIT_RC"
 	done
+}
+
+# run_four NAME DIR SECONDS: a fault-free run of fleet DIR's four agents to their last round.
+run_four() {
+	start_four "$2"
+	wait_four "$1" "$3"
 }
 
 # digest_of LOGFILE: the digest of the "training done" line.

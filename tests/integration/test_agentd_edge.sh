@@ -80,10 +80,7 @@ dir="$WORK/resync"
 gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
 	--set compress=int8 --set checkpoint_every=10 --set round_timeout_ms=2000 \
 	--set dead_peer_timeout_ms=4000
-for j in 0 1 2 3; do
-	: >"$WORK/agent$j.log"
-	start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
-done
+start_four "$dir"
 # Progress is logged every 46 rounds (a fifth of an epoch): kill after the first line.
 wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "resync: agent2 did not reach round 46"
 
@@ -91,11 +88,7 @@ kill -9 "$PID_2"
 wait_gone "$PID_2" 10 || fail "resync: agent2 did not die"
 echo "ok: agent2 killed at $(grep -o 'round [0-9]*/200' "$WORK/agent2.log" | tail -n 1)"
 start_agent 2 "$dir/agent2/agentd.conf" --exit-when-done
-for j in 0 1 2 3; do
-	pid_var="PID_$j"
-	wait_exit "${!pid_var}" 90 || fail "resync: agent$j did not finish in 90 s"
-	[ "$EXIT_RC" = 0 ] || fail "resync: agent$j exited with $EXIT_RC"
-done
+wait_four resync 90
 grep -q "resumed from" "$WORK/agent2.log" || fail "resync: agent2 did not resume from a checkpoint"
 for j in 1 3; do
 	grep -q "\[agent2\] sent a full resync state" "$WORK/agent$j.log" ||
@@ -120,19 +113,12 @@ dir="$WORK/gap"
 gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
 	--set compress=int8 --set checkpoint_every=0 --set round_timeout_ms=1000 \
 	--set dead_peer_timeout_ms=8000
-for j in 0 1 2 3; do
-	: >"$WORK/agent$j.log"
-	start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
-done
+start_four "$dir"
 wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "gap: agent2 did not reach round 46"
 kill -STOP "$PID_2"
 sleep 3
 kill -CONT "$PID_2"
-for j in 0 1 2 3; do
-	pid_var="PID_$j"
-	wait_exit "${!pid_var}" 90 || fail "gap: agent$j did not finish in 90 s"
-	[ "$EXIT_RC" = 0 ] || fail "gap: agent$j exited with $EXIT_RC"
-done
+wait_four gap 90
 # Either side may find the gap first: a neighbour (agent2's difference does not follow its copy)
 # or agent2 itself (the neighbours' differences queued while it was frozen).
 gaps=$(cat "$WORK"/agent[0-3].log | grep -c "compressed state for round [0-9]* does not follow" ||
