@@ -720,6 +720,9 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	if (p->dead) {
 		return false;
 	}
+	if (peer_draining(p)) {
+		return true; /* the state may still be in a retired duplicate session (peer.c) */
+	}
 	if (p->known_round_valid && p->known_round > a->round) {
 		return false;
 	}

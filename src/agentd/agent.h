@@ -82,6 +82,8 @@ struct conn {
 	bool closing;
 	bool adopted;
 	bool hello_sent;
+	bool retired;        /* lost the duplicate-session choice: BYE sent, still read (peer.c) */
+	uint64_t retired_ms;
 	uint64_t opened_ms;
 	uint64_t last_tx_ms;
 	uint64_t last_ping_ms; /* RTT is measured every keepalive period, busy link or not */
@@ -289,6 +291,7 @@ void peer_remove(struct peer *p);
 void peer_reconnect(struct peer *p);
 void peers_sort(struct macc_agent *a);
 void peer_send_body(struct peer *p);
+bool peer_draining(const struct peer *p);
 void peers_tick(struct macc_agent *a);
 void peers_say_bye(struct macc_agent *a, int reason, const char *text);
 void peer_reject(struct peer *p, int code, const char *what);

@@ -49,6 +49,9 @@
 
 #define HELLO_FRAME_MAX 4096
 #define HANDSHAKE_TIMEOUT_MS 10000
+/* How long a retired duplicate session is still read for the STATE the peer sent on it before
+ * it saw our BYE (it answers with its own BYE at once; this only bounds a peer that does not). */
+#define DRAIN_TIMEOUT_MS 10000
 #define MAX_UNBOUND 32
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 5000
@@ -166,6 +169,11 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 	int rc;
 
 	w->conn = c;
+	if (c->retired) {
+		/* Its write side is shut down (a PONG to a retired session): nothing more goes out. */
+		wreq_free(w);
+		return -EPIPE;
+	}
 	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
 	if (rc < 0) {
 		conn_close(c, uv_strerror(rc));
@@ -370,7 +378,8 @@ static void on_conn_closed(uv_handle_t *h)
 static struct conn *peer_other_proven(struct peer *p, struct conn *except)
 {
 	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
-		if (c != except && c->peer == p && !c->closing && c->session.proven) {
+		if (c != except && c->peer == p && !c->closing && c->session.proven &&
+		    !c->retired) {
 			return c;
 		}
 	}
@@ -412,8 +421,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
 	struct conn *c = req->data;
 
-	(void)status;
 	free(req);
+	if (c->retired && status == 0) {
+		return; /* our BYE is out: go on reading until the peer's BYE, EOF or the deadline */
+	}
 	conn_close(c, "shut down");
 }
 
@@ -439,7 +450,9 @@ static void conn_shutdown(struct conn *c)
 void peers_say_bye(struct macc_agent *a, int reason, const char *text)
 {
 	for (struct conn *c = a->conns; c != NULL; c = c->next) {
-		if (!c->closing && c->connected) {
+		if (c->retired && !c->closing) {
+			conn_close(c, "shutting down"); /* its BYE is out already */
+		} else if (!c->closing && c->connected) {
 			conn_send_bye(c, reason, text);
 			conn_shutdown(c);
 		} else if (!c->closing) {
@@ -464,20 +477,43 @@ static bool preferred(const struct conn *x, const struct conn *y)
 	return memcmp(initiator(x)->bytes, initiator(y)->bytes, MACC_PUBKEY_BYTES) < 0;
 }
 
+/* Retire the session that lost the duplicate-session choice (both sides make the same one).
+ * The peer may have sent this round's STATE on it before it saw our BYE, and may move on to the
+ * next round once it has ours: a STATE dropped here would be missing for good (its HELLO on the
+ * other session then says it is past the round, and agent.c stops waiting). So the retired
+ * session is still read, with the proven peer's frame limit, until the peer's own BYE, EOF or
+ * DRAIN_TIMEOUT_MS; peer_draining() keeps agent.c waiting meanwhile. Nothing more is written. */
+static void conn_retire(struct conn *c)
+{
+	c->adopted = false;
+	macc_frame_decoder_set_max(&c->dec, c->agent->frame_max);
+	conn_send_bye(c, 0, "duplicate session");
+	c->retired = true;
+	c->retired_ms = macc_now_ms();
+	conn_shutdown(c);
+}
+
+bool peer_draining(const struct peer *p)
+{
+	for (const struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c->peer == p && c->retired && !c->closing) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static void adopt(struct peer *p, struct conn *c)
 {
 	struct conn *old = p->conn;
 
 	if (old != NULL && old != c) {
 		if (!preferred(c, old)) {
-			conn_send_bye(c, 0, "duplicate session");
-			conn_shutdown(c);
+			conn_retire(c);
 			return;
 		}
-		old->adopted = false;
 		p->conn = NULL;
-		conn_send_bye(old, 0, "duplicate session");
-		conn_shutdown(old);
+		conn_retire(old);
 	}
 	p->conn = c;
 	c->adopted = true;
@@ -676,6 +712,10 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 				conn_close(c, "STATE before the handshake");
 			}
 			return;
+		}
+		if (c->retired) {
+			macc_debug(c->peer->name, "STATE for round %llu read from a retired duplicate "
+				   "session", (unsigned long long)st->round);
 		}
 		c->peer->state_bytes_in += MACC_FRAME_HDR + len;
 		a->edge.bytes_in += MACC_FRAME_HDR + len;
@@ -1211,6 +1251,10 @@ void peers_tick(struct macc_agent *a)
 		if (!c->session.proven && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS) {
 			conn_reject(c, MACC_ETIMEOUT, "no handshake within the deadline");
 			conn_close(c, "handshake timeout");
+			continue;
+		}
+		if (c->retired && now - c->retired_ms > DRAIN_TIMEOUT_MS) {
+			conn_close(c, "retired duplicate session: no BYE from the peer");
 			continue;
 		}
 		/* Ping every keepalive period even on a busy link: it keeps idle sessions alive and
