@@ -22,6 +22,8 @@
  * following the daemon's (a mismatch the daemon must refuse). `--garbage` ends with a frame of
  * random bytes on the sealed session, which must fail to open (bad_signature, session closed).
  *
+ * With `--duplicate` it is an honest peer whose two sessions race (phase_duplicate).
+ *
  * With `--poison LIST` it does none of that: it is a correctly signed poisoning neighbour (issue
  * 12). For every round-k STATE the daemon sends it, it answers with a valid, signed STATE of
  * round k whose x (and momentum) is the daemon's own state under the next attack of LIST
@@ -36,6 +38,7 @@
  *
  * usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] [--loris-ms MS]
  *                  [--seal auto|yes|no] [--garbage] [--poison signflip|scale:S[,...]]
+ *                  [--duplicate]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,6 +79,9 @@ struct adv {
 	unsigned long garbage;
 	uint64_t last_sent_round;
 	bool have_sent;
+	int64_t hello_round; /* round claimed in our HELLO; -1: the daemon's own */
+	uint8_t rbuf[1 << 16]; /* bytes read from fd, not yet fed to dec */
+	size_t roff, rlen;
 	/* counts of what was sent, by the reason the daemon should count it under */
 	unsigned long forged, wrong_n, truncated, future, replays, nonfinite, echoes, pings;
 	unsigned long poison;
@@ -110,18 +116,17 @@ static int send_all(int fd, const void *p, size_t n)
  * 0 (timeout) or a negative error. */
 static int read_frame(struct adv *a, int timeout_ms, uint8_t **ret, size_t *ret_len)
 {
-	static uint8_t buf[1 << 16];
-	static size_t off, len;
 	uint64_t end = macc_now_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
-		while (off < len) {
+		while (a->roff < a->rlen) {
 			size_t used = 0;
-			int rc = macc_frame_decoder_feed(&a->dec, buf + off, len - off, &used);
+			int rc = macc_frame_decoder_feed(&a->dec, a->rbuf + a->roff,
+							 a->rlen - a->roff, &used);
 			if (rc < 0) {
 				return rc;
 			}
-			off += used;
+			a->roff += used;
 			if (rc == 1) {
 				*ret = macc_frame_decoder_take(&a->dec, ret_len);
 				return 1;
@@ -142,7 +147,7 @@ static int read_frame(struct adv *a, int timeout_ms, uint8_t **ret, size_t *ret_
 			}
 			return -errno;
 		}
-		ssize_t r = recv(a->fd, buf, sizeof(buf), 0);
+		ssize_t r = recv(a->fd, a->rbuf, sizeof(a->rbuf), 0);
 		if (r == 0) {
 			return MACC_ECLOSED;
 		}
@@ -152,8 +157,8 @@ static int read_frame(struct adv *a, int timeout_ms, uint8_t **ret, size_t *ret_
 			}
 			return -errno;
 		}
-		off = 0;
-		len = (size_t)r;
+		a->roff = 0;
+		a->rlen = (size_t)r;
 	}
 }
 
@@ -228,7 +233,10 @@ static int handshake(struct adv *a)
 			}
 			/* Claim exactly the daemon's model and algorithm, and its round. */
 			macc_hello_init(&h, &a->id, a->nonce, m.u.hello.model_hash, m.u.hello.nparams,
-					m.u.hello.algo, m.u.hello.round, 2, "adversary");
+					m.u.hello.algo,
+					a->hello_round >= 0 ? (uint64_t)a->hello_round
+							    : m.u.hello.round,
+					2, "adversary");
 			/* Sealed or not as decided above: the attacks target the message layer. */
 			macc_session_hello_prepare(&a->s, &h);
 			rc = macc_hello_encode(&out, &h);
@@ -577,6 +585,130 @@ static int phase_poison(struct adv *a, unsigned rounds, const double *f, int nf)
 	return done == rounds ? 0 : MACC_ETIMEOUT;
 }
 
+/* --duplicate: not hostile, an honest peer whose two sessions race (the daemon's choice between
+ * duplicate sessions). On session A it waits for the daemon's STATE of some round k; it opens
+ * session B claiming round k+1 in its HELLO (a peer that had the daemon's round-k state and moved
+ * on); the daemon keeps the newer session B and retires A with a BYE. Only after that BYE does
+ * it send its own STATE for round k on A (an echo of the daemon's), then its BYE: a STATE the
+ * peer sent before it saw the daemon's BYE. The daemon must read it from the retired session
+ * and mix it, not drop it and fold the peer out of round k. Then it echoes the daemon's rounds
+ * after k on B for `rounds` rounds. Prints "duplicate round K" and "sent retired-state 1". */
+static int phase_duplicate(struct adv *a, const char *target, unsigned rounds)
+{
+	struct adv *b = calloc(1, sizeof(*b));
+	struct macc_buf f;
+	uint64_t end = macc_now_ms() + 120000;
+	int64_t k = -1, r = -1;
+	unsigned done = 0;
+	int rc = 0;
+
+	macc_buf_init(&f, 0);
+	if (b == NULL) {
+		return -ENOMEM;
+	}
+	b->fd = -1;
+	printf("phase duplicate start\n");
+	/* 1. The daemon's STATE for round k on A. */
+	while (rc == 0 && k < 0 && macc_now_ms() < end) {
+		uint8_t *in = NULL;
+		size_t fl = 0;
+
+		rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
+		if (rc <= 0) {
+			rc = rc == 0 ? MACC_ETIMEOUT : rc;
+			break;
+		}
+		rc = on_frame(a, in, fl, &k);
+		free(in);
+	}
+	/* 2. Session B, claiming round k+1: the daemon retires A. */
+	if (rc == 0 && k >= 0) {
+		printf("duplicate round %lld\n", (long long)k);
+		b->id = a->id;
+		b->seal_mode = a->seal_mode;
+		b->hello_round = k + 1;
+		macc_frame_decoder_init(&b->dec, MACC_FRAME_MAX_HANDSHAKE);
+		b->fd = dial(target);
+		rc = b->fd < 0 ? b->fd : handshake(b);
+	}
+	if (rc == 0) {
+		b->x = calloc(b->n, sizeof(float));
+		b->v = calloc(b->n, sizeof(float));
+		rc = b->x == NULL || b->v == NULL ? -ENOMEM : 0;
+	}
+	/* 3. The daemon's BYE on A (its STATEs and PINGs there are skipped). */
+	while (rc == 0 && macc_now_ms() < end) {
+		uint8_t *in = NULL;
+		size_t fl = 0;
+		int64_t ignored;
+
+		rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
+		if (rc <= 0) {
+			rc = rc == 0 ? MACC_ETIMEOUT : rc;
+			break;
+		}
+		rc = on_frame(a, in, fl, &ignored);
+		free(in);
+		if (rc == MACC_ECLOSED) {
+			rc = 0;
+			break; /* the BYE: A is retired */
+		}
+	}
+	/* 4. Our round-k STATE on the retired session, then our BYE. */
+	if (rc == 0) {
+		rc = state_frame(a, (uint64_t)k, a->n, a->x, a->mom ? a->v : NULL, &f);
+	}
+	if (rc == 0 && (rc = send_frame(a, &f)) == 0) {
+		printf("sent retired-state 1\n");
+		macc_buf_reset(&f);
+		rc = macc_bye_encode(&f, 0, "duplicate session");
+	}
+	if (rc == 0) {
+		rc = send_frame(a, &f);
+	}
+	/* 5. Echo the daemon's rounds after k on B (the daemon re-sends round k there too). */
+	while (rc == 0 && done < rounds && macc_now_ms() < end) {
+		uint8_t *in = NULL;
+		size_t fl = 0;
+
+		rc = read_frame(b, IO_TIMEOUT_MS, &in, &fl);
+		if (rc <= 0) {
+			rc = rc == 0 ? MACC_ETIMEOUT : rc;
+			break;
+		}
+		rc = on_frame(b, in, fl, &r);
+		free(in);
+		if (rc < 0 || r <= k || (b->have_sent && (uint64_t)r <= b->last_sent_round)) {
+			continue;
+		}
+		rc = state_frame(b, (uint64_t)r, b->n, b->x, b->mom ? b->v : NULL, &f);
+		if (rc == 0) {
+			rc = send_frame(b, &f);
+		}
+		if (rc == 0) {
+			b->last_sent_round = (uint64_t)r;
+			b->have_sent = true;
+			b->echoes++;
+			done++;
+		}
+	}
+	printf("phase duplicate end: %u rounds on the new session\n", done);
+	macc_buf_finish(&f);
+	if (b->fd >= 0) {
+		close(b->fd);
+	}
+	free(b->x);
+	free(b->v);
+	macc_frame_decoder_finish(&b->dec);
+	macc_session_finish(&b->s);
+	free(b);
+	if (rc < 0) {
+		fprintf(stderr, "adversary: duplicate phase: %s\n", macc_strerror(rc));
+		return rc;
+	}
+	return done == rounds ? 0 : MACC_ETIMEOUT;
+}
+
 /* Drain whatever the daemon sent, without blocking. */
 static void drain(struct adv *a)
 {
@@ -676,7 +808,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] "
 		   "[--loris-ms MS] [--seal auto|yes|no] [--garbage] "
-		   "[--poison signflip|scale:S[,...]]\n");
+		   "[--poison signflip|scale:S[,...]] [--duplicate]\n");
 }
 
 int main(int argc, char **argv)
@@ -686,7 +818,7 @@ int main(int argc, char **argv)
 		{"rounds", required_argument, NULL, 'r'}, {"flood-ms", required_argument, NULL, 'f'},
 		{"loris-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
 		{"seal", required_argument, NULL, 's'},   {"garbage", no_argument, NULL, 'g'},
-		{"poison", required_argument, NULL, 'p'},
+		{"poison", required_argument, NULL, 'p'}, {"duplicate", no_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *key = NULL, *target = NULL;
@@ -694,15 +826,17 @@ int main(int argc, char **argv)
 	struct adv a;
 	struct macc_errmsg e;
 	int c, rc, status = 1;
-	bool garbage = false;
+	bool garbage = false, duplicate = false;
 	double poison[POISON_MAX];
 	int npoison = 0;
 
 	memset(&a, 0, sizeof(a));
 	a.fd = -1;
 	a.seal_mode = -1;
-	while ((c = getopt_long(argc, argv, "k:c:r:f:l:hs:gp:", opts, NULL)) != -1) {
+	a.hello_round = -1;
+	while ((c = getopt_long(argc, argv, "k:c:r:f:l:hs:gp:d", opts, NULL)) != -1) {
 		switch (c) {
+		case 'd': duplicate = true; break;
 		case 'k': key = optarg; break;
 		case 'c': target = optarg; break;
 		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -749,6 +883,11 @@ int main(int argc, char **argv)
 	a.v = calloc(a.n, sizeof(float));
 	if (a.x == NULL || a.v == NULL || a.n < 2) {
 		fprintf(stderr, "adversary: no memory or model too small\n");
+		goto out;
+	}
+	if (duplicate) {
+		rc = phase_duplicate(&a, target, rounds);
+		status = rc == 0 ? 0 : 1;
 		goto out;
 	}
 	if (npoison > 0) {
