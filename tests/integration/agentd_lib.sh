@@ -107,7 +107,8 @@ start_four() {
 	local j
 	for j in 0 1 2 3; do
 		: >"$WORK/agent$j.log"
-		start_agent "$j" "$1/agent$j/agentd.conf" --exit-when-done
+		# shellcheck disable=SC2086 # MACC_AGENTD_ARGS: extra options, e.g. "-l debug"
+		start_agent "$j" "$1/agent$j/agentd.conf" --exit-when-done ${MACC_AGENTD_ARGS:-}
 	done
 }
 
