@@ -454,6 +454,22 @@ static int on_frame(struct adv *a, uint8_t *f, size_t fl, int64_t *ret_round)
 	return 0;
 }
 
+/* Read the daemon's next frame (bounded) and take it in with on_frame. */
+static int next_frame(struct adv *a, int64_t *ret_round)
+{
+	uint8_t *in = NULL;
+	size_t fl = 0;
+	int rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
+
+	*ret_round = -1;
+	if (rc <= 0) {
+		return rc == 0 ? MACC_ETIMEOUT : rc;
+	}
+	rc = on_frame(a, in, fl, ret_round);
+	free(in);
+	return rc;
+}
+
 static int phase_mixed(struct adv *a, unsigned rounds)
 {
 	struct macc_buf f;
@@ -464,17 +480,9 @@ static int phase_mixed(struct adv *a, unsigned rounds)
 	macc_buf_init(&f, 0);
 	printf("phase mixed start\n");
 	while (done < rounds && macc_now_ms() < end) {
-		uint8_t *fr = NULL;
-		size_t fl = 0;
 		int64_t r;
 
-		rc = read_frame(a, IO_TIMEOUT_MS, &fr, &fl);
-		if (rc <= 0) {
-			rc = rc == 0 ? MACC_ETIMEOUT : rc;
-			break;
-		}
-		rc = on_frame(a, fr, fl, &r);
-		free(fr);
+		rc = next_frame(a, &r);
 		if (rc < 0) {
 			break;
 		}
@@ -543,18 +551,10 @@ static int phase_poison(struct adv *a, unsigned rounds, const double *f, int nf)
 	}
 	printf("phase poison start\n");
 	while (rc == 0 && done < rounds && macc_now_ms() < end) {
-		uint8_t *in = NULL;
-		size_t fl = 0;
 		int64_t r;
 		float s;
 
-		rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
-		if (rc <= 0) {
-			rc = rc == 0 ? MACC_ETIMEOUT : rc;
-			break;
-		}
-		rc = on_frame(a, in, fl, &r);
-		free(in);
+		rc = next_frame(a, &r);
 		if (rc < 0 || r < 0 || (a->have_sent && (uint64_t)r <= a->last_sent_round)) {
 			continue;
 		}
@@ -610,16 +610,7 @@ static int phase_duplicate(struct adv *a, const char *target, unsigned rounds)
 	printf("phase duplicate start\n");
 	/* 1. The daemon's STATE for round k on A. */
 	while (rc == 0 && k < 0 && macc_now_ms() < end) {
-		uint8_t *in = NULL;
-		size_t fl = 0;
-
-		rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
-		if (rc <= 0) {
-			rc = rc == 0 ? MACC_ETIMEOUT : rc;
-			break;
-		}
-		rc = on_frame(a, in, fl, &k);
-		free(in);
+		rc = next_frame(a, &k);
 	}
 	/* 2. Session B, claiming round k+1: the daemon retires A. */
 	if (rc == 0 && k >= 0) {
@@ -638,17 +629,9 @@ static int phase_duplicate(struct adv *a, const char *target, unsigned rounds)
 	}
 	/* 3. The daemon's BYE on A (its STATEs and PINGs there are skipped). */
 	while (rc == 0 && macc_now_ms() < end) {
-		uint8_t *in = NULL;
-		size_t fl = 0;
 		int64_t ignored;
 
-		rc = read_frame(a, IO_TIMEOUT_MS, &in, &fl);
-		if (rc <= 0) {
-			rc = rc == 0 ? MACC_ETIMEOUT : rc;
-			break;
-		}
-		rc = on_frame(a, in, fl, &ignored);
-		free(in);
+		rc = next_frame(a, &ignored);
 		if (rc == MACC_ECLOSED) {
 			rc = 0;
 			break; /* the BYE: A is retired */
@@ -668,16 +651,7 @@ static int phase_duplicate(struct adv *a, const char *target, unsigned rounds)
 	}
 	/* 5. Echo the daemon's rounds after k on B (the daemon re-sends round k there too). */
 	while (rc == 0 && done < rounds && macc_now_ms() < end) {
-		uint8_t *in = NULL;
-		size_t fl = 0;
-
-		rc = read_frame(b, IO_TIMEOUT_MS, &in, &fl);
-		if (rc <= 0) {
-			rc = rc == 0 ? MACC_ETIMEOUT : rc;
-			break;
-		}
-		rc = on_frame(b, in, fl, &r);
-		free(in);
+		rc = next_frame(b, &r);
 		if (rc < 0 || r <= k || (b->have_sent && (uint64_t)r <= b->last_sent_round)) {
 			continue;
 		}

@@ -23,6 +23,24 @@ BASE_PORT=$((30000 + ($$ % 800) * 40))
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 [ -x "$CTL" ] || { echo "SKIP: $CTL not built"; exit 77; }
 
+# encrypt_modes "$@": with no argument, run this script twice, with the argument "no" and then
+# "yes" (plain and sealed sessions), and exit with the first failure; with one, set ENCRYPT to it.
+encrypt_modes() {
+	if [ -n "${1:-}" ]; then
+		# shellcheck disable=SC2034 # read by the test that calls this
+		ENCRYPT=$1
+		return 0
+	fi
+	local mode rc
+	for mode in no yes; do
+		echo "== encrypt = $mode"
+		rc=0
+		bash "$0" "$mode" || rc=$?
+		[ "$rc" = 0 ] || exit "$rc"
+	done
+	exit 0
+}
+
 # in_netns "$@": re-run this script inside a private network namespace (root only) with its
 # loopback up, so nftables rules and port numbers are the test's own. Skips (77) when that is
 # impossible (not root, no unshare, no nft).

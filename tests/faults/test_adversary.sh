@@ -18,17 +18,8 @@
 # the peer's); the adversary sends its forged state after the round's other one, so there it is
 # refused by the round rule (the adversary reports it under replay) and plain counts it under
 # bad_signature.
-if [ -z "${1:-}" ]; then
-	for mode in no yes; do
-		echo "== encrypt = $mode"
-		rc=0
-		bash "$0" "$mode" || rc=$?
-		[ "$rc" = 0 ] || exit "$rc"
-	done
-	exit 0
-fi
-ENCRYPT=$1
 . "$(dirname "$0")/faults_lib.sh"
+encrypt_modes "$@"
 
 ROUNDS=30
 FLOOD_MS=3000

@@ -13,17 +13,8 @@
 #     fold agent2 out of round k;
 #   - the session B carries the following rounds; agent0 keeps training.
 # Plain and sealed sessions (encrypt = no / yes).
-if [ -z "${1:-}" ]; then
-	for mode in no yes; do
-		echo "== encrypt = $mode"
-		rc=0
-		bash "$0" "$mode" || rc=$?
-		[ "$rc" = 0 ] || exit "$rc"
-	done
-	exit 0
-fi
-ENCRYPT=$1
 . "$(dirname "$0")/faults_lib.sh"
+encrypt_modes "$@"
 
 ROUNDS=10
 FLEET="$WORK/fleet"
