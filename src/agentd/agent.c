@@ -829,8 +829,21 @@ static void do_step(struct macc_agent *a)
 	if (missing > 0) {
 		a->metrics.neighbours_missed_total += missing;
 		for (size_t i = 0; i < n; i++) {
-			if (!arrived[i] && !a->peers[i]->dead) {
-				macc_debug(a->peers[i]->name, "state for round %llu missing: folded",
+			struct peer *p = a->peers[i];
+
+			if (arrived[i] || p->dead) {
+				continue;
+			}
+			if (p->known_round_valid && p->known_round > a->round &&
+			    !(a->robust && macc_quarantine_active(&p->q, a->round)) &&
+			    macc_ratelimit_ok(&p->rl_lost, p->name)) {
+				/* It moved on, so it sent this round's state: it was lost on the way
+				 * (a closed session). Never expected in a fault-free run. */
+				macc_info(p->name, "state for round %llu never arrived and the peer is "
+					  "at round %llu: folded", (unsigned long long)a->round,
+					  (unsigned long long)p->known_round);
+			} else {
+				macc_debug(p->name, "state for round %llu missing: folded",
 					   (unsigned long long)a->round);
 			}
 		}

@@ -140,6 +140,7 @@ struct peer {
 	uint64_t rejected[32]; /* by MACC_EMALFORMED - code */
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
+	struct macc_ratelimit rl_lost; /* "never arrived" folds (agent.c): not eaten by dial errors */
 
 	/* Robust mixing (issue 12): quarantine state and exclusions by macc_robust_reason. */
 	struct macc_quarantine q;

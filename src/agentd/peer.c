@@ -1065,6 +1065,7 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
 	macc_ratelimit_init(&p->rl, 10000, 5);
+	macc_ratelimit_init(&p->rl_lost, 10000, 3);
 	p->cur.x = malloc(np * sizeof(float));
 	p->next.x = malloc(np * sizeof(float));
 	if (a->sends_v) {

@@ -588,9 +588,9 @@ static int phase_poison(struct adv *a, unsigned rounds, const double *f, int nf)
 /* --duplicate: not hostile, an honest peer whose two sessions race (the daemon's choice between
  * duplicate sessions). On session A it waits for the daemon's STATE of some round k; it opens
  * session B claiming round k+1 in its HELLO (a peer that had the daemon's round-k state and moved
- * on); the daemon keeps the newer session B and retires A with a BYE. Only after that BYE does
- * it send its own STATE for round k on A (an echo of the daemon's), then its BYE: a STATE the
- * peer sent before it saw the daemon's BYE. The daemon must read it from the retired session
+ * on); the daemon keeps the newer session B and retires A with a BYE. Only after that BYE (and
+ * 300 ms more) does it send its own STATE for round k on A (an echo of the daemon's), then its
+ * BYE: a STATE the peer sent before it saw the daemon's BYE, delayed on the way. The daemon must read it from the retired session
  * and mix it, not drop it and fold the peer out of round k. Then it echoes the daemon's rounds
  * after k on B for `rounds` rounds. Prints "duplicate round K" and "sent retired-state 1". */
 static int phase_duplicate(struct adv *a, const char *target, unsigned rounds)
@@ -637,8 +637,10 @@ static int phase_duplicate(struct adv *a, const char *target, unsigned rounds)
 			break; /* the BYE: A is retired */
 		}
 	}
-	/* 4. Our round-k STATE on the retired session, then our BYE. */
+	/* 4. Our round-k STATE on the retired session, then our BYE. It was "in flight": 300 ms
+	 * late, so a daemon that stops reading once its BYE is out has surely closed A by now. */
 	if (rc == 0) {
+		poll(NULL, 0, 300);
 		rc = state_frame(a, (uint64_t)k, a->n, a->x, a->mom ? a->v : NULL, &f);
 	}
 	if (rc == 0 && (rc = send_frame(a, &f)) == 0) {

@@ -18,6 +18,10 @@ run_algo() {
 		--set lr=0.05 --set seed=7 --set round_timeout_ms=20000 \
 		--set dead_peer_timeout_ms=60000 --set aggregation="$agg" "${GEN_EXTRA[@]}"
 	run_four "$algo" "$dir" 120
+	if grep -q "never arrived" "$WORK"/agent*.log; then
+		fail "$algo $agg: a state was lost in a fault-free run: $(grep -h "never arrived" \
+			"$WORK"/agent*.log | head -n 3)"
+	fi
 	"$SIM" --agents 4 --topology ring --model mlp:784-32-10 --rounds "$R" --algorithm "$algo" \
 		--lr 0.05 --momentum 0.9 --batch 64 --seed 7 --aggregation "$agg" --print-digest \
 		--quiet "${SIM_EXTRA[@]}" >"$WORK/sim.out" 2>&1 ||
