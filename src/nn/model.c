@@ -267,8 +267,9 @@ static int parse_options(struct macc_model *m, const char *opts, struct macc_err
 			return macc_errf(err, MACC_ESPEC, "model spec: empty option after ','");
 		}
 		if (len > 8 && strncmp(opts, "dropout=", 8) == 0) {
-			char buf[32], *end;
+			char buf[32], canon[32], *end;
 			double p;
+			float pf;
 
 			if (len - 8 >= sizeof(buf)) {
 				return macc_errf(err, MACC_ESPEC, "model spec: bad dropout '%.*s'",
@@ -282,7 +283,17 @@ static int parse_options(struct macc_model *m, const char *opts, struct macc_err
 				return macc_errf(err, MACC_ESPEC, "model spec: dropout '%s' must be "
 						 "a number in [0, 1)", buf);
 			}
-			m->dropout = (float)p;
+			/* The rate the model uses is the one its canonical spec shows (%g, six
+			 * digits; see below), so a spec and its canonical form make the same model
+			 * and hash; that rate, as a float, must still be below 1 (0.9999999 is
+			 * "1": inverted dropout would divide by zero). */
+			snprintf(canon, sizeof(canon), "%g", p);
+			pf = strtof(canon, NULL);
+			if (!(pf < 1.0f)) {
+				return macc_errf(err, MACC_ESPEC, "model spec: dropout '%s' rounds to "
+						 "1 (six significant digits); it must be below 1", buf);
+			}
+			m->dropout = pf;
 		} else {
 			return macc_errf(err, MACC_ESPEC, "model spec: unknown option '%.*s' "
 					 "(known: dropout=P)", (int)len, opts);

@@ -792,6 +792,8 @@ static void test_spec_errors(void **state)
 		"mlp:784-x-10", "mlp:784-10:sigmoid", "mlp:784-10:", "mlp:+784-10",
 		"mlp:99999999999-10", "logreg:784-256-10", "logreg:784-10:tanh", "cnn:lenet6",
 		"cnn:", "rnn:4-4", "mlp:4-4,dropout=1", "mlp:4-4,dropout=-0.1",
+		/* below 1 as a double, 1 in the canonical spec and as a float (fuzz_modelspec) */
+		"mlp:4-2-2-1-2-1,dropout=.9999999999992", "mlp:4-4,dropout=0.9999996",
 		"mlp:4-4,dropout=abc", "mlp:4-4,dropout=", "mlp:4-4,foo=1", "mlp:4-4,",
 		"mlp:1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1",
 		"MLP:4-4", " mlp:4-4", "mlp:16777216-16777216-16777216",
@@ -843,6 +845,8 @@ static void test_known_models(void **state)
 		{"cnn:lenet5", "cnn:lenet5", 61706, 784, 10},
 		{"cnn:cifar", "cnn:cifar", 156074, 3072, 10},
 		{"mlp:4-8-3,dropout=0.50", "mlp:4-8-3,dropout=0.5", 67, 4, 3},
+		{"mlp:4-8-3,dropout=0.99999949", "mlp:4-8-3,dropout=0.999999", 67, 4, 3},
+		{"mlp:4-8-3,dropout=0.123456789", "mlp:4-8-3,dropout=0.123457", 67, 4, 3},
 	};
 
 	(void)state;
