@@ -39,6 +39,9 @@
 #include "macc/nn.h"
 #include "layers.h"
 
+/* How the canonical spec writes the dropout rate; the parser rounds the rate through it too. */
+#define DROPOUT_FMT "%g"
+
 /* OpenBLAS's cblas.h declares it; a generic cblas.h (same library underneath) may not. */
 #ifndef OPENBLAS_VERSION
 void openblas_set_num_threads(int num_threads);
@@ -287,7 +290,7 @@ static int parse_options(struct macc_model *m, const char *opts, struct macc_err
 			 * digits; see below), so a spec and its canonical form make the same model
 			 * and hash; that rate, as a float, must still be below 1 (0.9999999 is
 			 * "1": inverted dropout would divide by zero). */
-			snprintf(canon, sizeof(canon), "%g", p);
+			snprintf(canon, sizeof(canon), DROPOUT_FMT, p);
 			pf = strtof(canon, NULL);
 			if (!(pf < 1.0f)) {
 				return macc_errf(err, MACC_ESPEC, "model spec: dropout '%s' rounds to "
@@ -393,7 +396,7 @@ static int build(struct macc_model *m, const char *spec, struct macc_errmsg *err
 				 spec);
 	}
 	if (m->dropout > 0.0f) {
-		snprintf(m->spec + len, sizeof(m->spec) - (size_t)len, ",dropout=%g",
+		snprintf(m->spec + len, sizeof(m->spec) - (size_t)len, ",dropout=" DROPOUT_FMT,
 			 (double)m->dropout);
 	}
 	if (m->nparams > MAX_PARAMS) {
