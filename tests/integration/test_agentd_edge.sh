@@ -76,13 +76,21 @@ run_mode pushsum-dmsgd "file:$WORK/dring.txt" --set topology="file:$WORK/dring.t
 # A compressed run where agent2 is killed (SIGKILL) and restarted from its checkpoint: every
 # public copy of or at agent2 is out of sync, so full resync states must flow both ways, and
 # the run must end with finite parameters everywhere.
-dir="$WORK/resync"
-gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
-	--set compress=int8 --set checkpoint_every=10 --set round_timeout_ms=2000 \
+# int8_ring NAME [gen.sh options]: a 200-round int8-compressed ring in $WORK/NAME, started and
+# waited for until agent2 logged round 46 (progress is logged every 46 rounds, a fifth of an
+# epoch); sets dir.
+int8_ring() {
+	local name=$1
+	shift
+	dir="$WORK/$name"
+	gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
+		--set compress=int8 "$@"
+	start_four "$dir"
+	wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "$name: agent2 did not reach round 46"
+}
+
+int8_ring resync --set checkpoint_every=10 --set round_timeout_ms=2000 \
 	--set dead_peer_timeout_ms=4000
-start_four "$dir"
-# Progress is logged every 46 rounds (a fifth of an epoch): kill after the first line.
-wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "resync: agent2 did not reach round 46"
 
 kill -9 "$PID_2"
 wait_gone "$PID_2" 10 || fail "resync: agent2 did not die"
@@ -109,12 +117,7 @@ done
 # one it sends does not follow their public copy. The receiver must notice the gap, leave agent2
 # out and ask for a resync (BYE, new session, full state) instead of applying it; the run must end
 # with finite parameters everywhere.
-dir="$WORK/gap"
-gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=200 --set lr=0.05 --set seed=7 \
-	--set compress=int8 --set checkpoint_every=0 --set round_timeout_ms=1000 \
-	--set dead_peer_timeout_ms=8000
-start_four "$dir"
-wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "gap: agent2 did not reach round 46"
+int8_ring gap --set checkpoint_every=0 --set round_timeout_ms=1000 --set dead_peer_timeout_ms=8000
 kill -STOP "$PID_2"
 sleep 3
 kill -CONT "$PID_2"
