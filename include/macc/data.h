@@ -13,9 +13,18 @@
  *   mnist:DIR / idx:DIR    a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
  *   idx:IMAGES,LABELS      explicit IDX files (test split: same files unless given twice with ';')
  *   cifar10:DIR            CIFAR-10 binary batches data_batch_{1..5}.bin / test_batch.bin
- *   csv:TRAIN[;TEST]       numeric features, label in the last column (or `csv:...,label=K`,
- *                          K < 0 counting from the end); test split: TRAIN unless TEST given
+ *   csv:TRAIN[;TEST][,OPTION...]   numeric CSV; options (see macc_csv_opts below):
+ *                          label=COL         the class label column (default: the last)
+ *                          target=COL[:COL]  regression targets instead of a label
+ *                          header=auto|yes|no   whether the first line names the columns
+ *                          COL is a 0-based index (negative counts from the end) or a name
+ *                          from the header row
  *   cifar10:DIR also accepts the parent of the archive's cifar-10-batches-bin/ directory.
+ * Any spec may end with ",val=F[:SEED]" (F in (0, 1)): the test split is then a validation
+ * split, round(F n) rows drawn (seeded shuffle, SEED default 0) from the TRAIN file, and the
+ * train split is the other rows; a test file given as well is an error. Without a test file
+ * and without val=, the "test" split is the training file itself; d->origin says so (the
+ * programs print it beside every test figure).
  *
  * Pixels (IDX ubyte, CIFAR) are divided by 255; CSV features are kept as written (standardise
  * them with macc_dataset_feature_stats() + macc_dataset_standardize_features()). IDX images may
@@ -34,13 +43,38 @@
 #include "macc/err.h"
 #include "macc/rng.h"
 
+/* Where the samples of a split come from (for output: which set the "test" figures are on). */
+enum macc_data_origin {
+	MACC_ORIGIN_FILE,       /* the split's own file(s) (train file, or a separate test file) */
+	MACC_ORIGIN_TRAIN,      /* test split without a test file: the training file itself */
+	MACC_ORIGIN_VALIDATION, /* a val= split held out of the training file */
+};
+
 struct macc_dataset {
 	size_t n;                          /* samples */
 	size_t dim;                        /* floats per sample = channels * height * width */
 	uint32_t channels, height, width;  /* CSV: 1, 1, dim */
-	uint32_t nclasses;                 /* max label + 1 (or the format's class count) */
+	uint32_t nclasses;                 /* classification: max label + 1 (or the format's
+					    * class count); regression: 0 */
 	float *x;                          /* [n][dim], owned */
-	int32_t *y;                        /* [n], owned, each in [0, nclasses) */
+	int32_t *y;                        /* [n], owned, each in [0, nclasses); NULL for
+					    * regression data */
+	/* Regression (CSV target=...): ntargets values per sample, else 0 and t NULL. */
+	uint32_t ntargets;
+	float *t;                          /* [n][ntargets], owned */
+	/* Set by macc_dataset_load (zero/empty from the parse and load_* functions). */
+	enum macc_data_origin origin;
+	char origin_text[256];             /* e.g. "validation split: 200 of 1000 rows of
+					    * /data/a.csv (val=0.2, seed 0)" */
+};
+
+/* How to read a CSV file (all fields may be left zero/NULL for the defaults). */
+enum macc_csv_header { MACC_CSV_HEADER_AUTO, MACC_CSV_HEADER_YES, MACC_CSV_HEADER_NO };
+struct macc_csv_opts {
+	const char *label;   /* class label column: name or index ("-1" = last); NULL: last */
+	const char *targets; /* regression target columns, ':'-separated names or indices;
+			      * NULL: classification */
+	enum macc_csv_header header; /* AUTO: a header when the first cell is not a number */
 };
 
 enum macc_split { MACC_SPLIT_TRAIN, MACC_SPLIT_TEST };
@@ -75,6 +109,11 @@ int macc_dataset_parse_cifar10(const uint8_t *buf, size_t len, const char *name,
 			       struct macc_dataset *ret, struct macc_errmsg *err);
 int macc_dataset_parse_csv(const char *text, size_t len, const char *name, int label_col,
 			   struct macc_dataset *ret, struct macc_errmsg *err);
+/* The general form: label or targets by name or index, header handling (see csv.c). Every
+ * column that is neither the label nor a target is a feature. */
+int macc_dataset_parse_csv_opts(const char *text, size_t len, const char *name,
+				const struct macc_csv_opts *o, struct macc_dataset *ret,
+				struct macc_errmsg *err);
 /* Inflate a whole gzip buffer (all members) into a malloc'ed block the caller frees. Output over
  * `max` bytes fails with MACC_EDATA (no gzip bombs); corrupt or truncated input: MACC_EDATA. */
 int macc_dataset_gunzip(const uint8_t *in, size_t len, const char *name, size_t max,
@@ -89,6 +128,35 @@ void macc_dataset_channel_stats(const struct macc_dataset *d, float *ret_mean, f
 void macc_dataset_feature_stats(const struct macc_dataset *d, float *ret_mean, float *ret_std);
 void macc_dataset_standardize_features(struct macc_dataset *d, const float *mean,
 				       const float *std);
+
+/*
+ * Feature standardisation without sharing data. Each agent summarises its shard as one flat
+ * block of macc_feature_stats_len(dim) doubles, [count, sum[dim], sumsq[dim]] (sums of x and
+ * x^2 per feature); averaging such blocks (consensus, with any weights that sum to 1) keeps
+ * sum/count and sumsq/count exact, so every agent can turn the agreed block into the global
+ * mean and standard deviation. The transform is (x - mean) * inv_std, per feature.
+ *
+ * Zero-variance rule: a feature whose variance, var = sumsq/count - mean^2, is not above
+ * 1e-12 * max(1, mean^2) (constant, up to rounding in double) gets inv_std = 1: it is centred
+ * but not scaled, so it becomes ~0 instead of noise blown up by 1/~0. count <= 0 gives the
+ * identity (mean 0, inv_std 1). Precision: var is a difference of two sums, good to about
+ * 1e-16 * mean^2 absolute.
+ */
+static inline size_t macc_feature_stats_len(size_t dim)
+{
+	return 1 + 2 * dim;
+}
+/* Statistics of rows idx[0..n) of d (idx NULL: all d->n rows) into stats (stats_len doubles,
+ * overwritten). */
+void macc_feature_stats_compute(const struct macc_dataset *d, const uint32_t *idx, size_t n,
+				double *stats);
+/* mean and inv_std (dim floats each) from a stats block, by the rule above. */
+void macc_standardizer_from_stats(const double *stats, size_t dim, float *ret_mean,
+				  float *ret_inv_std);
+/* x <- (x - mean) * inv_std on every row of d (for callers that transform the data instead of
+ * setting the standardiser on the model: do one or the other, not both). */
+void macc_dataset_apply_standardizer(struct macc_dataset *d, const float *mean,
+				     const float *inv_std);
 
 /*
  * Partition of a dataset among agents: agent a owns indices[offsets[a] .. offsets[a+1]).
@@ -110,6 +178,7 @@ struct macc_partition {
 	uint32_t *offsets; /* nagents + 1 */
 	uint32_t *indices; /* n */
 };
+/* labels may be NULL (regression data) for "iid" only. */
 int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint32_t nagents,
 			const char *scheme, uint64_t seed, struct macc_partition *ret,
 			struct macc_errmsg *err);
@@ -147,8 +216,10 @@ int macc_batcher_init(struct macc_batcher *b, const struct macc_dataset *data,
 void macc_batcher_finish(struct macc_batcher *b);
 size_t macc_batcher_batches_per_epoch(const struct macc_batcher *b);
 /* Copy the next batch into x [batch][dim] and y [batch]; advances (and reshuffles at the end of
- * an epoch). */
+ * an epoch). y is left alone when the data has no labels (regression). */
 void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y);
+/* The same with regression targets into t [batch][ntargets] (either of y, t may be NULL). */
+void macc_batcher_next_t(struct macc_batcher *b, float *x, int32_t *y, float *t);
 void macc_batcher_get_state(const struct macc_batcher *b, struct macc_batcher_state *ret);
 /* Restore a state from get_state (MACC_ESTATE if pos is not below batches_per_epoch). */
 int macc_batcher_set_state(struct macc_batcher *b, const struct macc_batcher_state *s);

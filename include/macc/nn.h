@@ -20,23 +20,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "macc/data.h"
 #include "macc/err.h"
 #include "macc/rng.h"
 
 struct macc_model;
 
 /*
- * Build a model from its spec:
- *   logreg:IN-OUT                    multinomial logistic regression
+ * Build a model from its spec. A spec is a LAYER STACK, the layers in order separated by
+ * commas (whitespace also separates, so a model file may put one layer per line):
+ *   input:N | input:CxHxW            first: N features, or a C-channel HxW image
+ *   dense:N                          fully connected, N outputs (needs a flat input)
+ *   conv:F:K[:stride=S][:pad=P]      2-D convolution, F filters of KxK (K may be KHxKW)
+ *   maxpool:K[:stride=S]             max over KxK windows (stride defaults to K)
+ *   avgpool:K[:stride=S]             mean over KxK windows
+ *   flatten                          CxHxW -> C*H*W features
+ *   relu | leakyrelu[:A] | tanh | sigmoid | gelu     activations (leaky slope A, 0.01)
+ *   dropout:P                        inverted dropout, rate P in [0, 1)
+ *   loss:ce | loss:mse               last, optional: softmax cross-entropy over the outputs
+ *                                    (classification, the default) or mean squared error
+ *                                    (regression, one output per target)
+ * e.g. "input:1x28x28,conv:6:5:pad=2,relu,maxpool:2,flatten,dense:10". "@PATH" reads the
+ * stack from a file ('#' starts a comment). The names of earlier releases are aliases that
+ * expand to a stack (and keep their canonical names, hashes and parameters):
+ *   logreg:IN-OUT                    input:IN,dense:OUT
  *   mlp:IN-H1-...-OUT[:tanh]         dense layers, ReLU (default) or tanh between them
  *   cnn:lenet5                       1x28x28 input: conv5x5x6 (pad 2)-relu-pool2-conv5x5x16-relu-
  *                                    pool2-flatten-120-relu-84-relu-10 (the PyTorch reference's)
  *   cnn:cifar                        3x32x32 input, small CNN for CIFAR-10 (layout in model.c:
  *                                    3 x [conv3x3 pad 1 (16/32/64)-relu-pool2]-1024-128-relu-10)
- * Options may follow after ',': `dropout=P` (off by default) inserts inverted dropout after each
- * hidden dense layer's activation. `max_batch` sizes the workspace; batches up to that size
- * may be passed later.
- * Errors: MACC_ESPEC with a message naming what was wrong; -ENOMEM.
+ * and accept the option ",dropout=P" (dropout after each hidden dense layer's activation).
+ * `max_batch` sizes the workspace; batches up to that size may be passed later.
+ * Errors: MACC_ESPEC with a message naming the layer and what was wrong; -ENOMEM; a model
+ * file that cannot be read: -errno.
  */
 int macc_model_create(const char *spec, size_t max_batch, struct macc_model **ret_model,
 		      struct macc_errmsg *err);
@@ -46,11 +62,82 @@ size_t macc_model_nparams(const struct macc_model *m);
 size_t macc_model_input_dim(const struct macc_model *m);  /* floats per sample, C*H*W */
 uint32_t macc_model_nclasses(const struct macc_model *m); /* outputs */
 size_t macc_model_max_batch(const struct macc_model *m);
-/* Canonical spec (normalised spelling). Borrowed until destroy. */
+/* Canonical spec: the alias name when the stack is one (cnn:lenet5, mlp:784-256-128-10, ...),
+ * else the normalised stack ("input:8,dense:16,relu,dense:3,loss:ce"): every number in its
+ * shortest form, defaults left out except the loss. Two specs that build the same stack have
+ * the same canonical spec (one historical exception: "mlp:IN-OUT", without a hidden layer,
+ * keeps its own name; the stack spells it "logreg:IN-OUT"). Borrowed until destroy. */
 const char *macc_model_spec(const struct macc_model *m);
 /* Stable 64-bit hash of (canonical spec, nparams), the same on every machine and build: FNV-1a
  * over the bytes of "<canonical spec>/<nparams>". Peers compare it in the handshake. */
 uint64_t macc_model_hash(const struct macc_model *m);
+
+/* The layer stack, for exporters and printers. Every layer maps to standard ONNX operators:
+ * DENSE Gemm (transB = 1), CONV Conv, MAXPOOL MaxPool, AVGPOOL AveragePool, FLATTEN Flatten,
+ * RELU Relu, LEAKY_RELU LeakyRelu, TANH Tanh, SIGMOID Sigmoid, GELU Erf-based Gelu, DROPOUT
+ * the identity at inference; the loss is Softmax (classification) or nothing (regression). */
+enum macc_layer_kind {
+	MACC_LAYER_DENSE,
+	MACC_LAYER_CONV,
+	MACC_LAYER_MAXPOOL,
+	MACC_LAYER_AVGPOOL,
+	MACC_LAYER_FLATTEN,
+	MACC_LAYER_RELU,
+	MACC_LAYER_LEAKY_RELU,
+	MACC_LAYER_TANH,
+	MACC_LAYER_SIGMOID,
+	MACC_LAYER_GELU,
+	MACC_LAYER_DROPOUT,
+};
+enum macc_loss { MACC_LOSS_SOFTMAX_CE, MACC_LOSS_MSE };
+
+/* Shape of one sample: a vector of c features (flat; h = w = 1) or a c x h x w image, stored
+ * channels first ([C][H][W], like ONNX and PyTorch). */
+struct macc_shape {
+	uint32_t c, h, w;
+	bool flat;
+};
+
+struct macc_layer {
+	enum macc_layer_kind kind;
+	struct macc_shape in, out;
+	uint32_t kh, kw, stride, pad; /* CONV (filters = out.c), MAXPOOL, AVGPOOL (pad 0) */
+	float alpha;                  /* LEAKY_RELU negative slope, DROPOUT rate */
+	/* DENSE: w [out.c][in.c] (ONNX Gemm B with transB = 1), b [out.c];
+	 * CONV: w [out.c][in.c][kh][kw] (ONNX Conv W), b [out.c]. Offsets in floats into the
+	 * parameter block; counts 0 for layers without parameters. */
+	size_t w_off, w_count, b_off, b_count;
+};
+
+size_t macc_model_nlayers(const struct macc_model *m);
+/* Layer i (NULL past the end). Borrowed until destroy. */
+const struct macc_layer *macc_model_layer(const struct macc_model *m, size_t i);
+enum macc_loss macc_model_loss(const struct macc_model *m);
+struct macc_shape macc_model_input_shape(const struct macc_model *m);
+
+/*
+ * Whether data fits the model: the sample size (and the image shape, when both have one), and
+ * the targets: a classification model needs class labels and as many outputs as the data has
+ * classes; a regression model needs as many outputs as the data has targets. `model_name`
+ * and `data_name` (the specs as the user wrote them) are only used in the message, which
+ * names both sides. Returns 0 or MACC_EMODEL.
+ */
+int macc_model_check_data(const struct macc_model *m, const char *model_name,
+			  const struct macc_dataset *d, const char *data_name,
+			  struct macc_errmsg *err);
+
+/*
+ * Feature standardisation is part of the model: with a standardiser set, every forward pass
+ * (train, evaluate, predict) first maps each input feature k to (x[k] - mean[k]) * inv_std[k],
+ * so data is passed as read from its file, and an exported model carries the transform.
+ * Both arrays have input_dim entries and are copied; NULL, NULL removes the transform.
+ * Non-finite values: -EINVAL. (macc_standardizer_from_stats() in data.h computes them.)
+ */
+int macc_model_set_standardizer(struct macc_model *m, const float *mean, const float *inv_std);
+/* The transform, or false (and nothing written) when none is set. Borrowed until the next set
+ * or destroy. */
+bool macc_model_standardizer(const struct macc_model *m, const float **ret_mean,
+			     const float **ret_inv_std);
 
 /* Named slices of the flat parameter block: "dense1.w", "dense1.b", "conv1.w", ... */
 struct macc_param_view {
@@ -78,12 +165,26 @@ float macc_model_train_batch(struct macc_model *m, const float *params, float *g
 			     const float *x, const int32_t *y, size_t batch, float weight_decay,
 			     struct macc_rng *dropout_rng);
 
+/* The same for either loss: y [batch] labels for softmax cross-entropy (t unused, may be
+ * NULL), t [batch][noutputs] targets for mean squared error (y unused, may be NULL). */
+float macc_model_train_batch_t(struct macc_model *m, const float *params, float *grads,
+			       const float *x, const int32_t *y, const float *t, size_t batch,
+			       float weight_decay, struct macc_rng *dropout_rng);
+
 /* Mean loss and accuracy over n samples (processed in chunks of max_batch, dropout off).
- * Returns 0. */
+ * Classification models only (a regression model reports accuracy 0). Returns 0. */
 int macc_model_evaluate(struct macc_model *m, const float *params, const float *x,
 			const int32_t *y, size_t n, double *ret_loss, double *ret_acc);
+/* Either loss: y or t as in train_batch_t. ret_metric is the accuracy (classification) or the
+ * RMSE, sqrt of the mean squared error over every target (regression; ret_loss is then that
+ * mean squared error). Returns 0. */
+int macc_model_evaluate_t(struct macc_model *m, const float *params, const float *x,
+			  const int32_t *y, const float *t, size_t n, double *ret_loss,
+			  double *ret_metric);
 
-/* Logits for n samples into out[n][nclasses]. */
+/* Outputs for n samples into out[n][nclasses]: logits (classification; softmax gives the
+ * probabilities) or predicted values (regression). Raw inputs: the standardiser, if any,
+ * is applied. */
 void macc_model_predict(struct macc_model *m, const float *params, const float *x, size_t n,
 			float *out);
 

@@ -82,7 +82,7 @@ size_t macc_batcher_batches_per_epoch(const struct macc_batcher *b)
 	return b->batch > 0 ? b->shard_n / b->batch : 0;
 }
 
-void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y)
+void macc_batcher_next_t(struct macc_batcher *b, float *x, int32_t *y, float *t)
 {
 	const struct macc_dataset *d = b->data;
 	const uint32_t *ord = b->order + b->pos * b->batch;
@@ -92,7 +92,13 @@ void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y)
 		uint32_t s = ord[i];
 
 		memcpy(x + i * d->dim, d->x + (size_t)s * d->dim, row);
-		y[i] = d->y[s];
+		if (y != NULL && d->y != NULL) {
+			y[i] = d->y[s];
+		}
+		if (t != NULL && d->t != NULL) {
+			memcpy(t + i * d->ntargets, d->t + (size_t)s * d->ntargets,
+			       d->ntargets * sizeof(float));
+		}
 	}
 	if (++b->pos == macc_batcher_batches_per_epoch(b)) {
 		uint64_t a = macc_rng_next(&b->epoch_rng);
@@ -103,6 +109,11 @@ void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y)
 		b->pos = 0;
 		shuffle_epoch(b);
 	}
+}
+
+void macc_batcher_next(struct macc_batcher *b, float *x, int32_t *y)
+{
+	macc_batcher_next_t(b, x, y, NULL);
 }
 
 void macc_batcher_get_state(const struct macc_batcher *b, struct macc_batcher_state *ret)

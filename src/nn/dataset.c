@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -263,6 +264,7 @@ void macc_dataset_finish(struct macc_dataset *d)
 	}
 	free(d->x);
 	free(d->y);
+	free(d->t);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -387,30 +389,76 @@ out:
 	return rc;
 }
 
-/* "TRAIN[;TEST][,label=K]" */
+/* The start of the CSV options: the first ",label=", ",target=" or ",header=". */
+static char *csv_options(char *spec)
+{
+	static const char *const keys[] = {",label=", ",target=", ",header="};
+	char *first = NULL;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char *p = strstr(spec, keys[i]);
+
+		if (p != NULL && (first == NULL || p < first)) {
+			first = p;
+		}
+	}
+	return first;
+}
+
+/* Comma-separated CSV options (pointing into opts, which is modified) into o. */
+static int parse_csv_options(char *opts, const char *list, struct macc_csv_opts *o,
+			     struct macc_errmsg *err)
+{
+	while (opts != NULL && *opts != '\0') {
+		char *comma = strchr(opts, ',');
+
+		if (comma != NULL) {
+			*comma = '\0';
+		}
+		if (strncmp(opts, "label=", 6) == 0 && opts[6] != '\0') {
+			o->label = opts + 6;
+		} else if (strncmp(opts, "target=", 7) == 0 && opts[7] != '\0') {
+			o->targets = opts + 7;
+		} else if (strcmp(opts, "header=auto") == 0) {
+			o->header = MACC_CSV_HEADER_AUTO;
+		} else if (strcmp(opts, "header=yes") == 0) {
+			o->header = MACC_CSV_HEADER_YES;
+		} else if (strcmp(opts, "header=no") == 0) {
+			o->header = MACC_CSV_HEADER_NO;
+		} else {
+			return macc_errf(err, MACC_ESPEC, "dataset spec 'csv:%s': bad option '%s' "
+					 "(known: label=COL, target=COL[:COL...], "
+					 "header=auto|yes|no)", list, opts);
+		}
+		opts = comma != NULL ? comma + 1 : NULL;
+	}
+	if (o->label != NULL && o->targets != NULL) {
+		return macc_errf(err, MACC_ESPEC, "dataset spec 'csv:%s': label= (classification) "
+				 "and target= (regression) exclude each other", list);
+	}
+	return 0;
+}
+
+/* "TRAIN[;TEST][,OPTION...]" */
 static int load_csv_spec(const char *list, enum macc_split split, struct macc_dataset *ret,
 			 struct macc_errmsg *err)
 {
-	char *spec = strdup(list), *lab, *semi, *path;
-	long label_col = -1;
+	char *spec = strdup(list), *opts, *semi, *path;
+	struct macc_csv_opts o = {0};
+	uint8_t *buf = NULL;
+	size_t len;
 	int rc;
 
 	if (spec == NULL) {
 		return -ENOMEM;
 	}
-	lab = strstr(spec, ",label=");
-	if (lab != NULL) {
-		char *end;
-
-		errno = 0;
-		label_col = strtol(lab + 7, &end, 10);
-		if (errno != 0 || end == lab + 7 || *end != '\0' || label_col > 1000000 ||
-		    label_col < -1000000) {
-			rc = macc_errf(err, MACC_ESPEC, "dataset spec 'csv:%s': bad label column '%s'",
-				       list, lab + 7);
+	opts = csv_options(spec);
+	if (opts != NULL) {
+		*opts++ = '\0';
+		rc = parse_csv_options(opts, list, &o, err);
+		if (rc < 0) {
 			goto out;
 		}
-		*lab = '\0';
 	}
 	path = spec;
 	semi = strchr(spec, ';');
@@ -424,18 +472,19 @@ static int load_csv_spec(const char *list, enum macc_split split, struct macc_da
 		rc = macc_errf(err, MACC_ESPEC, "dataset spec 'csv:%s': empty file name", list);
 		goto out;
 	}
-	rc = macc_dataset_load_csv(path, (int)label_col, ret, err);
+	rc = macc_data_read_file(path, &buf, &len, err);
+	if (rc == 0) {
+		rc = macc_dataset_parse_csv_opts((const char *)buf, len, path, &o, ret, err);
+	}
 out:
+	free(buf);
 	free(spec);
 	return rc;
 }
 
-int macc_dataset_load(const char *spec, enum macc_split split, struct macc_dataset *ret,
+static int load_plain(const char *spec, enum macc_split split, struct macc_dataset *ret,
 		      struct macc_errmsg *err)
 {
-	if (spec == NULL || ret == NULL) {
-		return macc_errf(err, -EINVAL, "dataset: no spec");
-	}
 	if (strcmp(spec, "fashion-mnist") == 0) {
 		const char *dir = getenv("MACC_FASHION_MNIST_DIR");
 		const char *base = getenv("MACC_DATA_DIR");
@@ -468,8 +517,190 @@ int macc_dataset_load(const char *spec, enum macc_split split, struct macc_datas
 	}
 	return macc_errf(err, MACC_ESPEC,
 			 "unknown dataset spec '%s' (expected fashion-mnist, mnist:DIR, idx:DIR, "
-			 "idx:IMAGES,LABELS, cifar10:DIR or csv:TRAIN[;TEST])",
+			 "idx:IMAGES,LABELS, cifar10:DIR or csv:TRAIN[;TEST][,OPTIONS])",
 			 spec);
+}
+
+/* Whether the spec names its own test file(s): csv and idx pairs need ';TEST'. */
+static bool has_test_file(const char *spec)
+{
+	if (strncmp(spec, "csv:", 4) == 0) {
+		return strchr(spec, ';') != NULL;
+	}
+	if (strncmp(spec, "idx:", 4) == 0 && strchr(spec, ',') != NULL) {
+		return strchr(spec, ';') != NULL;
+	}
+	return true; /* fashion-mnist, mnist:DIR, idx:DIR, cifar10:DIR have test files */
+}
+
+/* Keep rows sel[0..k) of d (ascending), in place. */
+static void keep_rows(struct macc_dataset *d, const uint32_t *sel, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		size_t s = sel[i];
+
+		memmove(d->x + i * d->dim, d->x + s * d->dim, d->dim * sizeof(float));
+		if (d->y != NULL) {
+			d->y[i] = d->y[s];
+		}
+		if (d->t != NULL) {
+			memmove(d->t + i * d->ntargets, d->t + s * d->ntargets,
+				d->ntargets * sizeof(float));
+		}
+	}
+	d->n = k;
+}
+
+/* The validation split of a loaded training file: round(frac n) rows drawn by a seeded
+ * shuffle (the test split) or the others (the train split), each in file order. */
+static int split_validation(struct macc_dataset *d, double frac, uint64_t seed,
+			    enum macc_split split, const char *spec, struct macc_errmsg *err)
+{
+	size_t nval = (size_t)llround(frac * (double)d->n), k = 0;
+	uint32_t *perm;
+	uint8_t *is_val;
+	struct macc_rng r;
+
+	if (nval == 0 || nval >= d->n) {
+		return macc_errf(err, MACC_ESPEC, "dataset spec '%s': val=%g of %zu rows leaves "
+				 "an empty %s split", spec, frac, d->n,
+				 nval == 0 ? "validation" : "training");
+	}
+	perm = malloc(d->n * sizeof(uint32_t));
+	is_val = calloc(d->n, 1);
+	if (perm == NULL || is_val == NULL) {
+		free(perm);
+		free(is_val);
+		return macc_errf(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		perm[i] = (uint32_t)i;
+	}
+	/* "val" as the stream: a generator that no other use of the seed shares */
+	macc_rng_seed(&r, seed, 0x76616cu);
+	macc_rng_shuffle_u32(&r, perm, d->n);
+	for (size_t i = 0; i < nval; i++) {
+		is_val[perm[i]] = 1;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		if ((is_val[i] != 0) == (split == MACC_SPLIT_TEST)) {
+			perm[k++] = (uint32_t)i;
+		}
+	}
+	keep_rows(d, perm, k);
+	free(perm);
+	free(is_val);
+	return 0;
+}
+
+/* Cut ",val=F[:SEED]" out of spec (in place); 1 if found, 0 if not, or an error. */
+static int take_val(char *spec, const char *orig, double *ret_frac, uint64_t *ret_seed,
+		    struct macc_errmsg *err)
+{
+	char *v = strstr(spec, ",val="), *e, *end;
+	unsigned long long seed = 0;
+	double f;
+
+	if (v == NULL) {
+		return 0;
+	}
+	e = v + 5;
+	errno = 0;
+	f = strtod(e, &end);
+	if (end == e || errno != 0 || !(f > 0.0 && f < 1.0)) {
+		return macc_errf(err, MACC_ESPEC, "dataset spec '%s': val=F needs a fraction in "
+				 "(0, 1)", orig);
+	}
+	if (*end == ':') {
+		e = end + 1;
+		if (*e < '0' || *e > '9') {
+			return macc_errf(err, MACC_ESPEC, "dataset spec '%s': val=F:SEED needs an "
+					 "integer seed", orig);
+		}
+		errno = 0;
+		seed = strtoull(e, &end, 10);
+		if (errno != 0) {
+			return macc_errf(err, MACC_ESPEC, "dataset spec '%s': seed out of range",
+					 orig);
+		}
+	}
+	if (*end != '\0' && *end != ',') {
+		return macc_errf(err, MACC_ESPEC, "dataset spec '%s': bad val= option", orig);
+	}
+	memmove(v, end, strlen(end) + 1);
+	*ret_frac = f;
+	*ret_seed = seed;
+	return 1;
+}
+
+/* Where the split's rows come from, for d->origin and d->origin_text. */
+static void describe(struct macc_dataset *d, const char *spec, enum macc_split split,
+		     bool val, double frac, uint64_t seed, size_t total)
+{
+	if (val) {
+		d->origin = split == MACC_SPLIT_TEST ? MACC_ORIGIN_VALIDATION : MACC_ORIGIN_FILE;
+		snprintf(d->origin_text, sizeof(d->origin_text), "%s: %zu of %zu rows of %s "
+			 "(val=%g, seed %llu)", split == MACC_SPLIT_TEST ? "validation split"
+			 : "training rows", d->n, total, spec, frac, (unsigned long long)seed);
+	} else if (split == MACC_SPLIT_TEST && !has_test_file(spec)) {
+		d->origin = MACC_ORIGIN_TRAIN;
+		snprintf(d->origin_text, sizeof(d->origin_text), "the training data of %s (no "
+			 "test file and no val= given)", spec);
+	} else {
+		d->origin = MACC_ORIGIN_FILE;
+		snprintf(d->origin_text, sizeof(d->origin_text), "%s set of %s",
+			 split == MACC_SPLIT_TRAIN ? "training" : "test", spec);
+	}
+}
+
+int macc_dataset_load(const char *spec, enum macc_split split, struct macc_dataset *ret,
+		      struct macc_errmsg *err)
+{
+	struct macc_dataset d;
+	double frac = 0.0;
+	uint64_t seed = 0;
+	size_t total;
+	char *plain;
+	int rc, val;
+
+	if (spec == NULL || ret == NULL) {
+		return macc_errf(err, -EINVAL, "dataset: no spec");
+	}
+	plain = strdup(spec);
+	if (plain == NULL) {
+		return macc_errf(err, -ENOMEM, "dataset: out of memory");
+	}
+	val = take_val(plain, spec, &frac, &seed, err);
+	if (val < 0) {
+		rc = val;
+		goto out;
+	}
+	/* a csv or idx pair with its own test file has no use for val=; the named sets split
+	 * their training files */
+	if (val && (strncmp(plain, "csv:", 4) == 0 || strncmp(plain, "idx:", 4) == 0) &&
+	    has_test_file(plain)) {
+		rc = macc_errf(err, MACC_ESPEC, "dataset spec '%s': val= and a test file exclude "
+			       "each other", spec);
+		goto out;
+	}
+	memset(&d, 0, sizeof(d));
+	rc = load_plain(plain, val ? MACC_SPLIT_TRAIN : split, &d, err);
+	if (rc < 0) {
+		goto out;
+	}
+	total = d.n;
+	if (val) {
+		rc = split_validation(&d, frac, seed, split, spec, err);
+		if (rc < 0) {
+			macc_dataset_finish(&d);
+			goto out;
+		}
+	}
+	describe(&d, plain, split, val, frac, seed, total);
+	*ret = d;
+out:
+	free(plain);
+	return rc;
 }
 
 /* ---- standardisation ---- */
@@ -577,4 +808,60 @@ void macc_dataset_standardize_features(struct macc_dataset *d, const float *mean
 		}
 	}
 	free(inv);
+}
+
+void macc_feature_stats_compute(const struct macc_dataset *d, const uint32_t *idx, size_t n,
+				double *stats)
+{
+	const size_t dim = d->dim;
+	double *sum = stats + 1, *sq = stats + 1 + dim;
+
+	if (idx == NULL) {
+		n = d->n;
+	}
+	memset(stats, 0, macc_feature_stats_len(dim) * sizeof(double));
+	stats[0] = (double)n;
+	for (size_t i = 0; i < n; i++) {
+		const float *p = d->x + (size_t)(idx != NULL ? idx[i] : i) * dim;
+
+		for (size_t k = 0; k < dim; k++) {
+			double v = p[k];
+
+			sum[k] += v;
+			sq[k] += v * v;
+		}
+	}
+}
+
+void macc_standardizer_from_stats(const double *stats, size_t dim, float *ret_mean,
+				  float *ret_inv_std)
+{
+	const double cnt = stats[0];
+
+	for (size_t k = 0; k < dim; k++) {
+		double m = 0.0, var = 0.0;
+
+		if (cnt > 0.0 && isfinite(cnt)) {
+			m = stats[1 + k] / cnt;
+			var = stats[1 + dim + k] / cnt - m * m;
+		}
+		if (!isfinite(m) || !isfinite(var) || fabs(m) > FLT_MAX) {
+			m = 0.0;
+			var = 0.0;
+		}
+		ret_mean[k] = (float)m;
+		ret_inv_std[k] = var > 1e-12 * fmax(1.0, m * m) ? (float)(1.0 / sqrt(var)) : 1.0f;
+	}
+}
+
+void macc_dataset_apply_standardizer(struct macc_dataset *d, const float *mean,
+				     const float *inv_std)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		float *p = d->x + i * d->dim;
+
+		for (size_t k = 0; k < d->dim; k++) {
+			p[k] = (p[k] - mean[k]) * inv_std[k];
+		}
+	}
 }

@@ -17,6 +17,7 @@
  * (or fills it with weight_decay * params) instead of once per product.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -125,12 +126,15 @@ void nn_tanh_backward(float *din, const float *dout, const float *out, size_t n)
 
 int nn_conv_shape_finish(struct nn_conv_shape *s)
 {
+	if (s->stride == 0) {
+		s->stride = 1;
+	}
 	if (s->c == 0 || s->k == 0 || s->kh == 0 || s->kw == 0 || s->h + 2 * s->pad < s->kh ||
 	    s->w + 2 * s->pad < s->kw) {
 		return -1;
 	}
-	s->oh = s->h + 2 * s->pad - s->kh + 1;
-	s->ow = s->w + 2 * s->pad - s->kw + 1;
+	s->oh = (s->h + 2 * s->pad - s->kh) / s->stride + 1;
+	s->ow = (s->w + 2 * s->pad - s->kw) / s->stride + 1;
 	return 0;
 }
 
@@ -209,12 +213,58 @@ static void im2col_t(float *colT, const float *in, float *din, const float *dcol
 	}
 }
 
+/*
+ * The same walk for stride > 1: output column ox reads input column ox * stride + kx - pad,
+ * so a run is a strided gather (scatter for col2im) instead of a contiguous copy.
+ */
+static void im2col_strided(float *colT, const float *in, float *din, const float *dcolT,
+			   const struct nn_conv_shape *s, size_t B)
+{
+	const size_t N = B * s->oh * s->ow, ow = s->ow, st = s->stride;
+
+	for (size_t ci = 0; ci < s->c; ci++) {
+		for (size_t ky = 0; ky < s->kh; ky++) {
+			for (size_t kx = 0; kx < s->kw; kx++) {
+				size_t r = (ci * s->kh + ky) * s->kw + kx;
+
+				for (size_t b = 0; b < B; b++) {
+					size_t plane = (b * s->c + ci) * s->h * s->w;
+
+					for (size_t oy = 0; oy < s->oh; oy++) {
+						size_t off = r * N + (b * s->oh + oy) * ow;
+						size_t iy = oy * st + ky; /* + pad */
+						bool row_in = iy >= s->pad && iy < s->h + s->pad;
+
+						for (size_t ox = 0; ox < ow; ox++) {
+							size_t ix = ox * st + kx; /* + pad */
+							bool inside = row_in && ix >= s->pad &&
+								      ix < s->w + s->pad;
+							size_t src = inside ? plane + (iy - s->pad) *
+								     s->w + ix - s->pad : 0;
+
+							if (colT) {
+								colT[off + ox] = inside ? in[src] : 0.0f;
+							} else if (inside) {
+								din[src] += dcolT[off + ox];
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 void nn_conv2d_forward(float *out, float *colT, float *tmp, const float *in, const float *w,
 		       const float *b, const struct nn_conv_shape *s, size_t B, enum nn_act act)
 {
 	const size_t P = s->oh * s->ow, N = B * P, kk = s->c * s->kh * s->kw;
 
-	im2col_t(colT, in, NULL, NULL, s, B);
+	if (s->stride > 1) {
+		im2col_strided(colT, in, NULL, NULL, s, B);
+	} else {
+		im2col_t(colT, in, NULL, NULL, s, B);
+	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s->k, (int)N, (int)kk, 1.0f, w,
 		    (int)kk, colT, (int)N, 0.0f, tmp, (int)N);
 	/* [K][B][P] -> [B][K][P] with bias and activation */
@@ -277,7 +327,11 @@ void nn_conv2d_backward(float *din, float *dcolT, float *dz, float *dw, float *d
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kk, (int)N, (int)s->k, 1.0f, w,
 		    (int)kk, dz, (int)N, 0.0f, dcolT, (int)N);
 	memset(din, 0, B * s->c * s->h * s->w * sizeof(*din));
-	im2col_t(NULL, NULL, din, dcolT, s, B);
+	if (s->stride > 1) {
+		im2col_strided(NULL, NULL, din, dcolT, s, B);
+	} else {
+		im2col_t(NULL, NULL, din, dcolT, s, B);
+	}
 }
 
 void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, size_t h,
@@ -324,6 +378,182 @@ void nn_maxpool2_backward(float *din, const float *dout, const uint32_t *arg, si
 	for (size_t i = 0; i < n; i++) {
 		din[arg[i]] += dout[i];
 	}
+}
+
+int nn_pool_shape_finish(struct nn_pool_shape *s)
+{
+	if (s->c == 0 || s->kh == 0 || s->kw == 0 || s->stride == 0 || s->h < s->kh ||
+	    s->w < s->kw) {
+		return -1;
+	}
+	s->oh = (s->h - s->kh) / s->stride + 1;
+	s->ow = (s->w - s->kw) / s->stride + 1;
+	return 0;
+}
+
+void nn_maxpool_forward(float *out, uint32_t *arg, const float *in, const struct nn_pool_shape *s,
+			size_t B)
+{
+	size_t o = 0;
+
+	for (size_t pl = 0; pl < B * s->c; pl++) {
+		const size_t base = pl * s->h * s->w;
+
+		for (size_t oy = 0; oy < s->oh; oy++) {
+			for (size_t ox = 0; ox < s->ow; ox++, o++) {
+				size_t first = base + oy * s->stride * s->w + ox * s->stride;
+				size_t best = first;
+				float m = in[first];
+
+				for (size_t ky = 0; ky < s->kh; ky++) {
+					const size_t row = first + ky * s->w;
+
+					for (size_t kx = 0; kx < s->kw; kx++) {
+						float v = in[row + kx];
+
+						best = v > m ? row + kx : best;
+						m = v > m ? v : m;
+					}
+				}
+				out[o] = m;
+				arg[o] = (uint32_t)best;
+			}
+		}
+	}
+}
+
+void nn_maxpool_backward(float *din, const float *dout, const uint32_t *arg,
+			 const struct nn_pool_shape *s, size_t B)
+{
+	const size_t n = B * s->c * s->oh * s->ow;
+
+	memset(din, 0, B * s->c * s->h * s->w * sizeof(*din));
+	for (size_t i = 0; i < n; i++) {
+		din[arg[i]] += dout[i];
+	}
+}
+
+void nn_avgpool_forward(float *out, const float *in, const struct nn_pool_shape *s, size_t B)
+{
+	const float inv = 1.0f / (float)(s->kh * s->kw);
+	size_t o = 0;
+
+	for (size_t pl = 0; pl < B * s->c; pl++) {
+		const float *p = in + pl * s->h * s->w;
+
+		for (size_t oy = 0; oy < s->oh; oy++) {
+			for (size_t ox = 0; ox < s->ow; ox++, o++) {
+				const float *q = p + oy * s->stride * s->w + ox * s->stride;
+				float sum = 0.0f;
+
+				for (size_t ky = 0; ky < s->kh; ky++) {
+					for (size_t kx = 0; kx < s->kw; kx++) {
+						sum += q[ky * s->w + kx];
+					}
+				}
+				out[o] = sum * inv;
+			}
+		}
+	}
+}
+
+void nn_avgpool_backward(float *din, const float *dout, const struct nn_pool_shape *s, size_t B)
+{
+	const float inv = 1.0f / (float)(s->kh * s->kw);
+	size_t o = 0;
+
+	memset(din, 0, B * s->c * s->h * s->w * sizeof(*din));
+	for (size_t pl = 0; pl < B * s->c; pl++) {
+		float *p = din + pl * s->h * s->w;
+
+		for (size_t oy = 0; oy < s->oh; oy++) {
+			for (size_t ox = 0; ox < s->ow; ox++, o++) {
+				float *q = p + oy * s->stride * s->w + ox * s->stride;
+				const float d = dout[o] * inv;
+
+				for (size_t ky = 0; ky < s->kh; ky++) {
+					for (size_t kx = 0; kx < s->kw; kx++) {
+						q[ky * s->w + kx] += d;
+					}
+				}
+			}
+		}
+	}
+}
+
+void nn_leaky_relu_forward(float *out, const float *in, size_t n, float alpha)
+{
+	for (size_t i = 0; i < n; i++) {
+		float v = in[i];
+
+		out[i] = v > 0.0f ? v : alpha * v;
+	}
+}
+
+void nn_leaky_relu_backward(float *din, const float *dout, const float *out, size_t n,
+			    float alpha)
+{
+	for (size_t i = 0; i < n; i++) {
+		float d = dout[i];
+
+		din[i] = out[i] > 0.0f ? d : alpha * d;
+	}
+}
+
+void nn_sigmoid_forward(float *out, const float *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = 1.0f / (1.0f + expf(-in[i]));
+	}
+}
+
+void nn_sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		din[i] = dout[i] * out[i] * (1.0f - out[i]);
+	}
+}
+
+void nn_gelu_forward(float *out, const float *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float x = in[i];
+
+		out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+	}
+}
+
+void nn_gelu_backward(float *din, const float *dout, const float *in, size_t n)
+{
+	/* 1 / sqrt(2 pi) */
+	const float k = 0.3989422804014327f;
+
+	for (size_t i = 0; i < n; i++) {
+		float x = in[i];
+		float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+
+		din[i] = dout[i] * (cdf + x * k * expf(-0.5f * x * x));
+	}
+}
+
+float nn_mse(float *dpred, const float *pred, const float *t, size_t B, size_t T, double *ret_sse)
+{
+	const size_t n = B * T;
+	const float scale = 2.0f / (float)n;
+	double sse = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		float e = pred[i] - t[i];
+
+		sse += (double)e * (double)e;
+		if (dpred) {
+			dpred[i] = scale * e;
+		}
+	}
+	if (ret_sse) {
+		*ret_sse = sse;
+	}
+	return (float)(sse / (double)n);
 }
 
 void nn_flatten_forward(float *out, const float *in, size_t B, size_t n)

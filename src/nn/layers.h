@@ -59,15 +59,17 @@ void nn_tanh_forward(float *out /* [n] */, const float *in /* [n] */, size_t n);
 void nn_tanh_backward(float *din /* [n] */, const float *dout /* [n] */,
 		      const float *out /* [n] forward output */, size_t n);
 
-/* Convolution geometry (stride 1, zero padding `pad` on every side). */
+/* Convolution geometry: zero padding `pad` on every side, `stride` in both directions (0 is
+ * taken as 1). */
 struct nn_conv_shape {
 	size_t c, h, w;    /* input channels, height, width */
 	size_t k, kh, kw;  /* filters, filter height, width */
 	size_t pad;
-	size_t oh, ow;     /* output height, width: h + 2 pad - kh + 1, w + 2 pad - kw + 1 */
+	size_t stride;
+	size_t oh, ow;     /* output height, width: (h + 2 pad - kh) / stride + 1, and so on */
 };
 
-/* Fill oh/ow from the rest; returns -1 if the filter does not fit. */
+/* Fill oh/ow (and stride 0 -> 1) from the rest; returns -1 if the filter does not fit. */
 int nn_conv_shape_finish(struct nn_conv_shape *s);
 /* Floats of the im2col matrix for B samples: C*KH*KW * B*OH*OW. */
 size_t nn_conv_col_size(const struct nn_conv_shape *s, size_t B);
@@ -105,6 +107,56 @@ void nn_maxpool2_backward(float *din,          /* [B][C][H][W], overwritten */
 			  const float *dout,   /* [B][C][H/2][W/2] */
 			  const uint32_t *arg, /* [B][C][H/2][W/2] */
 			  size_t B, size_t h, size_t w, size_t c);
+
+/* General pooling over KHxKW windows moved by `stride`, no padding; trailing rows/columns
+ * that no window covers are dropped (PyTorch's floor mode). oh = (h - kh) / stride + 1. */
+struct nn_pool_shape {
+	size_t c, h, w;   /* input */
+	size_t kh, kw, stride;
+	size_t oh, ow;
+};
+/* Fill oh/ow; -1 if the window does not fit or stride is 0. */
+int nn_pool_shape_finish(struct nn_pool_shape *s);
+/* Max over each window; arg records the offset of each maximum in `in` (ties keep the
+ * first in row-major window order), for the backward pass. */
+void nn_maxpool_forward(float *out,      /* [B][C][OH][OW] */
+			uint32_t *arg,   /* [B][C][OH][OW] */
+			const float *in, /* [B][C][H][W] */
+			const struct nn_pool_shape *s, size_t B);
+/* din is overwritten: zero, then dout added at each arg (overlapping windows add up). */
+void nn_maxpool_backward(float *din,          /* [B][C][H][W] */
+			 const float *dout,   /* [B][C][OH][OW] */
+			 const uint32_t *arg, /* [B][C][OH][OW] */
+			 const struct nn_pool_shape *s, size_t B);
+/* Mean over each window. */
+void nn_avgpool_forward(float *out /* [B][C][OH][OW] */, const float *in /* [B][C][H][W] */,
+			const struct nn_pool_shape *s, size_t B);
+/* din is overwritten: each window's input gets dout / (kh kw). */
+void nn_avgpool_backward(float *din /* [B][C][H][W] */, const float *dout /* [B][C][OH][OW] */,
+			 const struct nn_pool_shape *s, size_t B);
+
+/* Standalone elementwise activations beside ReLU and tanh (backward may run in place):
+ *   leaky ReLU  out = in > 0 ? in : alpha in (alpha >= 0; the sign of out gives the branch)
+ *   sigmoid     out = 1 / (1 + exp(-in)); d = out (1 - out)
+ *   GELU        out = in Phi(in) = in (1 + erf(in / sqrt 2)) / 2, the exact form (ONNX's Gelu
+ *               written with Erf); d = Phi(in) + in phi(in): it needs the forward INPUT. */
+void nn_leaky_relu_forward(float *out, const float *in, size_t n, float alpha);
+void nn_leaky_relu_backward(float *din, const float *dout, const float *out, size_t n,
+			    float alpha);
+void nn_sigmoid_forward(float *out, const float *in, size_t n);
+void nn_sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
+void nn_gelu_forward(float *out, const float *in, size_t n);
+void nn_gelu_backward(float *din, const float *dout, const float *in /* forward input */,
+		      size_t n);
+
+/* Mean squared error over the batch and the T targets of each sample (PyTorch's MSELoss,
+ * reduction "mean"): L = sum (pred - t)^2 / (B T). If dpred is not NULL it receives
+ * 2 (pred - t) / (B T). Returns L; if ret_sse is not NULL it receives the sum of squared
+ * errors in double (for RMSE over several chunks). */
+float nn_mse(float *dpred,        /* [B][T] or NULL */
+	     const float *pred,   /* [B][T] */
+	     const float *t,      /* [B][T] */
+	     size_t B, size_t T, double *ret_sse);
 
 /* Flatten [B][C][H][W] to [B][C*H*W]: the identity on the bytes, so the model aliases the
  * buffers; these copy, for callers that do not. */

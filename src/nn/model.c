@@ -1,27 +1,23 @@
 /*
- * model.c - models built from spec strings, over one flat parameter block.
+ * model.c - models over one flat parameter block: a layer stack (spec.c) compiled into ops.
  *
- * A model is a short list of ops (dense, conv, max-pool, flatten, dropout) run in order. The
- * parameter block is laid out like llm.c's: each parameterised op owns a weight tensor then a
- * bias tensor, in op order, and the named views ("conv1.w", "dense2.b", ...) record where. The
- * model itself never owns parameters, gradients or momentum.
+ * The stack is what the user wrote and what an exporter enumerates (macc_model_layer); the ops
+ * are what runs. Compiling fuses a ReLU or tanh that directly follows a dense or convolution
+ * layer into that layer's bias pass (one pass over the output instead of two), runs a 2x2
+ * stride-2 max-pool on the dedicated kernel, and lets flatten alias its input ([B][C][H][W] is
+ * [B][C*H*W]). The named models (cnn:lenet5, mlp:..., see spec.c) are stacks like any other,
+ * so they compile to exactly the ops, parameter layout and floating-point operations they
+ * always had (test_nn.c checks digests recorded before the layer stack existed).
  *
- * All activations, im2col matrices, pool arg-max indices and dropout masks are allocated once,
- * at create, for max_batch samples: a training step allocates nothing. Backward ping-pongs
- * between two gradient buffers sized for the widest activation; the first parameterised op
- * skips its input gradient. Activations are [B][C][H][W] like PyTorch's, so flatten aliases
- * its input and dense1 sees PyTorch's feature order.
+ * The parameter block is laid out like llm.c's: each dense or convolution layer owns a weight
+ * tensor then a bias tensor, in layer order, and the named views ("conv1.w", "dense2.b", ...)
+ * record where. The model never owns parameters, gradients or momentum.
  *
- * Architectures:
- *   logreg:IN-OUT    one dense layer, softmax cross-entropy on its logits.
- *   mlp:A-B-...-Z    dense layers, ReLU (or tanh with ":tanh") after every one but the last.
- *   cnn:lenet5       input 1x28x28: conv 1->6 5x5 pad 2, ReLU, max-pool 2 -> 6x14x14;
- *                    conv 6->16 5x5, ReLU, max-pool 2 -> 16x5x5; flatten 400; dense 120, ReLU;
- *                    dense 84, ReLU; dense 10. 61,706 parameters: PyTorch reference's LeNet-5.
- *   cnn:cifar        input 3x32x32: three blocks of conv 3x3 pad 1 + ReLU + max-pool 2 with
- *                    16, 32, 64 filters (-> 16x16x16, 32x8x8, 64x4x4); flatten 1024; dense 128,
- *                    ReLU; dense 10. 156,074 parameters; a small, fast net for CIFAR-10.
- *   ",dropout=P"     inverted dropout with rate P after every hidden dense layer's activation.
+ * All activations, im2col matrices, pool arg-max indices, dropout masks and the standardised
+ * input are allocated once, at create, for max_batch samples: a training step allocates
+ * nothing. Backward ping-pongs between two gradient buffers sized for the widest activation;
+ * elementwise layers (activations, dropout) run their backward in place; the first
+ * parameterised op skips its input gradient.
  *
  * Initialisation follows PyTorch's defaults for Linear and Conv2d (kaiming-uniform with
  * a = sqrt(5), which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for biases), so
@@ -38,372 +34,169 @@
 
 #include "macc/nn.h"
 #include "layers.h"
-
-/* How the canonical spec writes the dropout rate; the parser rounds the rate through it too. */
-#define DROPOUT_FMT "%g"
+#include "model_internal.h"
 
 /* OpenBLAS's cblas.h declares it; a generic cblas.h (same library underneath) may not. */
 #ifndef OPENBLAS_VERSION
 void openblas_set_num_threads(int num_threads);
 #endif
 
-#define MAX_DENSE 32  /* dense layers in an MLP */
-#define MAX_OPS 96
-#define MAX_VIEWS 80
-#define MAX_SPEC 400  /* longest accepted spec string */
-#define MAX_WIDTH (1u << 24)
-#define MAX_PARAMS (1u << 30) /* 4 GiB of floats per block */
+#define MAX_VIEWS (2 * NN_MAX_LAYERS)
 
-enum op_kind { OP_DENSE, OP_CONV, OP_POOL, OP_FLATTEN, OP_DROPOUT };
+enum op_kind { OP_DENSE, OP_CONV, OP_POOL2, OP_MAXPOOL, OP_AVGPOOL, OP_FLATTEN, OP_ACT,
+	       OP_DROPOUT };
 
 struct op {
 	enum op_kind kind;
-	enum nn_act act;
-	size_t in_dim, out_dim;  /* floats per sample */
-	size_t w_off, b_off;     /* parameter offsets (dense, conv) */
-	struct nn_conv_shape cs; /* conv */
-	size_t h, w, c;          /* pool input shape */
-	float p;                 /* dropout rate */
-	bool need_din;           /* an earlier op has parameters */
+	enum nn_act act;            /* dense, conv: fused activation */
+	enum macc_layer_kind akind; /* OP_ACT: which activation */
+	size_t in_dim, out_dim;     /* floats per sample */
+	size_t w_off, b_off;        /* parameter offsets (dense, conv) */
+	struct nn_conv_shape cs;    /* conv */
+	struct nn_pool_shape ps;    /* pools */
+	float p;                    /* dropout rate, leaky slope */
+	bool need_din;              /* an earlier op has parameters */
 	/* workspace, sized for max_batch */
-	float *out;              /* [max_batch][out_dim] (flatten: aliases its input) */
-	const float *in;         /* input of the last forward pass (borrowed) */
-	float *col;              /* conv: im2col matrix */
-	uint32_t *arg;           /* pool: arg-max offsets */
-	float *mask;             /* dropout: factors */
+	float *out;                 /* [max_batch][out_dim] (flatten: aliases its input) */
+	const float *in;            /* input of the last forward pass (borrowed) */
+	float *col;                 /* conv: im2col matrix */
+	uint32_t *arg;              /* max-pools: arg-max offsets */
+	float *mask;                /* dropout: factors */
 };
 
 struct macc_model {
-	char spec[MAX_SPEC + 64];
+	char spec[NN_MAX_CANON];
 	uint64_t hash;
 	size_t nparams, input_dim, max_batch;
 	uint32_t nclasses;
-	float dropout;
+	struct nn_stack stack;
 	size_t nops;
-	struct op ops[MAX_OPS];
+	struct op ops[NN_MAX_LAYERS];
 	size_t nviews;
 	struct macc_param_view views[MAX_VIEWS];
-	char view_names[MAX_VIEWS][16];
-	float *g0, *g1; /* [max_batch][widest] gradient ping-pong */
-	float *dcol;    /* widest im2col of a conv that needs its input gradient */
-	float *ctmp;    /* widest conv output in [K][B*OH*OW] order (forward and backward) */
+	char view_names[MAX_VIEWS][24];
+	float *g0, *g1;         /* [max_batch][widest] gradient ping-pong */
+	float *dcol;            /* widest im2col of a conv that needs its input gradient */
+	float *ctmp;            /* widest conv output in [K][B*OH*OW] order (forward and backward) */
+	float *std_mean, *std_inv; /* [input_dim] standardiser, or NULL */
+	float *xs;              /* [max_batch][input_dim] standardised input */
 };
-
-/* Shape of the activation while the model is being built. */
-struct builder {
-	struct macc_model *m;
-	size_t h, w, c; /* image shape, or h = w = 1, c = dim once flat */
-	size_t ndense, nconv;
-	struct macc_errmsg *err;
-};
-
-static struct op *add_op(struct builder *bd, enum op_kind kind)
-{
-	struct macc_model *m = bd->m;
-	struct op *op;
-
-	if (m->nops >= MAX_OPS) {
-		return NULL;
-	}
-	op = &m->ops[m->nops++];
-	memset(op, 0, sizeof(*op));
-	op->kind = kind;
-	op->in_dim = bd->h * bd->w * bd->c;
-	return op;
-}
 
 static void add_view(struct macc_model *m, const char *prefix, size_t idx, const char *suffix,
-		     size_t count)
+		     size_t offset, size_t count)
 {
 	size_t v = m->nviews++;
 
 	snprintf(m->view_names[v], sizeof(m->view_names[v]), "%s%zu.%s", prefix, idx, suffix);
 	m->views[v].name = m->view_names[v];
-	m->views[v].offset = m->nparams;
+	m->views[v].offset = offset;
 	m->views[v].count = count;
-	m->nparams += count;
 }
 
-static int add_dense(struct builder *bd, size_t out, enum nn_act act)
+static bool fusable(const struct nn_stack *st, size_t i, enum nn_act *ret)
 {
-	struct op *op = add_op(bd, OP_DENSE);
-
-	if (!op || bd->m->nviews + 2 > MAX_VIEWS) {
-		return macc_errf(bd->err, MACC_ESPEC, "model spec: too many layers");
+	if (i + 1 >= st->nlayers) {
+		return false;
 	}
-	op->act = act;
-	op->out_dim = out;
-	bd->ndense++;
-	add_view(bd->m, "dense", bd->ndense, "w", op->in_dim * out);
-	op->w_off = bd->m->nparams - op->in_dim * out;
-	add_view(bd->m, "dense", bd->ndense, "b", out);
-	op->b_off = bd->m->nparams - out;
-	bd->h = bd->w = 1;
-	bd->c = out;
-	return 0;
+	if (st->layers[i + 1].kind == MACC_LAYER_RELU) {
+		*ret = NN_ACT_RELU;
+		return true;
+	}
+	if (st->layers[i + 1].kind == MACC_LAYER_TANH) {
+		*ret = NN_ACT_TANH;
+		return true;
+	}
+	return false;
 }
 
-static int add_conv(struct builder *bd, size_t k, size_t ksize, size_t pad)
+/* One op from layer i (and i + 1 when fused); returns the number of layers consumed. */
+static size_t compile_layer(struct macc_model *m, size_t i, size_t *ndense, size_t *nconv)
 {
-	struct op *op = add_op(bd, OP_CONV);
+	const struct macc_layer *l = &m->stack.layers[i];
+	struct op *op = &m->ops[m->nops++];
+	size_t used = 1;
 
-	if (!op || bd->m->nviews + 2 > MAX_VIEWS) {
-		return macc_errf(bd->err, MACC_ESPEC, "model spec: too many layers");
-	}
-	op->act = NN_ACT_RELU;
-	op->cs = (struct nn_conv_shape){.c = bd->c, .h = bd->h, .w = bd->w, .k = k, .kh = ksize,
-					.kw = ksize, .pad = pad};
-	if (nn_conv_shape_finish(&op->cs) < 0) {
-		return macc_errf(bd->err, MACC_ESPEC, "model spec: %zux%zu filter larger than "
-				 "%zux%zu input", ksize, ksize, bd->h, bd->w);
-	}
-	op->out_dim = op->cs.oh * op->cs.ow * k;
-	bd->nconv++;
-	size_t wn = k * ksize * ksize * bd->c;
-
-	add_view(bd->m, "conv", bd->nconv, "w", wn);
-	op->w_off = bd->m->nparams - wn;
-	add_view(bd->m, "conv", bd->nconv, "b", k);
-	op->b_off = bd->m->nparams - k;
-	bd->h = op->cs.oh;
-	bd->w = op->cs.ow;
-	bd->c = k;
-	return 0;
-}
-
-static int add_simple(struct builder *bd, enum op_kind kind)
-{
-	struct op *op = add_op(bd, kind);
-
-	if (!op) {
-		return macc_errf(bd->err, MACC_ESPEC, "model spec: too many layers");
-	}
-	if (kind == OP_POOL) {
-		if (bd->h < 2 || bd->w < 2) {
-			return macc_errf(bd->err, MACC_ESPEC, "model spec: cannot pool %zux%zu",
-					 bd->h, bd->w);
+	memset(op, 0, sizeof(*op));
+	op->in_dim = (size_t)l->in.c * l->in.h * l->in.w;
+	op->out_dim = (size_t)l->out.c * l->out.h * l->out.w;
+	op->w_off = l->w_off;
+	op->b_off = l->b_off;
+	op->p = l->alpha;
+	switch (l->kind) {
+	case MACC_LAYER_DENSE:
+	case MACC_LAYER_CONV:
+		op->kind = l->kind == MACC_LAYER_DENSE ? OP_DENSE : OP_CONV;
+		op->act = NN_ACT_NONE;
+		if (fusable(&m->stack, i, &op->act)) {
+			used = 2;
 		}
-		op->h = bd->h;
-		op->w = bd->w;
-		op->c = bd->c;
-		bd->h /= 2;
-		bd->w /= 2;
-	} else if (kind == OP_FLATTEN) {
-		bd->c = bd->h * bd->w * bd->c;
-		bd->h = bd->w = 1;
-	} else {
-		op->p = bd->m->dropout;
-	}
-	op->out_dim = bd->h * bd->w * bd->c;
-	return 0;
-}
-
-/* Hidden dense layer with its activation, then dropout when configured. */
-static int add_hidden(struct builder *bd, size_t out, enum nn_act act)
-{
-	int r = add_dense(bd, out, act);
-
-	if (r == 0 && bd->m->dropout > 0.0f) {
-		r = add_simple(bd, OP_DROPOUT);
-	}
-	return r;
-}
-
-/* Parse a decimal size in [1, MAX_WIDTH] from [s, end). */
-static int parse_size(const char *s, const char *end, size_t *ret)
-{
-	size_t v = 0;
-
-	if (s == end) {
-		return -1;
-	}
-	for (const char *p = s; p < end; p++) {
-		if (*p < '0' || *p > '9') {
-			return -1;
-		}
-		v = v * 10 + (size_t)(*p - '0');
-		if (v > MAX_WIDTH) {
-			return -1;
-		}
-	}
-	if (v == 0) {
-		return -1;
-	}
-	*ret = v;
-	return 0;
-}
-
-/* "A-B-...-Z" into sizes; returns the count or a negative code. */
-static int parse_sizes(const char *s, const char *end, size_t *sizes, size_t max,
-		       const char *what, struct macc_errmsg *err)
-{
-	size_t n = 0;
-
-	while (s <= end) {
-		const char *dash = memchr(s, '-', (size_t)(end - s));
-		const char *e = dash ? dash : end;
-
-		if (n == max) {
-			return macc_errf(err, MACC_ESPEC, "model spec: %s has more than %zu sizes",
-					 what, max);
-		}
-		if (parse_size(s, e, &sizes[n]) < 0) {
-			return macc_errf(err, MACC_ESPEC, "model spec: %s: bad size '%.*s' (want an "
-					 "integer in 1..%u)", what, (int)(e - s), s, MAX_WIDTH);
-		}
-		n++;
-		if (!dash) {
-			break;
-		}
-		s = dash + 1;
-	}
-	return (int)n;
-}
-
-static int parse_options(struct macc_model *m, const char *opts, struct macc_errmsg *err)
-{
-	while (opts) {
-		const char *comma = strchr(opts, ',');
-		size_t len = comma ? (size_t)(comma - opts) : strlen(opts);
-
-		if (len == 0) {
-			return macc_errf(err, MACC_ESPEC, "model spec: empty option after ','");
-		}
-		if (len > 8 && strncmp(opts, "dropout=", 8) == 0) {
-			char buf[32], canon[32], *end;
-			double p;
-			float pf;
-
-			if (len - 8 >= sizeof(buf)) {
-				return macc_errf(err, MACC_ESPEC, "model spec: bad dropout '%.*s'",
-						 (int)len, opts);
-			}
-			memcpy(buf, opts + 8, len - 8);
-			buf[len - 8] = '\0';
-			errno = 0;
-			p = strtod(buf, &end);
-			if (errno || *end || end == buf || !(p >= 0.0 && p < 1.0)) {
-				return macc_errf(err, MACC_ESPEC, "model spec: dropout '%s' must be "
-						 "a number in [0, 1)", buf);
-			}
-			/* The rate the model uses is the one its canonical spec shows (%g, six
-			 * digits; see below), so a spec and its canonical form make the same model
-			 * and hash; that rate, as a float, must still be below 1 (0.9999999 is
-			 * "1": inverted dropout would divide by zero). */
-			snprintf(canon, sizeof(canon), DROPOUT_FMT, p);
-			pf = strtof(canon, NULL);
-			if (!(pf < 1.0f)) {
-				return macc_errf(err, MACC_ESPEC, "model spec: dropout '%s' rounds to "
-						 "1 (six significant digits); it must be below 1", buf);
-			}
-			m->dropout = pf;
+		if (op->kind == OP_DENSE) {
+			++*ndense;
+			add_view(m, "dense", *ndense, "w", l->w_off, l->w_count);
+			add_view(m, "dense", *ndense, "b", l->b_off, l->b_count);
 		} else {
-			return macc_errf(err, MACC_ESPEC, "model spec: unknown option '%.*s' "
-					 "(known: dropout=P)", (int)len, opts);
+			++*nconv;
+			add_view(m, "conv", *nconv, "w", l->w_off, l->w_count);
+			add_view(m, "conv", *nconv, "b", l->b_off, l->b_count);
+			op->cs = (struct nn_conv_shape){.c = l->in.c, .h = l->in.h, .w = l->in.w,
+							.k = l->out.c, .kh = l->kh, .kw = l->kw,
+							.pad = l->pad, .stride = l->stride};
+			(void)nn_conv_shape_finish(&op->cs); /* spec.c checked the fit */
 		}
-		opts = comma ? comma + 1 : NULL;
+		break;
+	case MACC_LAYER_MAXPOOL:
+	case MACC_LAYER_AVGPOOL:
+		op->ps = (struct nn_pool_shape){.c = l->in.c, .h = l->in.h, .w = l->in.w,
+						.kh = l->kh, .kw = l->kw, .stride = l->stride};
+		(void)nn_pool_shape_finish(&op->ps);
+		op->kind = l->kind == MACC_LAYER_AVGPOOL ? OP_AVGPOOL
+			   : l->kh == 2 && l->kw == 2 && l->stride == 2 ? OP_POOL2 : OP_MAXPOOL;
+		break;
+	case MACC_LAYER_FLATTEN:
+		op->kind = OP_FLATTEN;
+		break;
+	case MACC_LAYER_DROPOUT:
+		op->kind = OP_DROPOUT;
+		break;
+	default:
+		op->kind = OP_ACT;
+		op->akind = l->kind;
+		break;
 	}
-	return 0;
+	return used;
 }
 
-static int build(struct macc_model *m, const char *spec, struct macc_errmsg *err)
+static void compile(struct macc_model *m)
 {
-	struct builder bd = {.m = m, .err = err};
-	char base[MAX_SPEC + 1];
-	const char *comma = strchr(spec, ',');
-	size_t blen = comma ? (size_t)(comma - spec) : strlen(spec);
-	size_t sizes[MAX_DENSE + 1];
-	int r, n;
-	int len = 0;
+	size_t ndense = 0, nconv = 0;
 
-	memcpy(base, spec, blen);
-	base[blen] = '\0';
-	r = parse_options(m, comma ? comma + 1 : NULL, err);
-	if (r < 0) {
-		return r;
+	for (size_t i = 0; i < m->stack.nlayers;) {
+		i += compile_layer(m, i, &ndense, &nconv);
 	}
-	if (strncmp(base, "logreg:", 7) == 0 || strncmp(base, "mlp:", 4) == 0) {
-		bool logreg = base[0] == 'l';
-		const char *s = base + (logreg ? 7 : 4);
-		const char *colon = strchr(s, ':');
-		const char *end = colon ? colon : s + strlen(s);
-		enum nn_act act = NN_ACT_RELU;
+}
 
-		if (colon && !logreg && strcmp(colon + 1, "tanh") == 0) {
-			act = NN_ACT_TANH;
-		} else if (colon && !logreg && strcmp(colon + 1, "relu") == 0) {
-			act = NN_ACT_RELU;
-		} else if (colon) {
-			return macc_errf(err, MACC_ESPEC, "model spec '%s': unknown activation "
-					 "'%s' (known: relu, tanh%s)", spec, colon + 1,
-					 logreg ? "; logreg has none" : "");
-		}
-		n = parse_sizes(s, end, sizes, MAX_DENSE + 1, logreg ? "logreg" : "mlp", err);
-		if (n < 0) {
-			return n;
-		}
-		if (n < 2 || (logreg && n != 2)) {
-			return macc_errf(err, MACC_ESPEC, "model spec '%s': want %s", spec,
-					 logreg ? "logreg:IN-OUT" : "mlp:IN-H1-...-OUT (at least "
-					 "IN-OUT)");
-		}
-		bd.h = bd.w = 1;
-		bd.c = sizes[0];
-		len = snprintf(m->spec, sizeof(m->spec), "%s:%zu", logreg ? "logreg" : "mlp",
-			       sizes[0]);
-		for (int i = 1; i < n; i++) {
-			r = i < n - 1 ? add_hidden(&bd, sizes[i], act)
-				      : add_dense(&bd, sizes[i], NN_ACT_NONE);
-			if (r < 0) {
-				return r;
-			}
-			len += snprintf(m->spec + len, sizeof(m->spec) - (size_t)len, "-%zu",
-					sizes[i]);
-		}
-		if (act == NN_ACT_TANH) {
-			len += snprintf(m->spec + len, sizeof(m->spec) - (size_t)len, ":tanh");
-		}
-		m->input_dim = sizes[0];
-	} else if (strcmp(base, "cnn:lenet5") == 0) {
-		bd.h = bd.w = 28;
-		bd.c = 1;
-		if ((r = add_conv(&bd, 6, 5, 2)) < 0 || (r = add_simple(&bd, OP_POOL)) < 0 ||
-		    (r = add_conv(&bd, 16, 5, 0)) < 0 || (r = add_simple(&bd, OP_POOL)) < 0 ||
-		    (r = add_simple(&bd, OP_FLATTEN)) < 0 || (r = add_hidden(&bd, 120,
-		    NN_ACT_RELU)) < 0 || (r = add_hidden(&bd, 84, NN_ACT_RELU)) < 0 ||
-		    (r = add_dense(&bd, 10, NN_ACT_NONE)) < 0) {
-			return r;
-		}
-		m->input_dim = 28 * 28;
-		len = snprintf(m->spec, sizeof(m->spec), "cnn:lenet5");
-	} else if (strcmp(base, "cnn:cifar") == 0) {
-		bd.h = bd.w = 32;
-		bd.c = 3;
-		for (size_t k = 16; k <= 64; k *= 2) {
-			if ((r = add_conv(&bd, k, 3, 1)) < 0 || (r = add_simple(&bd, OP_POOL)) < 0) {
-				return r;
-			}
-		}
-		if ((r = add_simple(&bd, OP_FLATTEN)) < 0 || (r = add_hidden(&bd, 128,
-		    NN_ACT_RELU)) < 0 || (r = add_dense(&bd, 10, NN_ACT_NONE)) < 0) {
-			return r;
-		}
-		m->input_dim = 3 * 32 * 32;
-		len = snprintf(m->spec, sizeof(m->spec), "cnn:cifar");
-	} else {
-		return macc_errf(err, MACC_ESPEC, "model spec '%s': unknown model (known: "
-				 "logreg:IN-OUT, mlp:IN-...-OUT[:tanh], cnn:lenet5, cnn:cifar)",
-				 spec);
+/* Allocate one op's buffers for B samples. */
+static int alloc_op(struct op *op, size_t B)
+{
+	size_t col = op->kind == OP_CONV ? nn_conv_col_size(&op->cs, 1) : 0;
+
+	if (op->kind == OP_FLATTEN) {
+		return 0; /* aliases its input */
 	}
-	if (m->dropout > 0.0f) {
-		snprintf(m->spec + len, sizeof(m->spec) - (size_t)len, ",dropout=" DROPOUT_FMT,
-			 (double)m->dropout);
+	op->out = malloc(B * op->out_dim * sizeof(float));
+	if (!op->out) {
+		return -ENOMEM;
 	}
-	if (m->nparams > MAX_PARAMS) {
-		return macc_errf(err, MACC_ESPEC, "model spec '%s': %zu parameters, more than the "
-				 "%zu supported", spec, m->nparams, (size_t)MAX_PARAMS);
+	if (op->kind == OP_CONV && !(op->col = malloc(B * col * sizeof(float)))) {
+		return -ENOMEM;
 	}
-	m->nclasses = (uint32_t)m->ops[m->nops - 1].out_dim;
+	if ((op->kind == OP_POOL2 || op->kind == OP_MAXPOOL) &&
+	    !(op->arg = malloc(B * op->out_dim * sizeof(uint32_t)))) {
+		return -ENOMEM;
+	}
+	if (op->kind == OP_DROPOUT && !(op->mask = malloc(B * op->out_dim * sizeof(float)))) {
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -435,22 +228,7 @@ static int alloc_workspace(struct macc_model *m, struct macc_errmsg *err)
 		if (op->kind == OP_CONV && op->out_dim > ctmp) {
 			ctmp = op->out_dim;
 		}
-		if (op->kind == OP_FLATTEN) {
-			continue; /* aliases its input */
-		}
-		op->out = malloc(B * op->out_dim * sizeof(float));
-		if (!op->out) {
-			return -ENOMEM;
-		}
-		if (op->kind == OP_CONV && !(op->col = malloc(B * col * sizeof(float)))) {
-			return -ENOMEM;
-		}
-		if (op->kind == OP_POOL &&
-		    !(op->arg = malloc(B * op->out_dim * sizeof(uint32_t)))) {
-			return -ENOMEM;
-		}
-		if (op->kind == OP_DROPOUT &&
-		    !(op->mask = malloc(B * op->out_dim * sizeof(float)))) {
+		if (alloc_op(op, B) < 0) {
 			return -ENOMEM;
 		}
 	}
@@ -483,25 +261,25 @@ int macc_model_create(const char *spec, size_t max_batch, struct macc_model **re
 		      struct macc_errmsg *err)
 {
 	struct macc_model *m;
-	char buf[MAX_SPEC + 96];
+	char *buf = NULL;
 	int r;
 
-	if (!spec || strlen(spec) > MAX_SPEC) {
-		return macc_errf(err, MACC_ESPEC, "model spec missing or longer than %d bytes",
-				 MAX_SPEC);
-	}
 	if (max_batch == 0) {
 		return macc_errf(err, -EINVAL, "max_batch must be at least 1");
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
-		return macc_errf(err, -ENOMEM, "out of memory for model %s", spec);
+		return macc_errf(err, -ENOMEM, "out of memory for a model");
 	}
 	m->max_batch = max_batch;
-	r = build(m, spec, err);
+	r = nn_spec_resolve(spec, &m->stack, m->spec, err);
 	if (r < 0) {
 		goto out;
 	}
+	m->nparams = m->stack.nparams;
+	m->input_dim = (size_t)m->stack.input.c * m->stack.input.h * m->stack.input.w;
+	m->nclasses = m->stack.layers[m->stack.nlayers - 1].out.c;
+	compile(m);
 	r = alloc_workspace(m, err);
 	if (r == -ENOMEM) {
 		macc_errf(err, r, "model %s: out of memory for the workspace of %zu samples",
@@ -510,8 +288,14 @@ int macc_model_create(const char *spec, size_t max_batch, struct macc_model **re
 	if (r < 0) {
 		goto out;
 	}
-	snprintf(buf, sizeof(buf), "%s/%zu", m->spec, m->nparams);
+	buf = malloc(strlen(m->spec) + 32);
+	if (!buf) {
+		r = macc_errf(err, -ENOMEM, "out of memory for a model");
+		goto out;
+	}
+	sprintf(buf, "%s/%zu", m->spec, m->nparams);
 	m->hash = fnv1a(buf);
+	free(buf);
 	*ret_model = m;
 	return 0;
 out:
@@ -538,6 +322,9 @@ void macc_model_destroy(struct macc_model *m)
 	free(m->g1);
 	free(m->dcol);
 	free(m->ctmp);
+	free(m->std_mean);
+	free(m->std_inv);
+	free(m->xs);
 	free(m);
 }
 
@@ -581,77 +368,297 @@ const struct macc_param_view *macc_model_view(const struct macc_model *m, size_t
 	return i < m->nviews ? &m->views[i] : NULL;
 }
 
+size_t macc_model_nlayers(const struct macc_model *m)
+{
+	return m->stack.nlayers;
+}
+
+const struct macc_layer *macc_model_layer(const struct macc_model *m, size_t i)
+{
+	return i < m->stack.nlayers ? &m->stack.layers[i] : NULL;
+}
+
+enum macc_loss macc_model_loss(const struct macc_model *m)
+{
+	return m->stack.loss;
+}
+
+struct macc_shape macc_model_input_shape(const struct macc_model *m)
+{
+	return m->stack.input;
+}
+
+int macc_model_check_data(const struct macc_model *m, const char *model_name,
+			  const struct macc_dataset *d, const char *data_name,
+			  struct macc_errmsg *err)
+{
+	const struct macc_shape *in = &m->stack.input;
+	const bool image = d->height > 1 || d->channels > 1;
+
+	if (d->dim != m->input_dim) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' takes %zu inputs per sample but "
+				 "data '%s' has %zu", model_name, m->input_dim, data_name, d->dim);
+	}
+	if (!in->flat && image && (in->c != d->channels || in->h != d->height ||
+				   in->w != d->width)) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' takes %ux%ux%u images but data "
+				 "'%s' has %ux%ux%u", model_name, in->c, in->h, in->w, data_name,
+				 d->channels, d->height, d->width);
+	}
+	if (m->stack.loss == MACC_LOSS_MSE) {
+		if (d->ntargets == 0) {
+			return macc_errf(err, MACC_EMODEL, "model '%s' is a regression model "
+					 "(loss:mse, %u outputs) but data '%s' has class labels "
+					 "(name target columns with target=...)", model_name,
+					 m->nclasses, data_name);
+		}
+		if (d->ntargets != m->nclasses) {
+			return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' "
+					 "has %u regression targets", model_name, m->nclasses,
+					 data_name, d->ntargets);
+		}
+		return 0;
+	}
+	if (d->ntargets > 0) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' is a classifier (softmax "
+				 "cross-entropy) but data '%s' has %u regression targets (end the "
+				 "model with loss:mse)", model_name, data_name, d->ntargets);
+	}
+	if (d->nclasses != m->nclasses) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' has "
+				 "%u classes (labels 0..%u)", model_name, m->nclasses, data_name,
+				 d->nclasses, d->nclasses ? d->nclasses - 1 : 0);
+	}
+	return 0;
+}
+
+int macc_model_set_standardizer(struct macc_model *m, const float *mean, const float *inv_std)
+{
+	const size_t n = m->input_dim;
+	float *a, *b;
+
+	if (!mean || !inv_std) {
+		free(m->std_mean);
+		free(m->std_inv);
+		m->std_mean = m->std_inv = NULL;
+		return 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (!isfinite(mean[k]) || !isfinite(inv_std[k])) {
+			return -EINVAL;
+		}
+	}
+	if (!m->xs && !(m->xs = malloc(m->max_batch * n * sizeof(float)))) {
+		return -ENOMEM;
+	}
+	a = malloc(n * sizeof(float));
+	b = malloc(n * sizeof(float));
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return -ENOMEM;
+	}
+	memcpy(a, mean, n * sizeof(float));
+	memcpy(b, inv_std, n * sizeof(float));
+	free(m->std_mean);
+	free(m->std_inv);
+	m->std_mean = a;
+	m->std_inv = b;
+	return 0;
+}
+
+bool macc_model_standardizer(const struct macc_model *m, const float **ret_mean,
+			     const float **ret_inv_std)
+{
+	if (!m->std_mean) {
+		return false;
+	}
+	*ret_mean = m->std_mean;
+	*ret_inv_std = m->std_inv;
+	return true;
+}
+
 void macc_model_init_params(const struct macc_model *m, float *params, uint64_t seed)
 {
 	struct macc_rng rng;
 
 	macc_rng_seed(&rng, seed, MACC_STREAM_INIT);
-	for (size_t i = 0; i < m->nops; i++) {
-		const struct op *op = &m->ops[i];
-		size_t fan_in, nw, nb;
+	for (size_t i = 0; i < m->stack.nlayers; i++) {
+		const struct macc_layer *l = &m->stack.layers[i];
+		size_t fan_in;
 
-		if (op->kind == OP_DENSE) {
-			fan_in = op->in_dim;
-			nw = op->in_dim * op->out_dim;
-			nb = op->out_dim;
-		} else if (op->kind == OP_CONV) {
-			fan_in = op->cs.kh * op->cs.kw * op->cs.c;
-			nw = op->cs.k * fan_in;
-			nb = op->cs.k;
+		if (l->kind == MACC_LAYER_DENSE) {
+			fan_in = l->in.c;
+		} else if (l->kind == MACC_LAYER_CONV) {
+			fan_in = (size_t)l->kh * l->kw * l->in.c;
 		} else {
 			continue;
 		}
 		double bound = 1.0 / sqrt((double)fan_in);
 
-		for (size_t j = 0; j < nw; j++) {
-			params[op->w_off + j] = (float)((2.0 * macc_rng_uniform(&rng) - 1.0) * bound);
+		for (size_t j = 0; j < l->w_count; j++) {
+			params[l->w_off + j] = (float)((2.0 * macc_rng_uniform(&rng) - 1.0) * bound);
 		}
-		for (size_t j = 0; j < nb; j++) {
-			params[op->b_off + j] = (float)((2.0 * macc_rng_uniform(&rng) - 1.0) * bound);
+		for (size_t j = 0; j < l->b_count; j++) {
+			params[l->b_off + j] = (float)((2.0 * macc_rng_uniform(&rng) - 1.0) * bound);
 		}
 	}
 }
 
-/* Run the ops on B samples; returns the logits [B][nclasses] (inside the workspace). */
+static void act_forward(const struct op *op, float *out, const float *in, size_t n)
+{
+	switch (op->akind) {
+	case MACC_LAYER_RELU:
+		nn_relu_forward(out, in, n);
+		break;
+	case MACC_LAYER_TANH:
+		nn_tanh_forward(out, in, n);
+		break;
+	case MACC_LAYER_LEAKY_RELU:
+		nn_leaky_relu_forward(out, in, n, op->p);
+		break;
+	case MACC_LAYER_SIGMOID:
+		nn_sigmoid_forward(out, in, n);
+		break;
+	default:
+		nn_gelu_forward(out, in, n);
+		break;
+	}
+}
+
+static void act_backward(const struct op *op, float *g, size_t n)
+{
+	switch (op->akind) {
+	case MACC_LAYER_RELU:
+		nn_relu_backward(g, g, op->out, n);
+		break;
+	case MACC_LAYER_TANH:
+		nn_tanh_backward(g, g, op->out, n);
+		break;
+	case MACC_LAYER_LEAKY_RELU:
+		nn_leaky_relu_backward(g, g, op->out, n, op->p);
+		break;
+	case MACC_LAYER_SIGMOID:
+		nn_sigmoid_backward(g, g, op->out, n);
+		break;
+	default:
+		nn_gelu_backward(g, g, op->in, n);
+		break;
+	}
+}
+
+/* x, standardised into the workspace when the model has a standardiser. */
+static const float *standardize(struct macc_model *m, const float *x, size_t B)
+{
+	const size_t n = m->input_dim;
+
+	if (!m->std_mean) {
+		return x;
+	}
+	for (size_t r = 0; r < B; r++) {
+		const float *p = x + r * n;
+		float *q = m->xs + r * n;
+
+		for (size_t k = 0; k < n; k++) {
+			q[k] = (p[k] - m->std_mean[k]) * m->std_inv[k];
+		}
+	}
+	return m->xs;
+}
+
+static void forward_op(struct macc_model *m, struct op *op, const float *params, const float *in,
+		       size_t B, struct macc_rng *dropout_rng)
+{
+	op->in = in;
+	switch (op->kind) {
+	case OP_DENSE:
+		nn_dense_forward(op->out, in, params + op->w_off, params + op->b_off, B, op->in_dim,
+				 op->out_dim, op->act);
+		break;
+	case OP_CONV:
+		nn_conv2d_forward(op->out, op->col, m->ctmp, in, params + op->w_off,
+				  params + op->b_off, &op->cs, B, op->act);
+		break;
+	case OP_POOL2:
+		nn_maxpool2_forward(op->out, op->arg, in, B, op->ps.h, op->ps.w, op->ps.c);
+		break;
+	case OP_MAXPOOL:
+		nn_maxpool_forward(op->out, op->arg, in, &op->ps, B);
+		break;
+	case OP_AVGPOOL:
+		nn_avgpool_forward(op->out, in, &op->ps, B);
+		break;
+	case OP_FLATTEN:
+		op->out = (float *)in; /* [B][C][H][W] is [B][C*H*W] */
+		break;
+	case OP_ACT:
+		act_forward(op, op->out, in, B * op->out_dim);
+		break;
+	case OP_DROPOUT:
+		nn_dropout_forward(op->out, op->mask, in, B * op->out_dim, op->p, dropout_rng);
+		break;
+	}
+}
+
+/* Run the ops on B samples; returns the outputs [B][nclasses] (inside the workspace). */
 static const float *forward(struct macc_model *m, const float *params, const float *x, size_t B,
 			    struct macc_rng *dropout_rng)
 {
-	const float *in = x;
+	const float *in = standardize(m, x, B);
 
 	for (size_t i = 0; i < m->nops; i++) {
-		struct op *op = &m->ops[i];
-
-		op->in = in;
-		switch (op->kind) {
-		case OP_DENSE:
-			nn_dense_forward(op->out, in, params + op->w_off, params + op->b_off, B,
-					 op->in_dim, op->out_dim, op->act);
-			break;
-		case OP_CONV:
-			nn_conv2d_forward(op->out, op->col, m->ctmp, in, params + op->w_off,
-					  params + op->b_off, &op->cs, B, op->act);
-			break;
-		case OP_POOL:
-			nn_maxpool2_forward(op->out, op->arg, in, B, op->h, op->w, op->c);
-			break;
-		case OP_FLATTEN:
-			op->out = (float *)in; /* [B][C][H][W] is [B][C*H*W] */
-			break;
-		case OP_DROPOUT:
-			nn_dropout_forward(op->out, op->mask, in, B * op->out_dim, op->p,
-					   dropout_rng);
-			break;
-		}
-		in = op->out;
+		forward_op(m, &m->ops[i], params, in, B, dropout_rng);
+		in = m->ops[i].out;
 	}
 	return in;
 }
 
-float macc_model_train_batch(struct macc_model *m, const float *params, float *grads,
-			     const float *x, const int32_t *y, size_t batch, float weight_decay,
-			     struct macc_rng *dropout_rng)
+/* Backward through op; g holds dL/d(out). Returns false for an in-place op (g keeps the
+ * gradient), true when din received the gradient w.r.t. the op's input. */
+static bool backward_op(struct macc_model *m, struct op *op, const float *params, float *grads,
+			float *g, float *din, size_t B)
 {
-	const float *logits;
+	switch (op->kind) {
+	case OP_DENSE:
+		nn_dense_backward(din, grads + op->w_off, grads + op->b_off, g, op->out, op->in,
+				  params + op->w_off, B, op->in_dim, op->out_dim, op->act);
+		return true;
+	case OP_CONV:
+		nn_conv2d_backward(din, m->dcol, m->ctmp, grads + op->w_off, grads + op->b_off, g,
+				   op->out, op->col, params + op->w_off, &op->cs, B, op->act);
+		return true;
+	case OP_POOL2:
+		if (din) {
+			nn_maxpool2_backward(din, g, op->arg, B, op->ps.h, op->ps.w, op->ps.c);
+		}
+		return true;
+	case OP_MAXPOOL:
+		if (din) {
+			nn_maxpool_backward(din, g, op->arg, &op->ps, B);
+		}
+		return true;
+	case OP_AVGPOOL:
+		if (din) {
+			nn_avgpool_backward(din, g, &op->ps, B);
+		}
+		return true;
+	case OP_FLATTEN:
+		return false;
+	case OP_ACT:
+		act_backward(op, g, B * op->out_dim);
+		return false;
+	case OP_DROPOUT:
+		nn_dropout_backward(g, g, op->mask, B * op->out_dim);
+		return false;
+	}
+	return false;
+}
+
+float macc_model_train_batch_t(struct macc_model *m, const float *params, float *grads,
+			       const float *x, const int32_t *y, const float *t, size_t batch,
+			       float weight_decay, struct macc_rng *dropout_rng)
+{
+	const float *out;
 	float *g = m->g0, *other = m->g1;
 	float loss;
 
@@ -664,32 +671,17 @@ float macc_model_train_batch(struct macc_model *m, const float *params, float *g
 	} else {
 		memset(grads, 0, m->nparams * sizeof(*grads));
 	}
-	logits = forward(m, params, x, batch, dropout_rng);
-	loss = nn_softmax_ce(g, logits, y, batch, m->nclasses, NULL);
+	out = forward(m, params, x, batch, dropout_rng);
+	if (m->stack.loss == MACC_LOSS_MSE) {
+		loss = nn_mse(g, out, t, batch, m->nclasses, NULL);
+	} else {
+		loss = nn_softmax_ce(g, out, y, batch, m->nclasses, NULL);
+	}
 	for (size_t i = m->nops; i-- > 0;) {
 		struct op *op = &m->ops[i];
 		float *din = op->need_din ? other : NULL;
 
-		switch (op->kind) {
-		case OP_DENSE:
-			nn_dense_backward(din, grads + op->w_off, grads + op->b_off, g, op->out,
-					  op->in, params + op->w_off, batch, op->in_dim,
-					  op->out_dim, op->act);
-			break;
-		case OP_CONV:
-			nn_conv2d_backward(din, m->dcol, m->ctmp, grads + op->w_off,
-					   grads + op->b_off, g, op->out, op->col,
-					   params + op->w_off, &op->cs, batch, op->act);
-			break;
-		case OP_POOL:
-			if (din) {
-				nn_maxpool2_backward(din, g, op->arg, batch, op->h, op->w, op->c);
-			}
-			break;
-		case OP_FLATTEN:
-			continue;
-		case OP_DROPOUT:
-			nn_dropout_backward(g, g, op->mask, batch * op->out_dim);
+		if (!backward_op(m, op, params, grads, g, din, batch)) {
 			continue;
 		}
 		other = g;
@@ -701,23 +693,56 @@ float macc_model_train_batch(struct macc_model *m, const float *params, float *g
 	return loss;
 }
 
-int macc_model_evaluate(struct macc_model *m, const float *params, const float *x,
-			const int32_t *y, size_t n, double *ret_loss, double *ret_acc)
+float macc_model_train_batch(struct macc_model *m, const float *params, float *grads,
+			     const float *x, const int32_t *y, size_t batch, float weight_decay,
+			     struct macc_rng *dropout_rng)
 {
-	double loss = 0.0;
+	return macc_model_train_batch_t(m, params, grads, x, y, NULL, batch, weight_decay,
+					dropout_rng);
+}
+
+int macc_model_evaluate_t(struct macc_model *m, const float *params, const float *x,
+			  const int32_t *y, const float *t, size_t n, double *ret_loss,
+			  double *ret_metric)
+{
+	const bool mse = m->stack.loss == MACC_LOSS_MSE;
+	const size_t T = m->nclasses;
+	double loss = 0.0, sse = 0.0;
 	size_t correct = 0;
 
 	for (size_t i = 0; i < n; i += m->max_batch) {
 		size_t b = n - i < m->max_batch ? n - i : m->max_batch;
-		const float *logits = forward(m, params, x + i * m->input_dim, b, NULL);
-		size_t c;
+		const float *out = forward(m, params, x + i * m->input_dim, b, NULL);
+		size_t c = 0;
+		double s = 0.0;
 
-		loss += (double)nn_softmax_ce(NULL, logits, y + i, b, m->nclasses, &c) * (double)b;
-		correct += c;
+		if (mse) {
+			(void)nn_mse(NULL, out, t + i * T, b, T, &s);
+			sse += s;
+		} else if (y) {
+			loss += (double)nn_softmax_ce(NULL, out, y + i, b, T, &c) * (double)b;
+			correct += c;
+		}
+	}
+	if (mse) {
+		*ret_loss = n ? sse / (double)(n * T) : 0.0;
+		*ret_metric = sqrt(*ret_loss);
+		return 0;
 	}
 	*ret_loss = n ? loss / (double)n : 0.0;
-	*ret_acc = n ? (double)correct / (double)n : 0.0;
+	*ret_metric = n ? (double)correct / (double)n : 0.0;
 	return 0;
+}
+
+int macc_model_evaluate(struct macc_model *m, const float *params, const float *x,
+			const int32_t *y, size_t n, double *ret_loss, double *ret_acc)
+{
+	if (m->stack.loss == MACC_LOSS_MSE) {
+		*ret_loss = 0.0;
+		*ret_acc = 0.0;
+		return 0;
+	}
+	return macc_model_evaluate_t(m, params, x, y, NULL, n, ret_loss, ret_acc);
 }
 
 void macc_model_predict(struct macc_model *m, const float *params, const float *x, size_t n,
@@ -725,9 +750,9 @@ void macc_model_predict(struct macc_model *m, const float *params, const float *
 {
 	for (size_t i = 0; i < n; i += m->max_batch) {
 		size_t b = n - i < m->max_batch ? n - i : m->max_batch;
-		const float *logits = forward(m, params, x + i * m->input_dim, b, NULL);
+		const float *o = forward(m, params, x + i * m->input_dim, b, NULL);
 
-		memcpy(out + i * m->nclasses, logits, b * m->nclasses * sizeof(float));
+		memcpy(out + i * m->nclasses, o, b * m->nclasses * sizeof(float));
 	}
 }
 

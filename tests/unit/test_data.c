@@ -658,9 +658,10 @@ static void test_spec_csv_idx_cifar(void **state)
 	assert_int_equal(d.y[0], 0);
 	assert_true(d.x[0] == 7.0f && d.x[1] == 8.0f);
 	macc_dataset_finish(&d);
+	/* a column name needs a header row */
 	snprintf(spec, sizeof(spec), "csv:%s,label=x", tr);
-	expect_err(macc_dataset_load(spec, MACC_SPLIT_TRAIN, &d, &e), MACC_ESPEC, &e,
-		   "bad label column", NULL);
+	expect_err(macc_dataset_load(spec, MACC_SPLIT_TRAIN, &d, &e), MACC_EDATA, &e,
+		   "label column 'x' is a name but the file has no header row", NULL);
 
 	/* idx:DIR with MNIST names (gzip), both splits; and idx:IMAGES,LABELS. */
 	uint8_t img[1024], lbl[64];
