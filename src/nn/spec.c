@@ -772,8 +772,11 @@ static bool find_alias(const struct nn_stack *st, const char *stack_canon, char 
 	}
 	if (ndense == 1) {
 		/* "mlp:..." -> "logreg:..." */
-		memmove(canon + 6, canon + 3, strlen(canon + 3) + 1);
-		memcpy(canon, "logreg", 6);
+		if (!c.overflow && c.len + 3 < c.size) {
+			memmove(canon + 6, canon + 3, strlen(canon + 3) + 1);
+			memcpy(canon, "logreg", 6);
+			c.len += 3;
+		}
 	} else if (tanh_act) {
 		put(&c, ":tanh");
 	}

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -276,8 +278,10 @@ static void naive_conv_forward(float *out, const float *in, const float *w, cons
 					for (size_t c = 0; c < s->c; c++) {
 						for (size_t ky = 0; ky < s->kh; ky++) {
 							for (size_t kx = 0; kx < s->kw; kx++) {
-								long y = (long)(oy + ky) - (long)s->pad;
-								long x = (long)(ox + kx) - (long)s->pad;
+								long y = (long)(oy * s->stride + ky) -
+									 (long)s->pad;
+								long x = (long)(ox * s->stride + kx) -
+									 (long)s->pad;
 
 								if (y < 0 || x < 0 || y >= (long)s->h ||
 								    x >= (long)s->w) {
@@ -323,8 +327,8 @@ static void naive_conv_backward(float *din, float *dw, float *db, const float *d
 		for (size_t c = 0; c < s->c; c++) {
 			for (size_t ky = 0; ky < s->kh; ky++) {
 				for (size_t kx = 0; kx < s->kw; kx++) {
-					long y = (long)(oy + ky) - (long)s->pad;
-					long x = (long)(ox + kx) - (long)s->pad;
+					long y = (long)(oy * s->stride + ky) - (long)s->pad;
+					long x = (long)(ox * s->stride + kx) - (long)s->pad;
 
 					if (y < 0 || x < 0 || y >= (long)s->h || x >= (long)s->w) {
 						continue;
@@ -524,11 +528,11 @@ static double conv_loss(void *vctx, uint64_t *sig)
 	return dot_d(c->out, c->R, n);
 }
 
-static void check_conv(size_t B, size_t ch, size_t h, size_t w, size_t k, size_t ks, size_t pad,
-		       enum nn_act act)
+static void check_conv_s(size_t B, size_t ch, size_t h, size_t w, size_t k, size_t ks,
+			 size_t pad, size_t stride, enum nn_act act)
 {
 	struct conv_ctx c = {.s = {.c = ch, .h = h, .w = w, .k = k, .kh = ks, .kw = ks,
-				   .pad = pad}, .B = B, .act = act};
+				   .pad = pad, .stride = stride}, .B = B, .act = act};
 	char what[96];
 	uint64_t sig;
 
@@ -547,8 +551,8 @@ static void check_conv(size_t B, size_t ch, size_t h, size_t w, size_t k, size_t
 	float *din = zeros(nin), *dw = zeros(nw), *db = zeros(k);
 	float *rdin = zeros(nin), *rdw = zeros(nw), *rdb = zeros(k);
 
-	snprintf(what, sizeof(what), "conv B%zu c%zu %zux%zu k%zu %zux%zu pad %zu act %d", B, ch,
-		 h, w, k, ks, ks, pad, (int)act);
+	snprintf(what, sizeof(what), "conv B%zu c%zu %zux%zu k%zu %zux%zu pad %zu stride %zu act %d",
+		 B, ch, h, w, k, ks, ks, pad, stride, (int)act);
 	naive_conv_forward(ref, c.in, c.w, c.b, &c.s, B, act);
 	conv_loss(&c, &sig);
 	assert_close(what, c.out, ref, nout, 1e-5);
@@ -563,6 +567,12 @@ static void check_conv(size_t B, size_t ch, size_t h, size_t w, size_t k, size_t
 	free(c.in), free(c.w), free(c.b), free(c.out), free(c.col), free(c.tmp), free(c.R);
 	free(ref), free(dz), free(dcol), free(din), free(dw), free(db), free(rdin), free(rdw);
 	free(rdb);
+}
+
+static void check_conv(size_t B, size_t ch, size_t h, size_t w, size_t k, size_t ks, size_t pad,
+		       enum nn_act act)
+{
+	check_conv_s(B, ch, h, w, k, ks, pad, 1, act);
 }
 
 static void test_conv_matches_oracle_and_gradcheck(void **state)
@@ -955,7 +965,7 @@ static void test_init_pytorch_bounds_and_reproducible(void **state)
 
 struct model_ctx {
 	struct macc_model *m;
-	float *params, *x;
+	float *params, *x, *t;
 	int32_t *y;
 	size_t B;
 	float wd;
@@ -1161,6 +1171,652 @@ static void test_dropout_model(void **state)
 	macc_model_destroy(plain);
 }
 
+/* ---- strided convolution, general pools, new activations, MSE ---- */
+
+static void test_conv_stride_matches_oracle_and_gradcheck(void **state)
+{
+	(void)state;
+	check_conv_s(2, 2, 7, 7, 3, 3, 1, 2, NN_ACT_RELU);
+	check_conv_s(1, 1, 8, 6, 2, 2, 0, 2, NN_ACT_NONE);
+	check_conv_s(2, 3, 9, 9, 4, 3, 2, 3, NN_ACT_TANH);
+}
+
+/* NCHW pooling from the definition: max (or mean) over each window. */
+static void naive_pool(float *out, const float *in, const struct nn_pool_shape *s, size_t B,
+		       bool avg)
+{
+	for (size_t pl = 0; pl < B * s->c; pl++) {
+		for (size_t oy = 0; oy < s->oh; oy++) {
+			for (size_t ox = 0; ox < s->ow; ox++) {
+				double m = -INFINITY, sum = 0.0;
+
+				for (size_t ky = 0; ky < s->kh; ky++) {
+					for (size_t kx = 0; kx < s->kw; kx++) {
+						double v = in[(pl * s->h + oy * s->stride + ky) *
+							      s->w + ox * s->stride + kx];
+
+						m = v > m ? v : m;
+						sum += v;
+					}
+				}
+				out[(pl * s->oh + oy) * s->ow + ox] =
+					(float)(avg ? sum / (double)(s->kh * s->kw) : m);
+			}
+		}
+	}
+}
+
+struct gpool_ctx {
+	struct nn_pool_shape s;
+	size_t B;
+	bool avg;
+	float *in, *out, *R;
+	uint32_t *arg;
+};
+
+static double gpool_loss(void *vctx, uint64_t *sig)
+{
+	struct gpool_ctx *c = vctx;
+	size_t n = c->B * c->s.c * c->s.oh * c->s.ow;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (c->avg) {
+		nn_avgpool_forward(c->out, c->in, &c->s, c->B);
+	} else {
+		nn_maxpool_forward(c->out, c->arg, c->in, &c->s, c->B);
+		for (size_t i = 0; i < n; i++) {
+			h = (h ^ c->arg[i]) * 0x100000001b3ull;
+		}
+	}
+	*sig = h;
+	return dot_d(c->out, c->R, n);
+}
+
+static void check_pool(size_t B, size_t ch, size_t h, size_t w, size_t k, size_t stride,
+		       bool avg)
+{
+	struct gpool_ctx c = {.s = {.c = ch, .h = h, .w = w, .kh = k, .kw = k, .stride = stride},
+			      .B = B, .avg = avg};
+	char what[64];
+
+	assert_int_equal(nn_pool_shape_finish(&c.s), 0);
+	size_t nin = B * ch * h * w, nout = B * ch * c.s.oh * c.s.ow;
+
+	c.in = rand_vec(nin, -1, 1);
+	c.out = zeros(nout);
+	c.R = rand_vec(nout, -1, 1);
+	c.arg = calloc(nout, sizeof(uint32_t));
+	float *ref = zeros(nout), *din = zeros(nin);
+	uint64_t sig;
+
+	snprintf(what, sizeof(what), "%s B%zu c%zu %zux%zu k%zu s%zu", avg ? "avgpool" : "maxpool",
+		 B, ch, h, w, k, stride);
+	gpool_loss(&c, &sig);
+	naive_pool(ref, c.in, &c.s, B, avg);
+	assert_close(what, c.out, ref, nout, 1e-6);
+	if (avg) {
+		nn_avgpool_backward(din, c.R, &c.s, B);
+	} else {
+		nn_maxpool_backward(din, c.R, c.arg, &c.s, B);
+	}
+	struct gc_tensor t[] = {{"in", c.in, nin, din}};
+
+	gradcheck(what, gpool_loss, &c, t, 1, LAYER_GC);
+	free(c.in), free(c.out), free(c.R), free(c.arg), free(ref), free(din);
+}
+
+static void test_pools_match_oracle_and_gradcheck(void **state)
+{
+	(void)state;
+	check_pool(2, 3, 7, 7, 3, 2, false); /* overlapping windows */
+	check_pool(2, 2, 6, 5, 2, 2, false); /* the 2x2 case on the general kernel */
+	check_pool(1, 2, 9, 9, 3, 3, false);
+	check_pool(2, 3, 7, 7, 3, 2, true);
+	check_pool(2, 2, 6, 5, 2, 2, true);
+	check_pool(1, 1, 4, 4, 4, 1, true); /* global average */
+	/* the 2x2 stride-2 kernel and the general one agree exactly */
+	struct nn_pool_shape s = {.c = 3, .h = 6, .w = 7, .kh = 2, .kw = 2, .stride = 2};
+	float *in = rand_vec(2 * 3 * 6 * 7, -1, 1), *a = zeros(2 * 3 * 3 * 3);
+	float *b = zeros(2 * 3 * 3 * 3);
+	uint32_t aa[54], ab[54];
+
+	assert_int_equal(nn_pool_shape_finish(&s), 0);
+	nn_maxpool2_forward(a, aa, in, 2, 6, 7, 3);
+	nn_maxpool_forward(b, ab, in, &s, 2);
+	assert_memory_equal(a, b, 54 * sizeof(float));
+	assert_memory_equal(aa, ab, sizeof(aa));
+	free(in), free(a), free(b);
+}
+
+enum act_id { ACT_LEAKY, ACT_SIGMOID, ACT_GELU };
+
+struct act2_ctx {
+	size_t n;
+	enum act_id id;
+	float alpha;
+	float *in, *out, *R;
+};
+
+static double act2_loss(void *vctx, uint64_t *sig)
+{
+	struct act2_ctx *c = vctx;
+
+	*sig = 0;
+	if (c->id == ACT_LEAKY) {
+		nn_leaky_relu_forward(c->out, c->in, c->n, c->alpha);
+		*sig = hash_mask(c->out, c->n);
+	} else if (c->id == ACT_SIGMOID) {
+		nn_sigmoid_forward(c->out, c->in, c->n);
+	} else {
+		nn_gelu_forward(c->out, c->in, c->n);
+	}
+	return dot_d(c->out, c->R, c->n);
+}
+
+static void test_more_activations_gradcheck(void **state)
+{
+	static const char *const names[] = {"leakyrelu", "sigmoid", "gelu"};
+
+	(void)state;
+	for (int id = ACT_LEAKY; id <= ACT_GELU; id++) {
+		size_t n = 64;
+		struct act2_ctx c = {n, (enum act_id)id, 0.1f, rand_vec(n, -3, 3), zeros(n),
+				     rand_vec(n, -1, 1)};
+		float *din = zeros(n), *ref = zeros(n), *inplace = zeros(n);
+		uint64_t sig;
+
+		act2_loss(&c, &sig);
+		for (size_t i = 0; i < n; i++) {
+			double x = c.in[i];
+
+			ref[i] = (float)(id == ACT_LEAKY ? (x > 0 ? x : 0.1 * x)
+					 : id == ACT_SIGMOID ? 1.0 / (1.0 + exp(-x))
+					 : 0.5 * x * (1.0 + erf(x / sqrt(2.0))));
+		}
+		assert_close(names[id], c.out, ref, n, 1e-6);
+		memcpy(inplace, c.R, n * sizeof(float));
+		if (id == ACT_LEAKY) {
+			nn_leaky_relu_backward(din, c.R, c.out, n, c.alpha);
+			nn_leaky_relu_backward(inplace, inplace, c.out, n, c.alpha);
+		} else if (id == ACT_SIGMOID) {
+			nn_sigmoid_backward(din, c.R, c.out, n);
+			nn_sigmoid_backward(inplace, inplace, c.out, n);
+		} else {
+			nn_gelu_backward(din, c.R, c.in, n);
+			nn_gelu_backward(inplace, inplace, c.in, n);
+		}
+		assert_memory_equal(din, inplace, n * sizeof(float));
+		struct gc_tensor t[] = {{"in", c.in, n, din}};
+
+		gradcheck(names[id], act2_loss, &c, t, 1, LAYER_GC);
+		free(c.in), free(c.out), free(c.R), free(din), free(ref), free(inplace);
+	}
+}
+
+struct mse_ctx {
+	size_t B, T;
+	float *p, *t;
+};
+
+static double mse_loss(void *vctx, uint64_t *sig)
+{
+	struct mse_ctx *c = vctx;
+	double sse;
+
+	*sig = 0;
+	(void)nn_mse(NULL, c->p, c->t, c->B, c->T, &sse);
+	return sse / (double)(c->B * c->T);
+}
+
+static void test_mse_value_and_gradcheck(void **state)
+{
+	size_t B = 5, T = 3;
+	struct mse_ctx c = {B, T, rand_vec(B * T, -2, 2), rand_vec(B * T, -2, 2)};
+	float *d = zeros(B * T);
+	double want = 0.0, sse;
+
+	(void)state;
+	for (size_t i = 0; i < B * T; i++) {
+		want += ((double)c.p[i] - c.t[i]) * ((double)c.p[i] - c.t[i]);
+	}
+	float got = nn_mse(d, c.p, c.t, B, T, &sse);
+
+	assert_true(fabs(sse - want) < 1e-9 * want);
+	assert_true(fabs((double)got - want / (double)(B * T)) < 1e-6);
+	struct gc_tensor t[] = {{"pred", c.p, B * T, d}};
+
+	gradcheck("mse", mse_loss, &c, t, 1,
+		  (struct gc_opts){.skip_frac = 0.0, .bad_frac = 0.0, .floor = 0.05, .eps = EPS});
+	free(c.p), free(c.t), free(d);
+}
+
+/* ---- layer-stack specs ---- */
+
+/*
+ * The named models of earlier releases against values recorded with main's build at
+ * d7f3450, before models became layer stacks (seed 42 init, 3 steps of train_batch +
+ * momentum SGD on fixed random data, batch 8, weight decay 1e-4, dropout rng (3, DROPOUT)).
+ * Init digests and hashes hold on every machine; parameter digests after training hold for a
+ * given BLAS kernel (OPENBLAS_CORETYPE), so they are checked for the kernels they were
+ * recorded with; the losses and the parameters' L1 norm are checked on any kernel within
+ * float rounding.
+ */
+static const struct alias_ref {
+	const char *spec;
+	uint64_t hash, init, zen, prescott, sandybridge;
+	float loss[3];
+	double l1;
+} alias_refs[] = {
+	{"logreg:784-10", 0xfe67d924839ae02full, 0xc8cfd44540743de5ull, 0x9f853fdcf63424c8ull,
+	 0xedd8d816077a82f4ull, 0x2bd539cde36b4f82ull, {2.3877244f, 1.82901752f, 1.20942223f},
+	 148.2745206613763},
+	{"mlp:784-10", 0x5dbcaa4926ff6f8eull, 0xc8cfd44540743de5ull, 0x9f853fdcf63424c8ull,
+	 0xedd8d816077a82f4ull, 0x2bd539cde36b4f82ull, {2.3877244f, 1.82901752f, 1.20942223f},
+	 148.2745206613763},
+	{"mlp:784-256-128-10", 0xaac0c7e983ab17bbull, 0x0705e25a7a0da125ull,
+	 0x4367ac9fdbb2c20eull, 0x5439c527cb75b650ull, 0xdea2e82ac5b5d7c8ull,
+	 {2.28313541f, 2.25175619f, 2.20683932f}, 4683.0502116511161},
+	{"mlp:12-9-7-4:tanh", 0x6c239090b1c4e52eull, 0xa606df086ea166c4ull,
+	 0xd1cf7846a4149b55ull, 0x9abfa925cab66f12ull, 0x6729e0337be09833ull,
+	 {1.39302087f, 1.39180005f, 1.38952994f}, 32.86131726615713},
+	{"mlp:20-30-5,dropout=0.3", 0x0e51920d511df0b6ull, 0x7fd64611fbf5ed21ull,
+	 0xf1a7f60a6cad804bull, 0xf35911c48e181de7ull, 0xeb1cf3e346175fbfull,
+	 {1.59457719f, 1.52284336f, 1.55580771f}, 81.563213578658178},
+	{"cnn:lenet5", 0x0bac560f6767db5eull, 0xcf2455e9a329aebeull, 0xe6ac17d787111753ull,
+	 0xcbabab5c64171220ull, 0xd4b7f2ccff693789ull, {2.31921911f, 2.31683493f, 2.31251884f},
+	 1834.0729291781204},
+	{"cnn:cifar", 0x7399c693872af185ull, 0xb6862775b48c2f92ull, 0xa5c270772f00664bull,
+	 0xa6ce8e2ffca5c460ull, 0xb4983ac69ddef97full, {2.30946589f, 2.30650401f, 2.30125403f},
+	 2892.0014303114422},
+};
+
+char *openblas_get_corename(void);
+
+/* The run the reference values were recorded with; returns the final parameter digest. */
+static uint64_t alias_run(const char *spec, uint64_t *ret_init, float loss[3], double *ret_l1)
+{
+	struct macc_model *m = model(spec, 8);
+	size_t np = macc_model_nparams(m), in = macc_model_input_dim(m);
+	uint32_t C = macc_model_nclasses(m);
+	float *p = zeros(np), *v = zeros(np), *g = zeros(np), *x = zeros(8 * in);
+	int32_t y[8];
+	struct macc_rng r, dr;
+	double l1 = 0.0;
+	uint64_t d;
+
+	macc_rng_seed(&r, 7, 0);
+	for (size_t i = 0; i < 8 * in; i++) {
+		x[i] = (float)macc_rng_uniform(&r);
+	}
+	for (int i = 0; i < 8; i++) {
+		y[i] = (int32_t)((uint32_t)(i * 3) % C);
+	}
+	macc_model_init_params(m, p, 42);
+	*ret_init = macc_params_digest(p, np);
+	macc_rng_seed(&dr, 3, MACC_STREAM_DROPOUT);
+	for (int k = 0; k < 3; k++) {
+		loss[k] = macc_model_train_batch(m, p, g, x, y, 8, 1e-4f, &dr);
+		macc_sgd_step(np, p, v, g, 0.05f, 0.9f, false);
+	}
+	for (size_t i = 0; i < np; i++) {
+		l1 += fabs((double)p[i]);
+	}
+	*ret_l1 = l1;
+	d = macc_params_digest(p, np);
+	free(p), free(v), free(g), free(x);
+	macc_model_destroy(m);
+	return d;
+}
+
+static void test_aliases_match_recorded_runs(void **state)
+{
+	const char *core = openblas_get_corename();
+	bool exact = false;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(alias_refs) / sizeof(alias_refs[0]); i++) {
+		const struct alias_ref *a = &alias_refs[i];
+		struct macc_model *m = model(a->spec, 8);
+		uint64_t init, want = 0;
+		float loss[3];
+		double l1;
+
+		assert_string_equal(macc_model_spec(m), a->spec);
+		assert_true(macc_model_hash(m) == a->hash);
+		macc_model_destroy(m);
+		uint64_t d = alias_run(a->spec, &init, loss, &l1);
+
+		assert_true(init == a->init);
+		for (int k = 0; k < 3; k++) {
+			if (fabsf(loss[k] - a->loss[k]) > 1e-5f * a->loss[k]) {
+				print_error("%s: loss %d: %.9g, recorded %.9g\n", a->spec, k,
+					    (double)loss[k], (double)a->loss[k]);
+				fail();
+			}
+		}
+		assert_true(fabs(l1 - a->l1) < 1e-5 * a->l1);
+		if (strcasecmp(core, "Zen") == 0 || strcasecmp(core, "Haswell") == 0) {
+			want = a->zen;
+		} else if (strcasecmp(core, "Prescott") == 0) {
+			want = a->prescott;
+		} else if (strcasecmp(core, "Sandybridge") == 0) {
+			want = a->sandybridge;
+		}
+		if (want != 0) {
+			exact = true;
+			if (d != want) {
+				print_error("%s: digest %016llx, recorded %016llx (kernel %s)\n",
+					    a->spec, (unsigned long long)d,
+					    (unsigned long long)want, core);
+				fail();
+			}
+		}
+	}
+	if (!exact) {
+		printf("# BLAS kernel %s: no recorded digests, losses and norms checked only\n",
+		       core);
+	}
+}
+
+/* A stack written out in full is the alias: same canonical name, hash and numbers. */
+static void test_stack_equals_alias(void **state)
+{
+	static const char *const pairs[][2] = {
+		{"input:1x28x28,conv:6:5:pad=2,relu,maxpool:2,conv:16:5x5,relu,maxpool:2:stride=2,"
+		 "flatten,dense:120,relu,dense:84,relu,dense:10", "cnn:lenet5"},
+		{"input:1x28x28 conv:6:5:pad=2 relu maxpool:2 conv:16:5 relu maxpool:2 flatten "
+		 "dense:120 relu dropout:0.25 dense:84 relu dropout:0.25 dense:10 loss:ce",
+		 "cnn:lenet5,dropout=0.25"},
+		{"input:3x32x32,conv:16:3:pad=1,relu,maxpool:2,conv:32:3:pad=1,relu,maxpool:2,"
+		 "conv:64:3:pad=1,relu,maxpool:2,flatten,dense:128,relu,dense:10", "cnn:cifar"},
+		{"input:784,dense:256,relu,dense:128,relu,dense:10,loss:ce", "mlp:784-256-128-10"},
+		{"input:12,dense:9,tanh,dense:7,tanh,dense:4", "mlp:12-9-7-4:tanh"},
+		{"input:20,dense:30,relu,dropout:0.3,dense:5", "mlp:20-30-5,dropout=0.3"},
+		{"input:784,dense:10", "logreg:784-10"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		struct macc_model *a = model(pairs[i][0], 4), *b = model(pairs[i][1], 4);
+		size_t np = macc_model_nparams(a);
+		float *pa = zeros(np), *pb = zeros(np);
+
+		assert_string_equal(macc_model_spec(a), macc_model_spec(b));
+		assert_true(macc_model_hash(a) == macc_model_hash(b));
+		assert_int_equal(np, macc_model_nparams(b));
+		assert_int_equal(macc_model_nviews(a), macc_model_nviews(b));
+		for (size_t v = 0; v < macc_model_nviews(a); v++) {
+			assert_string_equal(macc_model_view(a, v)->name, macc_model_view(b, v)->name);
+		}
+		macc_model_init_params(a, pa, 5);
+		macc_model_init_params(b, pb, 5);
+		assert_memory_equal(pa, pb, np * sizeof(float));
+		free(pa), free(pb);
+		macc_model_destroy(a);
+		macc_model_destroy(b);
+	}
+}
+
+static void test_stack_specs(void **state)
+{
+	static const struct {
+		const char *spec, *canon;
+		size_t nparams, in, out, nlayers;
+	} cases[] = {
+		{"input:8,dense:16,gelu,dense:16,leakyrelu,dense:3",
+		 "input:8,dense:16,gelu,dense:16,leakyrelu:0.01,dense:3,loss:ce",
+		 8 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3, 8, 3, 5},
+		{"input:8\tdense:4  sigmoid,,dense:2,loss:mse",
+		 "input:8,dense:4,sigmoid,dense:2,loss:mse", 8 * 4 + 4 + 4 * 2 + 2, 8, 2, 3},
+		{"input:3x32x32,conv:8:3:stride=2:pad=1,relu,avgpool:2,conv:8:3x1,tanh,"
+		 "maxpool:3:stride=2,flatten,dense:10",
+		 "input:3x32x32,conv:8:3:stride=2:pad=1,relu,avgpool:2,conv:8:3x1,tanh,"
+		 "maxpool:3:stride=2,flatten,dense:10,loss:ce",
+		 8 * 27 + 8 + 8 * 8 * 3 + 8 + 8 * 2 * 3 * 10 + 10, 3072, 10, 8},
+		{"input:1x4x4,flatten,dense:1,loss:mse", "input:1x4x4,flatten,dense:1,loss:mse", 17,
+		 16, 1, 2},
+		{"input:6,dense:2,dropout:0.50,leakyrelu:0.2",
+		 "input:6,dense:2,dropout:0.5,leakyrelu:0.2,loss:ce", 14, 6, 2, 3},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct macc_model *m = model(cases[i].spec, 4), *again;
+
+		assert_string_equal(macc_model_spec(m), cases[i].canon);
+		assert_int_equal(macc_model_nparams(m), cases[i].nparams);
+		assert_int_equal(macc_model_input_dim(m), cases[i].in);
+		assert_int_equal(macc_model_nclasses(m), cases[i].out);
+		assert_int_equal(macc_model_nlayers(m), cases[i].nlayers);
+		again = model(macc_model_spec(m), 4);
+		assert_true(macc_model_hash(again) == macc_model_hash(m));
+		macc_model_destroy(again);
+		macc_model_destroy(m);
+	}
+	/* the layer list: shapes and parameter offsets an exporter needs */
+	struct macc_model *m = model("input:3x8x8,conv:4:3:stride=2:pad=1,relu,maxpool:2,"
+				     "flatten,dense:5,loss:mse", 2);
+	const struct macc_layer *l = macc_model_layer(m, 0);
+
+	assert_int_equal(macc_model_loss(m), MACC_LOSS_MSE);
+	assert_false(macc_model_input_shape(m).flat);
+	assert_int_equal(l->kind, MACC_LAYER_CONV);
+	assert_true(l->in.c == 3 && l->in.h == 8 && l->out.c == 4 && l->out.h == 4 &&
+		    l->out.w == 4 && l->stride == 2 && l->pad == 1 && l->kh == 3);
+	assert_true(l->w_off == 0 && l->w_count == 4 * 3 * 9 && l->b_off == 108 &&
+		    l->b_count == 4);
+	assert_int_equal(macc_model_layer(m, 1)->kind, MACC_LAYER_RELU);
+	l = macc_model_layer(m, 2);
+	assert_true(l->kind == MACC_LAYER_MAXPOOL && l->out.h == 2 && l->stride == 2);
+	l = macc_model_layer(m, 3);
+	assert_true(l->kind == MACC_LAYER_FLATTEN && l->out.flat && l->out.c == 16);
+	l = macc_model_layer(m, 4);
+	assert_true(l->kind == MACC_LAYER_DENSE && l->w_off == 112 && l->w_count == 80 &&
+		    l->b_off == 192 && l->b_count == 5);
+	assert_null(macc_model_layer(m, 5));
+	macc_model_destroy(m);
+}
+
+static void test_stack_spec_errors(void **state)
+{
+	static const struct {
+		const char *spec, *want;
+	} bad[] = {
+		{"input:784", "no layer with parameters"},
+		{"input:1x28x28,dense:10", "needs a flat input, got 1x28x28: add flatten"},
+		{"input:784,conv:6:5", "needs an image input"},
+		{"input:1x4x4,conv:2:5", "larger than the padded input"},
+		{"input:1x4x4,maxpool:5", "window larger than the input"},
+		{"input:8,dense:4,softmax", "unknown layer"},
+		{"input:8,dense:0", "dense:N"},
+		{"input:8,dense:2,loss:ce,relu", "nothing may follow the loss"},
+		{"input:8,dense:2,loss:hinge", "loss:ce"},
+		{"input:8,dense:1", "at least 2 outputs"},
+		{"input:1x4x4,conv:2:3", "output must be flat"},
+		{"input:8,dense:2,dropout:1", "dropout:P"},
+		{"input:8,dense:2,dropout:0.9999996", "rounds to 1"},
+		{"input:8,dense:2,leakyrelu:2", "slope"},
+		{"input:8,relu:3,dense:2", "takes no argument"},
+		{"input:8,input:8,dense:2", "input may only come first"},
+		{"dense:8", "unknown model"},
+		{"input:0,dense:2", "input:N"},
+		{"input:2x2,dense:2", "input:N"},
+		{"input:8,conv:1:1:stride=0", "needs an image"},
+		{"input:1x8x8,conv:1:1:stride=0", "stride=S"},
+		{"input:1x8x8,conv:1:1:bogus=1", "stride=S"},
+		{"input:16777216,dense:16777216,dense:2", "parameters"},
+		{"@/nonexistent/macc-model.txt", "cannot open"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct macc_model *m = (struct macc_model *)&trng;
+		struct macc_errmsg err = {{0}};
+		int r = macc_model_create(bad[i].spec, 4, &m, &err);
+
+		if (r >= 0 || strstr(err.text, bad[i].want) == NULL) {
+			print_error("spec '%s': %d '%s', want '%s'\n", bad[i].spec, r, err.text,
+				    bad[i].want);
+			fail();
+		}
+		assert_ptr_equal(m, (struct macc_model *)&trng);
+	}
+}
+
+static void test_model_file(void **state)
+{
+	char path[] = "/tmp/macc-test-model-XXXXXX";
+	int fd = mkstemp(path);
+	static const char text[] = "# a custom CNN, one layer per line\n"
+				   "input:1x28x28\n"
+				   "conv:6:5:pad=2   # 6 filters\n"
+				   "relu, maxpool:2\n\n"
+				   "conv:16:5\nrelu\nmaxpool:2\nflatten\n"
+				   "dense:120\nrelu\ndense:84\nrelu\ndense:10\n";
+	char spec[64];
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	snprintf(spec, sizeof(spec), "@%s", path);
+	struct macc_model *m = model(spec, 2);
+
+	assert_string_equal(macc_model_spec(m), "cnn:lenet5");
+	macc_model_destroy(m);
+	unlink(path);
+}
+
+/* Regression through the whole model: gradients by finite differences and a fit. */
+static double mse_model_loss(void *vctx, uint64_t *sig)
+{
+	struct model_ctx *c = vctx;
+	size_t T = macc_model_nclasses(c->m);
+	float *z = zeros(c->B * T);
+	double sse = 0.0;
+
+	macc_model_predict(c->m, c->params, c->x, c->B, z);
+	for (size_t i = 0; i < c->B * T; i++) {
+		sse += ((double)z[i] - c->t[i]) * ((double)z[i] - c->t[i]);
+	}
+	free(z);
+	*sig = 0;
+	return sse / (double)(c->B * T);
+}
+
+static void test_regression_model(void **state)
+{
+	const char *spec = "input:5,dense:8,gelu,dense:6,sigmoid,dense:4,tanh,dense:2,loss:mse";
+	struct model_ctx c = {.m = model(spec, 6), .B = 6};
+	size_t n = macc_model_nparams(c.m), nv = macc_model_nviews(c.m);
+	float *g = zeros(n);
+	struct gc_tensor *t = calloc(nv, sizeof(*t));
+	double loss, rmse;
+
+	(void)state;
+	c.params = zeros(n);
+	macc_model_init_params(c.m, c.params, 3);
+	c.x = rand_vec(6 * 5, -1, 1);
+	c.t = rand_vec(6 * 2, -1, 1);
+	float l = macc_model_train_batch_t(c.m, c.params, g, c.x, NULL, c.t, 6, 0.0f, NULL);
+
+	macc_model_evaluate_t(c.m, c.params, c.x, NULL, c.t, 6, &loss, &rmse);
+	assert_true(fabs((double)l - loss) < 1e-6);
+	assert_true(fabs(rmse - sqrt(loss)) < 1e-12);
+	for (size_t v = 0; v < nv; v++) {
+		const struct macc_param_view *pv = macc_model_view(c.m, v);
+
+		t[v] = (struct gc_tensor){pv->name, c.params + pv->offset, pv->count,
+					  g + pv->offset};
+	}
+	gradcheck(spec, mse_model_loss, &c, t, nv,
+		  (struct gc_opts){.floor = 0.02, .eps = EPS});
+	free(g), free(t), free(c.params), free(c.x), free(c.t);
+	macc_model_destroy(c.m);
+}
+
+/* A custom CNN with every new layer kind, gradient-checked as a whole. */
+static void test_custom_stack_gradients(void **state)
+{
+	const struct gc_opts kinked = {.skip_frac = 0.25, .bad_frac = 0.02, .floor = 0.02,
+				       .eps = EPS, .kink = 1e-7};
+
+	(void)state;
+	check_model_grad("input:2x13x13,conv:3:3:stride=2:pad=1,leakyrelu:0.1,avgpool:2,"
+			 "conv:4:2x1,gelu,maxpool:2:stride=1,flatten,dense:6,sigmoid,dense:3", 3,
+			 0.001f, kinked);
+	check_model_grad("input:7,dense:6,gelu,dense:5,sigmoid,dense:4", 4, 0.0f,
+			 (struct gc_opts){.floor = 0.02, .eps = EPS});
+}
+
+static void test_standardizer_in_model(void **state)
+{
+	struct macc_model *m = model("input:3,dense:4,relu,dense:2", 4);
+	struct macc_model *plain = model("input:3,dense:4,relu,dense:2", 4);
+	size_t np = macc_model_nparams(m);
+	float *p = zeros(np), *x = rand_vec(4 * 3, -5, 5), *xs = zeros(4 * 3);
+	float *o1 = zeros(4 * 2), *o2 = zeros(4 * 2);
+	const float mean[3] = {1.0f, -2.0f, 0.5f}, inv[3] = {0.5f, 2.0f, 1.0f};
+	const float *gm, *gi;
+	const float bad[3] = {NAN, 0, 0};
+
+	(void)state;
+	macc_model_init_params(m, p, 1);
+	assert_false(macc_model_standardizer(m, &gm, &gi));
+	assert_int_equal(macc_model_set_standardizer(m, mean, inv), 0);
+	assert_true(macc_model_standardizer(m, &gm, &gi));
+	assert_memory_equal(gm, mean, sizeof(mean));
+	assert_int_equal(macc_model_set_standardizer(m, bad, inv), -EINVAL);
+	for (size_t i = 0; i < 12; i++) {
+		xs[i] = (x[i] - mean[i % 3]) * inv[i % 3];
+	}
+	/* predicting raw x with the transform == predicting transformed x without it */
+	macc_model_predict(m, p, x, 4, o1);
+	macc_model_predict(plain, p, xs, 4, o2);
+	assert_memory_equal(o1, o2, 8 * sizeof(float));
+	assert_int_equal(macc_model_set_standardizer(m, NULL, NULL), 0);
+	assert_false(macc_model_standardizer(m, &gm, &gi));
+	free(p), free(x), free(xs), free(o1), free(o2);
+	macc_model_destroy(m);
+	macc_model_destroy(plain);
+}
+
+static void test_check_data(void **state)
+{
+	struct macc_model *cls = model("input:4,dense:3", 2);
+	struct macc_model *reg = model("input:4,dense:2,loss:mse", 2);
+	struct macc_model *img = model("input:1x2x2,flatten,dense:3", 2);
+	struct macc_dataset d = {.n = 1, .dim = 4, .channels = 1, .height = 1, .width = 4,
+				 .nclasses = 3};
+	struct macc_errmsg err = {{0}};
+
+	(void)state;
+	assert_int_equal(macc_model_check_data(cls, "M", &d, "D", &err), 0);
+	assert_int_equal(macc_model_check_data(img, "M", &d, "D", &err), 0); /* flat data */
+	d.nclasses = 5;
+	assert_int_equal(macc_model_check_data(cls, "M", &d, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "model 'M' has 3 outputs but data 'D' has 5 classes"));
+	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "regression model"));
+	d.ntargets = 3;
+	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "2 outputs but data 'D' has 3 regression targets"));
+	assert_int_equal(macc_model_check_data(cls, "M", &d, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "classifier"));
+	d.ntargets = 2;
+	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), 0);
+	d.dim = 5;
+	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "takes 4 inputs per sample but data 'D' has 5"));
+	d = (struct macc_dataset){.n = 1, .dim = 4, .channels = 4, .height = 1, .width = 1,
+				  .nclasses = 3};
+	assert_int_equal(macc_model_check_data(img, "M", &d, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "takes 1x2x2 images but data 'D' has 4x1x1"));
+	macc_model_destroy(cls);
+	macc_model_destroy(reg);
+	macc_model_destroy(img);
+}
+
 /* ---- optimiser and schedules ---- */
 
 static void test_sgd_step_exact(void **state)
@@ -1292,6 +1948,19 @@ int main(void)
 		cmocka_unit_test(test_flatten_gradcheck),
 		cmocka_unit_test(test_dropout_mask_and_gradcheck),
 		cmocka_unit_test(test_softmax_ce_value_and_gradcheck),
+		cmocka_unit_test(test_conv_stride_matches_oracle_and_gradcheck),
+		cmocka_unit_test(test_pools_match_oracle_and_gradcheck),
+		cmocka_unit_test(test_more_activations_gradcheck),
+		cmocka_unit_test(test_mse_value_and_gradcheck),
+		cmocka_unit_test(test_aliases_match_recorded_runs),
+		cmocka_unit_test(test_stack_equals_alias),
+		cmocka_unit_test(test_stack_specs),
+		cmocka_unit_test(test_stack_spec_errors),
+		cmocka_unit_test(test_model_file),
+		cmocka_unit_test(test_regression_model),
+		cmocka_unit_test(test_custom_stack_gradients),
+		cmocka_unit_test(test_standardizer_in_model),
+		cmocka_unit_test(test_check_data),
 		cmocka_unit_test(test_spec_errors),
 		cmocka_unit_test(test_known_models),
 		cmocka_unit_test(test_hash_stable),
