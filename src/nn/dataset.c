@@ -389,20 +389,21 @@ out:
 	return rc;
 }
 
-/* The start of the CSV options: the first ",label=", ",target=" or ",header=". */
+/* The start of the CSV options: the first ',' followed by a lower-case word and '=' (file
+ * names with such a comma cannot be used). */
 static char *csv_options(char *spec)
 {
-	static const char *const keys[] = {",label=", ",target=", ",header="};
-	char *first = NULL;
+	for (char *p = strchr(spec, ','); p != NULL; p = strchr(p + 1, ',')) {
+		const char *q = p + 1;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		char *p = strstr(spec, keys[i]);
-
-		if (p != NULL && (first == NULL || p < first)) {
-			first = p;
+		while (*q >= 'a' && *q <= 'z') {
+			q++;
+		}
+		if (q > p + 1 && *q == '=') {
+			return p;
 		}
 	}
-	return first;
+	return NULL;
 }
 
 /* Comma-separated CSV options (pointing into opts, which is modified) into o. */

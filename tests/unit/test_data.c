@@ -1280,6 +1280,256 @@ static void test_batcher_state_roundtrip(void **state)
 	macc_dataset_finish(&d);
 }
 
+/* ---- CSV by column name, regression targets, header=, val= split, origin ---- */
+
+static void test_csv_names_targets_header(void **state)
+{
+	static const char text[] = "temp, \"humidity\",load,label,price\n"
+				   "20.5,0.3,1,2,100.5\n"
+				   "21,0.4,2,0,101\n"
+				   "19,0.5,3,1,99.25\n";
+	struct macc_dataset d;
+	struct macc_errmsg e = {{0}};
+	struct macc_csv_opts o = {.label = "label"};
+
+	(void)state;
+	/* label by name: every other column is a feature, in file order */
+	assert_int_equal(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+			 0);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.dim, 4);
+	assert_int_equal(d.nclasses, 3);
+	assert_int_equal(d.ntargets, 0);
+	assert_null(d.t);
+	assert_true(d.x[0] == 20.5f && d.x[1] == 0.3f && d.x[2] == 1.0f && d.x[3] == 100.5f);
+	assert_true(d.y[0] == 2 && d.y[1] == 0 && d.y[2] == 1);
+	macc_dataset_finish(&d);
+	/* two regression targets by name and index (quoted header name), order as given */
+	o = (struct macc_csv_opts){.targets = "price:humidity"};
+	assert_int_equal(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+			 0);
+	assert_int_equal(d.dim, 3);
+	assert_int_equal(d.ntargets, 2);
+	assert_int_equal(d.nclasses, 0);
+	assert_null(d.y);
+	assert_true(d.t[0] == 100.5f && d.t[1] == 0.3f && d.t[4] == 99.25f && d.t[5] == 0.5f);
+	assert_true(d.x[0] == 20.5f && d.x[1] == 1.0f && d.x[2] == 2.0f);
+	macc_dataset_finish(&d);
+	o = (struct macc_csv_opts){.targets = "-1"};
+	assert_int_equal(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+			 0);
+	assert_true(d.ntargets == 1 && d.t[2] == 99.25f && d.dim == 4);
+	macc_dataset_finish(&d);
+	/* errors name the file and the column */
+	o = (struct macc_csv_opts){.label = "nope"};
+	expect_err(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+		   MACC_EDATA, &e, "s.csv", "label column 'nope': no such name");
+	o = (struct macc_csv_opts){.targets = "price:4"};
+	expect_err(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+		   MACC_ESPEC, &e, "target column 4 named twice", NULL);
+	o = (struct macc_csv_opts){.targets = "0:1:2:3:4"};
+	expect_err(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+		   MACC_EDATA, &e, "no feature left", NULL);
+	/* header=no: the names row is data, and not numeric; header=yes skips a numeric row */
+	o = (struct macc_csv_opts){.header = MACC_CSV_HEADER_NO};
+	expect_err(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "s.csv", &o, &d, &e),
+		   MACC_EDATA, &e, "line 1, column 1: non-numeric cell 'temp'", NULL);
+	static const char nums[] = "1,2,3\n4,5,1\n";
+
+	o = (struct macc_csv_opts){.header = MACC_CSV_HEADER_YES};
+	assert_int_equal(macc_dataset_parse_csv_opts(nums, sizeof(nums) - 1, "n.csv", &o, &d, &e),
+			 0);
+	assert_true(d.n == 1 && d.x[0] == 4.0f && d.y[0] == 1);
+	macc_dataset_finish(&d);
+	o = (struct macc_csv_opts){.targets = "2", .header = MACC_CSV_HEADER_AUTO};
+	assert_int_equal(macc_dataset_parse_csv_opts(nums, sizeof(nums) - 1, "n.csv", &o, &d, &e),
+			 0);
+	assert_true(d.n == 2 && d.t[0] == 3.0f && d.t[1] == 1.0f);
+	macc_dataset_finish(&d);
+	/* a bad target cell is an error with its line and column */
+	static const char badt[] = "a,b\n1,x\n";
+
+	o = (struct macc_csv_opts){.targets = "b"};
+	expect_err(macc_dataset_parse_csv_opts(badt, sizeof(badt) - 1, "t.csv", &o, &d, &e),
+		   MACC_EDATA, &e, "line 2, column 2: non-numeric cell 'x'", NULL);
+}
+
+static void test_spec_val_split_and_origin(void **state)
+{
+	char text[4096], spec[1024];
+	size_t len = 0;
+	struct macc_dataset tr, te, d;
+	struct macc_errmsg e = {{0}};
+
+	(void)state;
+	len += (size_t)snprintf(text + len, sizeof(text) - len, "x1,x2,y\n");
+	for (int i = 0; i < 100; i++) {
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%d,%d,%d.5\n", i, -i, i);
+	}
+	const char *p = write_file("val.csv", text, len);
+
+	/* without a test file the test split is the training data, and says so */
+	snprintf(spec, sizeof(spec), "csv:%s,target=y", p);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &te, &e), 0);
+	assert_int_equal(te.origin, MACC_ORIGIN_TRAIN);
+	assert_non_null(strstr(te.origin_text, "the training data"));
+	assert_int_equal(te.n, 100);
+	macc_dataset_finish(&te);
+	/* val=0.2: 20 rows held out, disjoint from the other 80, both in file order */
+	snprintf(spec, sizeof(spec), "csv:%s,target=y,val=0.2:7", p);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TRAIN, &tr, &e), 0);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &te, &e), 0);
+	assert_int_equal(tr.n, 80);
+	assert_int_equal(te.n, 20);
+	assert_int_equal(te.origin, MACC_ORIGIN_VALIDATION);
+	assert_non_null(strstr(te.origin_text, "validation split: 20 of 100 rows"));
+	assert_int_equal(tr.origin, MACC_ORIGIN_FILE);
+	int seen[100] = {0};
+
+	for (size_t i = 0; i < tr.n; i++) {
+		seen[(int)tr.x[i * 2]]++;
+		assert_true(tr.t[i] == tr.x[i * 2] + 0.5f && tr.x[i * 2 + 1] == -tr.x[i * 2]);
+		assert_true(i == 0 || tr.x[i * 2] > tr.x[(i - 1) * 2]);
+	}
+	for (size_t i = 0; i < te.n; i++) {
+		seen[(int)te.x[i * 2]]++;
+		assert_true(te.t[i] == te.x[i * 2] + 0.5f);
+	}
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(seen[i], 1);
+	}
+	/* the same spec gives the same split; another seed another one */
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), 0);
+	assert_memory_equal(d.x, te.x, te.n * 2 * sizeof(float));
+	macc_dataset_finish(&d);
+	snprintf(spec, sizeof(spec), "csv:%s,target=y,val=0.2:8", p);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), 0);
+	assert_memory_not_equal(d.x, te.x, te.n * 2 * sizeof(float));
+	macc_dataset_finish(&d);
+	macc_dataset_finish(&tr);
+	macc_dataset_finish(&te);
+	/* a test file as well, or a fraction outside (0, 1): errors naming the spec */
+	snprintf(spec, sizeof(spec), "csv:%s;%s,val=0.2", p, p);
+	expect_err(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), MACC_ESPEC, &e,
+		   "val= and a test file exclude each other", NULL);
+	snprintf(spec, sizeof(spec), "csv:%s,val=1.5", p);
+	expect_err(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), MACC_ESPEC, &e,
+		   "val=F needs a fraction", NULL);
+	snprintf(spec, sizeof(spec), "csv:%s,target=y,val=0.001", p);
+	expect_err(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), MACC_ESPEC, &e,
+		   "empty validation split", NULL);
+	snprintf(spec, sizeof(spec), "csv:%s,label=y,target=x1", p);
+	expect_err(macc_dataset_load(spec, MACC_SPLIT_TRAIN, &d, &e), MACC_ESPEC, &e,
+		   "exclude each other", NULL);
+	snprintf(spec, sizeof(spec), "csv:%s,colour=red", p);
+	expect_err(macc_dataset_load(spec, MACC_SPLIT_TRAIN, &d, &e), MACC_ESPEC, &e,
+		   "bad option 'colour=red'", NULL);
+	/* with a test file: each split is its own file */
+	snprintf(spec, sizeof(spec), "csv:%s;%s,header=yes,label=-1", p, p);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), MACC_EDATA);
+	snprintf(spec, sizeof(spec), "csv:%s;%s,header=yes,target=-1", p, p);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), 0);
+	assert_int_equal(d.origin, MACC_ORIGIN_FILE);
+	assert_non_null(strstr(d.origin_text, "test set of"));
+	macc_dataset_finish(&d);
+}
+
+static void test_regression_batcher_partition(void **state)
+{
+	static const char text[] = "a,b,t\n1,2,3\n4,5,6\n7,8,9\n10,11,12\n";
+	struct macc_csv_opts o = {.targets = "t"};
+	struct macc_dataset d;
+	struct macc_errmsg e = {{0}};
+	struct macc_partition p = {0};
+	struct macc_batcher b;
+	float x[4], t[2];
+	int32_t y[2] = {-7, -7};
+
+	(void)state;
+	assert_int_equal(macc_dataset_parse_csv_opts(text, sizeof(text) - 1, "r.csv", &o, &d, &e),
+			 0);
+	assert_int_equal(macc_partition_make(d.y, d.n, d.nclasses, 2, "iid", 1, &p, &e), 0);
+	macc_partition_finish(&p);
+	expect_err(macc_partition_make(d.y, d.n, d.nclasses, 2, "dirichlet:0.5", 1, &p, &e),
+		   MACC_ESPEC, &e, "needs class labels", NULL);
+	expect_err(macc_partition_make(d.y, d.n, d.nclasses, 2, "label-shards:1", 1, &p, &e),
+		   MACC_ESPEC, &e, "needs class labels", NULL);
+	assert_int_equal(macc_batcher_init(&b, &d, NULL, 0, 2, 3, MACC_STREAM_BATCH), 0);
+	for (int k = 0; k < 4; k++) {
+		macc_batcher_next_t(&b, x, y, t);
+		for (int i = 0; i < 2; i++) {
+			/* every target travels with its row: t = a + 2 */
+			assert_true(t[i] == x[i * 2] + 2.0f && x[i * 2 + 1] == x[i * 2] + 1.0f);
+		}
+	}
+	assert_true(y[0] == -7 && y[1] == -7); /* no labels: y left alone */
+	macc_batcher_next(&b, x, y);           /* the classification call is safe too */
+	macc_batcher_finish(&b);
+	macc_dataset_finish(&d);
+}
+
+/* Statistics of shards averaged like consensus does give the global transform. */
+static void test_feature_stats_and_standardizer(void **state)
+{
+	const size_t n = 200, dim = 3;
+	struct macc_dataset d = {.n = n, .dim = dim, .channels = 1, .height = 1,
+				 .width = (uint32_t)dim};
+	double all[7], s1[7], s2[7], avg[7];
+	float mean[3], inv[3], gm[3], gi[3];
+	uint32_t idx1[150], idx2[50];
+
+	(void)state;
+	d.x = malloc(n * dim * sizeof(float));
+	assert_non_null(d.x);
+	for (size_t i = 0; i < n; i++) {
+		d.x[i * dim] = 20.0f + (float)(i % 7);        /* mean 23-ish, var 4-ish */
+		d.x[i * dim + 1] = 5.0f;                      /* constant */
+		d.x[i * dim + 2] = (float)i * 0.01f - 1.0f;
+	}
+	assert_int_equal(macc_feature_stats_len(dim), 7);
+	macc_feature_stats_compute(&d, NULL, 0, all);
+	assert_true(all[0] == 200.0);
+	for (size_t i = 0; i < 150; i++) {
+		idx1[i] = (uint32_t)i;
+	}
+	for (size_t i = 0; i < 50; i++) {
+		idx2[i] = (uint32_t)(150 + i);
+	}
+	macc_feature_stats_compute(&d, idx1, 150, s1);
+	macc_feature_stats_compute(&d, idx2, 50, s2);
+	for (size_t k = 0; k < 7; k++) {
+		avg[k] = 0.5 * (s1[k] + s2[k]); /* what average consensus converges to */
+	}
+	macc_standardizer_from_stats(all, dim, mean, inv);
+	macc_standardizer_from_stats(avg, dim, gm, gi);
+	for (size_t k = 0; k < dim; k++) {
+		assert_true(fabsf(mean[k] - gm[k]) <= 1e-6f * fabsf(mean[k]));
+		assert_true(fabsf(inv[k] - gi[k]) <= 1e-6f * inv[k]);
+	}
+	assert_true(mean[1] == 5.0f && inv[1] == 1.0f); /* zero variance: centred only */
+	/* the direct two-pass statistics agree */
+	double m0 = 0.0, v0 = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		m0 += d.x[i * dim];
+	}
+	m0 /= (double)n;
+	for (size_t i = 0; i < n; i++) {
+		v0 += (d.x[i * dim] - m0) * (d.x[i * dim] - m0);
+	}
+	v0 /= (double)n;
+	assert_true(fabs(mean[0] - m0) < 1e-5 && fabs(inv[0] - 1.0 / sqrt(v0)) < 1e-5);
+	macc_dataset_apply_standardizer(&d, mean, inv);
+	macc_feature_stats_compute(&d, NULL, 0, all);
+	assert_true(fabs(all[1] / 200.0) < 1e-5 && fabs(all[4] / 200.0 - 1.0) < 1e-4);
+	assert_true(fabs(all[2]) < 1e-9 && all[5] == 0.0); /* the constant became 0 */
+	/* count 0: the identity */
+	memset(all, 0, sizeof(all));
+	macc_standardizer_from_stats(all, dim, mean, inv);
+	assert_true(mean[0] == 0.0f && inv[0] == 1.0f);
+	free(d.x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1307,6 +1557,10 @@ int main(void)
 		cmocka_unit_test(test_partition_errors),
 		cmocka_unit_test(test_batcher_epochs),
 		cmocka_unit_test(test_batcher_state_roundtrip),
+		cmocka_unit_test(test_csv_names_targets_header),
+		cmocka_unit_test(test_spec_val_split_and_origin),
+		cmocka_unit_test(test_regression_batcher_partition),
+		cmocka_unit_test(test_feature_stats_and_standardizer),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
