@@ -117,14 +117,15 @@ struct macc_shape macc_model_input_shape(const struct macc_model *m);
 
 /*
  * Whether data fits the model: the sample size (and the image shape, when both have one), and
- * the targets: a classification model needs class labels and as many outputs as the data has
- * classes; a regression model needs as many outputs as the data has targets. `model_name`
- * and `data_name` (the specs as the user wrote them) are only used in the message, which
- * names both sides. Returns 0 or MACC_EMODEL.
+ * the targets: a classification model needs class labels and exactly as many outputs as the
+ * training data has classes (test labels must be below that); a regression model needs as
+ * many outputs as the data has targets. `test` may be NULL. `model_name` and `data_name`
+ * (the specs as the user wrote them) are only used in the message, which names both sides.
+ * Returns 0 or MACC_EMODEL.
  */
 int macc_model_check_data(const struct macc_model *m, const char *model_name,
-			  const struct macc_dataset *d, const char *data_name,
-			  struct macc_errmsg *err);
+			  const struct macc_dataset *train, const struct macc_dataset *test,
+			  const char *data_name, struct macc_errmsg *err);
 
 /*
  * Feature standardisation is part of the model: with a standardiser set, every forward pass

@@ -338,8 +338,11 @@ static void work_cb(uv_work_t *w)
 		job.digest = macc_params_digest(edge_model(a), n);
 	}
 	if (job.flags & JOB_EVAL) {
-		macc_model_evaluate(a->eval_model, edge_model(a), a->test.x, a->test.y, a->test.n,
-				    &job.eval_loss, &job.eval_acc);
+		macc_model_evaluate_t(a->eval_model, edge_model(a), a->test.x, a->test.y,
+				      a->test.t, a->test.n, &job.eval_loss, &job.eval_acc);
+		if (a->regression) {
+			job.eval_acc = NAN; /* the metric was the RMSE: sqrt(eval_loss) */
+		}
 	}
 	if (job.flags & JOB_CKPT) {
 		struct macc_ckpt c;
@@ -360,10 +363,10 @@ static void work_cb(uv_work_t *w)
 	if (job.flags & JOB_GRAD) {
 		float local = a->edge.H > 1 ? edge_local_steps(a) : 0.0f;
 
-		macc_batcher_next(&a->batcher, a->bx, a->by);
-		job.loss = macc_model_train_batch(a->model, edge_model(a), a->g, a->bx, a->by,
-						  a->cfg.batch, (float)a->cfg.weight_decay,
-						  &a->dropout_rng);
+		macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
+		job.loss = macc_model_train_batch_t(a->model, edge_model(a), a->g, a->bx, a->by,
+						    a->bt, a->cfg.batch, (float)a->cfg.weight_decay,
+						    &a->dropout_rng);
 		if (a->edge.H > 1) {
 			job.loss = (local + job.loss) / (float)a->edge.H;
 		}
@@ -442,10 +445,11 @@ static void finish_run(struct macc_agent *a)
 		  "asked %llu", (unsigned long long)a->edge.bytes_out,
 		  (unsigned long long)a->edge.bytes_in, (unsigned long long)a->edge.resyncs_sent,
 		  (unsigned long long)a->edge.resyncs_asked);
-	macc_info(NULL, "training done: round %llu epoch %.2f test accuracy %.4f test loss %.4f "
+	macc_info(NULL, "training done: round %llu epoch %.2f test %s %.4f test loss %.4f "
 		  "digest=%016llx",
-		  (unsigned long long)a->round, epoch_of(a, a->round), a->test_acc, a->test_loss,
-		  (unsigned long long)a->digest);
+		  (unsigned long long)a->round, epoch_of(a, a->round),
+		  a->regression ? "rmse" : "accuracy", a->regression ? sqrt(a->test_loss)
+		  : a->test_acc, a->test_loss, (unsigned long long)a->digest);
 	publish(a, true);
 	macc_notify("STATUS=done");
 	if (a->opts.exit_when_done) {
@@ -596,9 +600,10 @@ static void after_work(uv_work_t *w, int status)
 			log_progress(a);
 		}
 		if (flags & JOB_EVAL) {
-			macc_info(NULL, "eval at round %llu (epoch %.2f): test accuracy %.4f loss %.4f",
-				  (unsigned long long)a->round, epoch_of(a, a->round), a->test_acc,
-				  a->test_loss);
+			macc_info(NULL, "eval at round %llu (epoch %.2f): test %s %.4f loss %.4f",
+				  (unsigned long long)a->round, epoch_of(a, a->round),
+				  a->regression ? "rmse" : "accuracy", a->regression ?
+				  sqrt(a->test_loss) : a->test_acc, a->test_loss);
 		}
 		if (now - a->last_publish_ms >= 500) {
 			publish(a, false);
@@ -1641,15 +1646,13 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc;
 	}
-	if (a->train.dim != dim || a->test.dim != dim) {
-		return macc_errf(err, MACC_EMODEL, "model '%s' takes %zu inputs per sample but data "
-				 "'%s' has %zu", c->model, dim, c->data, a->train.dim);
+	rc = macc_model_check_data(a->model, c->model, &a->train, &a->test, c->data, err);
+	if (rc < 0) {
+		return rc;
 	}
-	if (a->train.nclasses > macc_model_nclasses(a->model)) {
-		return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' has %u "
-				 "classes", c->model, macc_model_nclasses(a->model), c->data,
-				 a->train.nclasses);
-	}
+	a->regression = macc_model_loss(a->model) == MACC_LOSS_MSE;
+	macc_info(NULL, "test figures (%s) on %s", a->regression ? "rmse" : "accuracy",
+		  a->test.origin_text);
 	if (c->has_shard && c->shard_count > 1) {
 		size_t min_n = SIZE_MAX;
 
@@ -1691,7 +1694,11 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	a->scratch = calloc(2 * np, sizeof(float));
 	a->bx = calloc((size_t)c->batch * dim, sizeof(float));
 	a->by = calloc(c->batch, sizeof(int32_t));
-	if (!a->x || !a->v || !a->g || !a->y || !a->scratch || !a->bx || !a->by) {
+	if (a->regression) {
+		a->bt = calloc((size_t)c->batch * a->test.ntargets, sizeof(float));
+	}
+	if (!a->x || !a->v || !a->g || !a->y || !a->scratch || !a->bx || !a->by ||
+	    (a->regression && !a->bt)) {
 		return macc_errf(err, -ENOMEM, "out of memory for %zu parameters", np);
 	}
 	macc_model_init_params(a->model, a->x, c->seed);
@@ -1927,6 +1934,7 @@ void agent_finish(struct macc_agent *a)
 	free(a->scratch);
 	free(a->bx);
 	free(a->by);
+	free(a->bt);
 	free(a->rbuf);
 	macc_audit_close(a->audit);
 	edge_finish(a);

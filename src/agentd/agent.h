@@ -200,6 +200,8 @@ struct macc_agent {
 	uint64_t model_hash, config_hash;
 	float *x, *v, *g, *y, *scratch, *bx;
 	int32_t *by;
+	float *bt;       /* [batch][targets] regression targets (loss:mse), else NULL */
+	bool regression; /* test_acc is NaN; the test RMSE is sqrt(test_loss) */
 	uint64_t epoch_rounds, total_rounds;
 	size_t frame_max;
 

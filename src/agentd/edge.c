@@ -423,10 +423,10 @@ float edge_local_steps(struct macc_agent *a)
 	float loss = 0.0f;
 
 	for (uint32_t h = 1; h < e->H; h++) {
-		macc_batcher_next(&a->batcher, a->bx, a->by);
-		loss += macc_model_train_batch(a->model, edge_model(a), a->g, a->bx, a->by,
-					       a->cfg.batch, (float)a->cfg.weight_decay,
-					       &a->dropout_rng);
+		macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
+		loss += macc_model_train_batch_t(a->model, edge_model(a), a->g, a->bx, a->by,
+						 a->bt, a->cfg.batch, (float)a->cfg.weight_decay,
+						 &a->dropout_rng);
 		macc_sgd_step(a->nparams, a->x, a->v, a->g, a->hp.alpha, a->hp.beta,
 			      a->hp.nesterov);
 		if (e->pushsum) {

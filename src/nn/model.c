@@ -388,48 +388,63 @@ struct macc_shape macc_model_input_shape(const struct macc_model *m)
 	return m->stack.input;
 }
 
-int macc_model_check_data(const struct macc_model *m, const char *model_name,
-			  const struct macc_dataset *d, const char *data_name,
-			  struct macc_errmsg *err)
+/* One split against the model; exact: the class count must match (the training split). */
+static int check_split(const struct macc_model *m, const char *model_name,
+		       const struct macc_dataset *d, bool exact, const char *data_name,
+		       struct macc_errmsg *err)
 {
 	const struct macc_shape *in = &m->stack.input;
 	const bool image = d->height > 1 || d->channels > 1;
+	const char *split = exact ? "" : " (test split)";
 
 	if (d->dim != m->input_dim) {
 		return macc_errf(err, MACC_EMODEL, "model '%s' takes %zu inputs per sample but "
-				 "data '%s' has %zu", model_name, m->input_dim, data_name, d->dim);
+				 "data '%s'%s has %zu", model_name, m->input_dim, data_name, split,
+				 d->dim);
 	}
 	if (!in->flat && image && (in->c != d->channels || in->h != d->height ||
 				   in->w != d->width)) {
 		return macc_errf(err, MACC_EMODEL, "model '%s' takes %ux%ux%u images but data "
-				 "'%s' has %ux%ux%u", model_name, in->c, in->h, in->w, data_name,
-				 d->channels, d->height, d->width);
+				 "'%s'%s has %ux%ux%u", model_name, in->c, in->h, in->w, data_name,
+				 split, d->channels, d->height, d->width);
 	}
 	if (m->stack.loss == MACC_LOSS_MSE) {
 		if (d->ntargets == 0) {
 			return macc_errf(err, MACC_EMODEL, "model '%s' is a regression model "
 					 "(loss:mse, %u outputs) but data '%s' has class labels "
-					 "(name target columns with target=...)", model_name,
+					 "(name the target columns with target=...)", model_name,
 					 m->nclasses, data_name);
 		}
 		if (d->ntargets != m->nclasses) {
-			return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' "
+			return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s'%s "
 					 "has %u regression targets", model_name, m->nclasses,
-					 data_name, d->ntargets);
+					 data_name, split, d->ntargets);
 		}
 		return 0;
 	}
-	if (d->ntargets > 0) {
+	if (d->ntargets > 0 || d->y == NULL) {
 		return macc_errf(err, MACC_EMODEL, "model '%s' is a classifier (softmax "
 				 "cross-entropy) but data '%s' has %u regression targets (end the "
 				 "model with loss:mse)", model_name, data_name, d->ntargets);
 	}
-	if (d->nclasses != m->nclasses) {
-		return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' has "
+	if (exact ? d->nclasses != m->nclasses : d->nclasses > m->nclasses) {
+		return macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s'%s has "
 				 "%u classes (labels 0..%u)", model_name, m->nclasses, data_name,
-				 d->nclasses, d->nclasses ? d->nclasses - 1 : 0);
+				 split, d->nclasses, d->nclasses ? d->nclasses - 1 : 0);
 	}
 	return 0;
+}
+
+int macc_model_check_data(const struct macc_model *m, const char *model_name,
+			  const struct macc_dataset *train, const struct macc_dataset *test,
+			  const char *data_name, struct macc_errmsg *err)
+{
+	int rc = check_split(m, model_name, train, true, data_name, err);
+
+	if (rc == 0 && test != NULL) {
+		rc = check_split(m, model_name, test, false, data_name, err);
+	}
+	return rc;
 }
 
 int macc_model_set_standardizer(struct macc_model *m, const float *mean, const float *inv_std)

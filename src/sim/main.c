@@ -118,7 +118,8 @@ static const char usage_text[] =
 	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
 	"(several agents; with --byzantine also test_acc_honest, test_acc_honest_min; with\n"
 	"robust mixing or --byzantine the excluded_* counts), and bytes_per_agent (STATE bytes each agent sent, as macc-agentd\n"
-	"would, framing included). Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+	"would, framing included). For a regression model (loss:mse) every test_acc key is\n"
+	"test_rmse instead. Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
 enum {
 	OPT_AGENTS = 256,
@@ -500,7 +501,9 @@ static void print_robust(const struct sim *s, const struct cli *c, const struct 
 		       cnt[MACC_ROBUST_QUARANTINED], quar, clip);
 	}
 	if (ev->honest) {
-		printf(" test_acc_honest=%.4f test_acc_honest_min=%.4f", ev->acc_honest,
+		const char *mk = sim_regression(s) ? "rmse" : "acc";
+
+		printf(" test_%s_honest=%.4f test_%s_honest_min=%.4f", mk, ev->acc_honest, mk,
 		       ev->acc_honest_min);
 	}
 }
@@ -516,7 +519,7 @@ int main(int argc, char **argv)
 	double loss = 0.0, gap = 0.0, wall = 0.0, bpa = 0.0;
 	uint64_t rmax = 0, crounds = 0;
 	bool have_gap;
-	const char *topo;
+	const char *topo, *mk;
 	int rc, status = 1;
 
 	rc = parse_args(argc, argv, &c);
@@ -532,6 +535,7 @@ int main(int argc, char **argv)
 		return usage ? 2 : 1;
 	}
 	topo = sim_single(s) ? "single" : c.o.topology;
+	mk = sim_regression(s) ? "rmse" : "acc";
 	have_gap = sim_spectral_gap(s, &gap);
 	total = sim_total_rounds(s);
 	er = sim_epoch_rounds(s);
@@ -542,7 +546,8 @@ int main(int argc, char **argv)
 		if (have_gap) {
 			fprintf(stderr, ", spectral gap %.6f", gap);
 		}
-		fputc('\n', stderr);
+		fprintf(stderr, "\n" PROG ": test figures (%s) on %s\n",
+			sim_regression(s) ? "RMSE" : "accuracy", sim_test_origin(s));
 	}
 	if (c.csv_path != NULL) {
 		csv = fopen(c.csv_path, "w");
@@ -550,8 +555,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, PROG ": %s: cannot create: %s\n", c.csv_path, strerror(errno));
 			goto out;
 		}
-		fprintf(csv, "epoch,round,algorithm,topology,train_loss,test_acc_avg,test_acc_mean,"
-			     "test_acc_min,test_acc_max,consensus_dist,wall_s,bytes_per_agent\n");
+		fprintf(csv, "epoch,round,algorithm,topology,train_loss,test_%s_avg,test_%s_mean,"
+			     "test_%s_min,test_%s_max,consensus_dist,wall_s,bytes_per_agent\n", mk, mk,
+			mk, mk);
 		fflush(csv);
 	}
 
@@ -573,15 +579,15 @@ int main(int argc, char **argv)
 		sim_evaluate(s, c.eval_every_agent || last, &ev);
 		wall = secs(macc_now_ns() - t_start);
 		if (!c.quiet && sim_single(s)) {
-			printf("epoch=%" PRIu64 " round=%" PRIu64 " loss=%.4f test_acc=%.4f "
-			       "samples_per_s=%.0f elapsed_s=%.2f\n", epoch, done, loss, ev.acc_avg,
+			printf("epoch=%" PRIu64 " round=%" PRIu64 " loss=%.4f test_%s=%.4f "
+			       "samples_per_s=%.0f elapsed_s=%.2f\n", epoch, done, loss, mk, ev.acc_avg,
 			       (double)(r * sim_samples_per_round(s)) / secs(dt), wall);
 		} else if (!c.quiet) {
-			printf("epoch=%" PRIu64 " round=%" PRIu64 " train_loss=%.4f test_acc_avg=%.4f",
-			       epoch, done, loss, ev.acc_avg);
+			printf("epoch=%" PRIu64 " round=%" PRIu64 " train_loss=%.4f test_%s_avg=%.4f",
+			       epoch, done, loss, mk, ev.acc_avg);
 			if (ev.per_agent) {
-				printf(" test_acc_mean=%.4f test_acc_min=%.4f test_acc_max=%.4f",
-				       ev.acc_mean, ev.acc_min, ev.acc_max);
+				printf(" test_%s_mean=%.4f test_%s_min=%.4f test_%s_max=%.4f", mk,
+				       ev.acc_mean, mk, ev.acc_min, mk, ev.acc_max);
 			}
 			printf(" consensus_dist=%.6g wall_s=%.2f\n", ev.consensus, wall);
 		}
@@ -620,20 +626,20 @@ int main(int argc, char **argv)
 
 		if (sim_single(s)) {
 			printf("model=%s agents=1 threads=%u batch=%u epochs=%.6g rounds=%" PRIu64
-			       " test_acc=%.4f train_loss=%.4f samples_per_s=%.0f train_s=%.2f "
+			       " test_%s=%.4f train_loss=%.4f samples_per_s=%.0f train_s=%.2f "
 			       "wall_s=%.2f", c.o.model, c.o.threads, c.o.batch,
-			       (double)done / (double)er, done, ev.acc_avg, loss, sps,
+			       (double)done / (double)er, done, mk, ev.acc_avg, loss, sps,
 			       secs(train_ns), wall);
 			printf(" bytes_per_agent=0");
 		} else {
 			printf("algorithm=%s topology=%s weights=%s partition=%s agents=%u model=%s "
-			       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_acc_avg=%.4f "
-			       "test_acc_mean=%.4f test_acc_min=%.4f test_acc_max=%.4f "
+			       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_%s_avg=%.4f "
+			       "test_%s_mean=%.4f test_%s_min=%.4f test_%s_max=%.4f "
 			       "consensus_dist=%.6g", sim_algo_name(s), topo,
 			       sim_pushsum(s) ? "push-sum" : c.o.weights,
 			       c.o.partition, c.o.agents, c.o.model, c.o.threads, c.o.batch,
-			       (double)done / (double)er, done, ev.acc_avg, ev.acc_mean, ev.acc_min,
-			       ev.acc_max, ev.consensus);
+			       (double)done / (double)er, done, mk, ev.acc_avg, mk, ev.acc_mean, mk,
+			       ev.acc_min, mk, ev.acc_max, ev.consensus);
 			if (have_gap) {
 				printf(" spectral_gap=%.6f", gap);
 			}

@@ -74,6 +74,7 @@ struct agent {
 	float *scratch; /* 2P for macc_consensus_step */
 	float *bx;      /* [batch][dim] */
 	int32_t *by;    /* [batch] */
+	float *bt;      /* [batch][targets], regression only (else NULL) */
 	/* neighbours, ascending */
 	uint32_t nnb;
 	uint32_t *nb_idx;
@@ -186,6 +187,8 @@ struct sim {
 	unsigned nthreads;
 	struct macc_model **eval_models; /* nthreads */
 	double *eval_loss, *eval_acc;    /* nthreads, JOB_EVAL_AVG partial results */
+	bool regression;                 /* loss:mse: the "acc" figures are RMSE */
+	uint32_t ntargets;
 	size_t *eval_cnt;
 	struct worker *workers;          /* nthreads (index 0 = caller, no thread) */
 	unsigned started;                /* worker threads running */
@@ -270,9 +273,10 @@ static void batch_grad(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
 
-	macc_batcher_next(&a->batcher, a->bx, a->by);
-	a->loss_sum += macc_model_train_batch(a->model, grad_point(s, j), a->g, a->bx, a->by,
-					      s->o.batch, s->o.weight_decay, &a->dropout_rng);
+	macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
+	a->loss_sum += macc_model_train_batch_t(a->model, grad_point(s, j), a->g, a->bx, a->by,
+						a->bt, s->o.batch, s->o.weight_decay,
+						&a->dropout_rng);
 }
 
 /* CHOCO step 1: encode C(x - xhat) (y for dsgd) and, for dmsgd, C(v - vhat) into the agent's
@@ -555,7 +559,8 @@ static void agent_mix(struct sim *s, uint32_t j)
 			    a->scratch);
 }
 
-/* Evaluate params on test samples [lo, hi) with model m; returns correct count and loss sum. */
+/* Evaluate params on test samples [lo, hi) with model m; returns correct count and loss sum
+ * (regression: the sum of the per-sample mean squared errors, and 0). */
 static void eval_range(const struct sim *s, struct macc_model *m, const float *params, size_t lo,
 		       size_t hi, double *ret_loss_sum, size_t *ret_correct)
 {
@@ -566,10 +571,21 @@ static void eval_range(const struct sim *s, struct macc_model *m, const float *p
 	if (hi <= lo) {
 		return;
 	}
-	(void)macc_model_evaluate(m, params, s->test.x + lo * s->dim, s->test.y + lo, hi - lo,
-				  &loss, &acc);
+	(void)macc_model_evaluate_t(m, params, s->test.x + lo * s->dim,
+				    s->test.y != NULL ? s->test.y + lo : NULL,
+				    s->test.t != NULL ? s->test.t + lo * s->ntargets : NULL,
+				    hi - lo, &loss, &acc);
 	*ret_loss_sum = loss * (double)(hi - lo);
-	*ret_correct = (size_t)llround(acc * (double)(hi - lo));
+	*ret_correct = s->regression ? 0 : (size_t)llround(acc * (double)(hi - lo));
+}
+
+/* The figure of merit over the eval set from the sums: accuracy, or RMSE for regression. */
+static double score(const struct sim *s, double loss_sum, size_t correct)
+{
+	if (s->regression) {
+		return sqrt(loss_sum / (double)s->eval_n);
+	}
+	return (double)correct / (double)s->eval_n;
 }
 
 static void run_job(struct sim *s, unsigned t)
@@ -598,7 +614,7 @@ static void run_job(struct sim *s, unsigned t)
 
 			eval_range(s, s->eval_models[t], model_block(s) + (size_t)j * s->p, 0,
 				   s->eval_n, &loss, &correct);
-			s->agents[j].acc = (double)correct / (double)s->eval_n;
+			s->agents[j].acc = score(s, loss, correct);
 		}
 		break;
 	case JOB_EVAL_AVG: {
@@ -679,9 +695,9 @@ static void single_round(struct sim *s)
 	struct agent *a = &s->agents[0];
 	float loss;
 
-	macc_batcher_next(&a->batcher, a->bx, a->by);
-	loss = macc_model_train_batch(a->model, s->x_cur, a->g, a->bx, a->by, s->o.batch,
-				      s->o.weight_decay, &a->dropout_rng);
+	macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
+	loss = macc_model_train_batch_t(a->model, s->x_cur, a->g, a->bx, a->by, a->bt,
+					s->o.batch, s->o.weight_decay, &a->dropout_rng);
 	a->loss_sum += loss;
 	macc_sgd_step(s->p, s->x_cur, s->v_cur, a->g, s->hp.alpha, s->hp.beta, s->hp.nesterov);
 }
@@ -810,9 +826,10 @@ static void eval_honest(struct sim *s, struct sim_eval *ret)
 	const float *xs = model_block(s);
 	uint32_t h = s->n - s->byz_k;
 	size_t correct = 0;
+	double loss = 0.0;
 
 	ret->honest = true;
-	ret->acc_honest_min = 1.0;
+	ret->acc_honest_min = INFINITY;
 	for (uint32_t j = s->byz_k; j < s->n; j++) {
 		ret->acc_honest_min = fmin(ret->acc_honest_min, s->agents[j].acc);
 	}
@@ -827,13 +844,15 @@ static void eval_honest(struct sim *s, struct sim_eval *ret)
 	dispatch(s, JOB_EVAL_AVG);
 	for (unsigned t = 0; t < s->nthreads; t++) {
 		correct += s->eval_cnt[t];
+		loss += s->eval_loss[t];
 	}
-	ret->acc_honest = (double)correct / (double)s->eval_n;
+	ret->acc_honest = score(s, loss, correct);
 }
 
 void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 {
 	size_t correct = 0;
+	double loss = 0.0;
 	bool shared = s->single || s->centralized;
 
 	memset(ret, 0, sizeof(*ret));
@@ -861,16 +880,15 @@ void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 		ret->consensus = dist / (double)s->n;
 	}
 	if (s->single) {
-		double loss;
-
 		eval_range(s, s->eval_models[0], s->xbar, 0, s->eval_n, &loss, &correct);
 	} else {
 		dispatch(s, JOB_EVAL_AVG);
 		for (unsigned t = 0; t < s->nthreads; t++) {
 			correct += s->eval_cnt[t];
+			loss += s->eval_loss[t];
 		}
 	}
-	ret->acc_avg = (double)correct / (double)s->eval_n;
+	ret->acc_avg = score(s, loss, correct);
 	if (!per_agent) {
 		return;
 	}
@@ -880,8 +898,8 @@ void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 		return;
 	}
 	dispatch(s, JOB_EVAL_AGENTS);
-	ret->acc_min = 1.0;
-	ret->acc_max = 0.0;
+	ret->acc_min = INFINITY;
+	ret->acc_max = -INFINITY;
 	for (uint32_t j = 0; j < s->n; j++) {
 		double acc = s->agents[j].acc;
 
@@ -1047,6 +1065,9 @@ static int setup_agents(struct sim *s, struct macc_errmsg *err)
 		a->scratch = xcalloc(2 * s->p, sizeof(float), &rc);
 		a->bx = xcalloc((size_t)s->o.batch * s->dim, sizeof(float), &rc);
 		a->by = xcalloc(s->o.batch, sizeof(int32_t), &rc);
+		if (s->regression) {
+			a->bt = xcalloc((size_t)s->o.batch * s->ntargets, sizeof(float), &rc);
+		}
 		if (s->after_grad) {
 			a->y = xcalloc(s->p, sizeof(float), &rc);
 		}
@@ -1439,6 +1460,8 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 		s->p = macc_model_nparams(m);
 		s->dim = macc_model_input_dim(m);
 		nclasses = macc_model_nclasses(m);
+		s->regression = macc_model_loss(m) == MACC_LOSS_MSE;
+		s->ntargets = s->regression ? nclasses : 0;
 		macc_model_destroy(m);
 	}
 	if (!s->single) {
@@ -1466,17 +1489,18 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 		goto out;
 	}
 	s->test_loaded = true;
-	if (s->train.dim != s->dim || s->test.dim != s->dim) {
-		rc = macc_errf(err, MACC_EMODEL, "model '%s' takes %zu inputs per sample but data "
-			       "'%s' has %zu", o->model, s->dim, o->data, s->train.dim);
-		goto out;
-	}
-	if (s->train.nclasses > nclasses || s->test.nclasses > nclasses) {
-		rc = macc_errf(err, MACC_EMODEL, "model '%s' has %u outputs but data '%s' has %u "
-			       "classes", o->model, nclasses, o->data,
-			       s->train.nclasses > s->test.nclasses ? s->train.nclasses
-								    : s->test.nclasses);
-		goto out;
+	{
+		/* inputs, image shape, outputs against classes or targets, both splits */
+		struct macc_model *m = NULL;
+
+		rc = macc_model_create(o->model, 1, &m, err);
+		if (rc == 0) {
+			rc = macc_model_check_data(m, o->model, &s->train, &s->test, o->data, err);
+		}
+		macc_model_destroy(m);
+		if (rc < 0) {
+			goto out;
+		}
 	}
 	s->eval_n = s->test.n;
 	if (o->eval_samples > 0 && o->eval_samples < s->eval_n) {
@@ -1592,6 +1616,7 @@ void sim_destroy(struct sim *s)
 			free(a->scratch);
 			free(a->bx);
 			free(a->by);
+			free(a->bt);
 			free(a->nb_idx);
 			free(a->nb_w);
 			free(a->arrived);
@@ -1647,6 +1672,16 @@ void sim_destroy(struct sim *s)
 }
 
 /* ---- accessors ------------------------------------------------------------------------------ */
+
+bool sim_regression(const struct sim *s)
+{
+	return s->regression;
+}
+
+const char *sim_test_origin(const struct sim *s)
+{
+	return s->test.origin_text;
+}
 
 uint64_t sim_epoch_rounds(const struct sim *s)
 {

@@ -54,6 +54,8 @@ struct sim_opts {
 struct sim;
 
 /* Per-agent and average-model evaluation results. */
+/* For a regression model (loss:mse) every acc_ figure is the test RMSE instead (lower is
+ * better; min and max are still the smallest and largest). */
 struct sim_eval {
 	double acc_avg;    /* test accuracy of the average model (the model itself for N = 1) */
 	double consensus;  /* mean over agents of ||x_j - x_bar||^2 */
@@ -70,6 +72,10 @@ struct sim_eval {
 int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *err);
 void sim_destroy(struct sim *s); /* NULL ok */
 
+/* Whether the model is a regression model (the acc_ figures are RMSE). */
+bool sim_regression(const struct sim *s);
+/* Which data the "test" figures are measured on (the test split's origin, for output). */
+const char *sim_test_origin(const struct sim *s);
 uint64_t sim_epoch_rounds(const struct sim *s);
 uint64_t sim_total_rounds(const struct sim *s);
 uint64_t sim_round(const struct sim *s); /* rounds done */

@@ -1786,31 +1786,39 @@ static void test_check_data(void **state)
 	struct macc_model *cls = model("input:4,dense:3", 2);
 	struct macc_model *reg = model("input:4,dense:2,loss:mse", 2);
 	struct macc_model *img = model("input:1x2x2,flatten,dense:3", 2);
+	int32_t lab = 0;
 	struct macc_dataset d = {.n = 1, .dim = 4, .channels = 1, .height = 1, .width = 4,
-				 .nclasses = 3};
+				 .nclasses = 3, .y = &lab};
+	struct macc_dataset te = d;
 	struct macc_errmsg err = {{0}};
 
 	(void)state;
-	assert_int_equal(macc_model_check_data(cls, "M", &d, "D", &err), 0);
-	assert_int_equal(macc_model_check_data(img, "M", &d, "D", &err), 0); /* flat data */
+	assert_int_equal(macc_model_check_data(cls, "M", &d, NULL, "D", &err), 0);
+	assert_int_equal(macc_model_check_data(img, "M", &d, NULL, "D", &err), 0); /* flat data */
+	te.nclasses = 2; /* a test split may lack the top class, not have more */
+	assert_int_equal(macc_model_check_data(cls, "M", &d, &te, "D", &err), 0);
+	te.nclasses = 4;
+	assert_int_equal(macc_model_check_data(cls, "M", &d, &te, "D", &err), MACC_EMODEL);
+	assert_non_null(strstr(err.text, "data 'D' (test split) has 4 classes"));
 	d.nclasses = 5;
-	assert_int_equal(macc_model_check_data(cls, "M", &d, "D", &err), MACC_EMODEL);
+	assert_int_equal(macc_model_check_data(cls, "M", &d, NULL, "D", &err), MACC_EMODEL);
 	assert_non_null(strstr(err.text, "model 'M' has 3 outputs but data 'D' has 5 classes"));
-	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), MACC_EMODEL);
+	assert_int_equal(macc_model_check_data(reg, "M", &d, NULL, "D", &err), MACC_EMODEL);
 	assert_non_null(strstr(err.text, "regression model"));
 	d.ntargets = 3;
-	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), MACC_EMODEL);
+	d.y = NULL;
+	assert_int_equal(macc_model_check_data(reg, "M", &d, NULL, "D", &err), MACC_EMODEL);
 	assert_non_null(strstr(err.text, "2 outputs but data 'D' has 3 regression targets"));
-	assert_int_equal(macc_model_check_data(cls, "M", &d, "D", &err), MACC_EMODEL);
+	assert_int_equal(macc_model_check_data(cls, "M", &d, NULL, "D", &err), MACC_EMODEL);
 	assert_non_null(strstr(err.text, "classifier"));
 	d.ntargets = 2;
-	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), 0);
+	assert_int_equal(macc_model_check_data(reg, "M", &d, NULL, "D", &err), 0);
 	d.dim = 5;
-	assert_int_equal(macc_model_check_data(reg, "M", &d, "D", &err), MACC_EMODEL);
+	assert_int_equal(macc_model_check_data(reg, "M", &d, NULL, "D", &err), MACC_EMODEL);
 	assert_non_null(strstr(err.text, "takes 4 inputs per sample but data 'D' has 5"));
 	d = (struct macc_dataset){.n = 1, .dim = 4, .channels = 4, .height = 1, .width = 1,
-				  .nclasses = 3};
-	assert_int_equal(macc_model_check_data(img, "M", &d, "D", &err), MACC_EMODEL);
+				  .nclasses = 3, .y = &lab};
+	assert_int_equal(macc_model_check_data(img, "M", &d, NULL, "D", &err), MACC_EMODEL);
 	assert_non_null(strstr(err.text, "takes 1x2x2 images but data 'D' has 4x1x1"));
 	macc_model_destroy(cls);
 	macc_model_destroy(reg);
