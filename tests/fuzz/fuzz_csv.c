@@ -1,13 +1,17 @@
 /*
  * fuzz_csv.c - fuzzes the CSV parser, macc_dataset_parse_csv(), and what consumes its output.
  *
- * The first byte picks the label column (-4..3), the rest is the file text. The parser must
- * return 0 or a negative code; on success labels must be in [0, nclasses) and features finite.
- * A parsed dataset is then fed to the partitioner (dirichlet, 3 agents) and the feature
- * statistics, which must accept anything the parser accepts.
+ * The first byte picks the options, the rest is the file text: bits 0-2 the label column
+ * (-4..3); bit 3 regression instead, with the targets of bits 4-5 (the column "a" by name,
+ * "0:-1", "1", or "b:0"); bits 6-7 the header mode (auto, yes, no, auto). The parser must return
+ * 0 or a negative code; on success labels must be in [0, nclasses) (classification) or the
+ * targets finite (regression), and features finite. A parsed dataset is then fed to the
+ * partitioner (dirichlet or iid, 3 agents), the feature statistics and the standardiser,
+ * which must accept anything the parser accepts.
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "macc/data.h"
@@ -16,16 +20,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const char *const targets[] = {"a", "0:-1", "1", "b:0"};
+	static const enum macc_csv_header headers[] = {MACC_CSV_HEADER_AUTO, MACC_CSV_HEADER_YES,
+						       MACC_CSV_HEADER_NO, MACC_CSV_HEADER_AUTO};
 	struct macc_dataset d = {0};
 	struct macc_errmsg err;
-	int label_col, rc;
+	struct macc_csv_opts o = {0};
+	char label[8];
+	int rc;
 
 	if (size == 0) {
 		return 0;
 	}
-	label_col = (int)(data[0] % 8) - 4;
-	rc = macc_dataset_parse_csv((const char *)data + 1, size - 1, "fuzz.csv", label_col, &d,
-				    &err);
+	snprintf(label, sizeof(label), "%d", (int)(data[0] % 8) - 4);
+	if (data[0] & 8) {
+		o.targets = targets[(data[0] >> 4) & 3];
+	} else {
+		o.label = label;
+	}
+	o.header = headers[data[0] >> 6];
+	rc = macc_dataset_parse_csv_opts((const char *)data + 1, size - 1, "fuzz.csv", &o, &d,
+					 &err);
 	if (rc > 0) {
 		abort();
 	}
@@ -33,8 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (d.n == 0 || d.dim == 0 || d.width != d.dim) {
 			abort();
 		}
-		for (size_t i = 0; i < d.n; i++) {
+		if ((d.ntargets > 0) != (d.t != NULL) || (d.ntargets > 0) == (d.y != NULL)) {
+			abort();
+		}
+		for (size_t i = 0; d.y != NULL && i < d.n; i++) {
 			if (d.y[i] < 0 || (uint32_t)d.y[i] >= d.nclasses) {
+				abort();
+			}
+		}
+		for (size_t i = 0; i < d.n * d.ntargets; i++) {
+			if (!isfinite(d.t[i])) {
 				abort();
 			}
 		}
@@ -47,17 +70,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct macc_partition p = {0};
 			float *m = malloc(d.dim * sizeof(float)), *s = malloc(d.dim * sizeof(float));
 
-			if (macc_partition_make(d.y, d.n, d.nclasses, 3, "dirichlet:0.5", 1, &p,
+			if (macc_partition_make(d.y, d.n, d.nclasses, 3,
+						d.y != NULL ? "dirichlet:0.5" : "iid", 1, &p,
 						&err) == 0) {
 				if (p.offsets[3] != d.n) {
 					abort();
 				}
 			}
 			macc_partition_finish(&p);
-			if (m != NULL && s != NULL) {
+			double *st = malloc(macc_feature_stats_len(d.dim) * sizeof(double));
+
+			if (m != NULL && s != NULL && st != NULL) {
 				macc_dataset_feature_stats(&d, m, s);
 				macc_dataset_standardize_features(&d, m, s);
+				macc_feature_stats_compute(&d, NULL, 0, st);
+				macc_standardizer_from_stats(st, d.dim, m, s);
+				for (size_t k = 0; k < d.dim; k++) {
+					if (!isfinite(m[k]) || !(s[k] > 0.0f) || !isfinite(s[k])) {
+						abort();
+					}
+				}
 			}
+			free(st);
 			free(m);
 			free(s);
 		}
