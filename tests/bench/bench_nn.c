@@ -1,25 +1,36 @@
 /*
  * bench_nn.c - training throughput of the learning core, and a single-agent training driver.
  *
- * Without arguments: for mlp:784-256-128-10 and cnn:lenet5 at batch 16, 64 and 256, times the
- * whole training step (gather the batch, forward, loss, backward, momentum SGD step) for a fixed
- * wall time and prints samples/s. It trains on Fashion-MNIST when the loader finds it, on
- * synthetic data otherwise (the speed is the same: nothing depends on the values).
+ * Without arguments: for mlp:784-256-128-10, cnn:lenet5 and cnn:cifar at batch 16, 64 and 256,
+ * times the whole training step (gather the batch, forward, loss, backward, momentum SGD step)
+ * for a fixed wall time and prints samples/s. It trains on Fashion-MNIST when the loader finds
+ * it, on synthetic data otherwise, and cnn:cifar always on synthetic 3x32x32 data (the speed is
+ * the same: nothing depends on the values).
  *
  * With --train MODEL: trains one agent on Fashion-MNIST exactly like the PyTorch reference
  * (/work/shared/reference/torch_train.py: same batch, lr, momentum, PyTorch-style init, partial
  * last batch dropped) and prints one key=value line per epoch and a final summary line with
  * test_acc= and samples_per_s=, so tests/bench/bench_train.sh can put it beside the reference.
  *
+ * With --sgemm: single-thread cblas_sgemm GFLOP/s (1024^3, and the shapes of the MLP's
+ * forward pass at batch 64), then the MLP 784-256-128-10 at batch 64 on one thread, and the
+ * ratio "samples/s x FLOP per sample / sgemm GFLOP/s" (the share of the sgemm limit reached;
+ * FLOP per sample counts forward, dW and dX except the input layer's: 1.007 MFLOP), all in
+ * one run and in CPU time, so that the ratio means something on a shared machine.
+ *
  *   bench_nn [--threads T] [--seconds S] [--model M (one row of the table)]
+ *   bench_nn --sgemm [--seconds S]
  *   bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] [--momentum M] [--seed S]
  *            [--threads T] [--data SPEC]
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cblas.h>
 
 #include "macc/data.h"
 #include "macc/err.h"
@@ -46,6 +57,33 @@ static double cpu_now(void)
 	return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
+/* n random samples of c x h x w floats in [0, 1) and 10 classes. */
+static int synth(struct macc_dataset *d, size_t n, uint32_t c, uint32_t h, uint32_t w)
+{
+	struct macc_rng rng;
+
+	memset(d, 0, sizeof(*d));
+	d->n = n;
+	d->channels = c;
+	d->height = h;
+	d->width = w;
+	d->dim = (size_t)c * h * w;
+	d->nclasses = 10;
+	d->x = malloc(d->n * d->dim * sizeof(float));
+	d->y = malloc(d->n * sizeof(int32_t));
+	if (!d->x || !d->y) {
+		return -ENOMEM;
+	}
+	macc_rng_seed(&rng, 1, 0);
+	for (size_t i = 0; i < d->n * d->dim; i++) {
+		d->x[i] = (float)macc_rng_uniform(&rng);
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		d->y[i] = (int32_t)macc_rng_below(&rng, 10);
+	}
+	return 0;
+}
+
 /* Fashion-MNIST, or n random samples of 784 floats and 10 classes when it is not installed. */
 static int load(const char *spec, enum macc_split split, size_t n_fallback,
 		struct macc_dataset *d, bool *synthetic)
@@ -60,28 +98,8 @@ static int load(const char *spec, enum macc_split split, size_t n_fallback,
 	if (strcmp(spec, "synthetic") != 0) {
 		fprintf(stderr, "bench_nn: %s: %s\n", spec, err.text);
 	}
-	memset(d, 0, sizeof(*d));
-	d->n = n_fallback;
-	d->dim = 784;
-	d->channels = 1;
-	d->height = d->width = 28;
-	d->nclasses = 10;
-	d->x = malloc(d->n * d->dim * sizeof(float));
-	d->y = malloc(d->n * sizeof(int32_t));
-	if (!d->x || !d->y) {
-		return -ENOMEM;
-	}
-	struct macc_rng rng;
-
-	macc_rng_seed(&rng, 1, 0);
-	for (size_t i = 0; i < d->n * d->dim; i++) {
-		d->x[i] = (float)macc_rng_uniform(&rng);
-	}
-	for (size_t i = 0; i < d->n; i++) {
-		d->y[i] = (int32_t)macc_rng_below(&rng, 10);
-	}
 	*synthetic = true;
-	return 0;
+	return synth(d, n_fallback, 1, 28, 28);
 }
 
 struct trainer {
@@ -146,18 +164,18 @@ static float trainer_step(struct trainer *t, float lr, float momentum)
 
 static int bench(const char *only, int threads, double seconds)
 {
-	static const char *const models[] = {"mlp:784-256-128-10", "cnn:lenet5"};
+	static const char *const models[] = {"mlp:784-256-128-10", "cnn:lenet5", "cnn:cifar"};
 	static const size_t batches[] = {16, 64, 256};
-	struct macc_dataset d;
+	struct macc_dataset d, cifar;
 	bool synthetic;
 	int r = load("fashion-mnist", MACC_SPLIT_TRAIN, 8192, &d, &synthetic);
 
-	if (r < 0) {
+	if (r < 0 || synth(&cifar, 4096, 3, 32, 32) < 0) {
 		return 1;
 	}
 	macc_nn_set_threads(threads);
 	printf("data=%s threads=%d\n", synthetic ? "synthetic" : "fashion-mnist", threads);
-	for (size_t mi = 0; mi < 2; mi++) {
+	for (size_t mi = 0; mi < 3; mi++) {
 		for (size_t bi = 0; bi < 3; bi++) {
 			struct trainer t;
 			size_t steps = 0;
@@ -165,9 +183,10 @@ static int bench(const char *only, int threads, double seconds)
 			if (only && strcmp(only, models[mi]) != 0) {
 				continue;
 			}
-			if (trainer_init(&t, models[mi], &d, batches[bi], 1) < 0) {
+			if (trainer_init(&t, models[mi], mi == 2 ? &cifar : &d, batches[bi], 1) < 0) {
 				trainer_finish(&t);
 				macc_dataset_finish(&d);
+				macc_dataset_finish(&cifar);
 				return 1;
 			}
 			for (int w = 0; w < 3; w++) {
@@ -192,6 +211,7 @@ static int bench(const char *only, int threads, double seconds)
 		}
 	}
 	macc_dataset_finish(&d);
+	macc_dataset_finish(&cifar);
 	return 0;
 }
 
@@ -244,9 +264,91 @@ out:
 	return rc;
 }
 
+/* Single-thread sgemm C[m][n] = A[m][k] B[k][n]^T (the dense forward's form), GFLOP/s in CPU
+ * time over about `seconds`. */
+static double sgemm_gflops(int m, int n, int k, double seconds)
+{
+	float *a = calloc((size_t)m * k, sizeof(float)), *b = calloc((size_t)n * k, sizeof(float));
+	float *c = calloc((size_t)m * n, sizeof(float));
+	double flop = 2.0 * m * n * k, c0, el;
+	size_t reps = 0;
+
+	if (!a || !b || !c) {
+		free(a), free(b), free(c);
+		return 0.0;
+	}
+	for (size_t i = 0; i < (size_t)m * k; i++) {
+		a[i] = (float)(i % 7) * 0.1f;
+	}
+	for (size_t i = 0; i < (size_t)n * k; i++) {
+		b[i] = (float)(i % 5) * 0.1f;
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+	c0 = cpu_now();
+	do {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f,
+			    c, n);
+		reps++;
+		el = cpu_now() - c0;
+	} while (el < seconds);
+	free(a), free(b), free(c);
+	return flop * (double)reps / el / 1e9;
+}
+
+/* MLP training steps on one thread for about `seconds` of CPU time; samples per CPU second. */
+static double mlp_rate(struct trainer *t, double seconds)
+{
+	size_t steps = 0;
+	double c0 = cpu_now(), el;
+
+	do {
+		for (int k = 0; k < 16; k++, steps++) {
+			trainer_step(t, 0.01f, 0.9f);
+		}
+		el = cpu_now() - c0;
+	} while (el < seconds);
+	return (double)(steps * t->batch) / el;
+}
+
+/* The machine is shared: sgemm and the MLP are measured in alternation, five times each,
+ * and the best of each is kept (the least disturbed; both the same way). */
+static int sgemm_limit(double seconds)
+{
+	const double flop_per_sample = 2.0 * (784 * 256 + 256 * 128 + 128 * 10) * 2 +
+				       2.0 * (256 * 128 + 128 * 10);
+	struct macc_dataset d;
+	struct trainer t;
+	bool synthetic;
+	double big = 0.0, l1 = 0.0, sps = 0.0;
+
+	macc_nn_set_threads(1);
+	if (load("fashion-mnist", MACC_SPLIT_TRAIN, 8192, &d, &synthetic) < 0 ||
+	    trainer_init(&t, "mlp:784-256-128-10", &d, 64, 1) < 0) {
+		return 1;
+	}
+	for (int w = 0; w < 20; w++) {
+		trainer_step(&t, 0.01f, 0.9f);
+	}
+	for (int r = 0; r < 5; r++) {
+		big = fmax(big, sgemm_gflops(1024, 1024, 1024, seconds / 5));
+		l1 = fmax(l1, sgemm_gflops(64, 256, 784, seconds / 5));
+		sps = fmax(sps, mlp_rate(&t, seconds / 5));
+	}
+	printf("sgemm threads=1 m=n=k=1024 gflops=%.1f\n", big);
+	printf("sgemm threads=1 m=64 n=256 k=784 gflops=%.1f\n", l1);
+	printf("model=mlp:784-256-128-10 batch=64 threads=1 samples_per_cpu_s=%.0f "
+	       "mflop_per_sample=%.3f gflops=%.1f of_sgemm_1024=%.2f of_sgemm_layer1=%.2f\n",
+	       sps, flop_per_sample / 1e6, sps * flop_per_sample / 1e9,
+	       sps * flop_per_sample / 1e9 / big, sps * flop_per_sample / 1e9 / l1);
+	trainer_finish(&t);
+	macc_dataset_finish(&d);
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_nn [--threads T] [--seconds S] [--model M]\n"
+		"       bench_nn --sgemm [--seconds S]\n"
 		"       bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] "
 		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n");
 }
@@ -259,10 +361,15 @@ int main(int argc, char **argv)
 	float lr = 0.05f, momentum = 0.9f;
 	uint64_t seed = 1;
 	double seconds = 1.5;
+	bool sgemm = false;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--sgemm") == 0) {
+			sgemm = true;
+			continue;
+		}
 		if (!v) {
 			usage();
 			return 2;
@@ -296,6 +403,9 @@ int main(int argc, char **argv)
 	if (epochs < 1 || batch < 1 || threads < 1 || !(seconds > 0)) {
 		usage();
 		return 2;
+	}
+	if (sgemm) {
+		return sgemm_limit(seconds);
 	}
 	if (model) {
 		return train(model, data, epochs, batch, lr, momentum, seed, threads);
