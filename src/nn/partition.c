@@ -290,11 +290,12 @@ int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint
 	if (scheme == NULL || ret == NULL) {
 		return macc_errf(err, -EINVAL, "partition: no scheme");
 	}
-	if (strcmp(scheme, "iid") == 0) {
-		kind = IID;
-	} else if (strncmp(scheme, "label-shards:", 13) == 0 && labels == NULL) {
+	if (labels == NULL && strcmp(scheme, "iid") != 0) {
 		return macc_errf(err, MACC_ESPEC, "partition '%s' needs class labels; the data has "
 				 "regression targets (use iid)", scheme);
+	}
+	if (strcmp(scheme, "iid") == 0) {
+		kind = IID;
 	} else if (strncmp(scheme, "label-shards:", 13) == 0) {
 		kind = SHARDS;
 		if (parse_ulong(scheme + 13, &k) < 0 || k == 0 || k > nclasses) {
@@ -332,10 +333,7 @@ int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint
 	if (nagents == 0) {
 		return macc_errf(err, MACC_ESPEC, "partition '%s': no agents", scheme);
 	}
-	if (labels == NULL && kind != IID) {
-		return macc_errf(err, MACC_ESPEC, "partition '%s' needs class labels; the data has "
-				 "regression targets (use iid)", scheme);
-	}
+
 	if (n > UINT32_MAX) {
 		return macc_errf(err, MACC_EDATA, "partition: %zu samples is too many", n);
 	}
