@@ -293,6 +293,43 @@ void nn_conv2d_forward(float *out, float *colT, float *tmp, const float *in, con
 	}
 }
 
+/*
+ * db[k] += sum of row k (P floats, rows `stride` apart), for k < K. Each sum runs over p in
+ * order, as a plain loop would, but four rows advance together: four independent dependency
+ * chains instead of one, so the adds overlap in the pipeline and every result is bit for bit
+ * the serial one (a vectorised reduction would reassociate and change the bits).
+ */
+static void sum_rows(float *db, const float *z, size_t stride, size_t P, size_t K)
+{
+	size_t k = 0;
+
+	for (; k + 4 <= K; k += 4) {
+		const float *z0 = z + k * stride, *z1 = z0 + stride, *z2 = z1 + stride;
+		const float *z3 = z2 + stride;
+		float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+
+		for (size_t p = 0; p < P; p++) {
+			s0 += z0[p];
+			s1 += z1[p];
+			s2 += z2[p];
+			s3 += z3[p];
+		}
+		db[k] += s0;
+		db[k + 1] += s1;
+		db[k + 2] += s2;
+		db[k + 3] += s3;
+	}
+	for (; k < K; k++) {
+		const float *zk = z + k * stride;
+		float sum = 0.0f;
+
+		for (size_t p = 0; p < P; p++) {
+			sum += zk[p];
+		}
+		db[k] += sum;
+	}
+}
+
 void nn_conv2d_backward(float *din, float *dcolT, float *dz, float *dw, float *db,
 			const float *dout, const float *out, const float *colT, const float *w,
 			const struct nn_conv_shape *s, size_t B, enum nn_act act)
@@ -304,7 +341,6 @@ void nn_conv2d_backward(float *din, float *dcolT, float *dz, float *dw, float *d
 		for (size_t k = 0; k < s->k; k++) {
 			const float *d = dout + (n * s->k + k) * P, *o = out + (n * s->k + k) * P;
 			float *z = dz + k * N + n * P;
-			float sum = 0.0f;
 
 			if (act == NN_ACT_RELU) {
 				nn_relu_backward(z, d, o, P);
@@ -313,11 +349,8 @@ void nn_conv2d_backward(float *din, float *dcolT, float *dz, float *dw, float *d
 			} else {
 				memcpy(z, d, P * sizeof(float));
 			}
-			for (size_t p = 0; p < P; p++) {
-				sum += z[p];
-			}
-			db[k] += sum;
 		}
+		sum_rows(db, dz + n * P, N, P, s->k);
 	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s->k, (int)kk, (int)N, 1.0f, dz,
 		    (int)N, colT, (int)N, 1.0f, dw, (int)kk);
