@@ -21,6 +21,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "layers.h"
 
@@ -367,6 +370,59 @@ void nn_conv2d_backward(float *din, float *dcolT, float *dz, float *dw, float *d
 	}
 }
 
+#if defined(__SSE2__)
+/* Select a where mask is set, else b (SSE2 has no blend). */
+static inline __m128 sel_ps(__m128 mask, __m128 a, __m128 b)
+{
+	return _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b));
+}
+
+static inline __m128i sel_epi32(__m128 mask, __m128i a, __m128i b)
+{
+	__m128i m = _mm_castps_si128(mask);
+
+	return _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b));
+}
+
+/* Four outputs of one output row at once: the even and odd inputs of both rows are split out
+ * of two loads each, then the same three strict comparisons as the scalar code, in the same
+ * order, so values, arg-max offsets and tie-breaking (the first wins) are identical. Returns
+ * the number of outputs done (a multiple of 4). */
+static size_t pool2_row_sse(float *out, uint32_t *arg, const float *in, size_t r0, size_t r1,
+			    size_t ow)
+{
+	const __m128i lane = _mm_set_epi32(6, 4, 2, 0), one = _mm_set1_epi32(1);
+	const __m128i down = _mm_set1_epi32((int)(r1 - r0));
+	size_t ox = 0;
+
+	for (; ox + 4 <= ow; ox += 4) {
+		const float *p0 = in + r0 + 2 * ox, *p1 = in + r1 + 2 * ox;
+		__m128 a0 = _mm_loadu_ps(p0), b0 = _mm_loadu_ps(p0 + 4);
+		__m128 a1 = _mm_loadu_ps(p1), b1 = _mm_loadu_ps(p1 + 4);
+		__m128 v0 = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0));
+		__m128 v1 = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));
+		__m128 v2 = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0));
+		__m128 v3 = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1));
+		__m128i i0 = _mm_add_epi32(_mm_set1_epi32((int)(r0 + 2 * ox)), lane);
+		__m128i best = i0;
+		__m128 m = v0, c;
+
+		c = _mm_cmpgt_ps(v1, m);
+		best = sel_epi32(c, _mm_add_epi32(i0, one), best);
+		m = sel_ps(c, v1, m);
+		c = _mm_cmpgt_ps(v2, m);
+		best = sel_epi32(c, _mm_add_epi32(i0, down), best);
+		m = sel_ps(c, v2, m);
+		c = _mm_cmpgt_ps(v3, m);
+		best = sel_epi32(c, _mm_add_epi32(_mm_add_epi32(i0, down), one), best);
+		m = sel_ps(c, v3, m);
+		_mm_storeu_ps(out + ox, m);
+		_mm_storeu_si128((__m128i *)(void *)(arg + ox), best);
+	}
+	return ox;
+}
+#endif
+
 void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, size_t h,
 			 size_t w, size_t c)
 {
@@ -378,8 +434,14 @@ void nn_maxpool2_forward(float *out, uint32_t *arg, const float *in, size_t B, s
 
 		for (size_t oy = 0; oy < oh; oy++) {
 			const size_t r0 = base + 2 * oy * w, r1 = r0 + w;
+			size_t ox = 0;
 
-			for (size_t ox = 0; ox < ow; ox++, o++) {
+#if defined(__SSE2__)
+			/* offsets are below 2^31: the model checks B * C * H * W (alloc_workspace) */
+			ox = pool2_row_sse(out + o, arg + o, in, r0, r1, ow);
+			o += ox;
+#endif
+			for (; ox < ow; ox++, o++) {
 				/* selects, not branches: which input wins is data-dependent and
 				 * mispredicts half the time; ties keep the first, like PyTorch */
 				size_t i0 = r0 + 2 * ox, i1 = i0 + 1, i2 = r1 + 2 * ox, i3 = i2 + 1;

@@ -1286,6 +1286,27 @@ static void test_pools_match_oracle_and_gradcheck(void **state)
 	assert_memory_equal(a, b, 54 * sizeof(float));
 	assert_memory_equal(aa, ab, sizeof(aa));
 	free(in), free(a), free(b);
+	/* wide rows (the vector path of the 2x2 kernel, then its scalar tail), with ties
+	 * everywhere (ReLU outputs: many zeros; the first maximum must win) and NaN */
+	s = (struct nn_pool_shape){.c = 2, .h = 4, .w = 23, .kh = 2, .kw = 2, .stride = 2};
+	assert_int_equal(nn_pool_shape_finish(&s), 0);
+	size_t nin = 3 * 2 * 4 * 23, nout = 3 * 2 * 2 * 11;
+
+	in = rand_vec(nin, -1, 1);
+	for (size_t i = 0; i < nin; i++) {
+		in[i] = i % 3 == 0 ? 0.0f : in[i] > 0.0f ? in[i] : 0.0f;
+	}
+	in[5] = NAN;
+	in[100] = INFINITY;
+	a = zeros(nout);
+	b = zeros(nout);
+	uint32_t *xa = calloc(nout, sizeof(uint32_t)), *xb = calloc(nout, sizeof(uint32_t));
+
+	nn_maxpool2_forward(a, xa, in, 3, 4, 23, 2);
+	nn_maxpool_forward(b, xb, in, &s, 3);
+	assert_memory_equal(a, b, nout * sizeof(float));
+	assert_memory_equal(xa, xb, nout * sizeof(uint32_t));
+	free(in), free(a), free(b), free(xa), free(xb);
 }
 
 enum act_id { ACT_LEAKY, ACT_SIGMOID, ACT_GELU };
@@ -1381,7 +1402,7 @@ static void test_mse_value_and_gradcheck(void **state)
 	}
 	float got = nn_mse(d, c.p, c.t, B, T, &sse);
 
-	assert_true(fabs(sse - want) < 1e-9 * want);
+	assert_true(fabs(sse - want) < 1e-6 * want);
 	assert_true(fabs((double)got - want / (double)(B * T)) < 1e-6);
 	struct gc_tensor t[] = {{"pred", c.p, B * T, d}};
 
@@ -1398,8 +1419,8 @@ static void test_mse_value_and_gradcheck(void **state)
  * momentum SGD on fixed random data, batch 8, weight decay 1e-4, dropout rng (3, DROPOUT)).
  * Init digests and hashes hold on every machine; parameter digests after training hold for a
  * given BLAS kernel (OPENBLAS_CORETYPE), so they are checked for the kernels they were
- * recorded with; the losses and the parameters' L1 norm are checked on any kernel within
- * float rounding.
+ * recorded with (natively: not under valgrind, whose FMA rounding differs); the losses and
+ * the parameters' L1 norm are checked on any kernel within float rounding.
  */
 static const struct alias_ref {
 	const char *spec;
@@ -1471,6 +1492,9 @@ static uint64_t alias_run(const char *spec, uint64_t *ret_init, float loss[3], d
 static void test_aliases_match_recorded_runs(void **state)
 {
 	const char *core = openblas_get_corename();
+	const char *preload = getenv("LD_PRELOAD");
+	/* valgrind reports another CPU and does not round FMA bit for bit like the CPU */
+	bool emulated = preload != NULL && strstr(preload, "vgpreload") != NULL;
 	bool exact = false;
 
 	(void)state;
@@ -1502,7 +1526,7 @@ static void test_aliases_match_recorded_runs(void **state)
 		} else if (strcasecmp(core, "Sandybridge") == 0) {
 			want = a->sandybridge;
 		}
-		if (want != 0) {
+		if (want != 0 && !emulated) {
 			exact = true;
 			if (d != want) {
 				print_error("%s: digest %016llx, recorded %016llx (kernel %s)\n",
@@ -1513,8 +1537,8 @@ static void test_aliases_match_recorded_runs(void **state)
 		}
 	}
 	if (!exact) {
-		printf("# BLAS kernel %s: no recorded digests, losses and norms checked only\n",
-		       core);
+		printf("# BLAS kernel %s%s: no recorded digests, losses and norms checked only\n",
+		       core, emulated ? " under valgrind" : "");
 	}
 }
 
