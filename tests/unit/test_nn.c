@@ -1771,6 +1771,11 @@ static void test_custom_stack_gradients(void **state)
 			 0.001f, kinked);
 	check_model_grad("input:7,dense:6,gelu,dense:5,sigmoid,dense:4", 4, 0.0f,
 			 (struct gc_opts){.floor = 0.02, .eps = EPS});
+	/* ReLU and tanh that do not follow a dense or conv layer run as layers of their own */
+	check_model_grad("input:2x6x6,conv:3:3,maxpool:2,relu,flatten,tanh,dense:3", 3, 0.0f,
+			 kinked);
+	check_model_grad("input:5,tanh,dense:4,dropout:0.3,tanh,dense:3", 4, 0.0f,
+			 (struct gc_opts){.floor = 0.02, .eps = EPS});
 }
 
 static void test_standardizer_in_model(void **state)
