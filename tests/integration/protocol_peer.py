@@ -12,12 +12,16 @@ sources. Two modes:
   protocol_peer.py run --key FILE --peer-key B64 --model SPEC ... (see --help)
       Take part in a fleet as one neighbour of a macc-agentd: dial it (or accept its
       connection), run the handshake, in the clear or sealed, then exchange one STATE per
-      round, as a peer without data of its own (its gradient is zero), until round R. A
-      session can be closed half-way and the next one accepted on a listening socket
-      (--then-listen), which exercises a new session: fresh nonces, fresh keys, freshness
-      from scratch and the resend of the current round. Everything the peer checks about what
-      the agent sends (signatures, proofs, sealing, freshness, field types) makes it exit 1
-      with a message if it fails. At the end it writes a JSON summary to --status.
+      round, as a peer without data of its own (its gradient is zero), until round R, with
+      raw float32 vectors or with compressed exchange (public copies, resync states). The
+      run is a list of sessions (--legs), each dialed or accepted and ended at a given round,
+      which exercises new sessions: fresh nonces and keys, freshness from scratch, the resend
+      of the current round, and with compression the out-of-sync BYE and the resync states;
+      a resync state that arrives for a round whose difference the peer already applied must
+      equal the peer's decoded copy bit for bit. Everything the peer checks about what the
+      agent sends (signatures, proofs, sealing, freshness, field types, vectors) makes it
+      exit 1 with a message if it fails. At round R it writes a JSON summary to --status and
+      stays connected, answering PINGs, until SIGTERM, when it says BYE.
 
 Needs python3-nacl (Ed25519, X25519, XChaCha20-Poly1305) and python3-msgpack; BLAKE2b comes
 from hashlib.
@@ -378,6 +382,62 @@ def topk_encode(d, frac):
             b''.join(struct.pack('<f', d[i]) for i in keep))
 
 
+def blob_check(blob, tag, n):
+    """Check a compressed vector of encoding `tag` for n values (page: VECTOR ENCODINGS) and
+    return it as (tag, count, payload)."""
+    if len(blob) < 12 or blob[0] != tag or blob[1:4] != bytes(3):
+        raise ProtocolError('malformed: compressed vector header')
+    bn, count = struct.unpack('<II', blob[4:12])
+    want = {1: 12 + 2 * n if count == n else -1,
+            2: 12 + 4 * count + n if count == (n + 255) // 256 else -1,
+            3: 12 + 8 * count if count <= n else -1}[tag]
+    if bn != n or len(blob) != want:
+        raise ProtocolError('malformed: compressed vector of %d bytes, n %d, count %d'
+                            % (len(blob), bn, count))
+    pay = blob[12:]
+    if tag == 1 and any((u & 0x7f80) == 0x7f80 for (u,) in struct.iter_unpack('<H', pay)):
+        raise ProtocolError('malformed: bf16 value not finite')
+    if tag == 2:
+        scales = struct.unpack('<%df' % count, pay[:4 * count])
+        if any(not (0 <= sc <= 3.4028234663852886e38 / 127) for sc in scales) or \
+                0x80 in pay[4 * count:]:
+            raise ProtocolError('malformed: int8 scale or code')
+    if tag == 3:
+        idx = struct.unpack('<%dI' % count, pay[:4 * count])
+        vals = struct.unpack('<%df' % count, pay[4 * count:])
+        if any(i >= n for i in idx) or any(b <= a for a, b in zip(idx, idx[1:])) or \
+                not all(math.isfinite(v) for v in vals):
+            raise ProtocolError('malformed: top-k index or value')
+    return blob
+
+
+def blob_add(acc, blob):
+    """acc += the decoded vector, in float32 (page: VECTOR ENCODINGS)."""
+    tag, n, count = blob[0], len(acc), struct.unpack('<I', blob[8:12])[0]
+    pay = blob[12:]
+    if tag == 1:
+        for i, (u,) in enumerate(struct.iter_unpack('<H', pay)):
+            acc[i] = f32(acc[i] + struct.unpack('<f', struct.pack('<I', u << 16))[0])
+    elif tag == 2:
+        scales = struct.unpack('<%df' % count, pay[:4 * count])
+        codes = struct.unpack('<%db' % n, pay[4 * count:])
+        for i in range(n):
+            acc[i] = f32(acc[i] + f32(scales[i // 256] * codes[i]))
+    else:
+        idx = struct.unpack('<%dI' % count, pay[:4 * count])
+        vals = struct.unpack('<%df' % count, pay[4 * count:])
+        for i, v in zip(idx, vals):
+            acc[i] = f32(acc[i] + v)
+
+
+def compress(spec, d):
+    if spec == 'bf16':
+        return bf16_encode(d)
+    if spec == 'int8':
+        return int8_encode(d)
+    return topk_encode(d, float(spec.split(':')[1]))
+
+
 def fnv1a64(data):
     h = 0xcbf29ce484222325
     for b in data:
@@ -547,6 +607,7 @@ class Session:
         self.tx_on = self.rx_on = False
         self.last_round = None     # freshness of the agent's STATEs on this session
         self.sent_round = None     # our last STATE round on this session
+        self.sent_any = False      # a STATE went out on this session (resync rule)
         self.ping_seq = 0
         self.pongs = 0
         self.eph_pk = self.eph_sk = None
@@ -657,15 +718,21 @@ class Session:
         if self.last_round is not None and b['round'] <= self.last_round:
             raise ProtocolError('replay: STATE round %d after %d' % (b['round'], self.last_round))
         self.last_round = b['round']
-        if ('mom' in b) != (p.algo == 'dmsgd') or 'w' in b or b['enc'] != 0:
-            raise ProtocolError('malformed: unexpected mom, w or enc')
-        x = from_f32le(b['x'])
-        mom = from_f32le(b['mom']) if 'mom' in b else None
-        if not all(math.isfinite(z) for z in x) or \
-                (mom is not None and not all(math.isfinite(z) for z in mom)):
-            raise ProtocolError('nonfinite: STATE of round %d' % b['round'])
+        if ('mom' in b) != (p.algo == 'dmsgd') or 'w' in b:
+            raise ProtocolError('malformed: unexpected mom or w')
+        if b['enc'] not in (0, p.comp_tag):
+            raise ProtocolError('malformed: enc %d, we run %s' % (b['enc'], p.compress))
+        if b['enc'] == 0:
+            x = from_f32le(b['x'])
+            mom = from_f32le(b['mom']) if 'mom' in b else None
+            if not all(math.isfinite(z) for z in x) or \
+                    (mom is not None and not all(math.isfinite(z) for z in mom)):
+                raise ProtocolError('nonfinite: STATE of round %d' % b['round'])
+        else:
+            x = blob_check(b['x'], b['enc'], p.n)
+            mom = blob_check(b['mom'], b['enc'], p.n) if 'mom' in b else None
         p.states_in += 1
-        p.on_neighbour_state(self, b['round'], x, mom)
+        p.on_neighbour_state(self, b['round'], b['enc'], x, mom)
 
     def handle(self, payload):
         m = decode(payload)
@@ -698,8 +765,14 @@ class Session:
         self.sock.close()
 
 
+class OutOfSync(Exception):
+    """Our copy of the agent's public vectors missed a difference: resynchronise."""
+
+
 class Peer:
-    """The learning side: one neighbour, zero gradient, the algorithm's mixing step."""
+    """The learning side: one neighbour, zero gradient, the algorithm's mixing step; with
+    compressed exchange, the public copies of macc-algorithms(7) and the resync rules of
+    macc-protocol(7)."""
 
     def __init__(self, a):
         self.seed = base64.b64decode(open(a.key).read().strip())
@@ -715,29 +788,66 @@ class Peer:
         self.degree = 1
         self.name = a.name
         self.beta, self.omega = a.momentum, a.omega
+        self.compress = a.compress
+        self.comp_tag = {'none': 0, 'bf16': 1, 'int8': 2}.get(a.compress.split(':')[0], 3)
+        self.gamma = a.gossip_step if a.gossip_step > 0 else \
+            (0.2 if self.comp_tag == 3 else 1.0)
         self.round = 0
         self.hold_at = None         # do not send this round's state on the current session
         self.known_round = 0
         self.peer_degree = 1
         self.x = self.v = None
-        self.got = {}               # round -> (x, mom) of the neighbour
+        self.got = {}               # round -> (x, mom) of the neighbour (f32 runs)
+        self.have = set()           # rounds whose neighbour state arrived (compressed runs)
         self.states_in = self.states_out = self.pings_answered = 0
         self.sessions = []
+        # Compressed exchange: our public copies and the agent's, whether the agent's copy is
+        # in sync and the round of the difference it expects next, and our round's blobs.
+        self.hat = self.vhat = self.nhat = self.nvhat = None
+        self.in_sync = False
+        self.hat_next = 0
+        self.blobs = None           # (round, x blob, v blob) prepared for our round
+        self.resync_checks = 0
 
     def weights(self):
         w = 1.0 / (1 + max(self.degree, self.peer_degree))  # Metropolis-Hastings
         return 1.0 - w, w
 
+    def dmsgd(self):
+        return self.algo == 'dmsgd'
+
+    def prepare(self):
+        """Compressed: this round's differences, applied to our own copies as sent."""
+        if self.blobs is not None and self.blobs[0] == self.round:
+            return
+        qx = compress(self.compress, [f32(a - b) for a, b in zip(self.x, self.hat)])
+        blob_add(self.hat, qx)
+        qv = None
+        if self.dmsgd():
+            qv = compress(self.compress, [f32(a - b) for a, b in zip(self.v, self.vhat)])
+            blob_add(self.vhat, qv)
+        self.blobs = (self.round, qx, qv)
+
     def send_state(self, s):
         if self.x is None or self.round >= self.rounds or s.sent_round == self.round or \
                 self.round == self.hold_at:
             return
-        body = body_bytes(self.round, self.n, f32le(self.x),
-                          f32le(self.v) if self.algo == 'dmsgd' else None)
+        enc, x, mom = 0, self.x, self.v if self.dmsgd() else None
+        if self.comp_tag:
+            self.prepare()
+            if s.sent_any:
+                enc, x, mom = self.comp_tag, self.blobs[1], self.blobs[2]
+            else:
+                # The first STATE on every session is a full resync state: our public copies.
+                x, mom = self.hat, self.vhat if self.dmsgd() else None
+        if enc == 0:
+            x, mom = f32le(x), f32le(mom) if mom is not None else None
+        body = body_bytes(self.round, self.n, x, mom, enc=enc)
         t = state_text(self.pub, s.hello['key'], s.nonce, s.hello['nonce'], self.round,
                        blake2b(32, body))
         s.send(state_payload(self.pub, self.sk.sign(t).signature, body))
         s.sent_round = self.round
+        s.sent_any = True
         self.states_out += 1
 
     def on_session_up(self, s):
@@ -745,59 +855,132 @@ class Peer:
                               'agent_round': s.hello['round'], 'our_round': self.round})
         self.advance(s)
 
-    def on_neighbour_state(self, s, rnd, x, mom):
-        if self.x is None:
-            # A peer without parameters of its own starts from the first state it receives.
-            self.x = array('f', x)
-            self.v = array('f', mom) if mom is not None else array('f', bytes(4 * self.n))
-            self.round = rnd
+    def join(self, rnd, x, mom):
+        """A peer without parameters of its own starts from the first state it receives."""
+        self.x = array('f', x)
+        self.v = array('f', mom) if mom is not None else array('f', bytes(4 * self.n))
+        self.round = rnd
+        if self.comp_tag:
+            self.hat, self.vhat = array('f', self.x), array('f', self.v)
+
+    def on_neighbour_state(self, s, rnd, enc, x, mom):
+        if self.comp_tag:
+            self.take_compressed(rnd, enc, x, mom)
+        elif self.x is None:
+            self.join(rnd, x, mom)
         if rnd > self.round:
             self.round = rnd   # the agent is ahead: join its round with our own x and v
         if rnd < self.round:
             return
-        self.got[rnd] = (x, mom)
+        if not self.comp_tag:
+            self.got[rnd] = (x, mom)
+        self.have.add(rnd)
         self.advance(s)
+
+    def take_compressed(self, rnd, enc, x, mom):
+        """Keep the agent's public copies: a full state replaces them, a difference is added
+        only to a copy in sync that expects this round (macc-protocol(7), Compressed
+        exchange)."""
+        if enc == 0:
+            if self.nhat is not None and self.in_sync and self.hat_next == rnd + 1:
+                # We already applied this round's difference: the resync must equal our copy.
+                if self.nhat.tobytes() != array('f', x).tobytes() or \
+                        (mom is not None and self.nvhat.tobytes() != array('f', mom).tobytes()):
+                    raise ProtocolError('resync state of round %d differs from our copy' % rnd)
+                self.resync_checks += 1
+            self.nhat = array('f', x)
+            self.nvhat = array('f', mom) if mom is not None else None
+            self.in_sync, self.hat_next = True, rnd + 1
+            if self.x is None:
+                self.join(rnd, x, mom)
+            return
+        if not self.in_sync or self.hat_next != rnd:
+            why = 'difference for round %d, copy %s, expecting round %d' % (
+                rnd, 'in sync' if self.in_sync else 'out of sync', self.hat_next)
+            self.in_sync = False
+            raise OutOfSync(why)
+        blob_add(self.nhat, x)
+        if mom is not None:
+            blob_add(self.nvhat, mom)
+        self.hat_next = rnd + 1
 
     def advance(self, s):
         """Send this round's state, and update once both states of the round are known."""
         self.send_state(s)
-        while self.round in self.got and s.sent_round == self.round:
-            nx, nm = self.got.pop(self.round)
-            self.step(nx, nm)
+        while self.round in self.have and s.sent_round == self.round:
+            self.have.discard(self.round)
+            if self.comp_tag:
+                self.step_choco()
+            else:
+                nx, nm = self.got.pop(self.round)
+                ws, wn = self.weights()
+                self.step(self.x, self.v, nx, nm, ws, wn)
             self.round += 1
             self.send_state(s)
 
-    def step(self, nx, nm):
-        """One update with a zero gradient (macc-algorithms(7)), the neighbour's values."""
-        ws, wn = self.weights()
+    def step(self, ox, ov, nx, nm, ws, wn):
+        """One update with a zero gradient (macc-algorithms(7)): our values ox, ov mixed with
+        the neighbour's nx, nm at weights ws, wn; x and v are written in place."""
         x, v = self.x, self.v
         if self.algo == 'dmsgd':
             for i in range(self.n):
-                mv = ws * v[i] + wn * nm[i]
+                mv = ws * ov[i] + wn * nm[i]
                 v[i] = self.beta * (self.omega * mv + (1 - self.omega) * v[i])
-                x[i] = ws * x[i] + wn * nx[i] + v[i]
+                x[i] = ws * ox[i] + wn * nx[i] + v[i]
         elif self.algo == 'cdmsgd':
             for i in range(self.n):
                 v[i] = self.beta * v[i]
-                x[i] = ws * x[i] + wn * nx[i] + v[i]
+                x[i] = ws * ox[i] + wn * nx[i] + v[i]
         else:  # cdsgd, dsgd
             for i in range(self.n):
-                x[i] = ws * x[i] + wn * nx[i]
+                x[i] = ws * ox[i] + wn * nx[i]
+
+    def step_choco(self):
+        """CHOCO: mixhat(z) = z + gamma w (zhat_agent - zhat_own), then the algorithm."""
+        _, wn = self.weights()
+        g = self.gamma
+        mx = [a + g * wn * (b - c) for a, b, c in zip(self.x, self.nhat, self.hat)]
+        mv = None
+        if self.dmsgd():
+            mv = [a + g * wn * (b - c) for a, b, c in zip(self.v, self.nvhat, self.vhat)]
+        # mixhat in place of mix: weight 1 on the mixed values, no neighbour term.
+        zeros = [0.0] * self.n
+        self.step(mx, mv if mv is not None else self.v, zeros, zeros, 1.0, 0.0)
 
 
 def run_session(peer, sock, outbound, stop_at, deadline):
-    """One session until the peer reaches round stop_at (whose state it does not send on this
-    session unless stop_at is the end of the run)."""
+    """One session, until the peer has reached round stop_at and has the agent's state of
+    that round (its own state of stop_at goes out on the next session), or until our copy of
+    the agent's public vectors is out of sync (compressed exchange: BYE state, reconnect)."""
     s = Session(peer, sock, outbound)
     peer.hold_at = stop_at if stop_at < peer.rounds else None
     s.send_hello()
     while True:
         if time.monotonic() > deadline:
             raise ProtocolError('run did not finish in time (round %d)' % peer.round)
-        for payload in s.frames(0.5):
-            s.handle(payload)
-            if peer.round >= stop_at:
-                return s
+        try:
+            for payload in s.frames(0.5):
+                s.handle(payload)
+                if peer.round >= peer.rounds or \
+                        (peer.round >= stop_at and peer.round in peer.have):
+                    return s, None
+        except OutOfSync as e:
+            return s, e
+
+
+def connect_leg(a, kind, lsock):
+    """Dial the agent, or accept its dial on lsock (which is then closed, so that a later
+    redial of the agent is refused rather than left waiting in the backlog)."""
+    if kind == 'dial':
+        sock = socket.create_connection(parse_addr(a.connect), timeout=10)
+    else:
+        r, _, _ = select.select([lsock], [], [], 30)
+        if not r:
+            raise ProtocolError('the agent did not dial back within 30 s')
+        sock, _ = lsock.accept()
+        lsock.close()
+    sock.settimeout(None)
+    return sock
 
 
 def parse_addr(a):
@@ -810,28 +993,33 @@ def run(a):
     deadline = time.monotonic() + a.timeout
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    sock = socket.create_connection(parse_addr(a.connect), timeout=10)
-    sock.settimeout(None)
-    first_stop = a.bye_at if a.then_listen else a.rounds
-    s = run_session(peer, sock, True, first_stop, deadline)
-    if a.then_listen:
+    legs = [(leg.split(':')[0], int(leg.split(':')[1]) if ':' in leg else a.rounds)
+            for leg in a.legs.split(',')]
+    # We listen only while we wait for the agent's dial: a connection it makes at another time
+    # would wait unanswered in the backlog until its handshake deadline.
+    lsock = socket.create_server(parse_addr(a.listen)) if legs[0][0] == 'listen' else None
+    for i, (kind, stop) in enumerate(legs):
+        s, out_of_sync = run_session(peer, connect_leg(a, kind, lsock), kind == 'dial',
+                                     stop if i + 1 < len(legs) else a.rounds, deadline)
+        if peer.round >= a.rounds:
+            break
+        if i + 1 == len(legs):
+            raise ProtocolError('the sessions ended at round %d, before the end' % peer.round)
+        if legs[i + 1][0] == 'listen':
+            lsock = socket.create_server(parse_addr(a.listen))
+        if out_of_sync is not None:
+            s.bye(-1012, 'public copy out of sync: %s' % out_of_sync)
+            continue
         if s.pongs == 0:
-            raise ProtocolError('no PONG on the first session')
-        s.bye(0, 'moving to the listening side')
-        lsock = socket.create_server(parse_addr(a.then_listen))
-        r, _, _ = select.select([lsock], [], [], 30)
-        if not r:
-            raise ProtocolError('the agent did not dial back within 30 s')
-        sock, _ = lsock.accept()
-        lsock.close()
-        peer.hold_at = None
-        s = run_session(peer, sock, False, a.rounds, deadline)
+            raise ProtocolError('no PONG on session %d' % (i + 1))
+        s.bye(0, 'moving to the next session')
     # Round R reached: tell the test, then stay until SIGTERM (answering PINGs).
     with open(a.status + '.tmp', 'w') as f:
         json.dump({'round': peer.round, 'states_in': peer.states_in,
                    'states_out': peer.states_out, 'pongs': s.pongs,
                    'pings_answered': peer.pings_answered, 'sessions': peer.sessions,
-                   'rekeys': [s.tx.epoch, s.rx.epoch] if s.tx is not None else [0, 0]}, f)
+                   'rekeys': [s.tx.epoch, s.rx.epoch] if s.tx is not None else [0, 0],
+                   'resync_checks': peer.resync_checks}, f)
     os.rename(a.status + '.tmp', a.status)
     while not stopping and time.monotonic() < deadline:
         try:
@@ -858,8 +1046,12 @@ def main():
     r.add_argument('--rk-frames', type=int, default=1 << 20)
     r.add_argument('--rounds', type=int, required=True, help="the run's number of rounds R")
     r.add_argument('--connect', required=True, help='the agent, HOST:PORT')
-    r.add_argument('--then-listen', help='after --bye-at, accept the agent on HOST:PORT')
-    r.add_argument('--bye-at', type=int, default=0)
+    r.add_argument('--listen', help='where the agent dials us, HOST:PORT')
+    r.add_argument('--legs', default='dial',
+                   help='sessions in turn: dial or listen, each with :ROUND to end it at a '
+                   'round (the last one runs to the end), e.g. dial:5,listen')
+    r.add_argument('--compress', default='none', help='none, bf16, int8 or topk:F')
+    r.add_argument('--gossip-step', type=float, default=0)
     r.add_argument('--name', default='pypeer')
     r.add_argument('--momentum', type=float, default=0.9)
     r.add_argument('--omega', type=float, default=1.0)
