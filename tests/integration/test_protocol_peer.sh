@@ -85,8 +85,8 @@ batch = 64
 rounds = $ROUNDS
 seed = 1
 threads = 1
-round_timeout_ms = 10000
-dead_peer_timeout_ms = 20000
+round_timeout_ms = 30000
+dead_peer_timeout_ms = 60000
 checkpoint_every = 0
 compress = $comp
 
