@@ -204,6 +204,8 @@ bool macc_mixer_expects(const struct macc_mixer *m, uint32_t idx, bool in_edge);
 /* Where gradients are taken, and what is evaluated, digested and checkpointed: x itself, or in
  * push-sum form the de-biased x (mixer-owned, n floats). */
 const float *macc_mixer_model(const struct macc_mixer *m, const float *x);
+/* The push-sum weight w (1 outside push-sum). */
+double macc_mixer_pushsum_weight(const struct macc_mixer *m);
 /* x (push-sum: the numerators) changed outside a step (a local step): refresh the de-biased x.
  * `mixer` is a struct macc_mixer *, typed void so that this is a macc_learner_point callback. */
 void macc_mixer_moved(void *mixer, const float *x);

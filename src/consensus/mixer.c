@@ -571,6 +571,11 @@ const float *macc_mixer_model(const struct macc_mixer *m, const float *x)
 	return m->cfg.pushsum ? m->xdb : x;
 }
 
+double macc_mixer_pushsum_weight(const struct macc_mixer *m)
+{
+	return m->pw;
+}
+
 void macc_mixer_moved(void *mixer, const float *x)
 {
 	struct macc_mixer *m = mixer;
