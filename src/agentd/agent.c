@@ -649,10 +649,10 @@ static void job_peers(struct macc_agent *a)
 	}
 }
 
-/* The work that goes with round `next`'s step: evaluation, checkpoint, next body, distance. */
-static unsigned step_flags(struct macc_agent *a, uint64_t next)
+/* Whether round `next`'s step also evaluates / checkpoints (each asked for once). */
+static unsigned due_flags(struct macc_agent *a, uint64_t next)
 {
-	unsigned flags = JOB_STEP | (late_send(a) ? 0 : JOB_ENCODE);
+	unsigned flags = 0;
 
 	if (due(next, a->cfg.eval_every) ||
 	    (a->cfg.eval_every == 0 && due(next, a->epoch_rounds)) || next == a->total_rounds ||
@@ -665,8 +665,17 @@ static unsigned step_flags(struct macc_agent *a, uint64_t next)
 		flags |= JOB_CKPT;
 		a->ckpt_req = false;
 	}
-	if (next >= a->total_rounds || a->shutdown_req || a->stop_req) {
-		flags &= ~(unsigned)JOB_ENCODE;
+	return flags;
+}
+
+/* The work that goes with round `next`'s step: evaluation, checkpoint, next body, distance. */
+static unsigned step_flags(struct macc_agent *a, uint64_t next)
+{
+	unsigned flags = JOB_STEP | due_flags(a, next);
+	bool last = next >= a->total_rounds || a->shutdown_req || a->stop_req;
+
+	if (!late_send(a) && !last) {
+		flags |= JOB_ENCODE;
 	}
 	if ((flags & (JOB_EVAL | JOB_CKPT)) || a->pause_req || next >= a->total_rounds ||
 	    macc_now_ms() - a->last_dist_ms >= 1000 ||
