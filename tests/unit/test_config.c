@@ -721,6 +721,13 @@ static void test_edge_keys(void **state)
 			       "schedule = matching\nweights = explicit\n", &c, &e),
 			 MACC_ECONFIG);
 	assert_non_null(strstr(e.text, "weights = explicit does not apply"));
+	/* the mixer's one table: robust mixing with local steps combines, with compress not */
+	assert_int_equal(parse("[agent]\nname=a\n[train]\naggregation = clip:auto\n"
+			       "local_steps = 2\n", &c, &e), 0);
+	macc_config_finish(&c);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\naggregation = clip:auto\n"
+			       "compress = int8\n", &c, &e), MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "compress does not support aggregation other than mean"));
 }
 
 static void test_endpoint(void **state)
