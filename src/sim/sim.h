@@ -32,7 +32,7 @@ struct sim_opts {
 	const char *lr_schedule; /* macc_lr_parse */
 	uint32_t epochs;
 	uint64_t rounds;       /* total rounds; 0: epochs * epoch_rounds */
-	uint64_t epoch_rounds; /* rounds per epoch; 0: floor(min shard / batch) */
+	uint64_t epoch_rounds; /* rounds per epoch; 0: the learner's rule (learner.h) */
 	uint32_t batch;
 	float lr, momentum, omega, weight_decay;
 	bool nesterov;
