@@ -1434,7 +1434,6 @@ static int setup_learner(struct macc_agent *a, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc;
 	}
-	a->learner_made = true;
 	a->epoch_rounds = macc_learner_epoch_rounds(&a->learner);
 	a->total_rounds = macc_learner_total_rounds(&a->learner);
 	a->x = calloc(np, sizeof(float));
@@ -1690,12 +1689,8 @@ void agent_finish(struct macc_agent *a)
 	shared_body_unref(a->body);
 	shared_body_unref(job.spare);
 	job.spare = NULL;
-	if (a->learner_made) {
-		macc_learner_finish(&a->learner);
-	}
-	if (a->part_made) {
-		macc_partition_finish(&a->part);
-	}
+	macc_learner_finish(&a->learner);
+	macc_partition_finish(&a->part);
 	macc_dataset_finish(&a->train);
 	macc_dataset_finish(&a->test);
 	macc_model_destroy(a->eval_model);

@@ -187,9 +187,7 @@ struct macc_agent {
 
 	/* Learning: the learner (model, shard, batcher, rngs, epochs) and the mixer (edge.c). */
 	struct macc_learner learner;
-	bool learner_made;
 	struct macc_mixer mixer;
-	bool mixer_made;
 	struct macc_model *eval_model;
 	struct macc_dataset train, test;
 	struct macc_partition part;
@@ -261,7 +259,6 @@ struct macc_agent {
 		struct macc_digraph dg;
 		bool graph_made, dg_made;
 		struct macc_schedule sched;
-		bool sched_made;
 		struct macc_compressor comp;
 		float gamma;
 		float *snap_x, *snap_v; /* public copies of our own vectors as of body_round */

@@ -144,7 +144,6 @@ int edge_config(struct macc_agent *a, struct macc_errmsg *err)
 	}
 	if (rc == 0 && e->varying) {
 		rc = macc_schedule_init(&e->sched, c->schedule, &e->graph, c->seed, err);
-		e->sched_made = rc == 0;
 	}
 	if (rc < 0) {
 		return rc;
@@ -212,7 +211,6 @@ int edge_setup(struct macc_agent *a, bool fresh, struct macc_errmsg *err)
 	if (rc < 0) {
 		return macc_errf(err, rc, "%s: %s", a->cfg.file, me.text);
 	}
-	a->mixer_made = true;
 	if (e->compressed) {
 		e->snap_x = calloc(n, sizeof(float));
 		e->snap_v = calloc(n, sizeof(float));
@@ -322,19 +320,11 @@ void edge_finish(struct macc_agent *a)
 {
 	struct edge *e = &a->edge;
 
-	if (e->sched_made) {
-		macc_schedule_finish(&e->sched);
-	}
-	if (e->graph_made) {
-		macc_graph_finish(&e->graph);
-	}
-	if (e->dg_made) {
-		macc_digraph_finish(&e->dg);
-	}
-	if (a->mixer_made) {
-		macc_mixer_finish(&a->mixer);
-		a->mixer_made = false;
-	}
+	/* each takes zeroed storage (what was never made) */
+	macc_schedule_finish(&e->sched);
+	macc_graph_finish(&e->graph);
+	macc_digraph_finish(&e->dg);
+	macc_mixer_finish(&a->mixer);
 	shared_body_unref(e->full);
 	free(e->snap_x);
 	free(e->snap_v);

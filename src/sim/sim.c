@@ -56,17 +56,19 @@
 /* Samples per evaluation call (workspace of the per-thread evaluation models). */
 #define EVAL_CHUNK 256
 
+/* One configured neighbour of an agent (in- and out-neighbours with push-sum). */
+struct nbr {
+	uint32_t idx;  /* its agent number */
+	bool in, out;  /* it sends to the agent / the agent to it */
+	bool arrived;  /* its state reaches the agent this round (drops) */
+};
+
 struct agent {
 	struct macc_learner learner;
-	bool learner_ready;
 	struct macc_mixer mixer;
-	bool mixer_ready;
 	float *g; /* gradient, P */
-	/* configured neighbours (in- and out-neighbours with push-sum), ascending */
 	uint32_t nnb;
-	uint32_t *nb_idx;
-	bool *nb_in, *nb_out;
-	bool *arrived;            /* this round's drops */
+	struct nbr *nb;           /* [nnb] ascending */
 	struct macc_mixer_in *in; /* [nnb] */
 	struct macc_mixer_out out; /* what it sends this round */
 	int rc;                   /* a failure inside a parallel phase, with its message */
@@ -106,10 +108,8 @@ struct sim {
 	struct macc_hparams hp;
 
 	struct macc_dataset train, test;
-	bool train_loaded, test_loaded;
 	size_t eval_n;
 	struct macc_partition part;
-	bool part_made;
 	struct macc_graph graph;
 	bool graph_made;
 	double *W; /* [n][n]: W, or P for push-sum */
@@ -131,7 +131,7 @@ struct sim {
 	struct macc_digraph dg;
 	bool dg_made;
 	struct macc_schedule sched;
-	bool sched_made, varying;   /* varying: a non-static schedule */
+	bool varying;               /* a non-static schedule */
 	uint32_t *partner, *sched_work;
 	struct macc_compressor comp;
 	bool compressed;
@@ -145,7 +145,7 @@ struct sim {
 	float *stale_x, *stale_v;   /* x^0 and v^0 = 0, what a stale attacker keeps sending */
 	bool failed;
 	struct macc_errmsg fail_err;
-	uint64_t round, epoch_rounds, total_rounds;
+	uint64_t round;
 
 	/* pool */
 	unsigned nthreads;
@@ -267,11 +267,11 @@ static void agent_grad(struct sim *s, uint32_t j)
 /* What agent j's neighbour i delivered this round (nothing when dropped or when it failed). */
 static void gather(const struct sim *s, struct agent *a, uint32_t i)
 {
-	const struct agent *b = &s->agents[a->nb_idx[i]];
+	const struct agent *b = &s->agents[a->nb[i].idx];
 	const struct macc_mixer_out *o = &b->out;
 
 	a->in[i] = (struct macc_mixer_in){
-		.arrived = a->arrived[i] && b->rc == 0,
+		.arrived = a->nb[i].arrived && b->rc == 0,
 		.x = o->x,
 		.v = o->v,
 		.weight = o->weight,
@@ -425,11 +425,11 @@ static void round_start(struct sim *s)
 
 		macc_mixer_begin(&a->mixer, s->round, s->varying ? s->partner[j] : MACC_NO_PARTNER);
 		for (uint32_t i = 0; i < a->nnb && s->o.drop_prob > 0.0; i++) {
-			if (!macc_mixer_expects(&a->mixer, a->nb_idx[i], a->nb_in[i])) {
+			if (!macc_mixer_expects(&a->mixer, a->nb[i].idx, a->nb[i].in)) {
 				continue;
 			}
-			a->arrived[i] = !(macc_rng_uniform(&s->drop_rng) < s->o.drop_prob);
-			s->dropped += !a->arrived[i];
+			a->nb[i].arrived = !(macc_rng_uniform(&s->drop_rng) < s->o.drop_prob);
+			s->dropped += !a->nb[i].arrived;
 			s->messages++;
 		}
 	}
@@ -470,7 +470,7 @@ static uint32_t messages_sent(const struct sim *s, uint32_t j)
 	uint32_t m = 0;
 
 	for (uint32_t i = 0; i < a->nnb; i++) {
-		m += macc_mixer_sends_to(&a->mixer, a->nb_idx[i], a->nb_out[i]);
+		m += macc_mixer_sends_to(&a->mixer, a->nb[i].idx, a->nb[i].out);
 	}
 	return m;
 }
@@ -800,7 +800,6 @@ static int setup_learner(struct sim *s, uint32_t j, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc;
 	}
-	a->learner_ready = true;
 	a->g = xcalloc(s->p, sizeof(float), &rc);
 	return rc;
 }
@@ -816,10 +815,7 @@ static int setup_neighbours(struct sim *s, uint32_t j)
 		links(s, j, l, &in, &out);
 		a->nnb += in || out;
 	}
-	a->nb_idx = xcalloc(a->nnb, sizeof(*a->nb_idx), &rc);
-	a->nb_in = xcalloc(a->nnb, sizeof(*a->nb_in), &rc);
-	a->nb_out = xcalloc(a->nnb, sizeof(*a->nb_out), &rc);
-	a->arrived = xcalloc(a->nnb, sizeof(*a->arrived), &rc);
+	a->nb = xcalloc(a->nnb, sizeof(*a->nb), &rc);
 	a->in = xcalloc(a->nnb, sizeof(*a->in), &rc);
 	if (rc < 0) {
 		return rc;
@@ -827,11 +823,7 @@ static int setup_neighbours(struct sim *s, uint32_t j)
 	for (uint32_t l = 0, i = 0; l < s->n; l++) {
 		links(s, j, l, &in, &out);
 		if (in || out) {
-			a->nb_idx[i] = l;
-			a->nb_in[i] = in;
-			a->nb_out[i] = out;
-			a->arrived[i] = true;
-			i++;
+			a->nb[i++] = (struct nbr){l, in, out, true};
 		}
 	}
 	return 0;
@@ -859,14 +851,13 @@ static int setup_mixer(struct sim *s, uint32_t j, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc == MACC_ECONFIG ? macc_errf(err, rc, "agent %u: %.400s", j, err->text) : rc;
 	}
-	a->mixer_ready = true;
 	w = calloc(a->nnb ? a->nnb : 1, sizeof(double));
 	if (w == NULL) {
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < a->nnb; i++) {
-		w[i] = s->W[(size_t)j * s->n + a->nb_idx[i]];
-		macc_mixer_set_link(&a->mixer, i, a->nb_idx[i], a->nb_in[i], a->nb_out[i]);
+		w[i] = s->W[(size_t)j * s->n + a->nb[i].idx];
+		macc_mixer_set_link(&a->mixer, i, a->nb[i].idx, a->nb[i].in, a->nb[i].out);
 	}
 	macc_mixer_set_row(&a->mixer, s->W[(size_t)j * s->n + j], w);
 	free(w);
@@ -888,8 +879,6 @@ static int setup_agents(struct sim *s, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc;
 	}
-	s->epoch_rounds = macc_learner_epoch_rounds(&s->agents[0].learner);
-	s->total_rounds = macc_learner_total_rounds(&s->agents[0].learner);
 	/* Identical initial parameters on every agent, zero momentum (calloc). */
 	macc_model_init_params(macc_learner_model(&s->agents[0].learner), s->x_cur, s->o.seed);
 	if (s->single || s->centralized) {
@@ -1014,7 +1003,6 @@ static int check_combos(struct sim *s, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc;
 	}
-	s->sched_made = true;
 	s->partner = calloc(s->n, sizeof(*s->partner));
 	s->sched_work = calloc(s->n, sizeof(*s->sched_work));
 	return s->partner == NULL || s->sched_work == NULL ? -ENOMEM : 0;
@@ -1067,15 +1055,12 @@ static int setup_data(struct sim *s, uint32_t nclasses, struct macc_errmsg *err)
 	int rc;
 
 	rc = macc_dataset_load(o->data, MACC_SPLIT_TRAIN, &s->train, err);
+	if (rc == 0) {
+		rc = macc_dataset_load(o->data, MACC_SPLIT_TEST, &s->test, err);
+	}
 	if (rc < 0) {
 		return rc;
 	}
-	s->train_loaded = true;
-	rc = macc_dataset_load(o->data, MACC_SPLIT_TEST, &s->test, err);
-	if (rc < 0) {
-		return rc;
-	}
-	s->test_loaded = true;
 	if (s->train.dim != s->dim || s->test.dim != s->dim) {
 		return macc_errf(err, MACC_EMODEL, "model '%s' takes %zu inputs per sample but data "
 				 "'%s' has %zu", o->model, s->dim, o->data, s->train.dim);
@@ -1096,10 +1081,8 @@ static int setup_data(struct sim *s, uint32_t nclasses, struct macc_errmsg *err)
 	if (s->single) {
 		return 0;
 	}
-	rc = macc_partition_make(s->train.y, s->train.n, s->train.nclasses, s->n, o->partition,
-				 o->seed, &s->part, err);
-	s->part_made = rc == 0;
-	return rc;
+	return macc_partition_make(s->train.y, s->train.n, s->train.nclasses, s->n, o->partition,
+				   o->seed, &s->part, err);
 }
 
 /* The [N][P] blocks: x twice (except one shared model), v twice when it travels. */
@@ -1217,27 +1200,18 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 
 static void agent_finish(struct agent *a)
 {
-	if (a->learner_ready) {
-		macc_learner_finish(&a->learner);
-	}
-	if (a->mixer_ready) {
-		macc_mixer_finish(&a->mixer);
-	}
 	free(a->g);
-	free(a->nb_idx);
-	free(a->nb_in);
-	free(a->nb_out);
-	free(a->arrived);
+	free(a->nb);
 	free(a->in);
 	free(a->px);
 	free(a->pv);
+	macc_learner_finish(&a->learner); /* zeroed ok, as every finish here */
+	macc_mixer_finish(&a->mixer);
 }
 
-void sim_destroy(struct sim *s)
+/* Ends the worker threads (they wait at the start barrier) and frees the pool. */
+static void stop_pool(struct sim *s)
 {
-	if (s == NULL) {
-		return;
-	}
 	if (s->bar_ready) {
 		s->stop = true;
 		if (s->started > 0) {
@@ -1249,15 +1223,21 @@ void sim_destroy(struct sim *s)
 		}
 		barrier_finish(&s->bar);
 	}
-	if (s->eval_models != NULL) {
-		for (unsigned t = 0; t < s->nthreads; t++) {
-			macc_model_destroy(s->eval_models[t]);
-		}
+	for (unsigned t = 0; s->eval_models != NULL && t < s->nthreads; t++) {
+		macc_model_destroy(s->eval_models[t]);
 	}
 	free(s->eval_models);
 	free(s->eval_loss);
 	free(s->eval_cnt);
 	free(s->workers);
+}
+
+void sim_destroy(struct sim *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	stop_pool(s);
 	for (uint32_t j = 0; s->agents != NULL && j < s->n; j++) {
 		agent_finish(&s->agents[j]);
 	}
@@ -1267,12 +1247,6 @@ void sim_destroy(struct sim *s)
 	free(s->stale_v);
 	free(s->partner);
 	free(s->sched_work);
-	if (s->sched_made) {
-		macc_schedule_finish(&s->sched);
-	}
-	if (s->dg_made) {
-		macc_digraph_finish(&s->dg);
-	}
 	free(s->xa);
 	free(s->xb);
 	free(s->va);
@@ -1280,18 +1254,13 @@ void sim_destroy(struct sim *s)
 	free(s->xbar);
 	free(s->gbar);
 	free(s->W);
-	if (s->graph_made) {
-		macc_graph_finish(&s->graph);
-	}
-	if (s->part_made) {
-		macc_partition_finish(&s->part);
-	}
-	if (s->train_loaded) {
-		macc_dataset_finish(&s->train);
-	}
-	if (s->test_loaded) {
-		macc_dataset_finish(&s->test);
-	}
+	/* every finish takes zeroed storage: what was never made */
+	macc_schedule_finish(&s->sched);
+	macc_digraph_finish(&s->dg);
+	macc_graph_finish(&s->graph);
+	macc_partition_finish(&s->part);
+	macc_dataset_finish(&s->train);
+	macc_dataset_finish(&s->test);
 	free(s);
 }
 
@@ -1299,12 +1268,12 @@ void sim_destroy(struct sim *s)
 
 uint64_t sim_epoch_rounds(const struct sim *s)
 {
-	return s->epoch_rounds;
+	return macc_learner_epoch_rounds(&s->agents[0].learner);
 }
 
 uint64_t sim_total_rounds(const struct sim *s)
 {
-	return s->total_rounds;
+	return macc_learner_total_rounds(&s->agents[0].learner);
 }
 
 uint64_t sim_round(const struct sim *s)
