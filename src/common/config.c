@@ -118,7 +118,7 @@ static int set_uint(struct setctx *s, uint64_t min, uint64_t max, uint64_t *ret)
 
 static int set_u32(struct setctx *s, uint32_t min, uint32_t max, uint32_t *ret)
 {
-	uint64_t x;
+	uint64_t x = 0; /* written on success only; gcc -O3 cannot tell */
 	int r = set_uint(s, min, max, &x);
 
 	if (r == 0) {
@@ -565,7 +565,7 @@ static int t_epochs(struct setctx *s)
 
 static int t_rounds(struct setctx *s)
 {
-	uint64_t r;
+	uint64_t r = 0; /* written on success only; gcc -O3 cannot tell */
 	int rc;
 
 	if (s->p->seen_train & (UINT64_C(1) << TK_EPOCHS)) {
