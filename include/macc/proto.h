@@ -5,10 +5,12 @@
  *   1. framing (frame.c): every frame is a u32 big-endian payload length + payload. The stream
  *      decoder takes bytes in arbitrary chunks and yields whole payloads; a length above the
  *      configured maximum is refused (MACC_ETOOBIG) before anything is allocated.
- *   2. sealing (seal.c): once the handshake is done, every frame payload is sealed with
- *      XChaCha20-Poly1305 under X25519-derived, per-direction session keys, negotiated by the
- *      HELLO flag MACC_HELLO_F_SEAL. It sits between 1 and 3 and changes neither: a sealed frame
- *      is an ordinary frame whose payload is ciphertext || 16-byte tag (section 2 below).
+ *   2. sealing (seal.c): once the handshake is done, every frame payload is sealed with an AEAD
+ *      (XChaCha20-Poly1305, or AES-256-GCM when both CPUs run AES in hardware) under
+ *      X25519-derived, per-direction session keys, negotiated by the HELLO flags
+ *      MACC_HELLO_F_SEAL and MACC_HELLO_F_AES256GCM. It sits between 1 and 3 and changes
+ *      neither: a sealed frame is an ordinary frame whose payload is ciphertext || 16-byte tag
+ *      (section 2 below).
  *   3. codec (wire.c): the payload is one msgpack map. Every message has "ver" (protocol
  *      version) and "type". Decoding turns the bytes into the plain structs below at once with a
  *      small validating reader (bounded depth, container counts checked against the bytes left,
@@ -136,22 +138,32 @@ enum macc_msg_type {
 /* "hello", "hello_ack", "state", "ping", "pong", "bye" or "unknown". */
 const char *macc_msg_type_name(int type);
 
-/* HELLO flags. Bits not understood are ignored (but signed by the proof). MACC_HELLO_F_SEAL:
- * the sender seals the session (config encrypt = yes); both sides must agree (MACC_EENCRYPT). */
+/* HELLO flags. Bits not understood are ignored (but signed by the proof, so none can be added
+ * or stripped in transit). MACC_HELLO_F_SEAL: the sender seals the session (config encrypt =
+ * yes); both sides must agree (MACC_EENCRYPT). MACC_HELLO_F_AES256GCM, meaningful only with
+ * MACC_HELLO_F_SEAL: the sender offers the AES-256-GCM suite (its CPU runs AES and carry-less
+ * multiply in hardware, macc_aead_aes_fast); the session uses it when both HELLOs carry the
+ * bit, XChaCha20-Poly1305 otherwise (section 2). */
 enum {
 	MACC_HELLO_F_SEAL = 1u << 0,
+	MACC_HELLO_F_AES256GCM = 1u << 1,
 };
 
 /* When a direction of a sealed session moves to its next key: after `bytes` plaintext payload
  * bytes or `frames` frames under the current key, whichever comes first (0: that count never
  * triggers). Each side picks the schedule of what it SENDS and announces it in its HELLO, so
- * the two sides need not be configured alike. */
+ * the two sides need not be configured alike. Under AES-256-GCM a byte count of 0 or above
+ * MACC_SEAL_GCM_REKEY_BYTES_MAX counts as that maximum (both sides apply the same rule). */
 struct macc_seal_limits {
 	uint64_t bytes;
 	uint64_t frames;
 };
 #define MACC_SEAL_REKEY_BYTES_DEFAULT ((uint64_t)1 << 30) /* 1 GiB */
 #define MACC_SEAL_REKEY_FRAMES_DEFAULT ((uint64_t)1 << 20)
+/* 2^36 bytes (64 GiB) under one AES-256-GCM key: at most 2^32 AES blocks, so the bound on a
+ * distinguisher's advantage ((blocks + frames + 1)^2 / 2^129, CFRG AEAD usage limits) stays
+ * below 2^-64. ChaCha20-Poly1305 needs no such cap at macc's sizes. */
+#define MACC_SEAL_GCM_REKEY_BYTES_MAX ((uint64_t)1 << 36)
 
 #define MACC_NAME_MAX 64  /* agent name, including the NUL */
 #define MACC_ALGO_MAX 32  /* algorithm name ("dmsgd"), including the NUL */
@@ -302,6 +314,7 @@ struct macc_state_prefix {
 /* One direction of a sealed session (see section 2 at the end of this file). */
 struct macc_seal_dir {
 	uint8_t key[MACC_AEAD_KEY_BYTES]; /* key of the current epoch; wiped at every rekey */
+	int aead;         /* the session's suite, enum macc_aead (the same both ways) */
 	uint64_t counter; /* frames sealed (tx) or opened (rx) so far: the next frame's nonce */
 	uint64_t epoch;   /* rekeys so far */
 	uint64_t frames;  /* frames under the current key */
@@ -325,6 +338,7 @@ struct macc_session {
 	bool have_round;
 	/* Sealing (issue 12). Everything below is wiped by macc_session_finish. */
 	bool seal;                                 /* macc_session_enable_seal was called */
+	int aead;                                  /* negotiated suite, valid once have_hello */
 	uint32_t self_flags;                       /* flags of our HELLO */
 	uint32_t peer_flags;                       /* flags of the peer's HELLO */
 	uint8_t self_eph[MACC_KX_PUBKEY_BYTES];    /* our ephemeral public key */
@@ -349,10 +363,11 @@ void macc_session_finish(struct macc_session *s);
  * both values). If `expect` is not NULL, the key must also be that one (an outgoing connection
  * to a configured peer; MACC_EUNKNOWNPEER otherwise). A second HELLO in the same session, or a
  * HELLO that carries our own nonce, is refused (MACC_EREPLAY). Its MACC_HELLO_F_SEAL must equal
- * ours (MACC_EENCRYPT, naming both settings). When sealing, both directional keys are derived
- * here (X25519 via crypto_kx, then crypto_kdf) and the ephemeral secret is wiped; a reflected
- * or low-order ephemeral key is MACC_ECRYPTO. On success returns the index of the key in
- * `allow` and binds the session to it; nothing changes on failure.
+ * ours (MACC_EENCRYPT, naming both settings). When sealing, the suite is chosen from both
+ * HELLOs' flags and both directional keys are derived here (X25519 via crypto_kx, then
+ * crypto_kdf, section 2) and the ephemeral secret is wiped; a reflected or low-order ephemeral
+ * key is MACC_ECRYPTO. On success returns the index of the key in `allow` and binds the session
+ * to it; nothing changes on failure.
  */
 int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h,
 			      const struct macc_pubkey *allow, size_t nallow,
@@ -458,16 +473,28 @@ void macc_session_state_proof(const struct macc_session *s, const struct macc_st
 
 /*
  * A sealed frame is an ordinary frame:  u32 BE L || ciphertext (L - 16 bytes) || tag (16)
- * where ciphertext || tag is XChaCha20-Poly1305 (IETF) of the plaintext payload, with
+ * where ciphertext || tag is the session's AEAD (suite below) of the plaintext payload, with
  *   associated data = the 4 header bytes (so the length cannot be changed),
- *   nonce           = 16 zero bytes || u64 BE counter, the number of frames sealed before it in
- *                     this direction of this session (never sent: the receiver counts too, so a
- *                     replayed, reordered, dropped or foreign frame does not open),
+ *   nonce           = a u64 BE counter, the number of frames sealed before it in this
+ *                     direction of this session, after zero bytes: 16 || counter (24 bytes) for
+ *                     XChaCha20-Poly1305, 4 || counter (12 bytes) for AES-256-GCM. It is never
+ *                     sent: the receiver counts too, so a replayed, reordered, dropped or foreign
+ *                     frame does not open,
  *   key             = the direction's key of the current epoch.
+ * Suite: AES-256-GCM (enum macc_aead 1) when both HELLOs carry MACC_HELLO_F_AES256GCM,
+ * otherwise XChaCha20-Poly1305 (0; the IETF construction: ChaCha20-Poly1305 of RFC 8439 under
+ * HChaCha20(key, first 16 nonce bytes), nonce 0^4 || last 8 nonce bytes; with the nonce above
+ * that subkey is HChaCha20(key, 0^16), one per epoch). The proof of the HELLO_ACK covers both
+ * sides' flags, so a bit added or stripped in transit makes the handshake fail (MACC_EBADSIG)
+ * instead of changing the suite. A side offers AES-256-GCM when macc_aead_aes_fast() (by
+ * default, see macc_session_seal_offer_aes).
  * Keys: (rx, tx) = crypto_kx(our ephemeral key pair, the peer's ephemeral public key), roles by
- * comparing the two public keys; epoch 0 key = crypto_kdf(id 0, "maccseal", kx key); after a
- * frame that reaches the direction's rekey schedule (the sender's HELLO rk_bytes/rk_frames,
- * counted in plaintext payload bytes and frames since the last rekey), both sides step
+ * comparing the two public keys; epoch 0 key = crypto_kdf(id 0, context, kx key) with the
+ * context "maccseal" for XChaCha20-Poly1305 and "maccsgcm" for AES-256-GCM (so no key is ever
+ * used by both suites); after a frame that reaches the direction's rekey schedule (the
+ * sender's HELLO rk_bytes/rk_frames, counted in plaintext payload bytes and frames since the
+ * last rekey; for AES-256-GCM the byte count is capped at MACC_SEAL_GCM_REKEY_BYTES_MAX), both
+ * sides step
  *   key(e+1) = crypto_kdf(id e+1, "maccrkey", key(e))
  * and wipe key(e): no message is exchanged, and a later key does not reveal an earlier one. The
  * counter is never reset. An empty payload seals to a 16-byte tag.
@@ -485,6 +512,17 @@ void macc_session_state_proof(const struct macc_session *s, const struct macc_st
 int macc_session_enable_seal(struct macc_session *s, const struct macc_seal_limits *rekey,
 			     const uint8_t *eph_seed);
 
+/* Offer AES-256-GCM in our HELLO or not (macc_session_enable_seal offers it when
+ * macc_aead_aes_fast()): for tests, and for an operator who wants XChaCha20-Poly1305 only.
+ * Offering it on a CPU without AES instructions works, slowly (libcrypto's constant-time
+ * software AES). Returns 0, or MACC_ESTATE when sealing is not enabled or the peer's HELLO was
+ * already accepted. */
+int macc_session_seal_offer_aes(struct macc_session *s, bool offer);
+
+/* The suite of a sealed session (enum macc_aead), once the peer's HELLO was accepted;
+ * MACC_ESTATE before that or on a session that does not seal. */
+int macc_session_aead(const struct macc_session *s);
+
 /* Put the session's sealing fields into the HELLO we are about to send (after
  * macc_hello_init): flags, ephemeral public key and rekey schedule. Without
  * macc_session_enable_seal it clears them (encrypt = no). */
@@ -500,7 +538,9 @@ bool macc_session_rx_sealed(const struct macc_session *s);
  * appended and the header rewritten. A no-op returning 0 while tx is not sealed, so the daemon
  * can call it on every small frame it encodes (PING, PONG, BYE, ...). Returns 0, -ENOMEM,
  * MACC_ETOOBIG or MACC_EMALFORMED (not one whole frame); on failure the frame is removed from
- * `out` (out->len = start) and the session's counters are unchanged.
+ * `out` (out->len = start) and the session's counters are unchanged. MACC_ECRYPTO (the AEAD
+ * library failed, e.g. out of memory) also removes the frame, but the frame's slot is gone:
+ * close the connection.
  */
 int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t start);
 
@@ -509,7 +549,8 @@ int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t
  * (signed as in macc_session_state_prefix) and the shared body are encrypted in one pass
  * straight into `out`, without copying the body first. `out` is per neighbour; reuse it from
  * round to round (macc_buf_reset keeps the allocation). Needs tx sealed (MACC_ESTATE otherwise:
- * on an unsealed session send prefix + shared body as before). 0, -ENOMEM or MACC_ETOOBIG.
+ * on an unsealed session send prefix + shared body as before). 0, -ENOMEM, MACC_ETOOBIG or
+ * MACC_ECRYPTO (close the connection, as for macc_session_seal_frame).
  */
 int macc_session_seal_state(struct macc_session *s, const struct macc_state_body *body,
 			    struct macc_buf *out);
@@ -525,6 +566,7 @@ int macc_session_seal_state(struct macc_session *s, const struct macc_state_body
  */
 struct macc_seal_ticket {
 	uint8_t key[MACC_AEAD_KEY_BYTES];
+	int aead;
 	uint64_t counter;
 	size_t plen;
 	bool valid;
@@ -533,7 +575,8 @@ int macc_session_seal_reserve(struct macc_session *s, size_t plen, struct macc_s
 
 /* Append the sealed frame (header, ciphertext of the concatenated segments, tag) to `out`
  * and wipe the ticket. The segments must add up to the reserved `plen` (MACC_EMALFORMED
- * otherwise). 0, -ENOMEM, MACC_ESTATE (ticket not valid) or MACC_EMALFORMED. */
+ * otherwise). 0, -ENOMEM, MACC_ESTATE (ticket not valid), MACC_EMALFORMED or MACC_ECRYPTO (the
+ * library failed; the session is then unusable, as for a discarded ticket). */
 int macc_seal_ticket_run(struct macc_seal_ticket *t, const struct macc_iov *m, size_t nm,
 			 struct macc_buf *out);
 void macc_seal_ticket_discard(struct macc_seal_ticket *t);

@@ -20,8 +20,9 @@
  * already authenticated the frame as the peer's); macc_session_verify_state does it on demand.
  *
  * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
- * ephemeral keys, key derivation when the peer's HELLO is accepted, switching each direction on
- * at the HELLO_ACKs); sealing and opening frames is seal.c.
+ * ephemeral keys and both sides' flags, the choice of the AEAD suite and key derivation when
+ * the peer's HELLO is accepted, switching each direction on at the HELLO_ACKs); sealing and
+ * opening frames is seal.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -1236,21 +1237,41 @@ int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *te
 	return 0;
 }
 
-/* Both directions' epoch-0 keys from our ephemeral key pair and the peer's ephemeral key. */
+/* The suite of a session from both HELLOs' flags (proto.h, section 2). */
+static int seal_suite(uint32_t self_flags, uint32_t peer_flags)
+{
+	return (self_flags & peer_flags & MACC_HELLO_F_AES256GCM) != 0 ? MACC_AEAD_AES256GCM
+									: MACC_AEAD_XCHACHA20POLY1305;
+}
+
+/* A direction's rekey schedule as the suite applies it: GCM caps the bytes under one key. */
+static struct macc_seal_limits seal_limits(int aead, struct macc_seal_limits l)
+{
+	if (aead == MACC_AEAD_AES256GCM &&
+	    (l.bytes == 0 || l.bytes > MACC_SEAL_GCM_REKEY_BYTES_MAX)) {
+		l.bytes = MACC_SEAL_GCM_REKEY_BYTES_MAX;
+	}
+	return l;
+}
+
+/* Both directions' epoch-0 keys from our ephemeral key pair and the peer's ephemeral key, for
+ * the suite both HELLOs' flags choose (a context per suite: no key serves two ciphers). */
 static int seal_derive(const struct macc_session *s, const struct macc_hello *h,
 		       struct macc_seal_dir *rx, struct macc_seal_dir *tx)
 {
 	uint8_t krx[MACC_AEAD_KEY_BYTES], ktx[MACC_AEAD_KEY_BYTES];
+	int aead = seal_suite(s->self_flags, h->flags);
+	const char *ctx = aead == MACC_AEAD_AES256GCM ? "maccsgcm" : "maccseal";
 	int rc;
 
 	memset(rx, 0, sizeof(*rx));
 	memset(tx, 0, sizeof(*tx));
 	rc = macc_kx_session_keys(krx, ktx, s->self_eph, s->eph_secret, h->eph);
 	if (rc == 0) {
-		rc = macc_kdf_derive(rx->key, sizeof(rx->key), 0, "maccseal", krx);
+		rc = macc_kdf_derive(rx->key, sizeof(rx->key), 0, ctx, krx);
 	}
 	if (rc == 0) {
-		rc = macc_kdf_derive(tx->key, sizeof(tx->key), 0, "maccseal", ktx);
+		rc = macc_kdf_derive(tx->key, sizeof(tx->key), 0, ctx, ktx);
 	}
 	macc_memzero(krx, sizeof(krx));
 	macc_memzero(ktx, sizeof(ktx));
@@ -1259,8 +1280,10 @@ static int seal_derive(const struct macc_session *s, const struct macc_hello *h,
 		macc_memzero(tx, sizeof(*tx));
 		return rc;
 	}
-	rx->limits = h->rekey;
-	tx->limits = s->self_rekey;
+	rx->aead = aead;
+	tx->aead = aead;
+	rx->limits = seal_limits(aead, h->rekey);
+	tx->limits = seal_limits(aead, s->self_rekey);
 	return 0;
 }
 
@@ -1332,6 +1355,7 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 		}
 		s->rx = rx;
 		s->tx = tx;
+		s->aead = rx.aead;
 		macc_memzero(&rx, sizeof(rx));
 		macc_memzero(&tx, sizeof(tx));
 		/* Forward secrecy: the ephemeral secret is not needed any more. */

@@ -113,13 +113,34 @@ struct pair {
 	struct macc_session a, b;
 };
 
-/* Full handshake between A and B. seal_a/seal_b: enable sealing on that side; eph_a/eph_b: fixed
- * ephemeral seed fill (0: random); lim_*: rekey schedules (NULL: defaults). Returns the first
- * error of the handshake (0 when established). */
-static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, uint8_t eph_b,
-		     const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
+/* How a handshake between A and B goes. seal_*: enable sealing on that side; eph_*: fixed
+ * ephemeral seed fill (0: random); lim_*: rekey schedules (NULL: defaults); aes_*: offer
+ * AES-256-GCM (1), do not (0), or leave macc_session_enable_seal's choice for this CPU (-1);
+ * flip_a: HELLO flag bits a man in the middle flips in A's HELLO on its way to B. */
+struct hs {
+	bool seal_a, seal_b;
+	uint8_t eph_a, eph_b;
+	const struct macc_seal_limits *lim_a, *lim_b;
+	int aes_a, aes_b;
+	uint32_t flip_a;
+};
+
+static void hs_enable(struct macc_session *s, const struct macc_seal_limits *lim, uint8_t eph,
+		      int aes)
 {
-	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES], sa[32], sb[32];
+	uint8_t seed[32];
+
+	memset(seed, eph, sizeof(seed));
+	assert_int_equal(macc_session_enable_seal(s, lim, eph != 0 ? seed : NULL), 0);
+	if (aes >= 0) {
+		assert_int_equal(macc_session_seal_offer_aes(s, aes != 0), 0);
+	}
+}
+
+/* Full handshake; returns the first error of the handshake (0 when established). */
+static int handshake_hs(struct pair *p, const struct hs *o)
+{
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
 	struct macc_hello ha, hb;
 	struct macc_buf fa, fb;
 	struct macc_msg m;
@@ -127,20 +148,19 @@ static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, ui
 
 	memset(na, 0xa0, sizeof(na));
 	memset(nb, 0xb0, sizeof(nb));
-	memset(sa, eph_a, sizeof(sa));
-	memset(sb, eph_b, sizeof(sb));
 	macc_session_init(&p->a, &ida, na);
 	macc_session_init(&p->b, &idb, nb);
-	if (seal_a) {
-		assert_int_equal(macc_session_enable_seal(&p->a, lim_a, eph_a != 0 ? sa : NULL), 0);
+	if (o->seal_a) {
+		hs_enable(&p->a, o->lim_a, o->eph_a, o->aes_a);
 	}
-	if (seal_b) {
-		assert_int_equal(macc_session_enable_seal(&p->b, lim_b, eph_b != 0 ? sb : NULL), 0);
+	if (o->seal_b) {
+		hs_enable(&p->b, o->lim_b, o->eph_b, o->aes_b);
 	}
 	macc_hello_init(&ha, &ida, na, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
 	macc_hello_init(&hb, &idb, nb, MODEL_HASH, NPARAMS, ALGO, 0, 1, "b");
 	macc_session_hello_prepare(&p->a, &ha);
 	macc_session_hello_prepare(&p->b, &hb);
+	ha.flags ^= o->flip_a;
 	macc_buf_init(&fa, 0);
 	macc_buf_init(&fb, 0);
 	assert_int_equal(macc_hello_encode(&fa, &ha), 0);
@@ -165,7 +185,7 @@ static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, ui
 	assert_false(macc_session_tx_sealed(&p->a));
 	assert_int_equal(macc_session_ack_encode(&p->a, &fa), 0);
 	assert_int_equal(macc_session_ack_encode(&p->b, &fb), 0);
-	assert_int_equal(macc_session_tx_sealed(&p->a), seal_a);
+	assert_int_equal(macc_session_tx_sealed(&p->a), o->seal_a);
 	assert_false(macc_session_rx_sealed(&p->b));
 	assert_int_equal(receive(&p->b, fa.data, fa.len, &m, NULL, NULL), 0);
 	assert_int_equal(m.type, MACC_MSG_HELLO_ACK);
@@ -178,7 +198,7 @@ static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, ui
 	if (rc < 0) {
 		goto out;
 	}
-	assert_int_equal(macc_session_rx_sealed(&p->b), seal_b);
+	assert_int_equal(macc_session_rx_sealed(&p->b), o->seal_b);
 	rc = 0;
 out:
 	macc_buf_finish(&fa);
@@ -186,10 +206,32 @@ out:
 	return rc;
 }
 
-static void sealed_pair(struct pair *p, uint8_t eph_a, uint8_t eph_b,
+/* The tests' usual handshake: XChaCha20-Poly1305 on every machine unless a test asks for
+ * another suite, so every byte is the same wherever the tests run. */
+static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, uint8_t eph_b,
+		     const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
+{
+	struct hs o = {seal_a, seal_b, eph_a, eph_b, lim_a, lim_b, 0, 0, 0};
+
+	return handshake_hs(p, &o);
+}
+
+/* A sealed pair on suite `aead` (both offer AES-256-GCM for it, neither for XChaCha). */
+static void sealed_pair(struct pair *p, int aead, uint8_t eph_a, uint8_t eph_b,
 			const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
 {
-	assert_int_equal(handshake(p, true, true, eph_a, eph_b, lim_a, lim_b), 0);
+	int aes = aead == MACC_AEAD_AES256GCM;
+	struct hs o = {true, true, eph_a, eph_b, lim_a, lim_b, aes, aes, 0};
+
+	assert_int_equal(handshake_hs(p, &o), 0);
+	assert_int_equal(macc_session_aead(&p->a), aead);
+	assert_int_equal(macc_session_aead(&p->b), aead);
+}
+
+/* The suite a parametrised test runs (cmocka_unit_test_prestate). */
+static int suite_of(void **state)
+{
+	return *(const int *)*state;
 }
 
 static void pair_finish(struct pair *p)
@@ -227,7 +269,7 @@ static void test_handshake_keys(void **state)
 	struct pair p;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	/* Forward secrecy: the ephemeral secrets are gone once the keys exist. */
 	assert_true(all_zero(p.a.eph_secret, sizeof(p.a.eph_secret)));
 	assert_true(all_zero(p.b.eph_secret, sizeof(p.b.eph_secret)));
@@ -271,7 +313,7 @@ static void test_roundtrip(void **state)
 	struct macc_ping pg = {.seq = 5, .time_ns = 1005};
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&out, 0);
 	macc_buf_init(&plain, 0);
 	/* Both directions, interleaved, many frames. */
@@ -339,7 +381,7 @@ static void test_state(void **state)
 
 	(void)state;
 	macc_rng_seed(&rng, 7, 0);
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&out, 0);
 	for (uint64_t round = 1; round <= 5; round++) {
 		struct macc_state_out so = {.round = round, .nparams = NPARAMS, .x = x, .mom = v};
@@ -427,7 +469,7 @@ static void test_tamper(void **state)
 	size_t flips = 0, opened_fail = 0;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&f1, 0);
 	macc_buf_init(&stream, 0);
 	ping(&p.a, 1, &f1);
@@ -503,7 +545,7 @@ static void test_replay_reorder_truncate(void **state)
 	struct macc_session rx;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&f1, 0);
 	macc_buf_init(&f2, 0);
 	macc_buf_init(&t, 0);
@@ -565,8 +607,8 @@ static void test_other_session(void **state)
 	(void)state;
 	/* Same agents, same session nonces, different ephemeral keys: a frame of one session, at
 	 * the same counter, does not open in the other. */
-	sealed_pair(&p, 0x11, 0x22, NULL, NULL);
-	sealed_pair(&q, 0x33, 0x44, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0x11, 0x22, NULL, NULL);
+	sealed_pair(&q, suite_of(state), 0x33, 0x44, NULL, NULL);
 	macc_buf_init(&f, 0);
 	ping(&p.a, 1, &f);
 	expect_fail(&q.b, f.data, f.len, MACC_EBADSIG);
@@ -593,7 +635,7 @@ static void test_rekey(void **state)
 	uint64_t bytes = 0, epoch_b = 0;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, &la, &lb);
+	sealed_pair(&p, suite_of(state), 0, 0, &la, &lb);
 	assert_int_equal(p.b.rx.limits.frames, 3);
 	assert_int_equal(p.a.rx.limits.bytes, 100);
 	macc_buf_init(&f, 0);
@@ -792,7 +834,7 @@ static void test_ticket(void **state)
 	size_t len1;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&plain, 0);
 	macc_buf_init(&out, 0);
 	assert_int_equal(macc_ping_encode(&plain, MACC_MSG_PING, &pg1), 0);
@@ -846,6 +888,169 @@ static void test_ticket(void **state)
 	pair_finish(&p);
 }
 
+/* Open frame f (as sealed by a session whose tx key was `key` at frame 0) with the AEAD
+ * primitive directly: the wire layout of proto.h section 2 (AD = header, nonce = zeros ||
+ * u64 BE 0, ciphertext || tag), independent of the session code. */
+static int open_raw(int aead, const uint8_t *f, size_t len, const uint8_t *key)
+{
+	uint8_t nonce[MACC_AEAD_NONCE_BYTES] = {0}, *m;
+	size_t clen = len - MACC_FRAME_HDR - MACC_SEAL_OVERHEAD;
+	int rc;
+
+	m = malloc(clen + 1);
+	assert_non_null(m);
+	rc = macc_aead_open(aead, m, f + MACC_FRAME_HDR, clen, f + len - MACC_SEAL_OVERHEAD, f,
+			    MACC_FRAME_HDR, nonce, key);
+	free(m);
+	return rc;
+}
+
+/* The suite both HELLOs choose, and what a man in the middle cannot do about it. */
+static void test_negotiate(void **state)
+{
+	static const struct {
+		int aes_a, aes_b, want;
+	} cases[] = {
+		{1, 1, MACC_AEAD_AES256GCM},
+		{1, 0, MACC_AEAD_XCHACHA20POLY1305},
+		{0, 1, MACC_AEAD_XCHACHA20POLY1305},
+		{0, 0, MACC_AEAD_XCHACHA20POLY1305},
+	};
+	struct pair p, q;
+	struct macc_buf f;
+	struct macc_msg m;
+
+	(void)state;
+	macc_buf_init(&f, 0);
+	/* Both offer it: AES-256-GCM; one or neither: XChaCha20-Poly1305. Frames flow both
+	 * ways either way, and the HELLO carries the bit exactly when its side offers it. */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hs o = {
+			true, true, 0x11, 0x22, NULL, NULL, cases[i].aes_a, cases[i].aes_b, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(macc_session_aead(&p.a), cases[i].want);
+		assert_int_equal(macc_session_aead(&p.b), cases[i].want);
+		assert_int_equal(p.a.tx.aead, cases[i].want);
+		assert_int_equal(p.b.rx.aead, cases[i].want);
+		assert_int_equal((p.a.self_flags & MACC_HELLO_F_AES256GCM) != 0, cases[i].aes_a);
+		assert_int_equal((p.b.peer_flags & MACC_HELLO_F_AES256GCM) != 0, cases[i].aes_a);
+		macc_buf_reset(&f);
+		ping(&p.a, 1, &f);
+		/* The frame is what the suite's primitive makes, under the session's key. */
+		assert_int_equal(open_raw(cases[i].want, f.data, f.len, p.b.rx.key), 0);
+		assert_int_equal(open_raw(1 - cases[i].want, f.data, f.len, p.b.rx.key),
+				 MACC_EBADSIG);
+		expect_ping(&p.b, f.data, f.len, 1);
+		macc_buf_reset(&f);
+		ping(&p.b, 2, &f);
+		expect_ping(&p.a, f.data, f.len, 2);
+		pair_finish(&p);
+	}
+	/* The same ephemeral keys under the two suites give different keys (a KDF context per
+	 * suite), so a frame of one session does not open in the other. */
+	{
+		struct hs g = {true, true, 0x11, 0x22, NULL, NULL, 1, 1, 0};
+		struct hs x = {true, true, 0x11, 0x22, NULL, NULL, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &g), 0);
+		assert_int_equal(handshake_hs(&q, &x), 0);
+		assert_memory_not_equal(p.a.tx.key, q.a.tx.key, MACC_AEAD_KEY_BYTES);
+		assert_memory_not_equal(p.a.rx.key, q.a.rx.key, MACC_AEAD_KEY_BYTES);
+		macc_buf_reset(&f);
+		ping(&p.a, 1, &f);
+		expect_fail(&q.b, f.data, f.len, MACC_EBADSIG);
+		expect_ping(&p.b, f.data, f.len, 1);
+		pair_finish(&p);
+		pair_finish(&q);
+	}
+	/* A man in the middle strips the bit from A's HELLO (to force the other suite), or adds
+	 * it to a HELLO that lacks it. B takes the HELLO as it arrives, so the two sides choose
+	 * different suites, but neither accepts the other's proof: the handshake fails. */
+	for (int add = 0; add <= 1; add++) {
+		struct hs o = {true, true, 0x11, 0x22, NULL, NULL, !add, 1, MACC_HELLO_F_AES256GCM};
+		struct macc_errmsg err = {{0}};
+
+		assert_int_equal(handshake_hs(&p, &o), MACC_EBADSIG); /* B refuses A's ACK */
+		assert_false(p.b.proven);
+		assert_false(macc_session_rx_sealed(&p.b));
+		assert_int_not_equal(macc_session_aead(&p.a), macc_session_aead(&p.b));
+		/* ... and A refuses B's. */
+		macc_buf_reset(&f);
+		assert_int_equal(macc_session_ack_encode(&p.b, &f), 0);
+		assert_int_equal(macc_msg_decode(f.data + 4, f.len - 4, 0, &m, NULL), 0);
+		assert_int_equal(macc_session_verify_ack(&p.a, &m.u.ack, &err), MACC_EBADSIG);
+		assert_false(p.a.proven);
+		assert_false(macc_session_rx_sealed(&p.a));
+		pair_finish(&p);
+	}
+	/* The offer is made before the HELLO, on a sealing session only. */
+	{
+		struct hs o = {true, true, 0, 0, NULL, NULL, -1, -1, 0};
+		struct macc_session s;
+		uint8_t n[MACC_NONCE_BYTES] = {3};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		/* Left to enable_seal, a side offers AES-256-GCM exactly where it is fast. */
+		assert_int_equal((p.a.self_flags & MACC_HELLO_F_AES256GCM) != 0,
+				 macc_aead_aes_fast());
+		assert_int_equal(macc_session_aead(&p.a), macc_aead_aes_fast()
+								 ? MACC_AEAD_AES256GCM
+								 : MACC_AEAD_XCHACHA20POLY1305);
+		assert_int_equal(macc_session_seal_offer_aes(&p.a, false), MACC_ESTATE);
+		pair_finish(&p);
+		macc_session_init(&s, &ida, n);
+		assert_int_equal(macc_session_seal_offer_aes(&s, true), MACC_ESTATE);
+		assert_int_equal(macc_session_aead(&s), MACC_ESTATE);
+		macc_session_finish(&s);
+		assert_int_equal(handshake(&p, false, false, 0, 0, NULL, NULL), 0);
+		assert_int_equal(macc_session_aead(&p.a), MACC_ESTATE);
+		pair_finish(&p);
+	}
+	macc_buf_finish(&f);
+}
+
+/* Under AES-256-GCM no key seals more than MACC_SEAL_GCM_REKEY_BYTES_MAX bytes, whatever the
+ * sender announced; both sides apply the cap, so they still step together. */
+static void test_gcm_rekey_cap(void **state)
+{
+	struct macc_seal_limits never = {.bytes = 0, .frames = 5};
+	struct macc_seal_limits huge = {.bytes = (uint64_t)1 << 40, .frames = 0};
+	struct macc_seal_limits small = {.bytes = 1000, .frames = 0};
+	struct pair p;
+
+	(void)state;
+	{
+		struct hs o = {true, true, 0, 0, &never, &huge, 1, 1, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(p.a.tx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		assert_int_equal(p.a.tx.limits.frames, 5);
+		assert_int_equal(p.b.rx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		assert_int_equal(p.b.tx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		assert_int_equal(p.a.rx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		/* What was announced (and signed) is unchanged. */
+		assert_int_equal(p.a.self_rekey.bytes, 0);
+		assert_int_equal(p.b.peer_rekey.bytes, 0);
+		pair_finish(&p);
+	}
+	{
+		struct hs o = {true, true, 0, 0, &small, &never, 1, 1, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(p.a.tx.limits.bytes, 1000); /* below the cap: as announced */
+		pair_finish(&p);
+	}
+	{
+		struct hs o = {true, true, 0, 0, &never, &huge, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(p.a.tx.limits.bytes, 0); /* XChaCha20-Poly1305: no cap */
+		assert_int_equal(p.b.tx.limits.bytes, (uint64_t)1 << 40);
+		pair_finish(&p);
+	}
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Golden sealed frames                                                                      */
 /* ---------------------------------------------------------------------------------------- */
@@ -891,7 +1096,9 @@ static void check_golden(const char *name, const uint8_t *p, size_t len)
 	free(want);
 }
 
-static void test_golden(void **state)
+/* The golden frames of one suite: a sealed HELLO, PING and STATE (the STATE the first frame
+ * under a stepped key). */
+static void golden_suite(int aead, const char *hello, const char *ping_name, const char *state)
 {
 	struct macc_seal_limits lim = {.bytes = 4096, .frames = 2};
 	struct pair p;
@@ -902,22 +1109,21 @@ static void test_golden(void **state)
 	struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v};
 	uint8_t nonce[MACC_NONCE_BYTES];
 
-	(void)state;
 	for (int i = 0; i < NPARAMS; i++) {
 		x[i] = 0.5f * (float)i - 1.0f;
 		v[i] = -x[i] / 4;
 	}
 	macc_buf_init(&out, 0);
 	/* Fixed identities, session nonces and ephemeral seeds: every byte is deterministic. */
-	sealed_pair(&p, 0x5a, 0x5b, &lim, &lim);
+	sealed_pair(&p, aead, 0x5a, 0x5b, &lim, &lim);
 	memset(nonce, 0xa0, sizeof(nonce));
 	macc_hello_init(&h, &ida, nonce, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
 	macc_session_hello_prepare(&p.a, &h);
 	assert_int_equal(macc_hello_encode(&out, &h), 0);
-	check_golden("hello_sealed.bin", out.data, out.len);
+	check_golden(hello, out.data, out.len);
 	macc_buf_reset(&out);
 	ping(&p.a, 9, &out);
-	check_golden("sealed_ping.bin", out.data, out.len);
+	check_golden(ping_name, out.data, out.len);
 	expect_ping(&p.b, out.data, out.len, 9);
 	/* Frame 2 ends epoch 0; the STATE is frame 3, the first under the stepped key. */
 	macc_buf_reset(&out);
@@ -927,7 +1133,7 @@ static void test_golden(void **state)
 	assert_int_equal(macc_state_body_encode(&body, &so), 0);
 	macc_buf_reset(&out);
 	assert_int_equal(macc_session_seal_state(&p.a, &body, &out), 0);
-	check_golden("sealed_state.bin", out.data, out.len);
+	check_golden(state, out.data, out.len);
 	{
 		struct macc_msg m;
 		uint8_t *payload;
@@ -939,6 +1145,18 @@ static void test_golden(void **state)
 	macc_state_body_finish(&body);
 	macc_buf_finish(&out);
 	pair_finish(&p);
+}
+
+static void test_golden(void **state)
+{
+	(void)state;
+	/* XChaCha20-Poly1305: the bytes of the first sealed protocol, unchanged now that the
+	 * suite runs on libcrypto and AES-256-GCM can be negotiated (a side that does not offer
+	 * it sends the same HELLO as before). */
+	golden_suite(MACC_AEAD_XCHACHA20POLY1305, "hello_sealed.bin", "sealed_ping.bin",
+		     "sealed_state.bin");
+	golden_suite(MACC_AEAD_AES256GCM, "hello_sealed_gcm.bin", "sealed_ping_gcm.bin",
+		     "sealed_state_gcm.bin");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -958,7 +1176,7 @@ struct endpoint {
 };
 
 static void ep_init(struct endpoint *e, const struct macc_identity *id,
-		    const struct macc_identity *peer, uint8_t nfill)
+		    const struct macc_identity *peer, uint8_t nfill, int aead)
 {
 	struct macc_seal_limits lim = {.bytes = 0, .frames = 3};
 	uint8_t nonce[MACC_NONCE_BYTES];
@@ -970,6 +1188,7 @@ static void ep_init(struct endpoint *e, const struct macc_identity *id,
 	memset(nonce, nfill, sizeof(nonce));
 	macc_session_init(&e->s, id, nonce);
 	assert_int_equal(macc_session_enable_seal(&e->s, &lim, NULL), 0);
+	assert_int_equal(macc_session_seal_offer_aes(&e->s, aead == MACC_AEAD_AES256GCM), 0);
 	macc_frame_decoder_init(&e->dec, MACC_FRAME_MAX_HANDSHAKE);
 	macc_buf_init(&e->out, 0);
 	/* Connect: HELLO, and a PING right away (plaintext: our ACK is not sent yet). */
@@ -1085,8 +1304,8 @@ static void test_stream(void **state)
 	(void)state;
 	for (uint64_t seed = 1; seed <= 20; seed++) {
 		macc_rng_seed(&rng, seed, 0);
-		ep_init(&a, &ida, &idb, 0xa0);
-		ep_init(&b, &idb, &ida, 0xb0);
+		ep_init(&a, &ida, &idb, 0xa0, suite_of(state));
+		ep_init(&b, &idb, &ida, 0xb0, suite_of(state));
 		for (int steps = 0; steps < 100000; steps++) {
 			bool moved = macc_rng_below(&rng, 2) == 0 ? pump(&a, &b, &rng)
 								 : pump(&b, &a, &rng);
@@ -1112,20 +1331,26 @@ static void test_stream(void **state)
 
 int main(void)
 {
+	static const int x = MACC_AEAD_XCHACHA20POLY1305, g = MACC_AEAD_AES256GCM;
+	/* Tests of the sealing layer run under both suites. */
+#define BOTH(f) cmocka_unit_test_prestate(f, (void *)&x), cmocka_unit_test_prestate(f, (void *)&g)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_keys),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_state),
-		cmocka_unit_test(test_tamper),
-		cmocka_unit_test(test_replay_reorder_truncate),
-		cmocka_unit_test(test_other_session),
-		cmocka_unit_test(test_rekey),
+		BOTH(test_handshake_keys),
+		BOTH(test_roundtrip),
+		BOTH(test_state),
+		BOTH(test_tamper),
+		BOTH(test_replay_reorder_truncate),
+		BOTH(test_other_session),
+		BOTH(test_rekey),
 		cmocka_unit_test(test_mismatch),
 		cmocka_unit_test(test_mitm_ephemeral),
-		cmocka_unit_test(test_ticket),
+		BOTH(test_ticket),
+		cmocka_unit_test(test_negotiate),
+		cmocka_unit_test(test_gcm_rekey_cap),
 		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_stream),
+		BOTH(test_stream),
 	};
+#undef BOTH
 
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
