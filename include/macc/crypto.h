@@ -1,5 +1,6 @@
 /*
- * crypto.h - identities (Ed25519), hashing (BLAKE2b), randomness and key files.
+ * crypto.h - identities (Ed25519), hashing (BLAKE2b, SHA-256), randomness, key files and the
+ * session encryption primitives.
  *
  * crypto.c is the only file in macc that includes sodium.h; everything else sees the plain
  * structs and fixed-size byte arrays below. An agent's identity is an Ed25519 key pair. The
@@ -29,7 +30,7 @@
  *                                faster than ChaCha20, and much slower where they do not, so a
  *                                session uses it only when both ends offer it (proto.h).
  * libsodium keeps the identities (Ed25519), the key exchange (X25519), the KDF, BLAKE2b and the
- * randomness; libcrypto is used for the two bulk AEADs only, and only here. The sealing
+ * randomness; libcrypto is used for the two bulk AEADs and SHA-256 only, and only here. The sealing
  * function takes its plaintext as a list of segments, so a STATE made of a per-neighbour
  * prefix and a body shared by every neighbour is encrypted in one pass straight into the
  * per-neighbour ciphertext buffer, without first being copied into one contiguous plaintext.
@@ -47,7 +48,7 @@
 #define MACC_SEED_BYTES 32      /* the secret that key files hold */
 #define MACC_SECRETKEY_BYTES 64 /* libsodium's expanded form: seed || public key */
 #define MACC_SIG_BYTES 64
-#define MACC_DIGEST_BYTES 32 /* BLAKE2b-256 */
+#define MACC_DIGEST_BYTES 32 /* BLAKE2b-256 or SHA-256 */
 #define MACC_NONCE_BYTES 32
 #define MACC_KEY_B64_LEN 44  /* base64 of 32 bytes, without the NUL */
 #define MACC_KEY_B64_SIZE 45 /* buffer size for one key in base64 with the NUL */
@@ -132,6 +133,33 @@ int macc_verify(const struct macc_pubkey *pk, const void *msg, size_t len,
 		const uint8_t sig[MACC_SIG_BYTES]);
 
 /* --- hashing, randomness, helpers ------------------------------------------------------- */
+
+/*
+ * STATE digests (values are protocol constants: proto.h). A STATE's signature covers a digest
+ * of its body, so the digest must be collision resistant (the audit trail holds it against the
+ * sender): BLAKE2b-256 (libsodium), which every agent computes and checks, or SHA-256
+ * (libcrypto), which runs 1.6 to 1.8 times as fast where the CPU has SHA-256 instructions (x86
+ * SHA extensions, ARMv8 SHA2) and 2 to 3 times slower where it has not
+ * (tests/bench/bench_crypto.c). Both are 32 bytes.
+ */
+enum macc_digest_alg {
+	MACC_DIGEST_BLAKE2B256 = 0,
+	MACC_DIGEST_SHA256 = 1,
+};
+
+/* "blake2b256", "sha256", or "unknown". */
+const char *macc_digest_name(int alg);
+
+/* out = digest `alg` of in[0..len). 0, MACC_EMALFORMED (unknown alg; out untouched) or
+ * MACC_ECRYPTO (the library failed). */
+int macc_digest(int alg, uint8_t out[MACC_DIGEST_BYTES], const void *in, size_t len);
+
+/* True when this CPU has SHA-256 instructions (x86 SHA extensions; ARMv8 SHA2, AT_HWCAP). */
+bool macc_sha256_fast(void);
+
+/* The digest an agent on this CPU signs its STATEs with: SHA-256 where macc_sha256_fast(),
+ * else BLAKE2b-256. */
+int macc_digest_preferred(void);
 
 /* BLAKE2b with a digest of `outlen` bytes (16..64; MACC_DIGEST_BYTES for STATE digests). */
 void macc_blake2b(uint8_t *out, size_t outlen, const void *in, size_t len);

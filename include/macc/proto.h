@@ -43,15 +43,26 @@
  * float32 (the layout of macc_compress_encode in consensus.h: u8 enc | u8 0 | u16 0 | u32 n |
  * u32 count | payload, scales alongside the codes); the signature covers the body, so exactly
  * what is sent.
- * The body is encoded ONCE per round (macc_state_body_encode) together with its BLAKE2b-256
- * digest. Each neighbour then gets a small prefix (macc_session_state_prefix): frame length,
- * map header, ver, type, from, the signature over
- *       "macc/2/state" || sender key || receiver key || sender nonce || receiver nonce
+ * The body is encoded ONCE per round (macc_state_body_encode) together with its digest
+ * (BLAKE2b-256, or SHA-256: "STATE digests" below). Each neighbour then gets a small prefix
+ * (macc_session_state_prefix): frame length, map header, ver, type, from, the signature over
+ *       domain || sender key || receiver key || sender nonce || receiver nonce
  *       || type (1 byte) || round (u64 BE) || digest
- * and the "body" key with the bin header. The daemon writes prefix and body as two buffers
+ * (domain "macc/2/state" for a BLAKE2b-256 digest, "macc/2/stsha" for SHA-256) and the "body"
+ * key with the bin header. The daemon writes prefix and body as two buffers
  * (uv_write with 2 uv_buf_t); frame bytes are prefix.bytes[0..len) followed by body.buf.
  * Decoding returns pointers into the frame for x and mom (raw LE float32, possibly unaligned):
  * copy them with macc_f32le_load (one memcpy on little-endian hosts).
+ *
+ * STATE digests. A sender signs with BLAKE2b-256 unless both HELLOs allow SHA-256: the sender's
+ * with MACC_HELLO_F_SHA256 (it digests its bodies with SHA-256, chosen where its CPU has SHA-256
+ * instructions) and the receiver's with MACC_HELLO_F_SHA256_OK (it can check SHA-256 digests).
+ * So each direction of a session has one digest, known to both sides from the two HELLOs
+ * (macc_session.tx_digest/rx_digest), and an agent that never announced MACC_HELLO_F_SHA256_OK
+ * (an older one) only ever sees BLAKE2b-256. The proof of the HELLO_ACK covers both sides'
+ * flags, so neither bit can be stripped or added in transit. Both digests are collision
+ * resistant and 32 bytes, so the signed text keeps its length and offsets; its domain names
+ * the digest, so the text alone says how to check it (the audit trail).
  *
  * PING/PONG {seq, time_ns} measure RTT and keep the connection alive; BYE {reason, text} says why
  * a side closes (reason: a MACC_E* code such as MACC_EMODEL). They carry no training state and
@@ -143,10 +154,13 @@ const char *macc_msg_type_name(int type);
  * yes); both sides must agree (MACC_EENCRYPT). MACC_HELLO_F_AES256GCM, meaningful only with
  * MACC_HELLO_F_SEAL: the sender offers the AES-256-GCM suite (its CPU runs AES and carry-less
  * multiply in hardware, macc_aead_aes_fast); the session uses it when both HELLOs carry the
- * bit, XChaCha20-Poly1305 otherwise (section 2). */
+ * bit, XChaCha20-Poly1305 otherwise (section 2). MACC_HELLO_F_SHA256_OK and MACC_HELLO_F_SHA256
+ * choose each direction's STATE digest ("STATE digests" at the top of this file). */
 enum {
 	MACC_HELLO_F_SEAL = 1u << 0,
 	MACC_HELLO_F_AES256GCM = 1u << 1,
+	MACC_HELLO_F_SHA256_OK = 1u << 2, /* the sender checks SHA-256 STATE digests */
+	MACC_HELLO_F_SHA256 = 1u << 3,    /* the sender's STATEs are digested with SHA-256 */
 };
 
 /* When a direction of a sealed session moves to its next key: after `bytes` plaintext payload
@@ -288,15 +302,23 @@ struct macc_state_out {
 	uint32_t enc;
 	const uint8_t *x_blob, *mom_blob;
 	size_t x_len, mom_len;
+	/* The digest to compute (enum macc_digest_alg; 0, BLAKE2b-256, in zeroed storage): the
+	 * one the sender's sessions sign with (macc_session_set_digest), usually
+	 * macc_digest_preferred(). */
+	int digest_alg;
 };
 
 struct macc_state_body {
 	struct macc_buf buf; /* msgpack body bytes, sent as the second buffer of every frame */
-	uint8_t digest[MACC_DIGEST_BYTES]; /* BLAKE2b-256 of buf, computed once */
+	uint8_t digest[MACC_DIGEST_BYTES]; /* digest of buf, computed once */
+	int digest_alg;                    /* which digest (enum macc_digest_alg) */
 	uint64_t round;
 };
 
-/* Encode (replacing any previous content, reusing the allocation) and hash the body. */
+/* Encode (replacing any previous content, reusing the allocation) and hash the body. A
+ * session whose tx digest is not the body's (an older peer) has the other one computed for
+ * its prefix, at the cost of a second pass over the body. MACC_EMALFORMED for an unknown
+ * digest. */
 int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_out *st);
 void macc_state_body_finish(struct macc_state_body *b); /* frees; zeroed storage ok */
 
@@ -339,6 +361,9 @@ struct macc_session {
 	/* Sealing (issue 12). Everything below is wiped by macc_session_finish. */
 	bool seal;                                 /* macc_session_enable_seal was called */
 	int aead;                                  /* negotiated suite, valid once have_hello */
+	/* STATE digests (enum macc_digest_alg) of what we send and what we receive, valid once
+	 * have_hello; BLAKE2b-256 unless both HELLOs allow SHA-256 (top of this file). */
+	int tx_digest, rx_digest;
 	uint32_t self_flags;                       /* flags of our HELLO */
 	uint32_t peer_flags;                       /* flags of the peer's HELLO */
 	uint8_t self_eph[MACC_KX_PUBKEY_BYTES];    /* our ephemeral public key */
@@ -386,7 +411,8 @@ int macc_session_verify_ack(struct macc_session *s, const struct macc_hello_ack 
 			    struct macc_errmsg *err);
 
 /* Build the per-neighbour prefix for `body` on this session (needs have_hello; sending before the
- * peer is proven is allowed, the peer will not accept it before it saw our ACK). */
+ * peer is proven is allowed, the peer will not accept it before it saw our ACK). The signature
+ * is over the session's tx digest: the body's own when they agree, else computed here. */
 int macc_session_state_prefix(const struct macc_session *s, const struct macc_state_body *body,
 			      struct macc_state_prefix *ret_prefix);
 
@@ -411,9 +437,10 @@ int macc_session_accept_state(struct macc_session *s, const struct macc_state *s
 
 /*
  * The text a STATE signature covers, for a third party (the audit trail, macc/audit.h):
- *   "macc/2/state" (12) || sender key (32) || receiver key (32) || sender nonce (32)
- *   || receiver nonce (32) || type 3 (1) || round (u64 BE, 8) || BLAKE2b-256 of the body (32)
- * = MACC_STATE_SIGNED_BYTES bytes, signed with the sender's Ed25519 key. Anyone holding the
+ *   domain (12) || sender key (32) || receiver key (32) || sender nonce (32)
+ *   || receiver nonce (32) || type 3 (1) || round (u64 BE, 8) || digest of the body (32)
+ * = MACC_STATE_SIGNED_BYTES bytes, signed with the sender's Ed25519 key, where the domain is
+ * "macc/2/state" for a BLAKE2b-256 digest and "macc/2/stsha" for SHA-256. Anyone holding the
  * sender's public key can check the signature over it and, given the body bytes, that the body
  * hashes to the digest at its end: proof of what the sender sent, independent of the session.
  */
@@ -424,18 +451,28 @@ int macc_session_accept_state(struct macc_session *s, const struct macc_state *s
 #define MACC_STATE_SIGNED_ROUND 141
 #define MACC_STATE_SIGNED_DIGEST 149
 
-/* Build the signed text of a STATE of `round` with body digest `digest`. */
+/* Build the signed text of a STATE of `round` with the BLAKE2b-256 body digest `digest`. */
 void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
 			    const uint8_t sender_nonce[MACC_NONCE_BYTES],
 			    const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
 			    const uint8_t digest[MACC_DIGEST_BYTES],
 			    uint8_t out[MACC_STATE_SIGNED_BYTES]);
 
+/* The same for a digest of algorithm `alg` (enum macc_digest_alg; an unknown one is taken as
+ * BLAKE2b-256, whose text then does not verify). */
+void macc_state_signed_text_alg(int alg, const struct macc_pubkey *sender,
+				const struct macc_pubkey *receiver,
+				const uint8_t sender_nonce[MACC_NONCE_BYTES],
+				const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
+				const uint8_t digest[MACC_DIGEST_BYTES],
+				uint8_t out[MACC_STATE_SIGNED_BYTES]);
+
 /*
- * Check a signed STATE text on its own: the length and domain prefix, the type byte, that the
- * sender field is `sender` (MACC_EMALFORMED otherwise), and the Ed25519 signature `sig` with
- * `sender` (MACC_EBADSIG). When body is not NULL, also that BLAKE2b-256(body) is the digest in
- * the text (MACC_EBADSIG). On success *ret_round (may be NULL) is the round in the text.
+ * Check a signed STATE text on its own: the length and domain prefix (either digest), the type
+ * byte, that the sender field is `sender` (MACC_EMALFORMED otherwise), and the Ed25519
+ * signature `sig` with `sender` (MACC_EBADSIG). When body is not NULL, also that the digest the
+ * domain names, of the body, is the digest in the text (MACC_EBADSIG). On success *ret_round
+ * (may be NULL) is the round in the text.
  */
 int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *text, size_t len,
 			     const uint8_t sig[MACC_SIG_BYTES], const uint8_t *body,
@@ -444,7 +481,7 @@ int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *te
 /*
  * The explicit check of a STATE's signature on this session, whatever the sealing: sender is the
  * session's peer (MACC_EUNKNOWNPEER), and the Ed25519 signature verifies over the signed header
- * with the BLAKE2b-256 digest of the body (MACC_EBADSIG). Changes nothing. 0 on success.
+ * with the session's rx digest of the body (MACC_EBADSIG). Changes nothing. 0 on success.
  */
 int macc_session_verify_state(const struct macc_session *s, const struct macc_state *st,
 			      struct macc_errmsg *err);
@@ -460,6 +497,7 @@ struct macc_state_proof {
 	uint8_t sender_nonce[MACC_NONCE_BYTES];
 	uint8_t receiver_nonce[MACC_NONCE_BYTES];
 	uint64_t round;
+	int digest_alg; /* the digest in the signed text (the session's rx_digest) */
 	bool checked;
 };
 
@@ -523,9 +561,18 @@ int macc_session_seal_offer_aes(struct macc_session *s, bool offer);
  * MACC_ESTATE before that or on a session that does not seal. */
 int macc_session_aead(const struct macc_session *s);
 
+/* Announce in our HELLO that we check SHA-256 STATE digests (MACC_HELLO_F_SHA256_OK) and sign
+ * ours with `alg` (MACC_HELLO_F_SHA256 for SHA-256), on a sealed session or not: call after
+ * macc_session_init, before sending our HELLO, with the digest the bodies will be encoded with
+ * (struct macc_state_out.digest_alg), usually macc_digest_preferred(). Without this call a
+ * session announces neither and uses BLAKE2b-256 both ways, as older agents do. 0, MACC_ESTATE
+ * (the peer's HELLO was already accepted) or MACC_EMALFORMED (unknown digest). */
+int macc_session_set_digest(struct macc_session *s, int alg);
+
 /* Put the session's sealing fields into the HELLO we are about to send (after
  * macc_hello_init): flags, ephemeral public key and rekey schedule. Without
- * macc_session_enable_seal it clears them (encrypt = no). */
+ * macc_session_enable_seal it clears them (encrypt = no). The flags include the digest bits of
+ * macc_session_set_digest. */
 void macc_session_hello_prepare(const struct macc_session *s, struct macc_hello *h);
 
 /* True when frames we send now must be sealed / frames we receive now are sealed. */

@@ -229,9 +229,12 @@ static void audit_excluded(struct macc_agent *a, size_t i)
 	}
 	memset(&e, 0, sizeof(e));
 	e.key = job.key[i];
-	macc_blake2b(digest, sizeof(digest), sl->body.data, sl->body.len);
-	macc_state_signed_text(&job.key[i], &a->id.pub, sl->snonce, sl->rnonce, job.round, digest,
-			       e.text);
+	if (macc_digest(sl->digest_alg, digest, sl->body.data, sl->body.len) != 0) {
+		job.audit_errors++;
+		return;
+	}
+	macc_state_signed_text_alg(sl->digest_alg, &job.key[i], &a->id.pub, sl->snonce, sl->rnonce,
+				   job.round, digest, e.text);
 	memcpy(e.sig, sl->sig, sizeof(e.sig));
 	snprintf(e.reason, sizeof(e.reason), "%s",
 		 macc_robust_reason_name((enum macc_robust_reason)job.reasons[i]));
@@ -377,6 +380,7 @@ static void work_cb(uv_work_t *w)
 			.nparams = n,
 			.x = a->after_grad ? a->y : a->x,
 			.mom = a->sends_v ? a->v : NULL,
+			.digest_alg = macc_digest_preferred(), /* as the sessions sign (peer.c) */
 		};
 		/* Reuse last round's spare body (its buffer keeps its allocation): no per-round
 		 * allocation and no page faults on a fresh multi-megabyte buffer. */
@@ -941,6 +945,7 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 	memcpy(s->sig, st->sig, sizeof(s->sig));
 	memcpy(s->snonce, sess->peer_nonce, sizeof(s->snonce));
 	memcpy(s->rnonce, sess->self_nonce, sizeof(s->rnonce));
+	s->digest_alg = sess->rx_digest;
 	s->has_sig = true;
 	macc_buf_reset(&s->body);
 	if (a->audit != NULL && macc_buf_append(&s->body, st->body, st->body_len) < 0) {

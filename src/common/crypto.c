@@ -12,17 +12,25 @@
  * Save creates the file with mode 0600 and also fchmods it, so an existing file with looser
  * permissions is tightened before the secret is written.
  *
- * Bulk AEAD (session sealing) runs on libcrypto's EVP interface, everything else on libsodium.
- * Why (tests/bench/bench_crypto.c, 1.88 MB, one thread, both libraries in one run): libcrypto's
- * ChaCha20-Poly1305 and AES-256-GCM use stitched AVX2/AVX-512/VAES (x86) and NEON/ARMv8-crypto
- * code that libsodium 1.0.18 does not have (its XChaCha20-Poly1305 is a ChaCha20 pass plus a
- * separate SSE2 Poly1305 pass; its AES-256-GCM needs AES-NI and is a third slower). The
- * XChaCha suite stays byte-compatible with libsodium: HChaCha20 (libsodium) derives the subkey,
- * ChaCha20-Poly1305 IETF (libcrypto) does the bulk; the unit tests hold it against libsodium's
- * own XChaCha20-Poly1305. With macc's nonces (16 zero bytes || counter) the subkey is
- * HChaCha20(key, 0^16), the same for every frame of an epoch; recomputing it costs ~0.1 us, so
- * it is not cached. An EVP context is made per call (a few hundred nanoseconds): no OpenSSL
- * state outlives a call, so sealing may run on any thread with a ticket's key copy (proto.h).
+ * Bulk AEAD (session sealing) and SHA-256 run on libcrypto's EVP interface, everything else on
+ * libsodium.
+ * Why, in MB/s (tests/bench/bench_crypto.c: 1.88 MB, one thread, both libraries in one run,
+ * on a 2-core AMD EPYC VM with AES-NI, VAES, PCLMULQDQ, AVX2 and SHA extensions):
+ *                         libsodium 1.0.18   libcrypto 3.0    macc (seal / open)
+ *   XChaCha20-Poly1305          1363              -            2149 / 2198 (libcrypto)
+ *   ChaCha20-Poly1305 IETF      1362            2208
+ *   AES-256-GCM            1695 / 1480      3988 / 3994        3938 / 3945 (libcrypto)
+ *   SHA-256                      309            1594
+ *   BLAKE2b-256 / -512           910        843 (-512 only)
+ * libcrypto has stitched AVX2/AVX-512/VAES (x86) and NEON/ARMv8-crypto code that libsodium
+ * 1.0.18 lacks (its XChaCha20-Poly1305 is a ChaCha20 pass plus a separate Poly1305 pass), and
+ * its SHA-256 uses the SHA extensions. The XChaCha suite stays byte-compatible with libsodium:
+ * HChaCha20 (libsodium) derives the subkey, ChaCha20-Poly1305 IETF (libcrypto) does the bulk;
+ * the unit tests hold it against libsodium's own XChaCha20-Poly1305. With macc's nonces (16
+ * zero bytes || counter) the subkey is HChaCha20(key, 0^16), the same for every frame of an
+ * epoch; recomputing it costs ~0.1 us, so it is not cached. An EVP context is made per call
+ * (about a microsecond, bench_crypto's small-message rows): no OpenSSL state outlives a call,
+ * so sealing may run on any thread with a ticket's key copy (proto.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -338,6 +346,56 @@ int macc_verify(const struct macc_pubkey *pk, const void *msg, size_t len,
 		return MACC_ECRYPTO;
 	}
 	return crypto_sign_verify_detached(sig, msg, len, pk->bytes) == 0 ? 0 : MACC_EBADSIG;
+}
+
+const char *macc_digest_name(int alg)
+{
+	switch (alg) {
+	case MACC_DIGEST_BLAKE2B256:
+		return "blake2b256";
+	case MACC_DIGEST_SHA256:
+		return "sha256";
+	default:
+		return "unknown";
+	}
+}
+
+int macc_digest(int alg, uint8_t out[MACC_DIGEST_BYTES], const void *in, size_t len)
+{
+	unsigned n = 0;
+
+	switch (alg) {
+	case MACC_DIGEST_BLAKE2B256:
+		macc_blake2b(out, MACC_DIGEST_BYTES, in, len);
+		return 0;
+	case MACC_DIGEST_SHA256:
+		/* libcrypto's SHA-256 uses the SHA extensions (libsodium's does not: 5x slower). */
+		if (EVP_Digest(in, len, out, &n, EVP_sha256(), NULL) != 1 || n != MACC_DIGEST_BYTES) {
+			return MACC_ECRYPTO;
+		}
+		return 0;
+	default:
+		return MACC_EMALFORMED;
+	}
+}
+
+bool macc_sha256_fast(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("sha");
+#elif defined(__aarch64__) && defined(HWCAP_SHA2)
+	return (getauxval(AT_HWCAP) & HWCAP_SHA2) != 0;
+#elif defined(__arm__) && defined(HWCAP2_SHA2)
+	return (getauxval(AT_HWCAP2) & HWCAP2_SHA2) != 0;
+#else
+	return false;
+#endif
+}
+
+int macc_digest_preferred(void)
+{
+	return macc_sha256_fast() ? MACC_DIGEST_SHA256 : MACC_DIGEST_BLAKE2B256;
 }
 
 void macc_blake2b(uint8_t *out, size_t outlen, const void *in, size_t len)

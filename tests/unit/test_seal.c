@@ -116,13 +116,15 @@ struct pair {
 /* How a handshake between A and B goes. seal_*: enable sealing on that side; eph_*: fixed
  * ephemeral seed fill (0: random); lim_*: rekey schedules (NULL: defaults); aes_*: offer
  * AES-256-GCM (1), do not (0), or leave macc_session_enable_seal's choice for this CPU (-1);
- * flip_a: HELLO flag bits a man in the middle flips in A's HELLO on its way to B. */
+ * flip_a: HELLO flag bits a man in the middle flips in A's HELLO on its way to B; dig_*: 0 no
+ * macc_session_set_digest (an agent from before SHA-256 digests), else set_digest(dig - 1). */
 struct hs {
 	bool seal_a, seal_b;
 	uint8_t eph_a, eph_b;
 	const struct macc_seal_limits *lim_a, *lim_b;
 	int aes_a, aes_b;
 	uint32_t flip_a;
+	int dig_a, dig_b;
 };
 
 static void hs_enable(struct macc_session *s, const struct macc_seal_limits *lim, uint8_t eph,
@@ -155,6 +157,12 @@ static int handshake_hs(struct pair *p, const struct hs *o)
 	}
 	if (o->seal_b) {
 		hs_enable(&p->b, o->lim_b, o->eph_b, o->aes_b);
+	}
+	if (o->dig_a != 0) {
+		assert_int_equal(macc_session_set_digest(&p->a, o->dig_a - 1), 0);
+	}
+	if (o->dig_b != 0) {
+		assert_int_equal(macc_session_set_digest(&p->b, o->dig_b - 1), 0);
 	}
 	macc_hello_init(&ha, &ida, na, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
 	macc_hello_init(&hb, &idb, nb, MODEL_HASH, NPARAMS, ALGO, 0, 1, "b");
@@ -211,7 +219,7 @@ out:
 static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, uint8_t eph_b,
 		     const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
 {
-	struct hs o = {seal_a, seal_b, eph_a, eph_b, lim_a, lim_b, 0, 0, 0};
+	struct hs o = {seal_a, seal_b, eph_a, eph_b, lim_a, lim_b, 0, 0, 0, 0, 0};
 
 	return handshake_hs(p, &o);
 }
@@ -221,7 +229,7 @@ static void sealed_pair(struct pair *p, int aead, uint8_t eph_a, uint8_t eph_b,
 			const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
 {
 	int aes = aead == MACC_AEAD_AES256GCM;
-	struct hs o = {true, true, eph_a, eph_b, lim_a, lim_b, aes, aes, 0};
+	struct hs o = {true, true, eph_a, eph_b, lim_a, lim_b, aes, aes, 0, 0, 0};
 
 	assert_int_equal(handshake_hs(p, &o), 0);
 	assert_int_equal(macc_session_aead(&p->a), aead);
@@ -926,7 +934,7 @@ static void test_negotiate(void **state)
 	 * ways either way, and the HELLO carries the bit exactly when its side offers it. */
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct hs o = {
-			true, true, 0x11, 0x22, NULL, NULL, cases[i].aes_a, cases[i].aes_b, 0};
+			true, true, 0x11, 0x22, NULL, NULL, cases[i].aes_a, cases[i].aes_b, 0, 0, 0};
 
 		assert_int_equal(handshake_hs(&p, &o), 0);
 		assert_int_equal(macc_session_aead(&p.a), cases[i].want);
@@ -950,8 +958,8 @@ static void test_negotiate(void **state)
 	/* The same ephemeral keys under the two suites give different keys (a KDF context per
 	 * suite), so a frame of one session does not open in the other. */
 	{
-		struct hs g = {true, true, 0x11, 0x22, NULL, NULL, 1, 1, 0};
-		struct hs x = {true, true, 0x11, 0x22, NULL, NULL, 0, 0, 0};
+		struct hs g = {true, true, 0x11, 0x22, NULL, NULL, 1, 1, 0, 0, 0};
+		struct hs x = {true, true, 0x11, 0x22, NULL, NULL, 0, 0, 0, 0, 0};
 
 		assert_int_equal(handshake_hs(&p, &g), 0);
 		assert_int_equal(handshake_hs(&q, &x), 0);
@@ -968,7 +976,7 @@ static void test_negotiate(void **state)
 	 * it to a HELLO that lacks it. B takes the HELLO as it arrives, so the two sides choose
 	 * different suites, but neither accepts the other's proof: the handshake fails. */
 	for (int add = 0; add <= 1; add++) {
-		struct hs o = {true, true, 0x11, 0x22, NULL, NULL, !add, 1, MACC_HELLO_F_AES256GCM};
+		struct hs o = {true, true, 0x11, 0x22, NULL, NULL, !add, 1, MACC_HELLO_F_AES256GCM, 0, 0};
 		struct macc_errmsg err = {{0}};
 
 		assert_int_equal(handshake_hs(&p, &o), MACC_EBADSIG); /* B refuses A's ACK */
@@ -986,7 +994,7 @@ static void test_negotiate(void **state)
 	}
 	/* The offer is made before the HELLO, on a sealing session only. */
 	{
-		struct hs o = {true, true, 0, 0, NULL, NULL, -1, -1, 0};
+		struct hs o = {true, true, 0, 0, NULL, NULL, -1, -1, 0, 0, 0};
 		struct macc_session s;
 		uint8_t n[MACC_NONCE_BYTES] = {3};
 
@@ -1021,7 +1029,7 @@ static void test_gcm_rekey_cap(void **state)
 
 	(void)state;
 	{
-		struct hs o = {true, true, 0, 0, &never, &huge, 1, 1, 0};
+		struct hs o = {true, true, 0, 0, &never, &huge, 1, 1, 0, 0, 0};
 
 		assert_int_equal(handshake_hs(&p, &o), 0);
 		assert_int_equal(p.a.tx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
@@ -1035,20 +1043,198 @@ static void test_gcm_rekey_cap(void **state)
 		pair_finish(&p);
 	}
 	{
-		struct hs o = {true, true, 0, 0, &small, &never, 1, 1, 0};
+		struct hs o = {true, true, 0, 0, &small, &never, 1, 1, 0, 0, 0};
 
 		assert_int_equal(handshake_hs(&p, &o), 0);
 		assert_int_equal(p.a.tx.limits.bytes, 1000); /* below the cap: as announced */
 		pair_finish(&p);
 	}
 	{
-		struct hs o = {true, true, 0, 0, &never, &huge, 0, 0, 0};
+		struct hs o = {true, true, 0, 0, &never, &huge, 0, 0, 0, 0, 0};
 
 		assert_int_equal(handshake_hs(&p, &o), 0);
 		assert_int_equal(p.a.tx.limits.bytes, 0); /* XChaCha20-Poly1305: no cap */
 		assert_int_equal(p.b.tx.limits.bytes, (uint64_t)1 << 40);
 		pair_finish(&p);
 	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* STATE digests: BLAKE2b-256 or SHA-256, per direction                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A STATE of `round` from p->a to p->b encoded with body digest `alg`, as the session sends it
+ * (sealed or not), received by B: returns accept_state's result; *ret_payload holds the frame
+ * (caller frees) for further checks of m. */
+static int send_state(struct pair *p, int alg, uint64_t round, struct macc_msg *m,
+		      uint8_t **ret_payload, struct macc_buf *frame)
+{
+	float x[NPARAMS];
+	struct macc_state_out so = {.round = round, .nparams = NPARAMS, .x = x, .digest_alg = alg};
+	struct macc_state_body body = {0};
+	struct macc_state_prefix pre;
+	struct macc_errmsg err = {{0}};
+	int rc;
+
+	for (int i = 0; i < NPARAMS; i++) {
+		x[i] = (float)round - (float)i;
+	}
+	assert_int_equal(macc_state_body_encode(&body, &so), 0);
+	assert_int_equal(body.digest_alg, alg);
+	macc_buf_reset(frame);
+	if (macc_session_tx_sealed(&p->a)) {
+		assert_int_equal(macc_session_seal_state(&p->a, &body, frame), 0);
+	} else {
+		assert_int_equal(macc_session_state_prefix(&p->a, &body, &pre), 0);
+		assert_int_equal(macc_buf_append(frame, pre.bytes, pre.len), 0);
+		assert_int_equal(macc_buf_append(frame, body.buf.data, body.buf.len), 0);
+	}
+	assert_int_equal(receive(&p->b, frame->data, frame->len, m, ret_payload, &err), 0);
+	rc = macc_session_accept_state(&p->b, &m->u.state, NPARAMS, &err);
+	macc_state_body_finish(&body);
+	return rc;
+}
+
+/* The signed text of a received STATE, rebuilt off the session as the audit trail does, and
+ * checked with macc_state_signed_verify (which reads the digest from the text's domain). */
+static int check_offline(const struct pair *p, const struct macc_msg *m, int alg)
+{
+	uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+	const struct macc_state *st = &m->u.state;
+	struct macc_state_proof pr;
+	uint64_t round = 0;
+	int rc;
+
+	macc_session_state_proof(&p->b, st, &pr);
+	assert_int_equal(pr.digest_alg, alg);
+	assert_int_equal(macc_digest(pr.digest_alg, digest, st->body, st->body_len), 0);
+	macc_state_signed_text_alg(pr.digest_alg, &ida.pub, &idb.pub, pr.sender_nonce,
+				   pr.receiver_nonce, pr.round, digest, text);
+	assert_memory_equal(text, alg == MACC_DIGEST_SHA256 ? "macc/2/stsha" : "macc/2/state", 12);
+	rc = macc_state_signed_verify(&ida.pub, text, sizeof(text), pr.sig, st->body, st->body_len,
+				      &round, NULL);
+	if (rc == 0) {
+		assert_int_equal(round, st->round);
+	}
+	return rc;
+}
+
+static void test_digest(void **state)
+{
+	/* dig_a, dig_b (0: older agent, 1: BLAKE2b-256, 2: SHA-256), the digests of A->B and
+	 * B->A, the digest A's body is encoded with. */
+	static const struct {
+		int dig_a, dig_b, a_to_b, b_to_a, body;
+	} cases[] = {
+		{2, 2, MACC_DIGEST_SHA256, MACC_DIGEST_SHA256, MACC_DIGEST_SHA256},
+		{2, 1, MACC_DIGEST_SHA256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_SHA256},
+		{1, 2, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_SHA256, MACC_DIGEST_BLAKE2B256},
+		/* B predates SHA-256 digests: A falls back to BLAKE2b-256 for it, computing it for
+		 * the prefix although its body was digested with SHA-256. */
+		{2, 0, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_SHA256},
+		{0, 2, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256},
+		{0, 0, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256},
+	};
+	struct macc_buf f;
+	struct macc_msg m;
+	struct pair p;
+	uint8_t *payload;
+
+	(void)state;
+	macc_buf_init(&f, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int seal = 0; seal <= 1; seal++) {
+			struct hs o = {seal, seal, 0, 0, NULL, NULL, 0, 0, 0, cases[i].dig_a,
+				       cases[i].dig_b};
+
+			assert_int_equal(handshake_hs(&p, &o), 0);
+			assert_int_equal(p.a.tx_digest, cases[i].a_to_b);
+			assert_int_equal(p.b.rx_digest, cases[i].a_to_b);
+			assert_int_equal(p.b.tx_digest, cases[i].b_to_a);
+			assert_int_equal(p.a.rx_digest, cases[i].b_to_a);
+			/* Plain: B checks the signature on receipt; sealed: not, but the explicit
+			 * check and the offline one (the audit trail's) pass either way. */
+			assert_int_equal(send_state(&p, cases[i].body, 1, &m, &payload, &f), 0);
+			assert_int_equal(macc_session_verify_state(&p.b, &m.u.state, NULL), 0);
+			assert_int_equal(check_offline(&p, &m, cases[i].a_to_b), 0);
+			free(payload);
+			pair_finish(&p);
+		}
+	}
+	/* A body that is not what A signed: refused on a plain session under either digest, and
+	 * by the offline check; a text claiming the other digest does not verify. */
+	for (int dig = 1; dig <= 2; dig++) {
+		struct hs o = {false, false, 0, 0, NULL, NULL, 0, 0, 0, dig, dig};
+		struct macc_state_body body = {0};
+		float x[NPARAMS] = {1, 2, 3};
+		struct macc_state_out so = {.round = 5, .nparams = NPARAMS, .x = x,
+					    .digest_alg = dig - 1};
+		struct macc_state_prefix pre;
+		struct macc_errmsg err = {{0}};
+		uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+		struct macc_state_proof pr;
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(macc_state_body_encode(&body, &so), 0);
+		assert_int_equal(macc_session_state_prefix(&p.a, &body, &pre), 0);
+		macc_buf_reset(&f);
+		assert_int_equal(macc_buf_append(&f, pre.bytes, pre.len), 0);
+		assert_int_equal(macc_buf_append(&f, body.buf.data, body.buf.len), 0);
+		f.data[f.len - 1] ^= 0x01; /* the last byte of x */
+		assert_int_equal(receive(&p.b, f.data, f.len, &m, &payload, &err), 0);
+		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err),
+				 MACC_EBADSIG);
+		assert_int_equal(check_offline(&p, &m, dig - 1), MACC_EBADSIG);
+		/* The untouched body, checked as the other digest's text: refused. */
+		f.data[f.len - 1] ^= 0x01;
+		macc_session_state_proof(&p.b, &m.u.state, &pr);
+		assert_int_equal(macc_digest(2 - dig, digest, m.u.state.body, m.u.state.body_len), 0);
+		macc_state_signed_text_alg(2 - dig, &ida.pub, &idb.pub, pr.sender_nonce,
+					   pr.receiver_nonce, pr.round, digest, text);
+		assert_int_equal(macc_state_signed_verify(&ida.pub, text, sizeof(text), pr.sig,
+							  m.u.state.body, m.u.state.body_len, NULL,
+							  &err),
+				 MACC_EBADSIG);
+		free(payload);
+		macc_state_body_finish(&body);
+		pair_finish(&p);
+	}
+	/* A man in the middle who adds or strips either digest bit in A's HELLO: the proof fails. */
+	{
+		static const uint32_t flips[] = {MACC_HELLO_F_SHA256, MACC_HELLO_F_SHA256_OK};
+
+		for (size_t i = 0; i < 2; i++) {
+			for (int dig = 0; dig <= 2; dig++) {
+				struct hs o = {true, true, 0, 0, NULL, NULL, 0, 0, flips[i], dig, 2};
+
+				assert_int_equal(handshake_hs(&p, &o), MACC_EBADSIG);
+				assert_false(p.b.proven);
+				pair_finish(&p);
+			}
+		}
+	}
+	/* Refusals: an unknown digest, or set after the peer's HELLO. */
+	{
+		struct hs o = {false, false, 0, 0, NULL, NULL, 0, 0, 0, 2, 2};
+		struct macc_state_body body = {0};
+		float x[NPARAMS] = {0};
+		struct macc_state_out so = {.round = 1, .nparams = NPARAMS, .x = x, .digest_alg = 2};
+
+		assert_int_equal(macc_state_body_encode(&body, &so), MACC_EMALFORMED);
+		assert_int_equal(body.buf.len, 0);
+		macc_state_body_finish(&body);
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(macc_session_set_digest(&p.a, MACC_DIGEST_BLAKE2B256), MACC_ESTATE);
+		pair_finish(&p);
+		macc_session_init(&p.a, &ida, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+		assert_int_equal(macc_session_set_digest(&p.a, 7), MACC_EMALFORMED);
+		assert_int_equal(macc_session_set_digest(&p.a, MACC_DIGEST_SHA256), 0);
+		assert_int_equal(p.a.self_flags, MACC_HELLO_F_SHA256_OK | MACC_HELLO_F_SHA256);
+		assert_int_equal(macc_session_set_digest(&p.a, MACC_DIGEST_BLAKE2B256), 0);
+		assert_int_equal(p.a.self_flags, MACC_HELLO_F_SHA256_OK);
+		macc_session_finish(&p.a);
+	}
+	macc_buf_finish(&f);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1157,6 +1343,41 @@ static void test_golden(void **state)
 		     "sealed_state.bin");
 	golden_suite(MACC_AEAD_AES256GCM, "hello_sealed_gcm.bin", "sealed_ping_gcm.bin",
 		     "sealed_state_gcm.bin");
+	/* A plaintext STATE signed over a SHA-256 digest ("macc/2/stsha"), and the HELLO that
+	 * announces it (flags MACC_HELLO_F_SHA256_OK | MACC_HELLO_F_SHA256). */
+	{
+		struct hs o = {false, false, 0, 0, NULL, NULL, 0, 0, 0, 2, 2};
+		struct macc_state_body body = {0};
+		float x[NPARAMS], v[NPARAMS];
+		struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v,
+					    .digest_alg = MACC_DIGEST_SHA256};
+		struct macc_state_prefix pre;
+		struct macc_hello h;
+		struct macc_buf out;
+		uint8_t nonce[MACC_NONCE_BYTES];
+		struct pair p;
+
+		for (int i = 0; i < NPARAMS; i++) {
+			x[i] = 0.5f * (float)i - 1.0f;
+			v[i] = -x[i] / 4;
+		}
+		macc_buf_init(&out, 0);
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		memset(nonce, 0xa0, sizeof(nonce));
+		macc_hello_init(&h, &ida, nonce, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
+		macc_session_hello_prepare(&p.a, &h);
+		assert_int_equal(macc_hello_encode(&out, &h), 0);
+		check_golden("hello_sha256.bin", out.data, out.len);
+		assert_int_equal(macc_state_body_encode(&body, &so), 0);
+		assert_int_equal(macc_session_state_prefix(&p.a, &body, &pre), 0);
+		macc_buf_reset(&out);
+		assert_int_equal(macc_buf_append(&out, pre.bytes, pre.len), 0);
+		assert_int_equal(macc_buf_append(&out, body.buf.data, body.buf.len), 0);
+		check_golden("state_sha256.bin", out.data, out.len);
+		macc_state_body_finish(&body);
+		macc_buf_finish(&out);
+		pair_finish(&p);
+	}
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1347,6 +1568,7 @@ int main(void)
 		BOTH(test_ticket),
 		cmocka_unit_test(test_negotiate),
 		cmocka_unit_test(test_gcm_rekey_cap),
+		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_golden),
 		BOTH(test_stream),
 	};
