@@ -329,11 +329,13 @@ static int aead_ref(int aead, uint8_t *c, uint8_t *tag, const uint8_t *m, size_t
 }
 
 /* Every suite against its reference, byte for byte, over every way of splitting messages of
- * awkward lengths (around the ChaCha20 and GCM blocks and the 32 KB pieces) into segments. */
+ * awkward lengths into segments. */
 static void aead_iov_suite(int aead)
 {
-	static const size_t lens[] = {0,     1,     15,    16,    63,    64,    65,   127,
-				      1000,  16383, 16384, 16385, 32767, 32768, 32769, 70000};
+	/* Around the blocks, the 4 KB switch from libsodium to libcrypto and the 64 KB pieces. */
+	static const size_t lens[] = {0,     1,     15,    16,    63,    64,    65,    127,
+				      1000,  4095,  4096,  4097,  16383, 16384, 65535, 65536,
+				      65537, 70000};
 	const size_t max = 70000;
 	uint8_t key[32], nonce[24], ad[4] = {0, 0, 1, 2};
 	uint8_t *m = malloc(max), *ref = malloc(max), *c = malloc(max), *back = malloc(max);
@@ -397,37 +399,38 @@ static void aead_iov_suite(int aead)
 			assert_memory_equal(c, m, len);
 		}
 	}
-	/* In place with one segment. */
-	memcpy(c, m, 1000);
-	{
-		struct macc_iov v = {c, 1000};
+	/* In place with one segment, and refusals, below and above the 4 KB switch. */
+	for (size_t n = 1000; n <= 70000; n += 69000) {
+		struct macc_iov v = {c, n};
 
+		memcpy(c, m, n);
 		assert_int_equal(macc_aead_seal_iov(aead, c, t, &v, 1, ad, 4, nonce, key), 0);
-	}
-	assert_int_equal(aead_ref(aead, ref, tref, m, 1000, ad, 4, nonce, key), 0);
-	assert_memory_equal(c, ref, 1000);
-	assert_memory_equal(t, tref, 16);
-	/* Any change of key, nonce, associated data, ciphertext or tag: refused, output wiped. */
-	for (int what = 0; what < 5; what++) {
-		uint8_t k2[32], n2[24], a2[4], t2[16];
+		assert_int_equal(aead_ref(aead, ref, tref, m, n, ad, 4, nonce, key), 0);
+		assert_memory_equal(c, ref, n);
+		assert_memory_equal(t, tref, 16);
+		/* Any change of key, nonce, associated data, ciphertext or tag: refused, output
+		 * wiped. */
+		for (int what = 0; what < 5; what++) {
+			uint8_t k2[32], n2[24], a2[4], t2[16];
 
-		memcpy(k2, key, 32);
-		memcpy(n2, nonce, 24);
-		memcpy(a2, ad, 4);
-		memcpy(t2, tref, 16);
-		memcpy(c, ref, 1000);
-		switch (what) {
-		case 0: k2[5] ^= 1; break;
-		case 1: n2[nlen - 1] ^= 1; break;
-		case 2: a2[3] ^= 0x80; break;
-		case 3: c[999] ^= 0x10; break;
-		default: t2[0] ^= 1; break;
-		}
-		memset(back, 0x55, 1000);
-		assert_int_equal(macc_aead_open(aead, back, c, 1000, t2, a2, 4, n2, k2),
-				 MACC_EBADSIG);
-		for (size_t i = 0; i < 1000; i++) {
-			assert_int_equal(back[i], 0);
+			memcpy(k2, key, 32);
+			memcpy(n2, nonce, 24);
+			memcpy(a2, ad, 4);
+			memcpy(t2, tref, 16);
+			memcpy(c, ref, n);
+			switch (what) {
+			case 0: k2[5] ^= 1; break;
+			case 1: n2[nlen - 1] ^= 1; break;
+			case 2: a2[3] ^= 0x80; break;
+			case 3: c[n - 1] ^= 0x10; break;
+			default: t2[0] ^= 1; break;
+			}
+			memset(back, 0x55, n);
+			assert_int_equal(macc_aead_open(aead, back, c, n, t2, a2, 4, n2, k2),
+					 MACC_EBADSIG);
+			for (size_t i = 0; i < n; i++) {
+				assert_int_equal(back[i], 0);
+			}
 		}
 	}
 out:

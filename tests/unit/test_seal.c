@@ -455,6 +455,49 @@ static void test_state(void **state)
 		macc_identity_finish(&c);
 		macc_session_finish(&forged);
 	}
+	/* A STATE of 80 KB (above the size where crypto.c moves from libsodium to libcrypto):
+	 * opens, and does not open with any one bit flipped in its ciphertext or tag. */
+	{
+		enum { BIG = 10000 };
+		float *bx = calloc(BIG, sizeof(float)), *bv = calloc(BIG, sizeof(float));
+		float *got2 = calloc(BIG, sizeof(float));
+		struct macc_state_out so = {.round = 7, .nparams = BIG, .x = bx, .mom = bv};
+		struct macc_state_body big = {0};
+		struct pair q;
+		size_t bits[] = {8 * 4, 8 * 40000 + 3, 0};
+
+		assert_non_null(bx);
+		assert_non_null(bv);
+		assert_non_null(got2);
+		for (int i = 0; i < BIG; i++) {
+			bx[i] = (float)i * 0.25f;
+			bv[i] = -(float)i;
+		}
+		sealed_pair(&q, suite_of(state), 0, 0, NULL, NULL);
+		assert_int_equal(macc_state_body_encode(&big, &so), 0);
+		macc_buf_reset(&out);
+		assert_int_equal(macc_session_seal_state(&q.a, &big, &out), 0);
+		bits[2] = 8 * out.len - 1; /* the last bit of the tag */
+		for (size_t k = 0; k < 3; k++) {
+			struct macc_session rx = q.b;
+
+			out.data[bits[k] / 8] ^= (uint8_t)(1u << (bits[k] % 8));
+			assert_int_equal(receive(&rx, out.data, out.len, &m, NULL, NULL),
+					 MACC_EBADSIG);
+			out.data[bits[k] / 8] ^= (uint8_t)(1u << (bits[k] % 8));
+			macc_session_finish(&rx);
+		}
+		assert_int_equal(receive(&q.b, out.data, out.len, &m, &payload, &err), 0);
+		assert_int_equal(macc_session_accept_state(&q.b, &m.u.state, BIG, &err), 0);
+		macc_f32le_load(got2, m.u.state.mom, BIG);
+		assert_memory_equal(got2, bv, BIG * sizeof(float));
+		free(payload);
+		macc_state_body_finish(&big);
+		pair_finish(&q);
+		free(bx);
+		free(bv);
+		free(got2);
+	}
 	/* On a session that does not seal, seal_state refuses (send prefix + body instead). */
 	{
 		struct pair q;
