@@ -27,13 +27,15 @@
  * stop waiting for a peer that is behind them only until it catches up.
  *
  * Cost of a round beyond the simulator's arithmetic (mlp:784-256-128-10, dmsgd, 1.9 MB per
- * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring, tests/bench): the
- * gradient and step take ~2.3 ms, as in macc-sim. Plain sessions add BLAKE2b over the own body
- * (to sign it) and over each neighbour's (to verify it): three digests, ~6.6 ms at ~0.85 GB/s,
- * half of the daemon's CPU. Sealed sessions hash only the own body (~2.2 ms: the AEAD
- * authenticates what arrives, proto.h) but seal it once per neighbour and open each
- * neighbour's (four XChaCha20-Poly1305 passes, ~6.3 ms). Both then have loopback TCP (~2 ms
- * in the kernel), the copy into the receive slots and the finiteness check (~1 ms). Frames
+ * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring of a CPU with AES
+ * and SHA instructions, tests/bench/README.md): the gradient and step take ~2 ms, as in
+ * macc-sim. Plain sessions add the digest of the own body (to sign it) and of each
+ * neighbour's (to verify it): three SHA-256 passes, ~3.6 ms at ~1.6 GB/s (BLAKE2b-256, ~2.1 ms
+ * each, where the CPU has no SHA instructions or the peer is older). Sealed sessions hash only
+ * the own body (~1.2 ms: the AEAD authenticates what arrives, proto.h) but seal it once per
+ * neighbour and open each neighbour's (four AES-256-GCM passes, ~1.9 ms; XChaCha20-Poly1305,
+ * ~3.5 ms, where either end lacks AES instructions). Both then have loopback TCP (~1.7 ms in
+ * the kernel), the copy into the receive slots and the finiteness check (~0.7 ms). Frames
  * are read straight into their payload (peer.c), the body buffer is reused from round to
  * round, big blocks stay on the heap (main.c: no page faults per frame), the gradient job is
  * queued before the sends are sealed, and the consensus distance and params digest are
