@@ -48,6 +48,9 @@
 #if defined(__aarch64__) || defined(__arm__)
 #include <sys/auxv.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "macc/crypto.h"
 
@@ -381,11 +384,42 @@ int macc_digest(int alg, uint8_t out[MACC_DIGEST_BYTES], const void *in, size_t 
 	}
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* CPUID leaf 1 ECX: PCLMULQDQ bit 1, AES 25, OSXSAVE 27, AVX 28; leaf 7 EBX: SHA 29. Read
+ * directly (not __builtin_cpu_supports, whose feature names differ between compilers). */
+static bool x86_has(unsigned ecx1_bits, unsigned ebx7_bits)
+{
+	unsigned a = 0, b = 0, c = 0, d = 0;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d) || (c & ecx1_bits) != ecx1_bits) {
+		return false;
+	}
+	if ((ecx1_bits & (1u << 28)) != 0) {
+		/* AVX also needs the OS to save the YMM registers (XCR0 bits 1 and 2). */
+		unsigned lo, hi;
+
+		if ((c & (1u << 27)) == 0) {
+			return false;
+		}
+		__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+		(void)hi;
+		if ((lo & 6u) != 6u) {
+			return false;
+		}
+	}
+	if (ebx7_bits != 0) {
+		if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (b & ebx7_bits) != ebx7_bits) {
+			return false;
+		}
+	}
+	return true;
+}
+#endif
+
 bool macc_sha256_fast(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("sha");
+	return x86_has(0, 1u << 29);
 #elif defined(__aarch64__) && defined(HWCAP_SHA2)
 	return (getauxval(AT_HWCAP) & HWCAP_SHA2) != 0;
 #elif defined(__arm__) && defined(HWCAP2_SHA2)
@@ -574,9 +608,7 @@ uint64_t macc_aead_max_bytes(int aead)
 bool macc_aead_aes_fast(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul") &&
-	       __builtin_cpu_supports("avx");
+	return x86_has((1u << 25) | (1u << 1) | (1u << 28), 0);
 #elif defined(__aarch64__) && defined(HWCAP_AES) && defined(HWCAP_PMULL)
 	unsigned long hw = getauxval(AT_HWCAP);
 

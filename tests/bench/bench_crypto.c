@@ -321,32 +321,37 @@ static void small_rows(struct bench *b)
 	small_row("macc", "aes256gcm open", b, m_aesgcm_open);
 }
 
+/* The CPU features that decide the fast paths, from /proc/cpuinfo (x86 "flags", ARM
+ * "Features"). */
 static void cpu_flags(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	static const char *const names[] = {"aes", "pclmul", "vaes", "vpclmulqdq", "avx2",
-					    "avx512f", "avx512vl", "sha"};
-	printf("CPU:");
-	__builtin_cpu_init();
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		bool has = false;
+	static const char *const names[] = {"aes",    "pclmulqdq", "vaes",   "vpclmulqdq", "avx2",
+					    "avx512f", "sha_ni",   "pmull", "sha2"};
+	char line[4096];
+	FILE *f = fopen("/proc/cpuinfo", "r");
 
-		/* __builtin_cpu_supports needs literal names. */
-		switch (i) {
-		case 0: has = __builtin_cpu_supports("aes"); break;
-		case 1: has = __builtin_cpu_supports("pclmul"); break;
-		case 2: has = __builtin_cpu_supports("vaes"); break;
-		case 3: has = __builtin_cpu_supports("vpclmulqdq"); break;
-		case 4: has = __builtin_cpu_supports("avx2"); break;
-		case 5: has = __builtin_cpu_supports("avx512f"); break;
-		case 6: has = __builtin_cpu_supports("avx512vl"); break;
-		default: has = __builtin_cpu_supports("sha"); break;
+	printf("CPU:");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "flags", 5) != 0 && strncmp(line, "Features", 8) != 0) {
+			continue;
 		}
-		printf(" %s%s", has ? "+" : "-", names[i]);
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			char word[32];
+
+			snprintf(word, sizeof(word), " %s", names[i]);
+			const char *p = strstr(line, word);
+			bool has = p != NULL && (p[strlen(word)] == ' ' || p[strlen(word)] == '\n');
+
+			printf(" %s%s", has ? "+" : "-", names[i]);
+		}
+		break;
+	}
+	if (f != NULL) {
+		fclose(f);
 	}
 	printf("\n");
-#endif
-	printf("macc offers AES-256-GCM on this CPU: %s\n", macc_aead_aes_fast() ? "yes" : "no");
+	printf("macc offers AES-256-GCM on this CPU: %s; signs STATEs with %s\n",
+	       macc_aead_aes_fast() ? "yes" : "no", macc_digest_name(macc_digest_preferred()));
 }
 
 int main(int argc, char **argv)

@@ -507,6 +507,32 @@ static void test_aead_known_answer(void **state)
 	assert_memory_equal(got, pt, 60);
 }
 
+/* STATE digests: SHA-256 against FIPS 180-2's "abc" vector, BLAKE2b-256 against macc_blake2b
+ * (whose BLAKE2b-512 has its own known answer above), names and refusals. */
+static void test_digest(void **state)
+{
+	uint8_t want[32], got[32], b2[32], big[5000];
+
+	(void)state;
+	hex(want, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 32);
+	assert_int_equal(macc_digest(MACC_DIGEST_SHA256, got, "abc", 3), 0);
+	assert_memory_equal(got, want, 32);
+	for (size_t i = 0; i < sizeof(big); i++) {
+		big[i] = (uint8_t)(i * 31);
+	}
+	assert_int_equal(macc_digest(MACC_DIGEST_BLAKE2B256, got, big, sizeof(big)), 0);
+	macc_blake2b(b2, 32, big, sizeof(big));
+	assert_memory_equal(got, b2, 32);
+	assert_int_equal(macc_digest(MACC_DIGEST_SHA256, got, big, sizeof(big)), 0);
+	assert_memory_not_equal(got, b2, 32);
+	memset(got, 0x77, sizeof(got));
+	assert_int_equal(macc_digest(2, got, "abc", 3), MACC_EMALFORMED);
+	assert_int_equal(got[0], 0x77);
+	assert_string_equal(macc_digest_name(MACC_DIGEST_BLAKE2B256), "blake2b256");
+	assert_string_equal(macc_digest_name(MACC_DIGEST_SHA256), "sha256");
+	assert_string_equal(macc_digest_name(-1), "unknown");
+}
+
 /* Names, nonce sizes, limits and refusals that happen before any byte is touched. */
 static void test_aead_suites(void **state)
 {
@@ -543,11 +569,30 @@ static void test_aead_suites(void **state)
 	assert_int_equal(b[0], 7);
 #endif
 #if defined(__x86_64__)
-	/* Offered exactly where libcrypto's fast AES-GCM can run. */
-	__builtin_cpu_init();
-	assert_int_equal(macc_aead_aes_fast(), __builtin_cpu_supports("aes") &&
-						       __builtin_cpu_supports("pclmul") &&
-						       __builtin_cpu_supports("avx"));
+	/* Offered exactly where libcrypto's fast AES-GCM can run, and SHA-256 preferred exactly
+	 * where the SHA extensions are: held against the kernel's view of the CPU. */
+	{
+		char line[8192];
+		FILE *f = fopen("/proc/cpuinfo", "r");
+		bool aes = false, pcl = false, avx = false, sha = false;
+
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, "flags", 5) == 0) {
+				aes = strstr(line, " aes ") != NULL;
+				pcl = strstr(line, " pclmulqdq ") != NULL;
+				avx = strstr(line, " avx ") != NULL;
+				sha = strstr(line, " sha_ni ") != NULL;
+				break;
+			}
+		}
+		if (f != NULL) {
+			fclose(f);
+			assert_int_equal(macc_aead_aes_fast(), aes && pcl && avx);
+			assert_int_equal(macc_sha256_fast(), sha);
+			assert_int_equal(macc_digest_preferred(),
+					 sha ? MACC_DIGEST_SHA256 : MACC_DIGEST_BLAKE2B256);
+		}
+	}
 #endif
 }
 
@@ -564,6 +609,7 @@ int main(void)
 		cmocka_unit_test(test_aead_iov),
 		cmocka_unit_test(test_aead_known_answer),
 		cmocka_unit_test(test_aead_suites),
+		cmocka_unit_test(test_digest),
 		cmocka_unit_test_setup_teardown(test_keyfile, tmpdir_setup, tmpdir_teardown),
 	};
 
