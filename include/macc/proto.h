@@ -552,9 +552,9 @@ int macc_session_enable_seal(struct macc_session *s, const struct macc_seal_limi
 
 /* Offer AES-256-GCM in our HELLO or not (macc_session_enable_seal offers it when
  * macc_aead_aes_fast()): for tests, and for an operator who wants XChaCha20-Poly1305 only.
- * Offering it on a CPU without AES instructions works, slowly (libcrypto's constant-time
- * software AES). Returns 0, or MACC_ESTATE when sealing is not enabled or the peer's HELLO was
- * already accepted. */
+ * Offering it on a CPU without AES instructions works, but slowly, and software AES may not be
+ * free of timing side channels on every platform: do not. Returns 0, or MACC_ESTATE when
+ * sealing is not enabled or the peer's HELLO was already accepted. */
 int macc_session_seal_offer_aes(struct macc_session *s, bool offer);
 
 /* The suite of a sealed session (enum macc_aead), once the peer's HELLO was accepted;
