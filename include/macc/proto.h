@@ -22,9 +22,11 @@
  *
  * Handshake (symmetric: both sides do the same, in any order):
  *   each side sends HELLO {ver, type, key, nonce (32 random bytes), model hash, nparams, algo,
- *   round, degree, name, flags, and when flags has MACC_HELLO_F_SEAL: eph (a fresh ephemeral
- *   X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule)}. On the peer's
- *   HELLO: check version (decode), allow-list, model and encryption setting
+ *   round, degree, name, flags (MACC_HELLO_F_*: seal, AES-256-GCM offered, SHA-256 digests
+ *   checked, SHA-256 digests sent), and when flags has MACC_HELLO_F_SEAL: eph (a fresh
+ *   ephemeral X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule)}. On the
+ *   peer's HELLO: check version (decode), allow-list, model and encryption setting, and fix the
+ *   AEAD suite (section 2) and each direction's STATE digest from both HELLOs' flags
  *   (macc_session_accept_hello), then send HELLO_ACK {key, sig}, where sig is our Ed25519
  *   signature of
  *       "macc/2/hello" || signer key || verifier key || signer nonce || verifier nonce

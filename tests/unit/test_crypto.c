@@ -569,13 +569,19 @@ static void test_aead_suites(void **state)
 	assert_int_equal(b[0], 7);
 #endif
 #if defined(__x86_64__)
-	/* Offered exactly where libcrypto's fast AES-GCM can run, and SHA-256 preferred exactly
-	 * where the SHA extensions are: held against the kernel's view of the CPU. */
+	/* Offered exactly where libcrypto's fast AES-GCM can run (CPUID as the compiler reads it),
+	 * and SHA-256 preferred only where the kernel sees the SHA extensions. Only that way round:
+	 * an emulator such as valgrind may hide a feature from CPUID (then libcrypto does not use
+	 * it either), never add one. */
 	{
 		char line[8192];
 		FILE *f = fopen("/proc/cpuinfo", "r");
 		bool aes = false, pcl = false, avx = false, sha = false;
 
+		__builtin_cpu_init();
+		assert_int_equal(macc_aead_aes_fast(), __builtin_cpu_supports("aes") &&
+							       __builtin_cpu_supports("pclmul") &&
+							       __builtin_cpu_supports("avx"));
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 			if (strncmp(line, "flags", 5) == 0) {
 				aes = strstr(line, " aes ") != NULL;
@@ -587,11 +593,12 @@ static void test_aead_suites(void **state)
 		}
 		if (f != NULL) {
 			fclose(f);
-			assert_int_equal(macc_aead_aes_fast(), aes && pcl && avx);
-			assert_int_equal(macc_sha256_fast(), sha);
-			assert_int_equal(macc_digest_preferred(),
-					 sha ? MACC_DIGEST_SHA256 : MACC_DIGEST_BLAKE2B256);
+			assert_true(!macc_aead_aes_fast() || (aes && pcl && avx));
+			assert_true(!macc_sha256_fast() || sha);
 		}
+		assert_int_equal(macc_digest_preferred(), macc_sha256_fast()
+								  ? MACC_DIGEST_SHA256
+								  : MACC_DIGEST_BLAKE2B256);
 	}
 #endif
 }
