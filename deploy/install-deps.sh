@@ -8,6 +8,7 @@ PACKAGES="
 build-essential
 meson ninja-build pkg-config
 libuv1-dev libsodium-dev libmsgpack-dev libopenblas-dev libcmocka-dev zlib1g-dev
+libssl-dev
 dataset-fashion-mnist
 clang
 iproute2 procps util-linux nftables

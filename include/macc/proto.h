@@ -5,10 +5,12 @@
  *   1. framing (frame.c): every frame is a u32 big-endian payload length + payload. The stream
  *      decoder takes bytes in arbitrary chunks and yields whole payloads; a length above the
  *      configured maximum is refused (MACC_ETOOBIG) before anything is allocated.
- *   2. sealing (seal.c): once the handshake is done, every frame payload is sealed with
- *      XChaCha20-Poly1305 under X25519-derived, per-direction session keys, negotiated by the
- *      HELLO flag MACC_HELLO_F_SEAL. It sits between 1 and 3 and changes neither: a sealed frame
- *      is an ordinary frame whose payload is ciphertext || 16-byte tag (section 2 below).
+ *   2. sealing (seal.c): once the handshake is done, every frame payload is sealed with an AEAD
+ *      (XChaCha20-Poly1305, or AES-256-GCM when both CPUs run AES in hardware) under
+ *      X25519-derived, per-direction session keys, negotiated by the HELLO flags
+ *      MACC_HELLO_F_SEAL and MACC_HELLO_F_AES256GCM. It sits between 1 and 3 and changes
+ *      neither: a sealed frame is an ordinary frame whose payload is ciphertext || 16-byte tag
+ *      (section 2 below).
  *   3. codec (wire.c): the payload is one msgpack map. Every message has "ver" (protocol
  *      version) and "type". Decoding turns the bytes into the plain structs below at once with a
  *      small validating reader (bounded depth, container counts checked against the bytes left,
@@ -20,9 +22,11 @@
  *
  * Handshake (symmetric: both sides do the same, in any order):
  *   each side sends HELLO {ver, type, key, nonce (32 random bytes), model hash, nparams, algo,
- *   round, degree, name, flags, and when flags has MACC_HELLO_F_SEAL: eph (a fresh ephemeral
- *   X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule)}. On the peer's
- *   HELLO: check version (decode), allow-list, model and encryption setting
+ *   round, degree, name, flags (MACC_HELLO_F_*: seal, AES-256-GCM offered, SHA-256 digests
+ *   checked, SHA-256 digests sent), and when flags has MACC_HELLO_F_SEAL: eph (a fresh
+ *   ephemeral X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule)}. On the
+ *   peer's HELLO: check version (decode), allow-list, model and encryption setting, and fix the
+ *   AEAD suite (section 2) and each direction's STATE digest from both HELLOs' flags
  *   (macc_session_accept_hello), then send HELLO_ACK {key, sig}, where sig is our Ed25519
  *   signature of
  *       "macc/2/hello" || signer key || verifier key || signer nonce || verifier nonce
@@ -41,15 +45,26 @@
  * float32 (the layout of macc_compress_encode in consensus.h: u8 enc | u8 0 | u16 0 | u32 n |
  * u32 count | payload, scales alongside the codes); the signature covers the body, so exactly
  * what is sent.
- * The body is encoded ONCE per round (macc_state_body_encode) together with its BLAKE2b-256
- * digest. Each neighbour then gets a small prefix (macc_session_state_prefix): frame length,
- * map header, ver, type, from, the signature over
- *       "macc/2/state" || sender key || receiver key || sender nonce || receiver nonce
+ * The body is encoded ONCE per round (macc_state_body_encode) together with its digest
+ * (BLAKE2b-256, or SHA-256: "STATE digests" below). Each neighbour then gets a small prefix
+ * (macc_session_state_prefix): frame length, map header, ver, type, from, the signature over
+ *       domain || sender key || receiver key || sender nonce || receiver nonce
  *       || type (1 byte) || round (u64 BE) || digest
- * and the "body" key with the bin header. The daemon writes prefix and body as two buffers
+ * (domain "macc/2/state" for a BLAKE2b-256 digest, "macc/2/stsha" for SHA-256) and the "body"
+ * key with the bin header. The daemon writes prefix and body as two buffers
  * (uv_write with 2 uv_buf_t); frame bytes are prefix.bytes[0..len) followed by body.buf.
  * Decoding returns pointers into the frame for x and mom (raw LE float32, possibly unaligned):
  * copy them with macc_f32le_load (one memcpy on little-endian hosts).
+ *
+ * STATE digests. A sender signs with BLAKE2b-256 unless both HELLOs allow SHA-256: the sender's
+ * with MACC_HELLO_F_SHA256 (it digests its bodies with SHA-256, chosen where its CPU has SHA-256
+ * instructions) and the receiver's with MACC_HELLO_F_SHA256_OK (it can check SHA-256 digests).
+ * So each direction of a session has one digest, known to both sides from the two HELLOs
+ * (macc_session.tx_digest/rx_digest), and an agent that never announced MACC_HELLO_F_SHA256_OK
+ * (an older one) only ever sees BLAKE2b-256. The proof of the HELLO_ACK covers both sides'
+ * flags, so neither bit can be stripped or added in transit. Both digests are collision
+ * resistant and 32 bytes, so the signed text keeps its length and offsets; its domain names
+ * the digest, so the text alone says how to check it (the audit trail).
  *
  * PING/PONG {seq, time_ns} measure RTT and keep the connection alive; BYE {reason, text} says why
  * a side closes (reason: a MACC_E* code such as MACC_EMODEL). They carry no training state and
@@ -136,22 +151,35 @@ enum macc_msg_type {
 /* "hello", "hello_ack", "state", "ping", "pong", "bye" or "unknown". */
 const char *macc_msg_type_name(int type);
 
-/* HELLO flags. Bits not understood are ignored (but signed by the proof). MACC_HELLO_F_SEAL:
- * the sender seals the session (config encrypt = yes); both sides must agree (MACC_EENCRYPT). */
+/* HELLO flags. Bits not understood are ignored (but signed by the proof, so none can be added
+ * or stripped in transit). MACC_HELLO_F_SEAL: the sender seals the session (config encrypt =
+ * yes); both sides must agree (MACC_EENCRYPT). MACC_HELLO_F_AES256GCM, meaningful only with
+ * MACC_HELLO_F_SEAL: the sender offers the AES-256-GCM suite (its CPU runs AES and carry-less
+ * multiply in hardware, macc_aead_aes_fast); the session uses it when both HELLOs carry the
+ * bit, XChaCha20-Poly1305 otherwise (section 2). MACC_HELLO_F_SHA256_OK and MACC_HELLO_F_SHA256
+ * choose each direction's STATE digest ("STATE digests" at the top of this file). */
 enum {
 	MACC_HELLO_F_SEAL = 1u << 0,
+	MACC_HELLO_F_AES256GCM = 1u << 1,
+	MACC_HELLO_F_SHA256_OK = 1u << 2, /* the sender checks SHA-256 STATE digests */
+	MACC_HELLO_F_SHA256 = 1u << 3,    /* the sender's STATEs are digested with SHA-256 */
 };
 
 /* When a direction of a sealed session moves to its next key: after `bytes` plaintext payload
  * bytes or `frames` frames under the current key, whichever comes first (0: that count never
  * triggers). Each side picks the schedule of what it SENDS and announces it in its HELLO, so
- * the two sides need not be configured alike. */
+ * the two sides need not be configured alike. Under AES-256-GCM a byte count of 0 or above
+ * MACC_SEAL_GCM_REKEY_BYTES_MAX counts as that maximum (both sides apply the same rule). */
 struct macc_seal_limits {
 	uint64_t bytes;
 	uint64_t frames;
 };
 #define MACC_SEAL_REKEY_BYTES_DEFAULT ((uint64_t)1 << 30) /* 1 GiB */
 #define MACC_SEAL_REKEY_FRAMES_DEFAULT ((uint64_t)1 << 20)
+/* 2^36 bytes (64 GiB) under one AES-256-GCM key: at most 2^32 AES blocks, so the bound on a
+ * distinguisher's advantage ((blocks + frames + 1)^2 / 2^129, CFRG AEAD usage limits) stays
+ * below 2^-64. ChaCha20-Poly1305 needs no such cap at macc's sizes. */
+#define MACC_SEAL_GCM_REKEY_BYTES_MAX ((uint64_t)1 << 36)
 
 #define MACC_NAME_MAX 64  /* agent name, including the NUL */
 #define MACC_ALGO_MAX 32  /* algorithm name ("dmsgd"), including the NUL */
@@ -276,15 +304,23 @@ struct macc_state_out {
 	uint32_t enc;
 	const uint8_t *x_blob, *mom_blob;
 	size_t x_len, mom_len;
+	/* The digest to compute (enum macc_digest_alg; 0, BLAKE2b-256, in zeroed storage): the
+	 * one the sender's sessions sign with (macc_session_set_digest), usually
+	 * macc_digest_preferred(). */
+	int digest_alg;
 };
 
 struct macc_state_body {
 	struct macc_buf buf; /* msgpack body bytes, sent as the second buffer of every frame */
-	uint8_t digest[MACC_DIGEST_BYTES]; /* BLAKE2b-256 of buf, computed once */
+	uint8_t digest[MACC_DIGEST_BYTES]; /* digest of buf, computed once */
+	int digest_alg;                    /* which digest (enum macc_digest_alg) */
 	uint64_t round;
 };
 
-/* Encode (replacing any previous content, reusing the allocation) and hash the body. */
+/* Encode (replacing any previous content, reusing the allocation) and hash the body. A
+ * session whose tx digest is not the body's (an older peer) has the other one computed for
+ * its prefix, at the cost of a second pass over the body. MACC_EMALFORMED for an unknown
+ * digest. */
 int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_out *st);
 void macc_state_body_finish(struct macc_state_body *b); /* frees; zeroed storage ok */
 
@@ -302,6 +338,7 @@ struct macc_state_prefix {
 /* One direction of a sealed session (see section 2 at the end of this file). */
 struct macc_seal_dir {
 	uint8_t key[MACC_AEAD_KEY_BYTES]; /* key of the current epoch; wiped at every rekey */
+	int aead;         /* the session's suite, enum macc_aead (the same both ways) */
 	uint64_t counter; /* frames sealed (tx) or opened (rx) so far: the next frame's nonce */
 	uint64_t epoch;   /* rekeys so far */
 	uint64_t frames;  /* frames under the current key */
@@ -325,6 +362,10 @@ struct macc_session {
 	bool have_round;
 	/* Sealing (issue 12). Everything below is wiped by macc_session_finish. */
 	bool seal;                                 /* macc_session_enable_seal was called */
+	int aead;                                  /* negotiated suite, valid once have_hello */
+	/* STATE digests (enum macc_digest_alg) of what we send and what we receive, valid once
+	 * have_hello; BLAKE2b-256 unless both HELLOs allow SHA-256 (top of this file). */
+	int tx_digest, rx_digest;
 	uint32_t self_flags;                       /* flags of our HELLO */
 	uint32_t peer_flags;                       /* flags of the peer's HELLO */
 	uint8_t self_eph[MACC_KX_PUBKEY_BYTES];    /* our ephemeral public key */
@@ -349,10 +390,11 @@ void macc_session_finish(struct macc_session *s);
  * both values). If `expect` is not NULL, the key must also be that one (an outgoing connection
  * to a configured peer; MACC_EUNKNOWNPEER otherwise). A second HELLO in the same session, or a
  * HELLO that carries our own nonce, is refused (MACC_EREPLAY). Its MACC_HELLO_F_SEAL must equal
- * ours (MACC_EENCRYPT, naming both settings). When sealing, both directional keys are derived
- * here (X25519 via crypto_kx, then crypto_kdf) and the ephemeral secret is wiped; a reflected
- * or low-order ephemeral key is MACC_ECRYPTO. On success returns the index of the key in
- * `allow` and binds the session to it; nothing changes on failure.
+ * ours (MACC_EENCRYPT, naming both settings). When sealing, the suite is chosen from both
+ * HELLOs' flags and both directional keys are derived here (X25519 via crypto_kx, then
+ * crypto_kdf, section 2) and the ephemeral secret is wiped; a reflected or low-order ephemeral
+ * key is MACC_ECRYPTO. On success returns the index of the key in `allow` and binds the session
+ * to it; nothing changes on failure.
  */
 int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h,
 			      const struct macc_pubkey *allow, size_t nallow,
@@ -371,7 +413,8 @@ int macc_session_verify_ack(struct macc_session *s, const struct macc_hello_ack 
 			    struct macc_errmsg *err);
 
 /* Build the per-neighbour prefix for `body` on this session (needs have_hello; sending before the
- * peer is proven is allowed, the peer will not accept it before it saw our ACK). */
+ * peer is proven is allowed, the peer will not accept it before it saw our ACK). The signature
+ * is over the session's tx digest: the body's own when they agree, else computed here. */
 int macc_session_state_prefix(const struct macc_session *s, const struct macc_state_body *body,
 			      struct macc_state_prefix *ret_prefix);
 
@@ -396,9 +439,10 @@ int macc_session_accept_state(struct macc_session *s, const struct macc_state *s
 
 /*
  * The text a STATE signature covers, for a third party (the audit trail, macc/audit.h):
- *   "macc/2/state" (12) || sender key (32) || receiver key (32) || sender nonce (32)
- *   || receiver nonce (32) || type 3 (1) || round (u64 BE, 8) || BLAKE2b-256 of the body (32)
- * = MACC_STATE_SIGNED_BYTES bytes, signed with the sender's Ed25519 key. Anyone holding the
+ *   domain (12) || sender key (32) || receiver key (32) || sender nonce (32)
+ *   || receiver nonce (32) || type 3 (1) || round (u64 BE, 8) || digest of the body (32)
+ * = MACC_STATE_SIGNED_BYTES bytes, signed with the sender's Ed25519 key, where the domain is
+ * "macc/2/state" for a BLAKE2b-256 digest and "macc/2/stsha" for SHA-256. Anyone holding the
  * sender's public key can check the signature over it and, given the body bytes, that the body
  * hashes to the digest at its end: proof of what the sender sent, independent of the session.
  */
@@ -409,18 +453,28 @@ int macc_session_accept_state(struct macc_session *s, const struct macc_state *s
 #define MACC_STATE_SIGNED_ROUND 141
 #define MACC_STATE_SIGNED_DIGEST 149
 
-/* Build the signed text of a STATE of `round` with body digest `digest`. */
+/* Build the signed text of a STATE of `round` with the BLAKE2b-256 body digest `digest`. */
 void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
 			    const uint8_t sender_nonce[MACC_NONCE_BYTES],
 			    const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
 			    const uint8_t digest[MACC_DIGEST_BYTES],
 			    uint8_t out[MACC_STATE_SIGNED_BYTES]);
 
+/* The same for a digest of algorithm `alg` (enum macc_digest_alg; an unknown one is taken as
+ * BLAKE2b-256, whose text then does not verify). */
+void macc_state_signed_text_alg(int alg, const struct macc_pubkey *sender,
+				const struct macc_pubkey *receiver,
+				const uint8_t sender_nonce[MACC_NONCE_BYTES],
+				const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
+				const uint8_t digest[MACC_DIGEST_BYTES],
+				uint8_t out[MACC_STATE_SIGNED_BYTES]);
+
 /*
- * Check a signed STATE text on its own: the length and domain prefix, the type byte, that the
- * sender field is `sender` (MACC_EMALFORMED otherwise), and the Ed25519 signature `sig` with
- * `sender` (MACC_EBADSIG). When body is not NULL, also that BLAKE2b-256(body) is the digest in
- * the text (MACC_EBADSIG). On success *ret_round (may be NULL) is the round in the text.
+ * Check a signed STATE text on its own: the length and domain prefix (either digest), the type
+ * byte, that the sender field is `sender` (MACC_EMALFORMED otherwise), and the Ed25519
+ * signature `sig` with `sender` (MACC_EBADSIG). When body is not NULL, also that the digest the
+ * domain names, of the body, is the digest in the text (MACC_EBADSIG). On success *ret_round
+ * (may be NULL) is the round in the text.
  */
 int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *text, size_t len,
 			     const uint8_t sig[MACC_SIG_BYTES], const uint8_t *body,
@@ -429,7 +483,7 @@ int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *te
 /*
  * The explicit check of a STATE's signature on this session, whatever the sealing: sender is the
  * session's peer (MACC_EUNKNOWNPEER), and the Ed25519 signature verifies over the signed header
- * with the BLAKE2b-256 digest of the body (MACC_EBADSIG). Changes nothing. 0 on success.
+ * with the session's rx digest of the body (MACC_EBADSIG). Changes nothing. 0 on success.
  */
 int macc_session_verify_state(const struct macc_session *s, const struct macc_state *st,
 			      struct macc_errmsg *err);
@@ -445,6 +499,7 @@ struct macc_state_proof {
 	uint8_t sender_nonce[MACC_NONCE_BYTES];
 	uint8_t receiver_nonce[MACC_NONCE_BYTES];
 	uint64_t round;
+	int digest_alg; /* the digest in the signed text (the session's rx_digest) */
 	bool checked;
 };
 
@@ -458,16 +513,28 @@ void macc_session_state_proof(const struct macc_session *s, const struct macc_st
 
 /*
  * A sealed frame is an ordinary frame:  u32 BE L || ciphertext (L - 16 bytes) || tag (16)
- * where ciphertext || tag is XChaCha20-Poly1305 (IETF) of the plaintext payload, with
+ * where ciphertext || tag is the session's AEAD (suite below) of the plaintext payload, with
  *   associated data = the 4 header bytes (so the length cannot be changed),
- *   nonce           = 16 zero bytes || u64 BE counter, the number of frames sealed before it in
- *                     this direction of this session (never sent: the receiver counts too, so a
- *                     replayed, reordered, dropped or foreign frame does not open),
+ *   nonce           = a u64 BE counter, the number of frames sealed before it in this
+ *                     direction of this session, after zero bytes: 16 || counter (24 bytes) for
+ *                     XChaCha20-Poly1305, 4 || counter (12 bytes) for AES-256-GCM. It is never
+ *                     sent: the receiver counts too, so a replayed, reordered, dropped or foreign
+ *                     frame does not open,
  *   key             = the direction's key of the current epoch.
+ * Suite: AES-256-GCM (enum macc_aead 1) when both HELLOs carry MACC_HELLO_F_AES256GCM,
+ * otherwise XChaCha20-Poly1305 (0; the IETF construction: ChaCha20-Poly1305 of RFC 8439 under
+ * HChaCha20(key, first 16 nonce bytes), nonce 0^4 || last 8 nonce bytes; with the nonce above
+ * that subkey is HChaCha20(key, 0^16), one per epoch). The proof of the HELLO_ACK covers both
+ * sides' flags, so a bit added or stripped in transit makes the handshake fail (MACC_EBADSIG)
+ * instead of changing the suite. A side offers AES-256-GCM when macc_aead_aes_fast() (by
+ * default, see macc_session_seal_offer_aes).
  * Keys: (rx, tx) = crypto_kx(our ephemeral key pair, the peer's ephemeral public key), roles by
- * comparing the two public keys; epoch 0 key = crypto_kdf(id 0, "maccseal", kx key); after a
- * frame that reaches the direction's rekey schedule (the sender's HELLO rk_bytes/rk_frames,
- * counted in plaintext payload bytes and frames since the last rekey), both sides step
+ * comparing the two public keys; epoch 0 key = crypto_kdf(id 0, context, kx key) with the
+ * context "maccseal" for XChaCha20-Poly1305 and "maccsgcm" for AES-256-GCM (so no key is ever
+ * used by both suites); after a frame that reaches the direction's rekey schedule (the
+ * sender's HELLO rk_bytes/rk_frames, counted in plaintext payload bytes and frames since the
+ * last rekey; for AES-256-GCM the byte count is capped at MACC_SEAL_GCM_REKEY_BYTES_MAX), both
+ * sides step
  *   key(e+1) = crypto_kdf(id e+1, "maccrkey", key(e))
  * and wipe key(e): no message is exchanged, and a later key does not reveal an earlier one. The
  * counter is never reset. An empty payload seals to a 16-byte tag.
@@ -485,9 +552,29 @@ void macc_session_state_proof(const struct macc_session *s, const struct macc_st
 int macc_session_enable_seal(struct macc_session *s, const struct macc_seal_limits *rekey,
 			     const uint8_t *eph_seed);
 
+/* Offer AES-256-GCM in our HELLO or not (macc_session_enable_seal offers it when
+ * macc_aead_aes_fast()): for tests, and for an operator who wants XChaCha20-Poly1305 only.
+ * Offering it on a CPU without AES instructions works, but slowly, and software AES may not be
+ * free of timing side channels on every platform: do not. Returns 0, or MACC_ESTATE when
+ * sealing is not enabled or the peer's HELLO was already accepted. */
+int macc_session_seal_offer_aes(struct macc_session *s, bool offer);
+
+/* The suite of a sealed session (enum macc_aead), once the peer's HELLO was accepted;
+ * MACC_ESTATE before that or on a session that does not seal. */
+int macc_session_aead(const struct macc_session *s);
+
+/* Announce in our HELLO that we check SHA-256 STATE digests (MACC_HELLO_F_SHA256_OK) and sign
+ * ours with `alg` (MACC_HELLO_F_SHA256 for SHA-256), on a sealed session or not: call after
+ * macc_session_init, before sending our HELLO, with the digest the bodies will be encoded with
+ * (struct macc_state_out.digest_alg), usually macc_digest_preferred(). Without this call a
+ * session announces neither and uses BLAKE2b-256 both ways, as older agents do. 0, MACC_ESTATE
+ * (the peer's HELLO was already accepted) or MACC_EMALFORMED (unknown digest). */
+int macc_session_set_digest(struct macc_session *s, int alg);
+
 /* Put the session's sealing fields into the HELLO we are about to send (after
  * macc_hello_init): flags, ephemeral public key and rekey schedule. Without
- * macc_session_enable_seal it clears them (encrypt = no). */
+ * macc_session_enable_seal it clears them (encrypt = no). The flags include the digest bits of
+ * macc_session_set_digest. */
 void macc_session_hello_prepare(const struct macc_session *s, struct macc_hello *h);
 
 /* True when frames we send now must be sealed / frames we receive now are sealed. */
@@ -500,7 +587,9 @@ bool macc_session_rx_sealed(const struct macc_session *s);
  * appended and the header rewritten. A no-op returning 0 while tx is not sealed, so the daemon
  * can call it on every small frame it encodes (PING, PONG, BYE, ...). Returns 0, -ENOMEM,
  * MACC_ETOOBIG or MACC_EMALFORMED (not one whole frame); on failure the frame is removed from
- * `out` (out->len = start) and the session's counters are unchanged.
+ * `out` (out->len = start) and the session's counters are unchanged. MACC_ECRYPTO (the AEAD
+ * library failed, e.g. out of memory) also removes the frame, but the frame's slot is gone:
+ * close the connection.
  */
 int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t start);
 
@@ -509,7 +598,8 @@ int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t
  * (signed as in macc_session_state_prefix) and the shared body are encrypted in one pass
  * straight into `out`, without copying the body first. `out` is per neighbour; reuse it from
  * round to round (macc_buf_reset keeps the allocation). Needs tx sealed (MACC_ESTATE otherwise:
- * on an unsealed session send prefix + shared body as before). 0, -ENOMEM or MACC_ETOOBIG.
+ * on an unsealed session send prefix + shared body as before). 0, -ENOMEM, MACC_ETOOBIG or
+ * MACC_ECRYPTO (close the connection, as for macc_session_seal_frame).
  */
 int macc_session_seal_state(struct macc_session *s, const struct macc_state_body *body,
 			    struct macc_buf *out);
@@ -525,6 +615,7 @@ int macc_session_seal_state(struct macc_session *s, const struct macc_state_body
  */
 struct macc_seal_ticket {
 	uint8_t key[MACC_AEAD_KEY_BYTES];
+	int aead;
 	uint64_t counter;
 	size_t plen;
 	bool valid;
@@ -533,7 +624,8 @@ int macc_session_seal_reserve(struct macc_session *s, size_t plen, struct macc_s
 
 /* Append the sealed frame (header, ciphertext of the concatenated segments, tag) to `out`
  * and wipe the ticket. The segments must add up to the reserved `plen` (MACC_EMALFORMED
- * otherwise). 0, -ENOMEM, MACC_ESTATE (ticket not valid) or MACC_EMALFORMED. */
+ * otherwise). 0, -ENOMEM, MACC_ESTATE (ticket not valid), MACC_EMALFORMED or MACC_ECRYPTO (the
+ * library failed; the session is then unusable, as for a discarded ticket). */
 int macc_seal_ticket_run(struct macc_seal_ticket *t, const struct macc_iov *m, size_t nm,
 			 struct macc_buf *out);
 void macc_seal_ticket_discard(struct macc_seal_ticket *t);

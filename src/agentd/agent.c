@@ -27,13 +27,15 @@
  * stop waiting for a peer that is behind them only until it catches up.
  *
  * Cost of a round beyond the simulator's arithmetic (mlp:784-256-128-10, dmsgd, 1.9 MB per
- * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring, tests/bench): the
- * gradient and step take ~2.3 ms, as in macc-sim. Plain sessions add BLAKE2b over the own body
- * (to sign it) and over each neighbour's (to verify it): three digests, ~6.6 ms at ~0.85 GB/s,
- * half of the daemon's CPU. Sealed sessions hash only the own body (~2.2 ms: the AEAD
- * authenticates what arrives, proto.h) but seal it once per neighbour and open each
- * neighbour's (four XChaCha20-Poly1305 passes, ~6.3 ms). Both then have loopback TCP (~2 ms
- * in the kernel), the copy into the receive slots and the finiteness check (~1 ms). Frames
+ * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring of a CPU with AES
+ * and SHA instructions, tests/bench/README.md): the gradient and step take ~2 ms, as in
+ * macc-sim. Plain sessions add the digest of the own body (to sign it) and of each
+ * neighbour's (to verify it): three SHA-256 passes, ~3.6 ms at ~1.6 GB/s (BLAKE2b-256, ~2.1 ms
+ * each, where the CPU has no SHA instructions or the peer is older). Sealed sessions hash only
+ * the own body (~1.2 ms: the AEAD authenticates what arrives, proto.h) but seal it once per
+ * neighbour and open each neighbour's (four AES-256-GCM passes, ~1.9 ms; XChaCha20-Poly1305,
+ * ~3.5 ms, where either end lacks AES instructions). Both then have loopback TCP (~1.7 ms in
+ * the kernel), the copy into the receive slots and the finiteness check (~0.7 ms). Frames
  * are read straight into their payload (peer.c), the body buffer is reused from round to
  * round, big blocks stay on the heap (main.c: no page faults per frame), the gradient job is
  * queued before the sends are sealed, and the consensus distance and params digest are
@@ -215,9 +217,12 @@ static void audit_excluded(struct macc_agent *a, size_t i)
 	}
 	memset(&e, 0, sizeof(e));
 	e.key = job.key[i];
-	macc_blake2b(digest, sizeof(digest), sl->body.data, sl->body.len);
-	macc_state_signed_text(&job.key[i], &a->id.pub, sl->snonce, sl->rnonce, job.round, digest,
-			       e.text);
+	if (macc_digest(sl->digest_alg, digest, sl->body.data, sl->body.len) != 0) {
+		job.audit_errors++;
+		return;
+	}
+	macc_state_signed_text_alg(sl->digest_alg, &job.key[i], &a->id.pub, sl->snonce, sl->rnonce,
+				   job.round, digest, e.text);
 	memcpy(e.sig, sl->sig, sizeof(e.sig));
 	snprintf(e.reason, sizeof(e.reason), "%s",
 		 macc_robust_reason_name(
@@ -274,6 +279,7 @@ static void encode_job(struct macc_agent *a)
 	struct macc_state_out so = {
 		.round = job.ckpt_round,
 		.nparams = a->nparams,
+		.digest_alg = macc_digest_preferred(), /* as the sessions sign (peer.c) */
 	};
 
 	/* Reuse last round's spare body (its buffer keeps its allocation): no per-round
@@ -771,6 +777,7 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 	memcpy(s->sig, st->sig, sizeof(s->sig));
 	memcpy(s->snonce, sess->peer_nonce, sizeof(s->snonce));
 	memcpy(s->rnonce, sess->self_nonce, sizeof(s->rnonce));
+	s->digest_alg = sess->rx_digest;
 	s->has_sig = true;
 	macc_buf_reset(&s->body);
 	if (a->audit != NULL && macc_buf_append(&s->body, st->body, st->body_len) < 0) {

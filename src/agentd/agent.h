@@ -64,6 +64,7 @@ struct slot {
 	uint8_t sig[MACC_SIG_BYTES];
 	uint8_t snonce[MACC_NONCE_BYTES]; /* the sender's (the peer's) session nonce */
 	uint8_t rnonce[MACC_NONCE_BYTES]; /* ours */
+	int digest_alg;                   /* the digest it signed (enum macc_digest_alg) */
 	struct macc_buf body;
 	/* edge.c: push-sum weight; compressed exchange: enc (MACC_ENC_F32 = a full resync state in
 	 * x/v, else the blobs, checked on arrival and added to the public copy at the step) */

@@ -502,6 +502,7 @@ struct shared_body *edge_body_for(struct macc_agent *a, struct peer *p)
 	so.nparams = a->nparams;
 	so.x = e->snap_x;
 	so.mom = a->sends_v ? e->snap_v : NULL;
+	so.digest_alg = macc_digest_preferred(); /* as the sessions sign (peer.c) */
 	rc = macc_state_body_encode(&e->full->body, &so);
 	if (rc < 0) {
 		macc_error(p->name, "cannot encode a resync state: %s", macc_strerror(rc));

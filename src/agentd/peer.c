@@ -539,10 +539,14 @@ static void adopt(struct peer *p, struct conn *c)
 		(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &sz);
 		(void)uv_recv_buffer_size((uv_handle_t *)&c->tcp, &rsz);
 	}
-	macc_info(p->name, "session up (%s, %s, %s), peer at round %llu, degree %u",
+	macc_info(p->name, "session up (%s, %s, %s), peer at round %llu, degree %u, %s%s"
+		  "digests sent/received %s/%s",
 		  c->outbound ? "outbound" : "inbound", c->addr,
 		  macc_session_rx_sealed(&c->session) ? "sealed" : "not sealed",
-		  (unsigned long long)c->session.peer_hello_round, c->session.peer_degree);
+		  (unsigned long long)c->session.peer_hello_round, c->session.peer_degree,
+		  macc_session_rx_sealed(&c->session) ? macc_aead_name(c->session.aead) : "",
+		  macc_session_rx_sealed(&c->session) ? ", " : "",
+		  macc_digest_name(c->session.tx_digest), macc_digest_name(c->session.rx_digest));
 	agent_on_session_up(p);
 }
 
@@ -898,6 +902,9 @@ static struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound
 	c->opened_ms = macc_now_ms();
 	macc_random_bytes(c->nonce, sizeof(c->nonce));
 	macc_session_init(&c->session, &a->id, c->nonce);
+	/* SHA-256 STATE digests where this CPU has SHA instructions (the bodies agent.c and edge.c
+	 * encode use the same choice), BLAKE2b-256 toward peers that cannot check them. */
+	(void)macc_session_set_digest(&c->session, macc_digest_preferred());
 	if (a->cfg.encrypt) {
 		struct macc_seal_limits lim = {a->cfg.rekey_bytes, a->cfg.rekey_frames};
 

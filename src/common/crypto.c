@@ -1,5 +1,5 @@
 /*
- * crypto.c - the one place where macc talks to libsodium.
+ * crypto.c - the one place where macc talks to libsodium and OpenSSL's libcrypto.
  *
  * Identities are Ed25519 key pairs. Key files and `macc-ctl genkey` hold the 32-byte seed in
  * standard base64 (44 characters, one line, like wg); the 64-byte expanded secret key is
@@ -11,16 +11,46 @@
  * the check and the read see the same file; any group or other permission bit is refused.
  * Save creates the file with mode 0600 and also fchmods it, so an existing file with looser
  * permissions is tightened before the secret is written.
+ *
+ * Bulk AEAD (session sealing) and SHA-256 run on libcrypto's EVP interface, everything else on
+ * libsodium.
+ * Why, in MB/s (tests/bench/bench_crypto.c: 1.88 MB, one thread, both libraries in one run,
+ * on a 2-core AMD EPYC VM with AES-NI, VAES, PCLMULQDQ, AVX2 and SHA extensions):
+ *                         libsodium 1.0.18   libcrypto 3.0    macc (seal / open)
+ *   XChaCha20-Poly1305          1363              -            2149 / 2198 (libcrypto)
+ *   ChaCha20-Poly1305 IETF      1362            2208
+ *   AES-256-GCM            1695 / 1480      3988 / 3994        3938 / 3945 (libcrypto)
+ *   SHA-256                      309            1594
+ *   BLAKE2b-256 / -512           910        843 (-512 only)
+ * libcrypto has stitched AVX2/AVX-512/VAES (x86) and NEON/ARMv8-crypto code that libsodium
+ * 1.0.18 lacks (its XChaCha20-Poly1305 is a ChaCha20 pass plus a separate Poly1305 pass), and
+ * its SHA-256 uses the SHA extensions. The XChaCha suite stays byte-compatible with libsodium:
+ * HChaCha20 (libsodium) derives the subkey, ChaCha20-Poly1305 IETF (libcrypto) does the bulk;
+ * the unit tests hold it against libsodium's own XChaCha20-Poly1305. With macc's nonces (16
+ * zero bytes || counter) the subkey is HChaCha20(key, 0^16), the same for every frame of an
+ * epoch; recomputing it costs ~0.1 us, so it is not cached. An EVP context is made per call
+ * (~2 us, bench_crypto's small-message rows), so no OpenSSL state outlives a call and sealing
+ * may run on any thread with a ticket's key copy (proto.h); messages of at most SMALL_MSG
+ * bytes (PING, PONG, BYE) go to libsodium's one-shot functions instead (~0.2 to 0.6 us, the
+ * same bytes), so a flood of small frames costs no more than before.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
+#if defined(__aarch64__) || defined(__arm__)
+#include <sys/auxv.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "macc/crypto.h"
 
@@ -323,6 +353,87 @@ int macc_verify(const struct macc_pubkey *pk, const void *msg, size_t len,
 	return crypto_sign_verify_detached(sig, msg, len, pk->bytes) == 0 ? 0 : MACC_EBADSIG;
 }
 
+const char *macc_digest_name(int alg)
+{
+	switch (alg) {
+	case MACC_DIGEST_BLAKE2B256:
+		return "blake2b256";
+	case MACC_DIGEST_SHA256:
+		return "sha256";
+	default:
+		return "unknown";
+	}
+}
+
+int macc_digest(int alg, uint8_t out[MACC_DIGEST_BYTES], const void *in, size_t len)
+{
+	unsigned n = 0;
+
+	switch (alg) {
+	case MACC_DIGEST_BLAKE2B256:
+		macc_blake2b(out, MACC_DIGEST_BYTES, in, len);
+		return 0;
+	case MACC_DIGEST_SHA256:
+		/* libcrypto's SHA-256 uses the SHA extensions (libsodium's does not: 5x slower). */
+		if (EVP_Digest(in, len, out, &n, EVP_sha256(), NULL) != 1 || n != MACC_DIGEST_BYTES) {
+			return MACC_ECRYPTO;
+		}
+		return 0;
+	default:
+		return MACC_EMALFORMED;
+	}
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* CPUID leaf 1 ECX: PCLMULQDQ bit 1, AES 25, OSXSAVE 27, AVX 28; leaf 7 EBX: SHA 29. Read
+ * directly (not __builtin_cpu_supports, whose feature names differ between compilers). */
+static bool x86_has(unsigned ecx1_bits, unsigned ebx7_bits)
+{
+	unsigned a = 0, b = 0, c = 0, d = 0;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d) || (c & ecx1_bits) != ecx1_bits) {
+		return false;
+	}
+	if ((ecx1_bits & (1u << 28)) != 0) {
+		/* AVX also needs the OS to save the YMM registers (XCR0 bits 1 and 2). */
+		unsigned lo, hi;
+
+		if ((c & (1u << 27)) == 0) {
+			return false;
+		}
+		__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+		(void)hi;
+		if ((lo & 6u) != 6u) {
+			return false;
+		}
+	}
+	if (ebx7_bits != 0) {
+		if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || (b & ebx7_bits) != ebx7_bits) {
+			return false;
+		}
+	}
+	return true;
+}
+#endif
+
+bool macc_sha256_fast(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return x86_has(0, 1u << 29);
+#elif defined(__aarch64__) && defined(HWCAP_SHA2)
+	return (getauxval(AT_HWCAP) & HWCAP_SHA2) != 0;
+#elif defined(__arm__) && defined(HWCAP2_SHA2)
+	return (getauxval(AT_HWCAP2) & HWCAP2_SHA2) != 0;
+#else
+	return false;
+#endif
+}
+
+int macc_digest_preferred(void)
+{
+	return macc_sha256_fast() ? MACC_DIGEST_SHA256 : MACC_DIGEST_BLAKE2B256;
+}
+
 void macc_blake2b(uint8_t *out, size_t outlen, const void *in, size_t len)
 {
 	(void)macc_crypto_init(); /* selects the fastest implementation; cannot fail usefully */
@@ -368,7 +479,7 @@ void macc_memzero(void *p, size_t n)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Session encryption (issue 12)                                                             */
+/* Session encryption                                                                        */
 /* ---------------------------------------------------------------------------------------- */
 
 _Static_assert(crypto_kx_PUBLICKEYBYTES == MACC_KX_PUBKEY_BYTES, "kx public key size");
@@ -378,12 +489,21 @@ _Static_assert(crypto_kx_SESSIONKEYBYTES == MACC_AEAD_KEY_BYTES, "kx session key
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == MACC_AEAD_KEY_BYTES, "aead key");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == MACC_AEAD_NONCE_BYTES, "nonce");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == MACC_AEAD_TAG_BYTES, "tag size");
+_Static_assert(crypto_aead_aes256gcm_NPUBBYTES == MACC_AEAD_GCM_NONCE_BYTES, "gcm nonce");
+_Static_assert(crypto_aead_aes256gcm_ABYTES == MACC_AEAD_TAG_BYTES, "gcm tag size");
 _Static_assert(crypto_kdf_CONTEXTBYTES == MACC_KDF_CTX_BYTES, "kdf context size");
 _Static_assert(crypto_kdf_KEYBYTES == MACC_AEAD_KEY_BYTES, "kdf key size");
 
-/* Piece size of the one-pass seal: encrypted, then authenticated while still in L1/L2. A
- * multiple of the 64-byte ChaCha20 block. */
-#define SEAL_PIECE 16384
+/* Piece size of the one-pass seal and open: each piece is encrypted and authenticated while it
+ * is still in L1/L2 (libcrypto's ChaCha20-Poly1305 runs ChaCha20 over a whole update, then
+ * Poly1305 over it). A multiple of 64 (the ChaCha20 block) and of 16 (the GCM block). */
+#define SEAL_PIECE 65536
+
+/* Messages up to this size (PING, PONG, BYE, small STATEs) go to libsodium's one-shot AEADs
+ * instead: an EVP context costs ~2 us per message, libsodium ~0.3 to 0.9 us, and libcrypto's
+ * higher throughput only pays for itself above ~5 KB (bench_crypto's small-message rows). The
+ * bytes are the same either way (the unit tests hold both paths against each other). */
+#define SMALL_MSG 4096
 
 int macc_kx_keypair(uint8_t pk[MACC_KX_PUBKEY_BYTES], uint8_t sk[MACC_KX_SECRET_BYTES],
 		    const uint8_t *seed)
@@ -449,111 +569,239 @@ int macc_kdf_derive(uint8_t *out, size_t outlen, uint64_t id, const char ctx[MAC
 	return rc == 0 ? 0 : MACC_ECRYPTO;
 }
 
-/* The ChaCha20 keystream of the IETF AEAD (after HChaCha20), consumed from byte `pos` on, so
- * segments of any length can follow each other. pos starts at 64: block 0 is the Poly1305 key. */
-struct xstream {
-	uint8_t subkey[crypto_core_hchacha20_OUTPUTBYTES];
-	uint8_t n2[crypto_stream_chacha20_ietf_NONCEBYTES];
-	uint64_t pos;
-};
-
-static void xstream_xor(struct xstream *xs, uint8_t *out, const uint8_t *in, size_t len)
+const char *macc_aead_name(int aead)
 {
-	size_t r = (size_t)(xs->pos % 64);
-
-	if (r != 0 && len > 0) {
-		/* Finish the block a previous segment started. */
-		uint8_t ks[64];
-		size_t take = 64 - r < len ? 64 - r : len;
-
-		memset(ks, 0, sizeof(ks));
-		crypto_stream_chacha20_ietf_xor_ic(ks, ks, sizeof(ks), xs->n2,
-						   (uint32_t)(xs->pos / 64), xs->subkey);
-		for (size_t i = 0; i < take; i++) {
-			out[i] = in[i] ^ ks[r + i];
-		}
-		sodium_memzero(ks, sizeof(ks));
-		out += take;
-		in += take;
-		len -= take;
-		xs->pos += take;
-	}
-	if (len > 0) {
-		crypto_stream_chacha20_ietf_xor_ic(out, in, len, xs->n2, (uint32_t)(xs->pos / 64),
-						   xs->subkey);
-		xs->pos += len;
+	switch (aead) {
+	case MACC_AEAD_XCHACHA20POLY1305:
+		return "xchacha20poly1305";
+	case MACC_AEAD_AES256GCM:
+		return "aes256gcm";
+	default:
+		return "unknown";
 	}
 }
 
-int macc_aead_seal_iov(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const struct macc_iov *m,
-		       size_t nm, const void *ad, size_t adlen,
-		       const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
-		       const uint8_t key[MACC_AEAD_KEY_BYTES])
+size_t macc_aead_nonce_bytes(int aead)
 {
-	static const uint8_t pad0[16];
-	crypto_onetimeauth_poly1305_state st;
-	struct xstream xs;
-	uint8_t block0[64], lens[16];
-	uint64_t total = 0;
+	switch (aead) {
+	case MACC_AEAD_XCHACHA20POLY1305:
+		return MACC_AEAD_NONCE_BYTES;
+	case MACC_AEAD_AES256GCM:
+		return MACC_AEAD_GCM_NONCE_BYTES;
+	default:
+		return 0;
+	}
+}
+
+uint64_t macc_aead_max_bytes(int aead)
+{
+	switch (aead) {
+	case MACC_AEAD_XCHACHA20POLY1305:
+		return ((uint64_t)1 << 38) - 64; /* 2^32 - 1 blocks of 64 after the Poly1305 key */
+	case MACC_AEAD_AES256GCM:
+		return ((uint64_t)1 << 36) - 32; /* SP 800-38D: 2^39 - 256 bits */
+	default:
+		return 0;
+	}
+}
+
+bool macc_aead_aes_fast(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return x86_has((1u << 25) | (1u << 1) | (1u << 28), 0);
+#elif defined(__aarch64__) && defined(HWCAP_AES) && defined(HWCAP_PMULL)
+	unsigned long hw = getauxval(AT_HWCAP);
+
+	return (hw & HWCAP_AES) != 0 && (hw & HWCAP_PMULL) != 0;
+#elif defined(__arm__) && defined(HWCAP2_AES) && defined(HWCAP2_PMULL)
+	unsigned long hw = getauxval(AT_HWCAP2);
+
+	return (hw & HWCAP2_AES) != 0 && (hw & HWCAP2_PMULL) != 0;
+#else
+	return false;
+#endif
+}
+
+/*
+ * An EVP context keyed for one message of suite `aead` (enc: seal, else open), with the
+ * associated data already absorbed. XChaCha20-Poly1305 becomes ChaCha20-Poly1305 IETF under
+ * the subkey HChaCha20(key, nonce[0..16)) with the nonce 0^4 || nonce[16..24), which is how the
+ * IETF XChaCha construction is defined. NULL on failure. The subkey is wiped here; libcrypto
+ * wipes its copy when the context is freed (EVP_CIPHER_CTX_free clears it).
+ */
+static EVP_CIPHER_CTX *aead_ctx(int aead, bool enc, const uint8_t *nonce,
+				const uint8_t key[MACC_AEAD_KEY_BYTES], const void *ad,
+				size_t adlen)
+{
+	uint8_t subkey[crypto_core_hchacha20_OUTPUTBYTES], n12[MACC_AEAD_GCM_NONCE_BYTES];
+	const EVP_CIPHER *cipher;
+	const uint8_t *k = key, *iv = nonce;
+	EVP_CIPHER_CTX *ctx;
+	int outl = 0, ok;
+
+	if (aead == MACC_AEAD_XCHACHA20POLY1305) {
+		(void)macc_crypto_init();
+		crypto_core_hchacha20(subkey, nonce, key, NULL);
+		memset(n12, 0, 4);
+		memcpy(n12 + 4, nonce + crypto_core_hchacha20_INPUTBYTES, 8);
+		k = subkey;
+		iv = n12;
+		cipher = EVP_chacha20_poly1305();
+	} else {
+		cipher = EVP_aes_256_gcm();
+	}
+	ctx = EVP_CIPHER_CTX_new();
+	ok = ctx != NULL && adlen <= INT_MAX &&
+	     EVP_CipherInit_ex(ctx, cipher, NULL, k, iv, enc ? 1 : 0) == 1 &&
+	     (adlen == 0 || EVP_CipherUpdate(ctx, NULL, &outl, ad, (int)adlen) == 1);
+	sodium_memzero(subkey, sizeof(subkey));
+	if (!ok) {
+		EVP_CIPHER_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Run the cipher of ctx over in[0..len) into out, in pieces of SEAL_PIECE. */
+static bool aead_update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t len)
+{
+	while (len > 0) {
+		size_t n = len < SEAL_PIECE ? len : SEAL_PIECE;
+		int outl = 0;
+
+		/* Both suites are stream modes: every byte in gives a byte out at once. */
+		if (EVP_CipherUpdate(ctx, out, &outl, in, (int)n) != 1 || (size_t)outl != n) {
+			return false;
+		}
+		out += n;
+		in += n;
+		len -= n;
+	}
+	return true;
+}
+
+static int aead_check(int aead, uint64_t total)
+{
+	if (macc_aead_nonce_bytes(aead) == 0) {
+		return MACC_EMALFORMED;
+	}
+	return total > macc_aead_max_bytes(aead) ? MACC_ETOOBIG : 0;
+}
+
+/* True when libsodium runs suite `aead` for a message of `len` bytes (see SMALL_MSG). */
+static bool aead_small(int aead, uint64_t len)
+{
+	if (len > SMALL_MSG) {
+		return false;
+	}
+	(void)macc_crypto_init();
+	return aead == MACC_AEAD_XCHACHA20POLY1305 || crypto_aead_aes256gcm_is_available() != 0;
+}
+
+/* A small message, gathered into one buffer and sealed by libsodium. */
+static void seal_small(int aead, uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES],
+		       const struct macc_iov *m, size_t nm, size_t total, const void *ad,
+		       size_t adlen, const uint8_t *nonce, const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	uint8_t buf[SMALL_MSG];
 	size_t off = 0;
 
 	for (size_t i = 0; i < nm; i++) {
-		total += m[i].len;
-		if (total >= ((uint64_t)1 << 37)) {
-			return MACC_ETOOBIG;
+		if (m[i].len > 0) {
+			memcpy(buf + off, m[i].base, m[i].len);
+			off += m[i].len;
 		}
 	}
-	(void)macc_crypto_init();
-	crypto_core_hchacha20(xs.subkey, nonce, key, NULL);
-	memset(xs.n2, 0, 4);
-	memcpy(xs.n2 + 4, nonce + crypto_core_hchacha20_INPUTBYTES, 8);
-	xs.pos = 64;
-	memset(block0, 0, sizeof(block0));
-	crypto_stream_chacha20_ietf(block0, sizeof(block0), xs.n2, xs.subkey);
-	crypto_onetimeauth_poly1305_init(&st, block0);
-	sodium_memzero(block0, sizeof(block0));
-	crypto_onetimeauth_poly1305_update(&st, ad, adlen);
-	crypto_onetimeauth_poly1305_update(&st, pad0, (16 - adlen % 16) % 16);
-	for (size_t i = 0; i < nm; i++) {
-		const uint8_t *p = m[i].base;
-		size_t left = m[i].len;
-
-		while (left > 0) {
-			/* End pieces on block boundaries of the keystream where possible. */
-			size_t n = SEAL_PIECE - (size_t)(xs.pos % SEAL_PIECE);
-
-			n = n < left ? n : left;
-			xstream_xor(&xs, c + off, p, n);
-			crypto_onetimeauth_poly1305_update(&st, c + off, n);
-			off += n;
-			p += n;
-			left -= n;
-		}
+	if (aead == MACC_AEAD_XCHACHA20POLY1305) {
+		crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, tag, NULL, buf, total, ad,
+								    adlen, NULL, nonce, key);
+	} else {
+		crypto_aead_aes256gcm_encrypt_detached(c, tag, NULL, buf, total, ad, adlen, NULL,
+						       nonce, key);
 	}
-	crypto_onetimeauth_poly1305_update(&st, pad0, (16 - total % 16) % 16);
-	for (int i = 0; i < 8; i++) {
-		lens[i] = (uint8_t)((uint64_t)adlen >> (8 * i));
-		lens[8 + i] = (uint8_t)(total >> (8 * i));
-	}
-	crypto_onetimeauth_poly1305_update(&st, lens, sizeof(lens));
-	crypto_onetimeauth_poly1305_final(&st, tag);
-	sodium_memzero(&st, sizeof(st));
-	sodium_memzero(&xs, sizeof(xs));
-	return 0;
+	sodium_memzero(buf, total);
 }
 
-int macc_aead_open(uint8_t *m, const uint8_t *c, size_t len,
-		   const uint8_t tag[MACC_AEAD_TAG_BYTES], const void *ad, size_t adlen,
-		   const uint8_t nonce[MACC_AEAD_NONCE_BYTES],
-		   const uint8_t key[MACC_AEAD_KEY_BYTES])
+int macc_aead_seal_iov(int aead, uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES],
+		       const struct macc_iov *m, size_t nm, const void *ad, size_t adlen,
+		       const uint8_t *nonce, const uint8_t key[MACC_AEAD_KEY_BYTES])
 {
-	(void)macc_crypto_init();
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(m, NULL, c, len, tag, ad, adlen,
-								 nonce, key) != 0) {
-		sodium_memzero(m, len);
-		return MACC_EBADSIG;
+	EVP_CIPHER_CTX *ctx;
+	uint64_t total = 0;
+	size_t off = 0;
+	int rc, outl = 0;
+
+	for (size_t i = 0; i < nm; i++) {
+		total += m[i].len;
+		if (total > macc_aead_max_bytes(aead)) {
+			break;
+		}
 	}
-	return 0;
+	if ((rc = aead_check(aead, total)) != 0) {
+		return rc;
+	}
+	if (aead_small(aead, total)) {
+		seal_small(aead, c, tag, m, nm, (size_t)total, ad, adlen, nonce, key);
+		return 0;
+	}
+	ctx = aead_ctx(aead, true, nonce, key, ad, adlen);
+	if (ctx == NULL) {
+		return MACC_ECRYPTO;
+	}
+	rc = MACC_ECRYPTO;
+	for (size_t i = 0; i < nm; i++) {
+		if (!aead_update(ctx, c + off, m[i].base, m[i].len)) {
+			goto out;
+		}
+		off += m[i].len;
+	}
+	if (EVP_CipherFinal_ex(ctx, c + off, &outl) == 1 && outl == 0 &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, MACC_AEAD_TAG_BYTES, tag) == 1) {
+		rc = 0;
+	}
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+int macc_aead_open(int aead, uint8_t *m, const uint8_t *c, size_t len,
+		   const uint8_t tag[MACC_AEAD_TAG_BYTES], const void *ad, size_t adlen,
+		   const uint8_t *nonce, const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	uint8_t t[MACC_AEAD_TAG_BYTES];
+	EVP_CIPHER_CTX *ctx = NULL;
+	int rc, outl = 0;
+
+	if ((rc = aead_check(aead, len)) != 0) {
+		return rc; /* nothing written */
+	}
+	if (aead_small(aead, len)) {
+		/* libsodium checks the tag before it decrypts anything. */
+		rc = aead == MACC_AEAD_XCHACHA20POLY1305
+			     ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+				       m, NULL, c, len, tag, ad, adlen, nonce, key)
+			     : crypto_aead_aes256gcm_decrypt_detached(m, NULL, c, len, tag, ad, adlen,
+								      nonce, key);
+		rc = rc == 0 ? 0 : MACC_EBADSIG;
+		goto out;
+	}
+	ctx = aead_ctx(aead, false, nonce, key, ad, adlen);
+	rc = MACC_ECRYPTO;
+	if (ctx == NULL || !aead_update(ctx, m, c, len)) {
+		goto out;
+	}
+	memcpy(t, tag, sizeof(t)); /* the ctrl takes a non-const pointer */
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, MACC_AEAD_TAG_BYTES, t) != 1) {
+		goto out;
+	}
+	/* Decryption ran ahead of the check: on a bad tag the plaintext is wiped below. */
+	rc = EVP_CipherFinal_ex(ctx, m + len, &outl) == 1 && outl == 0 ? 0 : MACC_EBADSIG;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	if (rc != 0) {
+		sodium_memzero(m, len);
+	}
+	return rc;
 }
 
 int macc_aead_seal(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const void *m, size_t len,
@@ -563,5 +811,17 @@ int macc_aead_seal(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const void *m, 
 	(void)macc_crypto_init();
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(c, tag, NULL, m, len, ad, adlen, NULL,
 							    nonce, key);
+	return 0;
+}
+
+int macc_aead_seal_ref_aes256gcm(uint8_t *c, uint8_t tag[MACC_AEAD_TAG_BYTES], const void *m,
+				 size_t len, const void *ad, size_t adlen,
+				 const uint8_t nonce[MACC_AEAD_GCM_NONCE_BYTES],
+				 const uint8_t key[MACC_AEAD_KEY_BYTES])
+{
+	if (macc_crypto_init() != 0 || crypto_aead_aes256gcm_is_available() == 0) {
+		return MACC_ECRYPTO;
+	}
+	crypto_aead_aes256gcm_encrypt_detached(c, tag, NULL, m, len, ad, adlen, NULL, nonce, key);
 	return 0;
 }

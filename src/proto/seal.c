@@ -9,6 +9,10 @@
  * which is what makes a replayed, reordered, dropped or foreign frame fail to open: it would be
  * opened with the wrong nonce (or the wrong key), and the tag does not match.
  *
+ * Suites: the AEAD is chosen once per session in the handshake (wire.c, from both HELLOs'
+ * flags) and recorded in both directions; every frame of the session, either way, uses it. The
+ * nonce is the direction's frame counter, big-endian, at the end of the suite's nonce length.
+ *
  * Copies: small frames are sealed in place in the buffer the encoder wrote them to. A STATE is
  * encrypted straight from the per-neighbour prefix and the shared body into the per-neighbour
  * output buffer by macc_aead_seal_iov, one pass, no intermediate plaintext. Received frames are
@@ -25,13 +29,18 @@
 
 static const char kdf_rekey_ctx[MACC_KDF_CTX_BYTES] = {'m', 'a', 'c', 'c', 'r', 'k', 'e', 'y'};
 
-/* The AEAD nonce of frame number `counter`: 16 zero bytes || u64 BE counter. */
-static void make_nonce(uint8_t nonce[MACC_AEAD_NONCE_BYTES], uint64_t counter)
+/* The AEAD nonce of frame number `counter` under suite `aead`: zero bytes || u64 BE counter, of
+ * the suite's nonce length (24 or 12). Returns a pointer into `buf` to that nonce. */
+static const uint8_t *make_nonce(uint8_t buf[MACC_AEAD_NONCE_BYTES], int aead, uint64_t counter)
 {
-	memset(nonce, 0, MACC_AEAD_NONCE_BYTES);
+	size_t n = macc_aead_nonce_bytes(aead);
+
+	memset(buf, 0, MACC_AEAD_NONCE_BYTES);
 	for (int i = 0; i < 8; i++) {
-		nonce[MACC_AEAD_NONCE_BYTES - 1 - i] = (uint8_t)(counter >> (8 * i));
+		buf[MACC_AEAD_NONCE_BYTES - 1 - i] = (uint8_t)(counter >> (8 * i));
 	}
+	/* An unknown suite (n == 0) is refused by the AEAD itself. */
+	return buf + MACC_AEAD_NONCE_BYTES - (n != 0 ? n : MACC_AEAD_NONCE_BYTES);
 }
 
 /* Account for one frame of `plen` plaintext bytes in direction d and step the key if the
@@ -80,8 +89,29 @@ int macc_session_enable_seal(struct macc_session *s, const struct macc_seal_limi
 		s->self_rekey.frames = MACC_SEAL_REKEY_FRAMES_DEFAULT;
 	}
 	s->self_flags |= MACC_HELLO_F_SEAL;
+	if (macc_aead_aes_fast()) {
+		s->self_flags |= MACC_HELLO_F_AES256GCM;
+	}
 	s->seal = true;
 	return 0;
+}
+
+int macc_session_seal_offer_aes(struct macc_session *s, bool offer)
+{
+	if (!s->seal || s->have_hello) {
+		return MACC_ESTATE;
+	}
+	if (offer) {
+		s->self_flags |= MACC_HELLO_F_AES256GCM;
+	} else {
+		s->self_flags &= ~(uint32_t)MACC_HELLO_F_AES256GCM;
+	}
+	return 0;
+}
+
+int macc_session_aead(const struct macc_session *s)
+{
+	return s->seal && s->have_hello ? s->aead : MACC_ESTATE;
 }
 
 void macc_session_hello_prepare(const struct macc_session *s, struct macc_hello *h)
@@ -121,6 +151,7 @@ int macc_session_seal_reserve(struct macc_session *s, size_t plen, struct macc_s
 	/* Validate into a temporary (the rekey may fail), then commit. */
 	next = s->tx;
 	memcpy(t->key, s->tx.key, sizeof(t->key));
+	t->aead = s->tx.aead;
 	t->counter = s->tx.counter;
 	t->plen = plen;
 	rc = advance(&next, plen);
@@ -167,9 +198,8 @@ int macc_seal_ticket_run(struct macc_seal_ticket *t, const struct macc_iov *m, s
 	macc_put_be32(hdr, (uint32_t)(total + MACC_SEAL_OVERHEAD));
 	c = out->data + start;
 	memcpy(c, hdr, sizeof(hdr));
-	make_nonce(nonce, t->counter);
-	rc = macc_aead_seal_iov(c + MACC_FRAME_HDR, c + MACC_FRAME_HDR + total, m, nm, hdr,
-				sizeof(hdr), nonce, t->key);
+	rc = macc_aead_seal_iov(t->aead, c + MACC_FRAME_HDR, c + MACC_FRAME_HDR + total, m, nm, hdr,
+				sizeof(hdr), make_nonce(nonce, t->aead, t->counter), t->key);
 	if (rc == 0) {
 		out->len = start + MACC_FRAME_HDR + total + MACC_SEAL_OVERHEAD;
 	}
@@ -182,6 +212,7 @@ int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t
 {
 	struct macc_seal_ticket t;
 	uint8_t nonce[MACC_AEAD_NONCE_BYTES];
+	struct macc_iov iov;
 	uint8_t *f;
 	size_t plen;
 	int rc;
@@ -206,12 +237,18 @@ int macc_session_seal_frame(struct macc_session *s, struct macc_buf *out, size_t
 	}
 	f = out->data + start;
 	macc_put_be32(f, (uint32_t)(plen + MACC_SEAL_OVERHEAD));
-	make_nonce(nonce, t.counter);
-	rc = macc_aead_seal(f + MACC_FRAME_HDR, f + MACC_FRAME_HDR + plen, f + MACC_FRAME_HDR, plen,
-			    f, MACC_FRAME_HDR, nonce, t.key);
+	iov.base = f + MACC_FRAME_HDR;
+	iov.len = plen;
+	rc = macc_aead_seal_iov(t.aead, f + MACC_FRAME_HDR, f + MACC_FRAME_HDR + plen, &iov, 1, f,
+				MACC_FRAME_HDR, make_nonce(nonce, t.aead, t.counter), t.key);
 	macc_seal_ticket_discard(&t);
+	if (rc != 0) {
+		/* The slot is spent (the peer expects that frame): the caller closes. */
+		out->len = start;
+		return rc;
+	}
 	out->len += MACC_SEAL_OVERHEAD;
-	return rc;
+	return 0;
 }
 
 int macc_session_seal_state(struct macc_session *s, const struct macc_state_body *body,
@@ -269,16 +306,21 @@ int macc_session_open(struct macc_session *s, uint8_t *payload, size_t len, size
 	}
 	plen = len - MACC_SEAL_OVERHEAD;
 	macc_put_be32(hdr, (uint32_t)len);
-	make_nonce(nonce, d->counter);
-	rc = macc_aead_open(payload, payload, plen, payload + plen, hdr, sizeof(hdr), nonce,
-			    d->key);
+	rc = macc_aead_open(d->aead, payload, payload, plen, payload + plen, hdr, sizeof(hdr),
+			    make_nonce(nonce, d->aead, d->counter), d->key);
+	if (rc == MACC_ECRYPTO) {
+		macc_memzero(payload + plen, MACC_SEAL_OVERHEAD);
+		d->error = rc;
+		return macc_errf(err, rc, "sealed frame %llu (%zu bytes): the AEAD library failed",
+				 (unsigned long long)d->counter, len);
+	}
 	if (rc != 0) {
 		macc_memzero(payload + plen, MACC_SEAL_OVERHEAD);
 		d->error = MACC_EBADSIG;
 		return macc_errf(err, d->error,
-				 "sealed frame %llu (%zu bytes) does not open: tampered, "
+				 "sealed frame %llu (%zu bytes, %s) does not open: tampered, "
 				 "truncated, replayed, reordered or from another session",
-				 (unsigned long long)d->counter, len);
+				 (unsigned long long)d->counter, len, macc_aead_name(d->aead));
 	}
 	rc = advance(d, plen);
 	if (rc != 0) {

@@ -19,9 +19,14 @@
  * every check passed. On a sealed receive direction the signature step is left out (the AEAD
  * already authenticated the frame as the peer's); macc_session_verify_state does it on demand.
  *
+ * STATE digests: each direction's digest (BLAKE2b-256, or SHA-256 when the sender announced
+ * MACC_HELLO_F_SHA256 and the receiver MACC_HELLO_F_SHA256_OK) is fixed when the peer's HELLO
+ * is accepted; the signed text's domain names it, so macc_state_signed_verify needs no session.
+ *
  * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
- * ephemeral keys, key derivation when the peer's HELLO is accepted, switching each direction on
- * at the HELLO_ACKs); sealing and opening frames is seal.c.
+ * ephemeral keys and both sides' flags, the choice of the AEAD suite and key derivation when
+ * the peer's HELLO is accepted, switching each direction on at the HELLO_ACKs); sealing and
+ * opening frames is seal.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +41,9 @@
 #define MAX_ENTRIES 64  /* keys per map: far more than any message has */
 
 static const char hello_ctx[] = "macc/2/hello";
-static const char state_ctx[] = "macc/2/state";
+static const char state_ctx[] = "macc/2/state";    /* STATE signed with a BLAKE2b-256 digest */
+static const char state_sha_ctx[] = "macc/2/stsha"; /* the same with a SHA-256 digest */
+_Static_assert(sizeof(state_ctx) == sizeof(state_sha_ctx), "one signed STATE text length");
 
 /* ---------------------------------------------------------------------------------------- */
 /* Floats                                                                                    */
@@ -350,7 +357,8 @@ int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_ou
 	if (st->nparams > UINT32_MAX / 4 || (raw ? st->x == NULL : st->x_blob == NULL)) {
 		return MACC_ETOOBIG;
 	}
-	if (st->enc > MACC_ENC_TOPK) {
+	if (st->enc > MACC_ENC_TOPK ||
+	    (st->digest_alg != MACC_DIGEST_BLAKE2B256 && st->digest_alg != MACC_DIGEST_SHA256)) {
 		return MACC_EMALFORMED;
 	}
 	xbytes = raw ? st->nparams * 4 : st->x_len;
@@ -385,8 +393,13 @@ int macc_state_body_encode(struct macc_state_body *b, const struct macc_state_ou
 		macc_buf_reset(&b->buf);
 		return w.err;
 	}
+	rc = macc_digest(st->digest_alg, b->digest, b->buf.data, b->buf.len);
+	if (rc != 0) {
+		macc_buf_reset(&b->buf);
+		return rc;
+	}
 	b->round = st->round;
-	macc_blake2b(b->digest, sizeof(b->digest), b->buf.data, b->buf.len);
+	b->digest_alg = st->digest_alg;
 	return 0;
 }
 
@@ -1174,15 +1187,16 @@ static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_session 
 	}
 }
 
-/* What a STATE signature covers. */
-static void state_header(uint8_t out[STATE_HDR_LEN], const struct macc_pubkey *sender,
+/* What a STATE signature covers; the domain names the digest algorithm. */
+static void state_header(uint8_t out[STATE_HDR_LEN], int alg, const struct macc_pubkey *sender,
 			 const struct macc_pubkey *receiver, const uint8_t *sender_nonce,
 			 const uint8_t *receiver_nonce, uint64_t round,
 			 const uint8_t digest[MACC_DIGEST_BYTES])
 {
 	uint8_t *p = out;
 
-	p = put_bytes(p, state_ctx, sizeof(state_ctx) - 1);
+	p = put_bytes(p, alg == MACC_DIGEST_SHA256 ? state_sha_ctx : state_ctx,
+		      sizeof(state_ctx) - 1);
 	p = put_bytes(p, sender->bytes, MACC_PUBKEY_BYTES);
 	p = put_bytes(p, receiver->bytes, MACC_PUBKEY_BYTES);
 	p = put_bytes(p, sender_nonce, MACC_NONCE_BYTES);
@@ -1199,7 +1213,18 @@ void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_
 			    uint8_t out[MACC_STATE_SIGNED_BYTES])
 {
 	_Static_assert(STATE_HDR_LEN == MACC_STATE_SIGNED_BYTES, "signed STATE text length");
-	state_header(out, sender, receiver, sender_nonce, receiver_nonce, round, digest);
+	state_header(out, MACC_DIGEST_BLAKE2B256, sender, receiver, sender_nonce, receiver_nonce,
+		     round, digest);
+}
+
+void macc_state_signed_text_alg(int alg, const struct macc_pubkey *sender,
+				const struct macc_pubkey *receiver,
+				const uint8_t sender_nonce[MACC_NONCE_BYTES],
+				const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t round,
+				const uint8_t digest[MACC_DIGEST_BYTES],
+				uint8_t out[MACC_STATE_SIGNED_BYTES])
+{
+	state_header(out, alg, sender, receiver, sender_nonce, receiver_nonce, round, digest);
 }
 
 int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *text, size_t len,
@@ -1208,9 +1233,14 @@ int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *te
 {
 	uint8_t digest[MACC_DIGEST_BYTES];
 	uint64_t round = 0;
+	int alg = MACC_DIGEST_BLAKE2B256;
 
-	if (len != STATE_HDR_LEN || memcmp(text, state_ctx, sizeof(state_ctx) - 1) != 0 ||
-	    text[MACC_STATE_SIGNED_ROUND - 1] != MACC_MSG_STATE) {
+	if (len == STATE_HDR_LEN && memcmp(text, state_sha_ctx, sizeof(state_sha_ctx) - 1) == 0) {
+		alg = MACC_DIGEST_SHA256;
+	} else if (len != STATE_HDR_LEN || memcmp(text, state_ctx, sizeof(state_ctx) - 1) != 0) {
+		return macc_errf(err, MACC_EMALFORMED, "not a signed STATE text (%zu bytes)", len);
+	}
+	if (text[MACC_STATE_SIGNED_ROUND - 1] != MACC_MSG_STATE) {
 		return macc_errf(err, MACC_EMALFORMED, "not a signed STATE text (%zu bytes)", len);
 	}
 	if (memcmp(text + MACC_STATE_SIGNED_SENDER, sender->bytes, MACC_PUBKEY_BYTES) != 0) {
@@ -1224,7 +1254,11 @@ int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *te
 				 (unsigned long long)round);
 	}
 	if (body != NULL) {
-		macc_blake2b(digest, sizeof(digest), body, body_len);
+		if (macc_digest(alg, digest, body, body_len) != 0) {
+			return macc_errf(err, MACC_ECRYPTO, "STATE of round %llu: cannot compute "
+					 "its %s digest", (unsigned long long)round,
+					 macc_digest_name(alg));
+		}
 		if (!macc_ct_equal(digest, text + MACC_STATE_SIGNED_DIGEST, sizeof(digest))) {
 			return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: the payload does "
 					 "not match the signed digest", (unsigned long long)round);
@@ -1236,21 +1270,68 @@ int macc_state_signed_verify(const struct macc_pubkey *sender, const uint8_t *te
 	return 0;
 }
 
-/* Both directions' epoch-0 keys from our ephemeral key pair and the peer's ephemeral key. */
+/* The STATE digest from a sender to a receiver, from their HELLOs' flags (proto.h). */
+static int digest_of(uint32_t sender_flags, uint32_t receiver_flags)
+{
+	if ((sender_flags & MACC_HELLO_F_SHA256) != 0 &&
+	    (receiver_flags & MACC_HELLO_F_SHA256_OK) != 0) {
+		return MACC_DIGEST_SHA256;
+	}
+	return MACC_DIGEST_BLAKE2B256;
+}
+
+int macc_session_set_digest(struct macc_session *s, int alg)
+{
+	if (s->have_hello) {
+		return MACC_ESTATE;
+	}
+	if (alg != MACC_DIGEST_BLAKE2B256 && alg != MACC_DIGEST_SHA256) {
+		return MACC_EMALFORMED;
+	}
+	s->self_flags |= MACC_HELLO_F_SHA256_OK;
+	if (alg == MACC_DIGEST_SHA256) {
+		s->self_flags |= MACC_HELLO_F_SHA256;
+	} else {
+		s->self_flags &= ~(uint32_t)MACC_HELLO_F_SHA256;
+	}
+	return 0;
+}
+
+/* The suite of a session from both HELLOs' flags (proto.h, section 2). */
+static int seal_suite(uint32_t self_flags, uint32_t peer_flags)
+{
+	return (self_flags & peer_flags & MACC_HELLO_F_AES256GCM) != 0 ? MACC_AEAD_AES256GCM
+									: MACC_AEAD_XCHACHA20POLY1305;
+}
+
+/* A direction's rekey schedule as the suite applies it: GCM caps the bytes under one key. */
+static struct macc_seal_limits seal_limits(int aead, struct macc_seal_limits l)
+{
+	if (aead == MACC_AEAD_AES256GCM &&
+	    (l.bytes == 0 || l.bytes > MACC_SEAL_GCM_REKEY_BYTES_MAX)) {
+		l.bytes = MACC_SEAL_GCM_REKEY_BYTES_MAX;
+	}
+	return l;
+}
+
+/* Both directions' epoch-0 keys from our ephemeral key pair and the peer's ephemeral key, for
+ * the suite both HELLOs' flags choose (a context per suite: no key serves two ciphers). */
 static int seal_derive(const struct macc_session *s, const struct macc_hello *h,
 		       struct macc_seal_dir *rx, struct macc_seal_dir *tx)
 {
 	uint8_t krx[MACC_AEAD_KEY_BYTES], ktx[MACC_AEAD_KEY_BYTES];
+	int aead = seal_suite(s->self_flags, h->flags);
+	const char *ctx = aead == MACC_AEAD_AES256GCM ? "maccsgcm" : "maccseal";
 	int rc;
 
 	memset(rx, 0, sizeof(*rx));
 	memset(tx, 0, sizeof(*tx));
 	rc = macc_kx_session_keys(krx, ktx, s->self_eph, s->eph_secret, h->eph);
 	if (rc == 0) {
-		rc = macc_kdf_derive(rx->key, sizeof(rx->key), 0, "maccseal", krx);
+		rc = macc_kdf_derive(rx->key, sizeof(rx->key), 0, ctx, krx);
 	}
 	if (rc == 0) {
-		rc = macc_kdf_derive(tx->key, sizeof(tx->key), 0, "maccseal", ktx);
+		rc = macc_kdf_derive(tx->key, sizeof(tx->key), 0, ctx, ktx);
 	}
 	macc_memzero(krx, sizeof(krx));
 	macc_memzero(ktx, sizeof(ktx));
@@ -1259,8 +1340,10 @@ static int seal_derive(const struct macc_session *s, const struct macc_hello *h,
 		macc_memzero(tx, sizeof(*tx));
 		return rc;
 	}
-	rx->limits = h->rekey;
-	tx->limits = s->self_rekey;
+	rx->aead = aead;
+	tx->aead = aead;
+	rx->limits = seal_limits(aead, h->rekey);
+	tx->limits = seal_limits(aead, s->self_rekey);
 	return 0;
 }
 
@@ -1332,6 +1415,7 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 		}
 		s->rx = rx;
 		s->tx = tx;
+		s->aead = rx.aead;
 		macc_memzero(&rx, sizeof(rx));
 		macc_memzero(&tx, sizeof(tx));
 		/* Forward secrecy: the ephemeral secret is not needed any more. */
@@ -1340,6 +1424,8 @@ int macc_session_accept_hello(struct macc_session *s, const struct macc_hello *h
 		s->peer_rekey = h->rekey;
 	}
 	s->peer_flags = h->flags;
+	s->tx_digest = digest_of(s->self_flags, h->flags);
+	s->rx_digest = digest_of(h->flags, s->self_flags);
 	s->peer = h->key;
 	memcpy(s->peer_nonce, h->nonce, MACC_NONCE_BYTES);
 	s->peer_hello_round = h->round;
@@ -1396,15 +1482,26 @@ int macc_session_state_prefix(const struct macc_session *s, const struct macc_st
 {
 	uint8_t hdr[STATE_HDR_LEN];
 	uint8_t sig[MACC_SIG_BYTES];
+	uint8_t other[MACC_DIGEST_BYTES];
+	const uint8_t *digest = body->digest;
 	struct writer w;
 	msgpack_packer pk;
 	size_t plen;
+	int rc;
 
 	if (!s->have_hello || s->self == NULL || !s->self->loaded) {
 		return MACC_ESTATE;
 	}
-	state_header(hdr, &s->self->pub, &s->peer, s->self_nonce, s->peer_nonce, body->round,
-		     body->digest);
+	if (s->tx_digest != body->digest_alg) {
+		/* A peer that cannot check the body's digest (an older agent): the other one. */
+		rc = macc_digest(s->tx_digest, other, body->buf.data, body->buf.len);
+		if (rc != 0) {
+			return rc;
+		}
+		digest = other;
+	}
+	state_header(hdr, s->tx_digest, &s->self->pub, &s->peer, s->self_nonce, s->peer_nonce,
+		     body->round, digest);
 	macc_sign(s->self, hdr, sizeof(hdr), sig);
 
 	memset(&w, 0, sizeof(w));
@@ -1473,9 +1570,13 @@ int macc_session_verify_state(const struct macc_session *s, const struct macc_st
 	if (!macc_pubkey_equal(&st->from, &s->peer)) {
 		return macc_errf(err, MACC_EUNKNOWNPEER, "STATE from a key other than the peer's");
 	}
-	macc_blake2b(digest, sizeof(digest), st->body, st->body_len);
-	state_header(hdr, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce, st->round,
-		     digest);
+	if (macc_digest(s->rx_digest, digest, st->body, st->body_len) != 0) {
+		return macc_errf(err, MACC_ECRYPTO, "STATE of round %llu: cannot compute its %s "
+				 "digest", (unsigned long long)st->round,
+				 macc_digest_name(s->rx_digest));
+	}
+	state_header(hdr, s->rx_digest, &s->peer, &s->self->pub, s->peer_nonce, s->self_nonce,
+		     st->round, digest);
 	if (macc_verify(&s->peer, hdr, sizeof(hdr), st->sig) != 0) {
 		return macc_errf(err, MACC_EBADSIG, "STATE of round %llu: bad signature",
 				 (unsigned long long)st->round);
@@ -1490,5 +1591,6 @@ void macc_session_state_proof(const struct macc_session *s, const struct macc_st
 	memcpy(ret->sender_nonce, s->peer_nonce, MACC_NONCE_BYTES);
 	memcpy(ret->receiver_nonce, s->self_nonce, MACC_NONCE_BYTES);
 	ret->round = st->round;
+	ret->digest_alg = s->rx_digest;
 	ret->checked = !macc_session_rx_sealed(s);
 }

@@ -13,7 +13,10 @@
  *    codec behind a valid seal; it must come back byte for byte. With the mode's bit 1 set,
  *    one bit of the sealed frame (chosen by the second byte) is flipped first, and then it must
  *    not open.
- * Sessions are copied from a pair established once, so every input starts at the same counter.
+ * The mode's bit 2 picks the suite: clear, XChaCha20-Poly1305 (the golden sealed_*.bin seeds);
+ * set, AES-256-GCM (sealed_*_gcm.bin). Both are pinned, so an input does the same on every
+ * CPU. Sessions are copied from a pair established once per suite, so every input starts at
+ * the same counter.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX 4096
 
 static struct macc_identity ida, idb;
-static struct macc_session sa, sb; /* sa sends, sb receives; both sealed */
+static struct macc_session sa[2], sb[2]; /* per suite: sa sends, sb receives; both sealed */
 static bool ready;
 
 static void die_if(bool bad)
@@ -42,13 +45,47 @@ static int take_msg(struct macc_buf *b, struct macc_msg *m)
 	return macc_msg_decode(b->data + MACC_FRAME_HDR, b->len - MACC_FRAME_HDR, 0, m, NULL);
 }
 
-static void setup(void)
+/* Establish the sealed pair of suite `aead` (0 or 1) into sa[aead], sb[aead]. */
+static void setup_pair(int aead)
 {
 	uint8_t seed[32], na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
 	struct macc_seal_limits lim = {.bytes = 4096, .frames = 2};
+	struct macc_session *a = &sa[aead], *b = &sb[aead];
 	struct macc_hello ha, hb;
-	struct macc_buf b;
+	struct macc_buf f;
 	struct macc_msg m;
+
+	memset(na, 0xa0, sizeof(na));
+	memset(nb, 0xb0, sizeof(nb));
+	macc_session_init(a, &ida, na);
+	macc_session_init(b, &idb, nb);
+	/* As in test_seal.c's golden vectors: rekey every 2 frames, so streams cross epochs. */
+	memset(seed, 0x5a, sizeof(seed));
+	die_if(macc_session_enable_seal(a, &lim, seed) != 0);
+	die_if(macc_session_seal_offer_aes(a, aead == MACC_AEAD_AES256GCM) != 0);
+	memset(seed, 0x5b, sizeof(seed));
+	die_if(macc_session_enable_seal(b, &lim, seed) != 0);
+	die_if(macc_session_seal_offer_aes(b, aead == MACC_AEAD_AES256GCM) != 0);
+	macc_hello_init(&ha, &ida, na, 1, 8, "dmsgd", 0, 1, "a");
+	macc_hello_init(&hb, &idb, nb, 1, 8, "dmsgd", 0, 1, "b");
+	macc_session_hello_prepare(a, &ha);
+	macc_session_hello_prepare(b, &hb);
+	die_if(macc_session_accept_hello(b, &ha, &ida.pub, 1, NULL, 1, 8, "dmsgd", NULL) < 0);
+	die_if(macc_session_accept_hello(a, &hb, &idb.pub, 1, NULL, 1, 8, "dmsgd", NULL) < 0);
+	macc_buf_init(&f, 0);
+	die_if(macc_session_ack_encode(a, &f) != 0 || take_msg(&f, &m) != 0 ||
+	       macc_session_verify_ack(b, &m.u.ack, NULL) != 0);
+	macc_buf_reset(&f);
+	die_if(macc_session_ack_encode(b, &f) != 0 || take_msg(&f, &m) != 0 ||
+	       macc_session_verify_ack(a, &m.u.ack, NULL) != 0);
+	macc_buf_finish(&f);
+	die_if(!macc_session_tx_sealed(a) || !macc_session_rx_sealed(b));
+	die_if(macc_session_aead(a) != aead || macc_session_aead(b) != aead);
+}
+
+static void setup(void)
+{
+	uint8_t seed[32];
 
 	if (ready) {
 		return;
@@ -57,29 +94,8 @@ static void setup(void)
 	die_if(macc_identity_from_seed(&ida, seed) != 0);
 	memset(seed, 0x0b, sizeof(seed));
 	die_if(macc_identity_from_seed(&idb, seed) != 0);
-	memset(na, 0xa0, sizeof(na));
-	memset(nb, 0xb0, sizeof(nb));
-	macc_session_init(&sa, &ida, na);
-	macc_session_init(&sb, &idb, nb);
-	/* As in test_seal.c's golden vectors: rekey every 2 frames, so streams cross epochs. */
-	memset(seed, 0x5a, sizeof(seed));
-	die_if(macc_session_enable_seal(&sa, &lim, seed) != 0);
-	memset(seed, 0x5b, sizeof(seed));
-	die_if(macc_session_enable_seal(&sb, &lim, seed) != 0);
-	macc_hello_init(&ha, &ida, na, 1, 8, "dmsgd", 0, 1, "a");
-	macc_hello_init(&hb, &idb, nb, 1, 8, "dmsgd", 0, 1, "b");
-	macc_session_hello_prepare(&sa, &ha);
-	macc_session_hello_prepare(&sb, &hb);
-	die_if(macc_session_accept_hello(&sb, &ha, &ida.pub, 1, NULL, 1, 8, "dmsgd", NULL) < 0);
-	die_if(macc_session_accept_hello(&sa, &hb, &idb.pub, 1, NULL, 1, 8, "dmsgd", NULL) < 0);
-	macc_buf_init(&b, 0);
-	die_if(macc_session_ack_encode(&sa, &b) != 0 || take_msg(&b, &m) != 0 ||
-	       macc_session_verify_ack(&sb, &m.u.ack, NULL) != 0);
-	macc_buf_reset(&b);
-	die_if(macc_session_ack_encode(&sb, &b) != 0 || take_msg(&b, &m) != 0 ||
-	       macc_session_verify_ack(&sa, &m.u.ack, NULL) != 0);
-	macc_buf_finish(&b);
-	die_if(!macc_session_tx_sealed(&sa) || !macc_session_rx_sealed(&sb));
+	setup_pair(MACC_AEAD_XCHACHA20POLY1305);
+	setup_pair(MACC_AEAD_AES256GCM);
 	ready = true;
 }
 
@@ -94,9 +110,9 @@ static bool zero(const uint8_t *p, size_t n)
 }
 
 /* Byte stream: after the first frame that fails, every frame fails the same way. */
-static void stream(const uint8_t *data, size_t size, size_t chunk)
+static void stream(int aead, const uint8_t *data, size_t size, size_t chunk)
 {
-	struct macc_session rx = sb;
+	struct macc_session rx = sb[aead];
 	struct macc_frame_decoder d;
 	size_t off = 0;
 	int failed = 0;
@@ -138,9 +154,9 @@ static void stream(const uint8_t *data, size_t size, size_t chunk)
 }
 
 /* Seal `size` bytes as one payload, optionally flip one bit, open and decode. */
-static void roundtrip(const uint8_t *data, size_t size, bool flip, uint8_t where)
+static void roundtrip(int aead, const uint8_t *data, size_t size, bool flip, uint8_t where)
 {
-	struct macc_session tx = sa, rx = sb;
+	struct macc_session tx = sa[aead], rx = sb[aead];
 	struct macc_buf b;
 	struct macc_msg m;
 	size_t len;
@@ -179,11 +195,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2) {
 		return 0;
 	}
+	int aead = (data[0] & 4) != 0 ? MACC_AEAD_AES256GCM : MACC_AEAD_XCHACHA20POLY1305;
+
 	setup();
 	if ((data[0] & 1) == 0) {
-		stream(data + 2, size - 2, 1 + data[1] % 64);
+		stream(aead, data + 2, size - 2, 1 + data[1] % 64);
 	} else if (size - 2 <= FUZZ_MAX) {
-		roundtrip(data + 2, size - 2, (data[0] & 2) != 0, data[1]);
+		roundtrip(aead, data + 2, size - 2, (data[0] & 2) != 0, data[1]);
 	}
 	return 0;
 }

@@ -113,13 +113,36 @@ struct pair {
 	struct macc_session a, b;
 };
 
-/* Full handshake between A and B. seal_a/seal_b: enable sealing on that side; eph_a/eph_b: fixed
- * ephemeral seed fill (0: random); lim_*: rekey schedules (NULL: defaults). Returns the first
- * error of the handshake (0 when established). */
-static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, uint8_t eph_b,
-		     const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
+/* How a handshake between A and B goes. seal_*: enable sealing on that side; eph_*: fixed
+ * ephemeral seed fill (0: random); lim_*: rekey schedules (NULL: defaults); aes_*: offer
+ * AES-256-GCM (1), do not (0), or leave macc_session_enable_seal's choice for this CPU (-1);
+ * flip_a: HELLO flag bits a man in the middle flips in A's HELLO on its way to B; dig_*: 0 no
+ * macc_session_set_digest (an agent from before SHA-256 digests), else set_digest(dig - 1). */
+struct hs {
+	bool seal_a, seal_b;
+	uint8_t eph_a, eph_b;
+	const struct macc_seal_limits *lim_a, *lim_b;
+	int aes_a, aes_b;
+	uint32_t flip_a;
+	int dig_a, dig_b;
+};
+
+static void hs_enable(struct macc_session *s, const struct macc_seal_limits *lim, uint8_t eph,
+		      int aes)
 {
-	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES], sa[32], sb[32];
+	uint8_t seed[32];
+
+	memset(seed, eph, sizeof(seed));
+	assert_int_equal(macc_session_enable_seal(s, lim, eph != 0 ? seed : NULL), 0);
+	if (aes >= 0) {
+		assert_int_equal(macc_session_seal_offer_aes(s, aes != 0), 0);
+	}
+}
+
+/* Full handshake; returns the first error of the handshake (0 when established). */
+static int handshake_hs(struct pair *p, const struct hs *o)
+{
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
 	struct macc_hello ha, hb;
 	struct macc_buf fa, fb;
 	struct macc_msg m;
@@ -127,20 +150,25 @@ static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, ui
 
 	memset(na, 0xa0, sizeof(na));
 	memset(nb, 0xb0, sizeof(nb));
-	memset(sa, eph_a, sizeof(sa));
-	memset(sb, eph_b, sizeof(sb));
 	macc_session_init(&p->a, &ida, na);
 	macc_session_init(&p->b, &idb, nb);
-	if (seal_a) {
-		assert_int_equal(macc_session_enable_seal(&p->a, lim_a, eph_a != 0 ? sa : NULL), 0);
+	if (o->seal_a) {
+		hs_enable(&p->a, o->lim_a, o->eph_a, o->aes_a);
 	}
-	if (seal_b) {
-		assert_int_equal(macc_session_enable_seal(&p->b, lim_b, eph_b != 0 ? sb : NULL), 0);
+	if (o->seal_b) {
+		hs_enable(&p->b, o->lim_b, o->eph_b, o->aes_b);
+	}
+	if (o->dig_a != 0) {
+		assert_int_equal(macc_session_set_digest(&p->a, o->dig_a - 1), 0);
+	}
+	if (o->dig_b != 0) {
+		assert_int_equal(macc_session_set_digest(&p->b, o->dig_b - 1), 0);
 	}
 	macc_hello_init(&ha, &ida, na, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
 	macc_hello_init(&hb, &idb, nb, MODEL_HASH, NPARAMS, ALGO, 0, 1, "b");
 	macc_session_hello_prepare(&p->a, &ha);
 	macc_session_hello_prepare(&p->b, &hb);
+	ha.flags ^= o->flip_a;
 	macc_buf_init(&fa, 0);
 	macc_buf_init(&fb, 0);
 	assert_int_equal(macc_hello_encode(&fa, &ha), 0);
@@ -165,7 +193,7 @@ static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, ui
 	assert_false(macc_session_tx_sealed(&p->a));
 	assert_int_equal(macc_session_ack_encode(&p->a, &fa), 0);
 	assert_int_equal(macc_session_ack_encode(&p->b, &fb), 0);
-	assert_int_equal(macc_session_tx_sealed(&p->a), seal_a);
+	assert_int_equal(macc_session_tx_sealed(&p->a), o->seal_a);
 	assert_false(macc_session_rx_sealed(&p->b));
 	assert_int_equal(receive(&p->b, fa.data, fa.len, &m, NULL, NULL), 0);
 	assert_int_equal(m.type, MACC_MSG_HELLO_ACK);
@@ -178,7 +206,7 @@ static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, ui
 	if (rc < 0) {
 		goto out;
 	}
-	assert_int_equal(macc_session_rx_sealed(&p->b), seal_b);
+	assert_int_equal(macc_session_rx_sealed(&p->b), o->seal_b);
 	rc = 0;
 out:
 	macc_buf_finish(&fa);
@@ -186,10 +214,32 @@ out:
 	return rc;
 }
 
-static void sealed_pair(struct pair *p, uint8_t eph_a, uint8_t eph_b,
+/* The tests' usual handshake: XChaCha20-Poly1305 on every machine unless a test asks for
+ * another suite, so every byte is the same wherever the tests run. */
+static int handshake(struct pair *p, bool seal_a, bool seal_b, uint8_t eph_a, uint8_t eph_b,
+		     const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
+{
+	struct hs o = {seal_a, seal_b, eph_a, eph_b, lim_a, lim_b, 0, 0, 0, 0, 0};
+
+	return handshake_hs(p, &o);
+}
+
+/* A sealed pair on suite `aead` (both offer AES-256-GCM for it, neither for XChaCha). */
+static void sealed_pair(struct pair *p, int aead, uint8_t eph_a, uint8_t eph_b,
 			const struct macc_seal_limits *lim_a, const struct macc_seal_limits *lim_b)
 {
-	assert_int_equal(handshake(p, true, true, eph_a, eph_b, lim_a, lim_b), 0);
+	int aes = aead == MACC_AEAD_AES256GCM;
+	struct hs o = {true, true, eph_a, eph_b, lim_a, lim_b, aes, aes, 0, 0, 0};
+
+	assert_int_equal(handshake_hs(p, &o), 0);
+	assert_int_equal(macc_session_aead(&p->a), aead);
+	assert_int_equal(macc_session_aead(&p->b), aead);
+}
+
+/* The suite a parametrised test runs (cmocka_unit_test_prestate). */
+static int suite_of(void **state)
+{
+	return *(const int *)*state;
 }
 
 static void pair_finish(struct pair *p)
@@ -227,7 +277,7 @@ static void test_handshake_keys(void **state)
 	struct pair p;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	/* Forward secrecy: the ephemeral secrets are gone once the keys exist. */
 	assert_true(all_zero(p.a.eph_secret, sizeof(p.a.eph_secret)));
 	assert_true(all_zero(p.b.eph_secret, sizeof(p.b.eph_secret)));
@@ -271,7 +321,7 @@ static void test_roundtrip(void **state)
 	struct macc_ping pg = {.seq = 5, .time_ns = 1005};
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&out, 0);
 	macc_buf_init(&plain, 0);
 	/* Both directions, interleaved, many frames. */
@@ -339,7 +389,7 @@ static void test_state(void **state)
 
 	(void)state;
 	macc_rng_seed(&rng, 7, 0);
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&out, 0);
 	for (uint64_t round = 1; round <= 5; round++) {
 		struct macc_state_out so = {.round = round, .nparams = NPARAMS, .x = x, .mom = v};
@@ -405,6 +455,49 @@ static void test_state(void **state)
 		macc_identity_finish(&c);
 		macc_session_finish(&forged);
 	}
+	/* A STATE of 80 KB (above the size where crypto.c moves from libsodium to libcrypto):
+	 * opens, and does not open with any one bit flipped in its ciphertext or tag. */
+	{
+		enum { BIG = 10000 };
+		float *bx = calloc(BIG, sizeof(float)), *bv = calloc(BIG, sizeof(float));
+		float *got2 = calloc(BIG, sizeof(float));
+		struct macc_state_out so = {.round = 7, .nparams = BIG, .x = bx, .mom = bv};
+		struct macc_state_body big = {0};
+		struct pair q;
+		size_t bits[] = {8 * 4, 8 * 40000 + 3, 0};
+
+		assert_non_null(bx);
+		assert_non_null(bv);
+		assert_non_null(got2);
+		for (int i = 0; i < BIG; i++) {
+			bx[i] = (float)i * 0.25f;
+			bv[i] = -(float)i;
+		}
+		sealed_pair(&q, suite_of(state), 0, 0, NULL, NULL);
+		assert_int_equal(macc_state_body_encode(&big, &so), 0);
+		macc_buf_reset(&out);
+		assert_int_equal(macc_session_seal_state(&q.a, &big, &out), 0);
+		bits[2] = 8 * out.len - 1; /* the last bit of the tag */
+		for (size_t k = 0; k < 3; k++) {
+			struct macc_session rx = q.b;
+
+			out.data[bits[k] / 8] ^= (uint8_t)(1u << (bits[k] % 8));
+			assert_int_equal(receive(&rx, out.data, out.len, &m, NULL, NULL),
+					 MACC_EBADSIG);
+			out.data[bits[k] / 8] ^= (uint8_t)(1u << (bits[k] % 8));
+			macc_session_finish(&rx);
+		}
+		assert_int_equal(receive(&q.b, out.data, out.len, &m, &payload, &err), 0);
+		assert_int_equal(macc_session_accept_state(&q.b, &m.u.state, BIG, &err), 0);
+		macc_f32le_load(got2, m.u.state.mom, BIG);
+		assert_memory_equal(got2, bv, BIG * sizeof(float));
+		free(payload);
+		macc_state_body_finish(&big);
+		pair_finish(&q);
+		free(bx);
+		free(bv);
+		free(got2);
+	}
 	/* On a session that does not seal, seal_state refuses (send prefix + body instead). */
 	{
 		struct pair q;
@@ -427,7 +520,7 @@ static void test_tamper(void **state)
 	size_t flips = 0, opened_fail = 0;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&f1, 0);
 	macc_buf_init(&stream, 0);
 	ping(&p.a, 1, &f1);
@@ -503,7 +596,7 @@ static void test_replay_reorder_truncate(void **state)
 	struct macc_session rx;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&f1, 0);
 	macc_buf_init(&f2, 0);
 	macc_buf_init(&t, 0);
@@ -565,8 +658,8 @@ static void test_other_session(void **state)
 	(void)state;
 	/* Same agents, same session nonces, different ephemeral keys: a frame of one session, at
 	 * the same counter, does not open in the other. */
-	sealed_pair(&p, 0x11, 0x22, NULL, NULL);
-	sealed_pair(&q, 0x33, 0x44, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0x11, 0x22, NULL, NULL);
+	sealed_pair(&q, suite_of(state), 0x33, 0x44, NULL, NULL);
 	macc_buf_init(&f, 0);
 	ping(&p.a, 1, &f);
 	expect_fail(&q.b, f.data, f.len, MACC_EBADSIG);
@@ -593,7 +686,7 @@ static void test_rekey(void **state)
 	uint64_t bytes = 0, epoch_b = 0;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, &la, &lb);
+	sealed_pair(&p, suite_of(state), 0, 0, &la, &lb);
 	assert_int_equal(p.b.rx.limits.frames, 3);
 	assert_int_equal(p.a.rx.limits.bytes, 100);
 	macc_buf_init(&f, 0);
@@ -792,7 +885,7 @@ static void test_ticket(void **state)
 	size_t len1;
 
 	(void)state;
-	sealed_pair(&p, 0, 0, NULL, NULL);
+	sealed_pair(&p, suite_of(state), 0, 0, NULL, NULL);
 	macc_buf_init(&plain, 0);
 	macc_buf_init(&out, 0);
 	assert_int_equal(macc_ping_encode(&plain, MACC_MSG_PING, &pg1), 0);
@@ -846,6 +939,347 @@ static void test_ticket(void **state)
 	pair_finish(&p);
 }
 
+/* Open frame f (as sealed by a session whose tx key was `key` at frame 0) with the AEAD
+ * primitive directly: the wire layout of proto.h section 2 (AD = header, nonce = zeros ||
+ * u64 BE 0, ciphertext || tag), independent of the session code. */
+static int open_raw(int aead, const uint8_t *f, size_t len, const uint8_t *key)
+{
+	uint8_t nonce[MACC_AEAD_NONCE_BYTES] = {0}, *m;
+	size_t clen = len - MACC_FRAME_HDR - MACC_SEAL_OVERHEAD;
+	int rc;
+
+	m = malloc(clen + 1);
+	assert_non_null(m);
+	rc = macc_aead_open(aead, m, f + MACC_FRAME_HDR, clen, f + len - MACC_SEAL_OVERHEAD, f,
+			    MACC_FRAME_HDR, nonce, key);
+	free(m);
+	return rc;
+}
+
+/* The suite both HELLOs choose, and what a man in the middle cannot do about it. */
+static void test_negotiate(void **state)
+{
+	static const struct {
+		int aes_a, aes_b, want;
+	} cases[] = {
+		{1, 1, MACC_AEAD_AES256GCM},
+		{1, 0, MACC_AEAD_XCHACHA20POLY1305},
+		{0, 1, MACC_AEAD_XCHACHA20POLY1305},
+		{0, 0, MACC_AEAD_XCHACHA20POLY1305},
+	};
+	struct pair p, q;
+	struct macc_buf f;
+	struct macc_msg m;
+
+	(void)state;
+	macc_buf_init(&f, 0);
+	/* Both offer it: AES-256-GCM; one or neither: XChaCha20-Poly1305. Frames flow both
+	 * ways either way, and the HELLO carries the bit exactly when its side offers it. */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hs o = {
+			true, true, 0x11, 0x22, NULL, NULL, cases[i].aes_a, cases[i].aes_b, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(macc_session_aead(&p.a), cases[i].want);
+		assert_int_equal(macc_session_aead(&p.b), cases[i].want);
+		assert_int_equal(p.a.tx.aead, cases[i].want);
+		assert_int_equal(p.b.rx.aead, cases[i].want);
+		assert_int_equal((p.a.self_flags & MACC_HELLO_F_AES256GCM) != 0, cases[i].aes_a);
+		assert_int_equal((p.b.peer_flags & MACC_HELLO_F_AES256GCM) != 0, cases[i].aes_a);
+		macc_buf_reset(&f);
+		ping(&p.a, 1, &f);
+		/* The frame is what the suite's primitive makes, under the session's key. */
+		assert_int_equal(open_raw(cases[i].want, f.data, f.len, p.b.rx.key), 0);
+		assert_int_equal(open_raw(1 - cases[i].want, f.data, f.len, p.b.rx.key),
+				 MACC_EBADSIG);
+		expect_ping(&p.b, f.data, f.len, 1);
+		macc_buf_reset(&f);
+		ping(&p.b, 2, &f);
+		expect_ping(&p.a, f.data, f.len, 2);
+		pair_finish(&p);
+	}
+	/* The same ephemeral keys under the two suites give different keys (a KDF context per
+	 * suite), so a frame of one session does not open in the other. */
+	{
+		struct hs g = {true, true, 0x11, 0x22, NULL, NULL, 1, 1, 0, 0, 0};
+		struct hs x = {true, true, 0x11, 0x22, NULL, NULL, 0, 0, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &g), 0);
+		assert_int_equal(handshake_hs(&q, &x), 0);
+		assert_memory_not_equal(p.a.tx.key, q.a.tx.key, MACC_AEAD_KEY_BYTES);
+		assert_memory_not_equal(p.a.rx.key, q.a.rx.key, MACC_AEAD_KEY_BYTES);
+		macc_buf_reset(&f);
+		ping(&p.a, 1, &f);
+		expect_fail(&q.b, f.data, f.len, MACC_EBADSIG);
+		expect_ping(&p.b, f.data, f.len, 1);
+		pair_finish(&p);
+		pair_finish(&q);
+	}
+	/* A man in the middle strips the bit from A's HELLO (to force the other suite), or adds
+	 * it to a HELLO that lacks it. B takes the HELLO as it arrives, so the two sides choose
+	 * different suites, but neither accepts the other's proof: the handshake fails. */
+	for (int add = 0; add <= 1; add++) {
+		struct hs o = {true, true, 0x11, 0x22, NULL, NULL, !add, 1, MACC_HELLO_F_AES256GCM, 0, 0};
+		struct macc_errmsg err = {{0}};
+
+		assert_int_equal(handshake_hs(&p, &o), MACC_EBADSIG); /* B refuses A's ACK */
+		assert_false(p.b.proven);
+		assert_false(macc_session_rx_sealed(&p.b));
+		assert_int_not_equal(macc_session_aead(&p.a), macc_session_aead(&p.b));
+		/* ... and A refuses B's. */
+		macc_buf_reset(&f);
+		assert_int_equal(macc_session_ack_encode(&p.b, &f), 0);
+		assert_int_equal(macc_msg_decode(f.data + 4, f.len - 4, 0, &m, NULL), 0);
+		assert_int_equal(macc_session_verify_ack(&p.a, &m.u.ack, &err), MACC_EBADSIG);
+		assert_false(p.a.proven);
+		assert_false(macc_session_rx_sealed(&p.a));
+		pair_finish(&p);
+	}
+	/* The offer is made before the HELLO, on a sealing session only. */
+	{
+		struct hs o = {true, true, 0, 0, NULL, NULL, -1, -1, 0, 0, 0};
+		struct macc_session s;
+		uint8_t n[MACC_NONCE_BYTES] = {3};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		/* Left to enable_seal, a side offers AES-256-GCM exactly where it is fast. */
+		assert_int_equal((p.a.self_flags & MACC_HELLO_F_AES256GCM) != 0,
+				 macc_aead_aes_fast());
+		assert_int_equal(macc_session_aead(&p.a), macc_aead_aes_fast()
+								 ? MACC_AEAD_AES256GCM
+								 : MACC_AEAD_XCHACHA20POLY1305);
+		assert_int_equal(macc_session_seal_offer_aes(&p.a, false), MACC_ESTATE);
+		pair_finish(&p);
+		macc_session_init(&s, &ida, n);
+		assert_int_equal(macc_session_seal_offer_aes(&s, true), MACC_ESTATE);
+		assert_int_equal(macc_session_aead(&s), MACC_ESTATE);
+		macc_session_finish(&s);
+		assert_int_equal(handshake(&p, false, false, 0, 0, NULL, NULL), 0);
+		assert_int_equal(macc_session_aead(&p.a), MACC_ESTATE);
+		pair_finish(&p);
+	}
+	macc_buf_finish(&f);
+}
+
+/* Under AES-256-GCM no key seals more than MACC_SEAL_GCM_REKEY_BYTES_MAX bytes, whatever the
+ * sender announced; both sides apply the cap, so they still step together. */
+static void test_gcm_rekey_cap(void **state)
+{
+	struct macc_seal_limits never = {.bytes = 0, .frames = 5};
+	struct macc_seal_limits huge = {.bytes = (uint64_t)1 << 40, .frames = 0};
+	struct macc_seal_limits small = {.bytes = 1000, .frames = 0};
+	struct pair p;
+
+	(void)state;
+	{
+		struct hs o = {true, true, 0, 0, &never, &huge, 1, 1, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(p.a.tx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		assert_int_equal(p.a.tx.limits.frames, 5);
+		assert_int_equal(p.b.rx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		assert_int_equal(p.b.tx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		assert_int_equal(p.a.rx.limits.bytes, MACC_SEAL_GCM_REKEY_BYTES_MAX);
+		/* What was announced (and signed) is unchanged. */
+		assert_int_equal(p.a.self_rekey.bytes, 0);
+		assert_int_equal(p.b.peer_rekey.bytes, 0);
+		pair_finish(&p);
+	}
+	{
+		struct hs o = {true, true, 0, 0, &small, &never, 1, 1, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(p.a.tx.limits.bytes, 1000); /* below the cap: as announced */
+		pair_finish(&p);
+	}
+	{
+		struct hs o = {true, true, 0, 0, &never, &huge, 0, 0, 0, 0, 0};
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(p.a.tx.limits.bytes, 0); /* XChaCha20-Poly1305: no cap */
+		assert_int_equal(p.b.tx.limits.bytes, (uint64_t)1 << 40);
+		pair_finish(&p);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* STATE digests: BLAKE2b-256 or SHA-256, per direction                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A STATE of `round` from p->a to p->b encoded with body digest `alg`, as the session sends it
+ * (sealed or not), received by B: returns accept_state's result; *ret_payload holds the frame
+ * (caller frees) for further checks of m. */
+static int send_state(struct pair *p, int alg, uint64_t round, struct macc_msg *m,
+		      uint8_t **ret_payload, struct macc_buf *frame)
+{
+	float x[NPARAMS];
+	struct macc_state_out so = {.round = round, .nparams = NPARAMS, .x = x, .digest_alg = alg};
+	struct macc_state_body body = {0};
+	struct macc_state_prefix pre;
+	struct macc_errmsg err = {{0}};
+	int rc;
+
+	for (int i = 0; i < NPARAMS; i++) {
+		x[i] = (float)round - (float)i;
+	}
+	assert_int_equal(macc_state_body_encode(&body, &so), 0);
+	assert_int_equal(body.digest_alg, alg);
+	macc_buf_reset(frame);
+	if (macc_session_tx_sealed(&p->a)) {
+		assert_int_equal(macc_session_seal_state(&p->a, &body, frame), 0);
+	} else {
+		assert_int_equal(macc_session_state_prefix(&p->a, &body, &pre), 0);
+		assert_int_equal(macc_buf_append(frame, pre.bytes, pre.len), 0);
+		assert_int_equal(macc_buf_append(frame, body.buf.data, body.buf.len), 0);
+	}
+	assert_int_equal(receive(&p->b, frame->data, frame->len, m, ret_payload, &err), 0);
+	rc = macc_session_accept_state(&p->b, &m->u.state, NPARAMS, &err);
+	macc_state_body_finish(&body);
+	return rc;
+}
+
+/* The signed text of a received STATE, rebuilt off the session as the audit trail does, and
+ * checked with macc_state_signed_verify (which reads the digest from the text's domain). */
+static int check_offline(const struct pair *p, const struct macc_msg *m, int alg)
+{
+	uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+	const struct macc_state *st = &m->u.state;
+	struct macc_state_proof pr;
+	uint64_t round = 0;
+	int rc;
+
+	macc_session_state_proof(&p->b, st, &pr);
+	assert_int_equal(pr.digest_alg, alg);
+	assert_int_equal(macc_digest(pr.digest_alg, digest, st->body, st->body_len), 0);
+	macc_state_signed_text_alg(pr.digest_alg, &ida.pub, &idb.pub, pr.sender_nonce,
+				   pr.receiver_nonce, pr.round, digest, text);
+	assert_memory_equal(text, alg == MACC_DIGEST_SHA256 ? "macc/2/stsha" : "macc/2/state", 12);
+	rc = macc_state_signed_verify(&ida.pub, text, sizeof(text), pr.sig, st->body, st->body_len,
+				      &round, NULL);
+	if (rc == 0) {
+		assert_int_equal(round, st->round);
+	}
+	return rc;
+}
+
+static void test_digest(void **state)
+{
+	/* dig_a, dig_b (0: older agent, 1: BLAKE2b-256, 2: SHA-256), the digests of A->B and
+	 * B->A, the digest A's body is encoded with. */
+	static const struct {
+		int dig_a, dig_b, a_to_b, b_to_a, body;
+	} cases[] = {
+		{2, 2, MACC_DIGEST_SHA256, MACC_DIGEST_SHA256, MACC_DIGEST_SHA256},
+		{2, 1, MACC_DIGEST_SHA256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_SHA256},
+		{1, 2, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_SHA256, MACC_DIGEST_BLAKE2B256},
+		/* B predates SHA-256 digests: A falls back to BLAKE2b-256 for it, computing it for
+		 * the prefix although its body was digested with SHA-256. */
+		{2, 0, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_SHA256},
+		{0, 2, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256},
+		{0, 0, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256, MACC_DIGEST_BLAKE2B256},
+	};
+	struct macc_buf f;
+	struct macc_msg m;
+	struct pair p;
+	uint8_t *payload;
+
+	(void)state;
+	macc_buf_init(&f, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int seal = 0; seal <= 1; seal++) {
+			struct hs o = {seal, seal, 0, 0, NULL, NULL, 0, 0, 0, cases[i].dig_a,
+				       cases[i].dig_b};
+
+			assert_int_equal(handshake_hs(&p, &o), 0);
+			assert_int_equal(p.a.tx_digest, cases[i].a_to_b);
+			assert_int_equal(p.b.rx_digest, cases[i].a_to_b);
+			assert_int_equal(p.b.tx_digest, cases[i].b_to_a);
+			assert_int_equal(p.a.rx_digest, cases[i].b_to_a);
+			/* Plain: B checks the signature on receipt; sealed: not, but the explicit
+			 * check and the offline one (the audit trail's) pass either way. */
+			assert_int_equal(send_state(&p, cases[i].body, 1, &m, &payload, &f), 0);
+			assert_int_equal(macc_session_verify_state(&p.b, &m.u.state, NULL), 0);
+			assert_int_equal(check_offline(&p, &m, cases[i].a_to_b), 0);
+			free(payload);
+			pair_finish(&p);
+		}
+	}
+	/* A body that is not what A signed: refused on a plain session under either digest, and
+	 * by the offline check; a text claiming the other digest does not verify. */
+	for (int dig = 1; dig <= 2; dig++) {
+		struct hs o = {false, false, 0, 0, NULL, NULL, 0, 0, 0, dig, dig};
+		struct macc_state_body body = {0};
+		float x[NPARAMS] = {1, 2, 3};
+		struct macc_state_out so = {.round = 5, .nparams = NPARAMS, .x = x,
+					    .digest_alg = dig - 1};
+		struct macc_state_prefix pre;
+		struct macc_errmsg err = {{0}};
+		uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+		struct macc_state_proof pr;
+
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(macc_state_body_encode(&body, &so), 0);
+		assert_int_equal(macc_session_state_prefix(&p.a, &body, &pre), 0);
+		macc_buf_reset(&f);
+		assert_int_equal(macc_buf_append(&f, pre.bytes, pre.len), 0);
+		assert_int_equal(macc_buf_append(&f, body.buf.data, body.buf.len), 0);
+		f.data[f.len - 1] ^= 0x01; /* the last byte of x */
+		assert_int_equal(receive(&p.b, f.data, f.len, &m, &payload, &err), 0);
+		assert_int_equal(macc_session_accept_state(&p.b, &m.u.state, NPARAMS, &err),
+				 MACC_EBADSIG);
+		assert_int_equal(check_offline(&p, &m, dig - 1), MACC_EBADSIG);
+		/* The untouched body, checked as the other digest's text: refused. */
+		f.data[f.len - 1] ^= 0x01;
+		macc_session_state_proof(&p.b, &m.u.state, &pr);
+		assert_int_equal(macc_digest(2 - dig, digest, m.u.state.body, m.u.state.body_len), 0);
+		macc_state_signed_text_alg(2 - dig, &ida.pub, &idb.pub, pr.sender_nonce,
+					   pr.receiver_nonce, pr.round, digest, text);
+		assert_int_equal(macc_state_signed_verify(&ida.pub, text, sizeof(text), pr.sig,
+							  m.u.state.body, m.u.state.body_len, NULL,
+							  &err),
+				 MACC_EBADSIG);
+		free(payload);
+		macc_state_body_finish(&body);
+		pair_finish(&p);
+	}
+	/* A man in the middle who adds or strips either digest bit in A's HELLO: the proof fails. */
+	{
+		static const uint32_t flips[] = {MACC_HELLO_F_SHA256, MACC_HELLO_F_SHA256_OK};
+
+		for (size_t i = 0; i < 2; i++) {
+			for (int dig = 0; dig <= 2; dig++) {
+				struct hs o = {true, true, 0, 0, NULL, NULL, 0, 0, flips[i], dig, 2};
+
+				assert_int_equal(handshake_hs(&p, &o), MACC_EBADSIG);
+				assert_false(p.b.proven);
+				pair_finish(&p);
+			}
+		}
+	}
+	/* Refusals: an unknown digest, or set after the peer's HELLO. */
+	{
+		struct hs o = {false, false, 0, 0, NULL, NULL, 0, 0, 0, 2, 2};
+		struct macc_state_body body = {0};
+		float x[NPARAMS] = {0};
+		struct macc_state_out so = {.round = 1, .nparams = NPARAMS, .x = x, .digest_alg = 2};
+
+		assert_int_equal(macc_state_body_encode(&body, &so), MACC_EMALFORMED);
+		assert_int_equal(body.buf.len, 0);
+		macc_state_body_finish(&body);
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		assert_int_equal(macc_session_set_digest(&p.a, MACC_DIGEST_BLAKE2B256), MACC_ESTATE);
+		pair_finish(&p);
+		macc_session_init(&p.a, &ida, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+		assert_int_equal(macc_session_set_digest(&p.a, 7), MACC_EMALFORMED);
+		assert_int_equal(macc_session_set_digest(&p.a, MACC_DIGEST_SHA256), 0);
+		assert_int_equal(p.a.self_flags, MACC_HELLO_F_SHA256_OK | MACC_HELLO_F_SHA256);
+		assert_int_equal(macc_session_set_digest(&p.a, MACC_DIGEST_BLAKE2B256), 0);
+		assert_int_equal(p.a.self_flags, MACC_HELLO_F_SHA256_OK);
+		macc_session_finish(&p.a);
+	}
+	macc_buf_finish(&f);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Golden sealed frames                                                                      */
 /* ---------------------------------------------------------------------------------------- */
@@ -891,7 +1325,9 @@ static void check_golden(const char *name, const uint8_t *p, size_t len)
 	free(want);
 }
 
-static void test_golden(void **state)
+/* The golden frames of one suite: a sealed HELLO, PING and STATE (the STATE the first frame
+ * under a stepped key). */
+static void golden_suite(int aead, const char *hello, const char *ping_name, const char *state)
 {
 	struct macc_seal_limits lim = {.bytes = 4096, .frames = 2};
 	struct pair p;
@@ -902,22 +1338,21 @@ static void test_golden(void **state)
 	struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v};
 	uint8_t nonce[MACC_NONCE_BYTES];
 
-	(void)state;
 	for (int i = 0; i < NPARAMS; i++) {
 		x[i] = 0.5f * (float)i - 1.0f;
 		v[i] = -x[i] / 4;
 	}
 	macc_buf_init(&out, 0);
 	/* Fixed identities, session nonces and ephemeral seeds: every byte is deterministic. */
-	sealed_pair(&p, 0x5a, 0x5b, &lim, &lim);
+	sealed_pair(&p, aead, 0x5a, 0x5b, &lim, &lim);
 	memset(nonce, 0xa0, sizeof(nonce));
 	macc_hello_init(&h, &ida, nonce, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
 	macc_session_hello_prepare(&p.a, &h);
 	assert_int_equal(macc_hello_encode(&out, &h), 0);
-	check_golden("hello_sealed.bin", out.data, out.len);
+	check_golden(hello, out.data, out.len);
 	macc_buf_reset(&out);
 	ping(&p.a, 9, &out);
-	check_golden("sealed_ping.bin", out.data, out.len);
+	check_golden(ping_name, out.data, out.len);
 	expect_ping(&p.b, out.data, out.len, 9);
 	/* Frame 2 ends epoch 0; the STATE is frame 3, the first under the stepped key. */
 	macc_buf_reset(&out);
@@ -927,7 +1362,7 @@ static void test_golden(void **state)
 	assert_int_equal(macc_state_body_encode(&body, &so), 0);
 	macc_buf_reset(&out);
 	assert_int_equal(macc_session_seal_state(&p.a, &body, &out), 0);
-	check_golden("sealed_state.bin", out.data, out.len);
+	check_golden(state, out.data, out.len);
 	{
 		struct macc_msg m;
 		uint8_t *payload;
@@ -939,6 +1374,53 @@ static void test_golden(void **state)
 	macc_state_body_finish(&body);
 	macc_buf_finish(&out);
 	pair_finish(&p);
+}
+
+static void test_golden(void **state)
+{
+	(void)state;
+	/* XChaCha20-Poly1305: the bytes of the first sealed protocol, unchanged now that the
+	 * suite runs on libcrypto and AES-256-GCM can be negotiated (a side that does not offer
+	 * it sends the same HELLO as before). */
+	golden_suite(MACC_AEAD_XCHACHA20POLY1305, "hello_sealed.bin", "sealed_ping.bin",
+		     "sealed_state.bin");
+	golden_suite(MACC_AEAD_AES256GCM, "hello_sealed_gcm.bin", "sealed_ping_gcm.bin",
+		     "sealed_state_gcm.bin");
+	/* A plaintext STATE signed over a SHA-256 digest ("macc/2/stsha"), and the HELLO that
+	 * announces it (flags MACC_HELLO_F_SHA256_OK | MACC_HELLO_F_SHA256). */
+	{
+		struct hs o = {false, false, 0, 0, NULL, NULL, 0, 0, 0, 2, 2};
+		struct macc_state_body body = {0};
+		float x[NPARAMS], v[NPARAMS];
+		struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v,
+					    .digest_alg = MACC_DIGEST_SHA256};
+		struct macc_state_prefix pre;
+		struct macc_hello h;
+		struct macc_buf out;
+		uint8_t nonce[MACC_NONCE_BYTES];
+		struct pair p;
+
+		for (int i = 0; i < NPARAMS; i++) {
+			x[i] = 0.5f * (float)i - 1.0f;
+			v[i] = -x[i] / 4;
+		}
+		macc_buf_init(&out, 0);
+		assert_int_equal(handshake_hs(&p, &o), 0);
+		memset(nonce, 0xa0, sizeof(nonce));
+		macc_hello_init(&h, &ida, nonce, MODEL_HASH, NPARAMS, ALGO, 0, 1, "a");
+		macc_session_hello_prepare(&p.a, &h);
+		assert_int_equal(macc_hello_encode(&out, &h), 0);
+		check_golden("hello_sha256.bin", out.data, out.len);
+		assert_int_equal(macc_state_body_encode(&body, &so), 0);
+		assert_int_equal(macc_session_state_prefix(&p.a, &body, &pre), 0);
+		macc_buf_reset(&out);
+		assert_int_equal(macc_buf_append(&out, pre.bytes, pre.len), 0);
+		assert_int_equal(macc_buf_append(&out, body.buf.data, body.buf.len), 0);
+		check_golden("state_sha256.bin", out.data, out.len);
+		macc_state_body_finish(&body);
+		macc_buf_finish(&out);
+		pair_finish(&p);
+	}
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -958,7 +1440,7 @@ struct endpoint {
 };
 
 static void ep_init(struct endpoint *e, const struct macc_identity *id,
-		    const struct macc_identity *peer, uint8_t nfill)
+		    const struct macc_identity *peer, uint8_t nfill, int aead)
 {
 	struct macc_seal_limits lim = {.bytes = 0, .frames = 3};
 	uint8_t nonce[MACC_NONCE_BYTES];
@@ -970,6 +1452,7 @@ static void ep_init(struct endpoint *e, const struct macc_identity *id,
 	memset(nonce, nfill, sizeof(nonce));
 	macc_session_init(&e->s, id, nonce);
 	assert_int_equal(macc_session_enable_seal(&e->s, &lim, NULL), 0);
+	assert_int_equal(macc_session_seal_offer_aes(&e->s, aead == MACC_AEAD_AES256GCM), 0);
 	macc_frame_decoder_init(&e->dec, MACC_FRAME_MAX_HANDSHAKE);
 	macc_buf_init(&e->out, 0);
 	/* Connect: HELLO, and a PING right away (plaintext: our ACK is not sent yet). */
@@ -1085,8 +1568,8 @@ static void test_stream(void **state)
 	(void)state;
 	for (uint64_t seed = 1; seed <= 20; seed++) {
 		macc_rng_seed(&rng, seed, 0);
-		ep_init(&a, &ida, &idb, 0xa0);
-		ep_init(&b, &idb, &ida, 0xb0);
+		ep_init(&a, &ida, &idb, 0xa0, suite_of(state));
+		ep_init(&b, &idb, &ida, 0xb0, suite_of(state));
 		for (int steps = 0; steps < 100000; steps++) {
 			bool moved = macc_rng_below(&rng, 2) == 0 ? pump(&a, &b, &rng)
 								 : pump(&b, &a, &rng);
@@ -1112,20 +1595,27 @@ static void test_stream(void **state)
 
 int main(void)
 {
+	static const int x = MACC_AEAD_XCHACHA20POLY1305, g = MACC_AEAD_AES256GCM;
+	/* Tests of the sealing layer run under both suites. */
+#define BOTH(f) cmocka_unit_test_prestate(f, (void *)&x), cmocka_unit_test_prestate(f, (void *)&g)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_keys),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_state),
-		cmocka_unit_test(test_tamper),
-		cmocka_unit_test(test_replay_reorder_truncate),
-		cmocka_unit_test(test_other_session),
-		cmocka_unit_test(test_rekey),
+		BOTH(test_handshake_keys),
+		BOTH(test_roundtrip),
+		BOTH(test_state),
+		BOTH(test_tamper),
+		BOTH(test_replay_reorder_truncate),
+		BOTH(test_other_session),
+		BOTH(test_rekey),
 		cmocka_unit_test(test_mismatch),
 		cmocka_unit_test(test_mitm_ephemeral),
-		cmocka_unit_test(test_ticket),
+		BOTH(test_ticket),
+		cmocka_unit_test(test_negotiate),
+		cmocka_unit_test(test_gcm_rekey_cap),
+		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_golden),
-		cmocka_unit_test(test_stream),
+		BOTH(test_stream),
 	};
+#undef BOTH
 
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
