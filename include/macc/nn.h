@@ -231,4 +231,10 @@ typedef void (*macc_sgemm_fn)(void *ctx, bool ta, bool tb, int m, int n, int k, 
 int macc_blas_selftest_with(macc_sgemm_fn f, void *ctx, double *ret_worst);
 int macc_nn_blas_selftest(double *ret_worst); /* with OpenBLAS's cblas_sgemm */
 
+/* The sgemm limit for benchmarks: GFLOP/s (2 n^3 per product) of n x n x n row-major sgemm at
+ * the current thread count, timed over at least `seconds` of wall time after one warm-up
+ * product, per second of wall time and per second of the process's CPU time (steadier on a
+ * shared machine; with one thread the same on an idle one). Returns 0, -ENOMEM or -EINVAL. */
+int macc_nn_blas_sgemm_gflops(int n, double seconds, double *ret_wall, double *ret_cpu);
+
 #endif

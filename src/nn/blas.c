@@ -42,6 +42,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -496,6 +497,54 @@ int macc_nn_blas_selftest(double *ret_worst)
 	bool inject = fault != NULL && strcasecmp(fault, macc_nn_blas_kernel()) == 0;
 
 	return macc_blas_selftest_with(inject ? faulty_sgemm : openblas_sgemm, NULL, ret_worst);
+}
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int macc_nn_blas_sgemm_gflops(int n, double seconds, double *ret_wall, double *ret_cpu)
+{
+	size_t nn = (size_t)n * (size_t)n;
+	float *a, *b, *c;
+	uint32_t seed = 12345;
+	double t0, c0, el, cpu, flop;
+	long reps = 0;
+
+	if (n < 1) {
+		return -EINVAL;
+	}
+	a = malloc(nn * sizeof(float));
+	b = malloc(nn * sizeof(float));
+	c = calloc(nn, sizeof(float));
+	if (a == NULL || b == NULL || c == NULL) {
+		free(a);
+		free(b);
+		free(c);
+		return -ENOMEM;
+	}
+	fill(a, nn, &seed);
+	fill(b, nn, &seed);
+	openblas_sgemm(NULL, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm-up */
+	t0 = clock_s(CLOCK_MONOTONIC);
+	c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+	do {
+		openblas_sgemm(NULL, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+		reps++;
+		el = clock_s(CLOCK_MONOTONIC) - t0;
+	} while (el < seconds);
+	cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	free(a);
+	free(b);
+	free(c);
+	flop = 2.0 * (double)n * (double)n * (double)n * (double)reps;
+	*ret_wall = flop / el / 1e9;
+	*ret_cpu = cpu > 0.0 ? flop / cpu / 1e9 : 0.0;
+	return 0;
 }
 
 /* The self-test in a child process: a kernel that executes an instruction this CPU lacks kills

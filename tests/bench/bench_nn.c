@@ -11,9 +11,19 @@
  * last batch dropped) and prints one key=value line per epoch and a final summary line with
  * test_acc= and samples_per_s=, so tests/bench/bench_train.sh can put it beside the reference.
  *
+ * With --sgemm N: the sgemm limit, GFLOP/s of N x N x N sgemm at --threads T (default 1) for
+ * --seconds S, as the single line "sgemm n=N threads=T gflops=G gflops_per_cpu_s=C blas=KERNEL"
+ * (per second of wall time, and per CPU second times T like samples_per_cpu_s; bench_train.sh
+ * divides the MLP's FLOP per second by it).
+ *
+ * Like the programs, it first chooses the OpenBLAS kernel (macc_nn_blas_select: automatic, or
+ * MACC_BLAS_KERNEL), so it measures what macc-sim and macc-agentd run; every mode prints the
+ * kernel (blas=) and the choice on stderr.
+ *
  *   bench_nn [--threads T] [--seconds S] [--model M (one row of the table)]
  *   bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] [--momentum M] [--seed S]
  *            [--threads T] [--data SPEC]
+ *   bench_nn --sgemm N [--threads T] [--seconds S]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -156,7 +166,8 @@ static int bench(const char *only, int threads, double seconds)
 		return 1;
 	}
 	macc_nn_set_threads(threads);
-	printf("data=%s threads=%d\n", synthetic ? "synthetic" : "fashion-mnist", threads);
+	printf("data=%s threads=%d blas=%s\n", synthetic ? "synthetic" : "fashion-mnist", threads,
+	       macc_nn_blas_kernel());
 	for (size_t mi = 0; mi < 2; mi++) {
 		for (size_t bi = 0; bi < 3; bi++) {
 			struct trainer t;
@@ -233,9 +244,9 @@ static int train(const char *spec, const char *data, int epochs, size_t batch, f
 		fflush(stdout);
 	}
 	printf("impl=macc-nn model=%s threads=%d batch=%zu data=%s test_acc=%.4f train_loss=%.4f "
-	       "samples_per_s=%.0f\n", macc_model_spec(t.m), threads, batch,
+	       "samples_per_s=%.0f blas=%s\n", macc_model_spec(t.m), threads, batch,
 	       syn1 ? "synthetic" : data, acc, nb ? loss_sum / (double)nb : 0.0,
-	       train_s > 0 ? (double)seen / train_s : 0.0);
+	       train_s > 0 ? (double)seen / train_s : 0.0, macc_nn_blas_kernel());
 	rc = 0;
 out:
 	trainer_finish(&t);
@@ -244,11 +255,27 @@ out:
 	return rc;
 }
 
+/* The sgemm limit: one line, see the top of this file. */
+static int sgemm_limit(int n, int threads, double seconds)
+{
+	double wall = 0.0, cpu = 0.0;
+
+	macc_nn_set_threads(threads);
+	if (macc_nn_blas_sgemm_gflops(n, seconds, &wall, &cpu) < 0) {
+		fprintf(stderr, "bench_nn: sgemm %d: out of memory\n", n);
+		return 1;
+	}
+	printf("sgemm n=%d threads=%d gflops=%.2f gflops_per_cpu_s=%.2f blas=%s\n", n, threads,
+	       wall, cpu * threads, macc_nn_blas_kernel());
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_nn [--threads T] [--seconds S] [--model M]\n"
 		"       bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] "
-		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n");
+		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n"
+		"       bench_nn --sgemm N [--threads T] [--seconds S]\n");
 }
 
 int main(int argc, char **argv)
@@ -259,6 +286,17 @@ int main(int argc, char **argv)
 	float lr = 0.05f, momentum = 0.9f;
 	uint64_t seed = 1;
 	double seconds = 1.5;
+	int sgemm = 0;
+	struct macc_blas_report blas;
+	struct macc_errmsg err = {{0}};
+	char line[512];
+
+	if (macc_nn_blas_select(NULL, NULL, argv, &blas, &err) < 0) {
+		fprintf(stderr, "bench_nn: BLAS kernel: %s\n", err.text);
+		return 2;
+	}
+	macc_nn_blas_describe(&blas, line, sizeof(line));
+	fprintf(stderr, "bench_nn: BLAS kernel %s\n", line);
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -288,6 +326,8 @@ int main(int argc, char **argv)
 			threads = atoi(v);
 		} else if (strcmp(a, "--seconds") == 0) {
 			seconds = strtod(v, NULL);
+		} else if (strcmp(a, "--sgemm") == 0) {
+			sgemm = atoi(v);
 		} else {
 			usage();
 			return 2;
@@ -296,6 +336,9 @@ int main(int argc, char **argv)
 	if (epochs < 1 || batch < 1 || threads < 1 || !(seconds > 0)) {
 		usage();
 		return 2;
+	}
+	if (sgemm > 0) {
+		return sgemm_limit(sgemm, threads, seconds);
 	}
 	if (model) {
 		return train(model, data, epochs, batch, lr, momentum, seed, threads);
