@@ -37,6 +37,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,21 +553,28 @@ int macc_nn_blas_sgemm_gflops(int n, double seconds, double *ret_wall, double *r
  * *ret_sig when a signal ended it) or -errno when no child could be made. */
 static int selftest_isolated(double *ret_worst, int *ret_sig)
 {
-	int fds[2], status = 0;
+	int fds[2], status = 0, rc;
 	double worst = INFINITY;
 	pid_t pid;
 	ssize_t got;
+	struct sigaction dfl, old;
 
 	*ret_sig = 0;
 	if (pipe(fds) < 0) {
 		return -errno;
 	}
+	/* SIGCHLD ignored (inherited from whoever started us) would reap the child for us. */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(SIGCHLD, &dfl, &old);
 	pid = fork();
 	if (pid < 0) {
 		int e = errno;
 
 		close(fds[0]);
 		close(fds[1]);
+		sigaction(SIGCHLD, &old, NULL);
 		return -e;
 	}
 	if (pid == 0) {
@@ -584,10 +592,12 @@ static int selftest_isolated(double *ret_worst, int *ret_sig)
 		got = read(fds[0], &worst, sizeof(worst));
 	} while (got < 0 && errno == EINTR);
 	close(fds[0]);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			return -errno;
-		}
+	while ((rc = (int)waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+	}
+	rc = rc < 0 ? -errno : 0;
+	sigaction(SIGCHLD, &old, NULL);
+	if (rc < 0) {
+		return rc;
 	}
 	*ret_worst = got == (ssize_t)sizeof(worst) ? worst : INFINITY;
 	if (WIFSIGNALED(status)) {
