@@ -288,8 +288,10 @@ reached_macc() {
 	END { for (k in n) if (n[k] == a && s[k] / a >= target) exit 0; exit 1 }' \
 		"$1"/agent{0,1,2,3}.log 2>/dev/null
 }
+# max_round LOG...: the highest round any of the logs started (nothing while none exists yet).
 max_round() {
-	sed -n 's/.* debug: round \([0-9]*\) starts$/\1/p' "$@" 2>/dev/null | sort -n | tail -n 1
+	cat "$@" 2>/dev/null | sed -n 's/.* debug: round \([0-9]*\) starts$/\1/p' | sort -n |
+		tail -n 1 || true
 }
 
 # run_macc RATE MODE KEY=VALUE...: one ring; sets R_* for the report.
@@ -360,8 +362,10 @@ run_macc() {
 }
 
 # ---- torch ---------------------------------------------------------------------------------
+# torch_progress LOG: "T_S ROUND ACC" per progress line of rank 0 (nothing while LOG is missing).
 torch_progress() {
-	sed -n 's/^progress t_s=\([0-9.]*\) round=\([0-9]*\) epoch=[0-9.]* test_acc_mean=\([0-9.]*\).*/\1 \2 \3/p' "$1"
+	sed -n 's/^progress t_s=\([0-9.]*\) round=\([0-9]*\) epoch=[0-9.]* test_acc_mean=\([0-9.]*\).*/\1 \2 \3/p' \
+		"$1" 2>/dev/null || true
 }
 
 run_torch() {
