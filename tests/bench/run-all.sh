@@ -2,7 +2,7 @@
 # run-all.sh - run every benchmark in one go and print all the figures of issue 22 (and the
 # message-path and scaling figures of issue 9) as one markdown table.
 #
-#   tests/bench/run-all.sh [-C BUILD] [-o OUTDIR] [--quick] [--no-build] [--only NAMES]
+#   tests/bench/run-all.sh [-C BUILD] [-o OUTDIR] [--quick] [--no-build] [--only NAMES] [--report]
 #
 #   -C BUILD     meson build directory (default $MACC_BUILD, else ./build); use a release build
 #   -o OUTDIR    where the logs, the scaling CSV and PNG and the table go
@@ -11,6 +11,8 @@
 #                points, one link rate and a low accuracy target); the ratios are then rough
 #   --no-build   do not run ninja first (by default the benchmark targets are built)
 #   --only NAMES comma list of: blas, train, nn, msg, ring, edge, scaling (default all)
+#   --report     run nothing: print the table from the logs already in OUTDIR (after a benchmark
+#                was rerun by hand, e.g. BENCH_OUT=OUTDIR/edge bench_edge.sh >OUTDIR/edge.log)
 #
 # The benchmarks are the scripts and programs meson registers with benchmark() in
 # tests/bench/meson.build, run one after another (never concurrently, so they do not compete for
@@ -43,6 +45,7 @@ build=${MACC_BUILD:-$MACC_SRC/build}
 out=""
 quick=0
 do_build=1
+report=0
 all="blas,train,nn,msg,ring,edge,scaling"
 only=$all
 
@@ -52,9 +55,10 @@ while [[ $# -gt 0 ]]; do
 	-o) out=${2:?-o needs a directory}; shift ;;
 	--quick) quick=1 ;;
 	--no-build) do_build=0 ;;
+	--report) report=1 do_build=0 ;;
 	--only) only=${2:?--only needs a list}; shift ;;
 	-h | --help)
-		sed -n '2,15p' "$0"
+		sed -n '2,17p' "$0"
 		exit 0
 		;;
 	*)
@@ -112,7 +116,7 @@ declare -A status
 run() {
 	local name=$1 limit=$2 t0 rc=0
 	shift 2
-	if ! wanted "$name"; then
+	if ! wanted "$name" || [[ $report == 1 ]]; then
 		return
 	fi
 	t0=$SECONDS
@@ -221,9 +225,15 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 {
 	echo "## macc benchmarks ($started)"
 	echo
-	echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average $load at" \
-		"the start, $load_end at the end. Commit $commit, build ${buildtype:-?} in" \
-		"$build$([[ $quick == 1 ]] && echo ', --quick')."
+	if [[ $report == 1 ]]; then
+		echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr). Table made from the" \
+			"logs in $out (their own headers and dates say when they ran); commit $commit" \
+			"now, build ${buildtype:-?} in $build."
+	else
+		echo "Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sr); load average $load" \
+			"at the start, $load_end at the end. Commit $commit, build ${buildtype:-?} in" \
+			"$build$([[ $quick == 1 ]] && echo ', --quick')."
+	fi
 	echo
 	echo "| figure | macc | reference | ratio | target | met? |"
 	echo "|---|---|---|---|---|---|"
