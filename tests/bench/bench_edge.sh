@@ -31,7 +31,8 @@
 #              round_ms / limit_ms is how close the round gets to the link (1 = the link never
 #              idles). payload_ms is the same for the state alone (2 x 235146 float32 for fp32).
 #   cpu_ms     CPU time per agent and round (all four processes, /proc/PID/stat, from round 2
-#              or the first evaluation to the end); cpu_floor_ms = cpu_ms x 4 / cores is the
+#              or the first evaluation to the end), and sys_pct the share of it spent in the
+#              kernel (TCP, veth, tc); cpu_floor_ms = cpu_ms x 4 / cores is the
 #              shortest round this machine's cores allow when nothing else runs: when it is near
 #              or above limit_ms, the round is CPU-bound, not link-bound.
 #   ttt_s      time to target: seconds from the start of round 0 (the last agent's) until the
@@ -42,7 +43,7 @@
 #              that held an evaluation over the agent's median round is subtracted.
 # The last lines are machine-readable, for run-all.sh:
 #   RESULT bench=edge rate=R mode=M round_ms=X limit_ms=X payload_ms=X ratio=X link_bytes=N
-#          cpu_ms=X cpu_floor_ms=X ttt_s=X ttt_round=K reached=yes|no final_acc=A rounds=N
+#          cpu_ms=X sys_pct=P cpu_floor_ms=X ttt_s=X ttt_round=K reached=yes|no final_acc=A rounds=N
 #   RESULT bench=edge_vs rate=R mode=M ttt_s=X torch_ttt_s=X speedup=X
 # Logs of every run in BENCH_OUT (default $MACC_BUILD/bench-results/edge).
 #
@@ -210,12 +211,29 @@ print("%.1f" % (8 * 8 * (1 << 20) / (time.perf_counter() - t) / 1e6))
 	echo "link check at $rate Mbit/s: an 8 MB transfer h1 -> h2 ran at $mbit Mbit/s"
 }
 
-# cpu_per_agent_round TICKS0 TICKS1 ROUND0 ROUND1: CPU milliseconds per agent and round between
-# two marks of ring_cpu_ticks (the processes of RING_PIDS), or "-".
+# cpu_ticks: "USER SYSTEM" clock ticks used so far by the processes of RING_PIDS still running
+# (/proc/PID/stat fields 14 and 15).
+cpu_ticks() {
+	local p f u=0 s=0
+	local -a v
+	for p in "${RING_PIDS[@]}"; do
+		if f=$(cat "/proc/$p/stat" 2>/dev/null); then
+			read -r -a v <<<"${f##*) }"
+			u=$((u + v[11]))
+			s=$((s + v[12]))
+		fi
+	done
+	echo "$u $s"
+}
+
+# cpu_per_agent_round TICKS0 TICKS1 ROUND0 ROUND1: "MS SYS%" - CPU milliseconds per agent and
+# round between two cpu_ticks marks, and the kernel's share of it; "- -" without a window.
 cpu_per_agent_round() {
 	awk -v a="$1" -v b="$2" -v r0="$3" -v r1="$4" -v t="$(getconf CLK_TCK)" -v n="$N" 'BEGIN {
-		if (a == "" || r1 + 0 <= r0 + 0) { print "-"; exit }
-		printf "%.1f\n", (b - a) / t * 1000 / (r1 - r0) / n }'
+		split(a, x, " "); split(b, y, " ")
+		if (a == "" || r1 + 0 <= r0 + 0) { print "- -"; exit }
+		tot = (y[1] + y[2]) - (x[1] + x[2])
+		printf "%.1f %.0f\n", tot / t * 1000 / (r1 - r0) / n, (tot > 0 ? (y[2] - x[2]) * 100 / tot : 0) }'
 }
 
 # ---- macc ----------------------------------------------------------------------------------
@@ -331,7 +349,7 @@ run_macc() {
 		if [[ -z $c0 ]]; then
 			r0=$(max_round "$d"/agent{0,1,2,3}.log)
 			if ((${r0:-0} >= 2)); then
-				c0=$(ring_cpu_ticks)
+				c0=$(cpu_ticks)
 			fi
 		fi
 		if reached_macc "$d"; then
@@ -350,9 +368,9 @@ run_macc() {
 		sleep 0.5
 	done
 	tx1=$(tx_all)
-	c1=$(ring_cpu_ticks)
+	c1=$(cpu_ticks)
 	rounds=$(max_round "$d"/agent{0,1,2,3}.log)
-	R_cpu_ms=$(cpu_per_agent_round "$c0" "$c1" "$r0" "$rounds")
+	read -r R_cpu_ms R_sys <<<"$(cpu_per_agent_round "$c0" "$c1" "$r0" "$rounds")"
 	ring_kill
 	read -r R_round_ms R_ttt R_tround R_reached R_final R_rounds \
 		<<<"$(macc_analyse "$d"/agent{0,1,2,3}.log)"
@@ -386,7 +404,7 @@ run_torch() {
 	c0="" r0=""
 	while :; do
 		if [[ -z $c0 ]] && [[ -n $(torch_progress "$d/rank0.log") ]]; then
-			c0=$(ring_cpu_ticks)
+			c0=$(cpu_ticks)
 			r0=$(torch_progress "$d/rank0.log" | tail -n 1 | awk '{ print $2 }')
 		fi
 		if torch_progress "$d/rank0.log" | awk -v t="$target" '$3 >= t { f = 1 } END { exit !f }'; then
@@ -405,11 +423,11 @@ run_torch() {
 		sleep 0.5
 	done
 	tx1=$(tx_all)
-	c1=$(ring_cpu_ticks)
+	c1=$(cpu_ticks)
 	ring_kill
 	torch_progress "$d/rank0.log" >"$d/progress"
 	rounds=$(tail -n 1 "$d/progress" | awk '{ print $2 }')
-	R_cpu_ms=$(cpu_per_agent_round "$c0" "$c1" "$r0" "$rounds")
+	read -r R_cpu_ms R_sys <<<"$(cpu_per_agent_round "$c0" "$c1" "$r0" "$rounds")"
 	first=$(head -n 1 "$d/progress")
 	last=$(tail -n 1 "$d/progress")
 	R_round_ms=$(awk -v a="$first" -v b="$last" 'BEGIN {
@@ -434,8 +452,8 @@ echo "edge-link benchmark: 4-agent ring, $model, dmsgd, batch 64, lr 0.05, momen
 net_up
 results=()
 declare -A ttt
-printf '%-5s %-14s %9s %9s %10s %7s %11s %7s %8s %9s %7s  %s\n' Mbit mode round_ms limit_ms \
-	payload_ms ratio link_bytes cpu_ms ttt_s ttt_round final stop
+printf '%-5s %-14s %9s %9s %10s %7s %11s %11s %8s %9s %7s  %s\n' Mbit mode round_ms limit_ms \
+	payload_ms ratio link_bytes cpu_ms/sys ttt_s ttt_round final stop
 for rate in $rates; do
 	shape "$rate"
 	link_check "$rate"
@@ -460,10 +478,11 @@ for rate in $rates; do
 		ttt[$rate/$mode]=$R_ttt
 		cpu_floor=$(awk -v c="$R_cpu_ms" -v n="$N" -v k="$(nproc)" 'BEGIN {
 			if (c == "-") print "-"; else printf "%.1f", c * n / (k < n ? k : n) }')
-		printf '%-5s %-14s %9s %9s %10s %7s %11s %7s %8s %9s %7s  %s\n' "$rate" "$mode" \
-			"$R_round_ms" "$limit_ms" "$payload_ms" "${ratio}x" "$R_link_bytes" "$R_cpu_ms" \
+		printf '%-5s %-14s %9s %9s %10s %7s %11s %11s %8s %9s %7s  %s\n' "$rate" "$mode" \
+			"$R_round_ms" "$limit_ms" "$payload_ms" "${ratio}x" "$R_link_bytes" \
+			"$R_cpu_ms/$R_sys%" \
 			"$R_ttt" "$R_tround" "$R_final" "$R_stop ($R_rounds rounds)"
-		results+=("RESULT bench=edge rate=$rate mode=$mode round_ms=$R_round_ms limit_ms=$limit_ms payload_ms=$payload_ms ratio=$ratio link_bytes=$R_link_bytes cpu_ms=$R_cpu_ms cpu_floor_ms=$cpu_floor ttt_s=$R_ttt ttt_round=$R_tround reached=$R_reached final_acc=$R_final rounds=$R_rounds")
+		results+=("RESULT bench=edge rate=$rate mode=$mode round_ms=$R_round_ms limit_ms=$limit_ms payload_ms=$payload_ms ratio=$ratio link_bytes=$R_link_bytes cpu_ms=$R_cpu_ms sys_pct=$R_sys cpu_floor_ms=$cpu_floor ttt_s=$R_ttt ttt_round=$R_tround reached=$R_reached final_acc=$R_final rounds=$R_rounds")
 	done
 done
 for rate in $rates; do

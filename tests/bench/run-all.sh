@@ -137,6 +137,10 @@ if [[ $quick == 1 ]]; then
 fi
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+commit=$(git -C "$MACC_SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$MACC_SRC" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+	commit+=" with uncommitted changes"
+fi
 run blas 1200 bash "$here/bench_blas.sh"
 run train 7200 bash "$here/bench_train.sh"
 run nn 1200 "$build/tests/bench/bench_nn" "${nn_args[@]}"
@@ -219,7 +223,6 @@ train_rows() {
 }
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-commit=$(git -C "$MACC_SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 	"$build/meson-info/intro-buildoptions.json" 2>/dev/null | sed 's/.*"value": "//; s/"$//' || true)
 {
@@ -327,7 +330,8 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 				fi
 				echo "| $rate Mbit/s links, $mode: round time vs the link limit" \
 					"($(kv_value link_bytes "$line") B per round on the busiest link;" \
-					"CPU $(kv_value cpu_ms "$line") ms per agent-round, so at least" \
+					"CPU $(kv_value cpu_ms "$line") ms per agent-round," \
+					"$(kv_value sys_pct "$line")% in the kernel, so at least" \
 					"$(kv_value cpu_floor_ms "$line") ms per round on $(nproc) cores) |" \
 					"$(kv_value round_ms "$line") ms | $(kv_value limit_ms "$line") ms" \
 					"(payload only: $(kv_value payload_ms "$line") ms) | ${rr}x | $tgt | $met |"
