@@ -51,6 +51,7 @@
  *            peers, sorted by public key, are its neighbours in ascending agent number)
  *            local_steps = 1            compress = none (bf16, int8, topk:F)
  *            gossip_step = (unset: the compressor's default)
+ *            blas_kernel = auto (or an OpenBLAS kernel name: Haswell, Zen, SkylakeX, ...)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -160,6 +161,9 @@ struct macc_config {
 	uint32_t local_steps;     /* H >= 1 */
 	char compress[32];        /* "none", "bf16", "int8", "topk:F" */
 	double gossip_step;       /* CHOCO gamma in (0, 1]; 0 = the compressor's default */
+	/* issue 22: OpenBLAS kernel, "auto" or a name of OpenBLAS's x86-64 list (macc/nn.h,
+	 * macc_nn_blas_select); read by macc-agentd's main() before the agent starts */
+	char blas_kernel[24];
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

@@ -219,4 +219,124 @@ int macc_lr_parse(const char *spec, float base, struct macc_lr_schedule *ret,
 /* Learning rate at `epoch` (0-based, fractional epochs allowed) of a run of `total_epochs`. */
 float macc_lr_at(const struct macc_lr_schedule *s, double epoch, double total_epochs);
 
+/*
+ * BLAS kernel selection (blas.c). Debian's OpenBLAS picks its kernel set from CPUID when the
+ * library loads, and falls back to a generic one (Prescott: SSE3, ~4x slower sgemm) on CPU
+ * models newer than itself. At program start, before anything else, each macc program calls
+ * macc_nn_blas_select(): it reads the CPU's instruction sets (CPUID, and XGETBV for the register
+ * state the OS saves), decides which kernel to run with (macc_blas_decide, a pure function) and,
+ * when that differs from the running one, re-executes the program (/proc/self/exe, same argv)
+ * with OPENBLAS_CORETYPE set; the new image checks the kernel with an sgemm self-test in a child
+ * process and goes back to the kernel it came from if the test fails. Nothing changes where
+ * OpenBLAS's own pick already uses everything the CPU has. Only x86-64 is decided; elsewhere the
+ * running kernel is kept and reported.
+ */
+#define MACC_BLAS_NAME_MAX 24
+
+/* Raw x86 CPUID words the decision reads; zero where a leaf does not exist. Tests pass made-up
+ * ones. */
+struct macc_cpuid {
+	char vendor[13];                           /* leaf 0: "GenuineIntel", "AuthenticAMD", ... */
+	uint32_t leaf1_eax, leaf1_ecx, leaf1_edx;  /* leaf 1: signature and feature bits */
+	uint32_t leaf7_ebx, leaf7_ecx, leaf7_edx;  /* leaf 7 sub-leaf 0 */
+	uint32_t leaf7s1_eax;                      /* leaf 7 sub-leaf 1 (AVX512_BF16) */
+	uint32_t ext1_ecx;                         /* leaf 0x80000001 (SSE4A, PREFETCHW, FMA4) */
+	uint64_t xcr0;                             /* XGETBV(0), 0 when the OS has no OSXSAVE */
+};
+
+/* This CPU's words. 0, or -ENOTSUP on a machine that is not x86. */
+int macc_cpuid_read(struct macc_cpuid *ret);
+
+/* "AuthenticAMD family 25 model 1: sse3 ssse3 sse4.1 sse4.2 avx avx2 fma" (the instruction
+ * sets that matter for a kernel; avx* only when the OS saves their registers). */
+void macc_cpuid_describe(const struct macc_cpuid *c, char *buf, size_t len);
+
+enum macc_blas_reason {
+	MACC_BLAS_KEEP,      /* the running kernel suits this CPU: nothing changed */
+	MACC_BLAS_UPGRADE,   /* OpenBLAS fell back below what the CPU runs: its best kernel */
+	MACC_BLAS_EXPLICIT,  /* the kernel asked for (command line, environment or config) */
+	MACC_BLAS_REFUSED,   /* the kernel asked for, or set in OPENBLAS_CORETYPE, needs
+			      * instructions this CPU lacks: the automatic choice instead */
+	MACC_BLAS_FALLBACK,  /* the chosen kernel failed its self-test: the previous one */
+	MACC_BLAS_UNCHANGED, /* no decision possible (not x86, one-target OpenBLAS, valgrind,
+			      * exec failed): the running kernel, the note says why */
+};
+const char *macc_blas_reason_name(enum macc_blas_reason r); /* "kept", "upgraded", ... */
+
+struct macc_blas_choice {
+	char kernel[MACC_BLAS_NAME_MAX]; /* OpenBLAS's spelling, e.g. "SkylakeX" */
+	enum macc_blas_reason reason;
+};
+
+/*
+ * Which kernel to run with, from the CPU's words, the kernel OpenBLAS is running (its core name)
+ * and what was asked for: NULL, "" or "auto" for the automatic choice, else a kernel name of
+ * OpenBLAS 0.3.21's x86-64 list (any case). Automatic: keep the running kernel unless it needs
+ * instructions the CPU lacks or it is of an older instruction-set level (SSE < AVX < AVX2+FMA
+ * < AVX-512) than the CPU runs; then the CPU's best kernel (SkylakeX, Zen on AMD/Hygon or
+ * Haswell, Sandybridge, Prescott). A kernel is never chosen whose instructions the CPU lacks.
+ * Pure. Errors: MACC_ECONFIG for an unknown name (err lists the known ones).
+ */
+int macc_blas_decide(const struct macc_cpuid *cpu, const char *running, const char *want,
+		     struct macc_blas_choice *ret, struct macc_errmsg *err);
+
+/* What macc_nn_blas_select() did, for the log, --version and the program's output. */
+struct macc_blas_report {
+	char kernel[MACC_BLAS_NAME_MAX];    /* the kernel this process runs with */
+	char detected[MACC_BLAS_NAME_MAX];  /* OpenBLAS's own pick ("" when OPENBLAS_CORETYPE
+					     * was set by the user, so it is not known) */
+	char requested[MACC_BLAS_NAME_MAX]; /* "auto" or the kernel asked for */
+	const char *source;                 /* where the request came from: "default", "command
+					     * line", "MACC_BLAS_KERNEL", "config" or
+					     * "OPENBLAS_CORETYPE" (static string) */
+	enum macc_blas_reason reason;
+	char cpu[160];                      /* macc_cpuid_describe(), or "not x86" */
+	char note[200];                     /* self-test result, why nothing was done, ... */
+};
+
+/*
+ * Choose the kernel for this process (see above). Call it first in main(), before threads, files
+ * or sockets: it may replace the process image (execv keeps the pid, fds and environment). The
+ * request is taken from `cli` (a command-line option), else the environment variable
+ * MACC_BLAS_KERNEL, else `config` (the [train] blas_kernel key), else automatic; each may be
+ * NULL. `argv` is main()'s (NULL: never re-execute). The environment is left as the program
+ * found it once the choice is made. Returns 0 with *ret filled; MACC_ECONFIG for an unknown
+ * kernel name (err names it and where it came from); MACC_ECORRUPT when a kernel failed its
+ * self-test and the process could not be re-executed with the previous one.
+ * For tests, MACC_BLAS_SELFTEST_FAULT=KERNEL makes the self-test fail when run with KERNEL.
+ */
+int macc_nn_blas_select(const char *cli, const char *config, char *const argv[],
+			struct macc_blas_report *ret, struct macc_errmsg *err);
+
+/* One line: "Zen (kept; OpenBLAS 0.3.21 chose Zen; AuthenticAMD family 25 ...)". */
+void macc_nn_blas_describe(const struct macc_blas_report *r, char *buf, size_t len);
+
+/* The kernel OpenBLAS is running with (its core name, e.g. "Zen"); for status, metrics and the
+ * HELLO platform field. Never NULL; static storage. */
+const char *macc_nn_blas_kernel(void);
+
+/* OpenBLAS's build string, e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ... Zen MAX_THREADS=64".
+ * Static storage. */
+const char *macc_nn_blas_config(void);
+
+/*
+ * sgemm self-test: row-major products C = alpha op(A) op(B) + beta C over several shapes (the
+ * small-matrix and the blocked paths, all four transpose cases) against a naive loop that sums
+ * in double. Passes when every element is within 1e-4 of sum_k |alpha a b| + |beta c| relative
+ * error (float rounding is ~k * 6e-8; a wrong or missing term is ~1/k). Returns 0, MACC_ECORRUPT
+ * when a result disagrees (or is not finite), -ENOMEM; *ret_worst is the worst relative error.
+ * macc_blas_selftest_with() tests any sgemm (the unit test feeds it broken ones).
+ */
+typedef void (*macc_sgemm_fn)(void *ctx, bool ta, bool tb, int m, int n, int k, float alpha,
+			      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+			      int ldc);
+int macc_blas_selftest_with(macc_sgemm_fn f, void *ctx, double *ret_worst);
+int macc_nn_blas_selftest(double *ret_worst); /* with OpenBLAS's cblas_sgemm */
+
+/* The sgemm limit for benchmarks: GFLOP/s (2 n^3 per product) of n x n x n row-major sgemm at
+ * the current thread count, timed over at least `seconds` of wall time after one warm-up
+ * product, per second of wall time and per second of the process's CPU time (steadier on a
+ * shared machine; with one thread the same on an idle one). Returns 0, -ENOMEM or -EINVAL. */
+int macc_nn_blas_sgemm_gflops(int n, double seconds, double *ret_wall, double *ret_cpu);
+
 #endif

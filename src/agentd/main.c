@@ -2,7 +2,11 @@
  * main.c - macc-agentd's command line: parse options, start the agent, exit with its status.
  *
  *   macc-agentd [-c FILE] [--check-config] [-s SOCKET] [--foreground] [--exit-when-done]
- *               [--log-level L] [--version] [--help]
+ *               [--log-level L] [--blas-kernel K] [--version] [--help]
+ *
+ * Before anything else the OpenBLAS kernel is chosen (macc_nn_blas_select: --blas-kernel, else
+ * MACC_BLAS_KERNEL, else the config's [train] blas_kernel, else automatic); that may re-execute
+ * the program once or twice, with the same arguments, before the agent starts.
  *
  * Exit status: 0 success (including a graceful SIGTERM), 1 a runtime or configuration error,
  * 2 a usage error. The daemon always runs in the foreground (systemd supervises it; --foreground
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "macc/nn.h"
 
 #ifndef MACC_VERSION
 #define MACC_VERSION "0.1.0"
@@ -35,11 +40,34 @@ static void usage(FILE *f)
 		"  -f, --foreground      run in the foreground (always the case; for init scripts)\n"
 		"      --exit-when-done  exit 0 once the configured epochs/rounds are done\n"
 		"  -l, --log-level L     error, warn, info or debug (overrides the config)\n"
-		"  -V, --version         print the version and exit\n"
+		"      --blas-kernel K   OpenBLAS kernel: auto or a name such as Haswell, Zen,\n"
+		"                        SkylakeX (overrides MACC_BLAS_KERNEL and the config)\n"
+		"  -V, --version         print the version and the BLAS kernel, and exit\n"
 		"  -h, --help            this text\n");
 }
 
-enum { OPT_CHECK = 256, OPT_EXIT_DONE };
+enum { OPT_CHECK = 256, OPT_EXIT_DONE, OPT_BLAS_KERNEL };
+
+/* Choose the OpenBLAS kernel (may re-execute the program). The config is read here only for
+ * its blas_kernel key; one that does not load is reported by agent_init() later. */
+static int blas_setup(const char *config_path, const char *cli, char **argv,
+		      struct macc_blas_report *ret)
+{
+	static struct macc_config c; /* large; main() runs once */
+	struct macc_errmsg e;
+	const char *conf = NULL;
+	int rc;
+
+	if (macc_config_load(config_path, &c, &e) == 0) {
+		conf = c.blas_kernel;
+	}
+	rc = macc_nn_blas_select(cli, conf, argv, ret, &e);
+	if (rc < 0) {
+		fprintf(stderr, "macc-agentd: BLAS kernel: %s\n", e.text);
+	}
+	macc_config_finish(&c);
+	return rc;
+}
 
 static int check_config(const char *path)
 {
@@ -78,6 +106,7 @@ int main(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},
 		{"exit-when-done", no_argument, NULL, OPT_EXIT_DONE},
 		{"log-level", required_argument, NULL, 'l'},
+		{"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -85,7 +114,10 @@ int main(int argc, char **argv)
 	struct agent_opts o;
 	static struct macc_agent agent;
 	struct macc_errmsg e;
-	bool check = false;
+	struct macc_blas_report blas;
+	const char *blas_cli = NULL;
+	char line[512];
+	bool check = false, version = false;
 	int opt, rc;
 
 	memset(&o, 0, sizeof(o));
@@ -114,9 +146,12 @@ int main(int argc, char **argv)
 			}
 			o.have_log_level = true;
 			break;
+		case OPT_BLAS_KERNEL:
+			blas_cli = optarg;
+			break;
 		case 'V':
-			printf("macc-agentd %s\n", MACC_VERSION);
-			return 0;
+			version = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -133,6 +168,14 @@ int main(int argc, char **argv)
 	if (check) {
 		return check_config(o.config_path);
 	}
+	if (blas_setup(o.config_path, blas_cli, argv, &blas) < 0) {
+		return blas_cli != NULL ? 2 : 1;
+	}
+	macc_nn_blas_describe(&blas, line, sizeof(line));
+	if (version) {
+		printf("macc-agentd %s\nBLAS kernel %s\n", MACC_VERSION, line);
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Every round allocates and frees one received frame per neighbour (megabytes each). Keep
 	 * such blocks on the heap instead of mmap/munmap per frame, so a round costs no page faults
@@ -142,6 +185,7 @@ int main(int argc, char **argv)
 	if (o.have_log_level) {
 		macc_log_set_level(o.log_level);
 	}
+	macc_info(NULL, "BLAS kernel %s", line);
 	e.text[0] = '\0';
 	rc = agent_init(&agent, &o, &e);
 	if (rc < 0) {

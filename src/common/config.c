@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "macc/config.h"
 #include "macc/crypto.h"
@@ -711,6 +712,27 @@ static int t_gossip_step(struct setctx *s)
 	return set_real(s, 0, true, 1, false, &s->c->gossip_step);
 }
 
+/* OpenBLAS 0.3.21's x86-64 kernel names that OPENBLAS_CORETYPE accepts; a local mirror of
+ * src/nn/blas.c's table (this file depends on nothing above it). Case does not matter. */
+static const char *const blas_kernel_names[] = {
+	"auto", "Prescott", "Atom", "Core2", "Penryn", "Dunnington", "Nehalem", "Opteron",
+	"Opteron_SSE3", "Barcelona", "Nano", "Bobcat", "Sandybridge", "Bulldozer", "Piledriver",
+	"Steamroller", "Excavator", "Haswell", "Zen", "SkylakeX",
+};
+
+static int t_blas_kernel(struct setctx *s)
+{
+	for (size_t i = 0; i < sizeof(blas_kernel_names) / sizeof(blas_kernel_names[0]); i++) {
+		if (strcasecmp(s->val, blas_kernel_names[i]) == 0) {
+			snprintf(s->c->blas_kernel, sizeof(s->c->blas_kernel), "%s",
+				 blas_kernel_names[i]);
+			return 0;
+		}
+	}
+	return why(s, "expected auto or an OpenBLAS kernel name (Prescott, Nehalem, Sandybridge, "
+		   "Haswell, Zen, SkylakeX, ...)");
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -740,6 +762,7 @@ static const struct keydef train_keys[] = {
 	{ "local_steps", t_local_steps },
 	{ "compress", t_compress },
 	{ "gossip_step", t_gossip_step },
+	{ "blas_kernel", t_blas_kernel },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -821,6 +844,7 @@ void macc_config_defaults(struct macc_config *c)
 	c->schedule = MACC_SCHEDULE_STATIC;
 	c->local_steps = 1;
 	snprintf(c->compress, sizeof(c->compress), "none");
+	snprintf(c->blas_kernel, sizeof(c->blas_kernel), "auto");
 	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
@@ -1412,6 +1436,7 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_VAL(local_steps);
 	DIFF_STR(compress);
 	DIFF_VAL(gossip_step);
+	DIFF_STR(blas_kernel);
 #undef DIFF_STR
 #undef DIFF_VAL
 	return NULL;

@@ -25,6 +25,7 @@
 #include "macc/consensus.h"
 #include "macc/err.h"
 #include "macc/log.h"
+#include "macc/nn.h"
 #include "sim.h"
 
 #define PROG "macc-sim"
@@ -114,6 +115,9 @@ static const char usage_text[] =
 	"  --print-digest        print a 64-bit digest of the final parameters (digest= over all\n"
 	"                        agents' x as one block, and one agent=J digest= line per agent)\n"
 	"  --dump-params FILE    write the final parameters as raw float32 (agent after agent)\n"
+	"  --blas-kernel K       OpenBLAS kernel: auto (default: OpenBLAS's pick, or the CPU's\n"
+	"                        best when OpenBLAS fell back below it) or a name such as\n"
+	"                        Haswell, Zen, SkylakeX (also MACC_BLAS_KERNEL)\n"
 	"  -h, --help            this help\n"
 	"\n"
 	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
@@ -157,6 +161,7 @@ enum {
 	OPT_AGGREGATION,
 	OPT_SCREEN_FACTOR,
 	OPT_BYZANTINE,
+	OPT_BLAS_KERNEL,
 };
 
 static const struct option long_opts[] = {
@@ -193,6 +198,7 @@ static const struct option long_opts[] = {
 	{"aggregation", required_argument, NULL, OPT_AGGREGATION},
 	{"screen-factor", required_argument, NULL, OPT_SCREEN_FACTOR},
 	{"byzantine", required_argument, NULL, OPT_BYZANTINE},
+	{"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -201,6 +207,7 @@ struct cli {
 	struct sim_opts o;
 	const char *csv_path;
 	const char *dump_path;
+	const char *blas_kernel;
 	bool eval_every_agent;
 	bool quiet;
 	bool print_digest;
@@ -451,6 +458,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_BYZANTINE:
 			o->byzantine = optarg;
 			break;
+		case OPT_BLAS_KERNEL:
+			c->blas_kernel = optarg;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
 			return -1;
@@ -510,12 +520,27 @@ static void print_robust(const struct sim *s, const struct cli *c, const struct 
 	}
 }
 
+/* Choose the OpenBLAS kernel; may re-execute this program (nn.h). 0, or an exit status. */
+static int blas_setup(const struct cli *c, char **argv, struct macc_blas_report *ret)
+{
+	struct macc_errmsg err = {{0}};
+	int rc = macc_nn_blas_select(c->blas_kernel, NULL, argv, ret, &err);
+
+	if (rc < 0) {
+		fprintf(stderr, PROG ": BLAS kernel: %s\n", err.text);
+		return rc == MACC_ECONFIG ? 2 : 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c = {0};
 	struct macc_errmsg err = {{0}};
 	struct sim *s = NULL;
 	struct sim_eval ev = {0};
+	struct macc_blas_report blas;
+	char line[512];
 	FILE *csv = NULL;
 	uint64_t t_start, train_ns = 0, total, er, done = 0;
 	double loss = 0.0, gap = 0.0, wall = 0.0, bpa = 0.0;
@@ -527,6 +552,10 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &c);
 	if (rc != 0) {
 		return rc > 0 ? 0 : 2;
+	}
+	rc = blas_setup(&c, argv, &blas);
+	if (rc != 0) {
+		return rc;
 	}
 	rc = sim_create(&c.o, &s, &err);
 	if (rc < 0) {
@@ -550,6 +579,8 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "\n" PROG ": test figures (%s) on %s\n",
 			sim_regression(s) ? "RMSE" : "accuracy", sim_test_origin(s));
+		macc_nn_blas_describe(&blas, line, sizeof(line));
+		fprintf(stderr, "\n" PROG ": BLAS kernel %s\n", line);
 	}
 	if (c.csv_path != NULL) {
 		csv = fopen(c.csv_path, "w");
@@ -669,7 +700,7 @@ int main(int argc, char **argv)
 		if (c.print_digest) {
 			printf(" digest=%016" PRIx64, sim_digest(s));
 		}
-		printf("\n");
+		printf(" blas=%s\n", blas.kernel);
 	}
 	if (fflush(stdout) != 0) {
 		goto out;

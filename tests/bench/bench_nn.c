@@ -12,16 +12,19 @@
  * last batch dropped) and prints one key=value line per epoch and a final summary line with
  * test_acc= and samples_per_s=, so tests/bench/bench_train.sh can put it beside the reference.
  *
- * With --sgemm: single-thread cblas_sgemm GFLOP/s (1024^3, and the shapes of the MLP's
- * forward pass at batch 64), then the MLP 784-256-128-10 at batch 64 on one thread, and the
- * ratio "samples/s x FLOP per sample / sgemm GFLOP/s" (the share of the sgemm limit reached;
- * FLOP per sample counts forward, dW and dX except the input layer's: 1.007 MFLOP), all in
- * one run and in CPU time, so that the ratio means something on a shared machine.
+ * With --sgemm N: the sgemm limit, GFLOP/s of N x N x N sgemm at --threads T (default 1) for
+ * --seconds S, as the single line "sgemm n=N threads=T gflops=G gflops_per_cpu_s=C blas=KERNEL"
+ * (per second of wall time, and per CPU second times T like samples_per_cpu_s; bench_train.sh
+ * divides the MLP's FLOP per second by it).
+ *
+ * Like the programs, it first chooses the OpenBLAS kernel (macc_nn_blas_select: automatic, or
+ * MACC_BLAS_KERNEL), so it measures what macc-sim and macc-agentd run; every mode prints the
+ * kernel (blas=) and the choice on stderr.
  *
  *   bench_nn [--threads T] [--seconds S] [--model M (one row of the table)]
- *   bench_nn --sgemm [--seconds S]
  *   bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] [--momentum M] [--seed S]
  *            [--threads T] [--data SPEC]
+ *   bench_nn --sgemm N [--threads T] [--seconds S]
  */
 #include <errno.h>
 #include <math.h>
@@ -174,7 +177,8 @@ static int bench(const char *only, int threads, double seconds)
 		return 1;
 	}
 	macc_nn_set_threads(threads);
-	printf("data=%s threads=%d\n", synthetic ? "synthetic" : "fashion-mnist", threads);
+	printf("data=%s threads=%d blas=%s\n", synthetic ? "synthetic" : "fashion-mnist", threads,
+	       macc_nn_blas_kernel());
 	for (size_t mi = 0; mi < 3; mi++) {
 		for (size_t bi = 0; bi < 3; bi++) {
 			struct trainer t;
@@ -253,9 +257,9 @@ static int train(const char *spec, const char *data, int epochs, size_t batch, f
 		fflush(stdout);
 	}
 	printf("impl=macc-nn model=%s threads=%d batch=%zu data=%s test_acc=%.4f train_loss=%.4f "
-	       "samples_per_s=%.0f\n", macc_model_spec(t.m), threads, batch,
+	       "samples_per_s=%.0f blas=%s\n", macc_model_spec(t.m), threads, batch,
 	       syn1 ? "synthetic" : data, acc, nb ? loss_sum / (double)nb : 0.0,
-	       train_s > 0 ? (double)seen / train_s : 0.0);
+	       train_s > 0 ? (double)seen / train_s : 0.0, macc_nn_blas_kernel());
 	rc = 0;
 out:
 	trainer_finish(&t);
@@ -264,93 +268,27 @@ out:
 	return rc;
 }
 
-/* Single-thread sgemm C[m][n] = A[m][k] B[k][n]^T (the dense forward's form), GFLOP/s in CPU
- * time over about `seconds`. */
-static double sgemm_gflops(int m, int n, int k, double seconds)
+/* The sgemm limit: one line, see the top of this file. */
+static int sgemm_limit(int n, int threads, double seconds)
 {
-	float *a = calloc((size_t)m * k, sizeof(float)), *b = calloc((size_t)n * k, sizeof(float));
-	float *c = calloc((size_t)m * n, sizeof(float));
-	double flop = 2.0 * m * n * k, c0, el;
-	size_t reps = 0;
+	double wall = 0.0, cpu = 0.0;
 
-	if (!a || !b || !c) {
-		free(a), free(b), free(c);
-		return 0.0;
-	}
-	for (size_t i = 0; i < (size_t)m * k; i++) {
-		a[i] = (float)(i % 7) * 0.1f;
-	}
-	for (size_t i = 0; i < (size_t)n * k; i++) {
-		b[i] = (float)(i % 5) * 0.1f;
-	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
-	c0 = cpu_now();
-	do {
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f,
-			    c, n);
-		reps++;
-		el = cpu_now() - c0;
-	} while (el < seconds);
-	free(a), free(b), free(c);
-	return flop * (double)reps / el / 1e9;
-}
-
-/* MLP training steps on one thread for about `seconds` of CPU time; samples per CPU second. */
-static double mlp_rate(struct trainer *t, double seconds)
-{
-	size_t steps = 0;
-	double c0 = cpu_now(), el;
-
-	do {
-		for (int k = 0; k < 16; k++, steps++) {
-			trainer_step(t, 0.01f, 0.9f);
-		}
-		el = cpu_now() - c0;
-	} while (el < seconds);
-	return (double)(steps * t->batch) / el;
-}
-
-/* The machine is shared: sgemm and the MLP are measured in alternation, five times each,
- * and the best of each is kept (the least disturbed; both the same way). */
-static int sgemm_limit(double seconds)
-{
-	const double flop_per_sample = 2.0 * (784 * 256 + 256 * 128 + 128 * 10) * 2 +
-				       2.0 * (256 * 128 + 128 * 10);
-	struct macc_dataset d;
-	struct trainer t;
-	bool synthetic;
-	double big = 0.0, l1 = 0.0, sps = 0.0;
-
-	macc_nn_set_threads(1);
-	if (load("fashion-mnist", MACC_SPLIT_TRAIN, 8192, &d, &synthetic) < 0 ||
-	    trainer_init(&t, "mlp:784-256-128-10", &d, 64, 1) < 0) {
+	macc_nn_set_threads(threads);
+	if (macc_nn_blas_sgemm_gflops(n, seconds, &wall, &cpu) < 0) {
+		fprintf(stderr, "bench_nn: sgemm %d: out of memory\n", n);
 		return 1;
 	}
-	for (int w = 0; w < 20; w++) {
-		trainer_step(&t, 0.01f, 0.9f);
-	}
-	for (int r = 0; r < 5; r++) {
-		big = fmax(big, sgemm_gflops(1024, 1024, 1024, seconds / 5));
-		l1 = fmax(l1, sgemm_gflops(64, 256, 784, seconds / 5));
-		sps = fmax(sps, mlp_rate(&t, seconds / 5));
-	}
-	printf("sgemm threads=1 m=n=k=1024 gflops=%.1f\n", big);
-	printf("sgemm threads=1 m=64 n=256 k=784 gflops=%.1f\n", l1);
-	printf("model=mlp:784-256-128-10 batch=64 threads=1 samples_per_cpu_s=%.0f "
-	       "mflop_per_sample=%.3f gflops=%.1f of_sgemm_1024=%.2f of_sgemm_layer1=%.2f\n",
-	       sps, flop_per_sample / 1e6, sps * flop_per_sample / 1e9,
-	       sps * flop_per_sample / 1e9 / big, sps * flop_per_sample / 1e9 / l1);
-	trainer_finish(&t);
-	macc_dataset_finish(&d);
+	printf("sgemm n=%d threads=%d gflops=%.2f gflops_per_cpu_s=%.2f blas=%s\n", n, threads,
+	       wall, cpu * threads, macc_nn_blas_kernel());
 	return 0;
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_nn [--threads T] [--seconds S] [--model M]\n"
-		"       bench_nn --sgemm [--seconds S]\n"
-		"       bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] "
-		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n");
+				"       bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] "
+		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n"
+		"       bench_nn --sgemm N [--threads T] [--seconds S]\n");
 }
 
 int main(int argc, char **argv)
@@ -361,15 +299,21 @@ int main(int argc, char **argv)
 	float lr = 0.05f, momentum = 0.9f;
 	uint64_t seed = 1;
 	double seconds = 1.5;
-	bool sgemm = false;
+	int sgemm = 0;
+	struct macc_blas_report blas;
+	struct macc_errmsg err = {{0}};
+	char line[512];
+
+	if (macc_nn_blas_select(NULL, NULL, argv, &blas, &err) < 0) {
+		fprintf(stderr, "bench_nn: BLAS kernel: %s\n", err.text);
+		return 2;
+	}
+	macc_nn_blas_describe(&blas, line, sizeof(line));
+	fprintf(stderr, "bench_nn: BLAS kernel %s\n", line);
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-		if (strcmp(a, "--sgemm") == 0) {
-			sgemm = true;
-			continue;
-		}
 		if (!v) {
 			usage();
 			return 2;
@@ -395,6 +339,8 @@ int main(int argc, char **argv)
 			threads = atoi(v);
 		} else if (strcmp(a, "--seconds") == 0) {
 			seconds = strtod(v, NULL);
+		} else if (strcmp(a, "--sgemm") == 0) {
+			sgemm = atoi(v);
 		} else {
 			usage();
 			return 2;
@@ -404,8 +350,8 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	if (sgemm) {
-		return sgemm_limit(seconds);
+	if (sgemm > 0) {
+		return sgemm_limit(sgemm, threads, seconds);
 	}
 	if (model) {
 		return train(model, data, epochs, batch, lr, momentum, seed, threads);

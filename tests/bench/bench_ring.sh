@@ -1,21 +1,22 @@
 #!/bin/bash
-# bench_ring.sh - benchmarks 2 and 3 of issue 9, in one run on one machine.
+# bench_ring.sh - the loopback daemon ring (issues 9 and 22), in one run on one machine.
 #
 #  2. Distributed throughput: a ring of 4 real macc-agentd processes on 127.0.0.1 against
 #     ../shared/reference/torch_dmsgd.py (the same algorithm over torch.distributed/gloo, 4
 #     processes on loopback, run with /usr/bin/python3). Same model, data (Fashion-MNIST, IID
 #     shard J/4), batch, lr, momentum, algorithm, epochs; one compute thread per agent on both
 #     sides. Reported: wall time per epoch, epochs/s, mean test accuracy of the 4 agents, and
-#     the ratio macc epochs/s over PyTorch epochs/s (target >= 2 at equal accuracy, within 0.5
-#     points).
+#     the ratio macc epochs/s over PyTorch epochs/s (target of issue 22: >= 1.5 at equal
+#     accuracy, within 0.5 points; issue 9 asked for 2).
 #  3. Cost of the network path: the same daemon ring against `macc-sim --agents 4 --topology
 #     ring` with the same settings (the same arithmetic bit for bit - examples/ring-4/gen.sh
 #     orders the keys so - without sockets). Reported: ring epoch time over macc-sim epoch time
-#     (target <= 1.15 for the MLP at batch 64). macc-sim runs with BENCH_SIM_THREADS threads
-#     (default: the cores, at most 4), so both sides use the same cores.
+#     (issue 9 asked for <= 1.15), and the CPU per agent-round of both: the difference is the
+#     network path's (issue 22: <= 5 ms for the MLP's 1.9 MB state). macc-sim runs with
+#     BENCH_SIM_THREADS threads (default: the cores, at most 4), so both use the same cores.
 #  Sealing (issue 12): the ring runs twice, sealed (encrypt = yes, the default, used for 2 and
-#     3) and plain (encrypt = no). Reported: sealed epoch time over plain (target <= 1.05), and
-#     the plain ring over macc-sim too.
+#     3) and plain (encrypt = no). Reported: sealed epoch time over plain (issue 22: <= 1.10;
+#     issue 12 asked for 1.05), and the plain ring over macc-sim too.
 #
 # How time is measured (see ring-lib.sh): the daemons' steady-state seconds per round (from the
 # start of round 1 to the start of the last round, slowest agent), times the rounds of an epoch;
@@ -38,7 +39,8 @@
 # (0.9), BENCH_ALGORITHM (dmsgd; or cdmsgd, cdsgd), BENCH_SEED (1), BENCH_SIM_THREADS,
 # BENCH_TIMEOUT (seconds allowed to each of the three runs, default 3600), BENCH_OUT (directory
 # for logs, default $MACC_BUILD/bench-results/ring), BENCH_SKIP_TORCH=1 (benchmark 3 only),
-# BENCH_SKIP_PLAIN=1 (the sealed ring only).
+# BENCH_SKIP_PLAIN=1 (the sealed ring only), BENCH_REFERENCE_DIR (where torch_dmsgd.py is; default
+# $MACC_SRC/../shared/reference).
 # Exit status: 0 ran (targets missed or not), 1 a run failed, 77 skipped (no data).
 set -euo pipefail
 
@@ -48,7 +50,7 @@ MACC_BUILD=${MACC_BUILD:-$MACC_SRC/build}
 # shellcheck source=tests/bench/ring-lib.sh
 . "$here/ring-lib.sh"
 
-ref=$MACC_SRC/../shared/reference/torch_dmsgd.py
+ref=${BENCH_REFERENCE_DIR:-$MACC_SRC/../shared/reference}/torch_dmsgd.py
 python=/usr/bin/python3
 agentd=$MACC_BUILD/src/agentd/macc-agentd
 sim=$MACC_BUILD/src/sim/macc-sim
@@ -252,7 +254,7 @@ if [[ $torch == 1 ]]; then
 	awk -v m="$ring_epoch" -v r="$torch_epoch" -v ma="$ring_acc" -v ra="$torch_acc" 'BEGIN {
 		ratio = m > 0 ? r / m : 0
 		d = (ma - ra) * 100
-		met = (ratio >= 2 && (d < 0 ? -d : d) <= 0.5) ? "yes" : "no"
+		met = (ratio >= 1.5 && (d < 0 ? -d : d) <= 0.5) ? "yes" : "no"
 		printf "RESULT bench=ring macc=%s ref=%s ratio=%.2f macc_acc=%s ref_acc=%s acc_diff_pts=%.2f met=%s\n",
 			m, r, ratio, ma, ra, d, met
 	}'
@@ -270,6 +272,6 @@ if [[ $plain == 1 ]]; then
 	awk -v m="$ring_epoch" -v p="$plain_epoch" 'BEGIN {
 		ratio = p > 0 ? m / p : 0
 		printf "RESULT bench=sealed macc=%s ref=%s ratio=%.3f met=%s\n", m, p, ratio,
-			(ratio > 0 && ratio <= 1.05) ? "yes" : "no"
+			(ratio > 0 && ratio <= 1.10) ? "yes" : "no"
 	}'
 fi

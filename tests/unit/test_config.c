@@ -730,6 +730,36 @@ static void test_edge_keys(void **state)
 	assert_non_null(strstr(e.text, "compress does not support aggregation other than mean"));
 }
 
+/* [train] blas_kernel (issue 22): auto by default, OpenBLAS's names in any case, spelled back
+ * canonically; anything else is an error naming key and value; a change needs a restart. */
+static void test_blas_kernel(void **state)
+{
+	struct macc_config c, d;
+	struct macc_errmsg e;
+	struct macc_config_diff df;
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=a\n", &c, &e), 0);
+	assert_string_equal(c.blas_kernel, "auto");
+	macc_config_finish(&c);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nblas_kernel = skylakex\n", &d, &e), 0);
+	assert_string_equal(d.blas_kernel, "SkylakeX");
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nblas_kernel = AUTO\n", &c, &e), 0);
+	assert_string_equal(c.blas_kernel, "auto");
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "blas_kernel");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&c);
+	macc_config_finish(&d);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nblas_kernel = Skylake\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "t.conf:4"));
+	assert_non_null(strstr(e.text, "'blas_kernel' = 'Skylake'"));
+	assert_non_null(strstr(e.text, "expected auto or an OpenBLAS kernel name"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nblas_kernel = Cooperlake\n", &c, &e),
+			 MACC_ECONFIG);
+}
+
 static void test_endpoint(void **state)
 {
 	struct macc_endpoint ep;
@@ -764,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_encrypt),
 		cmocka_unit_test(test_robust_audit),
 		cmocka_unit_test(test_edge_keys),
+		cmocka_unit_test(test_blas_kernel),
 		cmocka_unit_test(test_endpoint),
 	};
 
