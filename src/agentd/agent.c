@@ -119,25 +119,6 @@ static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph);
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint64_t train_config_hash(const struct macc_config *c)
-{
-	char buf[3 * MACC_CONFIG_SPEC_MAX];
-
-	snprintf(buf, sizeof(buf), "%s|%s|%d:%u/%u|%s|%llu|%u|%s", c->model, c->data,
-		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
-		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
-	return fnv1a(0xcbf29ce484222325ull, buf);
-}
-
 /* Whether the round's body is encoded after the gradient (dsgd sends y; local steps change x). */
 static bool late_send(const struct macc_agent *a)
 {
@@ -1650,7 +1631,7 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	np = a->nparams = macc_model_nparams(a->model);
 	dim = macc_model_input_dim(a->model);
 	a->model_hash = macc_model_hash(a->model);
-	a->config_hash = train_config_hash(c);
+	a->config_hash = agentd_config_hash(c);
 	a->frame_max = macc_state_frame_max(np, a->sends_v) + 1024;
 	rc = edge_config(a, err);
 	if (rc < 0) {

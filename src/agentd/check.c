@@ -7,7 +7,8 @@
  * judged here by those layers' own code, never by a copy of their grammar: the model spec by the
  * model layer (macc_model_create), the topology by the consensus layer's graph parsers, the data
  * spec by the data layer, which loads both splits, the learning-rate schedule and compressor by
- * their parsers, the partition by macc_partition_make on the real labels. Then the facts that
+ * their parsers, the partition by macc_partition_make on the real labels, the checkpoint by the
+ * checkpoint loader. Then the facts that
  * tie the layers together: the model's input size and outputs against the data, this agent's
  * neighbours in the topology against its [peer] sections, the smallest shard against one batch.
  * Files and directories are checked as the process that runs the check (start-up runs as the
@@ -39,6 +40,7 @@
 #include "macc/nn.h"
 
 #include "check.h"
+#include "checkpoint.h"
 
 /* The key a problem is about: section ("agent"/"train") and key, and the value in force. NULL
  * section: the problem has its own location (the message starts with it). */
@@ -477,6 +479,55 @@ static void check_fit(struct agentd_check *chk, const struct macc_config *cfg,
 	}
 }
 
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (uint8_t)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+uint64_t agentd_config_hash(const struct macc_config *c)
+{
+	char buf[3 * MACC_CONFIG_SPEC_MAX];
+
+	snprintf(buf, sizeof(buf), "%s|%s|%d:%u/%u|%s|%llu|%u|%s", c->model, c->data,
+		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
+		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
+	return fnv1a(0xcbf29ce484222325ull, buf);
+}
+
+/* The checkpoint start-up would resume from: none is fine; one of another model or setup, or
+ * only corrupt ones, stop start-up (checkpoint.c's loader decides, as at start-up). */
+static void check_checkpoint(struct agentd_check *chk, const struct macc_config *cfg,
+			     const struct macc_model *m)
+{
+	const struct where w = { "agent", "state_dir", cfg->state_dir };
+	struct macc_ckpt c;
+	struct macc_errmsg warn, e;
+	char used[1100];
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.config_hash = agentd_config_hash(cfg);
+	c.model_hash = macc_model_hash(m);
+	c.nparams = macc_model_nparams(m);
+	c.params = malloc(c.nparams * sizeof(float));
+	c.momentum = malloc(c.nparams * sizeof(float));
+	if (c.params == NULL || c.momentum == NULL) {
+		add(chk, cfg, &w, "out of memory to read the checkpoint");
+	} else {
+		warn.text[0] = '\0';
+		rc = macc_ckpt_load(cfg->state_dir, &c, used, sizeof(used), &warn, &e);
+		if (rc < 0 && rc != -ENOENT) {
+			add(chk, cfg, &w, "%s", e.text);
+		}
+	}
+	free(c.params);
+	free(c.momentum);
+}
+
 int agentd_check_config(const struct macc_config *cfg, const struct agentd_check_opts *o,
 			struct agentd_check *ret)
 {
@@ -497,6 +548,9 @@ int agentd_check_config(const struct macc_config *cfg, const struct agentd_check
 	check_specs(chk, cfg);
 	check_topology(chk, cfg);
 	m = check_model(chk, cfg);
+	if (m != NULL) {
+		check_checkpoint(chk, cfg, m);
+	}
 	if (load_data(chk, cfg, &train, &test) == 0) {
 		check_fit(chk, cfg, m, &train, &test);
 		if (o->keep_data && chk->nerrors == 0) {

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "macc/config.h"
 #include "macc/data.h"
@@ -45,7 +46,8 @@ struct agentd_check_opts {
  * be made, and are writable by this user), the model spec (the model layer's parser), the
  * topology and its neighbours of this agent against the [peer] sections (the consensus layer's
  * graph parsers), the data (loaded by the data layer, both splits), the model's input size and
- * outputs against the data, and the partition of the data into shards against the batch.
+ * outputs against the data, the partition of the data into shards against the batch, and the
+ * checkpoint in the state directory, if any (readable, intact, of this model and setup).
  * Everything is checked: one problem does not hide the others (except what depends on it).
  * Runs as the current user: to check for another user, run it in a process of that user.
  * Returns the number of errors (0: start-up gets past its configuration), or -ENOMEM.
@@ -54,6 +56,10 @@ struct agentd_check_opts {
 int agentd_check_config(const struct macc_config *cfg, const struct agentd_check_opts *o,
 			struct agentd_check *ret);
 void agentd_check_finish(struct agentd_check *chk); /* zeroed ok */
+
+/* The hash of the [train] keys a checkpoint belongs to (model, data, shard, partition, seed,
+ * batch, algorithm): a checkpoint of another setup is refused, by start-up and by the check. */
+uint64_t agentd_config_hash(const struct macc_config *cfg);
 
 /*
  * The [peer] rule alone (reload applies it too): a config with no [peer] section is an error

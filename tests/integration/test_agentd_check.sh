@@ -11,7 +11,9 @@
 # and logs exactly the same problems. Then: several problems at once are all listed; a valid
 # config is "ok"; standalone = yes trains alone; --check-config --user names the user and the
 # key's mode (as root); a daemon started with -s reloads (the socket from -s is not a changed
-# key) and refuses a reload that leaves no [peer].
+# key) and refuses a reload that leaves no [peer]; the checkpoint it leaves refuses a config of
+# another setup (the check runs the checkpoint loader); neighbours with different models name both
+# model specs in their logs, not only hashes.
 . "$(dirname "$0")/agentd_lib.sh"
 
 CTL="$MACC_BUILD/src/ctl/macc-ctl"
@@ -189,6 +191,55 @@ rc=0
 	bad "reload to no peers: exit $rc: $(cat "$WORK/rl.err")"
 kill -TERM "$PID_0"
 wait_exit "$PID_0" 15 || fail "the daemon did not stop"
+# It left a checkpoint: a config of another setup (batch) cannot resume from it.
+[ -e "$WORK/r/agent0/state/checkpoint.bin" ] || bad "no checkpoint after SIGTERM"
+variant batch32 's/^batch = .*/batch = 32/'
+check_case batch32 "state_dir: .*checkpoint.bin: checkpoint belongs to another training setup" \
+	state_dir
+
+# Two neighbours with different models: each log names both model specs (HELLO carries only a
+# hash; the spec travels in the BYE).
+for j in 0 1; do
+	other=$([ "$j" = 0 ] && echo agent3 || echo agent2)
+	awk -v d="name = $other" 'BEGIN { RS = ""; ORS = "\n\n" } index($0, d) == 0' \
+		"$WORK/r/agent$j/agentd.conf" | sed -e "s#^shard = .*#shard = $j/2#" \
+		-e 's/^rounds = .*/rounds = 100000/' -e "s#^state_dir = .*#state_dir = $WORK/mm$j#" \
+		>"$WORK/mm$j.conf"
+done
+sed -i 's/^model = .*/model = mlp:784-32-10/' "$WORK/mm1.conf"
+start_agent 1 "$WORK/mm0.conf"
+start_agent 2 "$WORK/mm1.conf"
+# The side that accepts the connection rejects the HELLO (naming its own spec and the peer's
+# hash) and says BYE with its spec; the dialling side logs that BYE. Which side dials first
+# depends on timing: look at the first exchange, whichever it was.
+got=
+for _ in $(seq 300); do
+	for j in 1 2; do
+		grep -q "peer closed the session: model mismatch" "$WORK/agent$j.log" && got=$j
+	done
+	[ -n "$got" ] && break
+	sleep 0.1
+done
+if [ "$got" = 1 ]; then
+	dialler="$WORK/agent1.log" acceptor="$WORK/agent2.log" theirs=mlp:784-32-10 mine=mlp:784-16-10
+	aname=agent1
+else
+	dialler="$WORK/agent2.log" acceptor="$WORK/agent1.log" theirs=mlp:784-16-10 mine=mlp:784-32-10
+	aname=agent0
+fi
+if [ -n "$got" ] && grep -q "model mismatch: agent '$aname' runs $theirs " "$dialler" &&
+	grep -q "runs another model or algorithm (model hash [0-9a-f]*, .*this agent runs $theirs " \
+		"$acceptor"; then
+	ok "model mismatch: the rejecting side logs its spec $theirs and the peer's hash, the other" \
+		"side gets $theirs in the BYE (its own is $mine)"
+else
+	bad "model mismatch logs: $(grep -h "mismatch\|another model" "$WORK"/agent[12].log | head -n 4)"
+fi
+for j in 1 2; do
+	pid_var="PID_$j"
+	kill -TERM "${!pid_var}"
+	wait_exit "${!pid_var}" 15 || fail "agent of the mismatch pair did not stop"
+done
 
 if [ "$NBAD" -gt 0 ]; then
 	echo "FAIL: $NBAD checks failed" >&2
