@@ -100,6 +100,9 @@ static double eta(struct watch_state *w, const struct macc_ctl_progress *p)
 	if (isfinite(p->eta_seconds)) {
 		return p->eta_seconds;
 	}
+	if (p->rounds_planned > 0 && p->round >= p->rounds_planned) {
+		return 0.0; /* the last round is done; the final event follows */
+	}
 	if (!w->have_first) {
 		w->have_first = true;
 		w->t0 = t;

@@ -4,7 +4,8 @@
 #   1. shellcheck on every shell script under deploy/ examples/ tests/ .ci/ (files named *.sh and
 #      files whose first line is a sh/bash shebang); the bash completions of the three programs
 #      (shellcheck, bash -n, the options of each program's --help, paths as filenames);
-#   2. mandoc -T lint on every man page: any warning or error fails;
+#   2. mandoc -T lint on every man page: any warning or error fails; no roff \n register where
+#      \en was meant, no issue numbers or ../shared paths, one .Dd date for all pages;
 #   3. systemd-analyze verify on the configured units (ExecStart pointed at the build's
 #      macc-agentd, so the binary path resolves), and systemd-analyze security --offline=true
 #      with an exposure level of 2.0 or lower;
@@ -172,6 +173,20 @@ if need mandoc; then
 		fi
 	done
 fi
+# What mandoc does not catch: a roff \n in a source is a number register, not a newline (a
+# literal backslash-n is \en), so "printf '0 -> 1\n1'" renders as "0 -> 11"; all pages carry one
+# date; no page refers to issue numbers or to a path outside the repository.
+for page in "$src"/man/*.[0-9]; do
+	if grep -n '\(^\|[^\\]\)\\n' "$page" >"$tmp/n.out"; then
+		fail "$(basename "$page"): \\n (a number register) where \\en is meant: $(head -n 3 "$tmp/n.out")"
+	fi
+	if grep -nEi 'issue[ s#]*[0-9]|\.\./shared' "$page" >"$tmp/n.out"; then
+		fail "$(basename "$page") mentions an issue number or ../shared: $(head -n 3 "$tmp/n.out")"
+	fi
+done
+ndates=$(grep -h '^\.Dd ' "$src"/man/*.[0-9] | sort -u | wc -l)
+[ "$ndates" = 1 ] && pass "man pages: no \\n register, no issue numbers, one .Dd" ||
+	fail "man pages carry $ndates different .Dd dates: $(grep -H '^\.Dd ' "$src"/man/*.[0-9])"
 
 # --- 3. systemd units --------------------------------------------------------------------------
 agentd="$build/src/agentd/macc-agentd"
