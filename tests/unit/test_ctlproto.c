@@ -765,6 +765,8 @@ static void test_metrics_format(void **state)
 	st.train_loss = 0.5;
 	st.peers_up = 1;
 	st.peers_configured = 2;
+	st.process_start_time_seconds = 1796291058.103;
+	st.state_bytes_sent_total = 12345;
 	memset(&m, 0, sizeof(m));
 	m.rounds_total = 42;
 	m.bytes_sent_total = 1000;
@@ -788,6 +790,12 @@ static void test_metrics_format(void **state)
 	assert_non_null(strstr(t, "# TYPE macc_rounds_total counter\nmacc_rounds_total 42\n"));
 	assert_non_null(strstr(t, "macc_train_loss 0.5\n"));
 	assert_null(strstr(t, "macc_test_accuracy")); /* NaN: omitted */
+	/* every digit of a start time (%.9g would print 1.79629106e+09) */
+	assert_non_null(strstr(t, "# TYPE process_start_time_seconds gauge\n"
+				  "process_start_time_seconds 1796291058.103\n"));
+	assert_non_null(strstr(t, "# TYPE macc_state_bytes_sent_total counter\n"
+				  "macc_state_bytes_sent_total 12345\n"));
+	assert_non_null(strstr(t, "macc_peer_quarantine_active{peer=\"west\"} 0\n"));
 	assert_non_null(strstr(t, "macc_info{name=\"a\\\"b\",model=\"mlp:784-10\""));
 	assert_non_null(strstr(t, "macc_state{state=\"training\"} 1\n"));
 	assert_non_null(strstr(t, "macc_state{state=\"idle\"} 0\n"));
