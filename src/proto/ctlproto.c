@@ -968,6 +968,96 @@ out:
 	return r;
 }
 
+static int decode_peers(const msgpack_object *data, struct macc_ctl_reply *rep,
+			struct macc_errmsg *err)
+{
+	const msgpack_object *arr = map_get(data, "peers");
+	int r = 0;
+
+	if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
+		return macc_errf(err, MACC_EMALFORMED, "peers: missing 'peers' array");
+	}
+	if (arr->via.array.size > 0) {
+		rep->peers = calloc(arr->via.array.size, sizeof(*rep->peers));
+		if (rep->peers == NULL) {
+			return macc_errf(err, -ENOMEM, "out of memory");
+		}
+	}
+	for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
+		r = unpack_peer(&arr->via.array.ptr[i], &rep->peers[i], err);
+		rep->npeers = i + 1;
+	}
+	return r;
+}
+
+static int decode_audit(const msgpack_object *data, struct macc_ctl_reply *rep,
+			struct macc_errmsg *err)
+{
+	const msgpack_object *arr = map_get(data, "entries");
+	int r;
+
+	r = unpack_fields(data, &rep->audit, audit_fields, NF(audit_fields), "audit", err);
+	if (r < 0) {
+		return r;
+	}
+	if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY ||
+	    arr->via.array.size > MACC_CTL_AUDIT_MAX) {
+		return macc_errf(err, MACC_EMALFORMED, "audit: missing or oversized 'entries' array");
+	}
+	if (arr->via.array.size > 0) {
+		rep->audit.entries = calloc(arr->via.array.size, sizeof(*rep->audit.entries));
+		if (rep->audit.entries == NULL) {
+			return macc_errf(err, -ENOMEM, "out of memory");
+		}
+	}
+	for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
+		r = unpack_fields(&arr->via.array.ptr[i], &rep->audit.entries[i], audit_entry_fields,
+				  NF(audit_entry_fields), "audit entry", err);
+		rep->audit.nentries = i + 1;
+	}
+	return r;
+}
+
+static int decode_text(const msgpack_object *data, struct macc_ctl_reply *rep,
+		       struct macc_errmsg *err)
+{
+	const msgpack_object *t = map_get(data, "text");
+
+	if (t == NULL || t->type != MSGPACK_OBJECT_STR) {
+		return macc_errf(err, MACC_EMALFORMED, "missing 'text' string");
+	}
+	rep->text = malloc((size_t)t->via.str.size + 1);
+	if (rep->text == NULL) {
+		return macc_errf(err, -ENOMEM, "out of memory");
+	}
+	memcpy(rep->text, t->via.str.ptr, t->via.str.size);
+	rep->text[t->via.str.size] = '\0';
+	rep->text_len = t->via.str.size;
+	return 0;
+}
+
+/* A reply's data map, by the kind the command's table row says (rep->kind). */
+static int decode_data(const msgpack_object *data, struct macc_ctl_reply *rep,
+		       struct macc_errmsg *err)
+{
+	switch (rep->kind) {
+	case MACC_CTL_DATA_STATUS:
+		return unpack_fields(data, &rep->st, status_fields, NF(status_fields), "status", err);
+	case MACC_CTL_DATA_PROGRESS:
+		return unpack_fields(data, &rep->progress, progress_fields, NF(progress_fields),
+				     "progress", err);
+	case MACC_CTL_DATA_PEERS:
+		return decode_peers(data, rep, err);
+	case MACC_CTL_DATA_AUDIT:
+		return decode_audit(data, rep, err);
+	case MACC_CTL_DATA_TEXT:
+		return decode_text(data, rep, err);
+	case MACC_CTL_DATA_NONE:
+	default:
+		return 0;
+	}
+}
+
 int macc_ctl_reply_decode(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd,
 			  struct macc_ctl_reply *ret, struct macc_errmsg *err)
 {
@@ -1018,82 +1108,7 @@ int macc_ctl_reply_decode(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd,
 		goto out;
 	}
 	rep.kind = macc_ctl_commands[cmd].data;
-	switch (rep.kind) {
-	case MACC_CTL_DATA_NONE:
-		break;
-	case MACC_CTL_DATA_STATUS:
-		r = unpack_fields(data, &rep.st, status_fields, NF(status_fields), "status", err);
-		break;
-	case MACC_CTL_DATA_PROGRESS:
-		r = unpack_fields(data, &rep.progress, progress_fields, NF(progress_fields),
-				  "progress", err);
-		break;
-	case MACC_CTL_DATA_PEERS: {
-		const msgpack_object *arr = map_get(data, "peers");
-
-		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
-			r = macc_errf(err, MACC_EMALFORMED, "peers: missing 'peers' array");
-			break;
-		}
-		if (arr->via.array.size > 0) {
-			rep.peers = calloc(arr->via.array.size, sizeof(*rep.peers));
-			if (rep.peers == NULL) {
-				r = macc_errf(err, -ENOMEM, "out of memory");
-				break;
-			}
-		}
-		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
-			r = unpack_peer(&arr->via.array.ptr[i], &rep.peers[i], err);
-			rep.npeers = i + 1;
-		}
-		break;
-	}
-	case MACC_CTL_DATA_AUDIT: {
-		const msgpack_object *arr = map_get(data, "entries");
-
-		r = unpack_fields(data, &rep.audit, audit_fields, NF(audit_fields), "audit", err);
-		if (r < 0) {
-			break;
-		}
-		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY ||
-		    arr->via.array.size > MACC_CTL_AUDIT_MAX) {
-			r = macc_errf(err, MACC_EMALFORMED, "audit: missing or oversized 'entries' "
-				      "array");
-			break;
-		}
-		if (arr->via.array.size > 0) {
-			rep.audit.entries = calloc(arr->via.array.size, sizeof(*rep.audit.entries));
-			if (rep.audit.entries == NULL) {
-				r = macc_errf(err, -ENOMEM, "out of memory");
-				break;
-			}
-		}
-		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
-			r = unpack_fields(&arr->via.array.ptr[i], &rep.audit.entries[i],
-					  audit_entry_fields, NF(audit_entry_fields), "audit entry",
-					  err);
-			rep.audit.nentries = i + 1;
-		}
-		break;
-	}
-	case MACC_CTL_DATA_TEXT: {
-		const msgpack_object *t = map_get(data, "text");
-
-		if (t == NULL || t->type != MSGPACK_OBJECT_STR) {
-			r = macc_errf(err, MACC_EMALFORMED, "missing 'text' string");
-			break;
-		}
-		rep.text = malloc((size_t)t->via.str.size + 1);
-		if (rep.text == NULL) {
-			r = macc_errf(err, -ENOMEM, "out of memory");
-			break;
-		}
-		memcpy(rep.text, t->via.str.ptr, t->via.str.size);
-		rep.text[t->via.str.size] = '\0';
-		rep.text_len = t->via.str.size;
-		break;
-	}
-	}
+	r = decode_data(data, &rep, err);
 out:
 	msgpack_unpacked_destroy(&u);
 	if (r < 0) {
