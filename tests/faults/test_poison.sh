@@ -57,7 +57,7 @@ if [ "$AGG" != mean ]; then
 		p=$(peer3 2>/dev/null) || p=""
 		if [ -n "$p" ]; then
 			[ "$(printf '%s' "$p" | json_field sealed)" = True ] && seen_sealed=1
-			if [ "$(printf '%s' "$p" | json_field quarantined)" = True ]; then
+			if [ "$(printf '%s' "$p" | json_field quarantine_active)" = True ]; then
 				seen_q=$p
 				break
 			fi
