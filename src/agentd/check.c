@@ -68,7 +68,7 @@ static void add_text(struct agentd_check *chk, bool warning, const char *text)
 	}
 	p = &chk->problems[chk->nproblems++];
 	p->warning = warning;
-	snprintf(p->text, sizeof(p->text), "%s", text);
+	snprintf(p->text, sizeof(p->text), "%.*s", (int)sizeof(p->text) - 1, text);
 	if (warning) {
 		chk->nwarnings++;
 	} else {
