@@ -82,7 +82,7 @@ fi
 # --- the three programs alike: --version/-V, --help/-h, a usage error in one line -------------
 for prog in "$CTL" "$AGENTD" "$SIM"; do
 	name=$(basename "$prog")
-	v1= v2= h1= h2=
+	v1='' v2='' h1='' h2=''
 	v1=$("$prog" --version 2>&1) && v2=$("$prog" -V 2>&1) && [ "$v1" = "$v2" ] &&
 		[[ "$v1" =~ ^$name\ [0-9]+\.[0-9]+ ]] && ok "$name --version = -V: $(head -n 1 <<<"$v1")" ||
 		bad "$name --version / -V: '$v1' / '$v2'"
