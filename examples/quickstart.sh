@@ -115,7 +115,7 @@ poll() {
 		st=$("$ctl" -s "$work/agent$j/ctl.sock" --json status 2>/dev/null) || continue
 		if [ "$(json_field state "$st")" = "done" ]; then
 			done_n=$((done_n + 1))
-			final[j]=$(json_field test_accuracy "$st")
+			final[j]=$(json_field test_accuracy_ratio "$st")
 		fi
 		r=$(json_field round "$st")
 		if [ -z "$r" ] || [ "$r" = "${last_round[$j]}" ]; then
@@ -123,7 +123,7 @@ poll() {
 		fi
 		last_round[j]=$r
 		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$j" "$r" "$(json_field epoch "$st")" \
-			"$(json_field test_accuracy "$st")" "$(json_field consensus_distance "$st")" \
+			"$(json_field test_accuracy_ratio "$st")" "$(json_field consensus_distance "$st")" \
 			"$(json_field train_loss "$st")" >>"$metrics"
 	done
 	ndone=$done_n

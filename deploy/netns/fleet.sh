@@ -276,7 +276,7 @@ if isinstance(d.get("data"), dict):
 def num(k):
     v = d.get(k)
     return "nan" if v is None else v
-print(d.get("state", "unknown"), num("round"), num("epoch"), num("test_accuracy"))
+print(d.get("state", "unknown"), num("round"), num("epoch"), num("test_accuracy_ratio"))
 '
 }
 agent_failed() {

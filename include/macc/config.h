@@ -31,6 +31,8 @@
  *            audit_max_bytes = 1048576 (per log file, >= 4096), audit_files = 4 (1 .. 100)
  *            audit_evidence = no (also keep the bodies; needs audit = yes)
  *            audit_evidence_max_bytes = 268435456 (bound on the stored bodies)
+ *            standalone = no (yes: the agent has no [peer] on purpose and trains alone; without
+ *            it a config with no [peer] is refused by the daemon's check, see src/agentd/check.c)
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
  *            lr_schedule = const        momentum = 0.9              omega = 1
@@ -82,6 +84,7 @@
 #define MACC_CONFIG_SOCKET_MAX 108 /* sizeof(sun_path): control socket path < 108 bytes */
 #define MACC_CONFIG_MAX_PEERS 256
 #define MACC_CONFIG_LINE_MAX 4096  /* longer lines are an error */
+#define MACC_CONFIG_KEYS_MAX 64    /* keys per section table (one bit each in the parser) */
 
 
 /* host:port. `host` never has brackets; `v6` says it was given as [addr]. */
@@ -125,6 +128,7 @@ struct macc_config {
 	uint32_t audit_files;              /* log files kept, audit.log included */
 	bool audit_evidence;               /* keep the excluded bodies too */
 	uint64_t audit_evidence_max_bytes; /* bound on the kept bodies */
+	bool standalone;                   /* no [peer] on purpose */
 
 	/* [train] */
 	char model[MACC_CONFIG_SPEC_MAX];
@@ -168,6 +172,11 @@ struct macc_config {
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;
 	size_t npeers;
+
+	/* Where things were written, for messages that name the line (0 = not in the file): the
+	 * [agent] and [train] headers, and per key of those sections (macc_config_key_line). */
+	unsigned agent_line, train_line;
+	unsigned key_lines[2][MACC_CONFIG_KEYS_MAX];
 };
 
 /* Fill with the defaults above (no peers, empty name). Never fails. */
@@ -222,6 +231,10 @@ int macc_config_parse_string(const char *text, size_t len, const char *name,
  */
 int macc_config_check_own_key(const struct macc_config *c, const struct macc_pubkey *own,
 			      struct macc_errmsg *err);
+
+/* The line that set `key` in section "agent" or "train" (key NULL: the section header's line);
+ * 0 when the key kept its default (or the section is unknown). */
+unsigned macc_config_key_line(const struct macc_config *c, const char *section, const char *key);
 
 /* Find a peer by public key; returns its index or -1. */
 long macc_config_find_peer(const struct macc_config *c, const struct macc_pubkey *key);

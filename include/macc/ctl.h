@@ -6,7 +6,16 @@
  * msgpack map. Requests are {"v": 1, "id": uint, "cmd": str, "args": map} ("args" may be omitted
  * when empty); replies are {"v": 1, "id": uint, "status": uint, "error": str?, "data": map?}.
  * A reply echoes the request id. `watch` gets many replies with the same id, one per progress
- * event, the last with data.final = true; every other command gets exactly one reply.
+ * event, the last with data.final = true when the run ended (done, stopped or failed); a daemon
+ * that shuts down in the middle of a run closes the stream without a final event, so a client
+ * tells "the run is over" from "the daemon went away". Every other command gets one reply.
+ *
+ * Names (the payload's field names are the wire keys and macc-ctl's JSON keys, see
+ * macc-ctl(8) NAMES): snake_case; a quantity with a unit ends in its SI base unit (`_seconds`,
+ * `_bytes`), a rate in `_per_second`, a fraction in [0, 1] in `_ratio`; a counter that only
+ * grows while the daemon runs ends in `_total`, and nothing else does; one meaning has one name,
+ * the same as the metric's without `macc_` / `macc_peer_` (peers' rtt_seconds is
+ * macc_peer_rtt_seconds).
  *
  * The daemon checks, in this order (chrony cmdmon style): frame size (> MACC_CTL_MAX_REQUEST:
  * ETOOBIG reply, then close), msgpack well-formed map with v/id/cmd (MALFORMED), version
@@ -156,20 +165,22 @@ struct macc_ctl_status {
 	char algorithm[32];
 	char version[32];          /* macc version of the daemon */
 	uint64_t round;            /* completed rounds */
-	uint64_t rounds_total;     /* rounds in the run, 0 = unknown */
+	uint64_t rounds_planned;   /* rounds in the run, 0 = unknown */
 	double epoch;              /* fractional epochs completed */
-	double epochs_total;       /* 0 = unknown */
-	double train_loss;         /* recent mean mini-batch loss */
+	double epochs_planned;     /* 0 = unknown */
+	double train_loss;         /* recent mean mini-batch loss, NaN before the first round */
 	double test_loss;          /* last evaluation */
-	double test_accuracy;      /* last evaluation, in [0, 1] */
-	double samples_per_s;
-	double round_time_s;       /* last round's wall time */
+	double test_accuracy_ratio; /* last evaluation, in [0, 1] */
+	double samples_per_second;
+	double round_seconds;      /* last round's wall time */
 	double consensus_distance; /* mean ||x - x_l||^2 over the neighbours' last states */
 	uint32_t peers_up;
 	uint32_t peers_configured;
-	uint64_t uptime_s;
-	uint64_t bytes_sent;       /* STATE frames sent, in the clear (macc-sim's bytes_per_agent) */
-	uint64_t bytes_received;   /* STATE frames accepted, in the clear */
+	uint64_t uptime_seconds;
+	double process_start_time_seconds; /* wall clock at start, seconds since the epoch */
+	uint64_t state_bytes_sent_total;     /* STATE frames sent, in the clear (macc-sim's
+					      * bytes_per_agent) */
+	uint64_t state_bytes_received_total; /* STATE frames accepted, in the clear */
 	char digest[72];           /* hex digest of the parameters, "" if not computed */
 	char last_error[256];
 };
@@ -188,21 +199,22 @@ struct macc_ctl_peer {
 	char key[48];            /* base64 public key (full; the CLI shortens it) */
 	enum macc_ctl_session session;
 	int64_t last_round;      /* last round whose state arrived, -1 = none */
-	double rtt_ms;           /* NaN = not measured */
+	double rtt_seconds;      /* NaN = not measured, or no session up */
 	double weight;           /* configured mixing weight */
-	uint64_t bytes_in;
-	uint64_t bytes_out;
+	uint64_t bytes_received_total;
+	uint64_t bytes_sent_total;
+	/* messages_rejected_total: by reason (macc_errname), every known reason even at 0 */
 	struct macc_ctl_reject rejected[MACC_CTL_MAX_REASONS];
 	size_t nrejected;
-	/* issue 12 */
+	/* robust mixing (issue 12) */
 	bool sealed;                   /* the session is encrypted (false while none is up) */
-	uint64_t excluded_nonfinite;   /* states robust mixing excluded: NaN or infinity */
-	uint64_t excluded_distance;    /* ... too far from the agent's own state */
-	uint64_t excluded_quarantined; /* ... not inspected: the peer was quarantined */
-	uint64_t clipped;              /* states mixed after clipping */
-	bool quarantined;              /* in quarantine now */
-	uint64_t quarantine_until;     /* quarantined while round < this (0 = never was) */
-	uint64_t quarantines;          /* quarantines started */
+	uint64_t states_excluded_nonfinite_total;   /* robust mixing excluded: NaN or infinity */
+	uint64_t states_excluded_distance_total;    /* ... too far from the agent's own state */
+	uint64_t states_excluded_quarantined_total; /* ... not inspected: peer quarantined */
+	uint64_t states_clipped_total;  /* states mixed after clipping */
+	bool quarantine_active;         /* in quarantine now */
+	uint64_t quarantine_until;      /* quarantined while round < this (0 = never was) */
+	uint64_t quarantines_total;     /* quarantines started */
 };
 
 /* Add `count` to the peer's counter for macc_errname(code) (creating it; silently ignores more
@@ -213,15 +225,15 @@ void macc_ctl_peer_add_reject(struct macc_ctl_peer *p, int code, uint64_t count)
 struct macc_ctl_progress {
 	enum macc_ctl_state state;
 	uint64_t round;
-	uint64_t rounds_total;  /* 0 = unknown */
+	uint64_t rounds_planned;    /* 0 = unknown */
 	double epoch;
-	double epochs_total;    /* 0 = unknown */
-	double train_loss;      /* NaN unknown */
-	double test_accuracy;   /* NaN unknown */
-	double samples_per_s;
-	double round_time_s;
-	double eta_s;           /* NaN unknown */
-	bool final;             /* the run ended (done, stopped or error): the stream ends */
+	double epochs_planned;      /* 0 = unknown */
+	double train_loss;          /* NaN unknown */
+	double test_accuracy_ratio; /* NaN unknown */
+	double samples_per_second;
+	double round_seconds;
+	double eta_seconds;         /* NaN unknown (and while paused) */
+	bool final;                 /* the run ended (done, stopped or error): the stream ends */
 };
 
 /* Histogram buckets of macc_round_seconds (upper bounds, seconds; +Inf is implicit). */
@@ -255,19 +267,22 @@ struct macc_ctl_metrics {
 void macc_ctl_metrics_observe_round(struct macc_ctl_metrics *m, double seconds);
 
 /*
- * Prometheus text exposition (format 0.0.4) of an agent: appended to out. Metric names:
- * macc_up, macc_state{state=...}, macc_rounds_total, macc_epoch, macc_train_loss,
- * macc_test_loss, macc_test_accuracy, macc_samples_per_second, macc_samples_total,
- * macc_consensus_distance, macc_peers_up, macc_peers_configured, macc_peer_up{peer=...},
- * macc_peer_last_round{peer=...}, macc_peer_rtt_seconds{peer=...},
- * macc_peer_bytes_received_total{peer=...}, macc_peer_bytes_sent_total{peer=...},
- * macc_messages_rejected_total{peer=...,reason=...}, macc_bytes_sent_total,
- * macc_bytes_received_total, macc_messages_sent_total, macc_messages_received_total,
- * macc_neighbours_missed_total, macc_checkpoints_total, macc_round_seconds (histogram),
- * macc_uptime_seconds, and for robust mixing and the audit trail (issue 12)
- * macc_states_excluded_total{reason=...}, macc_states_clipped_total, macc_quarantines_total,
- * macc_peer_quarantined{peer=...}, macc_peer_states_excluded_total{peer=...,reason=...},
- * macc_audit_entries_total, macc_audit_errors_total. Unknown (NaN) gauges are omitted. Label values are escaped.
+ * Prometheus text exposition (format 0.0.4) of an agent: appended to out. Metric names (the
+ * naming rule is ctl.h's, at the top): macc_up, macc_info{...}, macc_state{state=...},
+ * macc_rounds_total, macc_epoch, macc_train_loss, macc_test_loss, macc_test_accuracy_ratio,
+ * macc_samples_per_second, macc_samples_total, macc_consensus_distance, macc_peers_up,
+ * macc_peers_configured, macc_uptime_seconds, process_start_time_seconds,
+ * macc_peer_up{peer=...}, macc_peer_last_round{peer=...}, macc_peer_rtt_seconds{peer=...} (for
+ * sessions that are up), macc_peer_bytes_received_total{peer=...},
+ * macc_peer_bytes_sent_total{peer=...}, macc_messages_rejected_total{peer=...,reason=...}
+ * (every reason the peer has, which the daemon fills with every known reason at 0),
+ * macc_bytes_sent_total, macc_bytes_received_total, macc_state_bytes_sent_total,
+ * macc_state_bytes_received_total, macc_messages_sent_total, macc_messages_received_total,
+ * macc_neighbours_missed_total, macc_checkpoints_total, macc_round_seconds (histogram), and for
+ * robust mixing and the audit trail macc_states_excluded_total{reason=...},
+ * macc_states_clipped_total, macc_quarantines_total, macc_peer_quarantine_active{peer=...},
+ * macc_peer_states_excluded_total{peer=...,reason=...}, macc_audit_entries_total,
+ * macc_audit_errors_total. Unknown (NaN) gauges are omitted. Label values are escaped.
  * Returns 0, -ENOMEM or MACC_ETOOBIG (buffer limit).
  */
 int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,
@@ -278,23 +293,23 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 #define MACC_CTL_AUDIT_DEFAULT 50
 struct macc_ctl_audit_entry {
 	uint64_t seq;
-	uint64_t time_ms;   /* wall clock, ms since the epoch */
+	double time_seconds; /* wall clock, seconds since the epoch (millisecond precision) */
 	uint64_t round;
 	char reason[16];    /* "nonfinite", "distance" */
 	char peer[64];
 	char key[48];       /* base64 public key of the sender */
 	char digest[72];    /* hex BLAKE2b-256 of the body, from the signed text */
-	uint64_t body_len;
+	uint64_t body_bytes;
 	char evidence[32];  /* evidence file name, "" = body not kept */
 };
 
 /* The `audit` reply: the newest entries, oldest first. */
 struct macc_ctl_audit {
-	bool enabled;       /* audit = yes */
-	char file[1100];    /* the current log file */
-	uint64_t total;     /* entries in all kept files */
-	uint64_t written;   /* entries this daemon wrote since it started */
-	uint64_t errors;    /* failed writes since it started */
+	bool enabled;           /* audit = yes */
+	char file[1100];        /* the current log file */
+	uint64_t entries_kept;  /* entries in all kept files */
+	uint64_t entries_total; /* entries this daemon wrote since it started */
+	uint64_t errors_total;  /* failed writes since it started */
 	struct macc_ctl_audit_entry *entries;
 	size_t nentries;
 };

@@ -51,9 +51,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "check.h"
 #include "checkpoint.h"
 #include "notify.h"
 
@@ -104,25 +106,6 @@ static void check_round(struct macc_agent *a);
 static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph);
 
 /* ---- helpers --------------------------------------------------------------------------- */
-
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-static uint64_t train_config_hash(const struct macc_config *c)
-{
-	char buf[3 * MACC_CONFIG_SPEC_MAX];
-
-	snprintf(buf, sizeof(buf), "%s|%s|%d:%u/%u|%s|%llu|%u|%s", c->model, c->data,
-		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
-		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
-	return fnv1a(0xcbf29ce484222325ull, buf);
-}
 
 /* Whether the round's body is encoded after the gradient (dsgd sends y; local steps change x). */
 static bool late_send(const struct macc_agent *a)
@@ -182,16 +165,18 @@ static void publish(struct macc_agent *a, bool final)
 	macc_ctl_progress_init(&pr);
 	pr.state = a->state;
 	pr.round = a->round;
-	pr.rounds_total = a->total_rounds;
+	pr.rounds_planned = a->total_rounds;
 	pr.epoch = epoch_of(a, a->round);
-	pr.epochs_total = epoch_of(a, a->total_rounds);
-	pr.train_loss = a->loss_n > 0 || a->train_loss > 0 ? a->train_loss : NAN;
-	pr.test_accuracy = a->have_eval ? a->test_acc : NAN;
-	pr.samples_per_s = elapsed > 0 ? (double)a->samples_total / elapsed : 0.0;
-	pr.round_time_s = a->round_time_s;
-	pr.eta_s = a->round > 0 && a->total_rounds > a->round
-			   ? elapsed / (double)a->round * (double)(a->total_rounds - a->round)
-			   : NAN;
+	pr.epochs_planned = epoch_of(a, a->total_rounds);
+	pr.train_loss = a->train_loss;
+	pr.test_accuracy_ratio = a->have_eval ? a->test_acc : NAN;
+	pr.samples_per_second = elapsed > 0 ? (double)a->samples_total / elapsed : 0.0;
+	pr.round_seconds = a->round_time_s;
+	/* No estimate while paused: it would run down while nothing happens. */
+	pr.eta_seconds = a->round > 0 && a->total_rounds > a->round &&
+				 a->state == MACC_CTL_STATE_TRAINING
+			 ? elapsed / (double)a->round * (double)(a->total_rounds - a->round)
+			 : NAN;
 	pr.final = final;
 	macc_ctl_server_publish(a->ctl, &pr);
 	a->last_publish_ms = macc_now_ms();
@@ -850,9 +835,8 @@ static void do_shutdown(struct macc_agent *a)
 	}
 	a->shutting_down = true;
 	macc_info(NULL, "shutting down at round %llu", (unsigned long long)a->round);
-	if (a->state == MACC_CTL_STATE_TRAINING || a->state == MACC_CTL_STATE_PAUSED) {
-		publish(a, true);
-	}
+	/* No final progress event here: the run did not end, the daemon did. Watchers see their
+	 * stream close without one and tell it from a finished run (ctl.h). */
 	peers_say_bye(a, 0, "agent shutting down");
 	peer_close_listener(a);
 	for (size_t i = 0; i < a->npeers; i++) {
@@ -974,7 +958,13 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		macc_notify("READY=1");
 		return rc;
 	}
+	if (a->opts.socket_path != NULL) { /* -s holds over the file, as at start-up */
+		snprintf(nc.control_socket, sizeof(nc.control_socket), "%s", a->opts.socket_path);
+	}
 	rc = macc_config_check_own_key(&nc, &a->id.pub, err);
+	if (rc == 0) {
+		rc = agentd_check_peers(&nc, err); /* no [peer] left: as at start-up */
+	}
 	if (rc < 0) {
 		macc_config_finish(&nc);
 		macc_notify("READY=1");
@@ -1124,24 +1114,34 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	snprintf(st->algorithm, sizeof(st->algorithm), "%s", macc_algo_name(a->algo));
 	snprintf(st->version, sizeof(st->version), "%s", MACC_VERSION);
 	st->round = a->round;
-	st->rounds_total = a->total_rounds;
+	st->rounds_planned = a->total_rounds;
 	st->epoch = epoch_of(a, a->round);
-	st->epochs_total = epoch_of(a, a->total_rounds);
+	st->epochs_planned = epoch_of(a, a->total_rounds);
 	st->train_loss = a->train_loss;
 	st->test_loss = a->have_eval ? a->test_loss : NAN;
-	st->test_accuracy = a->have_eval ? a->test_acc : NAN;
-	st->samples_per_s = elapsed > 0 ? (double)a->samples_total / elapsed : 0.0;
-	st->round_time_s = a->round_time_s;
+	st->test_accuracy_ratio = a->have_eval ? a->test_acc : NAN;
+	st->samples_per_second = elapsed > 0 ? (double)a->samples_total / elapsed : 0.0;
+	st->round_seconds = a->round_time_s;
 	st->consensus_distance = a->consensus_distance;
 	st->peers_up = peers_up(a);
 	st->peers_configured = (uint32_t)a->npeers;
-	st->uptime_s = (macc_now_ms() - a->start_ms) / 1000;
-	st->bytes_sent = a->edge.bytes_out;
-	st->bytes_received = a->edge.bytes_in;
+	st->uptime_seconds = (macc_now_ms() - a->start_ms) / 1000;
+	st->process_start_time_seconds = a->start_wall_s;
+	st->state_bytes_sent_total = a->edge.bytes_out;
+	st->state_bytes_received_total = a->edge.bytes_in;
 	snprintf(st->digest, sizeof(st->digest), "%016llx", (unsigned long long)a->digest);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	return 0;
 }
+
+/* The reasons a message from a neighbour can be rejected for (peer_reject's codes), listed in
+ * `peers` and `metrics` at 0 from the start, so that a rate over them exists before the first
+ * rejection. A new reason in peer.c belongs here too. */
+static const int known_rejects[] = {
+	MACC_EMALFORMED,   MACC_EBADSIG,  MACC_EREPLAY,    MACC_EVERSION, MACC_ETOOBIG,
+	MACC_EUNKNOWNPEER, MACC_EMODEL,   MACC_ETIMEOUT,   MACC_ENONFINITE, MACC_ERATELIMIT,
+	MACC_EENCRYPT,     -EIO,
+};
 
 static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 {
@@ -1162,7 +1162,10 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 		macc_pubkey_to_b64(&p->key, q->key);
 		q->session = peer_session_state(p);
 		q->last_round = p->last_round;
-		q->rtt_ms = p->rtt_ms < 0 ? NAN : p->rtt_ms;
+		/* A round trip is only known for a session that is up now. */
+		q->rtt_seconds = p->rtt_ms < 0 || q->session != MACC_CTL_SESSION_UP
+					 ? NAN
+					 : p->rtt_ms / 1000.0;
 		if (a->cfg.weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
 			q->weight = p->cfg_weight;
 		} else {
@@ -1176,8 +1179,11 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 					 (uint32_t)a->npeers, deg, a->npeers, &self_w, w);
 			q->weight = w[i];
 		}
-		q->bytes_in = p->bytes_in;
-		q->bytes_out = p->bytes_out;
+		q->bytes_received_total = p->bytes_in;
+		q->bytes_sent_total = p->bytes_out;
+		for (size_t k = 0; k < sizeof(known_rejects) / sizeof(known_rejects[0]); k++) {
+			macc_ctl_peer_add_reject(q, known_rejects[k], 0);
+		}
 		for (int k = 0; k < 32; k++) {
 			if (p->rejected[k] > 0) {
 				macc_ctl_peer_add_reject(q, MACC_EMALFORMED - k, p->rejected[k]);
@@ -1187,13 +1193,13 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 			macc_ctl_peer_add_reject(q, -EIO, p->rejected_errno);
 		}
 		q->sealed = p->conn != NULL && p->conn->session.seal;
-		q->excluded_nonfinite = p->excluded[MACC_ROBUST_NONFINITE];
-		q->excluded_distance = p->excluded[MACC_ROBUST_DISTANCE];
-		q->excluded_quarantined = p->excluded[MACC_ROBUST_QUARANTINED];
-		q->clipped = p->clipped;
-		q->quarantined = a->robust && macc_quarantine_active(&p->q, a->round);
+		q->states_excluded_nonfinite_total = p->excluded[MACC_ROBUST_NONFINITE];
+		q->states_excluded_distance_total = p->excluded[MACC_ROBUST_DISTANCE];
+		q->states_excluded_quarantined_total = p->excluded[MACC_ROBUST_QUARANTINED];
+		q->states_clipped_total = p->clipped;
+		q->quarantine_active = a->robust && macc_quarantine_active(&p->q, a->round);
 		q->quarantine_until = p->q.until;
-		q->quarantines = p->q.times;
+		q->quarantines_total = p->q.times;
 	}
 	*ret = ps;
 	*ret_n = a->npeers;
@@ -1313,14 +1319,14 @@ static int ctl_audit(void *ctx, uint32_t limit, struct macc_ctl_audit *ret,
 
 	ret->enabled = a->cfg.audit;
 	snprintf(ret->file, sizeof(ret->file), "%.1000s/" MACC_AUDIT_FILE, a->cfg.state_dir);
-	ret->written = a->metrics.audit_entries_total;
-	ret->errors = a->metrics.audit_errors_total;
+	ret->entries_total = a->metrics.audit_entries_total;
+	ret->errors_total = a->metrics.audit_errors_total;
 	rc = macc_audit_list(a->cfg.state_dir, a->cfg.audit_files, limit, &list, &n, &total, &bad,
 			     err);
 	if (rc < 0) {
 		return rc;
 	}
-	ret->total = total;
+	ret->entries_kept = total;
 	if (n > 0) {
 		ret->entries = calloc(n, sizeof(*ret->entries));
 		if (ret->entries == NULL) {
@@ -1333,7 +1339,7 @@ static int ctl_audit(void *ctx, uint32_t limit, struct macc_ctl_audit *ret,
 		static const char hex[] = "0123456789abcdef";
 
 		e->seq = list[i].seq;
-		e->time_ms = list[i].time_ms;
+		e->time_seconds = (double)list[i].time_ms / 1000.0;
 		e->round = list[i].round;
 		snprintf(e->reason, sizeof(e->reason), "%s", list[i].reason);
 		snprintf(e->peer, sizeof(e->peer), "%s", list[i].peer);
@@ -1344,7 +1350,7 @@ static int ctl_audit(void *ctx, uint32_t limit, struct macc_ctl_audit *ret,
 			e->digest[2 * k] = hex[b >> 4];
 			e->digest[2 * k + 1] = hex[b & 15];
 		}
-		e->body_len = list[i].body_len;
+		e->body_bytes = list[i].body_len;
 		snprintf(e->evidence, sizeof(e->evidence), "%s", list[i].evidence);
 	}
 	ret->nentries = n;
@@ -1390,14 +1396,16 @@ static int load_data(struct macc_agent *a, struct macc_errmsg *err)
 	const struct macc_config *c = &a->cfg;
 	int rc;
 
-	macc_info(NULL, "loading data '%s'", c->data);
-	rc = macc_dataset_load(c->data, MACC_SPLIT_TRAIN, &a->train, err);
-	if (rc < 0) {
-		return rc;
-	}
-	rc = macc_dataset_load(c->data, MACC_SPLIT_TEST, &a->test, err);
-	if (rc < 0) {
-		return rc;
+	if (a->train.x == NULL) { /* (normally loaded by the start-up check: agent_init) */
+		macc_info(NULL, "loading data '%s'", c->data);
+		rc = macc_dataset_load(c->data, MACC_SPLIT_TRAIN, &a->train, err);
+		if (rc < 0) {
+			return rc;
+		}
+		rc = macc_dataset_load(c->data, MACC_SPLIT_TEST, &a->test, err);
+		if (rc < 0) {
+			return rc;
+		}
 	}
 	rc = macc_model_check_data(a->eval_model, c->model, &a->train, &a->test, c->data, err);
 	if (rc < 0) {
@@ -1485,7 +1493,7 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	}
 	a->nparams = macc_model_nparams(a->eval_model);
 	a->model_hash = macc_model_hash(a->eval_model);
-	a->config_hash = train_config_hash(c);
+	a->config_hash = agentd_config_hash(c);
 	a->frame_max = macc_state_frame_max(a->nparams, a->sends_v) + 1024;
 	rc = edge_config(a, err);
 	if (rc == 0) {
@@ -1532,6 +1540,40 @@ static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
 	return 0;
 }
 
+/* The check that --check-config runs (check.c), before anything is built: every problem is
+ * logged, one line each; the data it loaded is kept. */
+static int startup_check(struct macc_agent *a, const struct agent_opts *o,
+			 struct macc_errmsg *err)
+{
+	struct agentd_check_opts co = { .keep_data = true, .socket_option = o->socket_path != NULL };
+	struct agentd_check chk;
+	int n;
+
+	macc_info(NULL, "checking %s and loading data '%s'", a->cfg.file, a->cfg.data);
+	n = agentd_check_config(&a->cfg, &co, &chk);
+	for (size_t i = 0; i < chk.nproblems; i++) {
+		if (chk.problems[i].warning) {
+			macc_warn(NULL, "%s", chk.problems[i].text);
+		} else {
+			macc_error(NULL, "%s", chk.problems[i].text);
+		}
+	}
+	if (n == 0 && chk.have_data) {
+		a->train = chk.train;
+		a->test = chk.test;
+		chk.have_data = false;
+	}
+	agentd_check_finish(&chk);
+	if (n < 0) {
+		return macc_errf(err, n, "out of memory checking the configuration");
+	}
+	if (n > 0) {
+		return macc_errf(err, MACC_ECONFIG, "%s: %d configuration error%s (listed above)",
+				 a->cfg.file, n, n == 1 ? "" : "s");
+	}
+	return 0;
+}
+
 int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_errmsg *err)
 {
 	struct macc_ctl_server_opts so;
@@ -1540,6 +1582,13 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	memset(a, 0, sizeof(*a));
 	a->opts = *o;
 	a->start_ms = macc_now_ms();
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		a->start_wall_s = (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
+	}
+	a->train_loss = NAN; /* unknown until the first rounds are averaged */
 	a->test_acc = NAN;
 	a->test_loss = NAN;
 	a->consensus_distance = NAN;
@@ -1561,6 +1610,10 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 		snprintf(a->cfg.control_socket, sizeof(a->cfg.control_socket), "%s", o->socket_path);
 	}
 	macc_log_set_level(o->have_log_level ? o->log_level : a->cfg.log_level);
+	rc = startup_check(a, o, err);
+	if (rc < 0) {
+		return rc;
+	}
 	rc = macc_identity_load(&a->id, a->cfg.key_file, err);
 	if (rc < 0) {
 		return rc;

@@ -232,6 +232,7 @@ struct macc_agent {
 	uint64_t samples_total;
 	uint64_t train_ms; /* wall time spent in rounds */
 	uint64_t start_ms;
+	double start_wall_s; /* the same moment on the wall clock, for process_start_time_seconds */
 	char last_error[256];
 	struct macc_ctl_metrics metrics;
 	uint64_t last_publish_ms;

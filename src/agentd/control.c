@@ -433,13 +433,13 @@ static void progress_from_status(const struct macc_ctl_status *st, struct macc_c
 	macc_ctl_progress_init(p);
 	p->state = st->state;
 	p->round = st->round;
-	p->rounds_total = st->rounds_total;
+	p->rounds_planned = st->rounds_planned;
 	p->epoch = st->epoch;
-	p->epochs_total = st->epochs_total;
+	p->epochs_planned = st->epochs_planned;
 	p->train_loss = st->train_loss;
-	p->test_accuracy = st->test_accuracy;
-	p->samples_per_s = st->samples_per_s;
-	p->round_time_s = st->round_time_s;
+	p->test_accuracy_ratio = st->test_accuracy_ratio;
+	p->samples_per_second = st->samples_per_second;
+	p->round_seconds = st->round_seconds;
 	p->final = st->state == MACC_CTL_STATE_DONE || st->state == MACC_CTL_STATE_ERROR;
 }
 

@@ -573,6 +573,16 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 				"last round %llu", (unsigned long long)h->round,
 				(unsigned long long)a->total_rounds);
 	}
+	if (idx == MACC_EMODEL) {
+		/* HELLO carries only the model's hash: say our spec here, and in the BYE, so that
+		 * each side's log names both models (the peer's arrives in its BYE). */
+		macc_errf(&e, MACC_EMODEL, "peer '%s' runs another model or algorithm (model hash "
+			  "%016llx, %llu parameters, '%s'); this agent runs %.200s (hash %016llx, %zu "
+			  "parameters, '%s'); the peer's BYE names its model", h->name,
+			  (unsigned long long)h->model_hash, (unsigned long long)h->nparams, h->algo,
+			  a->cfg.model, (unsigned long long)a->model_hash, a->nparams,
+			  macc_algo_name(a->algo));
+	}
 	if (idx < 0) {
 		/* A known key with another model is counted on that peer. */
 		if (c->peer == NULL) {
@@ -585,6 +595,11 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 			}
 		} else {
 			conn_reject(c, idx, e.text);
+		}
+		if (idx == MACC_EMODEL) {
+			snprintf(e.text, sizeof(e.text), "model mismatch: agent '%s' runs %.300s (%zu "
+				 "parameters, algorithm '%s')", a->cfg.name, a->cfg.model, a->nparams,
+				 macc_algo_name(a->algo));
 		}
 		conn_send_bye(c, idx, e.text);
 		conn_shutdown(c);

@@ -376,6 +376,14 @@ static int a_audit_evidence_max_bytes(struct setctx *s)
 	return set_uint(s, 0, UINT64_C(1) << 44, &s->c->audit_evidence_max_bytes);
 }
 
+static int a_standalone(struct setctx *s)
+{
+	if (parse_bool(s->val, &s->c->standalone) < 0) {
+		return why(s, "expected yes or no");
+	}
+	return 0;
+}
+
 static const struct keydef agent_keys[] = {
 	{ "name", a_name },
 	{ "listen", a_listen },
@@ -391,6 +399,7 @@ static const struct keydef agent_keys[] = {
 	{ "audit_files", a_audit_files },
 	{ "audit_evidence", a_audit_evidence },
 	{ "audit_evidence_max_bytes", a_audit_evidence_max_bytes },
+	{ "standalone", a_standalone },
 };
 
 /* --- [train] -------------------------------------------------------------------------------- */
@@ -1101,6 +1110,9 @@ int macc_config_parser_line(struct macc_config_parser *p, const char *line,
 			return fail(p, err, "key '%s' = '%s': %s", qk, qv, reason);
 		}
 		*seen |= UINT64_C(1) << i;
+		if (p->section != SEC_PEER && i < MACC_CONFIG_KEYS_MAX) {
+			p->cfg->key_lines[p->section == SEC_TRAIN][i] = p->line;
+		}
 		return 0;
 	}
 	return fail(p, err, "key '%s' = '%s': unknown key in [%s]", qk, qv,
@@ -1256,6 +1268,26 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 	return 0;
 }
 
+unsigned macc_config_key_line(const struct macc_config *c, const char *section, const char *key)
+{
+	bool train = strcmp(section, "train") == 0;
+	const struct keydef *table = train ? train_keys : agent_keys;
+	size_t n = train ? NKEYS(train_keys) : NKEYS(agent_keys);
+
+	if (!train && strcmp(section, "agent") != 0) {
+		return 0;
+	}
+	if (key == NULL) {
+		return train ? c->train_line : c->agent_line;
+	}
+	for (size_t i = 0; i < n && i < MACC_CONFIG_KEYS_MAX; i++) {
+		if (strcmp(table[i].name, key) == 0) {
+			return c->key_lines[train][i];
+		}
+	}
+	return 0;
+}
+
 int macc_config_parser_finish(struct macc_config_parser *p, struct macc_errmsg *err)
 {
 	int r = p->failed;
@@ -1267,6 +1299,8 @@ int macc_config_parser_finish(struct macc_config_parser *p, struct macc_errmsg *
 		macc_config_finish(p->cfg);
 		return r;
 	}
+	p->cfg->agent_line = p->agent_line;
+	p->cfg->train_line = p->train_line;
 	/* Trim the peer array to size is not needed; the struct owns it either way. */
 	return 0;
 }
@@ -1411,6 +1445,7 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_VAL(audit_files);
 	DIFF_VAL(audit_evidence);
 	DIFF_VAL(audit_evidence_max_bytes);
+	DIFF_VAL(standalone);
 	DIFF_STR(model);
 	DIFF_STR(data);
 	if (a->has_shard != b->has_shard || a->shard_index != b->shard_index ||

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,7 +19,7 @@
 
 #include "cli.h"
 
-void cli_err(const char *fmt, ...)
+void cli_err(struct cli *c, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -28,6 +29,54 @@ void cli_err(const char *fmt, ...)
 	va_end(ap);
 	fflush(stdout);
 	fprintf(stderr, "macc-ctl: %s\n", msg);
+	if (c != NULL && c->errmsg[0] == '\0') {
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
+	}
+}
+
+void cli_json_error(struct cli *c, int exit_code, int status, const char *msg)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_obj(&j, NULL);
+	json_bool(&j, "ok", false);
+	if (c->command != NULL) {
+		json_str(&j, "command", c->command);
+	} else {
+		json_null(&j, "command");
+	}
+	json_i64(&j, "exit_code", exit_code);
+	if (status >= 0) {
+		json_i64(&j, "status", status);
+		json_str(&j, "status_name", macc_ctl_status_name(status));
+	} else {
+		json_null(&j, "status");
+		json_null(&j, "status_name");
+	}
+	json_str(&j, "error", msg);
+	json_end_obj(&j);
+	json_done(&j);
+	c->error_printed = true;
+}
+
+int cli_term_width(void)
+{
+	struct winsize ws;
+	const char *env;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+		return ws.ws_col;
+	}
+	env = getenv("COLUMNS");
+	if (env != NULL) {
+		long n = strtol(env, NULL, 10);
+
+		if (n > 0 && n < 10000) {
+			return (int)n;
+		}
+	}
+	return 80;
 }
 
 int cli_connect(struct cli *c)
@@ -39,12 +88,12 @@ int cli_connect(struct cli *c)
 		return CLI_OK;
 	}
 	if (strlen(c->socket_path) >= sizeof(sa.sun_path)) {
-		cli_err("the socket path %s is too long.", c->socket_path);
+		cli_err(c, "the socket path %s is too long.", c->socket_path);
 		return CLI_ECONNECT;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		cli_err("cannot create a socket: %s.", strerror(errno));
+		cli_err(c, "cannot create a socket: %s.", strerror(errno));
 		return CLI_ECONNECT;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -55,13 +104,13 @@ int cli_connect(struct cli *c)
 
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED) {
-			cli_err("cannot connect to %s: %s (is macc-agentd running?).",
+			cli_err(c, "cannot connect to %s: %s (is macc-agentd running?).",
 				c->socket_path, strerror(e));
 		} else if (e == EACCES) {
-			cli_err("cannot connect to %s: %s (are you in the macc group?).",
+			cli_err(c, "cannot connect to %s: %s (are you in the macc group?).",
 				c->socket_path, strerror(e));
 		} else {
-			cli_err("cannot connect to %s: %s.", c->socket_path, strerror(e));
+			cli_err(c, "cannot connect to %s: %s.", c->socket_path, strerror(e));
 		}
 		return CLI_ECONNECT;
 	}
@@ -145,40 +194,40 @@ static int recv_reply(struct cli *c, enum macc_ctl_cmd cmd, struct macc_ctl_repl
 		if (r == 0) {
 			len = macc_get_be32(hdr); /* header complete; body follows */
 		} else if (r < 0) {
-			cli_err("the daemon sent a bad frame (%s).", macc_strerror(r));
+			cli_err(c, "the daemon sent a bad frame (%s).", macc_strerror(r));
 			return CLI_ECONNECT;
 		}
 	}
 	if (r < 0) {
 		if (r == -ETIMEDOUT) {
-			cli_err("the daemon did not answer within %d ms.", timeout_ms);
+			cli_err(c, "the daemon did not answer within %d ms.", timeout_ms);
 		} else if (r == -ECONNRESET) {
-			cli_err("the daemon closed the connection.");
+			cli_err(c, "the daemon closed the connection.");
 		} else {
-			cli_err("reading from %s failed: %s.", c->socket_path, strerror(-r));
+			cli_err(c, "reading from %s failed: %s.", c->socket_path, strerror(-r));
 		}
 		return CLI_ECONNECT;
 	}
 	body = malloc(len);
 	if (body == NULL) {
-		cli_err("out of memory.");
+		cli_err(c, "out of memory.");
 		return CLI_ECONNECT;
 	}
 	r = read_all(c->fd, body, len, timeout_ms);
 	if (r < 0) {
 		free(body);
-		cli_err("the daemon's reply was cut short (%s).", strerror(-r));
+		cli_err(c, "the daemon's reply was cut short (%s).", strerror(-r));
 		return CLI_ECONNECT;
 	}
 	err.text[0] = '\0';
 	r = macc_ctl_reply_decode(body, len, cmd, ret, &err);
 	free(body);
 	if (r == MACC_EVERSION) {
-		cli_err("the daemon speaks another control protocol version (%s).", err.text);
+		cli_err(c, "the daemon speaks another control protocol version (%s).", err.text);
 		return CLI_ECONNECT;
 	}
 	if (r < 0) {
-		cli_err("the daemon's reply does not decode: %s.", err.text);
+		cli_err(c, "the daemon's reply does not decode: %s.", err.text);
 		return CLI_ECONNECT;
 	}
 	return CLI_OK;
@@ -199,10 +248,10 @@ int cli_call(struct cli *c, const struct macc_ctl_request *req, struct macc_ctl_
 	if (r == 0) {
 		r = write_all(c->fd, b.data, b.len);
 		if (r < 0) {
-			cli_err("sending to %s failed: %s.", c->socket_path, strerror(-r));
+			cli_err(c, "sending to %s failed: %s.", c->socket_path, strerror(-r));
 		}
 	} else {
-		cli_err("cannot encode the request: %s.", macc_strerror(r));
+		cli_err(c, "cannot encode the request: %s.", macc_strerror(r));
 	}
 	macc_buf_finish(&b);
 	if (r < 0) {
@@ -235,25 +284,12 @@ int cli_next(struct cli *c, enum macc_ctl_cmd cmd, uint64_t id, struct macc_ctl_
 int cli_daemon_error(struct cli *c, const char *cmd, const struct macc_ctl_reply *rep)
 {
 	const char *msg = rep->error[0] != '\0' ? rep->error : macc_ctl_status_name(rep->status);
+	size_t n = strlen(msg);
 
 	if (c->json) {
-		struct json j;
-
-		json_init(&j, stdout);
-		json_obj(&j, NULL);
-		json_bool(&j, "ok", false);
-		json_str(&j, "command", cmd);
-		json_i64(&j, "status", rep->status);
-		json_str(&j, "status_name", macc_ctl_status_name(rep->status));
-		json_str(&j, "error", msg);
-		json_end_obj(&j);
-		json_done(&j);
+		cli_json_error(c, CLI_EDAEMON, rep->status, msg);
 	}
-	{
-		size_t n = strlen(msg);
-
-		cli_err("%s failed (%s): %s%s", cmd, macc_ctl_status_name(rep->status), msg,
-			n > 0 && msg[n - 1] == '.' ? "" : ".");
-	}
+	cli_err(c, "%s failed (%s): %s%s", cmd, macc_ctl_status_name(rep->status), msg,
+		n > 0 && msg[n - 1] == '.' ? "" : ".");
 	return CLI_EDAEMON;
 }

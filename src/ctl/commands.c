@@ -1,25 +1,29 @@
 /*
- * commands.c - one function per macc-ctl subcommand.
+ * commands.c - one function per macc-ctl subcommand (watch is in watch.c).
  *
  * Each function builds its request, calls the daemon through client.c, and prints the reply
  * either as a human table (default) or as one JSON document (--json). The JSON keys are the
- * protocol's wire keys (macc/ctl.h field names), so they are stable:
- *   status   {"state","name","model","algorithm","version","round","rounds_total","epoch",
- *             "epochs_total","train_loss","test_loss","test_accuracy","samples_per_s",
- *             "round_time_s","consensus_distance","peers_up","peers_configured","uptime_s",
- *             "bytes_sent","bytes_received","digest","last_error"}  (unknown numbers are null)
- *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_ms","weight",
- *             "bytes_in","bytes_out","rejected":{REASON:COUNT},"sealed",
- *             "excluded":{"nonfinite","distance","quarantined"},"clipped","quarantined",
- *             "quarantine_until","quarantines"}]}
- *   audit    {"enabled","file","total","written","errors","entries":[{"seq","time_ms","round",
- *             "reason","peer","key","digest","body_len","evidence"}]}
- *   verify-audit {"file","ok","entries","evidence_checked","evidence_missing","error"}
- *   watch    one {"state","round","rounds_total","epoch","epochs_total","train_loss",
- *             "test_accuracy","samples_per_s","round_time_s","eta_s","final"} per line
+ * protocol's wire keys (macc/ctl.h field names), so they are stable, and they follow one naming
+ * rule (macc-ctl(8) NAMES): SI base units at the end of the name (_seconds, _bytes), _ratio for
+ * fractions, _per_second for rates, _total only for counters, and the metric's name for the same
+ * quantity. Unknown numbers are null.
+ *   status   {"state","name","model","algorithm","version","round","rounds_planned","epoch",
+ *             "epochs_planned","train_loss","test_loss","test_accuracy_ratio",
+ *             "samples_per_second","round_seconds","consensus_distance","peers_up",
+ *             "peers_configured","uptime_seconds","process_start_time_seconds",
+ *             "state_bytes_sent_total","state_bytes_received_total","digest","last_error"}
+ *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_seconds","weight",
+ *             "bytes_received_total","bytes_sent_total","messages_rejected_total":{REASON:N},
+ *             "sealed","states_excluded_total":{"nonfinite","distance","quarantined"},
+ *             "states_clipped_total","quarantine_active","quarantine_until",
+ *             "quarantines_total"}]}
+ *   audit    {"enabled","file","entries_kept","entries_total","errors_total","entries":[{"seq",
+ *             "time_seconds","round","reason","peer","key","digest","body_bytes","evidence"}]}
+ *   verify-audit {"file","ok","entries_verified","evidence_checked","evidence_missing","error"}
+ *   watch    watch.c
  *   metrics  {"metrics": TEXT}    version {"macc_ctl","daemon","protocol"}
- *   others   {"ok":true,"command":NAME}; errors {"ok":false,"command","status","status_name",
- *             "error"} (plus the sentence on stderr)
+ *   others   {"ok":true,"command":NAME}; errors {"ok":false,"command","exit_code","status",
+ *             "status_name","error"} (plus the sentence on stderr)
  */
 #include <errno.h>
 #include <math.h>
@@ -43,86 +47,29 @@
 
 #define CALL_TIMEOUT_MS 15000
 
-/* --- formatting helpers ------------------------------------------------------------------- */
-
-static const char *fmt_num(char *buf, size_t n, const char *fmt, double v)
-{
-	if (!isfinite(v)) {
-		snprintf(buf, n, "-");
-	} else {
-		snprintf(buf, n, fmt, v);
-	}
-	return buf;
-}
-
-static const char *fmt_pct(char *buf, size_t n, double v)
-{
-	if (!isfinite(v)) {
-		return "-";
-	}
-	snprintf(buf, n, "%.2f%%", 100.0 * v);
-	return buf;
-}
-
-static const char *fmt_dur(char *buf, size_t n, double s)
-{
-	if (!isfinite(s) || s < 0) {
-		return "-";
-	}
-	if (s < 1) {
-		snprintf(buf, n, "%.1f ms", s * 1000);
-	} else if (s < 120) {
-		snprintf(buf, n, "%.1f s", s);
-	} else if (s < 7200) {
-		snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-	} else {
-		snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-	}
-	return buf;
-}
-
-static const char *fmt_bytes(char *buf, size_t n, uint64_t b)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0) {
-		snprintf(buf, n, "%llu B", (unsigned long long)b);
-	} else {
-		snprintf(buf, n, "%.1f %s", v, units[u]);
-	}
-	return buf;
-}
-
-/* A daemon-supplied string made safe for a terminal: control characters become '?'. Returns one
- * of 8 rotating buffers, so a printf may use up to 8 of them. */
-static const char *safe(const char *s)
-{
-	static char bufs[8][512];
-	static unsigned next;
-	char *b = bufs[next++ % 8];
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i < sizeof(bufs[0]) - 1; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		b[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	b[i] = '\0';
-	return b;
-}
-
-static void request(struct cli *c, struct macc_ctl_request *r, enum macc_ctl_cmd cmd)
+void cli_request(struct cli *c, struct macc_ctl_request *r, enum macc_ctl_cmd cmd)
 {
 	memset(r, 0, sizeof(*r));
 	r->v = MACC_CTL_PROTO_VERSION;
 	r->id = c->next_id++;
 	r->cmd = cmd;
+}
+
+/* Call and check the status: CLI_OK with *rep to print, or the exit code (reported). */
+static int call(struct cli *c, enum macc_ctl_cmd cmd, struct macc_ctl_request *req,
+		struct macc_ctl_reply *rep)
+{
+	int r = cli_call(c, req, rep, CALL_TIMEOUT_MS);
+
+	if (r != CLI_OK) {
+		return r;
+	}
+	if (rep->status != MACC_CTL_OK) {
+		r = cli_daemon_error(c, macc_ctl_commands[cmd].name, rep);
+		macc_ctl_reply_finish(rep);
+		return r;
+	}
+	return CLI_OK;
 }
 
 /* --- status ------------------------------------------------------------------------------- */
@@ -139,20 +86,21 @@ static void status_json(const struct macc_ctl_status *s)
 	json_str(&j, "algorithm", s->algorithm);
 	json_str(&j, "version", s->version);
 	json_u64(&j, "round", s->round);
-	json_u64(&j, "rounds_total", s->rounds_total);
+	json_u64(&j, "rounds_planned", s->rounds_planned);
 	json_num(&j, "epoch", s->epoch);
-	json_num(&j, "epochs_total", s->epochs_total);
+	json_num(&j, "epochs_planned", s->epochs_planned);
 	json_num(&j, "train_loss", s->train_loss);
 	json_num(&j, "test_loss", s->test_loss);
-	json_num(&j, "test_accuracy", s->test_accuracy);
-	json_num(&j, "samples_per_s", s->samples_per_s);
-	json_num(&j, "round_time_s", s->round_time_s);
+	json_num(&j, "test_accuracy_ratio", s->test_accuracy_ratio);
+	json_num(&j, "samples_per_second", s->samples_per_second);
+	json_num(&j, "round_seconds", s->round_seconds);
 	json_num(&j, "consensus_distance", s->consensus_distance);
 	json_u64(&j, "peers_up", s->peers_up);
 	json_u64(&j, "peers_configured", s->peers_configured);
-	json_u64(&j, "uptime_s", s->uptime_s);
-	json_u64(&j, "bytes_sent", s->bytes_sent);
-	json_u64(&j, "bytes_received", s->bytes_received);
+	json_u64(&j, "uptime_seconds", s->uptime_seconds);
+	json_num(&j, "process_start_time_seconds", s->process_start_time_seconds);
+	json_u64(&j, "state_bytes_sent_total", s->state_bytes_sent_total);
+	json_u64(&j, "state_bytes_received_total", s->state_bytes_received_total);
 	json_str(&j, "digest", s->digest);
 	json_str(&j, "last_error", s->last_error);
 	json_end_obj(&j);
@@ -161,39 +109,45 @@ static void status_json(const struct macc_ctl_status *s)
 
 static void status_human(const struct macc_ctl_status *s)
 {
-	char a[64], b[64];
+	char a[64], b[64], n1[128], n2[128], n3[160];
 
-	printf("agent:       %s (%s, %s)\n", s->name[0] ? safe(s->name) : "-",
-	       s->algorithm[0] ? safe(s->algorithm) : "-", s->model[0] ? safe(s->model) : "-");
+	printf("agent:       %s (%s, %s)\n", s->name[0] ? cli_safe(n1, sizeof(n1), s->name) : "-",
+	       s->algorithm[0] ? cli_safe(n2, sizeof(n2), s->algorithm) : "-",
+	       s->model[0] ? cli_safe(n3, sizeof(n3), s->model) : "-");
 	printf("state:       %s\n", macc_ctl_state_name(s->state));
-	if (s->rounds_total > 0) {
+	if (s->rounds_planned > 0) {
 		printf("round:       %llu / %llu\n", (unsigned long long)s->round,
-		       (unsigned long long)s->rounds_total);
+		       (unsigned long long)s->rounds_planned);
 	} else {
 		printf("round:       %llu\n", (unsigned long long)s->round);
 	}
-	if (s->epochs_total > 0) {
-		printf("epoch:       %s / %g\n", fmt_num(a, sizeof(a), "%.2f", s->epoch),
-		       s->epochs_total);
+	if (s->epochs_planned > 0) {
+		printf("epoch:       %s / %g\n", cli_fmt_num(a, sizeof(a), "%.2f", s->epoch),
+		       s->epochs_planned);
 	} else {
-		printf("epoch:       %s\n", fmt_num(a, sizeof(a), "%.2f", s->epoch));
+		printf("epoch:       %s\n", cli_fmt_num(a, sizeof(a), "%.2f", s->epoch));
 	}
-	printf("train loss:  %s\n", fmt_num(a, sizeof(a), "%.4f", s->train_loss));
-	printf("test:        accuracy %s, loss %s\n", fmt_pct(a, sizeof(a), s->test_accuracy),
-	       fmt_num(b, sizeof(b), "%.4f", s->test_loss));
-	printf("throughput:  %s samples/s\n", fmt_num(a, sizeof(a), "%.0f", s->samples_per_s));
-	printf("round time:  %s\n", fmt_dur(a, sizeof(a), s->round_time_s));
+	printf("train loss:  %s\n", cli_fmt_num(a, sizeof(a), "%.4f", s->train_loss));
+	printf("test:        accuracy %s, loss %s\n",
+	       cli_fmt_pct(a, sizeof(a), s->test_accuracy_ratio),
+	       cli_fmt_num(b, sizeof(b), "%.4f", s->test_loss));
+	printf("throughput:  %s samples/s\n",
+	       cli_fmt_num(a, sizeof(a), "%.0f", s->samples_per_second));
+	printf("round time:  %s\n", cli_fmt_dur(a, sizeof(a), s->round_seconds));
 	printf("consensus:   %s (mean squared distance to neighbours)\n",
-	       fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
+	       cli_fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
-	printf("uptime:      %s\n", fmt_dur(a, sizeof(a), (double)s->uptime_s));
-	printf("state bytes: %llu sent, %llu received\n", (unsigned long long)s->bytes_sent,
-	       (unsigned long long)s->bytes_received);
+	printf("uptime:      %s\n", cli_fmt_dur(a, sizeof(a), (double)s->uptime_seconds));
+	printf("state bytes: %s sent, %s received\n",
+	       cli_fmt_bytes(a, sizeof(a), s->state_bytes_sent_total),
+	       cli_fmt_bytes(b, sizeof(b), s->state_bytes_received_total));
 	if (s->digest[0] != '\0') {
-		printf("digest:      %s\n", safe(s->digest));
+		printf("digest:      %s\n", cli_safe(n1, sizeof(n1), s->digest));
 	}
 	if (s->last_error[0] != '\0') {
-		printf("last error:  %s\n", safe(s->last_error));
+		char e[300];
+
+		printf("last error:  %s\n", cli_safe(e, sizeof(e), s->last_error));
 	}
 }
 
@@ -203,13 +157,10 @@ int cmd_status(struct cli *c)
 	struct macc_ctl_reply rep;
 	int r;
 
-	request(c, &req, MACC_CTL_CMD_STATUS);
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
+	cli_request(c, &req, MACC_CTL_CMD_STATUS);
+	r = call(c, MACC_CTL_CMD_STATUS, &req, &rep);
 	if (r != CLI_OK) {
 		return r;
-	}
-	if (rep.status != MACC_CTL_OK) {
-		return cli_daemon_error(c, "status", &rep);
 	}
 	if (c->json) {
 		status_json(&rep.st);
@@ -238,25 +189,25 @@ static void peers_json(const struct macc_ctl_reply *rep)
 		json_str(&j, "key", p->key);
 		json_str(&j, "session", macc_ctl_session_name(p->session));
 		json_i64(&j, "last_round", p->last_round);
-		json_num(&j, "rtt_ms", p->rtt_ms);
+		json_num(&j, "rtt_seconds", p->rtt_seconds);
 		json_num(&j, "weight", p->weight);
-		json_u64(&j, "bytes_in", p->bytes_in);
-		json_u64(&j, "bytes_out", p->bytes_out);
-		json_obj(&j, "rejected");
+		json_u64(&j, "bytes_received_total", p->bytes_received_total);
+		json_u64(&j, "bytes_sent_total", p->bytes_sent_total);
+		json_obj(&j, "messages_rejected_total");
 		for (size_t k = 0; k < p->nrejected; k++) {
 			json_u64(&j, p->rejected[k].reason, p->rejected[k].count);
 		}
 		json_end_obj(&j);
 		json_bool(&j, "sealed", p->sealed);
-		json_obj(&j, "excluded");
-		json_u64(&j, "nonfinite", p->excluded_nonfinite);
-		json_u64(&j, "distance", p->excluded_distance);
-		json_u64(&j, "quarantined", p->excluded_quarantined);
+		json_obj(&j, "states_excluded_total");
+		json_u64(&j, "nonfinite", p->states_excluded_nonfinite_total);
+		json_u64(&j, "distance", p->states_excluded_distance_total);
+		json_u64(&j, "quarantined", p->states_excluded_quarantined_total);
 		json_end_obj(&j);
-		json_u64(&j, "clipped", p->clipped);
-		json_bool(&j, "quarantined", p->quarantined);
+		json_u64(&j, "states_clipped_total", p->states_clipped_total);
+		json_bool(&j, "quarantine_active", p->quarantine_active);
 		json_u64(&j, "quarantine_until", p->quarantine_until);
-		json_u64(&j, "quarantines", p->quarantines);
+		json_u64(&j, "quarantines_total", p->quarantines_total);
 		json_end_obj(&j);
 	}
 	json_end_arr(&j);
@@ -264,56 +215,95 @@ static void peers_json(const struct macc_ctl_reply *rep)
 	json_done(&j);
 }
 
-static void peers_human(const struct macc_ctl_reply *rep)
+enum {
+	PC_NAME, PC_ENDPOINT, PC_KEY, PC_SESSION, PC_SEALED, PC_ROUND, PC_RTT, PC_RECEIVED,
+	PC_SENT, PC_EXCLUDED, PC_QUARANTINE, PC_REJECTED, PC_COUNT
+};
+
+/* Columns, and the order in which a narrow terminal drops them (lowest rank first). */
+static const struct cli_column peer_cols[PC_COUNT] = {
+	[PC_NAME] = { "NAME", false, 0 },
+	[PC_ENDPOINT] = { "ENDPOINT", false, 5 },
+	[PC_KEY] = { "KEY", false, 1 },
+	[PC_SESSION] = { "SESSION", false, 0 },
+	[PC_SEALED] = { "SEALED", false, 4 },
+	[PC_ROUND] = { "LAST ROUND", true, 0 },
+	[PC_RTT] = { "RTT", true, 0 },
+	[PC_RECEIVED] = { "RECEIVED", true, 7 },
+	[PC_SENT] = { "SENT", true, 6 },
+	[PC_EXCLUDED] = { "EXCLUDED", false, 2 },
+	[PC_QUARANTINE] = { "QUARANTINE", false, 3 },
+	[PC_REJECTED] = { "REJECTED", false, 8 },
+};
+
+static void peer_row(struct cli_table *t, size_t row, const struct macc_ctl_peer *p)
 {
+	char b[160], s[160];
+	size_t off = 0;
+
+	cli_table_set(t, row, PC_NAME, cli_safe(s, sizeof(s), p->name));
+	cli_table_set(t, row, PC_ENDPOINT, cli_safe(s, sizeof(s), p->endpoint));
+	snprintf(b, sizeof(b), "%.8s%s", p->key, strlen(p->key) > 8 ? "..." : "");
+	cli_table_set(t, row, PC_KEY, cli_safe(s, sizeof(s), b));
+	cli_table_set(t, row, PC_SESSION, macc_ctl_session_name(p->session));
+	cli_table_set(t, row, PC_SEALED,
+		      p->session == MACC_CTL_SESSION_UP ? (p->sealed ? "yes" : "no") : "-");
+	snprintf(b, sizeof(b), "%lld", (long long)p->last_round);
+	cli_table_set(t, row, PC_ROUND, p->last_round >= 0 ? b : "-");
+	cli_table_set(t, row, PC_RTT, cli_fmt_dur(b, sizeof(b), p->rtt_seconds));
+	cli_table_set(t, row, PC_RECEIVED, cli_fmt_bytes(b, sizeof(b), p->bytes_received_total));
+	cli_table_set(t, row, PC_SENT, cli_fmt_bytes(b, sizeof(b), p->bytes_sent_total));
+	if (p->states_excluded_nonfinite_total + p->states_excluded_distance_total +
+		    p->states_excluded_quarantined_total > 0) {
+		snprintf(b, sizeof(b), "nonfinite=%llu distance=%llu quarantined=%llu",
+			 (unsigned long long)p->states_excluded_nonfinite_total,
+			 (unsigned long long)p->states_excluded_distance_total,
+			 (unsigned long long)p->states_excluded_quarantined_total);
+	} else {
+		snprintf(b, sizeof(b), "-");
+	}
+	cli_table_set(t, row, PC_EXCLUDED, b);
+	if (p->quarantine_active) {
+		snprintf(b, sizeof(b), "until %llu", (unsigned long long)p->quarantine_until);
+	} else if (p->quarantines_total > 0) {
+		snprintf(b, sizeof(b), "no (%llu past)", (unsigned long long)p->quarantines_total);
+	} else {
+		snprintf(b, sizeof(b), "no");
+	}
+	cli_table_set(t, row, PC_QUARANTINE, b);
+	/* Only the reasons that happened (the JSON lists every known one, at 0). */
+	b[0] = '\0';
+	for (size_t k = 0; k < p->nrejected && off < sizeof(b) - 1; k++) {
+		int w;
+
+		if (p->rejected[k].count == 0) {
+			continue;
+		}
+		w = snprintf(b + off, sizeof(b) - off, "%s%s=%llu", off ? " " : "",
+			     cli_safe(s, sizeof(s), p->rejected[k].reason),
+			     (unsigned long long)p->rejected[k].count);
+		off += w > 0 ? (size_t)w : 0;
+	}
+	cli_table_set(t, row, PC_REJECTED, b[0] ? b : "-");
+}
+
+static int peers_human(const struct cli *c, const struct macc_ctl_reply *rep)
+{
+	struct cli_table t;
+
 	if (rep->npeers == 0) {
 		printf("no peers configured\n");
-		return;
+		return CLI_OK;
 	}
-	printf("%-16s %-24s %-10s %-10s %-6s %10s %10s %10s %10s %-22s %-16s  %s\n", "NAME",
-	       "ENDPOINT", "KEY", "SESSION", "SEALED", "LAST ROUND", "RTT", "IN", "OUT",
-	       "EXCLUDED", "QUARANTINE", "REJECTED");
+	if (cli_table_init(&t, peer_cols, PC_COUNT, rep->npeers) < 0) {
+		return CLI_EDAEMON;
+	}
 	for (size_t i = 0; i < rep->npeers; i++) {
-		const struct macc_ctl_peer *p = &rep->peers[i];
-		char key[16], lr[24], rtt[32], in[32], out[32], rej[512], exc[96], qua[48];
-		size_t off = 0;
-
-		snprintf(key, sizeof(key), "%.8s%s", p->key, strlen(p->key) > 8 ? "..." : "");
-		if (p->last_round >= 0) {
-			snprintf(lr, sizeof(lr), "%lld", (long long)p->last_round);
-		} else {
-			snprintf(lr, sizeof(lr), "-");
-		}
-		fmt_num(rtt, sizeof(rtt), "%.2f ms", p->rtt_ms);
-		rej[0] = '\0';
-		for (size_t k = 0; k < p->nrejected && off < sizeof(rej) - 1; k++) {
-			int w = snprintf(rej + off, sizeof(rej) - off, "%s%s=%llu", k ? " " : "",
-					 safe(p->rejected[k].reason),
-					 (unsigned long long)p->rejected[k].count);
-
-			off += w > 0 ? (size_t)w : 0;
-		}
-		if (p->excluded_nonfinite + p->excluded_distance + p->excluded_quarantined > 0) {
-			snprintf(exc, sizeof(exc), "nf=%llu dist=%llu q=%llu",
-				 (unsigned long long)p->excluded_nonfinite,
-				 (unsigned long long)p->excluded_distance,
-				 (unsigned long long)p->excluded_quarantined);
-		} else {
-			snprintf(exc, sizeof(exc), "-");
-		}
-		if (p->quarantined) {
-			snprintf(qua, sizeof(qua), "until %llu", (unsigned long long)p->quarantine_until);
-		} else if (p->quarantines > 0) {
-			snprintf(qua, sizeof(qua), "no (%llu past)", (unsigned long long)p->quarantines);
-		} else {
-			snprintf(qua, sizeof(qua), "no");
-		}
-		printf("%-16s %-24s %-10s %-10s %-6s %10s %10s %10s %10s %-22s %-16s  %s\n",
-		       safe(p->name), safe(p->endpoint), safe(key), macc_ctl_session_name(p->session),
-		       p->session == MACC_CTL_SESSION_UP ? (p->sealed ? "yes" : "no") : "-", lr, rtt,
-		       fmt_bytes(in, sizeof(in), p->bytes_in),
-		       fmt_bytes(out, sizeof(out), p->bytes_out), exc, qua, rej[0] ? rej : "-");
+		peer_row(&t, i, &rep->peers[i]);
 	}
+	cli_table_print(&t, c->tty ? cli_term_width() : 0);
+	cli_table_finish(&t);
+	return CLI_OK;
 }
 
 int cmd_peers(struct cli *c)
@@ -322,21 +312,19 @@ int cmd_peers(struct cli *c)
 	struct macc_ctl_reply rep;
 	int r;
 
-	request(c, &req, MACC_CTL_CMD_PEERS);
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
+	cli_request(c, &req, MACC_CTL_CMD_PEERS);
+	r = call(c, MACC_CTL_CMD_PEERS, &req, &rep);
 	if (r != CLI_OK) {
 		return r;
 	}
-	if (rep.status != MACC_CTL_OK) {
-		return cli_daemon_error(c, "peers", &rep);
-	}
 	if (c->json) {
 		peers_json(&rep);
-	} else {
-		peers_human(&rep);
+	} else if (peers_human(c, &rep) != CLI_OK) {
+		cli_err(c, "out of memory.");
+		r = CLI_EDAEMON;
 	}
 	macc_ctl_reply_finish(&rep);
-	return CLI_OK;
+	return r;
 }
 
 /* --- audit -------------------------------------------------------------------------------- */
@@ -349,22 +337,22 @@ static void audit_json(const struct macc_ctl_audit *au)
 	json_obj(&j, NULL);
 	json_bool(&j, "enabled", au->enabled);
 	json_str(&j, "file", au->file);
-	json_u64(&j, "total", au->total);
-	json_u64(&j, "written", au->written);
-	json_u64(&j, "errors", au->errors);
+	json_u64(&j, "entries_kept", au->entries_kept);
+	json_u64(&j, "entries_total", au->entries_total);
+	json_u64(&j, "errors_total", au->errors_total);
 	json_arr(&j, "entries");
 	for (size_t i = 0; i < au->nentries; i++) {
 		const struct macc_ctl_audit_entry *e = &au->entries[i];
 
 		json_obj(&j, NULL);
 		json_u64(&j, "seq", e->seq);
-		json_u64(&j, "time_ms", e->time_ms);
+		json_num(&j, "time_seconds", e->time_seconds);
 		json_u64(&j, "round", e->round);
 		json_str(&j, "reason", e->reason);
 		json_str(&j, "peer", e->peer);
 		json_str(&j, "key", e->key);
 		json_str(&j, "digest", e->digest);
-		json_u64(&j, "body_len", e->body_len);
+		json_u64(&j, "body_bytes", e->body_bytes);
 		json_str(&j, "evidence", e->evidence);
 		json_end_obj(&j);
 	}
@@ -373,34 +361,57 @@ static void audit_json(const struct macc_ctl_audit *au)
 	json_done(&j);
 }
 
-static void audit_human(const struct macc_ctl_audit *au)
-{
-	printf("audit trail: %s, %s\n", au->enabled ? "on" : "off", safe(au->file));
-	printf("entries: %llu in the kept files, %llu written by this daemon, %llu write errors\n",
-	       (unsigned long long)au->total, (unsigned long long)au->written,
-	       (unsigned long long)au->errors);
-	if (au->nentries == 0) {
-		return;
-	}
-	printf("%8s  %-20s %10s %-10s %-16s %-12s %10s  %s\n", "SEQ", "TIME (UTC)", "ROUND",
-	       "REASON", "PEER", "KEY", "BODY", "EVIDENCE");
-	for (size_t i = 0; i < au->nentries; i++) {
-		const struct macc_ctl_audit_entry *e = &au->entries[i];
-		time_t t = (time_t)(e->time_ms / 1000);
-		struct tm tm;
-		char when[32], key[16], body[32];
+static const struct cli_column audit_cols[] = {
+	{ "SEQ", true, 0 },   { "TIME (UTC)", false, 0 }, { "ROUND", true, 0 },
+	{ "REASON", false, 0 }, { "PEER", false, 0 },     { "KEY", false, 1 },
+	{ "BODY", true, 2 },  { "EVIDENCE", false, 3 },
+};
 
-		if (gmtime_r(&t, &tm) == NULL ||
-		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0) {
-			snprintf(when, sizeof(when), "?");
-		}
-		snprintf(key, sizeof(key), "%.8s...", e->key);
-		printf("%8llu  %-20s %10llu %-10s %-16s %-12s %10s  %s\n",
-		       (unsigned long long)e->seq, when, (unsigned long long)e->round,
-		       safe(e->reason), safe(e->peer), safe(key),
-		       fmt_bytes(body, sizeof(body), e->body_len),
-		       e->evidence[0] ? safe(e->evidence) : "-");
+static void audit_row(struct cli_table *t, size_t row, const struct macc_ctl_audit_entry *e)
+{
+	time_t secs = (time_t)e->time_seconds;
+	struct tm tm;
+	char b[160], s[160];
+
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)e->seq);
+	cli_table_set(t, row, 0, b);
+	if (gmtime_r(&secs, &tm) == NULL || strftime(b, sizeof(b), "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+		snprintf(b, sizeof(b), "?");
 	}
+	cli_table_set(t, row, 1, b);
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)e->round);
+	cli_table_set(t, row, 2, b);
+	cli_table_set(t, row, 3, cli_safe(s, sizeof(s), e->reason));
+	cli_table_set(t, row, 4, cli_safe(s, sizeof(s), e->peer));
+	snprintf(b, sizeof(b), "%.8s...", e->key);
+	cli_table_set(t, row, 5, cli_safe(s, sizeof(s), b));
+	cli_table_set(t, row, 6, cli_fmt_bytes(b, sizeof(b), e->body_bytes));
+	cli_table_set(t, row, 7, e->evidence[0] ? cli_safe(s, sizeof(s), e->evidence) : "-");
+}
+
+static int audit_human(const struct cli *c, const struct macc_ctl_audit *au)
+{
+	struct cli_table t;
+	char f[1100];
+
+	printf("audit trail: %s, %s\n", au->enabled ? "on" : "off",
+	       cli_safe(f, sizeof(f), au->file));
+	printf("entries: %llu in the kept files, %llu written by this daemon, %llu write errors\n",
+	       (unsigned long long)au->entries_kept, (unsigned long long)au->entries_total,
+	       (unsigned long long)au->errors_total);
+	if (au->nentries == 0) {
+		return CLI_OK;
+	}
+	if (cli_table_init(&t, audit_cols, (int)(sizeof(audit_cols) / sizeof(audit_cols[0])),
+			   au->nentries) < 0) {
+		return CLI_EDAEMON;
+	}
+	for (size_t i = 0; i < au->nentries; i++) {
+		audit_row(&t, i, &au->entries[i]);
+	}
+	cli_table_print(&t, c->tty ? cli_term_width() : 0);
+	cli_table_finish(&t);
+	return CLI_OK;
 }
 
 int cmd_audit(struct cli *c)
@@ -409,32 +420,52 @@ int cmd_audit(struct cli *c)
 	struct macc_ctl_reply rep;
 	int r;
 
-	request(c, &req, MACC_CTL_CMD_AUDIT);
+	cli_request(c, &req, MACC_CTL_CMD_AUDIT);
 	if (c->argc == 1) {
 		char *end = NULL;
 		unsigned long l = strtoul(c->argv[0], &end, 10);
 
 		if (end == c->argv[0] || *end != '\0' || l < 1 || l > MACC_CTL_AUDIT_MAX) {
-			cli_err("audit: COUNT must be a number from 1 to %d, not '%s'.",
+			cli_err(c, "audit: COUNT must be a number from 1 to %d, not '%s'.",
 				MACC_CTL_AUDIT_MAX, c->argv[0]);
 			return CLI_EUSAGE;
 		}
 		req.limit = (uint32_t)l;
 	}
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
+	r = call(c, MACC_CTL_CMD_AUDIT, &req, &rep);
 	if (r != CLI_OK) {
 		return r;
 	}
-	if (rep.status != MACC_CTL_OK) {
-		return cli_daemon_error(c, "audit", &rep);
-	}
 	if (c->json) {
 		audit_json(&rep.audit);
-	} else {
-		audit_human(&rep.audit);
+	} else if (audit_human(c, &rep.audit) != CLI_OK) {
+		cli_err(c, "out of memory.");
+		r = CLI_EDAEMON;
 	}
 	macc_ctl_reply_finish(&rep);
-	return CLI_OK;
+	return r;
+}
+
+static void verify_json(struct cli *c, const char *path, int rc, const struct macc_audit_verify *v,
+			const char *error)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_obj(&j, NULL);
+	json_str(&j, "file", path);
+	json_bool(&j, "ok", rc == 0);
+	json_u64(&j, "entries_verified", v->entries);
+	json_u64(&j, "evidence_checked", v->evidence_checked);
+	json_u64(&j, "evidence_missing", v->evidence_missing);
+	if (rc < 0) {
+		json_str(&j, "error", error);
+	} else {
+		json_null(&j, "error");
+	}
+	json_end_obj(&j);
+	json_done(&j);
+	c->error_printed = true; /* this document says ok: false itself */
 }
 
 /* Offline: no daemon. The evidence directory is the log's sibling audit-evidence/. Exit 0 when
@@ -443,14 +474,15 @@ int cmd_verify_audit(struct cli *c)
 {
 	const char *path = c->argv[0];
 	const char *slash = strrchr(path, '/');
-	char evdir[4200];
+	char evdir[4200], msg[1200];
 	struct macc_audit_verify v;
 	struct macc_errmsg err;
 	struct stat sb;
 	int rc;
 
+	memset(&v, 0, sizeof(v));
 	if (macc_crypto_init() < 0) {
-		cli_err("cannot initialise libsodium.");
+		cli_err(c, "cannot initialise libsodium.");
 		return CLI_EDAEMON;
 	}
 	if (slash == NULL) {
@@ -461,26 +493,17 @@ int cmd_verify_audit(struct cli *c)
 	}
 	err.text[0] = '\0';
 	rc = macc_audit_verify_file(path, stat(evdir, &sb) == 0 ? evdir : NULL, &v, &err);
+	/* The verifier's messages usually start with the file already: name it once. */
+	if (strncmp(err.text, path, strlen(path)) == 0) {
+		snprintf(msg, sizeof(msg), "%s", err.text);
+	} else {
+		snprintf(msg, sizeof(msg), "%s: %s", path, err.text);
+	}
 	if (c->json) {
-		struct json j;
-
-		json_init(&j, stdout);
-		json_obj(&j, NULL);
-		json_str(&j, "file", path);
-		json_bool(&j, "ok", rc == 0);
-		json_u64(&j, "entries", v.entries);
-		json_u64(&j, "evidence_checked", v.evidence_checked);
-		json_u64(&j, "evidence_missing", v.evidence_missing);
-		if (rc < 0) {
-			json_str(&j, "error", err.text);
-		} else {
-			json_null(&j, "error");
-		}
-		json_end_obj(&j);
-		json_done(&j);
+		verify_json(c, path, rc, &v, msg);
 	}
 	if (rc < 0) {
-		cli_err("%s: %s", path, err.text);
+		cli_err(c, "%s", msg);
 		return CLI_EDAEMON;
 	}
 	if (!c->json) {
@@ -499,17 +522,13 @@ static int simple(struct cli *c, enum macc_ctl_cmd cmd, enum macc_log_level leve
 {
 	struct macc_ctl_request req;
 	struct macc_ctl_reply rep;
-	const char *name = macc_ctl_commands[cmd].name;
 	int r;
 
-	request(c, &req, cmd);
+	cli_request(c, &req, cmd);
 	req.level = level;
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
+	r = call(c, cmd, &req, &rep);
 	if (r != CLI_OK) {
 		return r;
-	}
-	if (rep.status != MACC_CTL_OK) {
-		return cli_daemon_error(c, name, &rep);
 	}
 	if (c->json) {
 		struct json j;
@@ -517,7 +536,7 @@ static int simple(struct cli *c, enum macc_ctl_cmd cmd, enum macc_log_level leve
 		json_init(&j, stdout);
 		json_obj(&j, NULL);
 		json_bool(&j, "ok", true);
-		json_str(&j, "command", name);
+		json_str(&j, "command", macc_ctl_commands[cmd].name);
 		json_end_obj(&j);
 		json_done(&j);
 	} else {
@@ -569,7 +588,7 @@ int cmd_log_level(struct cli *c)
 	char msg[64];
 
 	if (macc_log_level_parse(c->argv[0], &level) < 0) {
-		cli_err("log level '%s' is not one of error, warn, info, debug.", c->argv[0]);
+		cli_err(c, "log level '%s' is not one of error, warn, info, debug.", c->argv[0]);
 		return CLI_EUSAGE;
 	}
 	snprintf(msg, sizeof(msg), "log level set to %s", macc_log_level_name(level));
@@ -584,13 +603,15 @@ int cmd_metrics(struct cli *c)
 	struct macc_ctl_reply rep;
 	int r;
 
-	request(c, &req, MACC_CTL_CMD_METRICS);
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
+	cli_request(c, &req, MACC_CTL_CMD_METRICS);
+	r = call(c, MACC_CTL_CMD_METRICS, &req, &rep);
 	if (r != CLI_OK) {
 		return r;
 	}
-	if (rep.status != MACC_CTL_OK || rep.text == NULL) {
-		return cli_daemon_error(c, "metrics", &rep);
+	if (rep.text == NULL) {
+		macc_ctl_reply_finish(&rep);
+		cli_err(c, "the daemon's metrics reply has no text.");
+		return CLI_ECONNECT;
 	}
 	if (c->json) {
 		struct json j;
@@ -611,17 +632,23 @@ int cmd_version(struct cli *c)
 {
 	struct macc_ctl_request req;
 	struct macc_ctl_reply rep;
+	char v[64];
 	int r;
 
-	if (!c->json) {
-		printf("macc-ctl %s (control protocol %d)\n", MACC_VERSION,
-		       MACC_CTL_PROTO_VERSION);
-		fflush(stdout);
+	cli_request(c, &req, MACC_CTL_CMD_VERSION);
+	r = call(c, MACC_CTL_CMD_VERSION, &req, &rep);
+	if (r == CLI_OK && rep.text == NULL) {
+		macc_ctl_reply_finish(&rep);
+		cli_err(c, "the daemon's version reply has no text.");
+		return CLI_ECONNECT;
 	}
-	request(c, &req, MACC_CTL_CMD_VERSION);
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
-	if (r == CLI_OK && (rep.status != MACC_CTL_OK || rep.text == NULL)) {
-		return cli_daemon_error(c, "version", &rep);
+	if (r != CLI_OK) {
+		if (!c->json) {
+			/* our own version is known even when the daemon's is not */
+			printf("macc-ctl %s (control protocol %d)\n", MACC_VERSION,
+			       MACC_CTL_PROTO_VERSION);
+		}
+		return r;
 	}
 	if (c->json) {
 		struct json j;
@@ -629,181 +656,16 @@ int cmd_version(struct cli *c)
 		json_init(&j, stdout);
 		json_obj(&j, NULL);
 		json_str(&j, "macc_ctl", MACC_VERSION);
-		if (r == CLI_OK) {
-			json_str(&j, "daemon", rep.text);
-		} else {
-			json_null(&j, "daemon");
-		}
+		json_str(&j, "daemon", rep.text);
 		json_i64(&j, "protocol", MACC_CTL_PROTO_VERSION);
 		json_end_obj(&j);
 		json_done(&j);
-	} else if (r == CLI_OK) {
-		printf("macc-agentd %s\n", rep.text);
-	}
-	if (r == CLI_OK) {
-		macc_ctl_reply_finish(&rep);
-	}
-	return r;
-}
-
-/* --- watch -------------------------------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-struct watch_state {
-	bool have_first;
-	double t0;
-	uint64_t round0;
-	bool drew_bar;
-};
-
-/* Fraction done in [0, 1], or -1 when the run length is unknown. */
-static double fraction(const struct macc_ctl_progress *p)
-{
-	if (p->rounds_total > 0) {
-		return p->round >= p->rounds_total ? 1.0 : (double)p->round / p->rounds_total;
-	}
-	if (p->epochs_total > 0 && isfinite(p->epoch)) {
-		return p->epoch >= p->epochs_total ? 1.0 : p->epoch / p->epochs_total;
-	}
-	return -1;
-}
-
-static double eta(struct watch_state *w, const struct macc_ctl_progress *p)
-{
-	double t = now_s();
-
-	if (isfinite(p->eta_s)) {
-		return p->eta_s;
-	}
-	if (!w->have_first) {
-		w->have_first = true;
-		w->t0 = t;
-		w->round0 = p->round;
-		return NAN;
-	}
-	if (p->rounds_total > 0 && p->round > w->round0 && t > w->t0) {
-		double rate = (double)(p->round - w->round0) / (t - w->t0);
-
-		return (double)(p->rounds_total - (p->round < p->rounds_total ? p->round
-									     : p->rounds_total)) /
-		       rate;
-	}
-	return NAN;
-}
-
-static void watch_print(struct cli *c, struct watch_state *w, const struct macc_ctl_progress *p)
-{
-	char lossb[32], accb[32], spsb[32], etb[32], ep[32], rounds[48], pct[16];
-	const char *loss, *acc, *sps, *et;
-	double f = fraction(p), e = eta(w, p);
-
-	if (c->json) {
-		struct json j;
-
-		json_init(&j, stdout);
-		json_obj(&j, NULL);
-		json_str(&j, "state", macc_ctl_state_name(p->state));
-		json_u64(&j, "round", p->round);
-		json_u64(&j, "rounds_total", p->rounds_total);
-		json_num(&j, "epoch", p->epoch);
-		json_num(&j, "epochs_total", p->epochs_total);
-		json_num(&j, "train_loss", p->train_loss);
-		json_num(&j, "test_accuracy", p->test_accuracy);
-		json_num(&j, "samples_per_s", p->samples_per_s);
-		json_num(&j, "round_time_s", p->round_time_s);
-		json_num(&j, "eta_s", e);
-		json_bool(&j, "final", p->final);
-		json_end_obj(&j);
-		json_done(&j);
-		return;
-	}
-	loss = fmt_num(lossb, sizeof(lossb), "%.4f", p->train_loss);
-	acc = fmt_pct(accb, sizeof(accb), p->test_accuracy);
-	sps = fmt_num(spsb, sizeof(spsb), "%.0f", p->samples_per_s);
-	et = p->final ? "0 s" : fmt_dur(etb, sizeof(etb), e);
-	pct[0] = '\0';
-	if (f >= 0) {
-		snprintf(pct, sizeof(pct), "%.0f%%", f * 100);
-	}
-	if (p->epochs_total > 0) {
-		snprintf(ep, sizeof(ep), "%.2f/%.2f", p->epoch, p->epochs_total);
 	} else {
-		fmt_num(ep, sizeof(ep), "%.2f", p->epoch);
+		printf("macc-ctl %s (control protocol %d)\nmacc-agentd %s\n", MACC_VERSION,
+		       MACC_CTL_PROTO_VERSION, cli_safe(v, sizeof(v), rep.text));
 	}
-	if (p->rounds_total > 0) {
-		snprintf(rounds, sizeof(rounds), "%llu/%llu", (unsigned long long)p->round,
-			 (unsigned long long)p->rounds_total);
-	} else {
-		snprintf(rounds, sizeof(rounds), "%llu", (unsigned long long)p->round);
-	}
-	if (c->tty) {
-		char bar[31];
-		int filled = f >= 0 ? (int)(f * 30 + 0.5) : 0;
-
-		for (int i = 0; i < 30; i++) {
-			bar[i] = i < filled ? '#' : (f >= 0 ? '.' : ' ');
-		}
-		bar[30] = '\0';
-		printf("\r\033[K[%s] %4s  round %s  epoch %s  loss %s  acc %s  ETA %s", bar, pct,
-		       rounds, ep, loss, acc, et);
-		w->drew_bar = true;
-		if (p->final) {
-			printf("\n");
-		}
-		fflush(stdout);
-	} else {
-		printf("%s round %s epoch %s loss %s acc %s samples/s %s eta %s\n",
-		       macc_ctl_state_name(p->state), rounds, ep, loss, acc, sps, et);
-		fflush(stdout);
-	}
-}
-
-int cmd_watch(struct cli *c)
-{
-	struct macc_ctl_request req;
-	struct macc_ctl_reply rep;
-	struct watch_state w;
-	int r;
-
-	memset(&w, 0, sizeof(w));
-	request(c, &req, MACC_CTL_CMD_WATCH);
-	r = cli_call(c, &req, &rep, CALL_TIMEOUT_MS);
-	for (;;) {
-		bool final;
-		enum macc_ctl_state st;
-
-		if (r != CLI_OK) {
-			if (w.drew_bar) {
-				printf("\n");
-			}
-			return r;
-		}
-		if (rep.status != MACC_CTL_OK) {
-			if (w.drew_bar) {
-				printf("\n");
-			}
-			return cli_daemon_error(c, "watch", &rep);
-		}
-		watch_print(c, &w, &rep.progress);
-		final = rep.progress.final;
-		st = rep.progress.state;
-		macc_ctl_reply_finish(&rep);
-		if (final) {
-			if (st == MACC_CTL_STATE_ERROR) {
-				cli_err("the run ended with an error; see 'macc-ctl status'.");
-				return CLI_EDAEMON;
-			}
-			return CLI_OK;
-		}
-		r = cli_next(c, MACC_CTL_CMD_WATCH, req.id, &rep);
-	}
+	macc_ctl_reply_finish(&rep);
+	return CLI_OK;
 }
 
 /* --- keys --------------------------------------------------------------------------------- */
@@ -813,7 +675,7 @@ int cmd_genkey(struct cli *c)
 	char key[MACC_KEY_B64_SIZE];
 
 	if (macc_key_generate_b64(key) < 0) {
-		cli_err("cannot generate a key (libsodium failed to initialise).");
+		cli_err(c, "cannot generate a key (libsodium failed to initialise).");
 		return CLI_EDAEMON;
 	}
 	if (c->json) {
@@ -844,13 +706,13 @@ int cmd_pubkey(struct cli *c)
 	in[n] = '\0';
 	if (n == sizeof(in) - 1 || memchr(in, '\0', n) != NULL) {
 		macc_memzero(in, sizeof(in));
-		cli_err("stdin does not hold a base64 secret key.");
+		cli_err(c, "stdin does not hold a base64 secret key.");
 		return CLI_EUSAGE;
 	}
 	r = macc_key_pubkey_from_secret_b64(in, pub, &err);
 	macc_memzero(in, sizeof(in));
 	if (r < 0) {
-		cli_err("stdin does not hold a base64 secret key of 32 bytes.");
+		cli_err(c, "stdin does not hold a base64 secret key of 32 bytes.");
 		return CLI_EUSAGE;
 	}
 	if (c->json) {

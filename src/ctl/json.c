@@ -20,6 +20,53 @@ void json_init(struct json *j, FILE *f)
 	j->first[0] = true;
 }
 
+/* Length of the valid UTF-8 sequence at p[0..n) (no overlongs, no surrogates, at most
+ * U+10FFFF), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char ch = p[0];
+	size_t len = 0;
+
+	if (ch >= 0xc2 && ch <= 0xdf) {
+		len = 2;
+	} else if (ch >= 0xe0 && ch <= 0xef) {
+		len = 3;
+	} else if (ch >= 0xf0 && ch <= 0xf4) {
+		len = 4;
+	}
+	if (len == 0 || len > n) {
+		return 0;
+	}
+	for (size_t k = 1; k < len; k++) {
+		if ((p[k] & 0xc0) != 0x80) {
+			return 0;
+		}
+	}
+	if ((ch == 0xe0 && p[1] < 0xa0) || (ch == 0xed && p[1] >= 0xa0) ||
+	    (ch == 0xf0 && p[1] < 0x90) || (ch == 0xf4 && p[1] >= 0x90)) {
+		return 0;
+	}
+	return len;
+}
+
+static void put_control(FILE *f, unsigned char ch)
+{
+	switch (ch) {
+	case '\n':
+		fputs("\\n", f);
+		break;
+	case '\t':
+		fputs("\\t", f);
+		break;
+	case '\r':
+		fputs("\\r", f);
+		break;
+	default:
+		fprintf(f, "\\u%04x", ch);
+		break;
+	}
+}
+
 static void put_escaped(FILE *f, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -28,63 +75,25 @@ static void put_escaped(FILE *f, const char *s, size_t n)
 	fputc('"', f);
 	while (i < n) {
 		unsigned char ch = p[i];
-		size_t len = 0;
+		size_t len;
 
 		if (ch == '"' || ch == '\\') {
 			fputc('\\', f);
 			fputc(ch, f);
 			i++;
-			continue;
-		}
-		if (ch < 0x20 || ch == 0x7f) {
-			switch (ch) {
-			case '\n': fputs("\\n", f); break;
-			case '\t': fputs("\\t", f); break;
-			case '\r': fputs("\\r", f); break;
-			default: fprintf(f, "\\u%04x", ch); break;
-			}
+		} else if (ch < 0x20 || ch == 0x7f) {
+			put_control(f, ch);
 			i++;
-			continue;
-		}
-		if (ch < 0x80) {
+		} else if (ch < 0x80) {
 			fputc(ch, f);
 			i++;
-			continue;
+		} else if ((len = utf8_len(p + i, n - i)) > 0) {
+			fwrite(p + i, 1, len, f);
+			i += len;
+		} else {
+			fputs("\\ufffd", f); /* invalid UTF-8: one replacement per bad byte */
+			i++;
 		}
-		/* UTF-8 sequence: validate length, continuation bytes, overlongs, surrogates. */
-		if (ch >= 0xc2 && ch <= 0xdf) {
-			len = 2;
-		} else if (ch >= 0xe0 && ch <= 0xef) {
-			len = 3;
-		} else if (ch >= 0xf0 && ch <= 0xf4) {
-			len = 4;
-		}
-		if (len > 0 && i + len <= n) {
-			bool ok = true;
-
-			for (size_t k = 1; k < len; k++) {
-				ok = ok && (p[i + k] & 0xc0) == 0x80;
-			}
-			if (ok && len == 3 && ch == 0xe0 && p[i + 1] < 0xa0) {
-				ok = false;
-			}
-			if (ok && len == 3 && ch == 0xed && p[i + 1] >= 0xa0) {
-				ok = false;
-			}
-			if (ok && len == 4 && ch == 0xf0 && p[i + 1] < 0x90) {
-				ok = false;
-			}
-			if (ok && len == 4 && ch == 0xf4 && p[i + 1] >= 0x90) {
-				ok = false;
-			}
-			if (ok) {
-				fwrite(p + i, 1, len, f);
-				i += len;
-				continue;
-			}
-		}
-		fputs("\\ufffd", f);
-		i++;
 	}
 	fputc('"', f);
 }

@@ -161,20 +161,21 @@ static const struct field status_fields[] = {
 	FS(macc_ctl_status, k, algorithm),
 	FS(macc_ctl_status, k, version),
 	FT(macc_ctl_status, round, F_U64),
-	FT(macc_ctl_status, rounds_total, F_U64),
+	FT(macc_ctl_status, rounds_planned, F_U64),
 	FT(macc_ctl_status, epoch, F_DBL),
-	FT(macc_ctl_status, epochs_total, F_DBL),
+	FT(macc_ctl_status, epochs_planned, F_DBL),
 	FT(macc_ctl_status, train_loss, F_DBL),
 	FT(macc_ctl_status, test_loss, F_DBL),
-	FT(macc_ctl_status, test_accuracy, F_DBL),
-	FT(macc_ctl_status, samples_per_s, F_DBL),
-	FT(macc_ctl_status, round_time_s, F_DBL),
+	FT(macc_ctl_status, test_accuracy_ratio, F_DBL),
+	FT(macc_ctl_status, samples_per_second, F_DBL),
+	FT(macc_ctl_status, round_seconds, F_DBL),
 	FT(macc_ctl_status, consensus_distance, F_DBL),
 	FT(macc_ctl_status, peers_up, F_U32),
 	FT(macc_ctl_status, peers_configured, F_U32),
-	FT(macc_ctl_status, uptime_s, F_U64),
-	FT(macc_ctl_status, bytes_sent, F_U64),
-	FT(macc_ctl_status, bytes_received, F_U64),
+	FT(macc_ctl_status, uptime_seconds, F_U64),
+	FT(macc_ctl_status, process_start_time_seconds, F_DBL),
+	FT(macc_ctl_status, state_bytes_sent_total, F_U64),
+	FT(macc_ctl_status, state_bytes_received_total, F_U64),
 	FS(macc_ctl_status, k, digest),
 	FS(macc_ctl_status, k, last_error),
 };
@@ -182,56 +183,56 @@ static const struct field status_fields[] = {
 static const struct field progress_fields[] = {
 	FT(macc_ctl_progress, state, F_STATE),
 	FT(macc_ctl_progress, round, F_U64),
-	FT(macc_ctl_progress, rounds_total, F_U64),
+	FT(macc_ctl_progress, rounds_planned, F_U64),
 	FT(macc_ctl_progress, epoch, F_DBL),
-	FT(macc_ctl_progress, epochs_total, F_DBL),
+	FT(macc_ctl_progress, epochs_planned, F_DBL),
 	FT(macc_ctl_progress, train_loss, F_DBL),
-	FT(macc_ctl_progress, test_accuracy, F_DBL),
-	FT(macc_ctl_progress, samples_per_s, F_DBL),
-	FT(macc_ctl_progress, round_time_s, F_DBL),
-	FT(macc_ctl_progress, eta_s, F_DBL),
+	FT(macc_ctl_progress, test_accuracy_ratio, F_DBL),
+	FT(macc_ctl_progress, samples_per_second, F_DBL),
+	FT(macc_ctl_progress, round_seconds, F_DBL),
+	FT(macc_ctl_progress, eta_seconds, F_DBL),
 	FT(macc_ctl_progress, final, F_BOOL),
 };
 
-/* The peer's "rejected" map is handled separately. */
+/* The peer's "messages_rejected_total" map is handled separately. */
 static const struct field peer_fields[] = {
 	FS(macc_ctl_peer, k, name),
 	FS(macc_ctl_peer, k, endpoint),
 	FS(macc_ctl_peer, k, key),
 	FT(macc_ctl_peer, session, F_SESSION),
 	FT(macc_ctl_peer, last_round, F_I64),
-	FT(macc_ctl_peer, rtt_ms, F_DBL),
+	FT(macc_ctl_peer, rtt_seconds, F_DBL),
 	FT(macc_ctl_peer, weight, F_DBL),
-	FT(macc_ctl_peer, bytes_in, F_U64),
-	FT(macc_ctl_peer, bytes_out, F_U64),
+	FT(macc_ctl_peer, bytes_received_total, F_U64),
+	FT(macc_ctl_peer, bytes_sent_total, F_U64),
 	FT(macc_ctl_peer, sealed, F_BOOL),
-	FT(macc_ctl_peer, excluded_nonfinite, F_U64),
-	FT(macc_ctl_peer, excluded_distance, F_U64),
-	FT(macc_ctl_peer, excluded_quarantined, F_U64),
-	FT(macc_ctl_peer, clipped, F_U64),
-	FT(macc_ctl_peer, quarantined, F_BOOL),
+	FT(macc_ctl_peer, states_excluded_nonfinite_total, F_U64),
+	FT(macc_ctl_peer, states_excluded_distance_total, F_U64),
+	FT(macc_ctl_peer, states_excluded_quarantined_total, F_U64),
+	FT(macc_ctl_peer, states_clipped_total, F_U64),
+	FT(macc_ctl_peer, quarantine_active, F_BOOL),
 	FT(macc_ctl_peer, quarantine_until, F_U64),
-	FT(macc_ctl_peer, quarantines, F_U64),
+	FT(macc_ctl_peer, quarantines_total, F_U64),
 };
 
 /* The audit reply's header ("entries" is handled separately) and one entry. */
 static const struct field audit_fields[] = {
 	FT(macc_ctl_audit, enabled, F_BOOL),
 	FS(macc_ctl_audit, k, file),
-	FT(macc_ctl_audit, total, F_U64),
-	FT(macc_ctl_audit, written, F_U64),
-	FT(macc_ctl_audit, errors, F_U64),
+	FT(macc_ctl_audit, entries_kept, F_U64),
+	FT(macc_ctl_audit, entries_total, F_U64),
+	FT(macc_ctl_audit, errors_total, F_U64),
 };
 
 static const struct field audit_entry_fields[] = {
 	FT(macc_ctl_audit_entry, seq, F_U64),
-	FT(macc_ctl_audit_entry, time_ms, F_U64),
+	FT(macc_ctl_audit_entry, time_seconds, F_DBL),
 	FT(macc_ctl_audit_entry, round, F_U64),
 	FS(macc_ctl_audit_entry, k, reason),
 	FS(macc_ctl_audit_entry, k, peer),
 	FS(macc_ctl_audit_entry, k, key),
 	FS(macc_ctl_audit_entry, k, digest),
-	FT(macc_ctl_audit_entry, body_len, F_U64),
+	FT(macc_ctl_audit_entry, body_bytes, F_U64),
 	FS(macc_ctl_audit_entry, k, evidence),
 };
 
@@ -245,20 +246,21 @@ void macc_ctl_status_init(struct macc_ctl_status *s)
 	s->epoch = 0;
 	s->train_loss = NAN;
 	s->test_loss = NAN;
-	s->test_accuracy = NAN;
-	s->samples_per_s = NAN;
-	s->round_time_s = NAN;
+	s->test_accuracy_ratio = NAN;
+	s->samples_per_second = NAN;
+	s->round_seconds = NAN;
 	s->consensus_distance = NAN;
+	s->process_start_time_seconds = NAN;
 }
 
 void macc_ctl_progress_init(struct macc_ctl_progress *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->train_loss = NAN;
-	p->test_accuracy = NAN;
-	p->samples_per_s = NAN;
-	p->round_time_s = NAN;
-	p->eta_s = NAN;
+	p->test_accuracy_ratio = NAN;
+	p->samples_per_second = NAN;
+	p->round_seconds = NAN;
+	p->eta_seconds = NAN;
 }
 
 void macc_ctl_reply_init(struct macc_ctl_reply *r)
@@ -418,7 +420,7 @@ static void pack_peer(msgpack_packer *pk, const struct macc_ctl_peer *p)
 	size_t nr = p->nrejected < MACC_CTL_MAX_REASONS ? p->nrejected : MACC_CTL_MAX_REASONS;
 
 	pack_fields(pk, p, peer_fields, NF(peer_fields), 1);
-	pack_str(pk, "rejected");
+	pack_str(pk, "messages_rejected_total");
 	msgpack_pack_map(pk, nr);
 	for (size_t i = 0; i < nr; i++) {
 		pack_str(pk, p->rejected[i].reason);
@@ -801,26 +803,27 @@ static int unpack_peer(const msgpack_object *m, struct macc_ctl_peer *p, struct 
 
 	memset(p, 0, sizeof(*p));
 	p->last_round = -1;
-	p->rtt_ms = NAN;
+	p->rtt_seconds = NAN;
 	p->weight = NAN;
 	r = unpack_fields(m, p, peer_fields, NF(peer_fields), "peer", err);
 	if (r < 0) {
 		return r;
 	}
-	rej = map_get(m, "rejected");
+	rej = map_get(m, "messages_rejected_total");
 	if (rej == NULL) {
 		return 0;
 	}
 	if (rej->type != MSGPACK_OBJECT_MAP || rej->via.map.size > MACC_CTL_MAX_REASONS) {
-		return macc_errf(err, MACC_EMALFORMED, "peer '%s': bad 'rejected' map", p->name);
+		return macc_errf(err, MACC_EMALFORMED, "peer '%s': bad 'messages_rejected_total' map",
+				 p->name);
 	}
 	for (uint32_t i = 0; i < rej->via.map.size; i++) {
 		struct macc_ctl_reject *rr = &p->rejected[i];
 
 		if (!get_str(&rej->via.map.ptr[i].key, rr->reason, sizeof(rr->reason)) ||
 		    !get_u64(&rej->via.map.ptr[i].val, &rr->count)) {
-			return macc_errf(err, MACC_EMALFORMED, "peer '%s': bad 'rejected' entry",
-					 p->name);
+			return macc_errf(err, MACC_EMALFORMED, "peer '%s': bad "
+					 "'messages_rejected_total' entry", p->name);
 		}
 	}
 	p->nrejected = rej->via.map.size;
@@ -965,6 +968,96 @@ out:
 	return r;
 }
 
+static int decode_peers(const msgpack_object *data, struct macc_ctl_reply *rep,
+			struct macc_errmsg *err)
+{
+	const msgpack_object *arr = map_get(data, "peers");
+	int r = 0;
+
+	if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
+		return macc_errf(err, MACC_EMALFORMED, "peers: missing 'peers' array");
+	}
+	if (arr->via.array.size > 0) {
+		rep->peers = calloc(arr->via.array.size, sizeof(*rep->peers));
+		if (rep->peers == NULL) {
+			return macc_errf(err, -ENOMEM, "out of memory");
+		}
+	}
+	for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
+		r = unpack_peer(&arr->via.array.ptr[i], &rep->peers[i], err);
+		rep->npeers = i + 1;
+	}
+	return r;
+}
+
+static int decode_audit(const msgpack_object *data, struct macc_ctl_reply *rep,
+			struct macc_errmsg *err)
+{
+	const msgpack_object *arr = map_get(data, "entries");
+	int r;
+
+	r = unpack_fields(data, &rep->audit, audit_fields, NF(audit_fields), "audit", err);
+	if (r < 0) {
+		return r;
+	}
+	if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY ||
+	    arr->via.array.size > MACC_CTL_AUDIT_MAX) {
+		return macc_errf(err, MACC_EMALFORMED, "audit: missing or oversized 'entries' array");
+	}
+	if (arr->via.array.size > 0) {
+		rep->audit.entries = calloc(arr->via.array.size, sizeof(*rep->audit.entries));
+		if (rep->audit.entries == NULL) {
+			return macc_errf(err, -ENOMEM, "out of memory");
+		}
+	}
+	for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
+		r = unpack_fields(&arr->via.array.ptr[i], &rep->audit.entries[i], audit_entry_fields,
+				  NF(audit_entry_fields), "audit entry", err);
+		rep->audit.nentries = i + 1;
+	}
+	return r;
+}
+
+static int decode_text(const msgpack_object *data, struct macc_ctl_reply *rep,
+		       struct macc_errmsg *err)
+{
+	const msgpack_object *t = map_get(data, "text");
+
+	if (t == NULL || t->type != MSGPACK_OBJECT_STR) {
+		return macc_errf(err, MACC_EMALFORMED, "missing 'text' string");
+	}
+	rep->text = malloc((size_t)t->via.str.size + 1);
+	if (rep->text == NULL) {
+		return macc_errf(err, -ENOMEM, "out of memory");
+	}
+	memcpy(rep->text, t->via.str.ptr, t->via.str.size);
+	rep->text[t->via.str.size] = '\0';
+	rep->text_len = t->via.str.size;
+	return 0;
+}
+
+/* A reply's data map, by the kind the command's table row says (rep->kind). */
+static int decode_data(const msgpack_object *data, struct macc_ctl_reply *rep,
+		       struct macc_errmsg *err)
+{
+	switch (rep->kind) {
+	case MACC_CTL_DATA_STATUS:
+		return unpack_fields(data, &rep->st, status_fields, NF(status_fields), "status", err);
+	case MACC_CTL_DATA_PROGRESS:
+		return unpack_fields(data, &rep->progress, progress_fields, NF(progress_fields),
+				     "progress", err);
+	case MACC_CTL_DATA_PEERS:
+		return decode_peers(data, rep, err);
+	case MACC_CTL_DATA_AUDIT:
+		return decode_audit(data, rep, err);
+	case MACC_CTL_DATA_TEXT:
+		return decode_text(data, rep, err);
+	case MACC_CTL_DATA_NONE:
+	default:
+		return 0;
+	}
+}
+
 int macc_ctl_reply_decode(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd,
 			  struct macc_ctl_reply *ret, struct macc_errmsg *err)
 {
@@ -1015,82 +1108,7 @@ int macc_ctl_reply_decode(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd,
 		goto out;
 	}
 	rep.kind = macc_ctl_commands[cmd].data;
-	switch (rep.kind) {
-	case MACC_CTL_DATA_NONE:
-		break;
-	case MACC_CTL_DATA_STATUS:
-		r = unpack_fields(data, &rep.st, status_fields, NF(status_fields), "status", err);
-		break;
-	case MACC_CTL_DATA_PROGRESS:
-		r = unpack_fields(data, &rep.progress, progress_fields, NF(progress_fields),
-				  "progress", err);
-		break;
-	case MACC_CTL_DATA_PEERS: {
-		const msgpack_object *arr = map_get(data, "peers");
-
-		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
-			r = macc_errf(err, MACC_EMALFORMED, "peers: missing 'peers' array");
-			break;
-		}
-		if (arr->via.array.size > 0) {
-			rep.peers = calloc(arr->via.array.size, sizeof(*rep.peers));
-			if (rep.peers == NULL) {
-				r = macc_errf(err, -ENOMEM, "out of memory");
-				break;
-			}
-		}
-		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
-			r = unpack_peer(&arr->via.array.ptr[i], &rep.peers[i], err);
-			rep.npeers = i + 1;
-		}
-		break;
-	}
-	case MACC_CTL_DATA_AUDIT: {
-		const msgpack_object *arr = map_get(data, "entries");
-
-		r = unpack_fields(data, &rep.audit, audit_fields, NF(audit_fields), "audit", err);
-		if (r < 0) {
-			break;
-		}
-		if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY ||
-		    arr->via.array.size > MACC_CTL_AUDIT_MAX) {
-			r = macc_errf(err, MACC_EMALFORMED, "audit: missing or oversized 'entries' "
-				      "array");
-			break;
-		}
-		if (arr->via.array.size > 0) {
-			rep.audit.entries = calloc(arr->via.array.size, sizeof(*rep.audit.entries));
-			if (rep.audit.entries == NULL) {
-				r = macc_errf(err, -ENOMEM, "out of memory");
-				break;
-			}
-		}
-		for (uint32_t i = 0; i < arr->via.array.size && r == 0; i++) {
-			r = unpack_fields(&arr->via.array.ptr[i], &rep.audit.entries[i],
-					  audit_entry_fields, NF(audit_entry_fields), "audit entry",
-					  err);
-			rep.audit.nentries = i + 1;
-		}
-		break;
-	}
-	case MACC_CTL_DATA_TEXT: {
-		const msgpack_object *t = map_get(data, "text");
-
-		if (t == NULL || t->type != MSGPACK_OBJECT_STR) {
-			r = macc_errf(err, MACC_EMALFORMED, "missing 'text' string");
-			break;
-		}
-		rep.text = malloc((size_t)t->via.str.size + 1);
-		if (rep.text == NULL) {
-			r = macc_errf(err, -ENOMEM, "out of memory");
-			break;
-		}
-		memcpy(rep.text, t->via.str.ptr, t->via.str.size);
-		rep.text[t->via.str.size] = '\0';
-		rep.text_len = t->via.str.size;
-		break;
-	}
-	}
+	r = decode_data(data, &rep, err);
 out:
 	msgpack_unpacked_destroy(&u);
 	if (r < 0) {
@@ -1203,9 +1221,11 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 	TRY(gauge(out, "macc_epoch", "Fractional epochs completed.", st->epoch));
 	TRY(gauge(out, "macc_train_loss", "Recent mean mini-batch training loss.", st->train_loss));
 	TRY(gauge(out, "macc_test_loss", "Test loss at the last evaluation.", st->test_loss));
-	TRY(gauge(out, "macc_test_accuracy", "Test accuracy (0-1) at the last evaluation.",
-		  st->test_accuracy));
-	TRY(gauge(out, "macc_samples_per_second", "Training throughput.", st->samples_per_s));
+	TRY(gauge(out, "macc_test_accuracy_ratio",
+		  "Test accuracy at the last evaluation, a fraction from 0 to 1.",
+		  st->test_accuracy_ratio));
+	TRY(gauge(out, "macc_samples_per_second", "Training throughput.",
+		  st->samples_per_second));
 	TRY(counter(out, "macc_samples_total", "Training samples processed.", m->samples_total));
 	TRY(gauge(out, "macc_consensus_distance",
 		  "Mean squared distance to the neighbours' last parameters.",
@@ -1214,7 +1234,13 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 		  st->peers_up));
 	TRY(gauge(out, "macc_peers_configured", "Configured neighbours.", st->peers_configured));
 	TRY(gauge(out, "macc_uptime_seconds", "Seconds since the daemon started.",
-		  (double)st->uptime_s));
+		  (double)st->uptime_seconds));
+	if (!isnan(st->process_start_time_seconds)) { /* (all digits: %.9g would round it) */
+		TRY(head(out, "process_start_time_seconds", "gauge",
+			 "Start time of the daemon since the Unix epoch in seconds."));
+		TRY(bprintf(out, "process_start_time_seconds %.3f\n",
+			    st->process_start_time_seconds));
+	}
 	if (npeers > 0) {
 		TRY(head(out, "macc_peer_up", "gauge", "1 if the session with the peer is up."));
 		for (size_t i = 0; i < npeers; i++) {
@@ -1229,12 +1255,13 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 			TRY(bprintf(out, "macc_peer_last_round{peer=\"%s\"} %lld\n", n1,
 				    (long long)peers[i].last_round));
 		}
-		TRY(head(out, "macc_peer_rtt_seconds", "gauge", "Round-trip time to the peer."));
+		TRY(head(out, "macc_peer_rtt_seconds", "gauge",
+			 "Round-trip time to the peer (only while its session is up)."));
 		for (size_t i = 0; i < npeers; i++) {
-			if (!isnan(peers[i].rtt_ms)) {
+			if (!isnan(peers[i].rtt_seconds)) {
 				esc_label(n1, sizeof(n1), peers[i].name);
 				TRY(bprintf(out, "macc_peer_rtt_seconds{peer=\"%s\"} %.9g\n", n1,
-					    peers[i].rtt_ms / 1000.0));
+					    peers[i].rtt_seconds));
 			}
 		}
 		TRY(head(out, "macc_peer_bytes_received_total", "counter",
@@ -1242,13 +1269,13 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 		for (size_t i = 0; i < npeers; i++) {
 			esc_label(n1, sizeof(n1), peers[i].name);
 			TRY(bprintf(out, "macc_peer_bytes_received_total{peer=\"%s\"} %llu\n", n1,
-				    (unsigned long long)peers[i].bytes_in));
+				    (unsigned long long)peers[i].bytes_received_total));
 		}
 		TRY(head(out, "macc_peer_bytes_sent_total", "counter", "Bytes sent to the peer."));
 		for (size_t i = 0; i < npeers; i++) {
 			esc_label(n1, sizeof(n1), peers[i].name);
 			TRY(bprintf(out, "macc_peer_bytes_sent_total{peer=\"%s\"} %llu\n", n1,
-				    (unsigned long long)peers[i].bytes_out));
+				    (unsigned long long)peers[i].bytes_sent_total));
 		}
 	}
 	TRY(head(out, "macc_messages_rejected_total", "counter",
@@ -1268,6 +1295,12 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 	TRY(counter(out, "macc_bytes_sent_total", "Bytes sent to all peers.", m->bytes_sent_total));
 	TRY(counter(out, "macc_bytes_received_total", "Bytes received from all peers.",
 		    m->bytes_received_total));
+	TRY(counter(out, "macc_state_bytes_sent_total",
+		    "Bytes of STATE messages sent, counted in the clear (no seal tag).",
+		    st->state_bytes_sent_total));
+	TRY(counter(out, "macc_state_bytes_received_total",
+		    "Bytes of STATE messages accepted, counted in the clear (no seal tag).",
+		    st->state_bytes_received_total));
 	TRY(counter(out, "macc_messages_sent_total", "Messages sent to peers.",
 		    m->messages_sent_total));
 	TRY(counter(out, "macc_messages_received_total", "Messages accepted from peers.",
@@ -1289,12 +1322,12 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 	TRY(counter(out, "macc_quarantines_total", "Quarantines of neighbours started.",
 		    m->quarantines_total));
 	if (npeers > 0) {
-		TRY(head(out, "macc_peer_quarantined", "gauge",
+		TRY(head(out, "macc_peer_quarantine_active", "gauge",
 			 "1 if the peer is in quarantine (its states are not mixed)."));
 		for (size_t i = 0; i < npeers; i++) {
 			esc_label(n1, sizeof(n1), peers[i].name);
-			TRY(bprintf(out, "macc_peer_quarantined{peer=\"%s\"} %d\n", n1,
-				    peers[i].quarantined));
+			TRY(bprintf(out, "macc_peer_quarantine_active{peer=\"%s\"} %d\n", n1,
+				    peers[i].quarantine_active));
 		}
 		TRY(head(out, "macc_peer_states_excluded_total", "counter",
 			 "States of the peer robust mixing left out, by reason."));
@@ -1306,9 +1339,9 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 				    "reason=\"distance\"} %llu\n"
 				    "macc_peer_states_excluded_total{peer=\"%s\","
 				    "reason=\"quarantined\"} %llu\n",
-				    n1, (unsigned long long)peers[i].excluded_nonfinite, n1,
-				    (unsigned long long)peers[i].excluded_distance, n1,
-				    (unsigned long long)peers[i].excluded_quarantined));
+				    n1, (unsigned long long)peers[i].states_excluded_nonfinite_total, n1,
+				    (unsigned long long)peers[i].states_excluded_distance_total, n1,
+				    (unsigned long long)peers[i].states_excluded_quarantined_total));
 		}
 	}
 	TRY(counter(out, "macc_audit_entries_total", "Audit trail entries written.",

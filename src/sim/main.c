@@ -119,6 +119,7 @@ static const char usage_text[] =
 	"                        best when OpenBLAS fell back below it) or a name such as\n"
 	"                        Haswell, Zen, SkylakeX (also MACC_BLAS_KERNEL)\n"
 	"  -h, --help            this help\n"
+	"  -V, --version         print the version and exit\n"
 	"\n"
 	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
 	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
@@ -200,6 +201,7 @@ static const struct option long_opts[] = {
 	{"byzantine", required_argument, NULL, OPT_BYZANTINE},
 	{"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
 	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -213,11 +215,12 @@ struct cli {
 	bool print_digest;
 };
 
+/* A usage error is one line on stderr, as for macc-ctl and macc-agentd. */
 static int usage_error(const char *fmt, const char *a, const char *b)
 {
 	fprintf(stderr, PROG ": ");
 	fprintf(stderr, fmt, a, b);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
+	fprintf(stderr, "; see '" PROG " --help'.\n");
 	return 2;
 }
 
@@ -240,8 +243,8 @@ static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, 
 	*ret = v;
 	return 0;
 bad:
-	fprintf(stderr, PROG ": --%s: expected %s, got '%s'\n", flag, range, s);
-	fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+	fprintf(stderr, PROG ": --%s: expected %s, got '%s'; see '" PROG " --help'.\n", flag, range,
+		s);
 	return -1;
 }
 
@@ -256,9 +259,8 @@ static int parse_double(const char *flag, const char *s, double lo, double hi, b
 	v = strtod(s, &end);
 	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi ||
 	    (hi_open && v >= hi)) {
-		fprintf(stderr, PROG ": --%s: expected a number in [%g, %g%s, got '%s'\n", flag, lo,
-			hi, hi_open ? ")" : "]", s);
-		fprintf(stderr, "Try '" PROG " --help' for more information.\n");
+		fprintf(stderr, PROG ": --%s: expected a number in [%g, %g%s, got '%s'; see '" PROG
+			" --help'.\n", flag, lo, hi, hi_open ? ")" : "]", s);
 		return -1;
 	}
 	*ret = v;
@@ -294,7 +296,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		.screen_factor = -1.0,
 	};
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
 		const char *name = NULL;
 
 		for (const struct option *lo = long_opts; lo->name != NULL; lo++) {
@@ -305,6 +307,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		switch (opt) {
 		case 'h':
 			fputs(usage_text, stdout);
+			return 1;
+		case 'V':
+			printf(PROG " %s\n", MACC_VERSION);
 			return 1;
 		case OPT_AGENTS:
 			if (parse_u64(name, optarg, 1, 4096, &u) < 0) {

@@ -76,7 +76,7 @@ got() {
 	python3 -c 'import json,sys
 d = json.load(open(sys.argv[1]))
 p = [q for q in d["peers"] if q["name"] == "agent2"][0]
-print(p["rejected"].get(sys.argv[2], 0))' "$WORK/peers.json" "$1"
+print(p["messages_rejected_total"].get(sys.argv[2], 0))' "$WORK/peers.json" "$1"
 }
 check_eq() {
 	local reason=$1 want=$2 have
@@ -133,12 +133,12 @@ sleep 2
 ctl_json 0 status >"$WORK/status.json" || fail "status failed"
 python3 -c 'import json,math,sys
 d = json.load(open(sys.argv[1]))
-for k in ("train_loss", "test_accuracy", "test_loss"):
+for k in ("train_loss", "test_accuracy_ratio", "test_loss"):
     v = d.get(k)
     if v is None or not math.isfinite(v):
         sys.exit("%s is %r" % (k, v))
-print("ok: train_loss %.4f test_accuracy %.4f test_loss %.4f, all finite" %
-      (d["train_loss"], d["test_accuracy"], d["test_loss"]))' "$WORK/status.json" ||
+print("ok: train_loss %.4f test_accuracy_ratio %.4f test_loss %.4f, all finite" %
+      (d["train_loss"], d["test_accuracy_ratio"], d["test_loss"]))' "$WORK/status.json" ||
 	fail "non-finite figure in agent0's status: $(cat "$WORK/status.json")"
 "$CKPT_CHECK" "$FLEET/agent0/state/checkpoint.bin" || fail "agent0's checkpoint is not finite"
 echo "ok: agent0's checkpoint loads and holds only finite values"

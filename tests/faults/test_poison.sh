@@ -57,7 +57,7 @@ if [ "$AGG" != mean ]; then
 		p=$(peer3 2>/dev/null) || p=""
 		if [ -n "$p" ]; then
 			[ "$(printf '%s' "$p" | json_field sealed)" = True ] && seen_sealed=1
-			if [ "$(printf '%s' "$p" | json_field quarantined)" = True ]; then
+			if [ "$(printf '%s' "$p" | json_field quarantine_active)" = True ]; then
 				seen_q=$p
 				break
 			fi
@@ -87,17 +87,18 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 p = {q["name"]: q for q in d["peers"]}
 bad = p["agent3"]
-ex = bad["excluded"]
+ex = bad["states_excluded_total"]
 print("agent3 on agent0: excluded %s, quarantines %d, clipped %d" %
-      (ex, bad["quarantines"], bad["clipped"]))
+      (ex, bad["quarantines_total"], bad["states_clipped_total"]))
 if sys.argv[2] != "mean":
     assert ex["distance"] >= 3, "fewer than 3 distance exclusions"
     assert ex["quarantined"] >= 1, "no round skipped in quarantine"
-    assert bad["quarantines"] >= 1 and bad["quarantine_until"] > 0
-    assert bad["clipped"] == 0, "a poisoned state was mixed (clipped)"
+    assert bad["quarantines_total"] >= 1 and bad["quarantine_until"] > 0
+    assert bad["states_clipped_total"] == 0, "a poisoned state was mixed (clipped)"
 for h in ("agent1", "agent2"):
-    print("%s on agent0: excluded %s, clipped %d" % (h, p[h]["excluded"], p[h]["clipped"]))
-    assert p[h]["quarantines"] == 0, h + " quarantined"
+    print("%s on agent0: excluded %s, clipped %d" % (h, p[h]["states_excluded_total"],
+                                                     p[h]["states_clipped_total"]))
+    assert p[h]["quarantines_total"] == 0, h + " quarantined"
 PY
 "$CTL" -s "$FLEET/agent0/ctl.sock" metrics >"$WORK/metrics.txt" || fail "metrics failed"
 metric() { sed -n "s/^$1 \([0-9]*\)$/\1/p" "$WORK/metrics.txt"; }
@@ -134,12 +135,13 @@ python3 - "$WORK/audit.json" "$pub3" <<'PY' || fail "audit: $(head -c 2000 "$WOR
 import json, sys
 d = json.load(open(sys.argv[1]))
 e = d["entries"]
-assert d["enabled"] is True and d["errors"] == 0, "audit off or write errors"
-assert d["total"] >= 1 and len(e) == min(d["total"], 100), "no entries"
-assert d["written"] == d["total"], "written %d, files hold %d" % (d["written"], d["total"])
+assert d["enabled"] is True and d["errors_total"] == 0, "audit off or write errors"
+assert d["entries_kept"] >= 1 and len(e) == min(d["entries_kept"], 100), "no entries"
+assert d["entries_total"] == d["entries_kept"], "written %d, files hold %d" % (
+    d["entries_total"], d["entries_kept"])
 for x in e:
     assert x["peer"] == "agent3" and x["key"] == sys.argv[2], x
-    assert x["reason"] == "distance" and len(x["digest"]) == 64 and x["body_len"] > 0, x
+    assert x["reason"] == "distance" and len(x["digest"]) == 64 and x["body_bytes"] > 0, x
 assert all(a["seq"] < b["seq"] and a["round"] < b["round"] for a, b in zip(e, e[1:]))
 assert sum(1 for x in e if x["evidence"]) >= 1, "no evidence kept"
 print("ok: audit lists %d entries (rounds %d .. %d), all agent3, reason distance" %
@@ -151,9 +153,9 @@ LOG="$FLEET/agent0/state/audit.log"
 "$CTL" --json verify-audit "$LOG" >"$WORK/verify.json" || fail "verify-audit rejected the log"
 python3 -c 'import json,sys
 d = json.load(open(sys.argv[1]))
-assert d["ok"] and d["entries"] >= 1 and d["evidence_checked"] >= 1, d
+assert d["ok"] and d["entries_verified"] >= 1 and d["evidence_checked"] >= 1, d
 print("ok: verify-audit: %d entries verified, %d bodies checked against their digests" %
-      (d["entries"], d["evidence_checked"]))' "$WORK/verify.json" ||
+      (d["entries_verified"], d["evidence_checked"]))' "$WORK/verify.json" ||
 	fail "verify-audit: $(cat "$WORK/verify.json")"
 
 # Tampered copies: a flipped signature digit; a swapped evidence body.

@@ -66,7 +66,7 @@ static void check_reply(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd)
 	if (a.text_len > 0 && memcmp(a.text, b.text, a.text_len) != 0) {
 		abort();
 	}
-	if (a.audit.nentries != b.audit.nentries || a.audit.total != b.audit.total ||
+	if (a.audit.nentries != b.audit.nentries || a.audit.entries_kept != b.audit.entries_kept ||
 	    a.audit.enabled != b.audit.enabled || strcmp(a.audit.file, b.audit.file) != 0) {
 		abort();
 	}

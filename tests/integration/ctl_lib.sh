@@ -534,8 +534,139 @@ def prom_check(text, required):
     return errs
 
 
+# --- the naming rule of macc-ctl(8) NAMES ---------------------------------------------------------
+NAME_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+# unit words that must not appear in a name: SI base units only, spelled out
+BAD_WORDS = {"ms", "s", "sec", "secs", "msec", "us", "ns", "min", "mins", "kb", "kib", "mb", "mib",
+             "gb", "gib", "pct", "percent", "in", "out"}
+SUFFIXES = ("_per_second", "_seconds", "_bytes", "_ratio", "_total")
+# Suffixes that say the same dimension: two names with one stem and suffixes of one group (or
+# one with _total and one without) are one meaning with two names. (A rate and a counter of the
+# same thing, samples_per_second and samples_total, are two meanings.)
+DIMENSIONS = [("_seconds", "_ms", "_s", "_us"), ("_bytes", "_kib", "_mib"), ("_ratio", "_pct"),
+              ("_per_second", "_per_s")]
+LOOSE = tuple(x for g in DIMENSIONS for x in g) + ("_total",)
+
+
+def same_meaning(sa, sb):
+    if "_total" in (sa, sb):
+        return "" in (sa, sb)
+    return any(sa in g and sb in g for g in DIMENSIONS)
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def suffix_of(name, table):
+    for suf in table:
+        if name.endswith(suf):
+            return suf
+    return ""
+
+
+def check_value(where, k, v, errs):
+    """The value fits what the name's suffix promises."""
+    suf = suffix_of(k, SUFFIXES)
+    if isinstance(v, bool) and suf:
+        errs.append("%s: %s is a boolean but its name ends in %s" % (where, k, suf))
+    elif suf == "_total":
+        vals = list(v.values()) if isinstance(v, dict) else [v]
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in vals):
+            errs.append("%s: counter %s = %r is not a count (or map of counts)" % (where, k, v))
+    elif suf == "_bytes" and not (isinstance(v, int) and v >= 0):
+        errs.append("%s: %s = %r is not a byte count" % (where, k, v))
+    elif suf == "_ratio" and v is not None and not (is_num(v) and 0 <= v <= 1):
+        errs.append("%s: %s = %r is not a ratio in [0, 1]" % (where, k, v))
+    elif suf in ("_seconds", "_per_second") and v is not None and not (is_num(v) and v >= 0):
+        errs.append("%s: %s = %r is not a non-negative number" % (where, k, v))
+
+
+def walk_json(where, d, keys, errs):
+    """Check every key of a document; collect key -> set of JSON types."""
+    if isinstance(d, list):
+        for x in d:
+            walk_json(where, x, keys, errs)
+        return
+    if not isinstance(d, dict):
+        return
+    for k, v in d.items():
+        if not NAME_RE.match(k):
+            errs.append("%s: key %r is not snake_case" % (where, k))
+        words = k.split("_")
+        if words[-1] in BAD_WORDS or {"ms", "mib", "kib"} & set(words):
+            errs.append("%s: key %r has a unit that is not an SI base unit" % (where, k))
+        check_value(where, k, v, errs)
+        t = "null" if v is None else "number" if is_num(v) else type(v).__name__
+        keys.setdefault(k, set()).add(t)
+        if k.endswith("_total") and isinstance(v, dict):
+            continue  # a map from label values (reasons) to counts: not names
+        walk_json(where, v, keys, errs)
+
+
+def metric_families(text):
+    fam = {}
+    for line in text.split("\n"):
+        if line.startswith("# TYPE "):
+            _, _, name, typ = line.split(" ")
+            fam[name] = typ
+    return fam
+
+
+def check_names(docs, metrics_path, man_path):
+    errs, keys = [], {}
+    for path in docs:
+        text = open(path).read()
+        parts = [ln for ln in text.split("\n") if ln.strip()]
+        for i, ln in enumerate(parts):
+            walk_json("%s:%d" % (os.path.basename(path), i + 1), json.loads(ln), keys, errs)
+    for k, ts in keys.items():
+        if len(ts - {"null"}) > 1:
+            errs.append("key %r has several JSON types: %s" % (k, sorted(ts)))
+    fam = metric_families(open(metrics_path).read())
+    for name, typ in fam.items():
+        if not re.match(r"^(macc|process)_[a-z0-9]+(_[a-z0-9]+)*$", name):
+            errs.append("metric %s: not macc_/process_ snake_case" % name)
+        if (typ == "counter") != name.endswith("_total"):
+            errs.append("metric %s (%s): _total is for counters, and only them" % (name, typ))
+        if set(name.split("_")) & BAD_WORDS:
+            errs.append("metric %s has a unit that is not an SI base unit" % name)
+        if typ == "histogram" and not name.endswith(("_seconds", "_bytes")):
+            errs.append("histogram %s has no unit" % name)
+    # One meaning, one name: no two names differ only by a unit or _total.
+    names = set(keys)
+    for name in fam:
+        names.add(re.sub(r"^macc_(peer_)?", "", name))
+    stems = {}
+    for n in names:
+        suf = suffix_of(n, LOOSE)
+        stems.setdefault(n[:len(n) - len(suf)] if suf else n, []).append((n, suf))
+    for stem, group in stems.items():
+        # (lists and objects are not quantities: `entries` and `entries_total` are two things)
+        group = [(n, x) for n, x in group if not keys.get(n, set()) & {"list", "dict"} or
+                 n.endswith("_total")]
+        for a, sa in group:
+            for b, sb in group:
+                if a < b and same_meaning(sa, sb):
+                    errs.append("%r and %r: one meaning with two names?" % (a, b))
+    # Every name is documented in the man page.
+    man = open(man_path).read()
+    for n in sorted(set(keys) | set(fam)):
+        if not re.search(r"(^|[^a-z0-9_])%s([^a-z0-9_]|$)" % re.escape(n), man):
+            errs.append("%s is not documented in %s" % (n, os.path.basename(man_path)))
+    return errs, len(keys), len(fam)
+
+
 def main():
     cmd = sys.argv[1]
+    if cmd == "names":
+        # names MAN METRICS DOC...: the naming rule over JSON documents and metric families
+        errs, nk, nf = check_names(sys.argv[4:], sys.argv[3], sys.argv[2])
+        for e in errs:
+            print("  names: " + e, file=sys.stderr)
+        if not errs:
+            print("%d JSON keys and %d metric families follow the rule" % (nk, nf))
+        return 1 if errs else 0
     if cmd == "raw":
         return raw_tests(sys.argv[2])
     if cmd == "json":

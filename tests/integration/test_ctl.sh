@@ -16,9 +16,19 @@
 #     oversized headers, garbage, half frames, byte-by-byte and pipelined requests, more
 #     clients than the limit; the daemon answers or drops and keeps training;
 #   - 50 concurrent macc-ctl clients all succeed.
-# Part B, a short run: `watch` (plain and --json) started at the beginning exits 0 by itself
-#   when the run ends, with progress lines and a final event; afterwards the run is `done`
-#   and start/pause/stop are refused.
+#   - every JSON key and metric name follows the naming rule of macc-ctl(8) NAMES and is
+#     documented there (ctl_lib.sh's `names` check);
+#   - the three programs answer -V/--version and -h/--help alike and report a usage error in one
+#     line; with --json, usage and connection errors are JSON documents too; options may follow
+#     the command;
+#   - on a terminal (script(1)): the watch bar and the peers table fit the width, the bar says
+#     "paused", and Ctrl-C ends the bar's line;
+#   - at the end, a neighbour stopped: its RTT is unknown (null, no metric sample); the daemon
+#     stopped mid-run: `watch` exits 3, not 0 with a final event.
+# Part B, a short run: before its first round the training loss is unknown (null, "-"); `watch`
+#   (plain and --json) started at the beginning exits 0 by itself when the run ends, with
+#   progress lines and a final event; afterwards the run is `done` and start/pause/stop are
+#   refused.
 . "$(dirname "$0")/agentd_lib.sh"
 . "$(dirname "$0")/ctl_lib.sh"
 
@@ -69,6 +79,53 @@ else
 	bad "usage error is not one line: $(cat "$ERR")"
 fi
 
+# --- the three programs alike: --version/-V, --help/-h, a usage error in one line -------------
+for prog in "$CTL" "$AGENTD" "$SIM"; do
+	name=$(basename "$prog")
+	v1='' v2='' h1='' h2=''
+	v1=$("$prog" --version 2>&1) && v2=$("$prog" -V 2>&1) && [ "$v1" = "$v2" ] &&
+		[[ "$v1" =~ ^$name\ [0-9]+\.[0-9]+ ]] && ok "$name --version = -V: $(head -n 1 <<<"$v1")" ||
+		bad "$name --version / -V: '$v1' / '$v2'"
+	h1=$("$prog" --help 2>&1) && h2=$("$prog" -h 2>&1) && [ "$h1" = "$h2" ] &&
+		[[ "$h1" =~ ^Usage:\ $name ]] && ok "$name --help = -h, starting 'Usage: $name'" ||
+		bad "$name --help / -h: $(head -n 2 <<<"$h1")"
+	rc=0
+	"$prog" --bogus >"$OUT" 2>"$ERR" || rc=$?
+	if [ "$rc" = 2 ] && [ "$(wc -l <"$ERR")" = 1 ] && [ ! -s "$OUT" ] &&
+		grep -q "^$name: unknown option '--bogus'; see '$name --help'.$" "$ERR"; then
+		ok "$name --bogus: exit 2, one line: $(cat "$ERR")"
+	else
+		bad "$name --bogus: exit $rc, stderr: $(cat "$ERR") stdout: $(head -c 200 "$OUT")"
+	fi
+done
+# Options after the command (like --json), and `--` before a file argument.
+SOCK="$WORK/no-such.sock"
+expect_rc 0 status -s "$A/agent0/ctl.sock" && grep -q "^state: " "$OUT" &&
+	ok "status -s SOCKET (option after the command)"
+expect_rc 0 status --socket="$A/agent0/ctl.sock" --json &&
+	jcheck "$OUT" "d['name'] == 'agent0'" "status --socket=SOCKET --json"
+expect_rc 0 status --help && grep -q "^Usage: macc-ctl .*status" "$OUT" &&
+	ok "status --help: the command's help"
+expect_rc 2 status --frobnicate && grep -q "unknown option '--frobnicate'" "$ERR" &&
+	ok "an unknown option after the command: exit 2"
+expect_rc 1 verify-audit -- -no-such-file && grep -q -- "-no-such-file" "$ERR" &&
+	ok "verify-audit -- -FILE: the file is an argument"
+# --json: every run prints one JSON document, errors included.
+expect_rc 3 --json status && jcheck "$OUT" "d['ok'] is False and d['command'] == 'status' and \
+d['exit_code'] == 3 and d['status'] is None and 'no-such.sock' in d['error']" \
+	"connect error with --json: an error document on stdout, exit_code 3"
+expect_rc 2 --json frobnicate && jcheck "$OUT" "d['ok'] is False and d['exit_code'] == 2 and \
+'frobnicate' in d['error']" "unknown command with --json: an error document"
+expect_rc 2 --bogus --json status && jcheck "$OUT" "d['ok'] is False and d['exit_code'] == 2" \
+	"an unknown option before --json: still an error document"
+expect_rc 2 log-level loud --json && jcheck "$OUT" "d['ok'] is False and \
+d['command'] == 'log-level' and d['exit_code'] == 2" "a bad argument with --json: an error document"
+expect_rc 0 --version && grep -Eq "^macc-ctl [0-9.]+ \(control protocol 1\)$" "$OUT" &&
+	ok "macc-ctl --version needs no daemon: $(cat "$OUT")"
+expect_rc 0 --json -V && jcheck "$OUT" "d == {'macc_ctl': d['macc_ctl'], 'protocol': 1}" \
+	"macc-ctl --json --version"
+SOCK="$A/agent0/ctl.sock"
+
 # --- help and version -----------------------------------------------------------------------
 expect_rc 0 help
 for c in status peers start stop pause resume checkpoint eval metrics watch reload log-level \
@@ -106,14 +163,16 @@ echo "not a key" | "$CTL" pubkey >/dev/null 2>"$ERR" && bad "pubkey accepted jun
 	ok "pubkey refuses junk ($(cat "$ERR"))"
 
 # --- status ---------------------------------------------------------------------------------
-STATUS_KEYS="['algorithm', 'bytes_received', 'bytes_sent', 'consensus_distance', 'digest', \
-'epoch', 'epochs_total', 'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'round', \
-'rounds_total', 'round_time_s', 'samples_per_s', 'state', 'test_accuracy', 'test_loss', \
-'train_loss', 'uptime_s', 'version']"
+STATUS_KEYS="['algorithm', 'consensus_distance', 'digest', 'epoch', 'epochs_planned', \
+'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'process_start_time_seconds', \
+'round', 'round_seconds', 'rounds_planned', 'samples_per_second', 'state', \
+'state_bytes_received_total', 'state_bytes_sent_total', 'test_accuracy_ratio', 'test_loss', \
+'train_loss', 'uptime_seconds', 'version']"
 expect_rc 0 status
 for re in "^agent: +agent0 \(dmsgd, mlp:784-16-10\)$" "^state: +training$" \
 	"^round: +[0-9]+ / 10000000$" "^epoch: +[0-9.]+ / " "^peers: +1 / 1 up$" "^train loss: " \
-	"^throughput: +[0-9]+ samples/s$" "^consensus: " "^uptime: "; do
+	"^throughput: +[0-9]+ samples/s$" "^consensus: " "^uptime: " \
+	"^state bytes: [0-9.]+ (B|KiB|MiB|GiB) sent, [0-9.]+ (B|KiB|MiB|GiB) received$"; do
 	grep -Eq "$re" "$OUT" || bad "status (human) has no line matching '$re': $(cat "$OUT")"
 done
 ok "status (human): $(grep -E '^(state|round|peers):' "$OUT" | tr -s ' ' | tr '\n' ';')"
@@ -121,10 +180,11 @@ expect_rc 0 --json status
 cp "$OUT" "$WORK/status1.json"
 jcheck "$OUT" "sorted(d) == sorted($STATUS_KEYS)" "status --json has exactly the documented keys"
 jcheck "$OUT" "d['state'] == 'training' and d['name'] == 'agent0' and d['model'] == \
-'mlp:784-16-10' and d['algorithm'] == 'dmsgd' and d['rounds_total'] == 10000000 and \
+'mlp:784-16-10' and d['algorithm'] == 'dmsgd' and d['rounds_planned'] == 10000000 and \
 d['round'] > 0 and d['peers_up'] == 1 and d['peers_configured'] == 1 and \
-d['samples_per_s'] > 0 and d['train_loss'] > 0 and d['epoch'] > 0 and d['last_error'] == ''" \
-	"status --json: training, round > 0, 1/1 peers up"
+d['samples_per_second'] > 0 and d['epoch'] > 0 and d['last_error'] == '' and \
+abs(d['process_start_time_seconds'] + d['uptime_seconds'] - $(date +%s)) < 5" \
+	"status --json: training, round > 0, 1/1 peers up, start time + uptime = now"
 r1=$(json_get "$WORK/status1.json" "d['round']")
 sleep 1
 expect_rc 0 --json status
@@ -137,12 +197,13 @@ expect_rc 0 --json status && jcheck "$OUT" "d['name'] == 'agent1' and d['peers_u
 SOCK="$A/agent0/ctl.sock"
 
 # --- peers ----------------------------------------------------------------------------------
-PEER_KEYS="['bytes_in', 'bytes_out', 'clipped', 'endpoint', 'excluded', 'key', 'last_round', \
-'name', 'quarantine_until', 'quarantined', 'quarantines', 'rejected', 'rtt_ms', 'sealed', \
-'session', 'weight']"
+PEER_KEYS="['bytes_received_total', 'bytes_sent_total', 'endpoint', 'key', 'last_round', \
+'messages_rejected_total', 'name', 'quarantine_active', 'quarantine_until', 'quarantines_total', \
+'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight']"
 pub1=$(cat "$A/agent1/agent.pub")
 expect_rc 0 peers
-if grep -Eq "^NAME +ENDPOINT +KEY +SESSION" "$OUT" &&
+if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +LAST ROUND +RTT +RECEIVED +SENT +EXCLUDED \
++QUARANTINE +REJECTED$" "$OUT" &&
 	awk -v ep="127.0.0.1:$((BASE_PORT + 1))" -v key="${pub1:0:8}..." \
 		'$1 == "agent1" && $2 == ep && $3 == key && $4 == "up" { found = 1 } END { exit !found }' \
 		"$OUT"; then
@@ -157,33 +218,43 @@ sorted(d['peers'][0]) == sorted($PEER_KEYS)" "peers --json has exactly the docum
 jcheck "$OUT" "d['peers'][0]['name'] == 'agent1' and d['peers'][0]['session'] == 'up' and \
 d['peers'][0]['endpoint'] == '127.0.0.1:$((BASE_PORT + 1))' and \
 d['peers'][0]['key'] == '$pub1' and d['peers'][0]['last_round'] > 0 and \
-d['peers'][0]['bytes_in'] > 0 and d['peers'][0]['bytes_out'] > 0 and \
-d['peers'][0]['weight'] == 0.5 and isinstance(d['peers'][0]['rejected'], dict)" \
+d['peers'][0]['bytes_received_total'] > 0 and d['peers'][0]['bytes_sent_total'] > 0 and \
+d['peers'][0]['weight'] == 0.5" \
 	"peers --json: agent1 up, its key and endpoint, traffic counted, weight 0.5"
+jcheck "$OUT" "d['peers'][0]['messages_rejected_total'].get('malformed') == 0 and \
+d['peers'][0]['messages_rejected_total'].get('bad_signature') == 0 and \
+set(d['peers'][0]['messages_rejected_total'].values()) == {0}" \
+	"peers --json: every known rejection reason listed at 0"
 jcheck "$OUT" "d['peers'][0]['sealed'] is True and \
-d['peers'][0]['excluded'] == {'nonfinite': 0, 'distance': 0, 'quarantined': 0} and \
-d['peers'][0]['quarantined'] is False and d['peers'][0]['quarantines'] == 0 and \
-d['peers'][0]['quarantine_until'] == 0 and d['peers'][0]['clipped'] == 0" \
+d['peers'][0]['states_excluded_total'] == {'nonfinite': 0, 'distance': 0, 'quarantined': 0} and \
+d['peers'][0]['quarantine_active'] is False and d['peers'][0]['quarantines_total'] == 0 and \
+d['peers'][0]['quarantine_until'] == 0 and d['peers'][0]['states_clipped_total'] == 0" \
 	"peers --json: session sealed (encrypt = yes), nothing excluded, not quarantined"
 # The issue lists RTT among what `peers` shows; a training session is never idle, so it must
 # be measured without waiting for idleness.
-up=$(status_field uptime_s)
+up=$(status_field uptime_seconds)
 ctl --json peers
-jcheck "$OUT" "isinstance(d['peers'][0]['rtt_ms'], float) and d['peers'][0]['rtt_ms'] > 0" \
-	"peers --json: RTT known while training (agent up for $up s)"
+cp "$OUT" "$WORK/peers.json"
+jcheck "$OUT" "isinstance(d['peers'][0]['rtt_seconds'], float) and \
+0 < d['peers'][0]['rtt_seconds'] < 1" \
+	"peers --json: RTT known while training, in seconds (agent up for $up s)"
 
 # --- metrics --------------------------------------------------------------------------------
 REQUIRED_METRICS=(macc_up macc_state macc_rounds_total:counter macc_epoch macc_samples_total
-	macc_train_loss:gauge macc_test_loss macc_test_accuracy:gauge macc_consensus_distance
+	macc_train_loss:gauge macc_test_loss macc_test_accuracy_ratio:gauge macc_consensus_distance
 	macc_samples_per_second macc_peers_up macc_peers_configured macc_checkpoints_total
 	macc_neighbours_missed_total macc_messages_sent_total macc_messages_received_total
 	macc_bytes_sent_total:counter macc_bytes_received_total macc_uptime_seconds
+	process_start_time_seconds:gauge macc_state_bytes_sent_total:counter
+	macc_state_bytes_received_total:counter
+	'macc_messages_rejected_total{peer="agent1",reason="malformed"}'
+	'macc_messages_rejected_total{peer="agent1",reason="bad_signature"}'
 	'macc_peer_up{peer="agent1"}' macc_peer_rtt_seconds macc_peer_last_round
 	macc_peer_bytes_sent_total macc_peer_bytes_received_total
 	macc_messages_rejected_total:counter macc_round_seconds:histogram
 	'macc_state{state="training"}' 'macc_states_excluded_total{reason="distance"}'
 	macc_states_excluded_total:counter macc_states_clipped_total macc_quarantines_total:counter
-	'macc_peer_quarantined{peer="agent1"}' macc_peer_states_excluded_total
+	'macc_peer_quarantine_active{peer="agent1"}' macc_peer_states_excluded_total
 	macc_audit_entries_total:counter macc_audit_errors_total)
 expect_rc 0 metrics
 cp "$OUT" "$WORK/metrics.txt"
@@ -196,6 +267,9 @@ grep -q '^macc_peer_up{peer="agent1"} 1$' "$WORK/metrics.txt" && ok "macc_peer_u
 	bad "macc_peer_up{peer=\"agent1\"} is not 1"
 grep -q '^macc_state{state="training"} 1$' "$WORK/metrics.txt" ||
 	bad "macc_state{state=\"training\"} is not 1"
+grep -q '^macc_messages_rejected_total{peer="agent1",reason="malformed"} 0$' "$WORK/metrics.txt" &&
+	ok "macc_messages_rejected_total has its known reasons at 0 before any rejection" ||
+	bad "no macc_messages_rejected_total{peer=\"agent1\",reason=\"malformed\"} 0"
 expect_rc 0 --json metrics
 cp "$OUT" "$WORK/metrics.json"
 jcheck "$OUT" "list(d) == ['metrics'] and d['metrics'].startswith('# HELP')" \
@@ -204,21 +278,27 @@ jcheck "$OUT" "list(d) == ['metrics'] and d['metrics'].startswith('# HELP')" \
 	ok "metrics --json text is well-formed too" || bad "metrics --json text"
 
 # --- audit, verify-audit (audit = no here; tests/faults/test_poison.sh has a real trail) ------
-AUDIT_KEYS="['enabled', 'entries', 'errors', 'file', 'total', 'written']"
+AUDIT_KEYS="['enabled', 'entries', 'entries_kept', 'entries_total', 'errors_total', 'file']"
 expect_rc 0 --json audit
+cp "$OUT" "$WORK/audit.json"
 jcheck "$OUT" "sorted(d) == sorted($AUDIT_KEYS) and d['enabled'] is False and \
-d['entries'] == [] and d['total'] == 0 and d['file'].endswith('/audit.log')" \
+d['entries'] == [] and d['entries_kept'] == 0 and d['file'].endswith('/audit.log')" \
 	"audit --json: exactly the documented keys, off, empty"
 expect_rc 0 audit 5 && grep -q "^audit trail: off" "$OUT" && ok "audit (human), with a COUNT" ||
 	bad "audit (human): $(cat "$OUT")"
 expect_rc 2 audit 0 && grep -q "COUNT must be" "$ERR" && ok "audit 0: usage error, exit 2" ||
 	bad "audit 0: $(cat "$ERR")"
 expect_rc 2 verify-audit && ok "verify-audit without FILE: exit 2"
-expect_rc 1 verify-audit "$WORK/no-such-audit.log" && grep -q "no-such-audit.log" "$ERR" &&
-	ok "verify-audit of a missing file: exit 1 naming it" || bad "verify-audit missing: $(cat "$ERR")"
+expect_rc 1 verify-audit "$WORK/no-such-audit.log" &&
+	[ "$(grep -o "no-such-audit.log" "$ERR" | wc -l)" = 1 ] &&
+	ok "verify-audit of a missing file: exit 1 naming it once ($(cat "$ERR"))" ||
+	bad "verify-audit missing: $(cat "$ERR")"
+expect_rc 1 --json verify-audit "$WORK/no-such-audit.log" && jcheck "$OUT" "d['ok'] is False \
+and d['error'].count('no-such-audit.log') == 1" "verify-audit --json of a missing file: one document"
 : >"$WORK/empty-audit.log"
 expect_rc 0 --json verify-audit "$WORK/empty-audit.log"
-jcheck "$OUT" "d['ok'] is True and d['entries'] == 0 and d['error'] is None" \
+cp "$OUT" "$WORK/verify.json"
+jcheck "$OUT" "d['ok'] is True and d['entries_verified'] == 0 and d['error'] is None" \
 	"verify-audit --json of an empty log: ok, 0 entries"
 
 # --- log-level, eval, checkpoint ------------------------------------------------------------
@@ -259,7 +339,7 @@ done
 expect_rc 0 --json eval && jcheck "$OUT" "d == {'ok': True, 'command': 'eval'}" "eval --json"
 sleep 0.5
 expect_rc 0 --json status && jcheck "$OUT" \
-	"0 < d['test_accuracy'] <= 1 and d['test_loss'] > 0" "status shows the test accuracy"
+	"0 < d['test_accuracy_ratio'] <= 1 and d['test_loss'] > 0" "status shows the test accuracy"
 
 # --- pause / resume / stop / start and the refusals -----------------------------------------
 expect_rc 0 pause && ok "pause (human): $(cat "$OUT")"
@@ -277,12 +357,23 @@ d['status'] == 7 and d['status_name'] == 'bad-state' and d['error']" \
 rtt=null
 for _ in $(seq 30); do
 	ctl --json peers
-	rtt=$(json_get "$OUT" "d['peers'][0]['rtt_ms']")
+	rtt=$(json_get "$OUT" "d['peers'][0]['rtt_seconds']")
 	[ "$rtt" != null ] && break
 	sleep 0.2
 done
-awk -v r="$rtt" 'BEGIN { exit !(r + 0 > 0 && r + 0 < 1000) }' && ok "peers rtt_ms $rtt while paused" ||
-	bad "peers rtt_ms is $rtt while paused (expected a small positive number)"
+awk -v r="$rtt" 'BEGIN { exit !(r + 0 > 0 && r + 0 < 1) }' &&
+	ok "peers rtt_seconds $rtt while paused" ||
+	bad "peers rtt_seconds is $rtt while paused (expected a small positive number)"
+# On a terminal the bar says the run is paused and shows no running ETA.
+if command -v script >/dev/null; then
+	script -qec "stty cols 100; timeout -s INT 3 $CTL -s $SOCK watch" /dev/null \
+		>"$WORK/tty-paused.txt" 2>&1 || true
+	tr '\r' '\n' <"$WORK/tty-paused.txt" | grep -a "paused" | grep -aq "ETA -" &&
+		ok "watch on a terminal: the bar says paused, ETA -" ||
+		bad "watch bar while paused: $(tr '\r' '\n' <"$WORK/tty-paused.txt" | tail -n 3)"
+else
+	bad "script(1) is missing (util-linux's bsdutils)"
+fi
 expect_rc 0 resume && ok "resume (human): $(cat "$OUT")"
 wait_state training 10 && ok "state training again" || bad "agent0 did not resume"
 expect_rc 0 --json pause && jcheck "$OUT" "d == {'ok': True, 'command': 'pause'}" "pause --json"
@@ -356,9 +447,10 @@ nl=$(grep -cE "^training round [0-9]+/10000000 epoch [0-9.]+/[0-9.]+ loss " "$WO
 	bad "watch (plain) output: $(head -c 400 "$WORK/watch-a.txt")"
 # A kill may cut the last line; judge complete lines only.
 sed -i '$!b; /}$/!d' "$WORK/watch-a.jsonl"
+cp "$WORK/watch-a.jsonl" "$WORK/watch-names.jsonl"
 if "$PY" "$HELPER" jsonl "$WORK/watch-a.jsonl" "len(L) >= 2 and all(sorted(x) == sorted(['state', \
-'round', 'rounds_total', 'epoch', 'epochs_total', 'train_loss', 'test_accuracy', \
-'samples_per_s', 'round_time_s', 'eta_s', 'final']) and x['final'] is False for x in L) and \
+'round', 'rounds_planned', 'epoch', 'epochs_planned', 'train_loss', 'test_accuracy_ratio', \
+'samples_per_second', 'round_seconds', 'eta_seconds', 'final']) and x['final'] is False for x in L) and \
 all(L[i]['round'] <= L[i + 1]['round'] for i in range(len(L) - 1)) and L[-1]['round'] > \
 L[0]['round']"; then
 	ok "watch --json: $(wc -l <"$WORK/watch-a.jsonl") events, documented keys, rounds rising"
@@ -480,12 +572,68 @@ done
 expect_rc 0 --json status && jcheck "$OUT" "d['state'] == 'training' and d['peers_up'] == 1" \
 	"agent0 fine after the 50 clients"
 
-for j in 0 1; do
-	pid_var="PID_$j"
-	kill -TERM "${!pid_var}"
-	wait_exit "${!pid_var}" 15 || fail "agent$j did not stop on SIGTERM"
-	[ "$EXIT_RC" = 0 ] || bad "agent$j exited $EXIT_RC on SIGTERM"
+# --- on a terminal: tables and the bar fit its width; Ctrl-C ends the bar's line ---------------
+# (script(1) gives the programs a pseudo-terminal of a chosen width)
+script -qec "stty cols 70; $CTL -s $SOCK peers" /dev/null >"$WORK/tty-peers.txt" 2>&1 || true
+w=$(tr -d '\r' <"$WORK/tty-peers.txt" | awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }')
+if [ "$w" -le 70 ] && grep -aq "^NAME" "$WORK/tty-peers.txt" && grep -aq "^agent1 " "$WORK/tty-peers.txt" &&
+	grep -aq "^(not shown in 70 columns: " "$WORK/tty-peers.txt"; then
+	ok "peers on a 70-column terminal: lines of at most $w columns, hidden columns named"
+else
+	bad "peers on a 70-column terminal ($w columns): $(cat "$WORK/tty-peers.txt")"
+fi
+script -qec "stty cols 60; timeout -s INT 3 $CTL -s $SOCK watch" /dev/null >"$WORK/tty-watch.txt" \
+	2>&1 || true
+w=$(tr '\r' '\n' <"$WORK/tty-watch.txt" | sed 's/\x1b\[K//g' |
+	awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }')
+nbar=$(tr '\r' '\n' <"$WORK/tty-watch.txt" | grep -ac "round [0-9]*/10000000")
+if [ "$nbar" -ge 1 ] && [ "$w" -lt 60 ] && [ "$(tail -c 2 "$WORK/tty-watch.txt" | od -An -c | tr -d ' ')" = '\r\n' ]; then
+	ok "watch on a 60-column terminal: $nbar bar updates of at most $w columns, Ctrl-C ends the line"
+else
+	bad "watch on a 60-column terminal: $nbar updates, widest $w: $(tail -c 300 "$WORK/tty-watch.txt" | od -c | tail -n 5)"
+fi
+
+# --- a neighbour goes away: its RTT is no longer known ------------------------------------------
+"$CTL" -s "$SOCK" watch >"$WORK/watch-crash.txt" 2>"$WORK/watch-crash.err" &
+wc1=$!
+PIDS+=("$wc1")
+"$CTL" -s "$SOCK" --json watch >"$WORK/watch-crash.jsonl" 2>"$WORK/watch-crash-j.err" &
+wc2=$!
+PIDS+=("$wc2")
+kill -TERM "$PID_1"
+wait_exit "$PID_1" 15 || fail "agent1 did not stop on SIGTERM"
+[ "$EXIT_RC" = 0 ] || bad "agent1 exited $EXIT_RC on SIGTERM"
+for _ in $(seq 50); do
+	ctl --json peers
+	[ "$(json_get "$OUT" "d['peers'][0]['session']")" != up ] && break
+	sleep 0.2
 done
+jcheck "$OUT" "d['peers'][0]['session'] != 'up' and d['peers'][0]['rtt_seconds'] is None" \
+	"peers --json: agent1 down, its RTT unknown (null)"
+expect_rc 0 peers && awk '$1 == "agent1" && $0 ~ / -  / { f = 1 } END { exit !f }' "$OUT" &&
+	ok "peers: agent1's RTT shown as -" || bad "peers after agent1 stopped: $(cat "$OUT")"
+expect_rc 0 metrics
+grep -q '^macc_peer_rtt_seconds{peer="agent1"}' "$OUT" &&
+	bad "macc_peer_rtt_seconds still has a sample for the stopped agent1" ||
+	ok "metrics: no macc_peer_rtt_seconds sample for the stopped agent1"
+
+# --- the daemon stops mid-run: watch exits 3 (not 0 with a final event) ---------------------------
+kill -TERM "$PID_0"
+wait_exit "$PID_0" 15 || fail "agent0 did not stop on SIGTERM"
+[ "$EXIT_RC" = 0 ] || bad "agent0 exited $EXIT_RC on SIGTERM"
+wait_exit "$wc1" 15 || fail "watch did not end when agent0 stopped"
+forget "$wc1"
+[ "$EXIT_RC" = 3 ] && ! grep -q "^done " "$WORK/watch-crash.txt" &&
+	grep -q "before the run ended" "$WORK/watch-crash.err" &&
+	ok "watch: agent0 stopped mid-run: exit 3 ($(tail -n 1 "$WORK/watch-crash.err"))" ||
+	bad "watch when agent0 stopped: exit $EXIT_RC, $(tail -n 2 "$WORK/watch-crash.txt" "$WORK/watch-crash.err")"
+wait_exit "$wc2" 15 || fail "watch --json did not end when agent0 stopped"
+forget "$wc2"
+[ "$EXIT_RC" = 3 ] && "$PY" "$HELPER" jsonl "$WORK/watch-crash.jsonl" "len(L) >= 2 and \
+all(x.get('final') is False for x in L[:-1]) and L[-1]['ok'] is False and \
+L[-1]['exit_code'] == 3 and 'before the run ended' in L[-1]['error']" &&
+	ok "watch --json: events with final false, then an error document with exit_code 3" ||
+	bad "watch --json when agent0 stopped: exit $EXIT_RC, $(tail -n 2 "$WORK/watch-crash.jsonl")"
 [ ! -e "$SOCK" ] && ok "socket removed at exit" || bad "control socket left behind: $SOCK"
 grep -Eq "AddressSanitizer|runtime error" "$WORK"/agent*.log && bad "sanitizer reports in logs"
 echo "part A took $((SECONDS - T0)) s"
@@ -497,8 +645,19 @@ B="$WORK/b"
 two_agents "$B" --set model=mlp:784-16-10 --set rounds="$R" --set round_timeout_ms=3000 \
 	--set dead_peer_timeout_ms=8000 --set checkpoint_every=0 --set lr=0.05
 start_agent 2 "$B/agent0/pair.conf"
-start_agent 3 "$B/agent1/pair.conf" --exit-when-done
 SOCK="$B/agent0/ctl.sock"
+# Before its first round (its neighbour is not started yet) the training loss is unknown.
+n=100
+until [ -S "$SOCK" ]; do
+	n=$((n - 1))
+	[ "$n" -gt 0 ] || fail "$SOCK did not appear"
+	sleep 0.1
+done
+expect_rc 0 --json status && jcheck "$OUT" "d['round'] == 0 and d['train_loss'] is None and \
+d['test_accuracy_ratio'] is None" "status before the first round: train_loss null (not 0)"
+expect_rc 0 status && grep -Eq "^train loss: +-$" "$OUT" && ok "status before the first round: loss -" ||
+	bad "status before the first round: $(grep "^train loss" "$OUT")"
+start_agent 3 "$B/agent1/pair.conf" --exit-when-done
 for s in "$B/agent0/ctl.sock" "$B/agent1/ctl.sock"; do
 	n=100
 	until [ -S "$s" ]; do
@@ -534,7 +693,7 @@ all(L[i]['round'] <= L[i + 1]['round'] for i in range(len(L) - 1))" &&
 	ok "watch --json: $(wc -l <"$WORK/watch-b1.jsonl") events, the last final with round $R" ||
 	bad "watch --json output: $(tail -n 2 "$WORK/watch-b1.jsonl")"
 expect_rc 0 --json status && jcheck "$OUT" "d['state'] == 'done' and d['round'] == $R and \
-d['rounds_total'] == $R" "status after the run: done at round $R"
+d['rounds_planned'] == $R" "status after the run: done at round $R"
 expect_rc 0 watch && [[ "$(cat "$OUT")" =~ ^done\ round\ $R/$R ]] &&
 	ok "watch on a finished run prints the final line and exits 0"
 expect_rc 1 start && ok "start on a done run: exit 1 ($(cat "$ERR"))"
@@ -543,6 +702,19 @@ expect_rc 1 stop && ok "stop on a done run: exit 1"
 expect_rc 0 metrics && grep -q '^macc_state{state="done"} 1$' "$OUT" &&
 	grep -q "^macc_rounds_total $R$" "$OUT" && ok "metrics: state done, macc_rounds_total $R" ||
 	bad "metrics after the run: $(grep -E '^macc_(state|rounds_total)' "$OUT" | tr '\n' ' ')"
+# --- names: every JSON key and metric name of this test follows macc-ctl(8) NAMES -------------
+expect_rc 0 --json version && cp "$OUT" "$WORK/version.json"
+expect_rc 0 --json help && cp "$OUT" "$WORK/help.json"
+expect_rc 1 --json pause && cp "$OUT" "$WORK/error.json"
+expect_rc 0 --json status && cp "$OUT" "$WORK/status-done.json"
+if "$PY" "$HELPER" names "$MACC_SRC/man/macc-ctl.8" "$WORK/metrics.txt" "$WORK/status1.json" \
+	"$WORK/status-done.json" "$WORK/peers.json" "$WORK/audit.json" "$WORK/verify.json" \
+	"$WORK/watch-names.jsonl" "$WORK/watch-b1.jsonl" "$WORK/version.json" "$WORK/help.json" \
+	"$WORK/error.json" >"$WORK/names.out"; then
+	ok "names: $(cat "$WORK/names.out")"
+else
+	bad "JSON keys or metric names break the naming rule (see above)"
+fi
 kill -TERM "$PID_2"
 wait_exit "$PID_2" 15 || fail "agent0 (part B) did not stop on SIGTERM"
 [ "$EXIT_RC" = 0 ] || bad "agent0 (part B) exited $EXIT_RC"

@@ -2,8 +2,10 @@
 # test_lint.sh (suite 'lint'): static checks of everything that is not C.
 #
 #   1. shellcheck on every shell script under deploy/ examples/ tests/ .ci/ (files named *.sh and
-#      files whose first line is a sh/bash shebang), plus macc-ctl's bash completion;
-#   2. mandoc -T lint on every man page: any warning or error fails;
+#      files whose first line is a sh/bash shebang); the bash completions of the three programs
+#      (shellcheck, bash -n, the options of each program's --help, paths as filenames);
+#   2. mandoc -T lint on every man page: any warning or error fails; no roff \n register where
+#      \en was meant, no issue numbers or ../shared paths, one .Dd date for all pages;
 #   3. systemd-analyze verify on the configured units (ExecStart pointed at the build's
 #      macc-agentd, so the binary path resolves), and systemd-analyze security --offline=true
 #      with an exposure level of 2.0 or lower;
@@ -70,15 +72,88 @@ if need shellcheck; then
 			cat "$tmp/sc.out" >&2
 		fi
 	done
-	if [ -f "$src/deploy/macc-ctl.bash-completion" ]; then
-		if (cd "$src" && shellcheck -s bash deploy/macc-ctl.bash-completion) >"$tmp/sc.out" 2>&1; then
-			pass "shellcheck deploy/macc-ctl.bash-completion"
-		else
-			fail "shellcheck deploy/macc-ctl.bash-completion"
-			cat "$tmp/sc.out" >&2
-		fi
-	fi
 fi
+
+# --- 1b. bash completions ------------------------------------------------------------------------
+# One per program, installed by meson: shellcheck and bash -n; every long option of the program's
+# --help is offered and nothing else; paths (-s, -c, --csv) are completed as filenames, so that a
+# directory can be entered.
+for prog in macc-ctl macc-agentd macc-sim; do
+	f="deploy/$prog.bash-completion"
+	if [ ! -f "$src/$f" ]; then
+		fail "$f is missing"
+		continue
+	fi
+	if (cd "$src" && shellcheck -s bash "$f" && bash -n "$f") >"$tmp/sc.out" 2>&1; then
+		pass "shellcheck and bash -n $f"
+	else
+		fail "shellcheck / bash -n $f"
+		cat "$tmp/sc.out" >&2
+	fi
+	grep -q "install_data(prog + '.bash-completion'" "$src/deploy/meson.build" &&
+		grep -q "'$prog'" "$src/deploy/meson.build" ||
+		fail "deploy/meson.build does not install $f"
+	case $prog in
+	macc-ctl) bin="$build/src/ctl/macc-ctl" ;;
+	macc-agentd) bin="$build/src/agentd/macc-agentd" ;;
+	*) bin="$build/src/sim/macc-sim" ;;
+	esac
+	if [ ! -x "$bin" ]; then
+		fail "$bin is not built (needed to compare the completion with --help)"
+		continue
+	fi
+	"$bin" --help | grep -oE -- '(^|[^a-z-])--[a-z][a-z-]*' | sed 's/^[^-]*//' | sort -u >"$tmp/help.opts"
+	grep -oE -- '(^|[^a-z-])--[a-z][a-z-]*' "$src/$f" | sed 's/^[^-]*//' | sort -u >"$tmp/comp.opts"
+	if diff "$tmp/help.opts" "$tmp/comp.opts" >"$tmp/opts.diff"; then
+		pass "$f offers exactly the long options of $prog --help ($(wc -l <"$tmp/help.opts"))"
+	else
+		fail "$f and $prog --help differ (< --help, > completion)"
+		cat "$tmp/opts.diff" >&2
+	fi
+done
+# Behaviour, with compopt recorded (it only works inside a real completion).
+mkdir -p "$tmp/comp/subdir"
+: >"$tmp/comp/subfile"
+# complete_words PROG FUNCTION WORDS...: run the completion function on WORDS (the last being
+# the word under the cursor); prints COMPREPLY, one per line, then the compopt calls.
+complete_words() {
+	local file=$1 fn=$2
+	shift 2
+	(
+		compopt() { echo "compopt $*" >>"$tmp/compopt.log"; }
+		: >"$tmp/compopt.log"
+		# shellcheck disable=SC1090 # the completion files are checked above
+		. "$src/deploy/$file.bash-completion"
+		COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1))
+		"$fn"
+		printf '%s\n' "${COMPREPLY[@]}"
+		cat "$tmp/compopt.log"
+	)
+}
+out=$(complete_words macc-ctl _macc_ctl macc-ctl -s "$tmp/comp/su")
+if grep -qx "$tmp/comp/subdir" <<<"$out" && grep -qx "$tmp/comp/subfile" <<<"$out" &&
+	grep -q "compopt -o filenames" <<<"$out"; then
+	pass "macc-ctl -s completes paths as filenames (directories can be entered)"
+else
+	fail "macc-ctl -s completion: $out"
+fi
+out=$(complete_words macc-ctl _macc_ctl macc-ctl status --so)
+grep -qx -- "--socket" <<<"$out" && pass "macc-ctl completes --socket after the command" ||
+	fail "macc-ctl status --so: $out"
+out=$(complete_words macc-ctl _macc_ctl macc-ctl log-level d)
+[ "$out" = debug ] && pass "macc-ctl log-level completes levels" || fail "log-level d: $out"
+out=$(complete_words macc-agentd _macc_agentd macc-agentd -c "$tmp/comp/su")
+grep -qx "$tmp/comp/subdir" <<<"$out" && grep -q "compopt -o filenames" <<<"$out" &&
+	pass "macc-agentd -c completes paths as filenames" || fail "macc-agentd -c: $out"
+out=$(complete_words macc-agentd _macc_agentd macc-agentd --check-config --user roo)
+grep -qx root <<<"$out" && pass "macc-agentd --user completes user names" || fail "--user: $out"
+out=$(complete_words macc-sim _macc_sim macc-sim --topology to)
+grep -qx "torus:" <<<"$out" && grep -q "compopt -o nospace" <<<"$out" &&
+	pass "macc-sim --topology offers torus: without a space" || fail "--topology to: $out"
+out=$(complete_words macc-sim _macc_sim macc-sim --data "csv:$tmp/comp/subf")
+grep -qx "csv:$tmp/comp/subfile" <<<"$out" && pass "macc-sim --data csv: completes the path" ||
+	fail "--data csv:...: $out"
 
 # --- 2. man pages ------------------------------------------------------------------------------
 if need mandoc; then
@@ -102,6 +177,20 @@ if need mandoc; then
 		fi
 	done
 fi
+# What mandoc does not catch: a roff \n in a source is a number register, not a newline (a
+# literal backslash-n is \en), so "printf '0 -> 1\n1'" renders as "0 -> 11"; all pages carry one
+# date; no page refers to issue numbers or to a path outside the repository.
+for page in "$src"/man/*.[0-9]; do
+	if grep -n '\(^\|[^\\]\)\\n' "$page" >"$tmp/n.out"; then
+		fail "$(basename "$page"): \\n (a number register) where \\en is meant: $(head -n 3 "$tmp/n.out")"
+	fi
+	if grep -nEi 'issue[ s#]*[0-9]|\.\./shared' "$page" >"$tmp/n.out"; then
+		fail "$(basename "$page") mentions an issue number or ../shared: $(head -n 3 "$tmp/n.out")"
+	fi
+done
+ndates=$(grep -h '^\.Dd ' "$src"/man/*.[0-9] | sort -u | wc -l)
+[ "$ndates" = 1 ] && pass "man pages: no \\n register, no issue numbers, one .Dd" ||
+	fail "man pages carry $ndates different .Dd dates: $(grep -H '^\.Dd ' "$src"/man/*.[0-9])"
 
 # --- 3. systemd units --------------------------------------------------------------------------
 agentd="$build/src/agentd/macc-agentd"

@@ -69,9 +69,9 @@ static int f_peers(void *ctx, struct macc_ctl_peer **ret, size_t *n)
 	}
 	strcpy(p[0].name, "west");
 	p[0].session = MACC_CTL_SESSION_UP;
-	p[0].rtt_ms = 0.2;
+	p[0].rtt_seconds = 0.0002;
 	strcpy(p[1].name, "east");
-	p[1].rtt_ms = NAN;
+	p[1].rtt_seconds = NAN;
 	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 4);
 	*ret = p;
 	*n = 2;
@@ -227,7 +227,7 @@ static void on_publish(uv_async_t *a)
 		macc_ctl_progress_init(&p);
 		p.state = MACC_CTL_STATE_TRAINING;
 		p.round = (uint64_t)i * 10;
-		p.rounds_total = 40;
+		p.rounds_planned = 40;
 		p.epoch = i * 0.25;
 		p.train_loss = 1.0 / i;
 		macc_ctl_server_publish(h->srv, &p);
@@ -235,8 +235,8 @@ static void on_publish(uv_async_t *a)
 	macc_ctl_progress_init(&p);
 	p.state = MACC_CTL_STATE_DONE;
 	p.round = 40;
-	p.rounds_total = 40;
-	p.test_accuracy = 0.85;
+	p.rounds_planned = 40;
+	p.test_accuracy_ratio = 0.85;
 	p.final = true;
 	macc_ctl_server_publish(h->srv, &p);
 	h->f.state = MACC_CTL_STATE_DONE;
@@ -415,7 +415,7 @@ static void *client_commands(void *arg)
 	CHECK(h, roundtrip(fd, MACC_CTL_CMD_STATUS, 1, &r));
 	CHECK(h, r.status == MACC_CTL_OK && r.kind == MACC_CTL_DATA_STATUS);
 	CHECK(h, strcmp(r.st.name, "fake") == 0 && r.st.state == MACC_CTL_STATE_IDLE);
-	CHECK(h, r.st.peers_configured == 2 && isnan(r.st.test_accuracy));
+	CHECK(h, r.st.peers_configured == 2 && isnan(r.st.test_accuracy_ratio));
 
 	CHECK(h, roundtrip(fd, MACC_CTL_CMD_PEERS, 2, &r));
 	CHECK(h, r.status == MACC_CTL_OK && r.npeers == 2);
@@ -685,7 +685,7 @@ static void *client_watch(void *arg)
 		events++;
 		if (r.progress.final) {
 			CHECK(h, r.progress.state == MACC_CTL_STATE_DONE);
-			CHECK(h, r.progress.test_accuracy == 0.85);
+			CHECK(h, r.progress.test_accuracy_ratio == 0.85);
 			break;
 		}
 		CHECK(h, r.progress.round == last_round + 10);

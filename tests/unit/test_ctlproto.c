@@ -343,18 +343,18 @@ static void test_reply_status(void **state)
 	strcpy(r.st.algorithm, "dmsgd");
 	strcpy(r.st.version, "0.1.0");
 	r.st.round = 123456789012ULL;
-	r.st.rounds_total = 1 << 20;
+	r.st.rounds_planned = 1 << 20;
 	r.st.epoch = 1.75;
-	r.st.epochs_total = 2;
+	r.st.epochs_planned = 2;
 	r.st.train_loss = 0.3125;
 	/* test_loss stays NaN */
-	r.st.test_accuracy = 0.8431;
-	r.st.samples_per_s = 41234.5;
-	r.st.round_time_s = 0.0123;
+	r.st.test_accuracy_ratio = 0.8431;
+	r.st.samples_per_second = 41234.5;
+	r.st.round_seconds = 0.0123;
 	r.st.consensus_distance = 1e-7;
 	r.st.peers_up = 2;
 	r.st.peers_configured = 3;
-	r.st.uptime_s = 99;
+	r.st.uptime_seconds = 99;
 	strcpy(r.st.digest, "abcdef0123");
 	strcpy(r.st.last_error, "peer \"c\" said \\ goodbye\n");
 	roundtrip_reply(&r, MACC_CTL_CMD_STATUS, &d);
@@ -369,18 +369,18 @@ static void test_reply_status(void **state)
 	assert_string_equal(d.st.algorithm, "dmsgd");
 	assert_string_equal(d.st.version, "0.1.0");
 	assert_true(d.st.round == r.st.round);
-	assert_true(d.st.rounds_total == r.st.rounds_total);
+	assert_true(d.st.rounds_planned == r.st.rounds_planned);
 	assert_true(d.st.epoch == 1.75);
-	assert_true(d.st.epochs_total == 2);
+	assert_true(d.st.epochs_planned == 2);
 	assert_true(d.st.train_loss == 0.3125);
 	assert_true(isnan(d.st.test_loss));
-	assert_true(d.st.test_accuracy == 0.8431);
-	assert_true(d.st.samples_per_s == 41234.5);
-	assert_true(d.st.round_time_s == 0.0123);
+	assert_true(d.st.test_accuracy_ratio == 0.8431);
+	assert_true(d.st.samples_per_second == 41234.5);
+	assert_true(d.st.round_seconds == 0.0123);
 	assert_true(d.st.consensus_distance == 1e-7);
 	assert_int_equal(d.st.peers_up, 2);
 	assert_int_equal(d.st.peers_configured, 3);
-	assert_int_equal(d.st.uptime_s, 99);
+	assert_int_equal(d.st.uptime_seconds, 99);
 	assert_string_equal(d.st.digest, "abcdef0123");
 	assert_string_equal(d.st.last_error, r.st.last_error);
 	macc_ctl_reply_finish(&d);
@@ -430,18 +430,18 @@ static void test_reply_peers(void **state)
 		strcpy(p[i].key, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
 		p[i].session = (enum macc_ctl_session)i;
 		p[i].last_round = i - 1;
-		p[i].rtt_ms = i == 0 ? NAN : 0.25 * i;
+		p[i].rtt_seconds = i == 0 ? NAN : 0.00025 * i;
 		p[i].weight = 1.0 / 3;
-		p[i].bytes_in = 1ULL << (40 + i);
-		p[i].bytes_out = 17;
+		p[i].bytes_received_total = 1ULL << (40 + i);
+		p[i].bytes_sent_total = 17;
 		p[i].sealed = i != 1;
-		p[i].excluded_nonfinite = 3 + (uint64_t)i;
-		p[i].excluded_distance = 1ULL << (33 + i);
-		p[i].excluded_quarantined = 5;
-		p[i].clipped = 100 + (uint64_t)i;
-		p[i].quarantined = i == 2;
+		p[i].states_excluded_nonfinite_total = 3 + (uint64_t)i;
+		p[i].states_excluded_distance_total = 1ULL << (33 + i);
+		p[i].states_excluded_quarantined_total = 5;
+		p[i].states_clipped_total = 100 + (uint64_t)i;
+		p[i].quarantine_active = i == 2;
 		p[i].quarantine_until = i == 2 ? 77 : 0;
-		p[i].quarantines = (uint64_t)i;
+		p[i].quarantines_total = (uint64_t)i;
 	}
 	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 3);
 	macc_ctl_peer_add_reject(&p[1], MACC_EREPLAY, 1);
@@ -467,21 +467,21 @@ static void test_reply_peers(void **state)
 		assert_int_equal(d.peers[i].session, p[i].session);
 		assert_int_equal(d.peers[i].last_round, i - 1);
 		if (i == 0) {
-			assert_true(isnan(d.peers[i].rtt_ms));
+			assert_true(isnan(d.peers[i].rtt_seconds));
 		} else {
-			assert_true(d.peers[i].rtt_ms == p[i].rtt_ms);
+			assert_true(d.peers[i].rtt_seconds == p[i].rtt_seconds);
 		}
 		assert_true(d.peers[i].weight == p[i].weight);
-		assert_true(d.peers[i].bytes_in == p[i].bytes_in);
-		assert_int_equal(d.peers[i].bytes_out, 17);
+		assert_true(d.peers[i].bytes_received_total == p[i].bytes_received_total);
+		assert_int_equal(d.peers[i].bytes_sent_total, 17);
 		assert_int_equal(d.peers[i].sealed, p[i].sealed);
-		assert_int_equal(d.peers[i].excluded_nonfinite, p[i].excluded_nonfinite);
-		assert_true(d.peers[i].excluded_distance == p[i].excluded_distance);
-		assert_int_equal(d.peers[i].excluded_quarantined, 5);
-		assert_int_equal(d.peers[i].clipped, p[i].clipped);
-		assert_int_equal(d.peers[i].quarantined, p[i].quarantined);
+		assert_int_equal(d.peers[i].states_excluded_nonfinite_total, p[i].states_excluded_nonfinite_total);
+		assert_true(d.peers[i].states_excluded_distance_total == p[i].states_excluded_distance_total);
+		assert_int_equal(d.peers[i].states_excluded_quarantined_total, 5);
+		assert_int_equal(d.peers[i].states_clipped_total, p[i].states_clipped_total);
+		assert_int_equal(d.peers[i].quarantine_active, p[i].quarantine_active);
 		assert_int_equal(d.peers[i].quarantine_until, p[i].quarantine_until);
-		assert_int_equal(d.peers[i].quarantines, p[i].quarantines);
+		assert_int_equal(d.peers[i].quarantines_total, p[i].quarantines_total);
 		assert_int_equal(d.peers[i].nrejected, p[i].nrejected);
 		for (size_t k = 0; k < p[i].nrejected; k++) {
 			assert_string_equal(d.peers[i].rejected[k].reason, p[i].rejected[k].reason);
@@ -557,13 +557,13 @@ static void test_audit(void **state)
 	memset(ent, 0, sizeof(ent));
 	for (int i = 0; i < 3; i++) {
 		ent[i].seq = 10 + (uint64_t)i;
-		ent[i].time_ms = 1700000000000ULL + (uint64_t)i;
+		ent[i].time_seconds = 1700000000.0 + 0.001 * i;
 		ent[i].round = 40 + (uint64_t)i;
 		snprintf(ent[i].reason, sizeof(ent[i].reason), i ? "distance" : "nonfinite");
 		snprintf(ent[i].peer, sizeof(ent[i].peer), "mallory");
 		strcpy(ent[i].key, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
 		memset(ent[i].digest, 'a' + i, 64);
-		ent[i].body_len = 1900000;
+		ent[i].body_bytes = 1900000;
 		if (i == 1) {
 			snprintf(ent[i].evidence, sizeof(ent[i].evidence), "00000000000000000011.body");
 		}
@@ -572,17 +572,17 @@ static void test_audit(void **state)
 	rep.kind = MACC_CTL_DATA_AUDIT;
 	rep.audit.enabled = true;
 	snprintf(rep.audit.file, sizeof(rep.audit.file), "/var/lib/macc/audit.log");
-	rep.audit.total = 123;
-	rep.audit.written = 3;
-	rep.audit.errors = 1;
+	rep.audit.entries_kept = 123;
+	rep.audit.entries_total = 3;
+	rep.audit.errors_total = 1;
 	rep.audit.entries = ent;
 	rep.audit.nentries = 3;
 	roundtrip_reply(&rep, MACC_CTL_CMD_AUDIT, &back);
 	assert_true(back.audit.enabled);
 	assert_string_equal(back.audit.file, "/var/lib/macc/audit.log");
-	assert_int_equal(back.audit.total, 123);
-	assert_int_equal(back.audit.written, 3);
-	assert_int_equal(back.audit.errors, 1);
+	assert_int_equal(back.audit.entries_kept, 123);
+	assert_int_equal(back.audit.entries_total, 3);
+	assert_int_equal(back.audit.errors_total, 1);
 	assert_int_equal(back.audit.nentries, 3);
 	assert_memory_equal(back.audit.entries, ent, sizeof(ent));
 	macc_ctl_reply_finish(&back);
@@ -621,23 +621,23 @@ static void test_reply_progress_and_text(void **state)
 	r.kind = MACC_CTL_DATA_PROGRESS;
 	r.progress.state = MACC_CTL_STATE_DONE;
 	r.progress.round = 1875;
-	r.progress.rounds_total = 1875;
+	r.progress.rounds_planned = 1875;
 	r.progress.epoch = 2;
-	r.progress.epochs_total = 2;
+	r.progress.epochs_planned = 2;
 	r.progress.train_loss = 0.25;
-	r.progress.samples_per_s = 1000;
-	r.progress.round_time_s = 0.5;
-	r.progress.eta_s = 0;
+	r.progress.samples_per_second = 1000;
+	r.progress.round_seconds = 0.5;
+	r.progress.eta_seconds = 0;
 	r.progress.final = true;
 	roundtrip_reply(&r, MACC_CTL_CMD_WATCH, &d);
 	assert_int_equal(d.kind, MACC_CTL_DATA_PROGRESS);
 	assert_int_equal(d.progress.state, MACC_CTL_STATE_DONE);
 	assert_int_equal(d.progress.round, 1875);
-	assert_int_equal(d.progress.rounds_total, 1875);
-	assert_true(d.progress.epoch == 2 && d.progress.epochs_total == 2);
+	assert_int_equal(d.progress.rounds_planned, 1875);
+	assert_true(d.progress.epoch == 2 && d.progress.epochs_planned == 2);
 	assert_true(d.progress.train_loss == 0.25);
-	assert_true(isnan(d.progress.test_accuracy));
-	assert_true(d.progress.eta_s == 0);
+	assert_true(isnan(d.progress.test_accuracy_ratio));
+	assert_true(d.progress.eta_seconds == 0);
 	assert_true(d.progress.final);
 	macc_ctl_reply_finish(&d);
 
@@ -765,6 +765,8 @@ static void test_metrics_format(void **state)
 	st.train_loss = 0.5;
 	st.peers_up = 1;
 	st.peers_configured = 2;
+	st.process_start_time_seconds = 1796291058.103;
+	st.state_bytes_sent_total = 12345;
 	memset(&m, 0, sizeof(m));
 	m.rounds_total = 42;
 	m.bytes_sent_total = 1000;
@@ -775,9 +777,9 @@ static void test_metrics_format(void **state)
 	memset(p, 0, sizeof(p));
 	strcpy(p[0].name, "west");
 	p[0].session = MACC_CTL_SESSION_UP;
-	p[0].rtt_ms = 1.5;
+	p[0].rtt_seconds = 0.0015;
 	strcpy(p[1].name, "e\\ast\n");
-	p[1].rtt_ms = NAN;
+	p[1].rtt_seconds = NAN;
 	p[1].last_round = -1;
 	macc_ctl_peer_add_reject(&p[1], MACC_EBADSIG, 7);
 
@@ -788,6 +790,12 @@ static void test_metrics_format(void **state)
 	assert_non_null(strstr(t, "# TYPE macc_rounds_total counter\nmacc_rounds_total 42\n"));
 	assert_non_null(strstr(t, "macc_train_loss 0.5\n"));
 	assert_null(strstr(t, "macc_test_accuracy")); /* NaN: omitted */
+	/* every digit of a start time (%.9g would print 1.79629106e+09) */
+	assert_non_null(strstr(t, "# TYPE process_start_time_seconds gauge\n"
+				  "process_start_time_seconds 1796291058.103\n"));
+	assert_non_null(strstr(t, "# TYPE macc_state_bytes_sent_total counter\n"
+				  "macc_state_bytes_sent_total 12345\n"));
+	assert_non_null(strstr(t, "macc_peer_quarantine_active{peer=\"west\"} 0\n"));
 	assert_non_null(strstr(t, "macc_info{name=\"a\\\"b\",model=\"mlp:784-10\""));
 	assert_non_null(strstr(t, "macc_state{state=\"training\"} 1\n"));
 	assert_non_null(strstr(t, "macc_state{state=\"idle\"} 0\n"));
