@@ -448,12 +448,10 @@ static void check_fit(struct agentd_check *chk, const struct macc_config *cfg,
 	size_t min_n = train->n;
 	uint32_t at = 0;
 
-	if (m != NULL && (macc_model_input_dim(m) != train->dim || test->dim != train->dim)) {
-		add(chk, cfg, &wm, "model '%s' takes %zu inputs per sample, but data '%s' has %zu",
-		    cfg->model, macc_model_input_dim(m), cfg->data, train->dim);
-	} else if (m != NULL && train->nclasses > macc_model_nclasses(m)) {
-		add(chk, cfg, &wm, "model '%s' has %u outputs, but data '%s' has %u classes",
-		    cfg->model, macc_model_nclasses(m), cfg->data, train->nclasses);
+	/* The model's own check (nn.h): inputs and image shape, classes or regression targets,
+	 * naming both sides. */
+	if (m != NULL && macc_model_check_data(m, cfg->model, train, test, cfg->data, &e) < 0) {
+		add(chk, cfg, &wm, "%s", e.text);
 	}
 	if (cfg->has_shard && cfg->shard_count > 1) {
 		if (macc_partition_make(train->y, train->n, train->nclasses, cfg->shard_count,

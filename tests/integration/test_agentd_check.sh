@@ -80,7 +80,7 @@ check_case hexagon "topology: unknown topology 'hexagon'" topology
 variant relu6 's/^model = .*/model = mlp:784-32-10:relu6/'
 check_case relu6 "model spec 'mlp:784-32-10:relu6': unknown activation 'relu6'" model
 variant dim 's/^model = .*/model = mlp:100-32-10/'
-check_case dim "model 'mlp:100-32-10' takes 100 inputs per sample, but data 'fashion-mnist' has 784" model
+check_case dim "model 'mlp:100-32-10' takes 100 inputs per sample but data 'fashion-mnist' has 784" model
 variant nocsv "s#^data = .*#data = csv:$WORK/no-such.csv#"
 check_case nocsv "key 'data' = 'csv:$WORK/no-such.csv': $WORK/no-such.csv: cannot open: No such file" data
 variant dircsv "s#^data = .*#data = csv:$WORK#"

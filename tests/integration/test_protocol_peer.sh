@@ -146,7 +146,7 @@ EOF
 	[ "$(json_get "$dir/status.json" 'd["state"], d["round"]')" = "('done', $ROUNDS)" ] ||
 		fail "$mode: agent status $(cat "$dir/status.json")"
 	[ "$(json_get "$dir/peers.json" '[(p["name"], p["session"], p["sealed"], p["last_round"],
-		sum(p["rejected"].values())) for p in d["peers"]]')" = \
+		sum(p["messages_rejected_total"].values())) for p in d["peers"]]')" = \
 		"[('pypeer', 'up', $sealed_want, $((ROUNDS - 1)), 0)]" ] ||
 		fail "$mode: agent peers $(cat "$dir/peers.json")"
 	local how=sealed nsessions
