@@ -117,4 +117,7 @@ int macc_lr_parse(const char *spec, float base, struct macc_lr_schedule *ret,
 /* Learning rate at `epoch` (0-based, fractional epochs allowed) of a run of `total_epochs`. */
 float macc_lr_at(const struct macc_lr_schedule *s, double epoch, double total_epochs);
 
+/* The BLAS kernel OpenBLAS chose for this process ("Haswell", "ARMV8", ...; never NULL). */
+const char *macc_nn_blas_kernel(void);
+
 #endif

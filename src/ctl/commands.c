@@ -4,12 +4,12 @@
  * Each function builds its request, calls the daemon through client.c, and prints the reply
  * either as a human table (default) or as one JSON document (--json). The JSON keys are the
  * protocol's wire keys (macc/ctl.h field names), so they are stable:
- *   status   {"state","name","model","algorithm","version","round","rounds_total","epoch",
- *             "epochs_total","train_loss","test_loss","test_accuracy","samples_per_s",
+ *   status   {"state","name","model","algorithm","version","arch","blas","round",
+ *             "rounds_total","epoch","epochs_total","train_loss","test_loss","test_accuracy","samples_per_s",
  *             "round_time_s","consensus_distance","peers_up","peers_configured","uptime_s",
  *             "bytes_sent","bytes_received","digest","last_error"}  (unknown numbers are null)
  *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_ms","weight",
- *             "bytes_in","bytes_out","rejected":{REASON:COUNT},"sealed",
+ *             "bytes_in","bytes_out","rejected":{REASON:COUNT},"sealed","arch","blas",
  *             "excluded":{"nonfinite","distance","quarantined"},"clipped","quarantined",
  *             "quarantine_until","quarantines"}]}
  *   audit    {"enabled","file","total","written","errors","entries":[{"seq","time_ms","round",
@@ -138,6 +138,8 @@ static void status_json(const struct macc_ctl_status *s)
 	json_str(&j, "model", s->model);
 	json_str(&j, "algorithm", s->algorithm);
 	json_str(&j, "version", s->version);
+	json_str(&j, "arch", s->arch);
+	json_str(&j, "blas", s->blas);
 	json_u64(&j, "round", s->round);
 	json_u64(&j, "rounds_total", s->rounds_total);
 	json_num(&j, "epoch", s->epoch);
@@ -166,6 +168,10 @@ static void status_human(const struct macc_ctl_status *s)
 	printf("agent:       %s (%s, %s)\n", s->name[0] ? safe(s->name) : "-",
 	       s->algorithm[0] ? safe(s->algorithm) : "-", s->model[0] ? safe(s->model) : "-");
 	printf("state:       %s\n", macc_ctl_state_name(s->state));
+	if (s->arch[0] != '\0' || s->blas[0] != '\0') {
+		printf("platform:    %s, BLAS kernel %s\n", s->arch[0] ? safe(s->arch) : "-",
+		       s->blas[0] ? safe(s->blas) : "-");
+	}
 	if (s->rounds_total > 0) {
 		printf("round:       %llu / %llu\n", (unsigned long long)s->round,
 		       (unsigned long long)s->rounds_total);
@@ -248,6 +254,8 @@ static void peers_json(const struct macc_ctl_reply *rep)
 		}
 		json_end_obj(&j);
 		json_bool(&j, "sealed", p->sealed);
+		json_str(&j, "arch", p->arch);
+		json_str(&j, "blas", p->blas);
 		json_obj(&j, "excluded");
 		json_u64(&j, "nonfinite", p->excluded_nonfinite);
 		json_u64(&j, "distance", p->excluded_distance);
@@ -270,12 +278,13 @@ static void peers_human(const struct macc_ctl_reply *rep)
 		printf("no peers configured\n");
 		return;
 	}
-	printf("%-16s %-24s %-10s %-10s %-6s %10s %10s %10s %10s %-22s %-16s  %s\n", "NAME",
-	       "ENDPOINT", "KEY", "SESSION", "SEALED", "LAST ROUND", "RTT", "IN", "OUT",
-	       "EXCLUDED", "QUARANTINE", "REJECTED");
+	printf("%-16s %-24s %-10s %-10s %-6s %-20s %10s %10s %10s %10s %-22s %-16s  %s\n",
+	       "NAME", "ENDPOINT", "KEY", "SESSION", "SEALED", "PLATFORM", "LAST ROUND", "RTT", "IN",
+	       "OUT", "EXCLUDED", "QUARANTINE", "REJECTED");
 	for (size_t i = 0; i < rep->npeers; i++) {
 		const struct macc_ctl_peer *p = &rep->peers[i];
 		char key[16], lr[24], rtt[32], in[32], out[32], rej[512], exc[96], qua[48];
+		char plat[72];
 		size_t off = 0;
 
 		snprintf(key, sizeof(key), "%.8s%s", p->key, strlen(p->key) > 8 ? "..." : "");
@@ -301,6 +310,13 @@ static void peers_human(const struct macc_ctl_reply *rep)
 		} else {
 			snprintf(exc, sizeof(exc), "-");
 		}
+		/* architecture/BLAS kernel from the peer's HELLO ("-" from an older daemon) */
+		if (p->arch[0] != '\0' || p->blas[0] != '\0') {
+			snprintf(plat, sizeof(plat), "%s/%s", p->arch[0] ? p->arch : "-",
+				 p->blas[0] ? p->blas : "-");
+		} else {
+			snprintf(plat, sizeof(plat), "-");
+		}
 		if (p->quarantined) {
 			snprintf(qua, sizeof(qua), "until %llu", (unsigned long long)p->quarantine_until);
 		} else if (p->quarantines > 0) {
@@ -308,9 +324,10 @@ static void peers_human(const struct macc_ctl_reply *rep)
 		} else {
 			snprintf(qua, sizeof(qua), "no");
 		}
-		printf("%-16s %-24s %-10s %-10s %-6s %10s %10s %10s %10s %-22s %-16s  %s\n",
+		printf("%-16s %-24s %-10s %-10s %-6s %-20s %10s %10s %10s %10s %-22s %-16s  %s\n",
 		       safe(p->name), safe(p->endpoint), safe(key), macc_ctl_session_name(p->session),
-		       p->session == MACC_CTL_SESSION_UP ? (p->sealed ? "yes" : "no") : "-", lr, rtt,
+		       p->session == MACC_CTL_SESSION_UP ? (p->sealed ? "yes" : "no") : "-",
+		       safe(plat), lr, rtt,
 		       fmt_bytes(in, sizeof(in), p->bytes_in),
 		       fmt_bytes(out, sizeof(out), p->bytes_out), exc, qua, rej[0] ? rej : "-");
 	}
