@@ -225,13 +225,14 @@ wait_until 20 sh -c "nsenter -t $LEADER -a -- journalctl -u macc-agentd --no-pag
 	fail_in "no 'reloaded' in the journal after systemctl reload"
 [ "$(inside systemctl is-active macc-agentd)" = active ] || fail_in "inactive after reload"
 echo "ok: reload"
+r_stop=$(round_of agentd)
 inside systemctl stop macc-agentd
-r_stop=$(inside journalctl -u macc-agentd --no-pager | sed -n 's/.*checkpoint.*round \([0-9]*\).*/\1/p' |
-	tail -n 1)
+inside journalctl -u macc-agentd --no-pager | grep -q 'finishing the round, checkpointing, leaving' ||
+	fail_in "macc-agentd did not checkpoint on stop"
 for s in a b; do
 	inside test -S "/run/macc/$s.sock" || fail_in "stopping macc-agentd removed /run/macc/$s.sock"
 done
-echo "ok: stopped (last checkpoint round ${r_stop:-?}); /run/macc/a.sock and b.sock still there"
+echo "ok: stopped at round $r_stop with a checkpoint; /run/macc/a.sock and b.sock still there"
 inside systemctl start macc-agentd || fail_in "restart failed"
 wait_until 30 sh -c "nsenter -t $LEADER -a -- journalctl -u macc-agentd --no-pager |
 	grep -q 'resumed from .* at round [1-9]'" || fail_in "macc-agentd did not resume from a checkpoint"
