@@ -106,8 +106,8 @@ echo "not a key" | "$CTL" pubkey >/dev/null 2>"$ERR" && bad "pubkey accepted jun
 	ok "pubkey refuses junk ($(cat "$ERR"))"
 
 # --- status ---------------------------------------------------------------------------------
-STATUS_KEYS="['algorithm', 'bytes_received', 'bytes_sent', 'consensus_distance', 'digest', \
-'epoch', 'epochs_total', 'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'round', \
+STATUS_KEYS="['algorithm', 'arch', 'blas', 'bytes_received', 'bytes_sent', 'consensus_distance', \
+'digest', 'epoch', 'epochs_total', 'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'round', \
 'rounds_total', 'round_time_s', 'samples_per_s', 'state', 'test_accuracy', 'test_loss', \
 'train_loss', 'uptime_s', 'version']"
 expect_rc 0 status
@@ -137,7 +137,7 @@ expect_rc 0 --json status && jcheck "$OUT" "d['name'] == 'agent1' and d['peers_u
 SOCK="$A/agent0/ctl.sock"
 
 # --- peers ----------------------------------------------------------------------------------
-PEER_KEYS="['bytes_in', 'bytes_out', 'clipped', 'endpoint', 'excluded', 'key', 'last_round', \
+PEER_KEYS="['arch', 'blas', 'bytes_in', 'bytes_out', 'clipped', 'endpoint', 'excluded', 'key', 'last_round', \
 'name', 'quarantine_until', 'quarantined', 'quarantines', 'rejected', 'rtt_ms', 'sealed', \
 'session', 'weight']"
 pub1=$(cat "$A/agent1/agent.pub")
