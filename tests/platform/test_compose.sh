@@ -33,7 +33,8 @@ T0=$SECONDS
 finish() {
 	local rc=$?
 	if [ -d "$work/src/deploy/docker" ]; then
-		(cd "$work/src/deploy/docker" && dc down -v --remove-orphans) >/dev/null 2>&1 || true
+		(cd "$work/src/deploy/docker" && dc down -v --remove-orphans) >/dev/null 2>&1 ||
+			true
 	fi
 	# The demo's image macc:latest and the build cache (the apt layers) are kept, like the
 	# debootstrap base: the next run rebuilds only what changed.
@@ -106,8 +107,8 @@ for tag in debian:bookworm debian:bookworm-slim; do
 		echo "  $tag exists and is not ours: used as it is"
 		continue
 	fi
-	docker import --change 'LABEL org.macc.ci-base=1' --change 'CMD ["/bin/bash"]' "$tar" "$tag" \
-		>/dev/null
+	docker import --change 'LABEL org.macc.ci-base=1' --change 'CMD ["/bin/bash"]' \
+		"$tar" "$tag" >/dev/null
 done
 
 # A copy of the tree, owned by the user (the CI clone may not be readable by it).
@@ -122,13 +123,17 @@ chown -R "$user" "$work/src" "$work/home"
 cd "$work/src/deploy/docker"
 
 step "docker-compose up --build -d (user $user, MACC_EPOCHS=$epochs)"
-dc up --build -d >"$work/up1.log" 2>&1 || { tail -n 40 "$work/up1.log"; plat_fail "up --build failed"; }
+if ! dc up --build -d >"$work/up1.log" 2>&1; then
+	tail -n 40 "$work/up1.log"
+	plat_fail "up --build failed"
+fi
 names=$(docker ps -a --filter label=com.docker.compose.project=macc --format '{{.Names}}' | sort)
 echo "$names" | grep -qx 'macc_agent1_1\|macc-agent1-1' ||
 	plat_fail "no container macc_agent1_1: the project name is not fixed to 'macc' ($names)"
 for s in keygen ctl; do
 	c=$(dc ps -q "$s")
-	h=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")
+	h=$(docker inspect -f \
+		'{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$c")
 	[ "$h" = none ] || plat_fail "$s has a health check ($h): it inherits the image's"
 done
 echo "ok: project 'macc', keygen and ctl without health check"
@@ -148,7 +153,8 @@ r2b=$(ctl_json agent2 status | py 'd["round"]')
 echo "  agent2 went from round $r2a to $r2b in 10 s without agent3"
 dc start agent3 >/dev/null 2>&1
 wait_until 60 resumed agent3 ||
-	plat_fail "agent3 did not resume from a checkpoint: $(docker logs "$(dc ps -q agent3)" 2>&1 |
+	plat_fail "agent3 did not resume from a checkpoint:" \
+		"$(docker logs "$(dc ps -q agent3)" 2>&1 |
 		grep -E 'checkpoint|resumed' | tail -n 3)"
 docker logs "$(dc ps -q agent3)" 2>&1 | grep -o 'resumed from .* at round [0-9]*' | tail -n 1 |
 	sed 's/^/ok: agent3 /'
@@ -170,19 +176,26 @@ for i in 1 2 3 4 5; do
 		plat_fail "agent$i ended at ${acc[$i]}, below $FLOOR"
 done
 dc logs --no-color ctl >"$work/ctl.log" 2>&1 || true
-! grep -q 'start failed' "$work/ctl.log" || plat_fail "ctl logged 'start failed': $(cat "$work/ctl.log")"
-grep -q '^ctl.*agent1: training' "$work/ctl.log" || plat_fail "ctl did not report the agents: $(head "$work/ctl.log")"
+! grep -q 'start failed' "$work/ctl.log" ||
+	plat_fail "ctl logged 'start failed': $(cat "$work/ctl.log")"
+grep -q '^ctl.*agent1: training' "$work/ctl.log" ||
+	plat_fail "ctl did not report the agents: $(head "$work/ctl.log")"
 echo "ok: every agent >= $FLOOR; ctl reported the agents and followed agent1 without errors"
 
 step "up --build -d again with the keys in ./fleet"
 [ -s fleet/agent1/agent.key ] || plat_fail "no generated key in ./fleet"
 ! runuser -u "$user" -- cat fleet/agent1/agent.key >/dev/null 2>&1 ||
 	plat_fail "$user can read the generated key: the check below would prove nothing"
-dc up --build -d >"$work/up2.log" 2>&1 || { tail -n 40 "$work/up2.log"; plat_fail "second up --build failed"; }
+if ! dc up --build -d >"$work/up2.log" 2>&1; then
+	tail -n 40 "$work/up2.log"
+	plat_fail "second up --build failed"
+fi
 for i in 1 2 3 4 5; do
 	wait_until 120 is_done "agent$i" || plat_fail "agent$i is not done after the second up"
-	a=$(ctl_json "agent$i" status | py '"null" if d["test_accuracy"] is None else "%.4f" % d["test_accuracy"]')
-	[ "$a" = "${acc[$i]}" ] || plat_fail "agent$i restarted done shows accuracy $a, it ended with ${acc[$i]}"
+	a=$(ctl_json "agent$i" status |
+		py '"null" if d["test_accuracy"] is None else "%.4f" % d["test_accuracy"]')
+	[ "$a" = "${acc[$i]}" ] ||
+		plat_fail "agent$i restarted done shows accuracy $a, it ended with ${acc[$i]}"
 done
 echo "ok: second up --build as $user; restarted finished agents show their final accuracy"
 (cd ../.. && runuser -u "$user" -- env HOME="$work/home" docker build -q --target build \

@@ -56,7 +56,8 @@ gen_ring "$WORK/mixed" "${SETTINGS[@]}"
 for j in 0 1 2 3; do
 	: >"$WORK/agent$j.log"
 	if [ "$j" = 2 ]; then
-		"$QEMU" "$ARM_AGENTD" -c "$WORK/mixed/agent2/agentd.conf" >>"$WORK/agent2.log" 2>&1 &
+		"$QEMU" "$ARM_AGENTD" -c "$WORK/mixed/agent2/agentd.conf" \
+			>>"$WORK/agent2.log" 2>&1 &
 		PIDS+=("$!")
 		# shellcheck disable=SC2034 # read as ${!pid_var} below
 		PID_2=$!
@@ -83,7 +84,8 @@ grep -q "^platform: *aarch64, BLAS kernel " "$WORK/status2.txt" ||
 	fail "the arm64 agent's status does not say aarch64: $(cat "$WORK/status2.txt")"
 "$CTL" -s "$WORK/mixed/agent1/ctl.sock" peers | sed 's/^/  /'
 for j in 0 1 2 3; do
-	wait_log "$WORK/agent$j.log" "training done:" 600 || fail "mixed ring: agent$j did not finish"
+	wait_log "$WORK/agent$j.log" "training done:" 600 ||
+		fail "mixed ring: agent$j did not finish"
 done
 for j in 0 1 2 3; do
 	pid_var="PID_$j"

@@ -95,6 +95,9 @@ round_at_least() {
 state_is() {
 	[ "$(ctl "$1" status | sed -n 's/^state: *//p')" = "$2" ]
 }
+journal_has() { # UNIT REGEX: the unit's journal has a line matching REGEX
+	inside journalctl -u "$1" --no-pager | grep -q -- "$2"
+}
 # The start limit ended the restarts: the unit is failed (not waiting to restart) and systemd
 # said so ("Start request repeated too quickly").
 start_limited() {
@@ -130,7 +133,10 @@ for t in $(seq 1 30); do
 	kill -0 "$NSPAWN_PID" 2>/dev/null || break
 	sleep 1
 done
-[ -n "$LEADER" ] || { cat "$work/console.log"; plat_fail "systemd-nspawn did not start a container"; }
+if [ -z "$LEADER" ]; then
+	cat "$work/console.log"
+	plat_fail "systemd-nspawn did not start a container"
+fi
 wait_until 90 booted || fail_in "the container's systemd did not finish booting in 90 s" \
 	"($(inside systemctl is-system-running 2>&1))"
 echo "ok: booted: $(inside systemctl --version | head -n 1), $(inside systemctl is-system-running)"
@@ -161,8 +167,8 @@ mkconf() {
 	printf 'threads = 1\n'
 	for p in agent:7640 a:7641 b:7642; do
 		[ "${p%%:*}" != "$name" ] || continue
-		printf '\n[peer]\nname = %s\nendpoint = 127.0.0.1:%s\npublic_key = %s\n' "${p%%:*}" \
-			"${p#*:}" "${pub[${p%%:*}]}"
+		printf '\n[peer]\nname = %s\nendpoint = 127.0.0.1:%s\npublic_key = %s\n' \
+			"${p%%:*}" "${p#*:}" "${pub[${p%%:*}]}"
 	done
 }
 mkconf agent 7640 /etc/macc/agent.key /var/lib/macc 0 >"$work/agentd.conf"
@@ -185,7 +191,9 @@ else
 	echo "ok: --check-config as root: $out"
 fi
 t_start=$SECONDS
-inside systemctl start macc-agentd >/dev/null 2>&1 && fail_in "macc-agentd started with an unreadable key"
+if inside systemctl start macc-agentd >/dev/null 2>&1; then
+	fail_in "macc-agentd started with an unreadable key"
+fi
 wait_until 120 start_limited macc-agentd ||
 	fail_in "no start limit: $(inside systemctl show -p ActiveState --value macc-agentd)," \
 	"$(inside systemctl show -p NRestarts --value macc-agentd) restarts"
@@ -211,8 +219,8 @@ echo "ok: three units active (Type=notify: READY=1 received)"
 wait_until 120 round_at_least agentd 20 || fail_in "macc-agentd did not reach round 20"
 # STATUS= is sent at most every 5 s (and on state changes): wait for one past round 0.
 status_progress() {
-	inside systemctl show -p StatusText --value macc-agentd |
-		grep -Eq '^training round [1-9][0-9]*/240 epoch [0-9.]+ loss [0-9.]+ acc .* peers up 2/2$'
+	local re='^training round [1-9][0-9]*/240 epoch [0-9.]+ loss [0-9.]+ acc .* peers up 2/2$'
+	inside systemctl show -p StatusText --value macc-agentd | grep -Eq "$re"
 }
 wait_until 30 status_progress || fail_in "no STATUS= progress in systemctl status:" \
 	"'$(inside systemctl show -p StatusText --value macc-agentd)'"
@@ -221,25 +229,27 @@ echo "ok: systemctl status shows '$status'"
 
 step "reload, stop with checkpoint, resume"
 inside systemctl reload macc-agentd || fail_in "systemctl reload failed"
-wait_until 20 sh -c "nsenter -t $LEADER -a -- journalctl -u macc-agentd --no-pager | grep -q 'reloaded'" ||
+wait_until 20 journal_has macc-agentd 'reloaded' ||
 	fail_in "no 'reloaded' in the journal after systemctl reload"
 [ "$(inside systemctl is-active macc-agentd)" = active ] || fail_in "inactive after reload"
 echo "ok: reload"
 r_stop=$(round_of agentd)
 inside systemctl stop macc-agentd
-inside journalctl -u macc-agentd --no-pager | grep -q 'finishing the round, checkpointing, leaving' ||
+journal_has macc-agentd 'finishing the round, checkpointing, leaving' ||
 	fail_in "macc-agentd did not checkpoint on stop"
 for s in a b; do
-	inside test -S "/run/macc/$s.sock" || fail_in "stopping macc-agentd removed /run/macc/$s.sock"
+	inside test -S "/run/macc/$s.sock" ||
+		fail_in "stopping macc-agentd removed /run/macc/$s.sock"
 done
 echo "ok: stopped at round $r_stop with a checkpoint; /run/macc/a.sock and b.sock still there"
 inside systemctl start macc-agentd || fail_in "restart failed"
-wait_until 30 sh -c "nsenter -t $LEADER -a -- journalctl -u macc-agentd --no-pager |
-	grep -q 'resumed from .* at round [1-9]'" || fail_in "macc-agentd did not resume from a checkpoint"
-echo "ok: macc-agentd $(inside journalctl -u macc-agentd --no-pager | grep -o 'resumed from .* at round [0-9]*' | tail -n 1)"
+wait_until 30 journal_has macc-agentd 'resumed from .* at round [1-9]' ||
+	fail_in "macc-agentd did not resume from a checkpoint"
+echo "ok: macc-agentd $(inside journalctl -u macc-agentd --no-pager |
+	grep -o 'resumed from .* at round [0-9]*' | tail -n 1)"
 inside systemctl restart macc-agentd@a || fail_in "restart of macc-agentd@a failed"
-wait_until 30 sh -c "nsenter -t $LEADER -a -- journalctl -u macc-agentd@a --no-pager |
-	grep -q 'resumed from .* at round [1-9]'" || fail_in "macc-agentd@a did not resume from a checkpoint"
+wait_until 30 journal_has macc-agentd@a 'resumed from .* at round [1-9]' ||
+	fail_in "macc-agentd@a did not resume from a checkpoint"
 echo "ok: macc-agentd@a restarted and resumed"
 
 step "training to the end"
