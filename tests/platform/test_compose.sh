@@ -100,6 +100,9 @@ id -nG "$user" | grep -qw docker || usermod -aG docker "$user"
 
 step "base image debian:bookworm from the debootstrap base"
 tar=$(base_tarball)
+# Imported again only when the tarball changed: the same base image keeps Docker's layer cache
+# (the Dockerfile's apt-get steps) valid from one run to the next.
+base_id=$(stat -c '%s-%Y' "$tar")
 for tag in debian:bookworm debian:bookworm-slim; do
 	label=$(docker image inspect -f '{{index .Config.Labels "org.macc.ci-base"}}' "$tag" \
 		2>/dev/null || true)
@@ -107,7 +110,8 @@ for tag in debian:bookworm debian:bookworm-slim; do
 		echo "  $tag exists and is not ours: used as it is"
 		continue
 	fi
-	docker import --change 'LABEL org.macc.ci-base=1' --change 'CMD ["/bin/bash"]' \
+	[ "$label" != "$base_id" ] || continue
+	docker import --change "LABEL org.macc.ci-base=$base_id" --change 'CMD ["/bin/bash"]' \
 		"$tar" "$tag" >/dev/null
 done
 
