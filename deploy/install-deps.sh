@@ -2,7 +2,21 @@
 # Install every Debian package that macc's build, tests and demos need. Idempotent and
 # non-interactive: packages already installed are left alone, and apt is only called when
 # something is missing. Run as root on Debian 12 (bookworm).
+#
+# Besides the build and test tools: the platform stages of tests/run.sh need Docker's engine
+# and Compose (docker.io, docker-compose), debootstrap and systemd-nspawn (systemd-container)
+# for the Compose and systemd stages, and the arm64 cross toolchain, arm64 -dev packages
+# (dpkg multiarch) and qemu-user-static for the arm64 build, its tests and the mixed ring.
 set -eu
+
+# The :arm64 packages need arm64 as a foreign architecture (dpkg multiarch).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: arm64 is not a dpkg architecture here; run as root" >&2
+		exit 1
+	fi
+	dpkg --add-architecture arm64
+fi
 
 PACKAGES="
 build-essential
@@ -18,6 +32,11 @@ gnuplot-nox
 mandoc shellcheck docker-compose
 valgrind
 systemd
+file
+docker.io debootstrap systemd-container
+crossbuild-essential-arm64 qemu-user-static
+libuv1-dev:arm64 libsodium-dev:arm64 libmsgpack-dev:arm64 libopenblas-dev:arm64
+libcmocka-dev:arm64 zlib1g-dev:arm64
 "
 
 missing=""

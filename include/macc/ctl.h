@@ -164,6 +164,8 @@ struct macc_ctl_status {
 	char model[128];
 	char algorithm[32];
 	char version[32];          /* macc version of the daemon */
+	char arch[32];             /* machine (uname): "x86_64", "aarch64"; "" unknown */
+	char blas[32];             /* BLAS kernel: "Haswell", "ARMV8"; "" unknown */
 	uint64_t round;            /* completed rounds */
 	uint64_t rounds_planned;   /* rounds in the run, 0 = unknown */
 	double epoch;              /* fractional epochs completed */
@@ -208,6 +210,8 @@ struct macc_ctl_peer {
 	size_t nrejected;
 	/* robust mixing (issue 12) */
 	bool sealed;                   /* the session is encrypted (false while none is up) */
+	char arch[32];                  /* the peer's platform from its HELLO; "" unknown */
+	char blas[32];
 	uint64_t states_excluded_nonfinite_total;   /* robust mixing excluded: NaN or infinity */
 	uint64_t states_excluded_distance_total;    /* ... too far from the agent's own state */
 	uint64_t states_excluded_quarantined_total; /* ... not inspected: peer quarantined */

@@ -24,8 +24,8 @@
  *   each side sends HELLO {ver, type, key, nonce (32 random bytes), model hash, nparams, algo,
  *   round, degree, name, flags (MACC_HELLO_F_*: seal, AES-256-GCM offered, SHA-256 digests
  *   checked, SHA-256 digests sent), and when flags has MACC_HELLO_F_SEAL: eph (a fresh
- *   ephemeral X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule)}. On the
- *   peer's HELLO: check version (decode), allow-list, model and encryption setting, and fix the
+ *   ephemeral X25519 public key), rk_bytes, rk_frames (the sender's rekey schedule); optionally
+ *   arch and blas, the sender's platform, informational (wire.c)}. On the peer's HELLO: check version (decode), allow-list, model and encryption setting, and fix the
  *   AEAD suite (section 2) and each direction's STATE digest from both HELLOs' flags
  *   (macc_session_accept_hello), then send HELLO_ACK {key, sig}, where sig is our Ed25519
  *   signature of
@@ -184,6 +184,7 @@ struct macc_seal_limits {
 #define MACC_NAME_MAX 64  /* agent name, including the NUL */
 #define MACC_ALGO_MAX 32  /* algorithm name ("dmsgd"), including the NUL */
 #define MACC_BYE_TEXT_MAX 256
+#define MACC_PLATFORM_MAX 32 /* HELLO "arch" / "blas", including the NUL */
 
 struct macc_hello {
 	struct macc_pubkey key;           /* sender's public key */
@@ -198,6 +199,9 @@ struct macc_hello {
 	/* Present on the wire iff flags has MACC_HELLO_F_SEAL (zero otherwise): */
 	uint8_t eph[MACC_KX_PUBKEY_BYTES]; /* sender's fresh ephemeral X25519 public key */
 	struct macc_seal_limits rekey;     /* sender's rekey schedule for what it sends */
+	/* Optional, informational (wire.c): sent when non-empty, "" when the peer sent none. */
+	char arch[MACC_PLATFORM_MAX]; /* machine, uname(2): "x86_64", "aarch64" */
+	char blas[MACC_PLATFORM_MAX]; /* BLAS kernel: "Haswell", "ARMV8" */
 };
 
 struct macc_hello_ack {

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -154,11 +155,48 @@ static void advance_slots(struct macc_agent *a, uint64_t r)
 	}
 }
 
+/*
+ * The progress line systemd shows in `systemctl status` (STATUS=, sd_notify(3)): state, round,
+ * epoch, training loss, last test accuracy and peers up. Sent when the state changes, on the
+ * final publish, and otherwise at most every STATUS_EVERY_MS (each one is a datagram to PID 1).
+ */
+#define STATUS_EVERY_MS 5000
+
+static void notify_status(struct macc_agent *a, bool force)
+{
+	char acc[32], loss[32], msg[256];
+	uint64_t now = macc_now_ms();
+
+	if (!force && a->status_state == a->state && a->last_status_ms != 0 &&
+	    now - a->last_status_ms < STATUS_EVERY_MS) {
+		return;
+	}
+	if (a->have_eval && isfinite(a->test_acc)) {
+		snprintf(acc, sizeof(acc), "%.2f%%", 100.0 * a->test_acc);
+	} else {
+		snprintf(acc, sizeof(acc), "-");
+	}
+	if (a->loss_n > 0 || a->train_loss > 0) { /* as in publish(): none yet after a restart */
+		snprintf(loss, sizeof(loss), "%.4f", a->train_loss);
+	} else {
+		snprintf(loss, sizeof(loss), "-");
+	}
+	snprintf(msg, sizeof(msg),
+		 "STATUS=%s round %llu/%llu epoch %.2f loss %s acc %s peers up %u/%zu",
+		 macc_ctl_state_name(a->state), (unsigned long long)a->round,
+		 (unsigned long long)a->total_rounds, epoch_of(a, a->round), loss, acc, peers_up(a),
+		 a->npeers);
+	macc_notify(msg);
+	a->last_status_ms = now;
+	a->status_state = a->state;
+}
+
 static void publish(struct macc_agent *a, bool final)
 {
 	struct macc_ctl_progress pr;
 	double elapsed = (double)a->train_ms / 1000.0;
 
+	notify_status(a, final);
 	if (a->ctl == NULL) {
 		return;
 	}
@@ -365,7 +403,6 @@ static void finish_run(struct macc_agent *a)
 		  a->regression ? "rmse" : "accuracy", a->regression ? sqrt(a->test_loss)
 		  : a->test_acc, a->test_loss, (unsigned long long)a->digest);
 	publish(a, true);
-	macc_notify("STATUS=done");
 	if (a->opts.exit_when_done) {
 		do_shutdown(a);
 	}
@@ -1113,6 +1150,8 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	snprintf(st->model, sizeof(st->model), "%.127s", a->cfg.model);
 	snprintf(st->algorithm, sizeof(st->algorithm), "%s", macc_algo_name(a->algo));
 	snprintf(st->version, sizeof(st->version), "%s", MACC_VERSION);
+	snprintf(st->arch, sizeof(st->arch), "%s", a->arch);
+	snprintf(st->blas, sizeof(st->blas), "%s", a->blas);
 	st->round = a->round;
 	st->rounds_planned = a->total_rounds;
 	st->epoch = epoch_of(a, a->round);
@@ -1193,6 +1232,8 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 			macc_ctl_peer_add_reject(q, -EIO, p->rejected_errno);
 		}
 		q->sealed = p->conn != NULL && p->conn->session.seal;
+		snprintf(q->arch, sizeof(q->arch), "%s", p->arch);
+		snprintf(q->blas, sizeof(q->blas), "%s", p->blas);
 		q->states_excluded_nonfinite_total = p->excluded[MACC_ROBUST_NONFINITE];
 		q->states_excluded_distance_total = p->excluded[MACC_ROBUST_DISTANCE];
 		q->states_excluded_quarantined_total = p->excluded[MACC_ROBUST_QUARANTINED];
@@ -1619,6 +1660,14 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 		return rc;
 	}
 	macc_pubkey_to_b64(&a->id.pub, a->keyb64);
+	{
+		/* The platform sent in HELLO and shown by status: results are bit-identical only
+		 * between agents with the same architecture and BLAS kernel. */
+		struct utsname u;
+
+		snprintf(a->arch, sizeof(a->arch), "%.31s", uname(&u) == 0 ? u.machine : "unknown");
+		snprintf(a->blas, sizeof(a->blas), "%s", macc_nn_blas_kernel());
+	}
 	rc = macc_config_check_own_key(&a->cfg, &a->id.pub, err);
 	if (rc < 0) {
 		return rc;
@@ -1690,6 +1739,17 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 
 int agent_run(struct macc_agent *a)
 {
+	if (a->round >= a->total_rounds) {
+		/*
+		 * Restarted after its run finished: the checkpoint holds the final model but not
+		 * its evaluation. Evaluate it (the same computation as the last round's eval, on the
+		 * same parameters, so the same accuracy) before saying READY, so that status, the
+		 * log and STATUS= show what the run ended with rather than nan / "-".
+		 */
+		macc_model_evaluate(a->eval_model, edge_model(a), a->test.x, a->test.y, a->test.n,
+				    &a->test_loss, &a->test_acc);
+		a->have_eval = true;
+	}
 	for (size_t i = 0; i < a->npeers; i++) {
 		peer_start(a->peers[i]);
 	}

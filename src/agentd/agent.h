@@ -97,6 +97,7 @@ struct conn {
 	unsigned pings_in_window; /* PINGs answered in it (peer.c: PING_PER_S_MAX) */
 	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (peer.c) */
 	char addr[80];
+	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* from the peer's HELLO */
 	struct conn *next; /* agent's list */
 };
 
@@ -110,6 +111,7 @@ struct peer {
 	bool removed;      /* dropped by a reload; freed once its handles closed */
 	uint32_t degree;   /* learned in HELLO */
 	bool degree_known;
+	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* its HELLO's platform, "" unknown */
 
 	struct conn *conn; /* adopted session, or NULL */
 	bool resolving;
@@ -174,6 +176,7 @@ struct macc_agent {
 	struct macc_config cfg;
 	struct macc_identity id;
 	char keyb64[MACC_KEY_B64_SIZE];
+	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* ours, sent in HELLO */
 
 	/* Peers sorted by ascending public key: the agent index order of ALGORITHMS.md. */
 	struct peer **peers;
@@ -236,6 +239,8 @@ struct macc_agent {
 	char last_error[256];
 	struct macc_ctl_metrics metrics;
 	uint64_t last_publish_ms;
+	uint64_t last_status_ms;	  /* last STATUS= line sent to systemd */
+	enum macc_ctl_state status_state; /* the state that line showed */
 	uint64_t rejected_unbound;
 	struct macc_ratelimit rl_unbound;
 

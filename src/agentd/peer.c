@@ -235,6 +235,8 @@ static void conn_send_hello(struct conn *c)
 	macc_hello_init(&h, &a->id, c->nonce, a->model_hash, a->nparams, macc_algo_name(a->algo),
 			a->round, (uint32_t)a->npeers, a->cfg.name);
 	macc_session_hello_prepare(&c->session, &h);
+	snprintf(h.arch, sizeof(h.arch), "%s", a->arch);
+	snprintf(h.blas, sizeof(h.blas), "%s", a->blas);
 	if (macc_hello_encode(&w->buf, &h) < 0) {
 		macc_buf_finish(&w->buf);
 		free(w);
@@ -520,6 +522,8 @@ static void adopt(struct peer *p, struct conn *c)
 	/* Only a proven session tells us the peer's degree, round and liveness. */
 	p->degree = c->session.peer_degree;
 	p->degree_known = true;
+	memcpy(p->arch, c->arch, sizeof(p->arch));
+	memcpy(p->blas, c->blas, sizeof(p->blas));
 	p->known_round = c->session.peer_hello_round;
 	p->known_round_valid = true;
 	if (p->dead) {
@@ -605,6 +609,8 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 		conn_shutdown(c);
 		return;
 	}
+	memcpy(c->arch, h->arch, sizeof(c->arch)); /* shown once the session is adopted */
+	memcpy(c->blas, h->blas, sizeof(c->blas));
 	if (c->peer == NULL) {
 		c->peer = peer_by_index(a, idx);
 		if (a->nconns_unbound > 0) {

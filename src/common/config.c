@@ -103,16 +103,24 @@ static int parse_double(const char *v, double *ret)
 	return 0;
 }
 
+/*
+ * *ret is written only on 0. The failure code is returned here rather than through why(): a
+ * varargs function is never inlined, so at -O3 GCC could not see that every failure returns
+ * non-zero and warned that the callers' temporaries (set_u32, t_rounds) may be read
+ * uninitialised.
+ */
 static int set_uint(struct setctx *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	int r = parse_u64(s->val, min, max, ret);
 
-	if (r == -EINVAL) {
-		return why(s, "expected a non-negative integer");
-	}
 	if (r == -ERANGE) {
-		return why(s, "out of range, expected %llu to %llu", (unsigned long long)min,
-			   (unsigned long long)max);
+		why(s, "out of range, expected %llu to %llu", (unsigned long long)min,
+		    (unsigned long long)max);
+		return MACC_ECONFIG;
+	}
+	if (r < 0) {
+		why(s, "expected a non-negative integer");
+		return MACC_ECONFIG;
 	}
 	return 0;
 }

@@ -7,12 +7,14 @@
  * rule (macc-ctl(8) NAMES): SI base units at the end of the name (_seconds, _bytes), _ratio for
  * fractions, _per_second for rates, _total only for counters, and the metric's name for the same
  * quantity. Unknown numbers are null.
- *   status   {"state","name","model","algorithm","version","round","rounds_planned","epoch",
+ *   status   {"state","name","model","algorithm","version","arch","blas",
+ *             "round","rounds_planned","epoch",
  *             "epochs_planned","train_loss","test_loss","test_accuracy_ratio",
  *             "samples_per_second","round_seconds","consensus_distance","peers_up",
  *             "peers_configured","uptime_seconds","process_start_time_seconds",
  *             "state_bytes_sent_total","state_bytes_received_total","digest","last_error"}
- *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_seconds","weight",
+ *   peers    {"peers":[{"name","endpoint","key","session","arch","blas","last_round",
+ *             "rtt_seconds","weight",
  *             "bytes_received_total","bytes_sent_total","messages_rejected_total":{REASON:N},
  *             "sealed","states_excluded_total":{"nonfinite","distance","quarantined"},
  *             "states_clipped_total","quarantine_active","quarantine_until",
@@ -85,6 +87,8 @@ static void status_json(const struct macc_ctl_status *s)
 	json_str(&j, "model", s->model);
 	json_str(&j, "algorithm", s->algorithm);
 	json_str(&j, "version", s->version);
+	json_str(&j, "arch", s->arch);
+	json_str(&j, "blas", s->blas);
 	json_u64(&j, "round", s->round);
 	json_u64(&j, "rounds_planned", s->rounds_planned);
 	json_num(&j, "epoch", s->epoch);
@@ -115,6 +119,11 @@ static void status_human(const struct macc_ctl_status *s)
 	       s->algorithm[0] ? cli_safe(n2, sizeof(n2), s->algorithm) : "-",
 	       s->model[0] ? cli_safe(n3, sizeof(n3), s->model) : "-");
 	printf("state:       %s\n", macc_ctl_state_name(s->state));
+	if (s->arch[0] != '\0' || s->blas[0] != '\0') {
+		printf("platform:    %s, BLAS kernel %s\n",
+		       s->arch[0] ? cli_safe(n1, sizeof(n1), s->arch) : "-",
+		       s->blas[0] ? cli_safe(n2, sizeof(n2), s->blas) : "-");
+	}
 	if (s->rounds_planned > 0) {
 		printf("round:       %llu / %llu\n", (unsigned long long)s->round,
 		       (unsigned long long)s->rounds_planned);
@@ -199,6 +208,8 @@ static void peers_json(const struct macc_ctl_reply *rep)
 		}
 		json_end_obj(&j);
 		json_bool(&j, "sealed", p->sealed);
+		json_str(&j, "arch", p->arch);
+		json_str(&j, "blas", p->blas);
 		json_obj(&j, "states_excluded_total");
 		json_u64(&j, "nonfinite", p->states_excluded_nonfinite_total);
 		json_u64(&j, "distance", p->states_excluded_distance_total);
@@ -216,8 +227,8 @@ static void peers_json(const struct macc_ctl_reply *rep)
 }
 
 enum {
-	PC_NAME, PC_ENDPOINT, PC_KEY, PC_SESSION, PC_SEALED, PC_ROUND, PC_RTT, PC_RECEIVED,
-	PC_SENT, PC_EXCLUDED, PC_QUARANTINE, PC_REJECTED, PC_COUNT
+	PC_NAME, PC_ENDPOINT, PC_KEY, PC_SESSION, PC_SEALED, PC_PLATFORM, PC_ROUND, PC_RTT,
+	PC_RECEIVED, PC_SENT, PC_EXCLUDED, PC_QUARANTINE, PC_REJECTED, PC_COUNT
 };
 
 /* Columns, and the order in which a narrow terminal drops them (lowest rank first). */
@@ -227,6 +238,7 @@ static const struct cli_column peer_cols[PC_COUNT] = {
 	[PC_KEY] = { "KEY", false, 1 },
 	[PC_SESSION] = { "SESSION", false, 0 },
 	[PC_SEALED] = { "SEALED", false, 4 },
+	[PC_PLATFORM] = { "PLATFORM", false, 1 },
 	[PC_ROUND] = { "LAST ROUND", true, 0 },
 	[PC_RTT] = { "RTT", true, 0 },
 	[PC_RECEIVED] = { "RECEIVED", true, 7 },
@@ -248,6 +260,13 @@ static void peer_row(struct cli_table *t, size_t row, const struct macc_ctl_peer
 	cli_table_set(t, row, PC_SESSION, macc_ctl_session_name(p->session));
 	cli_table_set(t, row, PC_SEALED,
 		      p->session == MACC_CTL_SESSION_UP ? (p->sealed ? "yes" : "no") : "-");
+	/* architecture/BLAS kernel from the peer's HELLO ("-" from an older daemon) */
+	if (p->arch[0] != '\0' || p->blas[0] != '\0') {
+		snprintf(b, sizeof(b), "%s/%s", p->arch[0] ? p->arch : "-", p->blas[0] ? p->blas : "-");
+	} else {
+		snprintf(b, sizeof(b), "-");
+	}
+	cli_table_set(t, row, PC_PLATFORM, cli_safe(s, sizeof(s), b));
 	snprintf(b, sizeof(b), "%lld", (long long)p->last_round);
 	cli_table_set(t, row, PC_ROUND, p->last_round >= 0 ? b : "-");
 	cli_table_set(t, row, PC_RTT, cli_fmt_dur(b, sizeof(b), p->rtt_seconds));

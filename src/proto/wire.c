@@ -23,6 +23,17 @@
  * MACC_HELLO_F_SHA256 and the receiver MACC_HELLO_F_SHA256_OK) is fixed when the peer's HELLO
  * is accepted; the signed text's domain names it, so macc_state_signed_verify needs no session.
  *
+ * Optional HELLO platform fields: "arch" (str, the sender's machine as uname(2) names it:
+ * "x86_64", "aarch64") and "blas" (str, the BLAS kernel it computes with: "Haswell", "ARMV8").
+ * Informational only, for `macc-ctl status` / `peers`: agents on different architectures or
+ * kernels agree on the model but not bit for bit, and this is how an operator sees which peer
+ * is which. Each is sent only when non-empty, so the HELLO of a sender without them is the one
+ * older daemons send, and older daemons ignore them as unknown keys (backward compatible both
+ * ways). On receipt: absent = ""; present but not a str = MACC_EMALFORMED; longer than
+ * MACC_PLATFORM_MAX - 1 bytes = truncated; any byte outside [A-Za-z0-9._+-] becomes '?', so a
+ * hostile peer cannot put control characters into an operator's terminal. They are not part
+ * of the HELLO proof (like "name"): a peer can claim any platform.
+ *
  * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
  * ephemeral keys and both sides' flags, the choice of the AEAD suite and key derivation when
  * the peer's HELLO is accepted, switching each direction on at the HELLO_ACKs); sealing and
@@ -227,8 +238,12 @@ int macc_hello_encode(struct macc_buf *out, const struct macc_hello *h)
 	if (!str_fits(h->algo, sizeof(h->algo)) || !str_fits(h->name, sizeof(h->name))) {
 		return MACC_EMALFORMED;
 	}
+	if (!str_fits(h->arch, sizeof(h->arch)) || !str_fits(h->blas, sizeof(h->blas))) {
+		return MACC_EMALFORMED;
+	}
 	start = frame_begin(out, &w, &pk);
-	msgpack_pack_map(&pk, (h->flags & MACC_HELLO_F_SEAL) != 0 ? 14 : 11);
+	msgpack_pack_map(&pk, ((h->flags & MACC_HELLO_F_SEAL) != 0 ? 14 : 11) +
+				      (h->arch[0] != '\0') + (h->blas[0] != '\0'));
 	pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
 	pack_kv_uint(&pk, "type", MACC_MSG_HELLO);
 	pack_kv_bin(&pk, "key", h->key.bytes, sizeof(h->key.bytes));
@@ -244,6 +259,12 @@ int macc_hello_encode(struct macc_buf *out, const struct macc_hello *h)
 		pack_kv_bin(&pk, "eph", h->eph, sizeof(h->eph));
 		pack_kv_uint(&pk, "rk_bytes", h->rekey.bytes);
 		pack_kv_uint(&pk, "rk_frames", h->rekey.frames);
+	}
+	if (h->arch[0] != '\0') {
+		pack_kv_str(&pk, "arch", h->arch);
+	}
+	if (h->blas[0] != '\0') {
+		pack_kv_str(&pk, "blas", h->blas);
 	}
 	return frame_end(out, &w, start);
 }
@@ -865,6 +886,30 @@ static int get_str(const struct fields *f, const char *key, char *out, size_t ca
 	return 0;
 }
 
+/* An optional informational str (the HELLO platform fields, see the top of this file): ""
+ * when absent, truncated to cap - 1 bytes, bytes outside [A-Za-z0-9._+-] replaced by '?'. */
+static int get_opt_token(const struct fields *f, const char *key, char *out, size_t cap)
+{
+	struct rd r;
+	int rc;
+
+	out[0] = '\0';
+	if (!map_find(f->m, f->p, f->len, key, &r)) {
+		return 0;
+	}
+	rc = get_str(f, key, out, cap, true);
+	if (rc != 0) {
+		return rc;
+	}
+	for (char *c = out; *c != '\0'; c++) {
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || strchr("._+-", *c) != NULL)) {
+			*c = '?';
+		}
+	}
+	return 0;
+}
+
 static int decode_hello(const struct fields *f, struct macc_hello *h)
 {
 	const uint8_t *b;
@@ -895,6 +940,10 @@ static int decode_hello(const struct fields *f, struct macc_hello *h)
 		return rc;
 	}
 	h->flags = (uint32_t)v;
+	if ((rc = get_opt_token(f, "arch", h->arch, sizeof(h->arch))) != 0 ||
+	    (rc = get_opt_token(f, "blas", h->blas, sizeof(h->blas))) != 0) {
+		return rc;
+	}
 	memset(h->eph, 0, sizeof(h->eph));
 	memset(&h->rekey, 0, sizeof(h->rekey));
 	if ((h->flags & MACC_HELLO_F_SEAL) != 0) {

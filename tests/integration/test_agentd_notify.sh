@@ -5,6 +5,7 @@
 #   - READY=1 arrives, and only once the peer port accepts connections (the listener connects
 #     to it the moment READY=1 arrives);
 #   - with WATCHDOG_USEC set (1 s), WATCHDOG=1 arrives periodically, never WATCHDOG_USEC apart;
+#   - STATUS= lines with the agent's progress (shown by systemctl status);
 #   - SIGHUP: RELOADING=1 (with MONOTONIC_USEC) and then READY=1 again;
 #   - SIGTERM: STOPPING=1, then the daemon exits 0.
 # One agent of a ring alone is enough (its neighbours stay down; it is not waited for).
@@ -71,6 +72,11 @@ gap=$(awk '$2 == "WATCHDOG=1" { if (t) { d = $1 - t; if (d > m) m = d } t = $1 }
 awk -v g="$gap" 'BEGIN { exit !(g <= 1.0) }' ||
 	fail "WATCHDOG=1 pings $gap s apart, more than WATCHDOG_USEC (1 s)"
 echo "ok: $n WATCHDOG=1 pings, at most $gap s apart"
+
+# Progress for `systemctl status`: STATUS= lines with state, round, epoch, loss, accuracy, peers.
+re=" STATUS=training round [0-9]+/100000 epoch [0-9.]+ loss [-0-9.]+ acc [-0-9.]+%? peers up [0-9]/2$"
+grep -Eq "$re" "$msgs" || fail "no STATUS= progress line: $(grep STATUS= "$msgs" | head -n 3)"
+echo "ok: STATUS= progress: $(grep -m 1 -o 'STATUS=.*' "$msgs")"
 
 # Reload: RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
 before=$(wc -l <"$msgs")

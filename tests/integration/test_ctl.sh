@@ -163,7 +163,7 @@ echo "not a key" | "$CTL" pubkey >/dev/null 2>"$ERR" && bad "pubkey accepted jun
 	ok "pubkey refuses junk ($(cat "$ERR"))"
 
 # --- status ---------------------------------------------------------------------------------
-STATUS_KEYS="['algorithm', 'consensus_distance', 'digest', 'epoch', 'epochs_planned', \
+STATUS_KEYS="['algorithm', 'arch', 'blas', 'consensus_distance', 'digest', 'epoch', 'epochs_planned', \
 'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'process_start_time_seconds', \
 'round', 'round_seconds', 'rounds_planned', 'samples_per_second', 'state', \
 'state_bytes_received_total', 'state_bytes_sent_total', 'test_accuracy_ratio', 'test_loss', \
@@ -197,7 +197,7 @@ expect_rc 0 --json status && jcheck "$OUT" "d['name'] == 'agent1' and d['peers_u
 SOCK="$A/agent0/ctl.sock"
 
 # --- peers ----------------------------------------------------------------------------------
-PEER_KEYS="['bytes_received_total', 'bytes_sent_total', 'endpoint', 'key', 'last_round', \
+PEER_KEYS="['arch', 'blas', 'bytes_received_total', 'bytes_sent_total', 'endpoint', 'key', 'last_round', \
 'messages_rejected_total', 'name', 'quarantine_active', 'quarantine_until', 'quarantines_total', \
 'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight']"
 pub1=$(cat "$A/agent1/agent.pub")

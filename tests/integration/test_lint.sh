@@ -233,8 +233,9 @@ if need systemd-analyze; then
 	done
 	# The unit's contract with the daemon and the docs.
 	u="$tmp/units/macc-agentd.service"
-	for line in 'Type=notify' 'ExecStartPre=.*--check-config' "ExecReload=/bin/kill -HUP \\\$MAINPID" \
-		'Restart=on-failure' 'WatchdogSec=' 'StateDirectory=macc' 'RuntimeDirectory=macc' \
+	for line in 'Type=notify' 'ExecStartPre=.*--check-config' "ExecReload=.*kill -HUP .*MAINPID" \
+		'Restart=on-failure' 'StartLimitBurst=' 'RuntimeDirectoryPreserve=yes' \
+		'WatchdogSec=' 'StateDirectory=macc' 'RuntimeDirectory=macc' \
 		'ConfigurationDirectory=macc' 'User=macc' 'CapabilityBoundingSet=$' 'UMask=0077'; do
 		grep -Eq "^$line" "$u" 2>/dev/null || fail "macc-agentd.service lacks '$line'"
 	done

@@ -1289,6 +1289,104 @@ static void test_attack_containers(void **state)
 	assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
 }
 
+/*
+ * The optional HELLO platform fields (wire.c): a HELLO without them is byte for byte the old
+ * one (test_golden's hello.bin); with them they round-trip; from a hostile peer they are
+ * truncated and made printable, and a mistyped one is refused.
+ */
+static void hello_map(struct mp *m, const uint8_t nonce[32], const char *arch,
+		      const uint8_t *blas, size_t blas_len)
+{
+	m->n = 0;
+	mp_map(m, 11 + (arch != NULL) + (blas != NULL));
+	mp_str(m, "ver");
+	mp_uint(m, MACC_PROTO_VERSION);
+	mp_str(m, "type");
+	mp_uint(m, MACC_MSG_HELLO);
+	mp_str(m, "key");
+	mp_bin(m, ag.a.pub.bytes, MACC_PUBKEY_BYTES);
+	mp_str(m, "nonce");
+	mp_bin(m, nonce, MACC_NONCE_BYTES);
+	mp_str(m, "model");
+	mp_uint(m, MODEL_HASH);
+	mp_str(m, "n");
+	mp_uint(m, 8);
+	mp_str(m, "algo");
+	mp_str(m, ALGO);
+	mp_str(m, "round");
+	mp_uint(m, 0);
+	mp_str(m, "degree");
+	mp_uint(m, 2);
+	mp_str(m, "name");
+	mp_str(m, "a");
+	mp_str(m, "flags");
+	mp_uint(m, 0);
+	if (arch != NULL) {
+		mp_str(m, "arch");
+		mp_str(m, arch);
+	}
+	if (blas != NULL) {
+		mp_str(m, "blas");
+		mp_byte(m, 0xd9); /* str 8 */
+		mp_byte(m, (uint8_t)blas_len);
+		mp_raw(m, blas, blas_len);
+	}
+}
+
+static void test_hello_platform(void **state)
+{
+	struct macc_hello h, plain;
+	struct macc_buf out, old;
+	struct macc_msg msg;
+	struct mp m;
+	uint8_t nonce[32], longblas[100];
+	const uint8_t evil[] = "\x1b]0;pwn\x07 Zen";
+
+	(void)state;
+	macc_buf_init(&out, 0);
+	macc_buf_init(&old, 0);
+	fixed_nonce(nonce, 0xa0);
+	macc_hello_init(&plain, &ag.a, nonce, MODEL_HASH, 8, ALGO, 42, 2, "agent-a");
+	assert_int_equal(macc_hello_encode(&old, &plain), 0);
+	assert_string_equal(plain.arch, "");
+	assert_string_equal(plain.blas, "");
+
+	/* Sent and received as set. */
+	h = plain;
+	snprintf(h.arch, sizeof(h.arch), "aarch64");
+	snprintf(h.blas, sizeof(h.blas), "NEOVERSEN1");
+	assert_int_equal(macc_hello_encode(&out, &h), 0);
+	assert_true(out.len > old.len);
+	assert_int_equal(decode_frame(out.data, out.len, &msg, NULL), 0);
+	assert_memory_equal(&msg.u.hello, &h, sizeof(h));
+	/* A HELLO without them (an older daemon's) decodes to "". */
+	assert_int_equal(decode_frame(old.data, old.len, &msg, NULL), 0);
+	assert_memory_equal(&msg.u.hello, &plain, sizeof(plain));
+	/* Only one of the two. */
+	hello_map(&m, nonce, "x86_64", NULL, 0);
+	assert_int_equal(macc_msg_decode(m.b, m.n, 0, &msg, NULL), 0);
+	assert_string_equal(msg.u.hello.arch, "x86_64");
+	assert_string_equal(msg.u.hello.blas, "");
+	/* Hostile: control characters become '?', too long is truncated, not refused. */
+	hello_map(&m, nonce, "x86_64", evil, sizeof(evil) - 1);
+	assert_int_equal(macc_msg_decode(m.b, m.n, 0, &msg, NULL), 0);
+	assert_string_equal(msg.u.hello.blas, "??0?pwn??Zen");
+	memset(longblas, 'K', sizeof(longblas));
+	hello_map(&m, nonce, NULL, longblas, sizeof(longblas));
+	assert_int_equal(macc_msg_decode(m.b, m.n, 0, &msg, NULL), 0);
+	assert_int_equal(strlen(msg.u.hello.blas), MACC_PLATFORM_MAX - 1);
+	assert_string_equal(msg.u.hello.arch, "");
+	/* A platform field that is not a str is malformed (named in the error). */
+	hello_map(&m, nonce, "x86_64", NULL, 0);
+	m.b[m.n - 7] = 0x96; /* the str header of "x86_64" -> an array of 6 fixints */
+	assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
+	/* The encoder refuses a platform string without its NUL. */
+	memset(h.arch, 'a', sizeof(h.arch));
+	assert_int_equal(macc_hello_encode(&out, &h), MACC_EMALFORMED);
+	macc_buf_finish(&out);
+	macc_buf_finish(&old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1296,6 +1394,7 @@ int main(void)
 		cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_roundtrip_messages),
+		cmocka_unit_test(test_hello_platform),
 		cmocka_unit_test(test_state_property),
 		cmocka_unit_test(test_state_shared_body),
 		cmocka_unit_test(test_state_compressed),
