@@ -200,13 +200,13 @@ static void test_model_fit(void **state)
 	config(fx, "standalone = yes\n", "", 0, &c);
 	snprintf(c.model, sizeof(c.model), "logreg:5-3");
 	assert_int_equal(run(&c, true, out, sizeof(out), &chk), 1);
-	assert_non_null(strstr(out, "t.conf:8: model 'logreg:5-3' takes 5 inputs per sample, but "
+	assert_non_null(strstr(out, "t.conf:8: model 'logreg:5-3' takes 5 inputs per sample but "
 				    "data 'csv:"));
 	assert_false(chk.have_data); /* an error: nothing handed over */
 	agentd_check_finish(&chk);
 	snprintf(c.model, sizeof(c.model), "logreg:4-2");
 	assert_int_equal(run(&c, false, out, sizeof(out), &chk), 1);
-	assert_non_null(strstr(out, "has 2 outputs, but data"));
+	assert_non_null(strstr(out, "has 2 outputs but data"));
 	agentd_check_finish(&chk);
 	snprintf(c.model, sizeof(c.model), "mlp:4-3:relu6");
 	assert_int_equal(run(&c, false, out, sizeof(out), &chk), 1);
