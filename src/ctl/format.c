@@ -192,16 +192,28 @@ void cli_table_print(const struct cli_table *t, int limit)
 		}
 		print_row(t, w, shown, text);
 	}
+	/* The names of the hidden columns, wrapped to the width too. */
 	hidden[0] = '\0';
-	for (int i = 0; i < t->ncols && off < sizeof(hidden) - 1; i++) {
-		if (!shown[i]) {
-			int n = snprintf(hidden + off, sizeof(hidden) - off, "%s%s", off ? ", " : "",
-					 t->cols[i].head);
+	for (int i = 0, col = 0; i < t->ncols && off < sizeof(hidden) - 1; i++) {
+		int n;
 
-			off += n > 0 ? (size_t)n : 0;
+		if (shown[i]) {
+			continue;
 		}
+		if (off == 0) {
+			n = snprintf(hidden, sizeof(hidden), "(not shown in %d columns: %s", limit,
+				     t->cols[i].head);
+			col = n;
+		} else if (col + 2 + (int)strlen(t->cols[i].head) + 1 > limit) {
+			n = snprintf(hidden + off, sizeof(hidden) - off, ",\n %s", t->cols[i].head);
+			col = n - 2;
+		} else {
+			n = snprintf(hidden + off, sizeof(hidden) - off, ", %s", t->cols[i].head);
+			col += n;
+		}
+		off += n > 0 ? (size_t)n : 0;
 	}
 	if (hidden[0] != '\0') {
-		printf("(not shown in %d columns: %s)\n", limit, hidden);
+		printf("%s)\n", hidden);
 	}
 }

@@ -68,7 +68,7 @@ again=$(sed -n 's/.*training done:.*test accuracy \([0-9.na]*\) .*/\1/p' "$WORK/
 "$CTL" -s "$sock" --json status >"$WORK/status2.json" || fail "macc-ctl status failed"
 [ "$(json "$WORK/status2.json" 'd["state"]')" = "done" ] || fail "the restarted agent is not done"
 acc=$(json "$WORK/status2.json" \
-	'"null" if d["test_accuracy"] is None else "%.4f" % d["test_accuracy"]')
+	'"null" if d["test_accuracy_ratio"] is None else "%.4f" % d["test_accuracy_ratio"]')
 [ "$acc" = "$want" ] || fail "after the restart status says test accuracy $acc, the run ended" \
 	"with $want"
 "$CTL" -s "$sock" status | grep -Eq "^test: +accuracy [0-9]" ||

@@ -202,7 +202,7 @@ PEER_KEYS="['arch', 'blas', 'bytes_received_total', 'bytes_sent_total', 'endpoin
 'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight']"
 pub1=$(cat "$A/agent1/agent.pub")
 expect_rc 0 peers
-if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +LAST ROUND +RTT +RECEIVED +SENT +EXCLUDED \
+if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +PLATFORM +LAST ROUND +RTT +RECEIVED +SENT +EXCLUDED \
 +QUARANTINE +REJECTED$" "$OUT" &&
 	awk -v ep="127.0.0.1:$((BASE_PORT + 1))" -v key="${pub1:0:8}..." \
 		'$1 == "agent1" && $2 == ep && $3 == key && $4 == "up" { found = 1 } END { exit !found }' \

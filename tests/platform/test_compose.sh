@@ -172,7 +172,7 @@ for i in 1 2 3 4 5; do
 done
 declare -A acc
 for i in 1 2 3 4 5; do
-	acc[$i]=$(ctl_json "agent$i" status | py '"%.4f" % d["test_accuracy"]')
+	acc[$i]=$(ctl_json "agent$i" status | py '"%.4f" % d["test_accuracy_ratio"]')
 done
 echo "final test accuracy: ${acc[*]}"
 for i in 1 2 3 4 5; do
@@ -197,7 +197,7 @@ fi
 for i in 1 2 3 4 5; do
 	wait_until 120 is_done "agent$i" || plat_fail "agent$i is not done after the second up"
 	a=$(ctl_json "agent$i" status |
-		py '"null" if d["test_accuracy"] is None else "%.4f" % d["test_accuracy"]')
+		py '"null" if d["test_accuracy_ratio"] is None else "%.4f" % d["test_accuracy_ratio"]')
 	[ "$a" = "${acc[$i]}" ] ||
 		plat_fail "agent$i restarted done shows accuracy $a, it ended with ${acc[$i]}"
 done
