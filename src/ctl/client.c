@@ -250,10 +250,12 @@ int cli_daemon_error(struct cli *c, const char *cmd, const struct macc_ctl_reply
 		json_done(&j);
 	}
 	{
+		char esc[1100];
 		size_t n = strlen(msg);
 
-		cli_err("%s failed (%s): %s%s", cmd, macc_ctl_status_name(rep->status), msg,
-			n > 0 && msg[n - 1] == '.' ? "" : ".");
+		/* The daemon's sentence may quote what a peer or a client sent: escaped. */
+		cli_err("%s failed (%s): %s%s", cmd, macc_ctl_status_name(rep->status),
+			macc_escape(esc, sizeof(esc), msg), n > 0 && msg[n - 1] == '.' ? "" : ".");
 	}
 	return CLI_EDAEMON;
 }

@@ -99,22 +99,15 @@ static const char *fmt_bytes(char *buf, size_t n, uint64_t b)
 	return buf;
 }
 
-/* A daemon-supplied string made safe for a terminal: control characters become '?'. Returns one
- * of 8 rotating buffers, so a printf may use up to 8 of them. */
+/* A daemon-supplied string made safe for a terminal (it may quote a peer or another client):
+ * macc_escape(), the daemon's own log escaping. Returns one of 8 rotating buffers, so a printf
+ * may use up to 8 of them. */
 static const char *safe(const char *s)
 {
 	static char bufs[8][512];
 	static unsigned next;
-	char *b = bufs[next++ % 8];
-	size_t i;
 
-	for (i = 0; s[i] != '\0' && i < sizeof(bufs[0]) - 1; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		b[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	b[i] = '\0';
-	return b;
+	return macc_escape(bufs[next++ % 8], sizeof(bufs[0]), s);
 }
 
 static void request(struct cli *c, struct macc_ctl_request *r, enum macc_ctl_cmd cmd)
@@ -638,7 +631,7 @@ int cmd_version(struct cli *c)
 		json_end_obj(&j);
 		json_done(&j);
 	} else if (r == CLI_OK) {
-		printf("macc-agentd %s\n", rep.text);
+		printf("macc-agentd %s\n", safe(rep.text));
 	}
 	if (r == CLI_OK) {
 		macc_ctl_reply_finish(&rep);
