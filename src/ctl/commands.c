@@ -7,7 +7,8 @@
  *   status   {"state","name","model","algorithm","version","round","rounds_total","epoch",
  *             "epochs_total","train_loss","test_loss","test_accuracy","samples_per_s",
  *             "round_time_s","consensus_distance","peers_up","peers_configured","uptime_s",
- *             "bytes_sent","bytes_received","digest","last_error"}  (unknown numbers are null)
+ *             "bytes_sent","bytes_received","digest","last_error","degraded","rollbacks",
+ *             "connections_rejected":{REASON:COUNT}}  (unknown numbers are null)
  *   peers    {"peers":[{"name","endpoint","key","session","last_round","rtt_ms","weight",
  *             "bytes_in","bytes_out","rejected":{REASON:COUNT},"sealed",
  *             "excluded":{"nonfinite","distance","quarantined"},"clipped","quarantined",
@@ -148,17 +149,51 @@ static void status_json(const struct macc_ctl_status *s)
 	json_u64(&j, "bytes_received", s->bytes_received);
 	json_str(&j, "digest", s->digest);
 	json_str(&j, "last_error", s->last_error);
+	json_bool(&j, "degraded", s->degraded);
+	json_u64(&j, "rollbacks", s->rollbacks);
+	json_obj(&j, "connections_rejected");
+	for (unsigned i = 0; i < MACC_CTL_CONNREJ_COUNT; i++) {
+		json_u64(&j, macc_ctl_connrej_name((enum macc_ctl_connrej)i),
+			 s->connections_rejected[i]);
+	}
+	json_end_obj(&j);
 	json_end_obj(&j);
 	json_done(&j);
 }
 
+/* "unknown_key=3 flood=1" for the nonzero connection rejections, or "-". */
+static const char *connrej_line(const struct macc_ctl_status *s, char *buf, size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < MACC_CTL_CONNREJ_COUNT && off < n; i++) {
+		int w;
+
+		if (s->connections_rejected[i] == 0) {
+			continue;
+		}
+		w = snprintf(buf + off, n - off, "%s%s=%llu", off ? " " : "",
+			     macc_ctl_connrej_name((enum macc_ctl_connrej)i),
+			     (unsigned long long)s->connections_rejected[i]);
+		off += w > 0 ? (size_t)w : 0;
+	}
+	return buf[0] != '\0' ? buf : "-";
+}
+
 static void status_human(const struct macc_ctl_status *s)
 {
-	char a[64], b[64];
+	char a[64], b[64], rej[400];
 
 	printf("agent:       %s (%s, %s)\n", s->name[0] ? safe(s->name) : "-",
 	       s->algorithm[0] ? safe(s->algorithm) : "-", s->model[0] ? safe(s->model) : "-");
-	printf("state:       %s\n", macc_ctl_state_name(s->state));
+	if (s->degraded) {
+		printf("state:       %s, degraded (rolled back %llu time%s: see last error)\n",
+		       macc_ctl_state_name(s->state), (unsigned long long)s->rollbacks,
+		       s->rollbacks == 1 ? "" : "s");
+	} else {
+		printf("state:       %s\n", macc_ctl_state_name(s->state));
+	}
 	if (s->rounds_total > 0) {
 		printf("round:       %llu / %llu\n", (unsigned long long)s->round,
 		       (unsigned long long)s->rounds_total);
@@ -179,6 +214,8 @@ static void status_human(const struct macc_ctl_status *s)
 	printf("consensus:   %s (mean squared distance to neighbours)\n",
 	       fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
+	printf("refused:     %s (connections, before identification)\n",
+	       connrej_line(s, rej, sizeof(rej)));
 	printf("uptime:      %s\n", fmt_dur(a, sizeof(a), (double)s->uptime_s));
 	printf("state bytes: %llu sent, %llu received\n", (unsigned long long)s->bytes_sent,
 	       (unsigned long long)s->bytes_received);
