@@ -19,12 +19,26 @@
  * daemons matches `macc-sim` bit for bit.
  *
  * Rejoin policy: a restarted agent resumes from its checkpoint (x, v, round, batcher, rng). Its
- * neighbours announce their round in HELLO. When a round ends and some live neighbour is more
- * than one round ahead, the agent abandons that round's step (its gradient is discarded) and
- * adopts the largest neighbour round, keeping its own x and v: max(own round, neighbours').
- * States that arrive for a later round are buffered (one slot per neighbour), so a fast
- * neighbour never causes a drop. Neighbours need no restart: they accept the new session and
- * stop waiting for a peer that is behind them only until it catches up.
+ * neighbours announce their round in HELLO (and every STATE names its round). When a round ends
+ * with neighbours ahead, the round-jump rule of macc/guard.h decides (rejoin()): the agent
+ * abandons that round's step (its gradient is discarded) and adopts the round that a quorum of
+ * its live in-neighbours attests (the q-th largest, q a majority unless rejoin_quorum says
+ * otherwise), keeping its own x and v; never into the last tenth of the run, at most once per
+ * rejoin_interval_ms. One neighbour's word alone never moves the round (except for an agent
+ * with a single neighbour); without a quorum the agent trains on and catches up by itself
+ * (neighbours ahead of it are not waited for). States that arrive for a later round are
+ * buffered (one slot per neighbour), so a fast neighbour never causes a drop. Neighbours need
+ * no restart: they accept the new session and stop waiting for a peer that is behind them only
+ * until it catches up.
+ *
+ * Non-finite own parameters (a diverging learning rate; a poison that passed the value bound):
+ * the worker checks x and v after every step and before every encode and checkpoint. A
+ * non-finite vector is never sent (no body is encoded) and never checkpointed (the last good
+ * checkpoint stays). The loop then queues a rollback job: x and v come back from the last good
+ * checkpoint (or the seeded initial parameters when there is none), the round is kept (like a
+ * rejoin), the agent is `degraded` (status, metrics), last_error says what happened and an
+ * error line is logged; a fresh evaluation follows. It leaves `degraded` when a checkpoint taken
+ * after at least one more round is written (so a good checkpoint after the incident exists).
  *
  * Cost of a round beyond the simulator's arithmetic (mlp:784-256-128-10, dmsgd, 1.9 MB per
  * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring, tests/bench): the
@@ -51,6 +65,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "macc/guard.h"
+
 #include "agent.h"
 #include "checkpoint.h"
 #include "notify.h"
@@ -66,6 +82,7 @@ enum {
 	JOB_ENCODE = 8,
 	JOB_GRAD = 16,
 	JOB_DIST = 32,
+	JOB_ROLLBACK = 64,
 };
 
 /* The job in flight: inputs set by the loop before queueing, outputs read after. */
@@ -108,6 +125,13 @@ static struct job {
 	uint64_t audit_written, audit_errors, audit_unsigned;
 	struct macc_errmsg audit_err;
 	struct macc_errmsg body_err;
+	/* own parameters non-finite (issue 17): found after the step or before an encode or a
+	 * checkpoint; the rollback job's outcome */
+	bool own_bad;
+	int rb_rc;
+	uint64_t rb_round;
+	char rb_used[1100];
+	struct macc_errmsg rb_err;
 } job;
 
 static void start_round(struct macc_agent *a);
@@ -285,6 +309,78 @@ static void robust_job(struct macc_agent *a)
 	}
 }
 
+/* Worker: are this agent's own vectors finite (x, v, and the de-biased x of push-sum)? */
+static bool own_finite(const struct macc_agent *a)
+{
+	size_t n = a->nparams;
+
+	return macc_guard_values(a->x, n, 0.0f, NULL) == 0 &&
+	       macc_guard_values(a->v, n, 0.0f, NULL) == 0 &&
+	       (!a->edge.pushsum || macc_guard_values(a->edge.xdb, n, 0.0f, NULL) == 0);
+}
+
+/* Worker: the checkpoint, unless the parameters are not finite (the last good one is kept). */
+static void ckpt_job(struct macc_agent *a)
+{
+	struct macc_ckpt c;
+
+	job.ckpt_err.text[0] = '\0';
+	if (job.own_bad || !own_finite(a)) {
+		job.own_bad = true;
+		job.ckpt_rc = macc_errf(&job.ckpt_err, MACC_ENONFINITE, "parameters are not finite "
+					"at round %llu: not written, the last good checkpoint is kept",
+					(unsigned long long)job.ckpt_round);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.config_hash = a->config_hash;
+	c.model_hash = a->model_hash;
+	c.round = job.ckpt_round;
+	c.epoch = job.ckpt_round / a->epoch_rounds;
+	macc_batcher_get_state(&a->batcher, &c.batcher);
+	c.rng = a->dropout_rng;
+	c.nparams = a->nparams;
+	c.params = (float *)edge_model(a); /* push-sum: the de-biased x (edge.c) */
+	c.momentum = a->v;
+	job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
+}
+
+/* Worker: x and v back from the last good checkpoint (or the seeded initial parameters when
+ * there is none or it does not load); the round, batcher and rng stay where they are. */
+static void rollback_job(struct macc_agent *a)
+{
+	size_t n = a->nparams;
+	struct macc_ckpt c;
+	struct macc_errmsg warn;
+
+	memset(&c, 0, sizeof(c));
+	c.config_hash = a->config_hash;
+	c.model_hash = a->model_hash;
+	c.nparams = n;
+	c.params = a->x;
+	c.momentum = a->v;
+	job.rb_err.text[0] = '\0';
+	job.rb_rc = macc_ckpt_load(a->cfg.state_dir, &c, job.rb_used, sizeof(job.rb_used), &warn,
+				   &job.rb_err);
+	if (job.rb_rc == 0 && !own_finite(a)) {
+		job.rb_rc = macc_errf(&job.rb_err, MACC_ENONFINITE, "%s holds non-finite values",
+				      job.rb_used);
+	}
+	if (job.rb_rc == 0) {
+		job.rb_round = c.round;
+	} else {
+		macc_model_init_params(a->model, a->x, a->cfg.seed);
+		memset(a->v, 0, n * sizeof(float));
+		job.rb_round = 0;
+	}
+	if (a->edge.pushsum) {
+		/* The checkpoint holds the de-biased x: restart the numerators with weight 1, as a
+		 * restarted agent does (edge.c). */
+		memcpy(a->edge.xdb, a->x, n * sizeof(float));
+		a->edge.pw = 1.0;
+	}
+}
+
 static void work_cb(uv_work_t *w)
 {
 	struct macc_agent *a = w->data;
@@ -332,30 +428,23 @@ static void work_cb(uv_work_t *w)
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
 	}
+	if (job.flags & JOB_STEP) {
+		job.own_bad = !own_finite(a);
+	}
+	if (job.flags & JOB_ROLLBACK) {
+		rollback_job(a);
+	}
 	if (job.flags & JOB_DIST) {
 		/* The digest shown in status and logged at the end: with the distance, not every
 		 * round (it reads every parameter). */
 		job.digest = macc_params_digest(edge_model(a), n);
 	}
-	if (job.flags & JOB_EVAL) {
+	if ((job.flags & JOB_EVAL) && !job.own_bad) {
 		macc_model_evaluate(a->eval_model, edge_model(a), a->test.x, a->test.y, a->test.n,
 				    &job.eval_loss, &job.eval_acc);
 	}
 	if (job.flags & JOB_CKPT) {
-		struct macc_ckpt c;
-
-		memset(&c, 0, sizeof(c));
-		c.config_hash = a->config_hash;
-		c.model_hash = a->model_hash;
-		c.round = job.ckpt_round;
-		c.epoch = job.ckpt_round / a->epoch_rounds;
-		macc_batcher_get_state(&a->batcher, &c.batcher);
-		c.rng = a->dropout_rng;
-		c.nparams = n;
-		c.params = (float *)edge_model(a); /* push-sum: the de-biased x (edge.c) */
-		c.momentum = a->v;
-		job.ckpt_err.text[0] = '\0';
-		job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
+		ckpt_job(a);
 	}
 	if (job.flags & JOB_GRAD) {
 		float local = a->edge.H > 1 ? edge_local_steps(a) : 0.0f;
@@ -388,7 +477,16 @@ static void work_cb(uv_work_t *w)
 				macc_buf_init(&job.body->body.buf, 0);
 			}
 		}
-		if (job.body == NULL) {
+		if (!job.own_bad && (macc_guard_values(so.x, n, 0.0f, NULL) != 0 ||
+				     (so.mom != NULL && macc_guard_values(so.mom, n, 0.0f, NULL) != 0))) {
+			job.own_bad = true; /* dsgd's y = x - alpha g, before any step */
+		}
+		if (job.own_bad && job.body != NULL) {
+			/* Never send a non-finite state: no body this round (rollback follows). */
+			job.body->refs = 1;
+			job.body_rc = macc_errf(&job.body_err, MACC_ENONFINITE, "own parameters are "
+						"not finite: nothing sent");
+		} else if (job.body == NULL) {
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
@@ -504,6 +602,33 @@ static void robust_after(struct macc_agent *a)
 	}
 }
 
+/* Loop: the rollback job is done. Degraded until a checkpoint taken after this round. */
+static void rollback_after(struct macc_agent *a)
+{
+	char from[160];
+
+	a->rollbacks++;
+	a->degraded = true;
+	a->degraded_round = a->round;
+	a->eval_req = true; /* show what the restored parameters are worth */
+	if (job.rb_rc == 0) {
+		snprintf(from, sizeof(from), "the checkpoint of round %llu",
+			 (unsigned long long)job.rb_round);
+	} else {
+		snprintf(from, sizeof(from), "the initial parameters (no usable checkpoint: %.100s)",
+			 job.rb_err.text[0] ? job.rb_err.text : macc_strerror(job.rb_rc));
+	}
+	snprintf(a->last_error, sizeof(a->last_error), "round %llu: own parameters became "
+		 "non-finite; not sent, rolled back to %s (rollback %llu); degraded",
+		 (unsigned long long)a->round, from, (unsigned long long)a->rollbacks);
+	macc_error(NULL, "%s", a->last_error);
+	/* The body of this round (if any) predates the rollback: encode it again. */
+	if (a->body != NULL && a->body_round == a->round) {
+		shared_body_unref(a->body);
+		a->body = NULL;
+	}
+}
+
 static void after_work(uv_work_t *w, int status)
 {
 	struct macc_agent *a = w->data;
@@ -528,15 +653,28 @@ static void after_work(uv_work_t *w, int status)
 			a->metrics.checkpoints_total++;
 			macc_debug(NULL, "checkpoint written at round %llu",
 				   (unsigned long long)job.ckpt_round);
+			if (a->degraded && job.ckpt_round > a->degraded_round) {
+				a->degraded = false;
+				macc_info(NULL, "no longer degraded: the checkpoint of round %llu holds "
+					  "finite parameters", (unsigned long long)job.ckpt_round);
+			}
 		}
+	}
+	if (job.own_bad) {
+		a->rollback_req = true; /* after this round (after_work's tail) */
+	}
+	if (flags & JOB_ROLLBACK) {
+		rollback_after(a);
 	}
 	if (flags & JOB_ENCODE) {
 		if (job.body_rc < 0) {
-			macc_error(NULL, "cannot encode the round state: %s",
-				   job.body_err.text[0] ? job.body_err.text
-							: macc_strerror(job.body_rc));
+			if (!job.own_bad) {
+				macc_error(NULL, "cannot encode the round state: %s",
+					   job.body_err.text[0] ? job.body_err.text
+								: macc_strerror(job.body_rc));
+			}
 			shared_body_unref(job.body);
-			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING) {
+			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING && !job.own_bad) {
 				/* The compressor refuses non-finite values: the model diverged. */
 				snprintf(a->last_error, sizeof(a->last_error), "compress: %.230s",
 					 job.body_err.text);
@@ -605,6 +743,13 @@ static void after_work(uv_work_t *w, int status)
 		}
 	}
 	a->phase = PH_NONE;
+	if (a->rollback_req && a->state != MACC_CTL_STATE_ERROR) {
+		/* Own parameters went non-finite: restore them before anything else runs. */
+		a->rollback_req = false;
+		if (queue_job(a, JOB_ROLLBACK, PH_JOB) == 0) {
+			return;
+		}
+	}
 	if ((a->shutdown_req || a->stop_req) && !(flags & JOB_CKPT) &&
 	    a->state != MACC_CTL_STATE_DONE && a->state != MACC_CTL_STATE_ERROR) {
 		/* The request came after this job was queued: checkpoint first. */
@@ -654,6 +799,7 @@ static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph)
 	int rc;
 
 	job.flags = flags;
+	job.own_bad = false;
 	a->phase = ph;
 	a->work.data = a;
 	rc = uv_queue_work(&a->loop, &a->work, work_cb, after_work);
@@ -732,6 +878,67 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	return true;
 }
 
+/* The round-jump rule (macc/guard.h) at the end of a round's wait: jump to the round that a
+ * quorum of the live in-neighbours attests. Returns true when it jumped (the round was
+ * abandoned and starts over there). */
+static bool rejoin(struct macc_agent *a)
+{
+	uint64_t att[MACC_CONFIG_MAX_PEERS + 1], to = 0;
+	struct macc_rejoin r = {
+		.quorum = a->cfg.rejoin_quorum,
+		.lag = edge_lag(a),
+		.interval_ms = a->cfg.rejoin_interval_ms,
+	};
+	struct macc_rejoin_in in = {
+		.round = a->round,
+		.total_rounds = a->total_rounds,
+		.attested = att,
+		.now_ms = macc_now_ms(),
+		.last_jump_ms = a->last_jump_ms,
+		.jumped = a->jumped,
+	};
+	enum macc_rejoin_verdict v;
+
+	for (size_t i = 0; i < a->npeers; i++) {
+		const struct peer *p = a->peers[i];
+
+		if (!p->in_nb) {
+			continue; /* push-sum: only in-neighbours are waited for */
+		}
+		in.nneighbours++;
+		if (!p->dead && p->known_round_valid) {
+			att[in.nattested++] = p->known_round;
+		}
+	}
+	v = macc_rejoin_decide(&r, &in, &to);
+	if (v == MACC_REJOIN_STAY) {
+		return false;
+	}
+	if (v != MACC_REJOIN_JUMP) {
+		a->metrics.round_jumps_refused_total++;
+		if (macc_ratelimit_ok(&a->rl_jump, "rejoin")) {
+			macc_info(NULL, "neighbours claim rounds beyond %llu, no jump (%s): quorum %u "
+				  "of %u neighbours, jump limit round %llu",
+				  (unsigned long long)(a->round + 1 + r.lag),
+				  macc_rejoin_verdict_name(v), macc_rejoin_quorum(&r, in.nneighbours),
+				  in.nneighbours, (unsigned long long)macc_rejoin_limit(a->total_rounds));
+		}
+		return false;
+	}
+	macc_info(NULL, "a quorum of neighbours (%u of %u) is at round %llu or beyond: leaving "
+		  "round %llu and rejoining there with this agent's parameters",
+		  macc_rejoin_quorum(&r, in.nneighbours), in.nneighbours, (unsigned long long)to,
+		  (unsigned long long)a->round);
+	a->round = to;
+	a->jumped = true;
+	a->last_jump_ms = in.now_ms;
+	a->metrics.round_jumps_total++;
+	advance_slots(a, a->round);
+	a->phase = PH_NONE;
+	start_round(a);
+	return true;
+}
+
 static bool due(uint64_t r, uint64_t every)
 {
 	return every > 0 && r % every == 0;
@@ -741,7 +948,6 @@ static void do_step(struct macc_agent *a)
 {
 	size_t n = a->npeers;
 	uint64_t next = a->round + 1;
-	uint64_t ahead = 0;
 	double self_w = 1.0, w[MACC_CONFIG_MAX_PEERS + 1], wout[MACC_CONFIG_MAX_PEERS + 1];
 	uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
 	bool arrived[MACC_CONFIG_MAX_PEERS + 1];
@@ -750,20 +956,7 @@ static void do_step(struct macc_agent *a)
 	size_t missing;
 
 	uv_timer_stop(&a->round_timer);
-	for (size_t i = 0; i < n; i++) {
-		struct peer *p = a->peers[i];
-		if (!p->dead && p->known_round_valid && p->known_round > ahead) {
-			ahead = p->known_round;
-		}
-	}
-	if (ahead > next + edge_lag(a) && !a->shutdown_req) {
-		macc_info(NULL, "neighbours are at round %llu: leaving round %llu and rejoining there "
-			  "with this agent's parameters", (unsigned long long)ahead,
-			  (unsigned long long)a->round);
-		a->round = ahead > a->total_rounds ? a->total_rounds : ahead;
-		advance_slots(a, a->round);
-		a->phase = PH_NONE;
-		start_round(a);
+	if (!a->shutdown_req && rejoin(a)) {
 		return;
 	}
 	job.edge = a->edge.on ? edge_prepare_step(a, nb, &job.nnb) : NULL;
@@ -1350,6 +1543,9 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	st->bytes_received = a->edge.bytes_in;
 	snprintf(st->digest, sizeof(st->digest), "%016llx", (unsigned long long)a->digest);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
+	st->degraded = a->degraded;
+	st->rollbacks = a->rollbacks;
+	memcpy(st->connections_rejected, a->conn_rejected, sizeof(st->connections_rejected));
 	return 0;
 }
 
@@ -1751,6 +1947,7 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	a->test_loss = NAN;
 	a->consensus_distance = NAN;
 	macc_ratelimit_init(&a->rl_unbound, 10000, 5);
+	macc_ratelimit_init(&a->rl_jump, 10000, 1);
 	{
 		uint64_t seed;
 		macc_random_bytes(&seed, sizeof(seed));
@@ -1822,6 +2019,9 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	macc_ctl_server_opts_init(&so);
 	so.path = a->cfg.control_socket;
 	so.version = MACC_VERSION;
+	so.max_clients = a->cfg.control_max_clients;
+	so.reserved_clients = a->cfg.control_reserved_clients;
+	so.idle_timeout_ms = a->cfg.control_idle_timeout_ms;
 	rc = macc_ctl_server_create(&a->loop, &so, &ctl_ops, a, &a->ctl, err);
 	if (rc < 0) {
 		return rc;
