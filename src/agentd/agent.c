@@ -611,6 +611,8 @@ static void rollback_after(struct macc_agent *a)
 	a->degraded = true;
 	a->degraded_round = a->round;
 	a->eval_req = true; /* show what the restored parameters are worth */
+	a->loss_acc = 0.0;  /* the losses of the rounds that overflowed are not the model's */
+	a->loss_n = 0;
 	if (job.rb_rc == 0) {
 		snprintf(from, sizeof(from), "the checkpoint of round %llu",
 			 (unsigned long long)job.rb_round);
@@ -621,7 +623,9 @@ static void rollback_after(struct macc_agent *a)
 	snprintf(a->last_error, sizeof(a->last_error), "round %llu: own parameters became "
 		 "non-finite; not sent, rolled back to %s (rollback %llu); degraded",
 		 (unsigned long long)a->round, from, (unsigned long long)a->rollbacks);
-	macc_error(NULL, "%s", a->last_error);
+	if (macc_ratelimit_ok(&a->rl_rollback, "rollback")) {
+		macc_error(NULL, "%s", a->last_error);
+	}
 	/* The body of this round (if any) predates the rollback: encode it again. */
 	if (a->body != NULL && a->body_round == a->round) {
 		shared_body_unref(a->body);
@@ -1948,6 +1952,7 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	a->consensus_distance = NAN;
 	macc_ratelimit_init(&a->rl_unbound, 10000, 5);
 	macc_ratelimit_init(&a->rl_jump, 10000, 1);
+	macc_ratelimit_init(&a->rl_rollback, 10000, 3);
 	{
 		uint64_t seed;
 		macc_random_bytes(&seed, sizeof(seed));

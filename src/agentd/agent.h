@@ -229,6 +229,7 @@ struct macc_agent {
 	bool degraded;
 	uint64_t degraded_round;
 	uint64_t rollbacks;
+	struct macc_ratelimit rl_rollback;
 	bool shutting_down;
 	int exit_code;
 	uv_signal_t sig_term, sig_int, sig_hup;
