@@ -22,12 +22,12 @@ N=40
 adv poison.out --key "$FLEET/agent2/agent.key" --rounds "$N" --poison fill:1e30
 [ "$ADV_RC" = 0 ] || fail "adversary: $(cat "$WORK/poison.out")"
 alive 0
-oor=$(peer_rej 0 agent2 out_of_range)
-[ "$oor" = "$N" ] || fail "rejected[out_of_range] for agent2 = $oor, expected $N"
 r0=$(status_of 0 round)
-wait_round 0 $((r0 + 20)) 30 || fail "agent0 stopped training"
+wait_round 0 $((r0 + 80)) 30 || fail "agent0 stopped training"
 finite_status 0
 finite_status 1
+oor=$(peer_rej 0 agent2 out_of_range)
+[ "$oor" = "$N" ] || fail "rejected[out_of_range] for agent2 = $oor, expected $N"
 "$CTL" -s "$FLEET/agent0/ctl.sock" checkpoint >/dev/null || fail "checkpoint refused"
 wait_log "$WORK/agent0.log" "checkpoint" 1 || true
 sleep 1
