@@ -144,6 +144,7 @@ struct peer {
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
 	struct macc_ratelimit rl_lost; /* "never arrived" folds (agent.c): not eaten by dial errors */
+	struct macc_ratelimit rl_dial; /* dial and resolve failures: they do not eat rl's budget */
 
 	/* Robust mixing (issue 12): quarantine state and exclusions by macc_robust_reason. */
 	struct macc_quarantine q;

@@ -1086,7 +1086,7 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	if (status < 0) {
-		if (macc_ratelimit_ok(&p->rl, p->name)) {
+		if (macc_ratelimit_ok(&p->rl_dial, p->name)) {
 			macc_debug(p->name, "connect to %s failed: %s", c->addr, uv_strerror(status));
 		}
 		conn_close(c, uv_strerror(status));
@@ -1111,7 +1111,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		return;
 	}
 	if (status < 0 || res == NULL) {
-		if (macc_ratelimit_ok(&p->rl, p->name)) {
+		if (macc_ratelimit_ok(&p->rl_dial, p->name)) {
 			macc_warn(p->name, "cannot resolve %s: %s", p->endpoint.host,
 				  uv_strerror(status));
 		}
@@ -1219,6 +1219,7 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
 	macc_ratelimit_init(&p->rl, 10000, 5);
 	macc_ratelimit_init(&p->rl_lost, 10000, 3);
+	macc_ratelimit_init(&p->rl_dial, 10000, 3);
 	p->cur.x = malloc(np * sizeof(float));
 	p->next.x = malloc(np * sizeof(float));
 	if (a->sends_v) {
