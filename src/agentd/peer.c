@@ -977,6 +977,18 @@ static void conn_take_frame(struct conn *c)
 	}
 }
 
+/* Before the proof a frame over the small handshake limit is refused from its header alone. The
+ * bytes behind the header (when this read holds them) tell a STATE of the wire encoder apart, for
+ * the count only: a map whose first keys are "ver" (any version) and "type" = STATE. */
+static bool looks_like_state(const uint8_t *p, size_t n)
+{
+	static const uint8_t ver[] = {0xa3, 'v', 'e', 'r'};
+	static const uint8_t type[] = {0xa4, 't', 'y', 'p', 'e', MACC_MSG_STATE};
+
+	return n >= 12 && (p[0] & 0xf0) == 0x80 && memcmp(p + 1, ver, sizeof(ver)) == 0 &&
+	       memcmp(p + 6, type, sizeof(type)) == 0;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -1025,7 +1037,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			char why[96];
 			snprintf(why, sizeof(why), "bad frame (limit %zu bytes): %s", c->dec.max,
 				 macc_strerror(rc));
-			conn_reject(c, rc, why);
+			if (rc == MACC_ETOOBIG && !c->session.proven &&
+			    looks_like_state(p + used, len - used)) {
+				conn_refused_unproven(c, MACC_CTL_CONNREJ_UNPROVEN_STATE,
+						      "STATE before the peer proved its key");
+			} else {
+				conn_reject(c, rc, why);
+			}
 			conn_close(c, why);
 			return;
 		}
