@@ -241,6 +241,7 @@ hostile_conf() {
 
 # adv OUT ARGS...: run the adversary against agent0 in the foreground, output in $WORK/OUT;
 # sets ADV_RC to its exit status.
+# shellcheck disable=SC2034 # ADV_RC is read by the tests that source this file
 adv() {
 	local out=$1
 	shift
