@@ -319,6 +319,13 @@ static bool own_finite(const struct macc_agent *a)
 	       (!a->edge.pushsum || macc_guard_values(a->edge.xdb, n, 0.0f, NULL) == 0);
 }
 
+/* Worker: are the vectors about to be encoded finite? */
+static bool out_finite(const struct macc_state_out *so)
+{
+	return macc_guard_values(so->x, so->nparams, 0.0f, NULL) == 0 &&
+	       (so->mom == NULL || macc_guard_values(so->mom, so->nparams, 0.0f, NULL) == 0);
+}
+
 /* Worker: the checkpoint, unless the parameters are not finite (the last good one is kept). */
 static void ckpt_job(struct macc_agent *a)
 {
@@ -381,6 +388,21 @@ static void rollback_job(struct macc_agent *a)
 	}
 }
 
+/* Worker, after the step: a step that left the own vectors non-finite drops the evaluation
+ * (and the encode and checkpoint see job.own_bad); a rollback job restores them. */
+static void own_job(struct macc_agent *a)
+{
+	if (job.flags & JOB_STEP) {
+		job.own_bad = !own_finite(a);
+	}
+	if (job.own_bad) {
+		job.flags &= ~(unsigned)JOB_EVAL;
+	}
+	if (job.flags & JOB_ROLLBACK) {
+		rollback_job(a);
+	}
+}
+
 static void work_cb(uv_work_t *w)
 {
 	struct macc_agent *a = w->data;
@@ -428,18 +450,13 @@ static void work_cb(uv_work_t *w)
 		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
 				    job.nnb, a->scratch);
 	}
-	if (job.flags & JOB_STEP) {
-		job.own_bad = !own_finite(a);
-	}
-	if (job.flags & JOB_ROLLBACK) {
-		rollback_job(a);
-	}
+	own_job(a);
 	if (job.flags & JOB_DIST) {
 		/* The digest shown in status and logged at the end: with the distance, not every
 		 * round (it reads every parameter). */
 		job.digest = macc_params_digest(edge_model(a), n);
 	}
-	if ((job.flags & JOB_EVAL) && !job.own_bad) {
+	if (job.flags & JOB_EVAL) {
 		macc_model_evaluate(a->eval_model, edge_model(a), a->test.x, a->test.y, a->test.n,
 				    &job.eval_loss, &job.eval_acc);
 	}
@@ -477,20 +494,16 @@ static void work_cb(uv_work_t *w)
 				macc_buf_init(&job.body->body.buf, 0);
 			}
 		}
-		if (!job.own_bad && (macc_guard_values(so.x, n, 0.0f, NULL) != 0 ||
-				     (so.mom != NULL && macc_guard_values(so.mom, n, 0.0f, NULL) != 0))) {
-			job.own_bad = true; /* dsgd's y = x - alpha g, before any step */
-		}
-		if (job.own_bad && job.body != NULL) {
-			/* Never send a non-finite state: no body this round (rollback follows). */
-			job.body->refs = 1;
-			job.body_rc = macc_errf(&job.body_err, MACC_ENONFINITE, "own parameters are "
-						"not finite: nothing sent");
-		} else if (job.body == NULL) {
+		/* dsgd's y = x - alpha g is checked here (it is not after a step). */
+		job.own_bad = job.own_bad || !out_finite(&so);
+		if (job.body == NULL) {
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
-			job.body_rc = a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
+			/* Never send a non-finite state: no body this round (a rollback follows). */
+			job.body_rc = job.own_bad ? macc_errf(&job.body_err, MACC_ENONFINITE,
+							      "own parameters are not finite")
+				      : a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
 			if (job.body_rc == 0) {
 				job.body_rc = macc_state_body_encode(&job.body->body, &so);
 			}
@@ -602,11 +615,40 @@ static void robust_after(struct macc_agent *a)
 	}
 }
 
-/* Loop: the rollback job is done. Degraded until a checkpoint taken after this round. */
-static void rollback_after(struct macc_agent *a)
+/* Loop: a checkpoint was written; one taken after the last rollback ends `degraded`. */
+static void leave_degraded(struct macc_agent *a)
+{
+	if (a->degraded && job.ckpt_round > a->degraded_round) {
+		a->degraded = false;
+		macc_info(NULL, "no longer degraded: the checkpoint of round %llu holds finite "
+			  "parameters", (unsigned long long)job.ckpt_round);
+	}
+}
+
+/* Loop, between rounds: own parameters went non-finite in the last job, so restore them before
+ * anything else runs. True when the rollback job was queued. */
+static bool start_rollback(struct macc_agent *a)
+{
+	if (!a->rollback_req || a->state == MACC_CTL_STATE_ERROR) {
+		return false;
+	}
+	a->rollback_req = false;
+	return queue_job(a, JOB_ROLLBACK, PH_JOB) == 0;
+}
+
+/* Loop, after a job: a job that found the own vectors non-finite asks for a rollback (after
+ * this round: start_rollback); the rollback job's outcome makes the agent degraded until a
+ * checkpoint taken after this round. */
+static void rollback_after(struct macc_agent *a, unsigned flags)
 {
 	char from[160];
 
+	if (job.own_bad) {
+		a->rollback_req = true;
+	}
+	if (!(flags & JOB_ROLLBACK)) {
+		return;
+	}
 	a->rollbacks++;
 	a->degraded = true;
 	a->degraded_round = a->round;
@@ -657,19 +699,10 @@ static void after_work(uv_work_t *w, int status)
 			a->metrics.checkpoints_total++;
 			macc_debug(NULL, "checkpoint written at round %llu",
 				   (unsigned long long)job.ckpt_round);
-			if (a->degraded && job.ckpt_round > a->degraded_round) {
-				a->degraded = false;
-				macc_info(NULL, "no longer degraded: the checkpoint of round %llu holds "
-					  "finite parameters", (unsigned long long)job.ckpt_round);
-			}
+			leave_degraded(a);
 		}
 	}
-	if (job.own_bad) {
-		a->rollback_req = true; /* after this round (after_work's tail) */
-	}
-	if (flags & JOB_ROLLBACK) {
-		rollback_after(a);
-	}
+	rollback_after(a, flags);
 	if (flags & JOB_ENCODE) {
 		if (job.body_rc < 0) {
 			if (!job.own_bad) {
@@ -747,12 +780,8 @@ static void after_work(uv_work_t *w, int status)
 		}
 	}
 	a->phase = PH_NONE;
-	if (a->rollback_req && a->state != MACC_CTL_STATE_ERROR) {
-		/* Own parameters went non-finite: restore them before anything else runs. */
-		a->rollback_req = false;
-		if (queue_job(a, JOB_ROLLBACK, PH_JOB) == 0) {
-			return;
-		}
+	if (start_rollback(a)) {
+		return;
 	}
 	if ((a->shutdown_req || a->stop_req) && !(flags & JOB_CKPT) &&
 	    a->state != MACC_CTL_STATE_DONE && a->state != MACC_CTL_STATE_ERROR) {

@@ -31,14 +31,31 @@
  * exclude these by distance and quarantine the sender; it runs for --rounds rounds and prints
  * "sent poison N".
  *
+ * Issue 17 (hostile neighbours) adds:
+ *   --pre-id ATTACK  one connection the daemon must refuse before identifying the peer, counted
+ *                    by reason (phase_preid: version, garbage, oversize, silent, state-first,
+ *                    claim:KEY, refused-ack);
+ *   --flood N        N silent connections at once (max_unauthenticated);
+ *   --hello-round R, --far-state D with --echo R: a neighbour that lies about its round in its
+ *                    HELLO or in one STATE, then echoes the daemon's states;
+ *   --no-read MS     a neighbour that sends a valid STATE every MS but never reads
+ *                    (--cycles sessions in a row);
+ *   --poison fill:V  states whose every value is V (finite, absurd);
+ *   --name, --algo, --bye TEXT: strings of its choice in its HELLO and BYE (log injection);
+ *   --ctl-flood SOCKET: N control clients as another user (--as-uid), each watching.
+ * It answers the daemon's PINGs, as a real peer does.
+ *
  * It prints what it sent, one "sent REASON COUNT" line per reason the daemon should count it
  * under (macc_errname names), and "phase NAME start|end" lines that the test script follows, to
  * stdout (line-buffered). Every wait is bounded; it exits 0 when every phase ran, 1 on a
  * handshake or socket failure, 2 on a usage error.
  *
  * usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] [--loris-ms MS]
- *                  [--seal auto|yes|no] [--garbage] [--poison signflip|scale:S[,...]]
- *                  [--duplicate]
+ *                  [--seal auto|yes|no] [--garbage] [--poison signflip|scale:S|fill:V[,...]]
+ *                  [--duplicate] [--hello-round R] [--name S] [--algo S] [--bye TEXT]
+ *                  [--echo R [--far-state D] [--hold-ms MS]] [--no-read MS [--cycles N]]
+ *                  [--pre-id ATTACK] [--flood N [--hold-ms MS]]
+ *        adversary --ctl-flood SOCKET [--clients N] [--hold-ms MS] [--as-uid UID]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -890,6 +907,116 @@ static bool patch(struct macc_buf *b, const uint8_t *from, const uint8_t *to, si
  *                signed HELLO_ACK (the daemon refuses the HELLO and must not adopt the
  *                session the ACK completes: issue 17's crash)         replay
  */
+/* pre-id "version": our HELLO with protocol version 99. */
+static int preid_version(struct adv *a, const struct macc_hello *dh, struct macc_buf *out)
+{
+	static const uint8_t v2[4] = {0xa3, 'v', 'e', 'r'};
+	int rc = hello_for(a, dh, dh->round, out);
+
+	/* "ver" is followed by its value, the fixint 2: make it 99. */
+	for (size_t i = 0; rc == 0 && i + 5 <= out->len; i++) {
+		if (memcmp(out->data + i, v2, 4) == 0 && out->data[i + 4] == 2) {
+			out->data[i + 4] = 99;
+			return 0;
+		}
+	}
+	return rc < 0 ? rc : -EINVAL;
+}
+
+/* pre-id "garbage" (a frame of random bytes) or "oversize" (a header announcing 1 MiB). */
+static int preid_garbage(bool oversize, struct macc_buf *out)
+{
+	uint8_t fr[4 + 100] = {0};
+
+	if (oversize) {
+		macc_put_be32(fr, 1u << 20);
+		return macc_buf_append(out, fr, 4 + 16);
+	}
+	macc_put_be32(fr, 100);
+	macc_random_bytes(fr + 4, 100);
+	fr[4] = 0xc1; /* never valid msgpack */
+	return macc_buf_append(out, fr, sizeof(fr));
+}
+
+/* pre-id "state-first" (a valid HELLO, then a STATE) or "refused-ack" (a HELLO past any run,
+ * then a correctly signed HELLO_ACK), each in one buffer. */
+static int preid_hello_then(struct adv *a, const struct macc_hello *dh, bool refused,
+			    struct macc_buf *out)
+{
+	struct macc_buf st;
+	float *z;
+	int rc = hello_for(a, dh, refused ? UINT64_C(1) << 62 : dh->round, out);
+
+	if (rc == 0) {
+		rc = macc_session_accept_hello(&a->s, dh, &dh->key, 1, &dh->key, dh->model_hash,
+					       dh->nparams, dh->algo, NULL);
+		rc = rc < 0 ? rc : 0;
+	}
+	if (rc < 0 || refused) {
+		return rc < 0 ? rc : macc_session_ack_encode(&a->s, out);
+	}
+	z = calloc(dh->nparams, sizeof(float));
+	macc_buf_init(&st, 0);
+	rc = z == NULL ? -ENOMEM
+		       : state_frame(a, dh->round, dh->nparams, z,
+				     strcmp(dh->algo, "dmsgd") == 0 ? z : NULL, &st);
+	if (rc == 0) {
+		rc = macc_buf_append(out, st.data, st.len);
+	}
+	macc_buf_finish(&st);
+	free(z);
+	return rc;
+}
+
+/* pre-id "claim:KEY": a HELLO naming KEY (we cannot sign for it), then a proof signed with our
+ * own key with KEY written in. */
+static int preid_claim(struct adv *a, const struct macc_hello *dh, const char *b64,
+		       struct macc_buf *out)
+{
+	struct macc_pubkey claimed, own = a->id.pub;
+	struct macc_hello h;
+	size_t at;
+	int rc = macc_pubkey_from_b64(&claimed, b64, NULL);
+
+	if (rc == 0) {
+		macc_hello_init(&h, &a->id, a->nonce, dh->model_hash, dh->nparams, dh->algo,
+				dh->round, 2, a->name != NULL ? a->name : "adversary");
+		h.key = claimed;
+		macc_session_hello_prepare(&a->s, &h);
+		rc = macc_hello_encode(out, &h);
+	}
+	if (rc == 0) {
+		rc = macc_session_accept_hello(&a->s, dh, &dh->key, 1, &dh->key, dh->model_hash,
+					       dh->nparams, dh->algo, NULL);
+		rc = rc < 0 ? rc : 0;
+	}
+	at = out->len;
+	if (rc == 0) {
+		rc = macc_session_ack_encode(&a->s, out);
+	}
+	if (rc == 0) {
+		struct macc_buf ack = {.data = out->data + at, .len = out->len - at};
+
+		rc = patch(&ack, own.bytes, claimed.bytes, MACC_PUBKEY_BYTES) ? 0 : -EINVAL;
+	}
+	return rc;
+}
+
+/*
+ * One connection that the daemon must refuse before the peer is identified (--pre-id ATTACK).
+ * The daemon must count it under the reason printed as "expect REASON", close the connection
+ * and stay up; exit 0 when it closed the connection in time, 1 otherwise.
+ *   version      a HELLO of protocol version 99                        version
+ *   garbage      a frame of random bytes instead of a HELLO            malformed
+ *   oversize     a frame header announcing 1 MiB before the handshake  malformed
+ *   silent       nothing at all, until the handshake deadline          timeout
+ *   state-first  a valid HELLO, then a STATE before our proof          unproven_state
+ *   claim:KEY    a HELLO naming another peer's KEY (base64), whose proof we cannot make,
+ *                then our own proof with that key written in           bad_proof
+ *   refused-ack  a HELLO announcing a round past any run, and in the same write a correctly
+ *                signed HELLO_ACK (the daemon refuses the HELLO and must not adopt the
+ *                session the ACK completes: issue 17's crash)         replay
+ */
 static int phase_preid(struct adv *a, const char *attack)
 {
 	struct macc_hello dh;
@@ -910,89 +1037,18 @@ static int phase_preid(struct adv *a, const char *attack)
 		return rc;
 	}
 	if (strcmp(attack, "version") == 0) {
-		static const uint8_t v2[4] = {0xa3, 'v', 'e', 'r'};
-		rc = hello_for(a, &dh, dh.round, &out);
-		/* "ver" is followed by its value, the fixint 2: make it 99. */
-		for (size_t i = 0; rc == 0 && i + 5 <= out.len; i++) {
-			if (memcmp(out.data + i, v2, 4) == 0 && out.data[i + 4] == 2) {
-				out.data[i + 4] = 99;
-				break;
-			}
-		}
+		rc = preid_version(a, &dh, &out);
 		expect = "version";
-	} else if (strcmp(attack, "garbage") == 0) {
-		uint8_t fr[4 + 100];
-
-		macc_put_be32(fr, 100);
-		macc_random_bytes(fr + 4, 100);
-		fr[4] = 0xc1; /* never valid msgpack */
-		rc = macc_buf_append(&out, fr, sizeof(fr));
-		expect = "malformed";
-	} else if (strcmp(attack, "oversize") == 0) {
-		uint8_t fr[4 + 16] = {0};
-
-		macc_put_be32(fr, 1u << 20);
-		rc = macc_buf_append(&out, fr, sizeof(fr));
+	} else if (strcmp(attack, "garbage") == 0 || strcmp(attack, "oversize") == 0) {
+		rc = preid_garbage(attack[0] == 'o', &out);
 		expect = "malformed";
 	} else if (strcmp(attack, "silent") == 0) {
 		expect = "timeout";
 	} else if (strcmp(attack, "state-first") == 0 || strcmp(attack, "refused-ack") == 0) {
-		bool refused = attack[0] == 'r';
-		uint64_t round = refused ? UINT64_C(1) << 62 : dh.round;
-
-		rc = hello_for(a, &dh, round, &out);
-		if (rc == 0) {
-			rc = macc_session_accept_hello(&a->s, &dh, &dh.key, 1, &dh.key,
-						       dh.model_hash, dh.nparams, dh.algo, NULL);
-			rc = rc < 0 ? rc : 0;
-		}
-		if (rc == 0 && refused) {
-			rc = macc_session_ack_encode(&a->s, &out);
-		} else if (rc == 0) {
-			struct macc_buf st;
-			float *z = calloc(dh.nparams, sizeof(float));
-			bool mom = strcmp(dh.algo, "dmsgd") == 0;
-
-			macc_buf_init(&st, 0);
-			rc = z == NULL ? -ENOMEM
-				       : state_frame(a, dh.round, dh.nparams, z, mom ? z : NULL, &st);
-			if (rc == 0) {
-				rc = macc_buf_append(&out, st.data, st.len);
-			}
-			macc_buf_finish(&st);
-			free(z);
-		}
-		expect = refused ? "replay" : "unproven_state";
+		rc = preid_hello_then(a, &dh, attack[0] == 'r', &out);
+		expect = attack[0] == 'r' ? "replay" : "unproven_state";
 	} else if (strncmp(attack, "claim:", 6) == 0) {
-		struct macc_pubkey claimed, own = a->id.pub;
-		struct macc_hello h;
-		size_t at;
-
-		rc = macc_pubkey_from_b64(&claimed, attack + 6, NULL);
-		if (rc == 0) {
-			/* A HELLO naming the claimed key (we cannot sign for it)... */
-			macc_hello_init(&h, &a->id, a->nonce, dh.model_hash, dh.nparams, dh.algo,
-					dh.round, 2, a->name != NULL ? a->name : "adversary");
-			h.key = claimed;
-			macc_session_hello_prepare(&a->s, &h);
-			rc = macc_hello_encode(&out, &h);
-		}
-		if (rc == 0) {
-			rc = macc_session_accept_hello(&a->s, &dh, &dh.key, 1, &dh.key,
-						       dh.model_hash, dh.nparams, dh.algo, NULL);
-			rc = rc < 0 ? rc : 0;
-		}
-		/* ...and a proof signed with our own key, with the claimed key written in. */
-		at = out.len;
-		if (rc == 0) {
-			rc = macc_session_ack_encode(&a->s, &out);
-		}
-		if (rc == 0) {
-			struct macc_buf ack = {.data = out.data + at, .len = out.len - at};
-
-			rc = patch(&ack, own.bytes, claimed.bytes, MACC_PUBKEY_BYTES) ? 0
-										   : -EINVAL;
-		}
+		rc = preid_claim(a, &dh, attack + 6, &out);
 		expect = "bad_proof";
 	} else {
 		rc = -EINVAL;
