@@ -27,10 +27,11 @@
  * session (counted as `slow`) and marks the peer dead, so the rounds do not wait for it until it
  * is back; it reconnects like any lost session. At most one retired duplicate session per peer
  * is kept. Every rejected message is counted and logged through a rate limiter; none of them
- * reaches training state. Rejections before the peer proved its key are counted on the agent by
- * reason (enum macc_ctl_connrej), never on the peer whose key an unproven HELLO claims, with one
- * exception: a HELLO naming a configured key with another model or encryption setting is
- * counted on that peer (what its operator has to fix).
+ * reaches training state. Rejections on an inbound connection before its peer proved its key are
+ * counted on the agent by reason (enum macc_ctl_connrej), never on the peer whose key an
+ * unproven HELLO claims, with one exception: a HELLO naming a configured key with another model
+ * or encryption setting is counted on that peer (what its operator has to fix). On a connection
+ * this agent dialed, they are counted on the peer it dialed (its endpoint answered wrongly).
  *
  * Refused and closing connections. A connection we refuse (a bad HELLO or proof) or close on
  * purpose gets its BYE, then a shutdown that flushes it; from that moment nothing it sends is
@@ -161,9 +162,11 @@ static void conn_refused_unproven(struct conn *c, enum macc_ctl_connrej why, con
 	}
 }
 
+/* A rejection: on the peer once it proved its key, or on a connection this agent dialed (that
+ * peer's endpoint answered wrongly); otherwise before identification, by reason. */
 static void conn_reject(struct conn *c, int code, const char *what)
 {
-	if (c->peer != NULL && c->session.proven) {
+	if (c->peer != NULL && (c->session.proven || c->outbound)) {
 		peer_reject(c->peer, code, what);
 		return;
 	}
@@ -574,19 +577,25 @@ static bool preferred(const struct conn *x, const struct conn *y)
  * DRAIN_TIMEOUT_MS; peer_draining() keeps agent.c waiting meanwhile. Nothing more is written. */
 static void conn_retire(struct conn *c)
 {
-	/* At most one retired session per peer: a peer that keeps opening sessions cannot make us
-	 * read (and buffer frames from) a growing number of them. */
-	for (struct conn *o = c->agent->conns; o != NULL; o = o->next) {
-		if (o != c && o->peer == c->peer && o->retired && !o->closing) {
-			conn_close(o, "retired duplicate session superseded by a newer one");
-		}
-	}
 	c->adopted = false;
 	macc_frame_decoder_set_max(&c->dec, c->agent->frame_max);
 	conn_send_bye(c, 0, "duplicate session");
 	c->retired = true;
 	c->retired_ms = macc_now_ms();
 	conn_shutdown(c);
+}
+
+/* At most one retired session per peer: a peer that keeps opening sessions cannot make us read
+ * (and buffer frames from) a growing number of them. The newest, `keep`, stays, so the round
+ * keeps waiting for it (peer_draining) while the older ones close. Called with p->conn set, so
+ * closing them adopts nothing. */
+static void close_older_retired(struct peer *p, const struct conn *keep)
+{
+	for (struct conn *o = p->agent->conns; o != NULL; o = o->next) {
+		if (o != keep && o->peer == p && o->retired && !o->closing) {
+			conn_close(o, "retired duplicate session superseded by a newer one");
+		}
+	}
 }
 
 bool peer_draining(const struct peer *p)
@@ -606,6 +615,7 @@ static void adopt(struct peer *p, struct conn *c)
 	if (old != NULL && old != c) {
 		if (!preferred(c, old)) {
 			conn_retire(c);
+			close_older_retired(p, c);
 			return;
 		}
 		p->conn = NULL;
@@ -613,6 +623,9 @@ static void adopt(struct peer *p, struct conn *c)
 	}
 	p->conn = c;
 	c->adopted = true;
+	if (old != NULL && old != c) {
+		close_older_retired(p, old);
+	}
 	/* Only a proven session tells us the peer's degree, round and liveness. */
 	p->degree = c->session.peer_degree;
 	p->degree_known = true;
@@ -687,8 +700,8 @@ static void handle_ack(struct conn *c, const struct macc_hello_ack *ack)
 		rc = macc_errf(&e, MACC_ESTATE, "HELLO_ACK on a connection bound to no peer");
 	}
 	if (rc < 0) {
-		if (c->session.proven) {
-			conn_reject(c, rc, e.text); /* a second ACK: the proven peer's own doing */
+		if (c->session.proven || c->outbound) {
+			conn_reject(c, rc, e.text); /* a second ACK, or the endpoint we dialed */
 		} else {
 			conn_refused_unproven(c, rc == MACC_EUNKNOWNPEER ? MACC_CTL_CONNREJ_BAD_PROOF
 									: connrej_of(rc),

@@ -109,7 +109,7 @@ echo "not a key" | "$CTL" pubkey >/dev/null 2>"$ERR" && bad "pubkey accepted jun
 STATUS_KEYS="['algorithm', 'bytes_received', 'bytes_sent', 'consensus_distance', 'digest', \
 'epoch', 'epochs_total', 'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'round', \
 'rounds_total', 'round_time_s', 'samples_per_s', 'state', 'test_accuracy', 'test_loss', \
-'train_loss', 'uptime_s', 'version']"
+'train_loss', 'uptime_s', 'version', 'degraded', 'rollbacks', 'connections_rejected']"
 expect_rc 0 status
 for re in "^agent: +agent0 \(dmsgd, mlp:784-16-10\)$" "^state: +training$" \
 	"^round: +[0-9]+ / 10000000$" "^epoch: +[0-9.]+ / " "^peers: +1 / 1 up$" "^train loss: " \
