@@ -97,7 +97,12 @@ sleep 3 # let the last dropped sessions close
 rss1=$(rss_kb "$pid0")
 fd1=$(fd_count "$pid0")
 echo "RESULT hostile encrypt=$ENCRYPT passes=$passes rss_start_kB=$rss0 rss_end_kB=$rss1 fd_start=$fd0 fd_end=$fd1"
-[ "$rss1" -le $((rss0 + 5120)) ] || fail "agent0's RSS grew from $rss0 kB to $rss1 kB"
+if grep -q libasan "/proc/$pid0/maps" 2>/dev/null; then
+	# AddressSanitizer's allocator keeps its own caches and shadow memory: no bound to check.
+	echo "note: AddressSanitizer build, RSS reported but not bounded"
+else
+	[ "$rss1" -le $((rss0 + 5120)) ] || fail "agent0's RSS grew from $rss0 kB to $rss1 kB"
+fi
 [ "$fd1" -le $((fd0 + 4)) ] || fail "agent0's file descriptors grew from $fd0 to $fd1"
 for j in 0 1 3; do
 	wait_round "$j" $((r0[$j] + 100)) 60 || fail "agent$j stopped training"

@@ -42,6 +42,9 @@ grep '^cycle' "$WORK/adv.out"
 slow=$(peer_rej 0 agent2 slow)
 [ "$slow" = "$CYCLES" ] || fail "rejected[slow] for agent2 = $slow, expected $CYCLES"
 echo "ok: all $CYCLES non-reading sessions dropped and counted (slow = $slow)"
+if grep -q libasan "/proc/$pid0/maps" 2>/dev/null; then
+	echo "note: AddressSanitizer build (run it with ASAN_OPTIONS=quarantine_size_mb=0)"
+fi
 [ "$growth" -le 8192 ] || fail "agent0's RSS grew by $growth kB (from $rss0 kB to a peak of $peak kB)"
 echo "ok: agent0's resident memory peaked $growth kB above its start"
 wait_round 0 $((r0 + 200)) 30 || fail "agent0 stalled"
