@@ -32,9 +32,9 @@
  * until it catches up.
  *
  * Non-finite own parameters (a diverging learning rate; a poison that passed the value bound):
- * the worker checks x and v after every step and before every encode and checkpoint. A
- * non-finite vector is never sent (no body is encoded) and never checkpointed (the last good
- * checkpoint stays). The loop then queues a rollback job: x and v come back from the last good
+ * the worker checks x after every step and what it encodes or checkpoints otherwise, against
+ * finiteness and state_value_max (the bound the neighbours hold our states to). A bad vector
+ * is never sent (no body is encoded) and never checkpointed (the last good checkpoint stays). The loop then queues a rollback job: x and v come back from the last good
  * checkpoint (or the seeded initial parameters when there is none), the round is kept (like a
  * rejoin), the agent is `degraded` (status, metrics), last_error says what happened and an
  * error line is logged; a fresh evaluation follows. It leaves `degraded` when a checkpoint taken
@@ -309,20 +309,24 @@ static void robust_job(struct macc_agent *a)
 	}
 }
 
-/* Worker: are this agent's own parameters finite? x alone is read: every update adds the new
- * momentum into x (x = mix(x) + v, the push-sum and CHOCO forms alike, ALGORITHMS.md), so a
- * non-finite v shows in x within the same step, and one pass over x (memory speed, ~0.2 ms for
- * 0.5 M parameters) is all a round pays. */
+/* Worker: are this agent's own parameters finite and within state_value_max, the bound its
+ * neighbours hold its states to (what they would refuse is not sent, not checkpointed, and
+ * rolled back like NaN)? x alone is read: every update adds the new momentum into x
+ * (x = mix(x) + v, the push-sum and CHOCO forms alike, ALGORITHMS.md), so a bad v shows in x
+ * within the same step, and one pass over x (memory speed, ~0.2 ms for 0.5 M parameters) is
+ * all a round pays. */
 static bool own_finite(const struct macc_agent *a)
 {
-	return macc_guard_values(a->x, a->nparams, 0.0f, NULL) == 0;
+	return macc_guard_values(a->x, a->nparams, (float)a->cfg.state_value_max, NULL) == 0;
 }
 
-/* Worker: are the vectors about to be encoded finite? */
-static bool out_finite(const struct macc_state_out *so)
+/* Worker: are the vectors about to be encoded finite and within the bound? */
+static bool out_finite(const struct macc_agent *a, const struct macc_state_out *so)
 {
-	return macc_guard_values(so->x, so->nparams, 0.0f, NULL) == 0 &&
-	       (so->mom == NULL || macc_guard_values(so->mom, so->nparams, 0.0f, NULL) == 0);
+	const float bound = (float)a->cfg.state_value_max;
+
+	return macc_guard_values(so->x, so->nparams, bound, NULL) == 0 &&
+	       (so->mom == NULL || macc_guard_values(so->mom, so->nparams, bound, NULL) == 0);
 }
 
 /* Worker: the checkpoint, unless the parameters are not finite (the last good one is kept). */
@@ -334,7 +338,8 @@ static void ckpt_job(struct macc_agent *a)
 	if (job.own_bad || !own_finite(a)) {
 		job.own_bad = true;
 		job.ckpt_rc = macc_errf(&job.ckpt_err, MACC_ENONFINITE, "parameters are not finite "
-					"at round %llu: not written, the last good checkpoint is kept",
+					"or beyond state_value_max at round %llu: not written, the "
+					"last good checkpoint is kept",
 					(unsigned long long)job.ckpt_round);
 		return;
 	}
@@ -369,7 +374,8 @@ static void rollback_job(struct macc_agent *a)
 	job.rb_rc = macc_ckpt_load(a->cfg.state_dir, &c, job.rb_used, sizeof(job.rb_used), &warn,
 				   &job.rb_err);
 	if (job.rb_rc == 0 && !own_finite(a)) {
-		job.rb_rc = macc_errf(&job.rb_err, MACC_ENONFINITE, "%s holds non-finite values",
+		job.rb_rc = macc_errf(&job.rb_err, MACC_ENONFINITE, "%s holds non-finite values "
+				      "or values beyond state_value_max",
 				      job.rb_used);
 	}
 	if (job.rb_rc == 0) {
@@ -495,14 +501,14 @@ static void work_cb(uv_work_t *w)
 		}
 		/* What a step job encodes was checked after the step; otherwise (start, resume,
 		 * jump, and dsgd's y = x - alpha g after the gradient) it is checked here. */
-		job.own_bad = job.own_bad || (!(job.flags & JOB_STEP) && !out_finite(&so));
+		job.own_bad = job.own_bad || (!(job.flags & JOB_STEP) && !out_finite(a, &so));
 		if (job.body == NULL) {
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
 			/* Never send a non-finite state: no body this round (a rollback follows). */
 			job.body_rc = job.own_bad ? macc_errf(&job.body_err, MACC_ENONFINITE,
-							      "own parameters are not finite")
+							      "own parameters are not sane")
 				      : a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
 			if (job.body_rc == 0) {
 				job.body_rc = macc_state_body_encode(&job.body->body, &so);
@@ -663,7 +669,7 @@ static void rollback_after(struct macc_agent *a, unsigned flags)
 			 job.rb_err.text[0] ? job.rb_err.text : macc_strerror(job.rb_rc));
 	}
 	snprintf(a->last_error, sizeof(a->last_error), "round %llu: own parameters became "
-		 "non-finite; not sent, rolled back to %s (rollback %llu); degraded",
+		 "non-finite or absurd; not sent, rolled back to %.120s (rollback %llu); degraded",
 		 (unsigned long long)a->round, from, (unsigned long long)a->rollbacks);
 	if (macc_ratelimit_ok(&a->rl_rollback, "rollback")) {
 		macc_error(NULL, "%s", a->last_error);
