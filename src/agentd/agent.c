@@ -34,10 +34,11 @@
  * Non-finite own parameters (a diverging learning rate; a poison that passed the value bound):
  * the worker checks x after every step and what it encodes or checkpoints otherwise, against
  * finiteness and state_value_max (the bound the neighbours hold our states to). A bad vector
- * is never sent (no body is encoded) and never checkpointed (the last good checkpoint stays). The loop then queues a rollback job: x and v come back from the last good
- * checkpoint (or the seeded initial parameters when there is none), the round is kept (like a
- * rejoin), the agent is `degraded` (status, metrics), last_error says what happened and an
- * error line is logged; a fresh evaluation follows. It leaves `degraded` when a checkpoint taken
+ * is never sent (no body is encoded) and never checkpointed (the last good checkpoint stays).
+ * The loop then queues a rollback job: x and v come back from the last good checkpoint (or the
+ * seeded initial parameters when there is none), the round is kept (like a rejoin), the agent
+ * is `degraded` (status, metrics), last_error says what happened and an error line is logged;
+ * a fresh evaluation follows. It leaves `degraded` when a checkpoint taken
  * after at least one more round is written (so a good checkpoint after the incident exists).
  *
  * Cost of a round beyond the simulator's arithmetic (mlp:784-256-128-10, dmsgd, 1.9 MB per
@@ -506,7 +507,7 @@ static void work_cb(uv_work_t *w)
 			job.body_rc = -ENOMEM;
 		} else {
 			job.body->refs = 1;
-			/* Never send a non-finite state: no body this round (a rollback follows). */
+			/* Never send a bad state: no body this round (a rollback follows). */
 			job.body_rc = job.own_bad ? macc_errf(&job.body_err, MACC_ENONFINITE,
 							      "own parameters are not sane")
 				      : a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
@@ -665,8 +666,9 @@ static void rollback_after(struct macc_agent *a, unsigned flags)
 		snprintf(from, sizeof(from), "the checkpoint of round %llu",
 			 (unsigned long long)job.rb_round);
 	} else {
-		snprintf(from, sizeof(from), "the initial parameters (no usable checkpoint: %.100s)",
-			 job.rb_err.text[0] ? job.rb_err.text : macc_strerror(job.rb_rc));
+		snprintf(from, sizeof(from), "the initial parameters (no usable checkpoint: "
+			 "%.100s)", job.rb_err.text[0] ? job.rb_err.text
+							: macc_strerror(job.rb_rc));
 	}
 	snprintf(a->last_error, sizeof(a->last_error), "round %llu: own parameters became "
 		 "non-finite or absurd; not sent, rolled back to %.120s (rollback %llu); degraded",
@@ -717,7 +719,8 @@ static void after_work(uv_work_t *w, int status)
 								: macc_strerror(job.body_rc));
 			}
 			shared_body_unref(job.body);
-			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING && !job.own_bad) {
+			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING &&
+			    !job.own_bad) {
 				/* The compressor refuses non-finite values: the model diverged. */
 				snprintf(a->last_error, sizeof(a->last_error), "compress: %.230s",
 					 job.body_err.text);
@@ -956,11 +959,12 @@ static bool rejoin(struct macc_agent *a)
 	if (v != MACC_REJOIN_JUMP) {
 		a->metrics.round_jumps_refused_total++;
 		if (macc_ratelimit_ok(&a->rl_jump, "rejoin")) {
-			macc_info(NULL, "neighbours claim rounds beyond %llu, no jump (%s): quorum %u "
-				  "of %u neighbours, jump limit round %llu",
+			macc_info(NULL, "neighbours claim rounds beyond %llu, no jump (%s): "
+				  "quorum %u of %u neighbours, jump limit round %llu",
 				  (unsigned long long)(a->round + 1 + r.lag),
-				  macc_rejoin_verdict_name(v), macc_rejoin_quorum(&r, in.nneighbours),
-				  in.nneighbours, (unsigned long long)macc_rejoin_limit(a->total_rounds));
+				  macc_rejoin_verdict_name(v),
+				  macc_rejoin_quorum(&r, in.nneighbours), in.nneighbours,
+				  (unsigned long long)macc_rejoin_limit(a->total_rounds));
 		}
 		return false;
 	}

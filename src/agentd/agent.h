@@ -84,7 +84,7 @@ struct conn {
 	bool hello_sent;
 	bool retired;        /* lost the duplicate-session choice: BYE sent, still read (peer.c) */
 	uint64_t retired_ms;
-	bool shut;           /* refused or closing (not retired): nothing it sends is read any more */
+	bool shut;           /* refused or closing (not retired): what it sends is not read */
 	uint64_t shut_ms;
 	bool unproven;       /* inbound, not proven yet: counted in agent.nconns_unproven */
 	uint64_t opened_ms;

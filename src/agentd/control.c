@@ -817,10 +817,10 @@ static void on_connection(uv_stream_t *listener, int status)
 	}
 	if (s->nclients > client_cap(s, c)) {
 		if (macc_ratelimit_ok(&s->rl, LOG_PREFIX)) {
-			macc_info(LOG_PREFIX, "refused a client of uid %ld: %u clients connected (at "
-				  "most %u, %u of them kept for root and uid %ld)", (long)c->uid,
-				  s->nclients - 1, s->max_clients, s->reserved_clients,
-				  (long)s->owner_uid);
+			macc_info(LOG_PREFIX, "refused a client of uid %ld: %u clients connected "
+				  "(at most %u, %u of them kept for root and uid %ld)",
+				  (long)c->uid, s->nclients - 1, s->max_clients,
+				  s->reserved_clients, (long)s->owner_uid);
 		}
 		send_error(c, 0, MACC_CTL_EBUSY, "too many control clients, try again later");
 		c->close_after_write = true;

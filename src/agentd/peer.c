@@ -703,9 +703,11 @@ static void handle_ack(struct conn *c, const struct macc_hello_ack *ack)
 		if (c->session.proven || c->outbound) {
 			conn_reject(c, rc, e.text); /* a second ACK, or the endpoint we dialed */
 		} else {
-			conn_refused_unproven(c, rc == MACC_EUNKNOWNPEER ? MACC_CTL_CONNREJ_BAD_PROOF
-									: connrej_of(rc),
-					      e.text[0] ? e.text : "bad HELLO_ACK");
+			enum macc_ctl_connrej why = rc == MACC_EUNKNOWNPEER
+							    ? MACC_CTL_CONNREJ_BAD_PROOF
+							    : connrej_of(rc);
+
+			conn_refused_unproven(c, why, e.text[0] ? e.text : "bad HELLO_ACK");
 		}
 		conn_refuse(c, rc, "handshake proof rejected");
 		return;
@@ -782,9 +784,10 @@ static int screen_state(const struct macc_agent *a, const struct macc_state *st,
 			float v;
 
 			macc_f32le_load(&v, vec[k] + 4 * at[k], 1);
-			return macc_errf(e, MACC_ERANGE, "STATE for round %llu: %s[%zu] = %g is beyond "
-					 "state_value_max = %g", (unsigned long long)st->round,
-					 name[k], at[k], (double)v, (double)bound);
+			return macc_errf(e, MACC_ERANGE, "STATE for round %llu: %s[%zu] = %g is "
+					 "beyond state_value_max = %g",
+					 (unsigned long long)st->round, name[k], at[k], (double)v,
+					 (double)bound);
 		}
 	}
 	for (int k = 0; k < 2; k++) {
@@ -885,8 +888,8 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		if (++c->pings_in_window > a->cfg.ping_rate) {
 			char why[80];
 
-			snprintf(why, sizeof(why), "PING flood: more than %u per second, not answered",
-				 a->cfg.ping_rate);
+			snprintf(why, sizeof(why), "PING flood: more than %u per second, not "
+				 "answered", a->cfg.ping_rate);
 			conn_reject(c, MACC_ERATELIMIT, why);
 			return;
 		}
@@ -1444,7 +1447,7 @@ void peers_tick(struct macc_agent *a)
 		}
 		if (c->shut) {
 			if (now - c->shut_ms > SHUT_TIMEOUT_MS) {
-				conn_close(c, "refused or closing connection did not close in time");
+				conn_close(c, "refused connection did not close in time");
 			}
 			continue;
 		}

@@ -834,7 +834,8 @@ static int unpack_status(const msgpack_object *m, struct macc_ctl_status *st,
 		return r;
 	}
 	if (cr->type != MSGPACK_OBJECT_MAP) {
-		return macc_errf(err, MACC_EMALFORMED, "status: 'connections_rejected' is not a map");
+		return macc_errf(err, MACC_EMALFORMED,
+				 "status: 'connections_rejected' is not a map");
 	}
 	for (uint32_t i = 0; i < cr->via.map.size; i++) {
 		const msgpack_object_kv *kv = &cr->via.map.ptr[i];
@@ -1244,16 +1245,17 @@ static int format_hostile(const struct macc_ctl_status *st, const struct macc_ct
 			    connrej_names[i], (unsigned long long)st->connections_rejected[i]);
 	}
 	if (r == 0) {
-		r = gauge(out, "macc_degraded", "1 after the agent's own parameters went non-finite "
-			  "and were rolled back, until the next checkpoint.", st->degraded);
+		r = gauge(out, "macc_degraded", "1 after the agent's own parameters went "
+			  "non-finite and were rolled back, until the next checkpoint.",
+			  st->degraded);
 	}
 	if (r == 0) {
-		r = counter(out, "macc_rollbacks_total", "Rollbacks of non-finite own parameters to "
-			    "the last good checkpoint.", st->rollbacks);
+		r = counter(out, "macc_rollbacks_total", "Rollbacks of non-finite own parameters "
+			    "to the last good checkpoint.", st->rollbacks);
 	}
 	if (r == 0) {
-		r = counter(out, "macc_round_jumps_total", "Jumps to the round a quorum of neighbours "
-			    "attests (rejoin).", m->round_jumps_total);
+		r = counter(out, "macc_round_jumps_total", "Jumps to the round a quorum of "
+			    "neighbours attests (rejoin).", m->round_jumps_total);
 	}
 	if (r == 0) {
 		r = counter(out, "macc_round_jumps_refused_total", "Rounds ended with neighbours "

@@ -1054,7 +1054,8 @@ static int phase_preid(struct adv *a, const char *attack)
 		rc = -EINVAL;
 	}
 	if (rc == 0 && out.len > 0) {
-		rc = send_all(a->fd, out.data, out.len); /* one write: the daemon reads it at once */
+		/* One write: the daemon reads it at once. */
+		rc = send_all(a->fd, out.data, out.len);
 	}
 	macc_buf_finish(&out);
 	if (rc < 0) {
@@ -1146,7 +1147,8 @@ static int phase_no_read(struct adv *a, const char *target, unsigned period_ms, 
 			rc = next_frame(a, &r);
 		}
 		while (rc == 0 && r >= 0 && sent < rounds && !gone) {
-			rc = state_frame(a, (uint64_t)r + sent, a->n, a->x, a->mom ? a->v : NULL, &f);
+			rc = state_frame(a, (uint64_t)r + sent, a->n, a->x, a->mom ? a->v : NULL,
+					 &f);
 			if (rc == 0 && send_frame(a, &f) < 0) {
 				gone = true;
 			}
@@ -1183,7 +1185,8 @@ static int phase_ctl_flood(const char *path, unsigned n, unsigned hold_ms, long 
 	if (as_uid >= 0) {
 		gid_t g = stt.st_gid;
 
-		if (setgroups(1, &g) < 0 || setgid((gid_t)as_uid) < 0 || setuid((uid_t)as_uid) < 0) {
+		if (setgroups(1, &g) < 0 || setgid((gid_t)as_uid) < 0 ||
+		    setuid((uid_t)as_uid) < 0) {
 			fprintf(stderr, "adversary: cannot become uid %ld: %s\n", as_uid,
 				strerror(errno));
 			free(fds);
@@ -1289,9 +1292,11 @@ static int phase_echo(struct adv *a, unsigned rounds, uint64_t far, unsigned hol
 			continue;
 		}
 		if (far > 0 && !a->have_sent) {
-			rc = state_frame(a, (uint64_t)r + far, a->n, a->x, a->mom ? a->v : NULL, &f);
+			uint64_t fr = (uint64_t)r + far;
+
+			rc = state_frame(a, fr, a->n, a->x, a->mom ? a->v : NULL, &f);
 			if (rc == 0 && (rc = send_frame(a, &f)) == 0) {
-				printf("sent far-state %llu\n", (unsigned long long)((uint64_t)r + far));
+				printf("sent far-state %llu\n", (unsigned long long)fr);
 			}
 		}
 		if (rc == 0) {
@@ -1326,7 +1331,8 @@ static void usage(FILE *f)
 		   "[--echo R [--far-state D] [--hold-ms MS]]\n"
 		   "       [--no-read PERIOD_MS [--cycles N]] [--pre-id ATTACK] "
 		   "[--flood N [--hold-ms MS]]\n"
-		   "       adversary --ctl-flood SOCKET [--clients N] [--hold-ms MS] [--as-uid UID]\n");
+		   "       adversary --ctl-flood SOCKET [--clients N] [--hold-ms MS] "
+		   "[--as-uid UID]\n");
 }
 
 struct opts {
@@ -1349,13 +1355,20 @@ static int parse_args(int argc, char **argv, struct opts *o, struct adv *a)
 		{"loris-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
 		{"seal", required_argument, NULL, 's'},   {"garbage", no_argument, NULL, 'g'},
 		{"poison", required_argument, NULL, 'p'}, {"duplicate", no_argument, NULL, 'd'},
-		{"hello-round", required_argument, NULL, 'H'}, {"name", required_argument, NULL, 'N'},
-		{"algo", required_argument, NULL, 'A'},   {"bye", required_argument, NULL, 'B'},
-		{"echo", required_argument, NULL, 'E'},   {"far-state", required_argument, NULL, 'F'},
-		{"hold-ms", required_argument, NULL, 'T'}, {"no-read", required_argument, NULL, 'R'},
-		{"cycles", required_argument, NULL, 'C'}, {"pre-id", required_argument, NULL, 'P'},
-		{"flood", required_argument, NULL, 'L'},  {"ctl-flood", required_argument, NULL, 'X'},
-		{"clients", required_argument, NULL, 'n'}, {"as-uid", required_argument, NULL, 'U'},
+		{"hello-round", required_argument, NULL, 'H'},
+		{"name", required_argument, NULL, 'N'},
+		{"algo", required_argument, NULL, 'A'},
+		{"bye", required_argument, NULL, 'B'},
+		{"echo", required_argument, NULL, 'E'},
+		{"far-state", required_argument, NULL, 'F'},
+		{"hold-ms", required_argument, NULL, 'T'},
+		{"no-read", required_argument, NULL, 'R'},
+		{"cycles", required_argument, NULL, 'C'},
+		{"pre-id", required_argument, NULL, 'P'},
+		{"flood", required_argument, NULL, 'L'},
+		{"ctl-flood", required_argument, NULL, 'X'},
+		{"clients", required_argument, NULL, 'n'},
+		{"as-uid", required_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;

@@ -726,7 +726,8 @@ static void test_hostile_keys(void **state)
 		snprintf(text, sizeof(text), "[agent]\nname=solo\n%s", bad[i][0]);
 		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
 		if (strstr(e.text, bad[i][1]) == NULL) {
-			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
+			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text,
+				 bad[i][1]);
 		}
 	}
 }
