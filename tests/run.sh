@@ -47,10 +47,12 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=
 meson test -C build-asan --suite unit --suite fuzz-replay --print-errorlogs --num-processes 2 \
 	--timeout-multiplier 4
 # Real daemons under the sanitizers, on the paths that take hostile input: four daemons against
-# macc-sim, the adversarial peer, the duplicate-session race. (The whole integration and faults
-# suites pass under them too but take ~20 minutes; the soak's RSS bound needs
-# ASAN_OPTIONS=quarantine_size_mb=0 there, as ASan holds freed memory back.)
-meson test -C build-asan agentd_sim faults_adversary faults_duplicate --print-errorlogs \
+# macc-sim, the adversarial peer, the duplicate-session race, and every hostile-peer attack in
+# turn (faults_hostile). (The whole integration and faults suites pass under them too but take
+# ~20 minutes; the soak's RSS bound needs ASAN_OPTIONS=quarantine_size_mb=0 there, as ASan holds
+# freed memory back.)
+meson test -C build-asan agentd_sim faults_adversary faults_duplicate faults_hostile \
+	--print-errorlogs \
 	--num-processes 2 --timeout-multiplier 4
 
 # Platform stages (issue 21). A stage that cannot run here fails: nothing is skipped.

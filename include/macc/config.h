@@ -33,6 +33,13 @@
  *            audit_evidence_max_bytes = 268435456 (bound on the stored bodies)
  *            standalone = no (yes: the agent has no [peer] on purpose and trains alone; without
  *            it a config with no [peer] is refused by the daemon's check, see src/agentd/check.c)
+ *            Limits on hostile peers and control clients (macc-agentd(8), THREAT MODEL):
+ *            handshake_timeout_ms = 10000, max_unauthenticated = 32 (connections not yet
+ *            proven), ping_rate = 20 (PINGs answered per second and connection),
+ *            send_queue_max_bytes = 0 (automatic: three STATE frames; else >= 65536),
+ *            control_max_clients = 64, control_reserved_clients = 4 (of those, kept for root
+ *            and the daemon's user; < control_max_clients), control_idle_timeout_ms = 30000.
+ *            The control_* keys need a restart; the others apply on reload.
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
  *            lr_schedule = const        momentum = 0.9              omega = 1
@@ -54,6 +61,9 @@
  *            local_steps = 1            compress = none (bf16, int8, topk:F)
  *            gossip_step = (unset: the compressor's default)
  *            blas_kernel = auto (or an OpenBLAS kernel name: Haswell, Zen, SkylakeX, ...)
+ *            rejoin_quorum = 0 (neighbours that must attest a round before a jump there; 0 = a
+ *            majority), rejoin_interval_ms = 10000 (at least this long between jumps),
+ *            state_value_max = 1e6 (bound on received values' magnitude; 0 = finite only)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -129,6 +139,14 @@ struct macc_config {
 	bool audit_evidence;               /* keep the excluded bodies too */
 	uint64_t audit_evidence_max_bytes; /* bound on the kept bodies */
 	bool standalone;                   /* no [peer] on purpose */
+	/* limits on hostile peers and control clients (issue 17) */
+	uint32_t handshake_timeout_ms;     /* a connection must be proven within this */
+	uint32_t max_unauthenticated;      /* inbound connections not yet proven */
+	uint32_t ping_rate;                /* PINGs answered per second per connection */
+	uint64_t send_queue_max_bytes;     /* per peer; 0 = three STATE frames */
+	uint32_t control_max_clients;
+	uint32_t control_reserved_clients; /* of those, kept for root and the daemon's user */
+	uint32_t control_idle_timeout_ms;
 
 	/* [train] */
 	char model[MACC_CONFIG_SPEC_MAX];
@@ -168,6 +186,10 @@ struct macc_config {
 	/* issue 22: OpenBLAS kernel, "auto" or a name of OpenBLAS's x86-64 list (macc/nn.h,
 	 * macc_nn_blas_select); read by macc-agentd's main() before the agent starts */
 	char blas_kernel[24];
+	/* issue 17 (macc/guard.h) */
+	uint32_t rejoin_quorum;      /* attestations for a round jump; 0 = a majority */
+	uint32_t rejoin_interval_ms; /* at least this long between two jumps */
+	double state_value_max;      /* bound on received |values|; 0 = finiteness only */
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

@@ -145,6 +145,28 @@ enum macc_ctl_session {
 /* "down", "connecting", "handshake", "up", "dead". */
 const char *macc_ctl_session_name(enum macc_ctl_session s);
 
+/*
+ * Why a connection was refused before its peer was identified (before the peer's proof of key
+ * possession verified): counted per agent, never on the peer whose key a HELLO claims, since
+ * an unproven claim is not that peer's word. Stable names (status "connections_rejected_total",
+ * metrics macc_connections_rejected_total{reason=...}); only add, never renumber.
+ */
+enum macc_ctl_connrej {
+	MACC_CTL_CONNREJ_UNKNOWN_KEY,    /* "unknown_key": HELLO key not in the allow-list */
+	MACC_CTL_CONNREJ_VERSION,        /* "version": protocol version not supported */
+	MACC_CTL_CONNREJ_MALFORMED,      /* "malformed": undecodable, oversized or out of order */
+	MACC_CTL_CONNREJ_TIMEOUT,        /* "timeout": not proven within handshake_timeout_ms */
+	MACC_CTL_CONNREJ_FLOOD,          /* "flood": over max_unauthenticated connections */
+	MACC_CTL_CONNREJ_UNPROVEN_STATE, /* "unproven_state": a STATE before the proof */
+	MACC_CTL_CONNREJ_BAD_PROOF,      /* "bad_proof": HELLO_ACK signature does not verify */
+	MACC_CTL_CONNREJ_REPLAY,         /* "replay": our own nonce, or a round past the run */
+	MACC_CTL_CONNREJ_RATE_LIMITED,   /* "rate_limited": PINGs over ping_rate before proof */
+	MACC_CTL_CONNREJ_OTHER,          /* "other": anything else (a bad ephemeral key, ...) */
+	MACC_CTL_CONNREJ_COUNT
+};
+/* The names above ("unknown" for other numbers). */
+const char *macc_ctl_connrej_name(enum macc_ctl_connrej r);
+
 /* Request. Arguments are plain fields; only the ones of `cmd` are encoded. */
 struct macc_ctl_request {
 	uint32_t v;      /* protocol version, MACC_CTL_PROTO_VERSION when encoding */
@@ -185,6 +207,11 @@ struct macc_ctl_status {
 	uint64_t state_bytes_received_total; /* STATE frames accepted, in the clear */
 	char digest[72];           /* hex digest of the parameters, "" if not computed */
 	char last_error[256];
+	/* issue 17 */
+	bool degraded;             /* own parameters went non-finite and were rolled back; until
+				    * the next checkpoint after that (macc-agentd(8)) */
+	uint64_t rollbacks_total;  /* such rollbacks since the daemon started */
+	uint64_t connections_rejected_total[MACC_CTL_CONNREJ_COUNT]; /* by enum macc_ctl_connrej */
 };
 
 #define MACC_CTL_MAX_REASONS 24
@@ -262,6 +289,10 @@ struct macc_ctl_metrics {
 	uint64_t quarantines_total;
 	uint64_t audit_entries_total;
 	uint64_t audit_errors_total;
+	/* issue 17 (degraded, rollbacks_total and connections_rejected_total come from the
+	 * status) */
+	uint64_t round_jumps_total;       /* rejoin jumps taken */
+	uint64_t round_jumps_refused_total; /* neighbours ahead without a quorum, or too soon */
 	uint64_t round_seconds_bucket[MACC_CTL_ROUND_BUCKETS]; /* per bucket, not cumulative */
 	uint64_t round_seconds_count;  /* includes rounds above the last bucket */
 	double round_seconds_sum;
@@ -286,7 +317,9 @@ void macc_ctl_metrics_observe_round(struct macc_ctl_metrics *m, double seconds);
  * robust mixing and the audit trail macc_states_excluded_total{reason=...},
  * macc_states_clipped_total, macc_quarantines_total, macc_peer_quarantine_active{peer=...},
  * macc_peer_states_excluded_total{peer=...,reason=...}, macc_audit_entries_total,
- * macc_audit_errors_total. Unknown (NaN) gauges are omitted. Label values are escaped.
+ * macc_audit_errors_total, and for hostile peers macc_connections_rejected_total{reason=...}
+ * (every reason, 0 included), macc_degraded, macc_rollbacks_total, macc_round_jumps_total,
+ * macc_round_jumps_refused_total. Unknown (NaN) gauges are omitted. Label values are escaped.
  * Returns 0, -ENOMEM or MACC_ETOOBIG (buffer limit).
  */
 int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,

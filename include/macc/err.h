@@ -38,7 +38,9 @@ enum {
 	MACC_ENONFINITE = -1019,   /* NaN or infinity in a vector that must be finite */
 	MACC_ERATELIMIT = -1020,   /* more requests than the per-second limit allows */
 	MACC_EENCRYPT = -1021,     /* peers disagree on session encryption (encrypt = yes/no) */
-	MACC_ERR_LAST = -1022
+	MACC_ERANGE = -1022,       /* a value is finite but beyond its bound (state_value_max) */
+	MACC_ESLOW = -1023,        /* a peer does not read: its send queue passed the bound */
+	MACC_ERR_LAST = -1024
 };
 
 /* Name of an error code: "malformed message", "No such file or directory", ... Never NULL. */

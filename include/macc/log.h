@@ -9,11 +9,18 @@
  * Messages caused by a remote party (a peer, a control client) go through a struct
  * macc_ratelimit so a hostile peer cannot flood the log: at most `burst` lines per `interval_ms`,
  * then one "N messages suppressed" line when the window reopens.
+ *
+ * Strings a remote party chose (a HELLO's name, a BYE's text, a control client's command) may
+ * hold newlines or terminal escape sequences. macc_log() escapes the prefix and the formatted
+ * message with macc_escape() before it writes them, so no call site can forget: one event is
+ * always one line, and a peer can neither forge a line ("error: [a1] ...") nor drive the
+ * operator's terminal. macc-ctl prints daemon-supplied strings through the same function.
  */
 #ifndef MACC_LOG_H
 #define MACC_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum macc_log_level {
@@ -31,7 +38,15 @@ enum macc_log_level macc_log_get_level(void);
 int macc_log_level_parse(const char *name, enum macc_log_level *ret_level);
 const char *macc_log_level_name(enum macc_log_level level);
 
-/* Log one line. `prefix` (a peer name, "ctl", ...) may be NULL. */
+/*
+ * Copy the NUL-terminated `src` into dst[cap] (cap >= 1), escaping every byte that is not
+ * printable ASCII: a backslash becomes "\\", any byte below 0x20, 0x7f and above becomes
+ * "\xHH" (lower-case hex; so UTF-8 shows as its bytes). Truncates at a whole escape so the
+ * result is always NUL-terminated and never ends inside one. Returns dst.
+ */
+char *macc_escape(char *dst, size_t cap, const char *src);
+
+/* Log one line. `prefix` (a peer name, "ctl", ...) may be NULL. Both are escaped (above). */
 void macc_log(enum macc_log_level level, const char *prefix, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

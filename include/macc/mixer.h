@@ -209,6 +209,11 @@ double macc_mixer_pushsum_weight(const struct macc_mixer *m);
 /* x (push-sum: the numerators) changed outside a step (a local step): refresh the de-biased x.
  * `mixer` is a struct macc_mixer *, typed void so that this is a macc_learner_point callback. */
 void macc_mixer_moved(void *mixer, const float *x);
+/* x was replaced outside a step by parameters that are not numerators (the daemon's rollback to
+ * a checkpoint, which holds the de-biased x): push-sum restarts from them with weight 1, as
+ * macc_mixer_init does for a restarted agent. Nothing else changes (CHOCO's public copies stay
+ * what the neighbours hold; the next difference carries the change). */
+void macc_mixer_restart(struct macc_mixer *m, const float *x);
 
 /* What this agent sends in a round. Pointers are valid until the next outgoing or step. */
 struct macc_mixer_out {

@@ -19,12 +19,27 @@
  * a fault-free ring of daemons matches `macc-sim` bit for bit.
  *
  * Rejoin policy: a restarted agent resumes from its checkpoint (x, v, round, batcher, rng). Its
- * neighbours announce their round in HELLO. When a round ends and some live neighbour is more
- * than one round ahead, the agent abandons that round's step (its gradient is discarded) and
- * adopts the largest neighbour round, keeping its own x and v: max(own round, neighbours').
- * States that arrive for a later round are buffered (one slot per neighbour), so a fast
- * neighbour never causes a drop. Neighbours need no restart: they accept the new session and
- * stop waiting for a peer that is behind them only until it catches up.
+ * neighbours announce their round in HELLO (and every STATE names its round). When a round ends
+ * with neighbours ahead, the round-jump rule of macc/guard.h decides (rejoin()): the agent
+ * abandons that round's step (its gradient is discarded) and adopts the round that a quorum of
+ * its live in-neighbours attests (the q-th largest, q a majority unless rejoin_quorum says
+ * otherwise), keeping its own x and v; never into the last tenth of the run, at most once per
+ * rejoin_interval_ms. One neighbour's word alone never moves the round (except for an agent
+ * with a single neighbour); without a quorum the agent trains on and catches up by itself
+ * (neighbours ahead of it are not waited for). States that arrive for a later round are
+ * buffered (one slot per neighbour), so a fast neighbour never causes a drop. Neighbours need
+ * no restart: they accept the new session and stop waiting for a peer that is behind them only
+ * until it catches up.
+ *
+ * Non-finite own parameters (a diverging learning rate; a poison that passed the value bound):
+ * the worker checks x after every step and what it encodes or checkpoints otherwise, against
+ * finiteness and state_value_max (the bound the neighbours hold our states to). A bad vector
+ * is never sent (no body is encoded) and never checkpointed (the last good checkpoint stays).
+ * The loop then queues a rollback job: x and v come back from the last good checkpoint (or the
+ * seeded initial parameters when there is none), the round is kept (like a rejoin), the agent
+ * is `degraded` (status, metrics), last_error says what happened and an error line is logged;
+ * a fresh evaluation follows. It leaves `degraded` when a checkpoint taken
+ * after at least one more round is written (so a good checkpoint after the incident exists).
  *
  * Cost of a round beyond the simulator's arithmetic (mlp:784-256-128-10, dmsgd, 1.9 MB per
  * STATE, CPU per agent-round measured with perf on a 4-agent loopback ring of a CPU with AES
@@ -55,6 +70,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "macc/guard.h"
+
 #include "agent.h"
 #include "check.h"
 #include "checkpoint.h"
@@ -71,6 +88,7 @@ enum {
 	JOB_ENCODE = 8,
 	JOB_GRAD = 16,
 	JOB_DIST = 32,
+	JOB_ROLLBACK = 64,
 };
 
 /* The job in flight: inputs set by the loop before queueing, outputs read after. */
@@ -99,6 +117,13 @@ static struct job {
 	uint64_t audit_written, audit_errors, audit_unsigned;
 	struct macc_errmsg audit_err;
 	struct macc_errmsg body_err;
+	/* own parameters non-finite (issue 17): found after the step or before an encode or a
+	 * checkpoint; the rollback job's outcome */
+	bool own_bad;
+	int rb_rc;
+	uint64_t rb_round;
+	char rb_used[1100];
+	struct macc_errmsg rb_err;
 } job;
 
 static void start_round(struct macc_agent *a);
@@ -278,11 +303,41 @@ static void step_job(struct macc_agent *a, unsigned flags)
 	}
 }
 
-/* Worker: a checkpoint of the round job.ckpt_round. */
+/* Worker: are this agent's own parameters finite and within state_value_max, the bound its
+ * neighbours hold its states to (what they would refuse is not sent, not checkpointed, and
+ * rolled back like NaN)? x alone is read: every update adds the new momentum into x
+ * (x = mix(x) + v, the push-sum and CHOCO forms alike, ALGORITHMS.md), so a bad v shows in x
+ * within the same step, and one pass over x (memory speed, ~0.2 ms for 0.5 M parameters) is
+ * all a round pays. */
+static bool own_finite(const struct macc_agent *a)
+{
+	return macc_guard_values(a->x, a->nparams, (float)a->cfg.state_value_max, NULL) == 0;
+}
+
+/* Worker: are the vectors about to travel (x, dsgd's y; v for dmsgd) finite and within the
+ * bound? */
+static bool out_finite(const struct macc_agent *a, const struct macc_state_out *so)
+{
+	const float bound = (float)a->cfg.state_value_max;
+
+	return macc_guard_values(so->x, so->nparams, bound, NULL) == 0 &&
+	       (so->mom == NULL || macc_guard_values(so->mom, so->nparams, bound, NULL) == 0);
+}
+
+/* Worker: the checkpoint, unless the parameters are not finite (the last good one is kept). */
 static void ckpt_job(struct macc_agent *a)
 {
 	struct macc_ckpt c;
 
+	job.ckpt_err.text[0] = '\0';
+	if (job.own_bad || !own_finite(a)) {
+		job.own_bad = true;
+		job.ckpt_rc = macc_errf(&job.ckpt_err, MACC_ENONFINITE, "parameters are not finite "
+					"or beyond state_value_max at round %llu: not written, the "
+					"last good checkpoint is kept",
+					(unsigned long long)job.ckpt_round);
+		return;
+	}
 	memset(&c, 0, sizeof(c));
 	c.config_hash = a->config_hash;
 	c.model_hash = a->model_hash;
@@ -292,11 +347,11 @@ static void ckpt_job(struct macc_agent *a)
 	c.nparams = a->nparams;
 	c.params = (float *)edge_model(a); /* push-sum: the de-biased x (the mixer's) */
 	c.momentum = a->v;
-	job.ckpt_err.text[0] = '\0';
 	job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
 }
 
-/* Worker: this round's outgoing state (the mixer's) as a STATE body. */
+/* Worker: this round's outgoing state (the mixer's) as a STATE body; none when the own
+ * parameters are not sane (a rollback follows). */
 static void encode_job(struct macc_agent *a)
 {
 	struct macc_state_out so = {
@@ -320,9 +375,71 @@ static void encode_job(struct macc_agent *a)
 		return;
 	}
 	job.body->refs = 1;
-	job.body_rc = edge_encode(a, &so, &job.body_err);
+	/* Never send a bad state. What a step job encodes was checked after the step (own_job),
+	 * before the mixer forms the outgoing state (compressed exchange applies it to the own
+	 * public copies); otherwise (start, resume, jump, and after the gradient: dsgd's
+	 * y = x - alpha g, local steps) what travels is checked once the mixer formed it. */
+	job.body_rc = job.own_bad ? MACC_ENONFINITE : edge_encode(a, &so, &job.body_err);
+	if (job.body_rc == 0 && !(job.flags & JOB_STEP) && !out_finite(a, &so)) {
+		job.own_bad = true;
+		job.body_rc = MACC_ENONFINITE;
+	}
+	if (job.own_bad) {
+		job.body_rc = macc_errf(&job.body_err, MACC_ENONFINITE, "own parameters are not "
+					"sane");
+	}
 	if (job.body_rc == 0) {
 		job.body_rc = macc_state_body_encode(&job.body->body, &so);
+	}
+}
+
+/* Worker: x and v back from the last good checkpoint (or the seeded initial parameters when
+ * there is none or it does not load); the round, batcher and rng stay where they are. */
+static void rollback_job(struct macc_agent *a)
+{
+	size_t n = a->nparams;
+	struct macc_ckpt c;
+	struct macc_errmsg warn;
+
+	memset(&c, 0, sizeof(c));
+	c.config_hash = a->config_hash;
+	c.model_hash = a->model_hash;
+	c.nparams = n;
+	c.params = a->x;
+	c.momentum = a->v;
+	job.rb_err.text[0] = '\0';
+	job.rb_rc = macc_ckpt_load(a->cfg.state_dir, &c, job.rb_used, sizeof(job.rb_used), &warn,
+				   &job.rb_err);
+	if (job.rb_rc == 0 && !own_finite(a)) {
+		job.rb_rc = macc_errf(&job.rb_err, MACC_ENONFINITE, "%s holds non-finite values "
+				      "or values beyond state_value_max",
+				      job.rb_used);
+	}
+	if (job.rb_rc == 0) {
+		job.rb_round = c.round;
+	} else {
+		macc_model_init_params(macc_learner_model(&a->learner), a->x, a->cfg.seed);
+		memset(a->v, 0, n * sizeof(float));
+		job.rb_round = 0;
+	}
+	/* Push-sum: the checkpoint holds the de-biased x; the numerators restart there with
+	 * weight 1, as a restarted agent does. */
+	macc_mixer_restart(&a->mixer, a->x);
+}
+
+/* Worker, after the step: a step that left the own vectors non-finite or out of range (or whose
+ * own state robust mixing refused, the mixer's report) drops the evaluation (and the encode and
+ * checkpoint see job.own_bad); a rollback job restores them. */
+static void own_job(struct macc_agent *a)
+{
+	if (job.flags & JOB_STEP) {
+		job.own_bad = job.rep.rc < 0 || !own_finite(a);
+	}
+	if (job.own_bad) {
+		job.flags &= ~(unsigned)JOB_EVAL;
+	}
+	if (job.flags & JOB_ROLLBACK) {
+		rollback_job(a);
 	}
 }
 
@@ -333,6 +450,7 @@ static void work_cb(uv_work_t *w)
 	if (job.flags & JOB_STEP) {
 		step_job(a, job.flags);
 	}
+	own_job(a);
 	if (job.flags & JOB_DIST) {
 		/* The digest shown in status and logged at the end: with the distance, not every
 		 * round (it reads every parameter). */
@@ -427,6 +545,67 @@ static void audit_after(struct macc_agent *a)
 	}
 }
 
+/* Loop: a checkpoint was written; one taken after the last rollback ends `degraded`. */
+static void leave_degraded(struct macc_agent *a)
+{
+	if (a->degraded && job.ckpt_round > a->degraded_round) {
+		a->degraded = false;
+		macc_info(NULL, "no longer degraded: the checkpoint of round %llu holds finite "
+			  "parameters", (unsigned long long)job.ckpt_round);
+	}
+}
+
+/* Loop, between rounds: own parameters went non-finite in the last job, so restore them before
+ * anything else runs. True when the rollback job was queued. */
+static bool start_rollback(struct macc_agent *a)
+{
+	if (!a->rollback_req || a->state == MACC_CTL_STATE_ERROR) {
+		return false;
+	}
+	a->rollback_req = false;
+	return queue_job(a, JOB_ROLLBACK, PH_JOB) == 0;
+}
+
+/* Loop, after a job: a job that found the own vectors non-finite asks for a rollback (after
+ * this round: start_rollback); the rollback job's outcome makes the agent degraded until a
+ * checkpoint taken after this round. */
+static void rollback_after(struct macc_agent *a, unsigned flags)
+{
+	char from[160];
+
+	if (job.own_bad) {
+		a->rollback_req = true;
+	}
+	if (!(flags & JOB_ROLLBACK)) {
+		return;
+	}
+	a->rollbacks++;
+	a->degraded = true;
+	a->degraded_round = a->round;
+	a->eval_req = true; /* show what the restored parameters are worth */
+	a->loss_acc = 0.0;  /* the losses of the rounds that overflowed are not the model's */
+	a->loss_n = 0;
+	if (job.rb_rc == 0) {
+		snprintf(from, sizeof(from), "the checkpoint of round %llu",
+			 (unsigned long long)job.rb_round);
+	} else {
+		snprintf(from, sizeof(from), "the initial parameters (no usable checkpoint: "
+			 "%.100s)", job.rb_err.text[0] ? job.rb_err.text
+							: macc_strerror(job.rb_rc));
+	}
+	snprintf(a->last_error, sizeof(a->last_error), "round %llu: own parameters became "
+		 "non-finite or absurd; not sent, rolled back to %.120s (rollback %llu); degraded",
+		 (unsigned long long)a->round, from, (unsigned long long)a->rollbacks);
+	if (macc_ratelimit_ok(&a->rl_rollback, "rollback")) {
+		macc_error(NULL, "%s", a->last_error);
+	}
+	/* The body of this round (if any) predates the rollback: encode it again. */
+	if (a->body != NULL && a->body_round == a->round) {
+		shared_body_unref(a->body);
+		a->body = NULL;
+	}
+}
+
 static void after_work(uv_work_t *w, int status)
 {
 	struct macc_agent *a = w->data;
@@ -451,15 +630,20 @@ static void after_work(uv_work_t *w, int status)
 			a->metrics.checkpoints_total++;
 			macc_debug(NULL, "checkpoint written at round %llu",
 				   (unsigned long long)job.ckpt_round);
+			leave_degraded(a);
 		}
 	}
+	rollback_after(a, flags);
 	if (flags & JOB_ENCODE) {
 		if (job.body_rc < 0) {
-			macc_error(NULL, "cannot encode the round state: %s",
-				   job.body_err.text[0] ? job.body_err.text
-							: macc_strerror(job.body_rc));
+			if (!job.own_bad) {
+				macc_error(NULL, "cannot encode the round state: %s",
+					   job.body_err.text[0] ? job.body_err.text
+								: macc_strerror(job.body_rc));
+			}
 			shared_body_unref(job.body);
-			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING) {
+			if (a->edge.compressed && a->state == MACC_CTL_STATE_TRAINING &&
+			    !job.own_bad) {
 				/* The compressor refuses non-finite values: the model diverged. */
 				snprintf(a->last_error, sizeof(a->last_error), "compress: %.230s",
 					 job.body_err.text);
@@ -534,6 +718,9 @@ static void after_work(uv_work_t *w, int status)
 		}
 	}
 	a->phase = PH_NONE;
+	if (start_rollback(a)) {
+		return;
+	}
 	if ((a->shutdown_req || a->stop_req) && !(flags & JOB_CKPT) &&
 	    a->state != MACC_CTL_STATE_DONE && a->state != MACC_CTL_STATE_ERROR) {
 		/* The request came after this job was queued: checkpoint first. */
@@ -583,6 +770,7 @@ static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph)
 	int rc;
 
 	job.flags = flags;
+	job.own_bad = false;
 	a->phase = ph;
 	a->work.data = a;
 	rc = uv_queue_work(&a->loop, &a->work, work_cb, after_work);
@@ -661,6 +849,68 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	return true;
 }
 
+/* The round-jump rule (macc/guard.h) at the end of a round's wait: jump to the round that a
+ * quorum of the live in-neighbours attests. Returns true when it jumped (the round was
+ * abandoned and starts over there). */
+static bool rejoin(struct macc_agent *a)
+{
+	uint64_t att[MACC_CONFIG_MAX_PEERS + 1], to = 0;
+	struct macc_rejoin r = {
+		.quorum = a->cfg.rejoin_quorum,
+		.lag = edge_lag(a),
+		.interval_ms = a->cfg.rejoin_interval_ms,
+	};
+	struct macc_rejoin_in in = {
+		.round = a->round,
+		.total_rounds = a->total_rounds,
+		.attested = att,
+		.now_ms = macc_now_ms(),
+		.last_jump_ms = a->last_jump_ms,
+		.jumped = a->jumped,
+	};
+	enum macc_rejoin_verdict v;
+
+	for (size_t i = 0; i < a->npeers; i++) {
+		const struct peer *p = a->peers[i];
+
+		if (!p->in_nb) {
+			continue; /* push-sum: only in-neighbours are waited for */
+		}
+		in.nneighbours++;
+		if (!p->dead && p->known_round_valid) {
+			att[in.nattested++] = p->known_round;
+		}
+	}
+	v = macc_rejoin_decide(&r, &in, &to);
+	if (v == MACC_REJOIN_STAY) {
+		return false;
+	}
+	if (v != MACC_REJOIN_JUMP) {
+		a->metrics.round_jumps_refused_total++;
+		if (macc_ratelimit_ok(&a->rl_jump, "rejoin")) {
+			macc_info(NULL, "neighbours claim rounds beyond %llu, no jump (%s): "
+				  "quorum %u of %u neighbours, jump limit round %llu",
+				  (unsigned long long)(a->round + 1 + r.lag),
+				  macc_rejoin_verdict_name(v),
+				  macc_rejoin_quorum(&r, in.nneighbours), in.nneighbours,
+				  (unsigned long long)macc_rejoin_limit(a->total_rounds));
+		}
+		return false;
+	}
+	macc_info(NULL, "a quorum of neighbours (%u of %u) is at round %llu or beyond: leaving "
+		  "round %llu and rejoining there with this agent's parameters",
+		  macc_rejoin_quorum(&r, in.nneighbours), in.nneighbours, (unsigned long long)to,
+		  (unsigned long long)a->round);
+	a->round = to;
+	a->jumped = true;
+	a->last_jump_ms = in.now_ms;
+	a->metrics.round_jumps_total++;
+	advance_slots(a, a->round);
+	a->phase = PH_NONE;
+	start_round(a);
+	return true;
+}
+
 static bool due(uint64_t r, uint64_t every)
 {
 	return every > 0 && r % every == 0;
@@ -720,25 +970,10 @@ static unsigned step_flags(struct macc_agent *a, uint64_t next)
 
 static void do_step(struct macc_agent *a)
 {
-	size_t n = a->npeers;
 	uint64_t next = a->round + 1;
-	uint64_t ahead = 0;
 
 	uv_timer_stop(&a->round_timer);
-	for (size_t i = 0; i < n; i++) {
-		struct peer *p = a->peers[i];
-		if (!p->dead && p->known_round_valid && p->known_round > ahead) {
-			ahead = p->known_round;
-		}
-	}
-	if (ahead > next + edge_lag(a) && !a->shutdown_req) {
-		macc_info(NULL, "neighbours are at round %llu: leaving round %llu and rejoining there "
-			  "with this agent's parameters", (unsigned long long)ahead,
-			  (unsigned long long)a->round);
-		a->round = ahead > a->total_rounds ? a->total_rounds : ahead;
-		advance_slots(a, a->round);
-		a->phase = PH_NONE;
-		start_round(a);
+	if (!a->shutdown_req && rejoin(a)) {
 		return;
 	}
 	job.nnb = edge_inbound(a, job.in);
@@ -1170,6 +1405,10 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	st->state_bytes_received_total = a->edge.bytes_in;
 	snprintf(st->digest, sizeof(st->digest), "%016llx", (unsigned long long)a->digest);
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
+	st->degraded = a->degraded;
+	st->rollbacks_total = a->rollbacks;
+	memcpy(st->connections_rejected_total, a->conn_rejected,
+	       sizeof(st->connections_rejected_total));
 	return 0;
 }
 
@@ -1179,7 +1418,7 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 static const int known_rejects[] = {
 	MACC_EMALFORMED,   MACC_EBADSIG,  MACC_EREPLAY,    MACC_EVERSION, MACC_ETOOBIG,
 	MACC_EUNKNOWNPEER, MACC_EMODEL,   MACC_ETIMEOUT,   MACC_ENONFINITE, MACC_ERATELIMIT,
-	MACC_EENCRYPT,     -EIO,
+	MACC_EENCRYPT,     MACC_ERANGE,   MACC_ESLOW,      -EIO,
 };
 
 static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
@@ -1634,6 +1873,8 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	a->test_loss = NAN;
 	a->consensus_distance = NAN;
 	macc_ratelimit_init(&a->rl_unbound, 10000, 5);
+	macc_ratelimit_init(&a->rl_jump, 10000, 1);
+	macc_ratelimit_init(&a->rl_rollback, 10000, 3);
 	{
 		uint64_t seed;
 		macc_random_bytes(&seed, sizeof(seed));
@@ -1710,6 +1951,9 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	macc_ctl_server_opts_init(&so);
 	so.path = a->cfg.control_socket;
 	so.version = MACC_VERSION;
+	so.max_clients = a->cfg.control_max_clients;
+	so.reserved_clients = a->cfg.control_reserved_clients;
+	so.idle_timeout_ms = a->cfg.control_idle_timeout_ms;
 	rc = macc_ctl_server_create(&a->loop, &so, &ctl_ops, a, &a->ctl, err);
 	if (rc < 0) {
 		return rc;

@@ -89,12 +89,15 @@ struct conn {
 	bool hello_sent;
 	bool retired;        /* lost the duplicate-session choice: BYE sent, still read (peer.c) */
 	uint64_t retired_ms;
+	bool shut;           /* refused or closing (not retired): what it sends is not read */
+	uint64_t shut_ms;
+	bool unproven;       /* inbound, not proven yet: counted in agent.nconns_unproven */
 	uint64_t opened_ms;
 	uint64_t last_tx_ms;
 	uint64_t last_ping_ms; /* RTT is measured every keepalive period, busy link or not */
 	uint64_t ping_seq;
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
-	unsigned pings_in_window; /* PINGs answered in it (peer.c: PING_PER_S_MAX) */
+	unsigned pings_in_window; /* PINGs answered in it (peer.c: config ping_rate) */
 	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (peer.c) */
 	char addr[80];
 	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* from the peer's HELLO */
@@ -146,6 +149,7 @@ struct peer {
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
 	struct macc_ratelimit rl_lost; /* "never arrived" folds (agent.c): not eaten by dial errors */
+	struct macc_ratelimit rl_dial; /* dial and resolve failures: they do not eat rl's budget */
 
 	/* Robust mixing (issue 12): quarantine state (the mixer's, copied in before a step and
 	 * out after it) and exclusions by macc_robust_reason. */
@@ -187,7 +191,7 @@ struct macc_agent {
 	struct conn *conns;
 	uv_tcp_t listener;
 	bool listening;
-	unsigned nconns_unbound;
+	unsigned nconns_unproven; /* inbound connections whose peer has not proven its key */
 
 	/* Learning: the learner (model, shard, batcher, rngs, epochs) and the mixer (edge.c). */
 	struct macc_learner learner;
@@ -219,6 +223,17 @@ struct macc_agent {
 	struct shared_body *body; /* this round's outgoing state, or NULL */
 	uint64_t body_round;
 	bool pause_req, stop_req, shutdown_req, ckpt_req, eval_req, stopped_training;
+	/* Round jumps (macc/guard.h, agent.c rejoin()). */
+	bool jumped;
+	uint64_t last_jump_ms;
+	struct macc_ratelimit rl_jump;
+	/* Own parameters that went non-finite (agent.c): rolled back, degraded until the next
+	 * checkpoint taken after degraded_round. */
+	bool rollback_req;
+	bool degraded;
+	uint64_t degraded_round;
+	uint64_t rollbacks;
+	struct macc_ratelimit rl_rollback;
 	bool shutting_down;
 	int exit_code;
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -241,7 +256,8 @@ struct macc_agent {
 	uint64_t last_publish_ms;
 	uint64_t last_status_ms;	  /* last STATUS= line sent to systemd */
 	enum macc_ctl_state status_state; /* the state that line showed */
-	uint64_t rejected_unbound;
+	/* Refused before the peer was identified, by enum macc_ctl_connrej (peer.c). */
+	uint64_t conn_rejected[MACC_CTL_CONNREJ_COUNT];
 	struct macc_ratelimit rl_unbound;
 
 	struct macc_ctl_server *ctl;

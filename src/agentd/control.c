@@ -18,7 +18,11 @@
  *     final one);
  *   - silence: a client that completes no request within idle_timeout_ms is closed (watchers
  *     are exempt until their stream ends); partial frames do not reset the timer;
- *   - numbers: beyond max_clients a new connection gets a `busy` reply and is closed.
+ *   - numbers: beyond max_clients a new connection gets a `busy` reply and is closed; a caller
+ *     that is neither root nor the daemon's user gets it already beyond max_clients -
+ *     reserved_clients, so however many connections other users hold (idle ones until the
+ *     idle timeout, watchers for as long as they like), root and the daemon's user still find
+ *     reserved_clients free slots.
  *
  * Lifetimes (libuv rules): a client is unlinked from the list when its close starts and freed
  * after the close callbacks of both its handles. Write requests own their bytes and free them
@@ -95,6 +99,7 @@ struct macc_ctl_server {
 	uid_t owner_uid;
 	gid_t sock_gid;
 	uint32_t max_clients;
+	uint32_t reserved_clients;
 	uint32_t idle_timeout_ms;
 	bool closing;
 	int open_handles;         /* listener + idle */
@@ -118,6 +123,7 @@ void macc_ctl_server_opts_init(struct macc_ctl_server_opts *o)
 	o->group = "macc";
 	o->owner_uid = geteuid();
 	o->max_clients = 64;
+	o->reserved_clients = 4;
 	o->idle_timeout_ms = 30000;
 	o->version = NULL;
 }
@@ -754,6 +760,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	process(c);
 }
 
+/* How many clients may be connected when `c` arrives: all slots for root and the daemon's
+ * user, all but the reserved ones for everybody else. */
+static uint32_t client_cap(const struct macc_ctl_server *s, const struct client *c)
+{
+	if (c->have_cred && (c->uid == 0 || c->uid == s->owner_uid)) {
+		return s->max_clients;
+	}
+	return s->max_clients - s->reserved_clients;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct macc_ctl_server *s = listener->data;
@@ -799,7 +815,13 @@ static void on_connection(uv_stream_t *listener, int status)
 		c->pid = cred.pid;
 		c->have_cred = true;
 	}
-	if (s->nclients > s->max_clients) {
+	if (s->nclients > client_cap(s, c)) {
+		if (macc_ratelimit_ok(&s->rl, LOG_PREFIX)) {
+			macc_info(LOG_PREFIX, "refused a client of uid %ld: %u clients connected "
+				  "(at most %u, %u of them kept for root and uid %ld)",
+				  (long)c->uid, s->nclients - 1, s->max_clients,
+				  s->reserved_clients, (long)s->owner_uid);
+		}
 		send_error(c, 0, MACC_CTL_EBUSY, "too many control clients, try again later");
 		c->close_after_write = true;
 		return;
@@ -898,6 +920,8 @@ int macc_ctl_server_create(uv_loop_t *loop, const struct macc_ctl_server_opts *o
 	s->ctx = ctx;
 	s->owner_uid = o.owner_uid;
 	s->max_clients = o.max_clients != 0 ? o.max_clients : 64;
+	s->reserved_clients = o.reserved_clients < s->max_clients ? o.reserved_clients
+								  : s->max_clients - 1;
 	s->idle_timeout_ms = o.idle_timeout_ms != 0 ? o.idle_timeout_ms : 30000;
 	s->path = strdup(path);
 	s->group = strdup(o.group != NULL ? o.group : "macc");

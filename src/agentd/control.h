@@ -14,9 +14,12 @@
  *
  * Robustness: request frames above MACC_CTL_MAX_REQUEST are refused from the header alone; a
  * client that has not completed a request within idle_timeout_ms is closed (watchers are
- * exempt); beyond max_clients new clients get a `busy` reply and are closed; at most a few
- * requests per client are handled per loop iteration (fairness), and a client whose unsent
- * replies exceed a limit is not read until they drain (slow watchers skip events instead).
+ * exempt); beyond max_clients new clients get a `busy` reply and are closed, and the last
+ * reserved_clients of those slots are kept for privileged callers (uid 0 or the daemon's uid,
+ * from SO_PEERCRED), so clients of other users, idle or watching, cannot lock the operator out;
+ * at most a few requests per client are handled per loop iteration (fairness), and a client
+ * whose unsent replies exceed a limit is not read until they drain (slow watchers skip events
+ * instead).
  */
 #ifndef MACC_AGENTD_CONTROL_H
 #define MACC_AGENTD_CONTROL_H
@@ -65,11 +68,13 @@ struct macc_ctl_server_opts {
 	const char *group;         /* NULL = "macc"; "" = do not chown */
 	uid_t owner_uid;           /* the daemon's user; set by macc_ctl_server_opts_init */
 	uint32_t max_clients;      /* 0 = 64 */
+	uint32_t reserved_clients; /* of max_clients, kept for uid 0 / owner_uid (< max_clients) */
 	uint32_t idle_timeout_ms;  /* 0 = 30000 */
 	const char *version;       /* reported by `version`; NULL = the build's version */
 };
 
-/* Defaults: path NULL, mode 0660, group "macc", owner_uid geteuid(), 64 clients, 30 s. */
+/* Defaults: path NULL, mode 0660, group "macc", owner_uid geteuid(), 64 clients of which 4 are
+ * reserved, 30 s. */
 void macc_ctl_server_opts_init(struct macc_ctl_server_opts *o);
 
 struct macc_ctl_server;

@@ -16,12 +16,28 @@
  * to a previous incarnation of the peer). The loser gets a BYE and is closed; every adoption
  * re-sends this round's state, so nothing sent on a loser is missed.
  *
- * Limits. Before a connection is proven its frame limit is small (a HELLO is ~300 bytes), so a
- * garbage-spewing client can make us allocate at most that; it has a handshake deadline, and at
- * most MAX_UNBOUND unauthenticated connections exist at once. Proven sessions accept frames up
- * to the STATE size of our model. Every rejected message is counted per peer and reason (per
- * reason for not-yet-identified connections) and logged through a rate limiter; none of them
- * reaches training state.
+ * Limits (macc-agentd(8) THREAT MODEL; the config keys in brackets). Before a connection is
+ * proven its frame limit is small (a HELLO is ~300 bytes), so a garbage-spewing client can make
+ * us allocate at most that; it must be proven within a deadline [handshake_timeout_ms], and at
+ * most [max_unauthenticated] inbound connections may be unproven at once (a HELLO that merely
+ * claims a known key does not count as proof). Proven sessions accept frames up to the STATE
+ * size of our model. PINGs are answered up to [ping_rate] per second and connection. Every
+ * session's send queue (bytes libuv holds because the kernel would not take them) is bounded
+ * [send_queue_max_bytes, default three STATE frames]: a write that would pass it drops the
+ * session (counted as `slow`) and marks the peer dead, so the rounds do not wait for it until it
+ * is back; it reconnects like any lost session. At most one retired duplicate session per peer
+ * is kept. Every rejected message is counted and logged through a rate limiter; none of them
+ * reaches training state. Rejections on an inbound connection before its peer proved its key are
+ * counted on the agent by reason (enum macc_ctl_connrej), never on the peer whose key an
+ * unproven HELLO claims, with one exception: a HELLO naming a configured key with another model
+ * or encryption setting is counted on that peer (what its operator has to fix). On a connection
+ * this agent dialed, they are counted on the peer it dialed (its endpoint answered wrongly).
+ *
+ * Refused and closing connections. A connection we refuse (a bad HELLO or proof) or close on
+ * purpose gets its BYE, then a shutdown that flushes it; from that moment nothing it sends is
+ * processed (conn.shut): frames already buffered or arriving in the same read are dropped, so
+ * a HELLO_ACK sent right behind a refused HELLO can never adopt a session. A shut connection
+ * that does not close within SHUT_TIMEOUT_MS is closed.
  *
  * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
  * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
@@ -45,20 +61,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macc/guard.h"
+
 #include "agent.h"
 
 #define HELLO_FRAME_MAX 4096
-#define HANDSHAKE_TIMEOUT_MS 10000
 /* How long a retired duplicate session is still read for the STATE the peer sent on it before
  * it saw our BYE (it answers with its own BYE at once; this only bounds a peer that does not). */
 #define DRAIN_TIMEOUT_MS 10000
-#define MAX_UNBOUND 32
+/* How long a refused or closing connection may take to flush its BYE and close. */
+#define SHUT_TIMEOUT_MS 5000
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 5000
-#define MAX_QUEUED_BYTES ((size_t)256 << 20)
-#define PING_PER_S_MAX 20 /* keepalive needs at most a few per second */
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 struct wreq {
 	uv_write_t req;
@@ -110,18 +124,53 @@ void peer_reject(struct peer *p, int code, const char *what)
 	}
 }
 
-static void conn_reject(struct conn *c, int code, const char *what)
+/* The reason a rejection code stands for before the peer is identified. */
+static enum macc_ctl_connrej connrej_of(int code)
+{
+	switch (code) {
+	case MACC_EUNKNOWNPEER:
+		return MACC_CTL_CONNREJ_UNKNOWN_KEY;
+	case MACC_EVERSION:
+		return MACC_CTL_CONNREJ_VERSION;
+	case MACC_EMALFORMED:
+	case MACC_ETOOBIG:
+	case MACC_ESTATE:
+		return MACC_CTL_CONNREJ_MALFORMED;
+	case MACC_ETIMEOUT:
+		return MACC_CTL_CONNREJ_TIMEOUT;
+	case MACC_EBADSIG:
+		return MACC_CTL_CONNREJ_BAD_PROOF;
+	case MACC_EREPLAY:
+		return MACC_CTL_CONNREJ_REPLAY;
+	case MACC_ERATELIMIT:
+		return MACC_CTL_CONNREJ_RATE_LIMITED;
+	default:
+		return MACC_CTL_CONNREJ_OTHER;
+	}
+}
+
+/* A refusal before the peer proved its key: counted on the agent by reason, never on the peer
+ * whose key the connection claims (anyone can claim a key); logged through one rate limiter. */
+static void conn_refused_unproven(struct conn *c, enum macc_ctl_connrej why, const char *what)
 {
 	struct macc_agent *a = c->agent;
 
-	if (c->peer != NULL) {
+	a->conn_rejected[why]++;
+	if (macc_ratelimit_ok(&a->rl_unbound, c->addr)) {
+		macc_warn(c->addr, "connection refused before identification (%s): %s",
+			  macc_ctl_connrej_name(why), what);
+	}
+}
+
+/* A rejection: on the peer once it proved its key, or on a connection this agent dialed (that
+ * peer's endpoint answered wrongly); otherwise before identification, by reason. */
+static void conn_reject(struct conn *c, int code, const char *what)
+{
+	if (c->peer != NULL && (c->session.proven || c->outbound)) {
 		peer_reject(c->peer, code, what);
 		return;
 	}
-	a->rejected_unbound++;
-	if (macc_ratelimit_ok(&a->rl_unbound, c->addr)) {
-		macc_warn(c->addr, "rejected connection message (%s): %s", macc_errname(code), what);
-	}
+	conn_refused_unproven(c, connrej_of(code), what);
 }
 
 enum macc_ctl_session peer_session_state(const struct peer *p)
@@ -164,15 +213,46 @@ static void on_written(uv_write_t *req, int status)
 	wreq_free(w);
 }
 
+/* Bound on a session's send queue: send_queue_max_bytes, or three STATE frames. */
+static uint64_t send_queue_max(const struct macc_agent *a)
+{
+	return a->cfg.send_queue_max_bytes != 0 ? a->cfg.send_queue_max_bytes
+						: 3 * (uint64_t)a->frame_max;
+}
+
+/* The peer does not read: drop its session (counted as `slow`) and stop waiting for it until it
+ * is back (any traffic on a new session), so the round goes on with the others. */
+static void conn_drop_slow(struct conn *c, size_t queued, size_t more)
+{
+	struct peer *p = c->peer;
+	char why[160];
+
+	snprintf(why, sizeof(why), "send queue at %zu bytes, %zu more would pass the bound of "
+		 "%llu: the peer does not read; session dropped", queued, more,
+		 (unsigned long long)send_queue_max(c->agent));
+	peer_reject(p, MACC_ESLOW, why);
+	if (p->conn == c) {
+		p->dead = true;
+	}
+	conn_close(c, "peer does not read (send queue over its bound)");
+}
+
 static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n, size_t total)
 {
+	size_t queued;
 	int rc;
 
 	w->conn = c;
-	if (c->retired) {
+	if (c->retired || c->closing) {
 		/* Its write side is shut down (a PONG to a retired session): nothing more goes out. */
 		wreq_free(w);
 		return -EPIPE;
+	}
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	if (c->peer != NULL && c->session.proven && queued + total > send_queue_max(c->agent)) {
+		wreq_free(w);
+		conn_drop_slow(c, queued, total);
+		return MACC_ESLOW;
 	}
 	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
 	if (rc < 0) {
@@ -280,10 +360,6 @@ void peer_send_body(struct peer *p)
 	if (c == NULL || c->closing || a->body == NULL) {
 		return;
 	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > MAX_QUEUED_BYTES) {
-		peer_reject(p, MACC_ETOOBIG, "send queue full, state not sent this round");
-		return;
-	}
 	body = edge_body_for(a, p);
 	if (body == NULL) {
 		return;
@@ -312,7 +388,9 @@ void peer_send_body(struct peer *p)
 		}
 		bufs[0] = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
 		clear = w->buf.len - MACC_SEAL_OVERHEAD;
-		conn_write(c, w, bufs, 1, w->buf.len);
+		if (conn_write(c, w, bufs, 1, w->buf.len) < 0) {
+			return;
+		}
 	} else {
 		if (macc_session_state_prefix(&c->session, &body->body, &w->prefix) < 0) {
 			macc_buf_finish(&w->buf);
@@ -324,7 +402,9 @@ void peer_send_body(struct peer *p)
 		bufs[0] = uv_buf_init((char *)w->prefix.bytes, (unsigned)w->prefix.len);
 		bufs[1] = uv_buf_init((char *)body->body.buf.data, (unsigned)body->body.buf.len);
 		clear = w->prefix.len + body->body.buf.len;
-		conn_write(c, w, bufs, 2, clear);
+		if (conn_write(c, w, bufs, 2, clear) < 0) {
+			return;
+		}
 	}
 	/* STATE traffic as macc-sim's bytes_per_agent models it: frames in the clear. */
 	p->state_bytes_out += clear;
@@ -365,8 +445,8 @@ static void on_conn_closed(uv_handle_t *h)
 			break;
 		}
 	}
-	if (c->peer == NULL && a->nconns_unbound > 0) {
-		a->nconns_unbound--;
+	if (c->unproven && a->nconns_unproven > 0) {
+		a->nconns_unproven--;
 	}
 	if (c->peer != NULL && c->peer->open_handles > 0) {
 		c->peer->open_handles--;
@@ -438,6 +518,10 @@ static void conn_shutdown(struct conn *c)
 	if (c->closing) {
 		return;
 	}
+	if (!c->retired && !c->shut) {
+		c->shut = true; /* nothing it sends is processed any more */
+		c->shut_ms = macc_now_ms();
+	}
 	if (!c->connected || (req = malloc(sizeof(*req))) == NULL) {
 		conn_close(c, "shut down");
 		return;
@@ -447,6 +531,14 @@ static void conn_shutdown(struct conn *c)
 		free(req);
 		conn_close(c, "shut down");
 	}
+}
+
+/* Refuse a connection: BYE with the reason, then flush and close; nothing it sends after this is
+ * processed (conn_shutdown marks it shut). */
+static void conn_refuse(struct conn *c, int reason, const char *text)
+{
+	conn_send_bye(c, reason, text);
+	conn_shutdown(c);
 }
 
 void peers_say_bye(struct macc_agent *a, int reason, const char *text)
@@ -495,6 +587,19 @@ static void conn_retire(struct conn *c)
 	conn_shutdown(c);
 }
 
+/* At most one retired session per peer: a peer that keeps opening sessions cannot make us read
+ * (and buffer frames from) a growing number of them. The newest, `keep`, stays, so the round
+ * keeps waiting for it (peer_draining) while the older ones close. Called with p->conn set, so
+ * closing them adopts nothing. */
+static void close_older_retired(struct peer *p, const struct conn *keep)
+{
+	for (struct conn *o = p->agent->conns; o != NULL; o = o->next) {
+		if (o != keep && o->peer == p && o->retired && !o->closing) {
+			conn_close(o, "retired duplicate session superseded by a newer one");
+		}
+	}
+}
+
 bool peer_draining(const struct peer *p)
 {
 	for (const struct conn *c = p->agent->conns; c != NULL; c = c->next) {
@@ -512,6 +617,7 @@ static void adopt(struct peer *p, struct conn *c)
 	if (old != NULL && old != c) {
 		if (!preferred(c, old)) {
 			conn_retire(c);
+			close_older_retired(p, c);
 			return;
 		}
 		p->conn = NULL;
@@ -519,6 +625,9 @@ static void adopt(struct peer *p, struct conn *c)
 	}
 	p->conn = c;
 	c->adopted = true;
+	if (old != NULL && old != c) {
+		close_older_retired(p, old);
+	}
 	/* Only a proven session tells us the peer's degree, round and liveness. */
 	p->degree = c->session.peer_degree;
 	p->degree_known = true;
@@ -559,6 +668,64 @@ static struct peer *peer_by_index(struct macc_agent *a, int idx)
 	return idx >= 0 && (size_t)idx < a->npeers ? a->peers[idx] : NULL;
 }
 
+/* A HELLO we refuse: `text` is logged and counted, `bye` goes to the peer. A configured key
+ * with another model or encryption setting is counted on that peer: the HELLO names it and the
+ * mismatch is what its operator has to fix. Everything else is a refusal before identification
+ * (conn_reject). */
+static void hello_refused(struct conn *c, const struct macc_hello *h, int code, const char *text,
+			  const char *bye)
+{
+	struct macc_agent *a = c->agent;
+	struct peer *kp = peer_by_index(a, macc_pubkey_find(a->allow, a->npeers, &h->key));
+
+	if (kp != NULL && (code == MACC_EMODEL || code == MACC_EENCRYPT)) {
+		peer_reject(kp, code, text);
+	} else {
+		conn_reject(c, code, text);
+	}
+	conn_refuse(c, code, bye);
+}
+
+/* The peer's proof verified: the connection stops counting as unproven. */
+static void conn_proven(struct conn *c)
+{
+	if (c->unproven) {
+		c->unproven = false;
+		if (c->agent->nconns_unproven > 0) {
+			c->agent->nconns_unproven--;
+		}
+	}
+}
+
+/* A HELLO_ACK. A failed proof is refused before identification (bad_proof), never counted on
+ * the key the HELLO claimed. */
+static void handle_ack(struct conn *c, const struct macc_hello_ack *ack)
+{
+	struct macc_errmsg e;
+	int rc;
+
+	e.text[0] = '\0';
+	rc = macc_session_verify_ack(&c->session, ack, &e);
+	if (rc == 0 && c->peer == NULL) {
+		rc = macc_errf(&e, MACC_ESTATE, "HELLO_ACK on a connection bound to no peer");
+	}
+	if (rc < 0) {
+		if (c->session.proven || c->outbound) {
+			conn_reject(c, rc, e.text); /* a second ACK, or the endpoint we dialed */
+		} else {
+			enum macc_ctl_connrej why = rc == MACC_EUNKNOWNPEER
+							    ? MACC_CTL_CONNREJ_BAD_PROOF
+							    : connrej_of(rc);
+
+			conn_refused_unproven(c, why, e.text[0] ? e.text : "bad HELLO_ACK");
+		}
+		conn_refuse(c, rc, "handshake proof rejected");
+		return;
+	}
+	conn_proven(c);
+	adopt(c->peer, c);
+}
+
 static void handle_hello(struct conn *c, const struct macc_hello *h)
 {
 	struct macc_agent *a = c->agent;
@@ -588,34 +755,23 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 			  macc_algo_name(a->algo));
 	}
 	if (idx < 0) {
-		/* A known key with another model is counted on that peer. */
-		if (c->peer == NULL) {
-			int k = macc_pubkey_find(a->allow, a->npeers, &h->key);
-			struct peer *kp = peer_by_index(a, k);
-			if (kp != NULL && idx != MACC_EUNKNOWNPEER) {
-				peer_reject(kp, idx, e.text);
-			} else {
-				conn_reject(c, idx, e.text);
-			}
-		} else {
-			conn_reject(c, idx, e.text);
-		}
+		char bye[sizeof(e.text)];
+
 		if (idx == MACC_EMODEL) {
-			snprintf(e.text, sizeof(e.text), "model mismatch: agent '%s' runs %.300s (%zu "
+			snprintf(bye, sizeof(bye), "model mismatch: agent '%s' runs %.300s (%zu "
 				 "parameters, algorithm '%s')", a->cfg.name, a->cfg.model, a->nparams,
 				 macc_algo_name(a->algo));
+		} else {
+			snprintf(bye, sizeof(bye), "%s", e.text);
 		}
-		conn_send_bye(c, idx, e.text);
-		conn_shutdown(c);
+		hello_refused(c, h, idx, e.text, bye);
 		return;
 	}
 	memcpy(c->arch, h->arch, sizeof(c->arch)); /* shown once the session is adopted */
 	memcpy(c->blas, h->blas, sizeof(c->blas));
 	if (c->peer == NULL) {
+		/* Bound to the peer whose key it names, not proven yet (still counted unproven). */
 		c->peer = peer_by_index(a, idx);
-		if (a->nconns_unbound > 0) {
-			a->nconns_unbound--;
-		}
 		c->peer->open_handles++;
 	}
 	if (!c->hello_sent) {
@@ -634,33 +790,61 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 	agent_on_peer_change(a);
 }
 
-/* Are all n little-endian float32 values at p finite? (exponent bits not all ones) */
-static bool f32le_all_finite(const uint8_t *p, size_t n)
+/* Screen a STATE's f32 vectors (macc/guard.h) before anything of it is stored: NaN or infinity
+ * (nonfinite), or a finite value beyond state_value_max (out_of_range: all 1e30 passes a
+ * finiteness check and still overflows the mix or the next forward pass). Out of range is
+ * refused under every aggregation. Non-finite is refused too unless robust mixing is on: then
+ * the robust step screens it instead (excluded as "nonfinite", counted towards quarantine and
+ * written to the audit trail). Runs over every received value at memory speed. */
+static int screen_state(const struct macc_agent *a, const struct macc_state *st,
+			struct macc_errmsg *e)
 {
-	/* Two floats per 64-bit word, branch-free: in each 32-bit lane (w & exponent mask) +
-	 * 0x00800000 reaches bit 31 exactly when the exponent is all ones (Inf or NaN), and no lane
-	 * carries into the next. This runs over every received parameter (megabytes per round),
-	 * so it matters that it goes at memory speed. memcpy: the values may be unaligned. */
-	const uint64_t mask = 0x7f8000007f800000ull, one = 0x0080000000800000ull;
-	uint64_t bad = 0, w;
-	size_t i = 0;
+	const float bound = (float)a->cfg.state_value_max;
+	const uint8_t *vec[2] = {st->x, st->mom};
+	static const char *const name[2] = {"x", "momentum"};
+	int rc[2] = {0, 0};
+	size_t at[2] = {0, 0};
 
-	for (; i + 2 <= n; i += 2) {
-		memcpy(&w, p + 4 * i, sizeof(w));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		w = __builtin_bswap64(w);
-#endif
-		bad |= (w & mask) + one;
+	for (int k = 0; k < 2; k++) {
+		if (vec[k] != NULL) {
+			rc[k] = macc_guard_values_le(vec[k], a->nparams, bound, &at[k]);
+		}
 	}
-	if (i < n) {
-		uint32_t w32;
-		memcpy(&w32, p + 4 * i, sizeof(w32));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		w32 = __builtin_bswap32(w32);
-#endif
-		bad |= ((uint64_t)w32 & mask) + one;
+	for (int k = 0; k < 2; k++) {
+		if (rc[k] == MACC_ERANGE) {
+			float v;
+
+			macc_f32le_load(&v, vec[k] + 4 * at[k], 1);
+			return macc_errf(e, MACC_ERANGE, "STATE for round %llu: %s[%zu] = %g is "
+					 "beyond state_value_max = %g",
+					 (unsigned long long)st->round, name[k], at[k], (double)v,
+					 (double)bound);
+		}
 	}
-	return (bad & 0x8000000080000000ull) == 0;
+	for (int k = 0; k < 2; k++) {
+		if (rc[k] == MACC_ENONFINITE && !a->robust) {
+			return macc_errf(e, MACC_ENONFINITE, "STATE for round %llu holds NaN or "
+					 "infinity (%s[%zu])", (unsigned long long)st->round,
+					 name[k], at[k]);
+		}
+	}
+	return 0;
+}
+
+/* A BYE: its text is the peer's (escaped by macc_log); one warning per connection at most, and
+ * through a rate limiter, since anyone may connect and say bye. */
+static void log_bye(struct conn *c, const struct macc_bye *b)
+{
+	struct macc_agent *a = c->agent;
+
+	if (b->reason != 0 &&
+	    macc_ratelimit_ok(c->peer != NULL && c->session.proven ? &c->peer->rl : &a->rl_unbound,
+			      conn_name(c))) {
+		macc_warn(conn_name(c), "peer closed the session: %s (%s)", b->text,
+			  macc_errname(b->reason));
+	} else if (b->reason == 0) {
+		macc_debug(conn_name(c), "peer said bye: %s", b->text);
+	}
 }
 
 static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
@@ -675,7 +859,7 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 	if (rc < 0) {
 		conn_reject(c, rc, e.text[0] ? e.text : macc_strerror(rc));
 		if (!c->session.proven) {
-			conn_close(c, "undecodable message before the handshake");
+			conn_refuse(c, rc, "undecodable message before the handshake");
 		}
 		return;
 	}
@@ -689,22 +873,21 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		handle_hello(c, &m.u.hello);
 		return;
 	case MACC_MSG_HELLO_ACK:
-		rc = macc_session_verify_ack(&c->session, &m.u.ack, &e);
-		if (rc < 0) {
-			conn_reject(c, rc, e.text[0] ? e.text : "bad HELLO_ACK");
-			conn_send_bye(c, rc, "handshake proof rejected");
-			conn_shutdown(c);
-			return;
-		}
-		adopt(c->peer, c);
+		handle_ack(c, &m.u.ack);
 		return;
 	case MACC_MSG_STATE: {
 		const struct macc_state *st = &m.u.state;
 
+		if (!c->session.proven) {
+			conn_refused_unproven(c, MACC_CTL_CONNREJ_UNPROVEN_STATE,
+					      "STATE before the peer proved its key");
+			conn_refuse(c, MACC_ESTATE, "STATE before the handshake");
+			return;
+		}
 		/* A round past the end of this run cannot come from a peer of this run: taken
 		 * as freshness failure before the session records it (it would otherwise make
 		 * the rejoin logic jump to the end of the run and finish). */
-		if (c->session.proven && st->round > a->total_rounds) {
+		if (st->round > a->total_rounds) {
 			rc = macc_errf(&e, MACC_EREPLAY, "STATE for round %llu, beyond this run's "
 				       "last round %llu", (unsigned long long)st->round,
 				       (unsigned long long)a->total_rounds);
@@ -719,23 +902,15 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		if (rc == 0) {
 			rc = edge_check_state(a, st, &e);
 		}
-		/* Policy for non-finite values in a correctly signed STATE: the whole message is
-		 * dropped and counted as "nonfinite"; nothing of it enters the model (the peer is
-		 * folded out of this round like a late one). With robust mixing on, the mixing
-		 * step screens it instead (macc_robust_prepare: excluded as "nonfinite", counted
-		 * towards quarantine and written to the audit trail), so it is kept here.
-		 * Compressed blobs are checked by edge_check_state above. */
-		if (rc == 0 && !a->robust && st->enc == MACC_ENC_F32 &&
-		    (!f32le_all_finite(st->x, a->nparams) ||
-		     (st->mom != NULL && !f32le_all_finite(st->mom, a->nparams)))) {
-			rc = macc_errf(&e, MACC_ENONFINITE, "STATE for round %llu holds NaN or "
-				       "infinity", (unsigned long long)st->round);
+		/* Policy for absurd values in a correctly signed STATE (screen_state): the whole
+		 * message is dropped and counted (nonfinite, out_of_range); nothing of it enters
+		 * the model (the peer is folded out of this round like a late one). Compressed
+		 * blobs are checked by edge_check_state above. */
+		if (rc == 0 && st->enc == MACC_ENC_F32) {
+			rc = screen_state(a, st, &e);
 		}
 		if (rc < 0) {
 			conn_reject(c, rc, e.text[0] ? e.text : macc_strerror(rc));
-			if (!c->session.proven) {
-				conn_close(c, "STATE before the handshake");
-			}
 			return;
 		}
 		if (c->retired) {
@@ -752,14 +927,17 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		struct wreq *w;
 
 		/* A PING flood must not make us queue PONGs without bound: answer at most
-		 * PING_PER_S_MAX per second per connection, drop and count the rest. */
+		 * ping_rate per second per connection, drop and count the rest. */
 		if (now - c->ping_window_ms >= 1000) {
 			c->ping_window_ms = now;
 			c->pings_in_window = 0;
 		}
-		if (++c->pings_in_window > PING_PER_S_MAX) {
-			conn_reject(c, MACC_ERATELIMIT, "PING flood: more than "
-				    STR(PING_PER_S_MAX) " per second, not answered");
+		if (++c->pings_in_window > a->cfg.ping_rate) {
+			char why[80];
+
+			snprintf(why, sizeof(why), "PING flood: more than %u per second, not "
+				 "answered", a->cfg.ping_rate);
+			conn_reject(c, MACC_ERATELIMIT, why);
 			return;
 		}
 		w = wreq_new();
@@ -783,12 +961,7 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		}
 		return;
 	case MACC_MSG_BYE:
-		if (m.u.bye.reason != 0) {
-			macc_warn(conn_name(c), "peer closed the session: %s (%s)", m.u.bye.text,
-				  macc_errname(m.u.bye.reason));
-		} else {
-			macc_debug(conn_name(c), "peer said bye: %s", m.u.bye.text);
-		}
+		log_bye(c, &m.u.bye);
 		conn_close(c, "peer said bye");
 		return;
 	default:
@@ -836,6 +1009,10 @@ static void conn_take_frame(struct conn *c)
 	size_t n = 0;
 	uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
 
+	if (f != NULL && (c->shut || c->closing)) {
+		free(f); /* refused or closing: nothing it sent is processed */
+		return;
+	}
 	if (f != NULL) {
 		struct macc_errmsg e;
 		size_t plen = 0;
@@ -853,6 +1030,18 @@ static void conn_take_frame(struct conn *c)
 	}
 }
 
+/* Before the proof a frame over the small handshake limit is refused from its header alone. The
+ * bytes behind the header (when this read holds them) tell a STATE of the wire encoder apart, for
+ * the count only: a map whose first keys are "ver" (any version) and "type" = STATE. */
+static bool looks_like_state(const uint8_t *p, size_t n)
+{
+	static const uint8_t ver[] = {0xa3, 'v', 'e', 'r'};
+	static const uint8_t type[] = {0xa4, 't', 'y', 'p', 'e', MACC_MSG_STATE};
+
+	return n >= 12 && (p[0] & 0xf0) == 0x80 && memcmp(p + 1, ver, sizeof(ver)) == 0 &&
+	       memcmp(p + 6, type, sizeof(type)) == 0;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -862,6 +1051,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		conn_close(c, nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
 		return;
+	}
+	if (c->shut || c->closing) {
+		return; /* refused or closing: its bytes are not even accounted as traffic */
 	}
 	len = (size_t)nread;
 	if (c->peer != NULL) {
@@ -890,7 +1082,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			return;
 		}
 	}
-	while (len > 0 && !c->closing) {
+	while (len > 0 && !c->closing && !c->shut) {
 		size_t used = 0;
 		int rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
 
@@ -898,7 +1090,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			char why[96];
 			snprintf(why, sizeof(why), "bad frame (limit %zu bytes): %s", c->dec.max,
 				 macc_strerror(rc));
-			conn_reject(c, rc, why);
+			if (rc == MACC_ETOOBIG && !c->session.proven &&
+			    looks_like_state(p + used, len - used)) {
+				conn_refused_unproven(c, MACC_CTL_CONNREJ_UNPROVEN_STATE,
+						      "STATE before the peer proved its key");
+			} else {
+				conn_reject(c, rc, why);
+			}
 			conn_close(c, why);
 			return;
 		}
@@ -945,7 +1143,8 @@ static struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound
 	if (p != NULL) {
 		p->open_handles++;
 	} else {
-		a->nconns_unbound++;
+		c->unproven = true;
+		a->nconns_unproven++;
 	}
 	return c;
 }
@@ -961,7 +1160,7 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	if (status < 0) {
-		if (macc_ratelimit_ok(&p->rl, p->name)) {
+		if (macc_ratelimit_ok(&p->rl_dial, p->name)) {
 			macc_debug(p->name, "connect to %s failed: %s", c->addr, uv_strerror(status));
 		}
 		conn_close(c, uv_strerror(status));
@@ -986,7 +1185,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		return;
 	}
 	if (status < 0 || res == NULL) {
-		if (macc_ratelimit_ok(&p->rl, p->name)) {
+		if (macc_ratelimit_ok(&p->rl_dial, p->name)) {
 			macc_warn(p->name, "cannot resolve %s: %s", p->endpoint.host,
 				  uv_strerror(status));
 		}
@@ -1094,6 +1293,7 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
 	macc_ratelimit_init(&p->rl, 10000, 5);
 	macc_ratelimit_init(&p->rl_lost, 10000, 3);
+	macc_ratelimit_init(&p->rl_dial, 10000, 3);
 	p->cur.x = malloc(np * sizeof(float));
 	p->next.x = malloc(np * sizeof(float));
 	if (a->sends_v) {
@@ -1213,8 +1413,16 @@ static void on_incoming(uv_stream_t *server, int status)
 				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		}
 	}
-	if (a->nconns_unbound > MAX_UNBOUND || a->shutting_down) {
-		conn_reject(c, MACC_ETOOBIG, "too many unauthenticated connections");
+	if (a->shutting_down) {
+		conn_close(c, "shutting down");
+		return;
+	}
+	if (a->nconns_unproven > a->cfg.max_unauthenticated) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "more than %u connections whose peer has not proven its "
+			 "key (max_unauthenticated)", a->cfg.max_unauthenticated);
+		conn_refused_unproven(c, MACC_CTL_CONNREJ_FLOOD, why);
 		conn_close(c, "too many unauthenticated connections");
 		return;
 	}
@@ -1277,8 +1485,15 @@ void peers_tick(struct macc_agent *a)
 		if (c->closing) {
 			continue;
 		}
-		if (!c->session.proven && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS) {
-			conn_reject(c, MACC_ETIMEOUT, "no handshake within the deadline");
+		if (c->shut) {
+			if (now - c->shut_ms > SHUT_TIMEOUT_MS) {
+				conn_close(c, "refused connection did not close in time");
+			}
+			continue;
+		}
+		if (!c->session.proven && now - c->opened_ms > a->cfg.handshake_timeout_ms) {
+			conn_reject(c, MACC_ETIMEOUT, "no handshake within the deadline "
+				    "(handshake_timeout_ms)");
 			conn_close(c, "handshake timeout");
 			continue;
 		}

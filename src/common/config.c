@@ -392,6 +392,51 @@ static int a_standalone(struct setctx *s)
 	return 0;
 }
 
+/* Limits on hostile peers and control clients (issue 17, man/macc.conf.5). */
+static int a_handshake_timeout(struct setctx *s)
+{
+	return set_u32(s, 100, 600000, &s->c->handshake_timeout_ms);
+}
+
+static int a_max_unauthenticated(struct setctx *s)
+{
+	return set_u32(s, 1, 65536, &s->c->max_unauthenticated);
+}
+
+static int a_ping_rate(struct setctx *s)
+{
+	return set_u32(s, 1, 100000, &s->c->ping_rate);
+}
+
+static int a_send_queue_max_bytes(struct setctx *s)
+{
+	uint64_t v;
+	int r = set_uint(s, 0, UINT64_C(1) << 40, &v);
+
+	if (r == 0 && v != 0 && v < 65536) {
+		return why(s, "expected 0 (automatic) or at least 65536");
+	}
+	if (r == 0) {
+		s->c->send_queue_max_bytes = v;
+	}
+	return r;
+}
+
+static int a_control_max_clients(struct setctx *s)
+{
+	return set_u32(s, 2, 65536, &s->c->control_max_clients);
+}
+
+static int a_control_reserved_clients(struct setctx *s)
+{
+	return set_u32(s, 0, 65535, &s->c->control_reserved_clients);
+}
+
+static int a_control_idle_timeout(struct setctx *s)
+{
+	return set_u32(s, 100, 86400000, &s->c->control_idle_timeout_ms);
+}
+
 static const struct keydef agent_keys[] = {
 	{ "name", a_name },
 	{ "listen", a_listen },
@@ -408,6 +453,13 @@ static const struct keydef agent_keys[] = {
 	{ "audit_evidence", a_audit_evidence },
 	{ "audit_evidence_max_bytes", a_audit_evidence_max_bytes },
 	{ "standalone", a_standalone },
+	{ "handshake_timeout_ms", a_handshake_timeout },
+	{ "max_unauthenticated", a_max_unauthenticated },
+	{ "ping_rate", a_ping_rate },
+	{ "send_queue_max_bytes", a_send_queue_max_bytes },
+	{ "control_max_clients", a_control_max_clients },
+	{ "control_reserved_clients", a_control_reserved_clients },
+	{ "control_idle_timeout_ms", a_control_idle_timeout },
 };
 
 /* --- [train] -------------------------------------------------------------------------------- */
@@ -750,6 +802,23 @@ static int t_blas_kernel(struct setctx *s)
 		   "Haswell, Zen, SkylakeX, ...)");
 }
 
+/* The round-jump rule and the received-value bound (issue 17, macc/guard.h). */
+static int t_rejoin_quorum(struct setctx *s)
+{
+	return set_u32(s, 0, MACC_CONFIG_MAX_PEERS, &s->c->rejoin_quorum);
+}
+
+static int t_rejoin_interval(struct setctx *s)
+{
+	return set_u32(s, 0, 86400000, &s->c->rejoin_interval_ms);
+}
+
+static int t_state_value_max(struct setctx *s)
+{
+	/* 0 = finiteness only; otherwise a magnitude a float can hold. */
+	return set_real(s, 0, false, 3e38, false, &s->c->state_value_max);
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -780,6 +849,9 @@ static const struct keydef train_keys[] = {
 	{ "compress", t_compress },
 	{ "gossip_step", t_gossip_step },
 	{ "blas_kernel", t_blas_kernel },
+	{ "rejoin_quorum", t_rejoin_quorum },
+	{ "rejoin_interval_ms", t_rejoin_interval },
+	{ "state_value_max", t_state_value_max },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -869,6 +941,16 @@ void macc_config_defaults(struct macc_config *c)
 	c->audit_max_bytes = (uint64_t)1 << 20;
 	c->audit_files = 4;
 	c->audit_evidence_max_bytes = (uint64_t)256 << 20;
+	c->handshake_timeout_ms = 10000;
+	c->max_unauthenticated = 32;
+	c->ping_rate = 20;
+	c->send_queue_max_bytes = 0;
+	c->control_max_clients = 64;
+	c->control_reserved_clients = 4;
+	c->control_idle_timeout_ms = 30000;
+	c->rejoin_quorum = 0;
+	c->rejoin_interval_ms = 10000;
+	c->state_value_max = 1e6; /* MACC_GUARD_VALUE_MAX_DEFAULT */
 }
 
 void macc_config_finish(struct macc_config *c)
@@ -1196,6 +1278,12 @@ static int validate(struct macc_config_parser *p, struct macc_errmsg *err)
 			       "round_timeout_ms (%u)",
 			       c->dead_peer_timeout_ms, c->round_timeout_ms);
 	}
+	if (c->control_reserved_clients >= c->control_max_clients) {
+		return at_line(p, p->agent_line, err,
+			       "[agent]: control_reserved_clients (%u) must be less than "
+			       "control_max_clients (%u)",
+			       c->control_reserved_clients, c->control_max_clients);
+	}
 	if (validate_edge(p, err) < 0) {
 		return p->failed;
 	}
@@ -1454,6 +1542,9 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_VAL(audit_evidence);
 	DIFF_VAL(audit_evidence_max_bytes);
 	DIFF_VAL(standalone);
+	DIFF_VAL(control_max_clients);
+	DIFF_VAL(control_reserved_clients);
+	DIFF_VAL(control_idle_timeout_ms);
 	DIFF_STR(model);
 	DIFF_STR(data);
 	if (a->has_shard != b->has_shard || a->shard_index != b->shard_index ||

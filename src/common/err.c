@@ -36,6 +36,8 @@ static const struct {
 	{"nonfinite", "non-finite value (NaN or infinity)"},
 	{"rate_limited", "rate limit exceeded"},
 	{"encrypt_mismatch", "session encryption setting differs from the peer's"},
+	{"out_of_range", "value beyond its bound"},
+	{"slow", "peer does not read (send queue full)"},
 };
 
 _Static_assert(sizeof(table) / sizeof(table[0]) == (size_t)(MACC_EMALFORMED - MACC_ERR_LAST),

@@ -1,8 +1,12 @@
 /*
- * log.c - stderr logging with levels and rate limiting.
+ * log.c - stderr logging with levels, rate limiting and escaping.
  *
  * The level is one process-wide atomic: the daemon changes it at run time through the control
  * socket (`macc-ctl log-level debug`) while the worker thread may be logging.
+ *
+ * Escaping happens here, once, for every line: the message is formatted into a scratch buffer
+ * and copied into the line through macc_escape(), so a string from a peer or a control client
+ * can never add a line or an escape sequence to the log, whatever the call site passed.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -48,9 +52,37 @@ const char *macc_log_level_name(enum macc_log_level level)
 	return level_names[level];
 }
 
+char *macc_escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+		unsigned char ch = *p;
+		size_t need = ch == '\\' ? 2 : (ch < 0x20 || ch >= 0x7f) ? 4 : 1;
+
+		if (o + need >= cap) {
+			break;
+		}
+		if (need == 1) {
+			dst[o++] = (char)ch;
+		} else if (need == 2) {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[ch >> 4];
+			dst[o++] = hex[ch & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 void macc_log(enum macc_log_level level, const char *prefix, const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], raw[1024], esc[256];
 	size_t n = 0;
 	va_list ap;
 
@@ -68,12 +100,15 @@ void macc_log(enum macc_log_level level, const char *prefix, const char *fmt, ..
 	}
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s: ", macc_log_level_name(level));
 	if (prefix != NULL && n < sizeof(line)) {
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "[%s] ", prefix);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "[%s] ",
+				      macc_escape(esc, sizeof(esc), prefix));
 	}
 	if (n < sizeof(line)) {
 		va_start(ap, fmt);
-		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+		vsnprintf(raw, sizeof(raw), fmt, ap);
 		va_end(ap);
+		macc_escape(line + n, sizeof(line) - n, raw);
+		n += strlen(line + n);
 	}
 	if (n >= sizeof(line) - 1) {
 		n = sizeof(line) - 2;

@@ -585,6 +585,14 @@ void macc_mixer_moved(void *mixer, const float *x)
 	}
 }
 
+void macc_mixer_restart(struct macc_mixer *m, const float *x)
+{
+	if (m->cfg.pushsum) {
+		m->pw = 1.0;
+		memcpy(m->xdb, x, m->cfg.n * sizeof(float));
+	}
+}
+
 int macc_mixer_outgoing(struct macc_mixer *m, const struct macc_hparams *hp, const float *x,
 			const float *v, const float *g, struct macc_mixer_out *ret,
 			struct macc_errmsg *err)

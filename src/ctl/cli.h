@@ -88,7 +88,8 @@ const char *cli_fmt_num(char *buf, size_t n, const char *fmt, double v);
 const char *cli_fmt_pct(char *buf, size_t n, double ratio);  /* 0.8431 -> "84.31%" */
 const char *cli_fmt_dur(char *buf, size_t n, double seconds); /* "134.0 ms", "15.3 s", "2m05s" */
 const char *cli_fmt_bytes(char *buf, size_t n, uint64_t bytes); /* "188.4 MiB" */
-/* A daemon-supplied string made safe for a terminal: control characters become '?'. */
+/* A daemon-supplied string made safe for a terminal (it may quote a peer or another client):
+ * macc_escape(), the daemon's own log escaping (\x0a, \x1b, ...). */
 const char *cli_safe(char *buf, size_t n, const char *s);
 
 /* A table: columns as wide as their widest cell, two spaces apart, the last column not padded.

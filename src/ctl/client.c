@@ -285,11 +285,13 @@ int cli_daemon_error(struct cli *c, const char *cmd, const struct macc_ctl_reply
 {
 	const char *msg = rep->error[0] != '\0' ? rep->error : macc_ctl_status_name(rep->status);
 	size_t n = strlen(msg);
+	char esc[1100];
 
 	if (c->json) {
 		cli_json_error(c, CLI_EDAEMON, rep->status, msg);
 	}
-	cli_err(c, "%s failed (%s): %s%s", cmd, macc_ctl_status_name(rep->status), msg,
-		n > 0 && msg[n - 1] == '.' ? "" : ".");
+	/* The daemon's sentence may quote what a peer or a client sent: escaped. */
+	cli_err(c, "%s failed (%s): %s%s", cmd, macc_ctl_status_name(rep->status),
+		macc_escape(esc, sizeof(esc), msg), n > 0 && msg[n - 1] == '.' ? "" : ".");
 	return CLI_EDAEMON;
 }

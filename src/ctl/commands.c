@@ -12,7 +12,8 @@
  *             "epochs_planned","train_loss","test_loss","test_accuracy_ratio",
  *             "samples_per_second","round_seconds","consensus_distance","peers_up",
  *             "peers_configured","uptime_seconds","process_start_time_seconds",
- *             "state_bytes_sent_total","state_bytes_received_total","digest","last_error"}
+ *             "state_bytes_sent_total","state_bytes_received_total","digest","last_error",
+ *             "degraded","rollbacks_total","connections_rejected_total":{REASON:N}}
  *   peers    {"peers":[{"name","endpoint","key","session","arch","blas","last_round",
  *             "rtt_seconds","weight",
  *             "bytes_received_total","bytes_sent_total","messages_rejected_total":{REASON:N},
@@ -107,18 +108,52 @@ static void status_json(const struct macc_ctl_status *s)
 	json_u64(&j, "state_bytes_received_total", s->state_bytes_received_total);
 	json_str(&j, "digest", s->digest);
 	json_str(&j, "last_error", s->last_error);
+	json_bool(&j, "degraded", s->degraded);
+	json_u64(&j, "rollbacks_total", s->rollbacks_total);
+	json_obj(&j, "connections_rejected_total");
+	for (unsigned i = 0; i < MACC_CTL_CONNREJ_COUNT; i++) {
+		json_u64(&j, macc_ctl_connrej_name((enum macc_ctl_connrej)i),
+			 s->connections_rejected_total[i]);
+	}
+	json_end_obj(&j);
 	json_end_obj(&j);
 	json_done(&j);
 }
 
+/* "unknown_key=3 flood=1" for the nonzero connection rejections, or "-". */
+static const char *connrej_line(const struct macc_ctl_status *s, char *buf, size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < MACC_CTL_CONNREJ_COUNT && off < n; i++) {
+		int w;
+
+		if (s->connections_rejected_total[i] == 0) {
+			continue;
+		}
+		w = snprintf(buf + off, n - off, "%s%s=%llu", off ? " " : "",
+			     macc_ctl_connrej_name((enum macc_ctl_connrej)i),
+			     (unsigned long long)s->connections_rejected_total[i]);
+		off += w > 0 ? (size_t)w : 0;
+	}
+	return buf[0] != '\0' ? buf : "-";
+}
+
 static void status_human(const struct macc_ctl_status *s)
 {
-	char a[64], b[64], n1[128], n2[128], n3[160];
+	char a[64], b[64], n1[128], n2[128], n3[160], rej[400];
 
 	printf("agent:       %s (%s, %s)\n", s->name[0] ? cli_safe(n1, sizeof(n1), s->name) : "-",
 	       s->algorithm[0] ? cli_safe(n2, sizeof(n2), s->algorithm) : "-",
 	       s->model[0] ? cli_safe(n3, sizeof(n3), s->model) : "-");
-	printf("state:       %s\n", macc_ctl_state_name(s->state));
+	if (s->degraded) {
+		printf("state:       %s, degraded (rolled back %llu time%s: see last error)\n",
+		       macc_ctl_state_name(s->state), (unsigned long long)s->rollbacks_total,
+		       s->rollbacks_total == 1 ? "" : "s");
+	} else {
+		printf("state:       %s\n", macc_ctl_state_name(s->state));
+	}
 	if (s->arch[0] != '\0' || s->blas[0] != '\0') {
 		printf("platform:    %s, BLAS kernel %s\n",
 		       s->arch[0] ? cli_safe(n1, sizeof(n1), s->arch) : "-",
@@ -146,6 +181,8 @@ static void status_human(const struct macc_ctl_status *s)
 	printf("consensus:   %s (mean squared distance to neighbours)\n",
 	       cli_fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
+	printf("refused:     %s (connections, before identification)\n",
+	       connrej_line(s, rej, sizeof(rej)));
 	printf("uptime:      %s\n", cli_fmt_dur(a, sizeof(a), (double)s->uptime_seconds));
 	printf("state bytes: %s sent, %s received\n",
 	       cli_fmt_bytes(a, sizeof(a), s->state_bytes_sent_total),

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macc/log.h"
+
 #include "cli.h"
 
 const char *cli_fmt_num(char *buf, size_t n, const char *fmt, double v)
@@ -74,15 +76,7 @@ const char *cli_fmt_bytes(char *buf, size_t n, uint64_t b)
 
 const char *cli_safe(char *buf, size_t n, const char *s)
 {
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 1 < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		buf[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	buf[i] = '\0';
-	return buf;
+	return macc_escape(buf, n, s);
 }
 
 /* --- tables ----------------------------------------------------------------------------------- */

@@ -136,6 +136,19 @@ const char *macc_ctl_session_name(enum macc_ctl_session s)
 	return "unknown";
 }
 
+static const char *const connrej_names[MACC_CTL_CONNREJ_COUNT] = {
+	"unknown_key", "version", "malformed", "timeout", "flood",
+	"unproven_state", "bad_proof", "replay", "rate_limited", "other",
+};
+
+const char *macc_ctl_connrej_name(enum macc_ctl_connrej r)
+{
+	if ((unsigned)r < MACC_CTL_CONNREJ_COUNT) {
+		return connrej_names[r];
+	}
+	return "unknown";
+}
+
 const double macc_ctl_round_buckets[MACC_CTL_ROUND_BUCKETS] = {
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 };
@@ -180,6 +193,9 @@ static const struct field status_fields[] = {
 	FT(macc_ctl_status, state_bytes_received_total, F_U64),
 	FS(macc_ctl_status, k, digest),
 	FS(macc_ctl_status, k, last_error),
+	FT(macc_ctl_status, degraded, F_BOOL),
+	FT(macc_ctl_status, rollbacks_total, F_U64),
+	/* "connections_rejected_total" (a map by reason) is handled separately. */
 };
 
 static const struct field progress_fields[] = {
@@ -419,6 +435,18 @@ static void pack_fields(msgpack_packer *pk, const void *obj, const struct field 
 	}
 }
 
+/* The status, with its "connections_rejected_total" map: every reason, 0 included. */
+static void pack_status(msgpack_packer *pk, const struct macc_ctl_status *st)
+{
+	pack_fields(pk, st, status_fields, NF(status_fields), 1);
+	pack_str(pk, "connections_rejected_total");
+	msgpack_pack_map(pk, MACC_CTL_CONNREJ_COUNT);
+	for (unsigned i = 0; i < MACC_CTL_CONNREJ_COUNT; i++) {
+		pack_str(pk, connrej_names[i]);
+		msgpack_pack_uint64(pk, st->connections_rejected_total[i]);
+	}
+}
+
 static void pack_peer(msgpack_packer *pk, const struct macc_ctl_peer *p)
 {
 	size_t nr = p->nrejected < MACC_CTL_MAX_REASONS ? p->nrejected : MACC_CTL_MAX_REASONS;
@@ -525,7 +553,7 @@ int macc_ctl_reply_encode(const struct macc_ctl_reply *r, struct macc_buf *out)
 		pack_str(&pk, "data");
 		switch (r->kind) {
 		case MACC_CTL_DATA_STATUS:
-			pack_fields(&pk, &r->st, status_fields, NF(status_fields), 0);
+			pack_status(&pk, &r->st);
 			break;
 		case MACC_CTL_DATA_PROGRESS:
 			pack_fields(&pk, &r->progress, progress_fields, NF(progress_fields), 0);
@@ -800,6 +828,37 @@ static int unpack_fields(const msgpack_object *m, void *obj, const struct field 
 	return 0;
 }
 
+/* The status and its "connections_rejected_total" map (absent from older daemons: zeros;
+ * reasons this side does not know are skipped). */
+static int unpack_status(const msgpack_object *m, struct macc_ctl_status *st,
+			 struct macc_errmsg *err)
+{
+	const msgpack_object *cr;
+	int r = unpack_fields(m, st, status_fields, NF(status_fields), "status", err);
+
+	if (r < 0 || (cr = map_get(m, "connections_rejected_total")) == NULL) {
+		return r;
+	}
+	if (cr->type != MSGPACK_OBJECT_MAP) {
+		return macc_errf(err, MACC_EMALFORMED,
+				 "status: 'connections_rejected_total' is not a map");
+	}
+	for (uint32_t i = 0; i < cr->via.map.size; i++) {
+		const msgpack_object_kv *kv = &cr->via.map.ptr[i];
+		unsigned k;
+		uint64_t v;
+
+		if (!get_u64(&kv->val, &v)) {
+			return macc_errf(err, MACC_EMALFORMED,
+					 "status: bad 'connections_rejected_total' count");
+		}
+		if (get_enum(&kv->key, connrej_names, MACC_CTL_CONNREJ_COUNT, &k)) {
+			st->connections_rejected_total[k] = v;
+		}
+	}
+	return 0;
+}
+
 static int unpack_peer(const msgpack_object *m, struct macc_ctl_peer *p, struct macc_errmsg *err)
 {
 	const msgpack_object *rej;
@@ -1046,7 +1105,7 @@ static int decode_data(const msgpack_object *data, struct macc_ctl_reply *rep,
 {
 	switch (rep->kind) {
 	case MACC_CTL_DATA_STATUS:
-		return unpack_fields(data, &rep->st, status_fields, NF(status_fields), "status", err);
+		return unpack_status(data, &rep->st, err);
 	case MACC_CTL_DATA_PROGRESS:
 		return unpack_fields(data, &rep->progress, progress_fields, NF(progress_fields),
 				     "progress", err);
@@ -1192,6 +1251,42 @@ static int counter(struct macc_buf *b, const char *name, const char *help, uint6
 	int r = head(b, name, "counter", help);
 
 	return r < 0 ? r : bprintf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* The metrics of issue 17: connections refused before identification, by reason (every reason,
+ * 0 included, so a rate can be taken from the first scrape), degraded state, rollbacks and
+ * round jumps. */
+static int format_hostile(const struct macc_ctl_status *st, const struct macc_ctl_metrics *m,
+			  struct macc_buf *out)
+{
+	int r = head(out, "macc_connections_rejected_total", "counter",
+		     "Connections refused before the peer was identified, by reason.");
+
+	for (unsigned i = 0; r == 0 && i < MACC_CTL_CONNREJ_COUNT; i++) {
+		r = bprintf(out, "macc_connections_rejected_total{reason=\"%s\"} %llu\n",
+			    connrej_names[i],
+			    (unsigned long long)st->connections_rejected_total[i]);
+	}
+	if (r == 0) {
+		r = gauge(out, "macc_degraded", "1 after the agent's own parameters went "
+			  "non-finite or out of range and were rolled back, until the next "
+			  "checkpoint.",
+			  st->degraded);
+	}
+	if (r == 0) {
+		r = counter(out, "macc_rollbacks_total", "Rollbacks of non-finite or out-of-range "
+			    "own parameters to the last good checkpoint.", st->rollbacks_total);
+	}
+	if (r == 0) {
+		r = counter(out, "macc_round_jumps_total", "Jumps to the round a quorum of "
+			    "neighbours attests (rejoin).", m->round_jumps_total);
+	}
+	if (r == 0) {
+		r = counter(out, "macc_round_jumps_refused_total", "Rounds ended with neighbours "
+			    "ahead but no jump (no quorum, too soon, or at the jump limit).",
+			    m->round_jumps_refused_total);
+	}
+	return r;
 }
 
 int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,
@@ -1364,6 +1459,7 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 	TRY(bprintf(out, "macc_round_seconds_sum %.9g\n", m->round_seconds_sum));
 	TRY(bprintf(out, "macc_round_seconds_count %llu\n",
 		    (unsigned long long)m->round_seconds_count));
+	TRY(format_hostile(st, m, out));
 #undef TRY
 	return 0;
 }

@@ -31,14 +31,31 @@
  * exclude these by distance and quarantine the sender; it runs for --rounds rounds and prints
  * "sent poison N".
  *
+ * Issue 17 (hostile neighbours) adds:
+ *   --pre-id ATTACK  one connection the daemon must refuse before identifying the peer, counted
+ *                    by reason (phase_preid: version, garbage, oversize, silent, state-first,
+ *                    claim:KEY, refused-ack);
+ *   --flood N        N silent connections at once (max_unauthenticated);
+ *   --hello-round R, --far-state D with --echo R: a neighbour that lies about its round in its
+ *                    HELLO or in one STATE, then echoes the daemon's states;
+ *   --no-read MS     a neighbour that sends a valid STATE every MS but never reads
+ *                    (--cycles sessions in a row);
+ *   --poison fill:V  states whose every value is V (finite, absurd);
+ *   --name, --algo, --bye TEXT: strings of its choice in its HELLO and BYE (log injection);
+ *   --ctl-flood SOCKET: N control clients as another user (--as-uid), each watching.
+ * It answers the daemon's PINGs, as a real peer does.
+ *
  * It prints what it sent, one "sent REASON COUNT" line per reason the daemon should count it
  * under (macc_errname names), and "phase NAME start|end" lines that the test script follows, to
  * stdout (line-buffered). Every wait is bounded; it exits 0 when every phase ran, 1 on a
  * handshake or socket failure, 2 on a usage error.
  *
  * usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] [--loris-ms MS]
- *                  [--seal auto|yes|no] [--garbage] [--poison signflip|scale:S[,...]]
- *                  [--duplicate]
+ *                  [--seal auto|yes|no] [--garbage] [--poison signflip|scale:S|fill:V[,...]]
+ *                  [--duplicate] [--hello-round R] [--name S] [--algo S] [--bye TEXT]
+ *                  [--echo R [--far-state D] [--hold-ms MS]] [--no-read MS [--cycles N]]
+ *                  [--pre-id ATTACK] [--flood N [--hold-ms MS]]
+ *        adversary --ctl-flood SOCKET [--clients N] [--hold-ms MS] [--as-uid UID]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,11 +69,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "macc/buf.h"
 #include "macc/crypto.h"
+#include "macc/ctl.h"
 #include "macc/err.h"
 #include "macc/log.h"
 #include "macc/proto.h"
@@ -80,6 +101,8 @@ struct adv {
 	uint64_t last_sent_round;
 	bool have_sent;
 	int64_t hello_round; /* round claimed in our HELLO; -1: the daemon's own */
+	const char *name;    /* our HELLO's name (--name), NULL: "adversary" */
+	const char *algo;    /* our HELLO's algorithm (--algo), NULL: the daemon's */
 	uint8_t rbuf[1 << 16]; /* bytes read from fd, not yet fed to dec */
 	size_t roff, rlen;
 	/* counts of what was sent, by the reason the daemon should count it under */
@@ -231,12 +254,13 @@ static int handshake(struct adv *a)
 				macc_buf_finish(&out);
 				return rc;
 			}
-			/* Claim exactly the daemon's model and algorithm, and its round. */
+			/* Claim exactly the daemon's model and algorithm, and its round (unless
+			 * --hello-round, --name or --algo say otherwise). */
 			macc_hello_init(&h, &a->id, a->nonce, m.u.hello.model_hash, m.u.hello.nparams,
-					m.u.hello.algo,
+					a->algo != NULL ? a->algo : m.u.hello.algo,
 					a->hello_round >= 0 ? (uint64_t)a->hello_round
 							    : m.u.hello.round,
-					2, "adversary");
+					2, a->name != NULL ? a->name : "adversary");
 			/* Sealed or not as decided above: the attacks target the message layer. */
 			macc_session_hello_prepare(&a->s, &h);
 			rc = macc_hello_encode(&out, &h);
@@ -443,6 +467,18 @@ static int on_frame(struct adv *a, uint8_t *f, size_t fl, int64_t *ret_round)
 		fprintf(stderr, "adversary: daemon said bye: %s\n", m.u.bye.text);
 		return MACC_ECLOSED;
 	}
+	if (m.type == MACC_MSG_PING) {
+		/* Keepalive, as a real peer answers it (so the session outlives a quiet phase). */
+		struct macc_buf b;
+
+		macc_buf_init(&b, 0);
+		rc = macc_ping_encode(&b, MACC_MSG_PONG, &m.u.ping);
+		if (rc == 0) {
+			rc = send_frame(a, &b);
+		}
+		macc_buf_finish(&b);
+		return rc < 0 ? rc : 0;
+	}
 	if (m.type == MACC_MSG_STATE && m.u.state.nparams == a->n &&
 	    macc_session_accept_state(&a->s, &m.u.state, a->n, &e) == 0) {
 		macc_f32le_load(a->x, m.u.state.x, a->n);
@@ -505,8 +541,10 @@ static int phase_mixed(struct adv *a, unsigned rounds)
 
 #define POISON_MAX 8
 
-/* Parse "signflip" / "scale:S" items separated by commas into factors (-1 for signflip). */
-static int parse_poison(const char *spec, double *f, int *ret_n)
+/* Parse "signflip" / "scale:S" / "fill:V" items separated by commas into factors (-1 for
+ * signflip); fill:V (every value V, finite and absurd: issue 17) is kept as a factor with
+ * fill[i] set. */
+static int parse_poison(const char *spec, double *f, bool *fill, int *ret_n)
 {
 	char buf[256], *save = NULL, *tok;
 	int n = 0;
@@ -520,11 +558,15 @@ static int parse_poison(const char *spec, double *f, int *ret_n)
 		if (n == POISON_MAX) {
 			return -1;
 		}
+		fill[n] = false;
 		if (strcmp(tok, "signflip") == 0) {
 			f[n++] = -1.0;
-		} else if (strncmp(tok, "scale:", 6) == 0) {
-			f[n] = strtod(tok + 6, &end);
-			if (end == tok + 6 || *end != '\0' || !isfinite(f[n])) {
+		} else if (strncmp(tok, "scale:", 6) == 0 || strncmp(tok, "fill:", 5) == 0) {
+			const char *num = tok[0] == 's' ? tok + 6 : tok + 5;
+
+			fill[n] = tok[0] == 'f';
+			f[n] = strtod(num, &end);
+			if (end == num || *end != '\0' || !isfinite(f[n])) {
 				return -1;
 			}
 			n++;
@@ -537,7 +579,7 @@ static int parse_poison(const char *spec, double *f, int *ret_n)
 }
 
 /* Answer each daemon round with a correctly signed, poisoned state of that round. */
-static int phase_poison(struct adv *a, unsigned rounds, const double *f, int nf)
+static int phase_poison(struct adv *a, unsigned rounds, const double *f, const bool *fill, int nf)
 {
 	struct macc_buf fr;
 	unsigned done = 0;
@@ -560,8 +602,8 @@ static int phase_poison(struct adv *a, unsigned rounds, const double *f, int nf)
 		}
 		s = (float)f[done % (unsigned)nf];
 		for (size_t i = 0; i < a->n; i++) {
-			px[i] = s * a->x[i];
-			pv[i] = s * a->v[i];
+			px[i] = fill[done % (unsigned)nf] ? s : s * a->x[i];
+			pv[i] = fill[done % (unsigned)nf] ? s : s * a->v[i];
 		}
 		rc = state_frame(a, (uint64_t)r, a->n, px, a->mom ? pv : NULL, &fr);
 		if (rc == 0) {
@@ -780,14 +822,532 @@ static int phase_garbage(struct adv *a)
 	return MACC_ETIMEOUT;
 }
 
+/* ---- issue 17: attacks on the handshake, the round, the send queue and the control socket ---- */
+
+/* Wait (bounded) until the daemon closes the connection; true when it did. Whatever arrives is
+ * read and thrown away. */
+static bool wait_closed(int fd, unsigned ms)
+{
+	uint64_t end = macc_now_ms() + ms;
+	uint8_t junk[1 << 16];
+
+	while (macc_now_ms() < end) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+
+		if (poll(&pf, 1, 100) > 0) {
+			ssize_t r = recv(fd, junk, sizeof(junk), 0);
+
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* Read the daemon's HELLO (the first frame on every connection) into *ret. */
+static int read_hello(struct adv *a, struct macc_hello *ret)
+{
+	uint8_t *f = NULL;
+	size_t fl = 0;
+	struct macc_msg m;
+	int rc = read_frame(a, IO_TIMEOUT_MS, &f, &fl);
+
+	if (rc <= 0) {
+		return rc == 0 ? MACC_ETIMEOUT : rc;
+	}
+	rc = macc_msg_decode(f, fl, 0, &m, NULL);
+	free(f);
+	if (rc == 0 && m.type != MACC_MSG_HELLO) {
+		rc = MACC_EMALFORMED;
+	}
+	if (rc == 0) {
+		*ret = m.u.hello;
+	}
+	return rc;
+}
+
+/* Our HELLO for the daemon's `dh`, as a frame appended to out; `round` is the round it claims. */
+static int hello_for(struct adv *a, const struct macc_hello *dh, uint64_t round,
+		     struct macc_buf *out)
+{
+	struct macc_hello h;
+
+	macc_hello_init(&h, &a->id, a->nonce, dh->model_hash, dh->nparams,
+			a->algo != NULL ? a->algo : dh->algo, round, 2,
+			a->name != NULL ? a->name : "adversary");
+	macc_session_hello_prepare(&a->s, &h);
+	return macc_hello_encode(out, &h);
+}
+
+/* Replace the first occurrence of `from` (n bytes) in buf by `to`. */
+static bool patch(struct macc_buf *b, const uint8_t *from, const uint8_t *to, size_t n)
+{
+	for (size_t i = 0; i + n <= b->len; i++) {
+		if (memcmp(b->data + i, from, n) == 0) {
+			memcpy(b->data + i, to, n);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * One connection that the daemon must refuse before the peer is identified (--pre-id ATTACK).
+ * The daemon must count it under the reason printed as "expect REASON", close the connection
+ * and stay up; exit 0 when it closed the connection in time, 1 otherwise.
+ *   version      a HELLO of protocol version 99                        version
+ *   garbage      a frame of random bytes instead of a HELLO            malformed
+ *   oversize     a frame header announcing 1 MiB before the handshake  malformed
+ *   silent       nothing at all, until the handshake deadline          timeout
+ *   state-first  a valid HELLO, then a STATE before our proof          unproven_state
+ *   claim:KEY    a HELLO naming another peer's KEY (base64), whose proof we cannot make,
+ *                then our own proof with that key written in           bad_proof
+ *   refused-ack  a HELLO announcing a round past any run, and in the same write a correctly
+ *                signed HELLO_ACK (the daemon refuses the HELLO and must not adopt the
+ *                session the ACK completes: issue 17's crash)         replay
+ */
+/* pre-id "version": our HELLO with protocol version 99. */
+static int preid_version(struct adv *a, const struct macc_hello *dh, struct macc_buf *out)
+{
+	static const uint8_t v2[4] = {0xa3, 'v', 'e', 'r'};
+	int rc = hello_for(a, dh, dh->round, out);
+
+	/* "ver" is followed by its value, the fixint 2: make it 99. */
+	for (size_t i = 0; rc == 0 && i + 5 <= out->len; i++) {
+		if (memcmp(out->data + i, v2, 4) == 0 && out->data[i + 4] == 2) {
+			out->data[i + 4] = 99;
+			return 0;
+		}
+	}
+	return rc < 0 ? rc : -EINVAL;
+}
+
+/* pre-id "garbage" (a frame of random bytes) or "oversize" (a header announcing 1 MiB). */
+static int preid_garbage(bool oversize, struct macc_buf *out)
+{
+	uint8_t fr[4 + 100] = {0};
+
+	if (oversize) {
+		macc_put_be32(fr, 1u << 20);
+		return macc_buf_append(out, fr, 4 + 16);
+	}
+	macc_put_be32(fr, 100);
+	macc_random_bytes(fr + 4, 100);
+	fr[4] = 0xc1; /* never valid msgpack */
+	return macc_buf_append(out, fr, sizeof(fr));
+}
+
+/* pre-id "state-first" (a valid HELLO, then a STATE) or "refused-ack" (a HELLO past any run,
+ * then a correctly signed HELLO_ACK), each in one buffer. */
+static int preid_hello_then(struct adv *a, const struct macc_hello *dh, bool refused,
+			    struct macc_buf *out)
+{
+	struct macc_buf st;
+	float *z;
+	int rc = hello_for(a, dh, refused ? UINT64_C(1) << 62 : dh->round, out);
+
+	if (rc == 0) {
+		rc = macc_session_accept_hello(&a->s, dh, &dh->key, 1, &dh->key, dh->model_hash,
+					       dh->nparams, dh->algo, NULL);
+		rc = rc < 0 ? rc : 0;
+	}
+	if (rc < 0 || refused) {
+		return rc < 0 ? rc : macc_session_ack_encode(&a->s, out);
+	}
+	z = calloc(dh->nparams, sizeof(float));
+	macc_buf_init(&st, 0);
+	rc = z == NULL ? -ENOMEM
+		       : state_frame(a, dh->round, dh->nparams, z,
+				     strcmp(dh->algo, "dmsgd") == 0 ? z : NULL, &st);
+	if (rc == 0) {
+		rc = macc_buf_append(out, st.data, st.len);
+	}
+	macc_buf_finish(&st);
+	free(z);
+	return rc;
+}
+
+/* pre-id "claim:KEY": a HELLO naming KEY (we cannot sign for it), then a proof signed with our
+ * own key with KEY written in. */
+static int preid_claim(struct adv *a, const struct macc_hello *dh, const char *b64,
+		       struct macc_buf *out)
+{
+	struct macc_pubkey claimed, own = a->id.pub;
+	struct macc_hello h;
+	size_t at;
+	int rc = macc_pubkey_from_b64(&claimed, b64, NULL);
+
+	if (rc == 0) {
+		macc_hello_init(&h, &a->id, a->nonce, dh->model_hash, dh->nparams, dh->algo,
+				dh->round, 2, a->name != NULL ? a->name : "adversary");
+		h.key = claimed;
+		macc_session_hello_prepare(&a->s, &h);
+		rc = macc_hello_encode(out, &h);
+	}
+	if (rc == 0) {
+		rc = macc_session_accept_hello(&a->s, dh, &dh->key, 1, &dh->key, dh->model_hash,
+					       dh->nparams, dh->algo, NULL);
+		rc = rc < 0 ? rc : 0;
+	}
+	at = out->len;
+	if (rc == 0) {
+		rc = macc_session_ack_encode(&a->s, out);
+	}
+	if (rc == 0) {
+		struct macc_buf ack = {.data = out->data + at, .len = out->len - at};
+
+		rc = patch(&ack, own.bytes, claimed.bytes, MACC_PUBKEY_BYTES) ? 0 : -EINVAL;
+	}
+	return rc;
+}
+
+/*
+ * One connection that the daemon must refuse before the peer is identified (--pre-id ATTACK).
+ * The daemon must count it under the reason printed as "expect REASON", close the connection
+ * and stay up; exit 0 when it closed the connection in time, 1 otherwise.
+ *   version      a HELLO of protocol version 99                        version
+ *   garbage      a frame of random bytes instead of a HELLO            malformed
+ *   oversize     a frame header announcing 1 MiB before the handshake  malformed
+ *   silent       nothing at all, until the handshake deadline          timeout
+ *   state-first  a valid HELLO, then a STATE before our proof          unproven_state
+ *   claim:KEY    a HELLO naming another peer's KEY (base64), whose proof we cannot make,
+ *                then our own proof with that key written in           bad_proof
+ *   refused-ack  a HELLO announcing a round past any run, and in the same write a correctly
+ *                signed HELLO_ACK (the daemon refuses the HELLO and must not adopt the
+ *                session the ACK completes: issue 17's crash)         replay
+ */
+static int phase_preid(struct adv *a, const char *attack)
+{
+	struct macc_hello dh;
+	struct macc_buf out;
+	const char *expect = NULL;
+	int rc;
+
+	macc_buf_init(&out, 0);
+	macc_random_bytes(a->nonce, sizeof(a->nonce));
+	macc_session_init(&a->s, &a->id, a->nonce);
+	rc = read_hello(a, &dh);
+	if (rc == 0 && (dh.flags & MACC_HELLO_F_SEAL) != 0) {
+		rc = macc_session_enable_seal(&a->s, NULL, NULL);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "adversary: no HELLO from the daemon: %s\n", macc_strerror(rc));
+		macc_buf_finish(&out);
+		return rc;
+	}
+	if (strcmp(attack, "version") == 0) {
+		rc = preid_version(a, &dh, &out);
+		expect = "version";
+	} else if (strcmp(attack, "garbage") == 0 || strcmp(attack, "oversize") == 0) {
+		rc = preid_garbage(attack[0] == 'o', &out);
+		expect = "malformed";
+	} else if (strcmp(attack, "silent") == 0) {
+		expect = "timeout";
+	} else if (strcmp(attack, "state-first") == 0 || strcmp(attack, "refused-ack") == 0) {
+		rc = preid_hello_then(a, &dh, attack[0] == 'r', &out);
+		expect = attack[0] == 'r' ? "replay" : "unproven_state";
+	} else if (strncmp(attack, "claim:", 6) == 0) {
+		rc = preid_claim(a, &dh, attack + 6, &out);
+		expect = "bad_proof";
+	} else {
+		rc = -EINVAL;
+	}
+	if (rc == 0 && out.len > 0) {
+		/* One write: the daemon reads it at once. */
+		rc = send_all(a->fd, out.data, out.len);
+	}
+	macc_buf_finish(&out);
+	if (rc < 0) {
+		fprintf(stderr, "adversary: pre-id attack '%s': %s\n", attack, macc_strerror(rc));
+		return rc;
+	}
+	printf("sent pre-id %s\nexpect %s\n", attack, expect);
+	if (!wait_closed(a->fd, 30000)) {
+		fprintf(stderr, "adversary: the daemon kept the connection after '%s'\n", attack);
+		return MACC_ETIMEOUT;
+	}
+	printf("closed by the daemon\n");
+	return 0;
+}
+
+/* --flood N: N connections that never send a byte, held for hold_ms; prints how many the daemon
+ * closed before that (it refuses those beyond max_unauthenticated at once). */
+static int phase_conn_flood(const char *target, unsigned n, unsigned hold_ms)
+{
+	int *fds = calloc(n, sizeof(int));
+	unsigned opened = 0, closed = 0;
+	uint64_t end;
+
+	if (fds == NULL) {
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		fds[i] = dial(target);
+		opened += fds[i] >= 0;
+	}
+	printf("flood open %u\n", opened);
+	end = macc_now_ms() + hold_ms;
+	while (macc_now_ms() < end) {
+		poll(NULL, 0, 50);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t junk[4096];
+		ssize_t r;
+
+		if (fds[i] < 0) {
+			continue;
+		}
+		/* Closed by the daemon: EOF (or a reset) after its HELLO. */
+		while ((r = recv(fds[i], junk, sizeof(junk), MSG_DONTWAIT)) > 0) {
+		}
+		closed += r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+		close(fds[i]);
+	}
+	free(fds);
+	printf("flood closed-early %u\n", closed);
+	return opened > 0 ? 0 : MACC_ECLOSED;
+}
+
+/*
+ * --no-read PERIOD_MS: a peer that sends but never reads. Per cycle (--cycles): a valid
+ * handshake, the daemon's first STATE read (its round r and x), then never another byte read:
+ * every PERIOD_MS a valid STATE of the next round (an echo of x), for at most `rounds` rounds or
+ * until the daemon drops the session (a send fails); then the next cycle reconnects. The daemon
+ * must drop it (reason slow) with its memory bounded, and train on with the others. Prints
+ * "cycle K dropped|kept after N states" and "sent slow_cycles C".
+ */
+static int phase_no_read(struct adv *a, const char *target, unsigned period_ms, unsigned cycles,
+			 unsigned rounds)
+{
+	struct macc_buf f;
+	unsigned dropped = 0;
+	int rc = 0;
+
+	macc_buf_init(&f, 0);
+	for (unsigned cy = 0; cy < cycles && rc == 0; cy++) {
+		int64_t r = -1;
+		unsigned sent = 0;
+		bool gone = false;
+		uint64_t end = macc_now_ms() + 120000;
+
+		if (cy > 0) {
+			/* A fresh connection and session (the daemon dropped or kept the last). */
+			close(a->fd);
+			macc_session_finish(&a->s);
+			macc_frame_decoder_finish(&a->dec);
+			macc_frame_decoder_init(&a->dec, MACC_FRAME_MAX_HANDSHAKE);
+			a->roff = a->rlen = 0;
+			a->have_sent = false;
+			poll(NULL, 0, 300);
+			a->fd = dial(target);
+			rc = a->fd < 0 ? a->fd : handshake(a);
+		}
+		while (rc == 0 && r < 0 && macc_now_ms() < end) {
+			rc = next_frame(a, &r);
+		}
+		while (rc == 0 && r >= 0 && sent < rounds && !gone) {
+			rc = state_frame(a, (uint64_t)r + sent, a->n, a->x, a->mom ? a->v : NULL,
+					 &f);
+			if (rc == 0 && send_frame(a, &f) < 0) {
+				gone = true;
+			}
+			sent++;
+			poll(NULL, 0, (int)period_ms);
+		}
+		dropped += gone;
+		printf("cycle %u %s after %u states\n", cy + 1, gone ? "dropped" : "kept", sent);
+	}
+	macc_buf_finish(&f);
+	printf("sent slow_cycles %u\nsent slow_dropped %u\n", cycles, dropped);
+	return rc;
+}
+
+/*
+ * --ctl-flood SOCKET: --clients N control connections as another user (--as-uid UID; the
+ * socket's group is kept as a supplementary group so the 0660 socket lets it in), each of which
+ * sends a `watch` request (watchers are exempt from the idle timeout) and holds on for
+ * --hold-ms. Prints "ctl connected N busy B" once all are in, then holds. The daemon must keep
+ * control_reserved_clients slots for root and its own user whatever these do.
+ */
+static int phase_ctl_flood(const char *path, unsigned n, unsigned hold_ms, long as_uid)
+{
+	struct sockaddr_un sa;
+	struct stat stt;
+	int *fds = calloc(n, sizeof(int));
+	unsigned ok = 0, busy = 0;
+	uint64_t end;
+
+	if (fds == NULL || strlen(path) >= sizeof(sa.sun_path) || stat(path, &stt) < 0) {
+		free(fds);
+		return -EINVAL;
+	}
+	if (as_uid >= 0) {
+		gid_t g = stt.st_gid;
+
+		if (setgroups(1, &g) < 0 || setgid((gid_t)as_uid) < 0 ||
+		    setuid((uid_t)as_uid) < 0) {
+			fprintf(stderr, "adversary: cannot become uid %ld: %s\n", as_uid,
+				strerror(errno));
+			free(fds);
+			return -errno;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	for (unsigned i = 0; i < n; i++) {
+		struct macc_ctl_request req = {.v = MACC_CTL_PROTO_VERSION, .id = i + 1,
+					       .cmd = MACC_CTL_CMD_WATCH};
+		struct macc_buf b;
+		uint8_t reply[4096];
+		ssize_t got;
+
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			fprintf(stderr, "adversary: control connect: %s\n", strerror(errno));
+			continue;
+		}
+		macc_buf_init(&b, 0);
+		if (macc_ctl_request_encode(&req, &b) == 0) {
+			(void)send_all(fds[i], b.data, b.len);
+		}
+		macc_buf_finish(&b);
+		/* The first reply says whether we are in (a progress event) or busy. */
+		{
+			struct pollfd pf = {.fd = fds[i], .events = POLLIN};
+			got = poll(&pf, 1, 5000) > 0 ? recv(fds[i], reply, sizeof(reply), 0) : -1;
+		}
+		if (got > 4) {
+			struct macc_ctl_reply rep;
+			size_t blen = 0;
+
+			if (macc_ctl_frame_next(reply, (size_t)got, sizeof(reply), &blen) == 1 &&
+			    macc_ctl_reply_decode(reply + 4, blen, MACC_CTL_CMD_WATCH, &rep,
+						  NULL) == 0) {
+				busy += rep.status == MACC_CTL_EBUSY;
+				ok += rep.status == MACC_CTL_OK;
+				macc_ctl_reply_finish(&rep);
+			}
+		}
+	}
+	printf("ctl connected %u busy %u\n", ok, busy);
+	end = macc_now_ms() + hold_ms;
+	while (macc_now_ms() < end) {
+		poll(NULL, 0, 100);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i] >= 0) {
+			close(fds[i]);
+		}
+	}
+	free(fds);
+	return 0;
+}
+
+/* --bye TEXT: after the mixed phase, a BYE with a nonzero reason and the given text. */
+static int send_bye(struct adv *a, const char *text)
+{
+	struct macc_buf b;
+	int rc;
+
+	macc_buf_init(&b, 0);
+	rc = macc_bye_encode(&b, MACC_EMODEL, text);
+	if (rc == 0) {
+		rc = send_frame(a, &b);
+	}
+	macc_buf_finish(&b);
+	if (rc == 0) {
+		printf("sent bye 1\n");
+		(void)wait_closed(a->fd, 5000);
+	}
+	return rc;
+}
+
+/* --echo R [--far-state D] [--hello-round H]: a neighbour that echoes the daemon's state of each
+ * round it receives, for R rounds or hold_ms, whichever first; with --far-state it first sends
+ * one valid STATE for the daemon's first round + D. A neighbour that claims a far round (in its
+ * HELLO or a STATE) is not sent to by a daemon that does not follow it, so the phase simply
+ * ends when hold_ms is over; exit 0 either way (the test judges the daemon). */
+static int phase_echo(struct adv *a, unsigned rounds, uint64_t far, unsigned hold_ms)
+{
+	struct macc_buf f;
+	unsigned done = 0;
+	uint64_t end = macc_now_ms() + hold_ms;
+	int rc = 0;
+
+	macc_buf_init(&f, 0);
+	printf("phase echo start\n");
+	while (rc == 0 && done < rounds && macc_now_ms() < end) {
+		uint8_t *in = NULL;
+		size_t fl = 0;
+		int64_t r = -1;
+
+		rc = read_frame(a, 200, &in, &fl);
+		if (rc == 1) {
+			rc = on_frame(a, in, fl, &r);
+			free(in);
+		}
+		if (rc < 0 || r < 0 || (a->have_sent && (uint64_t)r <= a->last_sent_round)) {
+			continue;
+		}
+		if (far > 0 && !a->have_sent) {
+			uint64_t fr = (uint64_t)r + far;
+
+			rc = state_frame(a, fr, a->n, a->x, a->mom ? a->v : NULL, &f);
+			if (rc == 0 && (rc = send_frame(a, &f)) == 0) {
+				printf("sent far-state %llu\n", (unsigned long long)fr);
+			}
+		}
+		if (rc == 0) {
+			rc = state_frame(a, (uint64_t)r, a->n, a->x, a->mom ? a->v : NULL, &f);
+		}
+		if (rc == 0) {
+			rc = send_frame(a, &f);
+		}
+		a->last_sent_round = (uint64_t)r;
+		a->have_sent = true;
+		a->echoes++;
+		done++;
+	}
+	macc_buf_finish(&f);
+	printf("phase echo end: %u rounds echoed\n", done);
+	if (rc == MACC_ECLOSED) {
+		printf("closed by the daemon\n");
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "adversary: echo phase: %s\n", macc_strerror(rc));
+	}
+	return rc < 0 ? rc : 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: adversary --key FILE --connect HOST:PORT [--rounds R] [--flood-ms MS] "
 		   "[--loris-ms MS] [--seal auto|yes|no] [--garbage] "
-		   "[--poison signflip|scale:S[,...]] [--duplicate]\n");
+		   "[--poison signflip|scale:S|fill:V[,...]] [--duplicate]\n"
+		   "       [--hello-round R] [--name S] [--algo S] [--bye TEXT] "
+		   "[--echo R [--far-state D] [--hold-ms MS]]\n"
+		   "       [--no-read PERIOD_MS [--cycles N]] [--pre-id ATTACK] "
+		   "[--flood N [--hold-ms MS]]\n"
+		   "       adversary --ctl-flood SOCKET [--clients N] [--hold-ms MS] "
+		   "[--as-uid UID]\n");
 }
 
-int main(int argc, char **argv)
+struct opts {
+	const char *key, *target, *bye, *pre_id, *ctl_sock;
+	unsigned rounds, flood_ms, loris_ms, echo, hold_ms, no_read, cycles, conn_flood, clients;
+	uint64_t far;
+	long as_uid;
+	bool garbage, duplicate, echo_mode;
+	double poison[POISON_MAX];
+	bool fill[POISON_MAX];
+	int npoison;
+};
+
+/* Parse the command line into *o and the adversary's settings; 0, or 2 (usage), or 1 (help). */
+static int parse_args(int argc, char **argv, struct opts *o, struct adv *a)
 {
 	static const struct option opts[] = {
 		{"key", required_argument, NULL, 'k'},   {"connect", required_argument, NULL, 'c'},
@@ -795,61 +1355,151 @@ int main(int argc, char **argv)
 		{"loris-ms", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
 		{"seal", required_argument, NULL, 's'},   {"garbage", no_argument, NULL, 'g'},
 		{"poison", required_argument, NULL, 'p'}, {"duplicate", no_argument, NULL, 'd'},
+		{"hello-round", required_argument, NULL, 'H'},
+		{"name", required_argument, NULL, 'N'},
+		{"algo", required_argument, NULL, 'A'},
+		{"bye", required_argument, NULL, 'B'},
+		{"echo", required_argument, NULL, 'E'},
+		{"far-state", required_argument, NULL, 'F'},
+		{"hold-ms", required_argument, NULL, 'T'},
+		{"no-read", required_argument, NULL, 'R'},
+		{"cycles", required_argument, NULL, 'C'},
+		{"pre-id", required_argument, NULL, 'P'},
+		{"flood", required_argument, NULL, 'L'},
+		{"ctl-flood", required_argument, NULL, 'X'},
+		{"clients", required_argument, NULL, 'n'},
+		{"as-uid", required_argument, NULL, 'U'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *key = NULL, *target = NULL;
-	unsigned rounds = 20, flood_ms = 3000, loris_ms = 0;
-	struct adv a;
-	struct macc_errmsg e;
-	int c, rc, status = 1;
-	bool garbage = false, duplicate = false;
-	double poison[POISON_MAX];
-	int npoison = 0;
+	int c;
 
-	memset(&a, 0, sizeof(a));
-	a.fd = -1;
-	a.seal_mode = -1;
-	a.hello_round = -1;
 	while ((c = getopt_long(argc, argv, "k:c:r:f:l:hs:gp:d", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': duplicate = true; break;
-		case 'k': key = optarg; break;
-		case 'c': target = optarg; break;
-		case 'r': rounds = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'f': flood_ms = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'l': loris_ms = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'g': garbage = true; break;
+		case 'd': o->duplicate = true; break;
+		case 'k': o->key = optarg; break;
+		case 'c': o->target = optarg; break;
+		case 'r': o->rounds = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'f': o->flood_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'l': o->loris_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'g': o->garbage = true; break;
+		case 'H': a->hello_round = (int64_t)strtoll(optarg, NULL, 10); break;
+		case 'N': a->name = optarg; break;
+		case 'A': a->algo = optarg; break;
+		case 'B': o->bye = optarg; break;
+		case 'E': o->echo = (unsigned)strtoul(optarg, NULL, 10); o->echo_mode = true; break;
+		case 'F': o->far = strtoull(optarg, NULL, 10); break;
+		case 'T': o->hold_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'R': o->no_read = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'C': o->cycles = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'P': o->pre_id = optarg; break;
+		case 'L': o->conn_flood = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'X': o->ctl_sock = optarg; break;
+		case 'n': o->clients = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'U': o->as_uid = strtol(optarg, NULL, 10); break;
 		case 'p':
-			if (parse_poison(optarg, poison, &npoison) < 0) {
+			if (parse_poison(optarg, o->poison, o->fill, &o->npoison) < 0) {
 				usage(stderr);
 				return 2;
 			}
 			break;
 		case 's':
 			if (strcmp(optarg, "yes") == 0 || strcmp(optarg, "no") == 0) {
-				a.seal_mode = strcmp(optarg, "yes") == 0;
+				a->seal_mode = strcmp(optarg, "yes") == 0;
 			} else if (strcmp(optarg, "auto") != 0) {
 				usage(stderr);
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
+		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (key == NULL || target == NULL) {
+	if (o->ctl_sock == NULL && (o->key == NULL || o->target == NULL)) {
 		usage(stderr);
 		return 2;
 	}
+	return 0;
+}
+
+/* After the handshake: the phase the options ask for. */
+static int run_phases(struct adv *a, const struct opts *o)
+{
+	int rc;
+
+	if (o->duplicate) {
+		return phase_duplicate(a, o->target, o->rounds);
+	}
+	if (o->npoison > 0) {
+		rc = phase_poison(a, o->rounds, o->poison, o->fill, o->npoison);
+		printf("sent poison %lu\n", a->poison);
+		return rc;
+	}
+	if (o->echo_mode) {
+		rc = phase_echo(a, o->echo, o->far, o->hold_ms);
+		return rc == 0 && o->bye != NULL ? send_bye(a, o->bye) : rc;
+	}
+	if (o->no_read > 0) {
+		return phase_no_read(a, o->target, o->no_read, o->cycles, o->rounds);
+	}
+	rc = phase_mixed(a, o->rounds);
+	if (rc == 0 && o->flood_ms > 0) {
+		rc = phase_flood(a, o->flood_ms);
+	}
+	if (rc == 0 && o->loris_ms > 0) {
+		rc = phase_loris(a, o->loris_ms);
+	}
+	if (rc == 0 && o->garbage) {
+		rc = phase_garbage(a);
+	}
+	/* Forged states count as bad_signature on a plain session, as replay on a sealed one
+	 * (attack_round). */
+	printf("sent bad_signature %lu\nsent model_mismatch %lu\nsent malformed %lu\n"
+	       "sent future %lu\nsent replay %lu\nsent nonfinite %lu\nsent echo %lu\n"
+	       "sent ping %lu\nsent garbage %lu\nsent forged %lu\n",
+	       a->sealed ? 0 : a->forged, a->wrong_n, a->truncated, a->future,
+	       a->replays + (a->sealed ? a->forged : 0), a->nonfinite, a->echoes, a->pings,
+	       a->garbage, a->forged);
+	if (rc == 0 && o->bye != NULL) {
+		rc = send_bye(a, o->bye);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.rounds = 20, .flood_ms = 3000, .hold_ms = 10000, .cycles = 1,
+			 .clients = 64, .as_uid = -1};
+	struct adv a;
+	struct macc_errmsg e;
+	int rc, status = 1;
+
+	memset(&a, 0, sizeof(a));
+	a.fd = -1;
+	a.seal_mode = -1;
+	a.hello_round = -1;
+	rc = parse_args(argc, argv, &o, &a);
+	if (rc != 0) {
+		return rc == 1 ? 0 : rc;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (macc_identity_load(&a.id, key, &e) < 0) {
+	if (o.ctl_sock != NULL) {
+		return phase_ctl_flood(o.ctl_sock, o.clients, o.hold_ms, o.as_uid) == 0 ? 0 : 1;
+	}
+	if (o.conn_flood > 0) {
+		return phase_conn_flood(o.target, o.conn_flood, o.hold_ms) == 0 ? 0 : 1;
+	}
+	if (macc_identity_load(&a.id, o.key, &e) < 0) {
 		fprintf(stderr, "adversary: %s\n", e.text);
 		return 1;
 	}
 	macc_frame_decoder_init(&a.dec, MACC_FRAME_MAX_HANDSHAKE);
-	a.fd = dial(target);
+	a.fd = dial(o.target);
 	if (a.fd < 0) {
-		fprintf(stderr, "adversary: cannot connect to %s: %s\n", target, strerror(-a.fd));
+		fprintf(stderr, "adversary: cannot connect to %s: %s\n", o.target, strerror(-a.fd));
+		goto out;
+	}
+	if (o.pre_id != NULL) {
+		status = phase_preid(&a, o.pre_id) == 0 ? 0 : 1;
 		goto out;
 	}
 	if (handshake(&a) < 0) {
@@ -861,36 +1511,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "adversary: no memory or model too small\n");
 		goto out;
 	}
-	if (duplicate) {
-		rc = phase_duplicate(&a, target, rounds);
-		status = rc == 0 ? 0 : 1;
-		goto out;
-	}
-	if (npoison > 0) {
-		rc = phase_poison(&a, rounds, poison, npoison);
-		printf("sent poison %lu\n", a.poison);
-		status = rc == 0 ? 0 : 1;
-		goto out;
-	}
-	rc = phase_mixed(&a, rounds);
-	if (rc == 0 && flood_ms > 0) {
-		rc = phase_flood(&a, flood_ms);
-	}
-	if (rc == 0 && loris_ms > 0) {
-		rc = phase_loris(&a, loris_ms);
-	}
-	if (rc == 0 && garbage) {
-		rc = phase_garbage(&a);
-	}
-	/* Forged states count as bad_signature on a plain session, as replay on a sealed one
-	 * (attack_round). */
-	printf("sent bad_signature %lu\nsent model_mismatch %lu\nsent malformed %lu\n"
-	       "sent future %lu\nsent replay %lu\nsent nonfinite %lu\nsent echo %lu\n"
-	       "sent ping %lu\nsent garbage %lu\nsent forged %lu\n",
-	       a.sealed ? 0 : a.forged, a.wrong_n, a.truncated, a.future,
-	       a.replays + (a.sealed ? a.forged : 0), a.nonfinite, a.echoes, a.pings, a.garbage,
-	       a.forged);
-	status = rc == 0 ? 0 : 1;
+	status = run_phases(&a, &o) == 0 ? 0 : 1;
 out:
 	if (a.fd >= 0) {
 		close(a.fd);

@@ -216,3 +216,68 @@ wait_round() {
 round_times() {
 	sed -n 's/.*round [0-9]*\/[0-9]* .* round \([0-9.]*\) ms.*/\1/p' "$1"
 }
+
+# ---- hostile neighbours (issue 17) ----------------------------------------------------------
+
+# hostile_fleet [gen_fleet options]: agent0 with two configured neighbours, agent1 (an honest
+# daemon, whose only neighbour is agent0) and agent2 (whose key the adversary holds), all with
+# encrypt = $ENCRYPT; starts agent0 and agent1 and waits until they train together. Sets FLEET.
+hostile_fleet() {
+	hostile_conf "$@"
+	start_agent 0 "$FLEET/agent0/agentd.conf"
+	start_agent 1 "$FLEET/agent1/agentd.conf"
+	wait_log "$WORK/agent0.log" "\[agent1\] session up" 60 || fail "agent0 and agent1 did not connect"
+	wait_round 0 10 60 || fail "agent0 did not reach round 10"
+}
+
+# hostile_conf [gen_fleet options]: (re)write hostile_fleet's configs (keys are kept).
+hostile_conf() {
+	FLEET="$WORK/fleet"
+	printf '0 1\n0 2\n' >"$WORK/edges"
+	gen_fleet "$FLEET" 3 "$WORK/edges" --set rounds=1000000 --set round_timeout_ms=300 \
+		--set dead_peer_timeout_ms=1500 --set checkpoint_every=0 \
+		--agent-set "encrypt=${ENCRYPT:-yes}" "$@"
+}
+
+# adv OUT ARGS...: run the adversary against agent0 in the foreground, output in $WORK/OUT;
+# sets ADV_RC to its exit status.
+# shellcheck disable=SC2034 # ADV_RC is read by the tests that source this file
+adv() {
+	local out=$1
+	shift
+	ADV_RC=0
+	timeout 180 "$ADVERSARY" --connect "127.0.0.1:$BASE_PORT" "$@" >"$WORK/$out" 2>&1 || ADV_RC=$?
+}
+
+# connrej J REASON: agent J's count of connections refused before identification for REASON.
+connrej() {
+	ctl_json "$1" status | python3 -c 'import json,sys
+print(json.load(sys.stdin).get("connections_rejected_total", {}).get(sys.argv[1], 0))' "$2"
+}
+
+# peer_rej J PEER REASON: agent J's count of PEER's messages rejected for REASON (0 if none).
+peer_rej() {
+	ctl_json "$1" peers | python3 -c 'import json,sys
+p = [q for q in json.load(sys.stdin)["peers"] if q["name"] == sys.argv[1]][0]
+print(p["messages_rejected_total"].get(sys.argv[2], 0))' "$2" "$3"
+}
+
+# metric J NAME: the value of the sample NAME (with its labels, as printed) in agent J's metrics.
+metric() {
+	"$CTL" -s "$FLEET/agent$1/ctl.sock" metrics | awk -v n="$2" '$1 == n { print $2; f = 1 }
+		END { if (!f) print "" }'
+}
+
+# alive J: fail unless agent J's process is still there.
+alive() {
+	kill -0 "$(pid_of "$1")" 2>/dev/null || fail "agent$1 is gone: $(tail -n 5 "$WORK/agent$1.log")"
+}
+
+# finite_status J: fail unless agent J's train loss is a finite number.
+finite_status() {
+	ctl_json "$1" status | python3 -c 'import json,math,sys
+d = json.load(sys.stdin)
+v = d.get("train_loss")
+sys.exit(0 if v is not None and math.isfinite(v) else "train_loss %r" % (v,))' ||
+		fail "agent$1's train loss is not finite"
+}

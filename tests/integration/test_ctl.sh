@@ -167,11 +167,13 @@ STATUS_KEYS="['algorithm', 'arch', 'blas', 'consensus_distance', 'digest', 'epoc
 'last_error', 'model', 'name', 'peers_configured', 'peers_up', 'process_start_time_seconds', \
 'round', 'round_seconds', 'rounds_planned', 'samples_per_second', 'state', \
 'state_bytes_received_total', 'state_bytes_sent_total', 'test_accuracy_ratio', 'test_loss', \
-'train_loss', 'uptime_seconds', 'version']"
+'train_loss', 'uptime_seconds', 'version', 'degraded', 'rollbacks_total', \
+'connections_rejected_total']"
 expect_rc 0 status
 for re in "^agent: +agent0 \(dmsgd, mlp:784-16-10\)$" "^state: +training$" \
 	"^round: +[0-9]+ / 10000000$" "^epoch: +[0-9.]+ / " "^peers: +1 / 1 up$" "^train loss: " \
 	"^throughput: +[0-9]+ samples/s$" "^consensus: " "^uptime: " \
+	"^refused: +- \(connections, before identification\)$" \
 	"^state bytes: [0-9.]+ (B|KiB|MiB|GiB) sent, [0-9.]+ (B|KiB|MiB|GiB) received$"; do
 	grep -Eq "$re" "$OUT" || bad "status (human) has no line matching '$re': $(cat "$OUT")"
 done
@@ -185,6 +187,11 @@ d['round'] > 0 and d['peers_up'] == 1 and d['peers_configured'] == 1 and \
 d['samples_per_second'] > 0 and d['epoch'] > 0 and d['last_error'] == '' and \
 abs(d['process_start_time_seconds'] + d['uptime_seconds'] - $(date +%s)) < 5" \
 	"status --json: training, round > 0, 1/1 peers up, start time + uptime = now"
+jcheck "$OUT" "d['degraded'] is False and d['rollbacks_total'] == 0 and \
+sorted(d['connections_rejected_total']) == sorted(['unknown_key', 'version', 'malformed', \
+'timeout', 'flood', 'unproven_state', 'bad_proof', 'replay', 'rate_limited', 'other']) and \
+set(d['connections_rejected_total'].values()) == {0}" \
+	"status --json: not degraded, no rollback, every connection-refusal reason at 0"
 r1=$(json_get "$WORK/status1.json" "d['round']")
 sleep 1
 expect_rc 0 --json status
@@ -255,7 +262,11 @@ REQUIRED_METRICS=(macc_up macc_state macc_rounds_total:counter macc_epoch macc_s
 	'macc_state{state="training"}' 'macc_states_excluded_total{reason="distance"}'
 	macc_states_excluded_total:counter macc_states_clipped_total macc_quarantines_total:counter
 	'macc_peer_quarantine_active{peer="agent1"}' macc_peer_states_excluded_total
-	macc_audit_entries_total:counter macc_audit_errors_total)
+	macc_audit_entries_total:counter macc_audit_errors_total
+	macc_connections_rejected_total:counter 'macc_connections_rejected_total{reason="flood"}'
+	'macc_connections_rejected_total{reason="unknown_key"}' macc_degraded:gauge
+	macc_rollbacks_total:counter macc_round_jumps_total:counter
+	macc_round_jumps_refused_total:counter)
 expect_rc 0 metrics
 cp "$OUT" "$WORK/metrics.txt"
 if "$PY" "$HELPER" prom "$WORK/metrics.txt" "${REQUIRED_METRICS[@]}"; then

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -180,6 +181,51 @@ static void test_log_level_parse(void **state)
 	assert_int_equal(macc_log_level_parse("loud", &l), MACC_ESPEC);
 }
 
+/* Peer-chosen strings cannot add lines or escape sequences (issue 17). */
+static void test_escape(void **state)
+{
+	char b[64];
+
+	(void)state;
+	assert_string_equal(macc_escape(b, sizeof(b), "agent-1.x_y"), "agent-1.x_y");
+	assert_string_equal(macc_escape(b, sizeof(b), "a\nerror: [a1] x"), "a\\x0aerror: [a1] x");
+	assert_string_equal(macc_escape(b, sizeof(b), "\x1b[2J\r\t\x7f"),
+			    "\\x1b[2J\\x0d\\x09\\x7f");
+	assert_string_equal(macc_escape(b, sizeof(b), "back\\slash"), "back\\\\slash");
+	assert_string_equal(macc_escape(b, sizeof(b), "\xc3\xa9\xc2\x9b"),
+			    "\\xc3\\xa9\\xc2\\x9b");
+	/* Truncation never splits an escape and always terminates. */
+	assert_string_equal(macc_escape(b, 6, "ab\ncd"), "ab");
+	assert_string_equal(macc_escape(b, 7, "ab\ncd"), "ab\\x0a");
+	assert_string_equal(macc_escape(b, 1, "abc"), "");
+	assert_string_equal(macc_escape(b, 4, "a\\b"), "a\\\\");
+}
+
+/* macc_log writes one escaped line, whatever the message holds. */
+static void test_log_escapes_lines(void **state)
+{
+	int fds[2], saved;
+	char out[512];
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+	macc_log(MACC_LOG_WARN, "in:1.2.3.4:5\n", "peer said: %s (%s)",
+		 "bye\nerror: [a1] forged\x1b[31m", "x");
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], out, sizeof(out) - 1);
+	close(fds[0]);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_string_equal(out, "warn: [in:1.2.3.4:5\\x0a] peer said: "
+			    "bye\\x0aerror: [a1] forged\\x1b[31m (x)\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +239,8 @@ int main(void)
 		cmocka_unit_test(test_be32),
 		cmocka_unit_test(test_ratelimit_caps_burst),
 		cmocka_unit_test(test_log_level_parse),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_log_escapes_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

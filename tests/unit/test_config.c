@@ -653,6 +653,85 @@ static void test_robust_audit(void **state)
 	}
 }
 
+/* Issue 17 keys: defaults, values, ranges and cross-checks, and which need a restart. */
+static void test_hostile_keys(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "handshake_timeout_ms = 50\n", "out of range" },
+		{ "max_unauthenticated = 0\n", "out of range" },
+		{ "ping_rate = 0\n", "out of range" },
+		{ "send_queue_max_bytes = 1000\n", "at least 65536" },
+		{ "control_max_clients = 1\n", "out of range" },
+		{ "control_max_clients = 8\ncontrol_reserved_clients = 8\n",
+		  "control_reserved_clients (8) must be less than control_max_clients (8)" },
+		{ "control_idle_timeout_ms = 10\n", "out of range" },
+		{ "[train]\nrejoin_quorum = 257\n", "out of range" },
+		{ "[train]\nrejoin_interval_ms = -1\n", "non-negative integer" },
+		{ "[train]\nstate_value_max = -1\n", "out of range" },
+		{ "[train]\nstate_value_max = 1e39\n", "out of range" },
+		{ "[train]\nstate_value_max = nan\n", "finite" },
+	};
+	struct macc_config c, d;
+	struct macc_config_diff df;
+	struct macc_errmsg e;
+	char text[512];
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=solo\n", &c, &e), 0);
+	assert_int_equal(c.handshake_timeout_ms, 10000);
+	assert_int_equal(c.max_unauthenticated, 32);
+	assert_int_equal(c.ping_rate, 20);
+	assert_true(c.send_queue_max_bytes == 0);
+	assert_int_equal(c.control_max_clients, 64);
+	assert_int_equal(c.control_reserved_clients, 4);
+	assert_int_equal(c.control_idle_timeout_ms, 30000);
+	assert_int_equal(c.rejoin_quorum, 0);
+	assert_int_equal(c.rejoin_interval_ms, 10000);
+	assert_true(c.state_value_max == 1e6);
+	macc_config_finish(&c);
+	assert_int_equal(parse("[agent]\nname=solo\nhandshake_timeout_ms = 1500\n"
+			       "max_unauthenticated = 8\nping_rate = 5\n"
+			       "send_queue_max_bytes = 65536\ncontrol_max_clients = 8\n"
+			       "control_reserved_clients = 0\ncontrol_idle_timeout_ms = 1500\n"
+			       "[train]\nrejoin_quorum = 1\nrejoin_interval_ms = 0\n"
+			       "state_value_max = 0\n", &c, &e), 0);
+	assert_int_equal(c.handshake_timeout_ms, 1500);
+	assert_int_equal(c.max_unauthenticated, 8);
+	assert_int_equal(c.ping_rate, 5);
+	assert_true(c.send_queue_max_bytes == 65536);
+	assert_int_equal(c.control_max_clients, 8);
+	assert_int_equal(c.control_reserved_clients, 0);
+	assert_int_equal(c.control_idle_timeout_ms, 1500);
+	assert_int_equal(c.rejoin_quorum, 1);
+	assert_int_equal(c.rejoin_interval_ms, 0);
+	assert_true(c.state_value_max == 0.0);
+	/* The peer limits and the rules reload; the control server's limits need a restart. */
+	assert_int_equal(parse("[agent]\nname=solo\nhandshake_timeout_ms = 2500\n"
+			       "control_max_clients = 8\ncontrol_reserved_clients = 0\n"
+			       "control_idle_timeout_ms = 1500\n[train]\nrejoin_quorum = 2\n"
+			       "state_value_max = 1e7\n", &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	assert_int_equal(parse("[agent]\nname=solo\ncontrol_max_clients = 9\n"
+			       "control_reserved_clients = 0\ncontrol_idle_timeout_ms = 1500\n",
+			       &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "control_max_clients");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nname=solo\n%s", bad[i][0]);
+		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
+		if (strstr(e.text, bad[i][1]) == NULL) {
+			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text,
+				 bad[i][1]);
+		}
+	}
+}
+
 /* Issue 11 keys: defaults, values, the cross-key checks (each error names what is wrong), and
  * that they need a restart on reload. */
 static void test_edge_keys(void **state)
@@ -795,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_robust_audit),
 		cmocka_unit_test(test_edge_keys),
 		cmocka_unit_test(test_blas_kernel),
+		cmocka_unit_test(test_hostile_keys),
 		cmocka_unit_test(test_endpoint),
 	};
 

@@ -2,8 +2,8 @@
  * test_mixer.c - the mixer (mixer.h), the one composition of a round: two-agent rounds computed
  * by hand for every algorithm and every mode (plain, schedule, push-sum, CHOCO, robust), the fold
  * of a missing neighbour in each, robust exclusions and quarantine, CHOCO's copy bookkeeping
- * (lost sync, a difference that does not follow, a full resync state), the outgoing state, and
- * the table of option combinations.
+ * (lost sync, a difference that does not follow, a full resync state), the outgoing state, a
+ * push-sum restart (the daemon's rollback), and the table of option combinations.
  *
  * The hand-computed rounds use values that are exact in binary (and in bfloat16), so every
  * order of summation gives the same bits and the expected floats are written out.
@@ -259,6 +259,14 @@ static void test_pushsum_by_hand(void **state)
 	/* the model is z / w, divided in float by (float)w */
 	check(macc_mixer_model(&t.m[0], t.x[0]), 1.25f / 0.75f, 2.5f / 0.75f, "sgp x0 = z0/w0");
 	check(macc_mixer_model(&t.m[1], t.x[1]), 1.25f / 1.25f, 4.5f / 1.25f, "sgp x1 = z1/w1");
+	/* a rollback puts de-biased parameters into x: the numerators restart there, weight 1 */
+	t.x[0][0] = 1;
+	t.x[0][1] = 2;
+	macc_mixer_restart(&t.m[0], t.x[0]);
+	assert_true(macc_mixer_pushsum_weight(&t.m[0]) == 1.0);
+	check(macc_mixer_model(&t.m[0], t.x[0]), 1, 2, "restarted x0");
+	pair_round(&t, 1, NULL, NULL, 0);
+	assert_true(t.out[0].weight == 1.0);
 	pair_finish(&t);
 	/* agent 0 misses agent 1's state: its share folds into its own (numerators and weight) */
 	pair_init(&t, &c, NULL, self, share);
