@@ -847,6 +847,21 @@ static void log_bye(struct conn *c, const struct macc_bye *b)
 	}
 }
 
+/* A frame of a refused or closing connection (conn.shut): nothing of it is processed, but a BYE
+ * is logged, and closes the connection at once. Both ends of a mismatched pair refuse each
+ * other's HELLO at the same time, and the peer's BYE is where its side of the mismatch (its
+ * model) reaches this log. */
+static void shut_frame(struct conn *c, const uint8_t *f, size_t n)
+{
+	struct macc_msg m;
+	struct macc_errmsg e;
+
+	if (macc_msg_decode(f, n, c->dec.max, &m, &e) == 0 && m.type == MACC_MSG_BYE) {
+		log_bye(c, &m.u.bye);
+		conn_close(c, "peer said bye");
+	}
+}
+
 static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 {
 	struct macc_agent *a = c->agent;
@@ -1009,25 +1024,25 @@ static void conn_take_frame(struct conn *c)
 	size_t n = 0;
 	uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
 
-	if (f != NULL && (c->shut || c->closing)) {
-		free(f); /* refused or closing: nothing it sent is processed */
-		return;
-	}
-	if (f != NULL) {
+	if (f != NULL && !c->closing) {
 		struct macc_errmsg e;
 		size_t plen = 0;
 		int rc;
 
 		e.text[0] = '\0';
 		rc = macc_session_open(&c->session, f, n, &plen, &e);
-		if (rc < 0) {
+		if (rc < 0 && c->shut) {
+			conn_close(c, "sealed frame does not open"); /* refused already: not counted */
+		} else if (rc < 0) {
 			conn_reject(c, rc, e.text[0] ? e.text : "sealed frame does not open");
 			conn_close(c, "sealed frame does not open");
+		} else if (c->shut) {
+			shut_frame(c, f, plen); /* refused or closing: only its BYE is read */
 		} else {
 			handle_frame(c, f, plen);
 		}
-		free(f);
 	}
+	free(f);
 }
 
 /* Before the proof a frame over the small handshake limit is refused from its header alone. The
@@ -1042,6 +1057,37 @@ static bool looks_like_state(const uint8_t *p, size_t n)
 	       memcmp(p + 6, type, sizeof(type)) == 0;
 }
 
+/* Bytes of a refused or closing connection: framed (within the same frame limit, until
+ * SHUT_TIMEOUT_MS closes it) only so that a BYE among them is seen (shut_frame). */
+static void shut_read(struct conn *c, const uint8_t *p, size_t len)
+{
+	uint8_t *room;
+	size_t n;
+
+	if (direct_room(&c->dec, &room, &n) && p == room) {
+		c->dec.have += len;
+		if (c->dec.have == c->dec.need) {
+			c->dec.ready = true;
+			conn_take_frame(c);
+		}
+		return;
+	}
+	while (len > 0 && !c->closing) {
+		size_t used = 0;
+		int rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
+
+		if (rc < 0) {
+			conn_close(c, "bad frame after the connection was refused");
+			return;
+		}
+		p += used;
+		len -= used;
+		if (rc == 1) {
+			conn_take_frame(c);
+		}
+	}
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -1052,10 +1098,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c, nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
 		return;
 	}
-	if (c->shut || c->closing) {
-		return; /* refused or closing: its bytes are not even accounted as traffic */
+	if (c->closing) {
+		return;
 	}
 	len = (size_t)nread;
+	if (c->shut) {
+		shut_read(c, p, len); /* refused or closing: not even accounted as traffic */
+		return;
+	}
 	if (c->peer != NULL) {
 		c->peer->bytes_in += len;
 	}
@@ -1082,10 +1132,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			return;
 		}
 	}
-	while (len > 0 && !c->closing && !c->shut) {
+	while (len > 0 && !c->closing) {
 		size_t used = 0;
-		int rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
+		int rc;
 
+		if (c->shut) {
+			shut_read(c, p, len); /* refused by a frame of this read: only a BYE is read */
+			return;
+		}
+		rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
 		if (rc < 0) {
 			char why[96];
 			snprintf(why, sizeof(why), "bad frame (limit %zu bytes): %s", c->dec.max,
