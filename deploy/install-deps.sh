@@ -27,7 +27,7 @@ dataset-fashion-mnist
 clang
 iproute2 procps util-linux nftables
 python3-torch
-python3-nacl python3-msgpack
+python3-nacl python3-msgpack python3-cryptography
 gnuplot-nox
 mandoc shellcheck docker-compose
 valgrind
