@@ -101,6 +101,12 @@ struct macc_agree_cfg {
 	size_t nnb;           /* configured neighbours, ascending agent index */
 };
 
+/* The default of `standardize = auto` (macc.conf(5)) and macc-sim --standardize auto: on for
+ * CSV data ("csv:..."), whose columns have unrelated scales; off for images (IDX, CIFAR), whose
+ * pixels are already scaled to [0, 1] on one scale, and where scaling each pixel by its own
+ * deviation would blow up the noise of nearly constant border pixels. */
+bool macc_agree_default_on(const char *data_spec);
+
 /* Values a message of `step` carries: 1 + 2d below S, 2d from S to S + D, 0 beyond. */
 size_t macc_agree_nvalues(const struct macc_agree_cfg *c, uint64_t step);
 

@@ -38,6 +38,11 @@ const char *macc_agree_reason_name(enum macc_agree_reason r)
 	return (unsigned)r < MACC_AGREE_NREASONS ? reason_names[r] : "unknown";
 }
 
+bool macc_agree_default_on(const char *data_spec)
+{
+	return data_spec != NULL && strncmp(data_spec, "csv:", 4) == 0;
+}
+
 size_t macc_agree_nvalues(const struct macc_agree_cfg *c, uint64_t step)
 {
 	if (step < c->avg_steps) {
@@ -77,8 +82,8 @@ static enum macc_agree_reason check_feature(const double *v, size_t dim, size_t 
 		return MACC_AGREE_OK;
 	}
 	if (!(fabs(sum / cnt) <= fmax) || !(sq >= 0.0) || !(sq / cnt <= fmax * fmax)) {
-		macc_errf(err, MACC_EMALFORMED, "feature %zu: mean %g or mean square %g out of range",
-			  k, sum / cnt, sq / cnt);
+		macc_errf(err, MACC_EMALFORMED, "feature %zu: mean %g or mean square %g out of "
+			  "range", k, sum / cnt, sq / cnt);
 		return MACC_AGREE_RANGE;
 	}
 	if (sum * sum > cnt * sq * (1.0 + CS_SLACK)) {
@@ -144,8 +149,8 @@ static enum macc_agree_reason check_near(const float *ref, const double *v, size
 
 		if (!(fabs(v[k] - m0) * i0 <= MACC_AGREE_TOL_MEAN) ||
 		    !(inv * MACC_AGREE_TOL_SCALE >= i0 && inv <= i0 * MACC_AGREE_TOL_SCALE)) {
-			macc_errf(err, MACC_EMALFORMED, "feature %zu: mean %g, inverse deviation %g "
-				  "too far from this agent's %g, %g", k, v[k], inv, m0, i0);
+			macc_errf(err, MACC_EMALFORMED, "feature %zu: mean %g, inverse deviation "
+				  "%g too far from this agent's %g, %g", k, v[k], inv, m0, i0);
 			return MACC_AGREE_FAR;
 		}
 	}
@@ -440,8 +445,8 @@ int macc_agree_adopt(struct macc_agree *a, const double *v, size_t n, struct mac
 	enum macc_agree_reason r;
 
 	if (n != 2 * dim || v == NULL) {
-		return macc_errf(err, MACC_EMALFORMED, "agreed transform of %zu values, expected %zu",
-				 n, 2 * dim);
+		return macc_errf(err, MACC_EMALFORMED, "agreed transform of %zu values, expected "
+				 "%zu", n, 2 * dim);
 	}
 	r = check_transform(v, dim, err);
 	if (r != MACC_AGREE_OK) {

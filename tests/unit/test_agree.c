@@ -390,7 +390,8 @@ static void matrix_power_row(const double *W, uint32_t n, uint32_t S, uint32_t j
 /* The average phase against W^S, and the error bound of macc-algorithms(7). */
 static void check_average_phase(const struct fleet *f, uint32_t S, const double *all)
 {
-	double gap, lambda, eps, slack, worst_m = 0, worst_q = 0, dev_m[DIM] = {0}, dev_q[DIM] = {0};
+	double gap, lambda, eps, slack, worst_m = 0, worst_q = 0;
+	double dev_m[DIM] = {0}, dev_q[DIM] = {0};
 
 	assert_int_equal(macc_spectral_gap(f->W, f->n, &gap), 0);
 	lambda = 1 - gap;
@@ -415,7 +416,8 @@ static void check_average_phase(const struct fleet *f, uint32_t S, const double 
 			for (uint32_t i = 0; i < f->n; i++) {
 				want += c[i] * (long double)f->stats[i][k];
 			}
-			assert_true(fabsl((long double)s[k] - want) <= 1e-12L * fabsl(want) + 1e-300L);
+			assert_true(fabsl((long double)s[k] - want) <=
+				    1e-12L * fabsl(want) + 1e-300L);
 		}
 		for (size_t k = 0; k < DIM; k++) {
 			double em = fabs(s[1 + k] / s[0] - all[1 + k] / all[0]);
@@ -424,7 +426,8 @@ static void check_average_phase(const struct fleet *f, uint32_t S, const double 
 			worst_m = fmax(worst_m, dev_m[k] > 0 ? em / (slack * dev_m[k]) : 0);
 			worst_q = fmax(worst_q, dev_q[k] > 0 ? eq / (slack * dev_q[k]) : 0);
 			assert_true(em <= slack * dev_m[k] + 1e-12 * fabs(all[1 + k] / all[0]));
-			assert_true(eq <= slack * dev_q[k] + 1e-12 * fabs(all[1 + DIM + k] / all[0]));
+			assert_true(eq <= slack * dev_q[k] +
+					      1e-12 * fabs(all[1 + DIM + k] / all[0]));
 		}
 	}
 	printf("  ring of %u, S = %u: lambda %.4f, eps %.3g; error / bound: mean %.3f, mean "
