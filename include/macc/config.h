@@ -54,6 +54,9 @@
  *            local_steps = 1            compress = none (bf16, int8, topk:F)
  *            gossip_step = (unset: the compressor's default)
  *            blas_kernel = auto (or an OpenBLAS kernel name: Haswell, Zen, SkylakeX, ...)
+ *            standardize = auto (yes: agree on a feature standardisation before training,
+ *            macc/agree.h; no; auto: yes for csv: data), standardize_rounds = 50 (S, 0 ..
+ *            10000), standardize_diameter = (unset: from topology or shard COUNT; D, 1 .. 4096)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -92,6 +95,13 @@ struct macc_endpoint {
 	char host[MACC_CONFIG_HOST_MAX];
 	uint16_t port;
 	bool v6;
+};
+
+/* [train] standardize (macc/agree.h; AUTO: macc_agree_default_on of the data spec). */
+enum macc_config_standardize {
+	MACC_CONFIG_STD_AUTO = 0,
+	MACC_CONFIG_STD_YES = 1,
+	MACC_CONFIG_STD_NO = 2,
 };
 
 enum macc_config_weights {
@@ -168,6 +178,10 @@ struct macc_config {
 	/* issue 22: OpenBLAS kernel, "auto" or a name of OpenBLAS's x86-64 list (macc/nn.h,
 	 * macc_nn_blas_select); read by macc-agentd's main() before the agent starts */
 	char blas_kernel[24];
+	/* feature standardisation agreed before training (macc/agree.h) */
+	enum macc_config_standardize standardize;
+	uint32_t standardize_rounds;   /* S: average-consensus steps */
+	uint32_t standardize_diameter; /* D: exact steps; 0 = derive (topology, shard COUNT) */
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

@@ -750,6 +750,31 @@ static int t_blas_kernel(struct setctx *s)
 		   "Haswell, Zen, SkylakeX, ...)");
 }
 
+/* --- [train] feature standardisation (macc/agree.h: the daemon runs the agreement) --------- */
+
+static const char *const standardize_names[] = { "auto", "yes", "no" };
+
+static int t_standardize(struct setctx *s)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(s->val, standardize_names[i]) == 0) {
+			s->c->standardize = (enum macc_config_standardize)i;
+			return 0;
+		}
+	}
+	return why(s, "expected auto, yes or no");
+}
+
+static int t_standardize_rounds(struct setctx *s)
+{
+	return set_u32(s, 0, 10000, &s->c->standardize_rounds);
+}
+
+static int t_standardize_diameter(struct setctx *s)
+{
+	return set_u32(s, 1, 4096, &s->c->standardize_diameter);
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -780,6 +805,9 @@ static const struct keydef train_keys[] = {
 	{ "compress", t_compress },
 	{ "gossip_step", t_gossip_step },
 	{ "blas_kernel", t_blas_kernel },
+	{ "standardize", t_standardize },
+	{ "standardize_rounds", t_standardize_rounds },
+	{ "standardize_diameter", t_standardize_diameter },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -862,6 +890,8 @@ void macc_config_defaults(struct macc_config *c)
 	c->local_steps = 1;
 	snprintf(c->compress, sizeof(c->compress), "none");
 	snprintf(c->blas_kernel, sizeof(c->blas_kernel), "auto");
+	c->standardize = MACC_CONFIG_STD_AUTO;
+	c->standardize_rounds = 50;
 	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
@@ -1480,6 +1510,9 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_STR(compress);
 	DIFF_VAL(gossip_step);
 	DIFF_STR(blas_kernel);
+	DIFF_VAL(standardize);
+	DIFF_VAL(standardize_rounds);
+	DIFF_VAL(standardize_diameter);
 #undef DIFF_STR
 #undef DIFF_VAL
 	return NULL;
