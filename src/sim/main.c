@@ -133,7 +133,7 @@ static const char usage_text[] =
 	"(several agents; with --byzantine also test_acc_honest, test_acc_honest_min; with\n"
 	"robust mixing or --byzantine the excluded_* counts), bytes_per_agent (STATE bytes each\n"
 	"agent sent, as macc-agentd would, framing included), and when standardising\n"
-	"standardize=agreed|exact with the transform's distance to the exact one\n"
+	"standardize=consensus|exact with the transform's distance to the exact one\n"
 	"(standardize_mean_err, standardize_scale_err). For a regression model (loss:mse) every\n"
 	"test_acc key is test_rmse instead. Exit status: 0 success, 1 runtime error, 2 usage\n"
 	"error.\n";
@@ -604,7 +604,7 @@ static void print_std_keys(const struct sim *s)
 	if (!sim_standardize(s, &st)) {
 		return;
 	}
-	printf(" standardize=%s", st.exact ? "exact" : "agreed");
+	printf(" standardize=%s", st.exact ? "exact" : "consensus");
 	if (!st.exact) {
 		printf(" standardize_rounds=%u standardize_exact_rounds=%u standardize_agreed=%d",
 		       st.avg_rounds, st.exact_rounds, st.agreed ? 1 : 0);

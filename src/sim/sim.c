@@ -1374,9 +1374,10 @@ static void std_describe(struct sim *s)
 			 s->centralized ? ", shared by every agent (centralized)" : "");
 		return;
 	}
-	snprintf(s->std_source, sizeof(s->std_source), "agreed by %u agents, each from its shard "
-		 "of the %s (%zu rows in all; only sums travel): %u average + %u exact rounds",
-		 s->n, s->train.origin_text, s->train.n, s->std.avg_rounds, s->std.exact_rounds);
+	snprintf(s->std_source, sizeof(s->std_source), "%s by %u agents, each from its shard of "
+		 "the %s (%zu rows in all; only sums travel): %u average + %u exact rounds",
+		 s->std.agreed ? "agreed" : "estimated", s->n, s->train.origin_text, s->train.n,
+		 s->std.avg_rounds, s->std.exact_rounds);
 }
 
 /* Feature standardisation before round 0 (sim.h). */

@@ -60,7 +60,7 @@ for agents in 1 4; do
 	ge "$std" 0.8 || fail "$agents agent(s): $std with standardisation, expected >= 0.8"
 	echo "ok: $agents agent(s): test accuracy $raw raw, $std standardised"
 done
-[ "$(kv standardize "$TMP/out")" = agreed ] || fail "4 agents: $(tail -n 1 "$TMP/out")"
+[ "$(kv standardize "$TMP/out")" = consensus ] || fail "4 agents: $(tail -n 1 "$TMP/out")"
 [ "$(kv standardize_agreed "$TMP/out")" = 1 ] || fail "not agreed: $(tail -n 1 "$TMP/out")"
 [ "$(kv standardize_exact_rounds "$TMP/out")" = 2 ] || fail "a ring of 4 has diameter 2"
 if [ "$(kv standardize_mean_err "$TMP/out")" != 0 ] ||
@@ -90,6 +90,30 @@ ge "$err" 0.000001 || fail "3 rounds on label shards gave the exact transform ($
 	fail "source line: $line"
 echo "ok: label shards, drops: digest $d1 for --threads 1 and 2; mean error $err deviations"
 echo "    $line"
+
+# Shards far apart (one class per agent, feature 0 at 100 for class 0 only) and no average
+# step: the exact phase refuses the far estimates, the agents keep different transforms, and
+# the run says so; with the default average phase they agree.
+awk -v f="$TMP/far.csv" 'BEGIN {
+	s = 5
+	for (i = 0; i < 600; i++) {
+		c = i % 3
+		s = (s * 1103515245 + 12345) % 2147483648
+		u = s / 2147483648
+		s = (s * 1103515245 + 12345) % 2147483648
+		printf "%.4f,%.4f,%d\n", (c == 0 ? 100 : 0) + 0.1 * u, c + 0.1 * s / 2147483648, c > f
+	}
+}'
+far=(--agents 3 --topology full --partition label-shards:1 --model mlp:2-8-3 --data
+	"csv:$TMP/far.csv" --rounds 5 --eval-every-agent)
+sim 60 "${far[@]}" --standardize-rounds 0 || fail "far shards: $(cat "$TMP/err")"
+[ "$(kv standardize_agreed "$TMP/out")" = 0 ] || fail "far shards agreed: $(tail -n 1 "$TMP/out")"
+grep -q "estimated by 3 agents.*refused; WARNING: the agents do not all hold the same" \
+	"$TMP/err" ||
+	fail "no warning: $(cat "$TMP/err")"
+sim 60 "${far[@]}" || fail "far shards, S = 50: $(cat "$TMP/err")"
+[ "$(kv standardize_agreed "$TMP/out")" = 1 ] || fail "S = 50 did not agree"
+echo "ok: far shards: refused estimates reported without an average phase, agreed with one"
 
 # One agent and centralized: the exact transform of the training split.
 run --agents 1 --rounds 2
