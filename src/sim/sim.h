@@ -128,9 +128,9 @@ void sim_robust_counts(const struct sim *s, uint64_t *count, uint64_t *ret_quara
  * statistics of its shard of the training split, S steps of average consensus with the weights
  * of a round (W, or P in push-sum form; --drop-prob loses vectors of this phase too, folded, from
  * a stream of its own so the rounds' drops do not move), the own estimate, then D = the graph's
- * diameter steps of exact min-consensus without losses (the daemon waits for those). One agent
- * and centralized take the exact transform of the whole training split. Serial: the same bits
- * for every --threads. Each agent's model gets its own result (the same one when `agreed`).
+ * diameter steps of exact min-consensus without losses (the daemon waits longer for those).
+ * One agent and centralized take the exact transform of the whole training split. Serial: the
+ * same bits for every --threads. Each agent's model gets its own result (the same one when `agreed`).
  */
 struct sim_std {
 	bool on;

@@ -296,7 +296,7 @@ typedef const double *(*lie_fn)(uint64_t step, const double *honest, size_t n);
 
 /* Every step: all messages first, then all steps (like a round). drop: the probability that a
  * vector of the average phase does not arrive (the exact phase loses none, like the daemon
- * that waits for it). */
+ * that waits longer for it). */
 static void fleet_run(struct fleet *f, double drop, lie_fn lie)
 {
 	const double *out[MAXN];
