@@ -64,6 +64,9 @@
  *            rejoin_quorum = 0 (neighbours that must attest a round before a jump there; 0 = a
  *            majority), rejoin_interval_ms = 10000 (at least this long between jumps),
  *            state_value_max = 1e6 (bound on received values' magnitude; 0 = finite only)
+ *            standardize = auto (yes: agree on a feature standardisation before training,
+ *            macc/agree.h; no; auto: yes for csv: data), standardize_rounds = 50 (S, 0 ..
+ *            10000), standardize_diameter = (unset: from topology or shard COUNT; D, 1 .. 4096)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -102,6 +105,13 @@ struct macc_endpoint {
 	char host[MACC_CONFIG_HOST_MAX];
 	uint16_t port;
 	bool v6;
+};
+
+/* [train] standardize (macc/agree.h; AUTO: macc_agree_default_on of the data spec). */
+enum macc_config_standardize {
+	MACC_CONFIG_STD_AUTO = 0,
+	MACC_CONFIG_STD_YES = 1,
+	MACC_CONFIG_STD_NO = 2,
 };
 
 enum macc_config_weights {
@@ -190,6 +200,10 @@ struct macc_config {
 	uint32_t rejoin_quorum;      /* attestations for a round jump; 0 = a majority */
 	uint32_t rejoin_interval_ms; /* at least this long between two jumps */
 	double state_value_max;      /* bound on received |values|; 0 = finiteness only */
+	/* feature standardisation agreed before training (macc/agree.h) */
+	enum macc_config_standardize standardize;
+	uint32_t standardize_rounds;   /* S: average-consensus steps */
+	uint32_t standardize_diameter; /* D: exact steps; 0 = derive (topology, shard COUNT) */
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

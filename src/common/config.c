@@ -819,6 +819,31 @@ static int t_state_value_max(struct setctx *s)
 	return set_real(s, 0, false, 3e38, false, &s->c->state_value_max);
 }
 
+/* --- [train] feature standardisation (macc/agree.h: the daemon runs the agreement) --------- */
+
+static const char *const standardize_names[] = { "auto", "yes", "no" };
+
+static int t_standardize(struct setctx *s)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(s->val, standardize_names[i]) == 0) {
+			s->c->standardize = (enum macc_config_standardize)i;
+			return 0;
+		}
+	}
+	return why(s, "expected auto, yes or no");
+}
+
+static int t_standardize_rounds(struct setctx *s)
+{
+	return set_u32(s, 0, 10000, &s->c->standardize_rounds);
+}
+
+static int t_standardize_diameter(struct setctx *s)
+{
+	return set_u32(s, 1, 4096, &s->c->standardize_diameter);
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -852,6 +877,9 @@ static const struct keydef train_keys[] = {
 	{ "rejoin_quorum", t_rejoin_quorum },
 	{ "rejoin_interval_ms", t_rejoin_interval },
 	{ "state_value_max", t_state_value_max },
+	{ "standardize", t_standardize },
+	{ "standardize_rounds", t_standardize_rounds },
+	{ "standardize_diameter", t_standardize_diameter },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -934,6 +962,8 @@ void macc_config_defaults(struct macc_config *c)
 	c->local_steps = 1;
 	snprintf(c->compress, sizeof(c->compress), "none");
 	snprintf(c->blas_kernel, sizeof(c->blas_kernel), "auto");
+	c->standardize = MACC_CONFIG_STD_AUTO;
+	c->standardize_rounds = 50;
 	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
@@ -1571,6 +1601,9 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_STR(compress);
 	DIFF_VAL(gossip_step);
 	DIFF_STR(blas_kernel);
+	DIFF_VAL(standardize);
+	DIFF_VAL(standardize_rounds);
+	DIFF_VAL(standardize_diameter);
 #undef DIFF_STR
 #undef DIFF_VAL
 	return NULL;

@@ -58,6 +58,13 @@ static const char usage_text[] =
 	"                        any may end in ,val=F[:SEED] (a validation split)\n"
 	"  --seed S              run seed (default 1): initial parameters, partition, batches,\n"
 	"                        drops and random graphs all derive from it\n"
+	"  --standardize MODE    auto (default: yes for csv: data, no for images), yes, no:\n"
+	"                        standardise every feature with the mean and deviation of the\n"
+	"                        whole training split, agreed by the agents before round 0\n"
+	"                        from sums of their shards (no rows exchanged); the transform is\n"
+	"                        part of the model\n"
+	"  --standardize-rounds S  average-consensus rounds of that agreement (default 50),\n"
+	"                        followed by as many exact rounds as the graph's diameter\n"
 	"\n"
 	"Length:\n"
 	"  --epochs E            epochs to train (default 1)\n"
@@ -124,9 +131,12 @@ static const char usage_text[] =
 	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
 	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
 	"(several agents; with --byzantine also test_acc_honest, test_acc_honest_min; with\n"
-	"robust mixing or --byzantine the excluded_* counts), and bytes_per_agent (STATE bytes each agent sent, as macc-agentd\n"
-	"would, framing included). For a regression model (loss:mse) every test_acc key is\n"
-	"test_rmse instead. Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+	"robust mixing or --byzantine the excluded_* counts), bytes_per_agent (STATE bytes each\n"
+	"agent sent, as macc-agentd would, framing included), and when standardising\n"
+	"standardize=consensus|exact with the transform's distance to the exact one\n"
+	"(standardize_mean_err, standardize_scale_err). For a regression model (loss:mse) every\n"
+	"test_acc key is test_rmse instead. Exit status: 0 success, 1 runtime error, 2 usage\n"
+	"error.\n";
 
 enum {
 	OPT_AGENTS = 256,
@@ -163,6 +173,8 @@ enum {
 	OPT_SCREEN_FACTOR,
 	OPT_BYZANTINE,
 	OPT_BLAS_KERNEL,
+	OPT_STANDARDIZE,
+	OPT_STANDARDIZE_ROUNDS,
 };
 
 static const struct option long_opts[] = {
@@ -200,6 +212,8 @@ static const struct option long_opts[] = {
 	{"screen-factor", required_argument, NULL, OPT_SCREEN_FACTOR},
 	{"byzantine", required_argument, NULL, OPT_BYZANTINE},
 	{"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
+	{"standardize", required_argument, NULL, OPT_STANDARDIZE},
+	{"standardize-rounds", required_argument, NULL, OPT_STANDARDIZE_ROUNDS},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -267,6 +281,22 @@ static int parse_double(const char *flag, const char *s, double lo, double hi, b
 	return 0;
 }
 
+/* --standardize: auto (-1), yes (1), no (0). */
+static int parse_mode(const char *s, int *ret)
+{
+	if (strcmp(s, "auto") == 0) {
+		*ret = -1;
+	} else if (strcmp(s, "yes") == 0) {
+		*ret = 1;
+	} else if (strcmp(s, "no") == 0) {
+		*ret = 0;
+	} else {
+		usage_error("--standardize: expected auto, yes or no, got '%s'%s", s, "");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cli *c)
 {
 	struct sim_opts *o = &c->o;
@@ -294,6 +324,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		.local_steps = 1,
 		.compress = "none",
 		.screen_factor = -1.0,
+		.standardize = -1,
+		.standardize_rounds = 50,
 	};
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
@@ -466,6 +498,17 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_BLAS_KERNEL:
 			c->blas_kernel = optarg;
 			break;
+		case OPT_STANDARDIZE:
+			if (parse_mode(optarg, &o->standardize) < 0) {
+				return -1;
+			}
+			break;
+		case OPT_STANDARDIZE_ROUNDS:
+			if (parse_u64(name, optarg, 0, 10000, &u) < 0) {
+				return -1;
+			}
+			o->standardize_rounds = (uint32_t)u;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
 			return -1;
@@ -523,6 +566,51 @@ static void print_robust(const struct sim *s, const struct cli *c, const struct 
 		printf(" test_%s_honest=%.4f test_%s_honest_min=%.4f", mk, ev->acc_honest, mk,
 		       ev->acc_honest_min);
 	}
+}
+
+/* Where the transform came from and how far it is from the exact one (stderr). */
+static void print_std_source(const struct sim *s)
+{
+	struct sim_std st;
+
+	if (!sim_standardize(s, &st)) {
+		return;
+	}
+	fprintf(stderr, PROG ": standardisation %s", st.source);
+	if (!st.exact) {
+		fprintf(stderr, "; distance to the exact transform: means %.3g deviations, scales "
+			"%.3g", st.err_mean, st.err_scale);
+		if (!isnan(st.eps)) {
+			fprintf(stderr, " (bound factor eps = N lambda^S = %.3g)", st.eps);
+		}
+		if (st.dropped > 0 || st.refused > 0) {
+			fprintf(stderr, "; %" PRIu64 " vectors dropped, %" PRIu64 " refused",
+				st.dropped, st.refused);
+		}
+		if (!st.agreed) {
+			fprintf(stderr, "; WARNING: the agents do not all hold the same transform "
+				"(raise --standardize-rounds)");
+		}
+	}
+	fputc('\n', stderr);
+}
+
+/* The standardisation keys of the last line, only when standardising (so the line of every
+ * other run is unchanged). */
+static void print_std_keys(const struct sim *s)
+{
+	struct sim_std st;
+
+	if (!sim_standardize(s, &st)) {
+		return;
+	}
+	printf(" standardize=%s", st.exact ? "exact" : "consensus");
+	if (!st.exact) {
+		printf(" standardize_rounds=%u standardize_exact_rounds=%u standardize_agreed=%d",
+		       st.avg_rounds, st.exact_rounds, st.agreed ? 1 : 0);
+	}
+	printf(" standardize_mean_err=%.3g standardize_scale_err=%.3g", st.err_mean,
+	       st.err_scale);
 }
 
 /* Choose the OpenBLAS kernel; may re-execute this program (nn.h). 0, or an exit status. */
@@ -586,6 +674,7 @@ int main(int argc, char **argv)
 			sim_regression(s) ? "RMSE" : "accuracy", sim_test_origin(s));
 		macc_nn_blas_describe(&blas, line, sizeof(line));
 		fprintf(stderr, "\n" PROG ": BLAS kernel %s\n", line);
+		print_std_source(s);
 	}
 	if (c.csv_path != NULL) {
 		csv = fopen(c.csv_path, "w");
@@ -702,6 +791,7 @@ int main(int argc, char **argv)
 			       " comm_rounds=%" PRIu64, bpa, rmax, crounds);
 			print_robust(s, &c, &ev);
 		}
+		print_std_keys(s);
 		if (c.print_digest) {
 			printf(" digest=%016" PRIx64, sim_digest(s));
 		}

@@ -839,6 +839,50 @@ static void test_blas_kernel(void **state)
 			 MACC_ECONFIG);
 }
 
+static void test_standardize_keys(void **state)
+{
+	struct macc_config c, d;
+	struct macc_errmsg e;
+	struct macc_config_diff df;
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=a\n", &c, &e), 0);
+	assert_int_equal(c.standardize, MACC_CONFIG_STD_AUTO);
+	assert_int_equal(c.standardize_rounds, 50);
+	assert_int_equal(c.standardize_diameter, 0);
+	assert_int_equal(macc_config_key_line(&c, "train", "standardize"), 0);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = no\nstandardize_rounds = 0\n"
+			       "standardize_diameter = 7\n", &d, &e), 0);
+	assert_int_equal(d.standardize, MACC_CONFIG_STD_NO);
+	assert_int_equal(d.standardize_rounds, 0);
+	assert_int_equal(d.standardize_diameter, 7);
+	assert_int_equal(macc_config_key_line(&d, "train", "standardize_diameter"), 6);
+	/* A restart is needed to change them (they shape the model's inputs). */
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "standardize");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = yes\n", &d, &e), 0);
+	assert_int_equal(d.standardize, MACC_CONFIG_STD_YES);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+	/* Errors name file, line, key and value. */
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = maybe\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "t.conf:4"));
+	assert_non_null(strstr(e.text, "'standardize' = 'maybe'"));
+	assert_non_null(strstr(e.text, "expected auto, yes or no"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize_rounds = 10001\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "'standardize_rounds' = '10001'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize_diameter = 0\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "'standardize_diameter' = '0'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = yes\nstandardize = no\n",
+			       &c, &e),
+			 MACC_ECONFIG);
+}
+
 static void test_endpoint(void **state)
 {
 	struct macc_endpoint ep;
@@ -875,6 +919,7 @@ int main(void)
 		cmocka_unit_test(test_edge_keys),
 		cmocka_unit_test(test_blas_kernel),
 		cmocka_unit_test(test_hostile_keys),
+		cmocka_unit_test(test_standardize_keys),
 		cmocka_unit_test(test_endpoint),
 	};
 

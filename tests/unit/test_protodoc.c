@@ -736,6 +736,54 @@ static void add_model(struct vecs *vs, const char *name, const char *spec)
 	macc_model_destroy(m);
 }
 
+/* STATS (the standardisation agreement, the page's STANDARDISATION section): A to B on the
+ * plaintext session of hello_ack.bin, step 3 of S = 50 and D = 2, the values of an average
+ * step for d = 3 features. The signed text is the library's, checked against the frame's
+ * signature. */
+static void stats_vectors(struct vecs *vs, struct macc_identity *ia, struct macc_identity *ib)
+{
+	static const double values[7] = {4.0, 8.0, -0.0, 20.0, 20.0, 0.1, 1e300};
+	struct macc_stats_out so = {.step = 3, .avg_steps = 50, .exact_steps = 2,
+				    .values = values, .n = 7};
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
+	uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+	struct side a, b;
+	struct macc_buf out;
+	struct macc_msg m;
+	uint8_t *p = NULL;
+	int rc;
+
+	nonce_fill(na, 0xa0, 1);
+	nonce_fill(nb, 0xb0, 1);
+	macc_buf_init(&out, 0);
+	rc = side_start(&a, ia, na, 0, 2, "x", &plain_opts);
+	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 2, "y", &plain_opts);
+	rc = rc != 0 ? rc : handshake(&a, &b);
+	rc = rc != 0 ? rc : macc_session_stats_encode(&a.s, &so, &out);
+	rc = rc != 0 ? rc : decode_frame(&out, &m, &p);
+	if (rc == 0 && m.type != MACC_MSG_STATS) {
+		rc = MACC_EMALFORMED;
+	}
+	rc = rc != 0 ? rc
+		     : macc_digest(MACC_DIGEST_BLAKE2B256, digest, m.u.stats.body,
+				   m.u.stats.body_len);
+	if (rc == 0) {
+		macc_stats_signed_text(&ia->pub, &ib->pub, na, nb, 3, digest, text);
+		rc = macc_verify(&ia->pub, text, sizeof(text), m.u.stats.sig) == 0 ? 0
+										 : MACC_EBADSIG;
+	}
+	if (rc != 0) {
+		fail_compute(vs, rc, "STATS");
+	} else {
+		add(vs, "stats-text", text, sizeof(text), NULL);
+		add_buf(vs, "stats.bin", &out, "stats.bin");
+	}
+	free(p);
+	side_finish(&a);
+	side_finish(&b);
+	macc_buf_finish(&out);
+}
+
 static void compute_all(struct vecs *vs)
 {
 	struct macc_identity ia, ib;
@@ -757,6 +805,7 @@ static void compute_all(struct vecs *vs)
 	sealed_vectors(vs, &ia, &ib, MACC_AEAD_XCHACHA20POLY1305);
 	sealed_vectors(vs, &ia, &ib, MACC_AEAD_AES256GCM);
 	compress_vectors(vs);
+	stats_vectors(vs, &ia, &ib);
 	add_model(vs, "model-hash-mlp", "mlp:784-256-128-10");
 	add_model(vs, "model-hash-lenet5", "cnn:lenet5,dropout=0.25");
 out:
