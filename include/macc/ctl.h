@@ -212,6 +212,12 @@ struct macc_ctl_status {
 				    * the next checkpoint after that (macc-agentd(8)) */
 	uint64_t rollbacks_total;  /* such rollbacks since the daemon started */
 	uint64_t connections_rejected_total[MACC_CTL_CONNREJ_COUNT]; /* by enum macc_ctl_connrej */
+	/* feature standardisation (macc-agentd(8) STANDARDISATION): "off", "agreeing (step T of
+	 * N)", "agreed (S + D steps)", "from checkpoint", "adopted from PEER"; "" from a daemon
+	 * that predates it */
+	char standardize[96];
+	char standardize_digest[24];         /* the transform's digest, "" until known */
+	uint64_t standardize_refused_total;  /* neighbours' STATS refused (screening, S or D) */
 };
 
 #define MACC_CTL_MAX_REASONS 24

@@ -167,12 +167,16 @@ const char *macc_msg_type_name(int type);
  * MACC_HELLO_F_SEAL: the sender offers the AES-256-GCM suite (its CPU runs AES and carry-less
  * multiply in hardware, macc_aead_aes_fast); the session uses it when both HELLOs carry the
  * bit, XChaCha20-Poly1305 otherwise (section 2). MACC_HELLO_F_SHA256_OK and MACC_HELLO_F_SHA256
- * choose each direction's STATE digest ("STATE digests" at the top of this file). */
+ * choose each direction's STATE digest ("STATE digests" at the top of this file).
+ * MACC_HELLO_F_STANDARDIZE: the sender runs the standardisation agreement (STATS). */
 enum {
 	MACC_HELLO_F_SEAL = 1u << 0,
 	MACC_HELLO_F_AES256GCM = 1u << 1,
 	MACC_HELLO_F_SHA256_OK = 1u << 2, /* the sender checks SHA-256 STATE digests */
 	MACC_HELLO_F_SHA256 = 1u << 3,    /* the sender's STATEs are digested with SHA-256 */
+	/* the sender standardises its features before training (macc/agree.h, STATS): peers
+	 * must agree on it, or the agreement would wait for one that never sends STATS */
+	MACC_HELLO_F_STANDARDIZE = 1u << 4,
 };
 
 /* When a direction of a sealed session moves to its next key: after `bytes` plaintext payload

@@ -347,6 +347,7 @@ static void ckpt_job(struct macc_agent *a)
 	c.nparams = a->nparams;
 	c.params = (float *)edge_model(a); /* push-sum: the de-biased x (the mixer's) */
 	c.momentum = a->v;
+	std_ckpt_fill(a, &c); /* standardize.c: the transform makes it a version 2 file */
 	job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
 }
 
@@ -797,6 +798,9 @@ static void start_round(struct macc_agent *a)
 	if (a->state != MACC_CTL_STATE_TRAINING || a->phase != PH_NONE || a->shutting_down) {
 		return;
 	}
+	if (!std_ready(a)) {
+		return; /* standardize.c: the transform is not agreed yet (agent_on_standardized) */
+	}
 	if (a->round >= a->total_rounds) {
 		finish_run(a);
 		return;
@@ -1045,12 +1049,20 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 
 void agent_on_peer_change(struct macc_agent *a)
 {
+	std_on_peer_change(a); /* standardize.c: a dead neighbour ends an agreement step too */
 	check_round(a);
+}
+
+void agent_on_standardized(struct macc_agent *a)
+{
+	start_round(a);
 }
 
 void agent_on_session_up(struct peer *p)
 {
 	struct macc_agent *a = p->agent;
+
+	std_on_session_up(p); /* standardize.c: the agreement's vector (or result) on it */
 
 	if (a->edge.compressed) {
 		/* Compressed exchange: a full resync state first on a new session, unless both
@@ -1123,6 +1135,7 @@ static void do_shutdown(struct macc_agent *a)
 	uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
 	uv_close((uv_handle_t *)&a->sig_int, on_close_noop);
 	uv_close((uv_handle_t *)&a->sig_hup, on_close_noop);
+	std_shutdown(a); /* standardize.c: its timer */
 	macc_ctl_server_close(a->ctl, NULL, NULL);
 	a->ctl = NULL;
 }
@@ -1409,6 +1422,7 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	st->rollbacks_total = a->rollbacks;
 	memcpy(st->connections_rejected_total, a->conn_rejected,
 	       sizeof(st->connections_rejected_total));
+	std_status(a, st); /* standardize.c */
 	return 0;
 }
 
@@ -1418,7 +1432,7 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 static const int known_rejects[] = {
 	MACC_EMALFORMED,   MACC_EBADSIG,  MACC_EREPLAY,    MACC_EVERSION, MACC_ETOOBIG,
 	MACC_EUNKNOWNPEER, MACC_EMODEL,   MACC_ETIMEOUT,   MACC_ENONFINITE, MACC_ERATELIMIT,
-	MACC_EENCRYPT,     MACC_ERANGE,   MACC_ESLOW,      -EIO,
+	MACC_EENCRYPT,     MACC_ERANGE,   MACC_ESLOW,      MACC_ECONFIG, -EIO,
 };
 
 static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
@@ -1798,6 +1812,7 @@ static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
 	c.nparams = a->nparams;
 	c.params = a->x;
 	c.momentum = a->v;
+	std_ckpt_prepare(a, &c); /* standardize.c: room for the file's transform */
 	rc = macc_ckpt_load(a->cfg.state_dir, &c, used, sizeof(used), &warn, &e);
 	if (rc == -ENOENT) {
 		macc_info(NULL, "no checkpoint in %s: starting at round 0", a->cfg.state_dir);
@@ -1812,6 +1827,10 @@ static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
 	rc = macc_learner_set_state(&a->learner, &c.batcher, &c.rng);
 	if (rc < 0) {
 		return macc_errf(err, rc, "%s: batcher state does not fit this shard", used);
+	}
+	rc = std_ckpt_loaded(a, &c, err); /* standardize.c: its transform, no agreement */
+	if (rc < 0) {
+		return rc;
 	}
 	a->round = c.round;
 	a->digest = macc_params_digest(a->x, a->nparams);
@@ -1916,6 +1935,9 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	macc_info(NULL, "agent %s, public key %s, %zu peers", a->cfg.name, a->keyb64,
 		  a->cfg.npeers);
 	rc = setup_learning(a, err);
+	if (rc == 0) {
+		rc = std_setup(a, err); /* standardize.c: on, S and D */
+	}
 	if (rc < 0) {
 		return rc;
 	}
@@ -2065,6 +2087,7 @@ void agent_finish(struct macc_agent *a)
 	free(a->g);
 	macc_audit_close(a->audit);
 	edge_finish(a);
+	std_finish(a); /* standardize.c */
 	macc_identity_finish(&a->id);
 	macc_config_finish(&a->cfg);
 }

@@ -41,6 +41,7 @@
 
 #include "backoff.h"
 #include "control.h"
+#include "standardize.h"
 
 struct macc_agent;
 struct peer;
@@ -292,6 +293,8 @@ struct macc_agent {
 		uint64_t bytes_out, bytes_in; /* STATE frames sent / accepted, in the clear */
 		uint64_t resyncs_sent, resyncs_asked;
 	} edge;
+	/* The standardisation phase before round 0 (standardize.c). */
+	struct std_phase std;
 };
 
 /* peer.c */
@@ -324,6 +327,7 @@ void edge_peer_finish(struct peer *p);
 const float *edge_model(const struct macc_agent *a);
 bool edge_sends_to(const struct macc_agent *a, const struct peer *p);
 bool edge_expects(const struct macc_agent *a, const struct peer *p);
+void edge_row(const struct macc_agent *a, double *ret_self, double *w);
 bool edge_owes(const struct macc_agent *a, const struct peer *p);
 void edge_round_start(struct macc_agent *a);
 int edge_encode(struct macc_agent *a, struct macc_state_out *so, struct macc_errmsg *err);
@@ -338,11 +342,15 @@ size_t edge_inbound(struct macc_agent *a, struct macc_mixer_in *in);
 void edge_after_step(struct macc_agent *a, struct peer *const *peers, size_t n,
 		     const struct macc_mixer_report *rep);
 void peer_resync(struct peer *p, const char *why);
+/* peer.c, for standardize.c: one STATS on p's adopted session (sealed when it is). */
+int peer_send_stats(struct peer *p, const struct macc_stats_out *so);
 
 /* agent.c, called by peer.c */
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
+/* agent.c, called by standardize.c when the transform is known: round 0 may start. */
+void agent_on_standardized(struct macc_agent *a);
 
 /* agent.c, called by main.c */
 int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_errmsg *err);

@@ -327,6 +327,29 @@ static void conn_send_hello(struct conn *c)
 	conn_send_buf(c, w);
 }
 
+/* standardize.c: one STATS on p's adopted session, sealed like a PING. */
+int peer_send_stats(struct peer *p, const struct macc_stats_out *so)
+{
+	struct conn *c = p->conn;
+	struct wreq *w;
+	int rc;
+
+	if (c == NULL || !c->adopted || c->closing) {
+		return MACC_ESTATE;
+	}
+	w = wreq_new();
+	if (w == NULL) {
+		return -ENOMEM;
+	}
+	rc = macc_session_stats_encode(&c->session, so, &w->buf);
+	if (rc < 0) {
+		macc_buf_finish(&w->buf);
+		free(w);
+		return rc;
+	}
+	return conn_send_sealed(c, w);
+}
+
 static void conn_send_bye(struct conn *c, int reason, const char *text)
 {
 	struct wreq *w;
@@ -669,7 +692,7 @@ static struct peer *peer_by_index(struct macc_agent *a, int idx)
 }
 
 /* A HELLO we refuse: `text` is logged and counted, `bye` goes to the peer. A configured key
- * with another model or encryption setting is counted on that peer: the HELLO names it and the
+ * with another model, encryption or standardize setting is counted on that peer: the HELLO names it and the
  * mismatch is what its operator has to fix. Everything else is a refusal before identification
  * (conn_reject). */
 static void hello_refused(struct conn *c, const struct macc_hello *h, int code, const char *text,
@@ -678,7 +701,7 @@ static void hello_refused(struct conn *c, const struct macc_hello *h, int code, 
 	struct macc_agent *a = c->agent;
 	struct peer *kp = peer_by_index(a, macc_pubkey_find(a->allow, a->npeers, &h->key));
 
-	if (kp != NULL && (code == MACC_EMODEL || code == MACC_EENCRYPT)) {
+	if (kp != NULL && (code == MACC_EMODEL || code == MACC_EENCRYPT || code == MACC_ECONFIG)) {
 		peer_reject(kp, code, text);
 	} else {
 		conn_reject(c, code, text);
@@ -743,6 +766,9 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 		idx = macc_errf(&e, MACC_EREPLAY, "HELLO announces round %llu, beyond this run's "
 				"last round %llu", (unsigned long long)h->round,
 				(unsigned long long)a->total_rounds);
+	}
+	if (idx >= 0 && std_check_hello(a, h, &e) < 0) {
+		idx = MACC_ECONFIG; /* standardize.c: the fleet disagrees on standardize */
 	}
 	if (idx == MACC_EMODEL) {
 		/* HELLO carries only the model's hash: say our spec here, and in the BYE, so that
@@ -937,6 +963,16 @@ static void handle_frame(struct conn *c, const uint8_t *p, size_t len)
 		agent_on_state(c->peer, st, &c->session);
 		return;
 	}
+	case MACC_MSG_STATS:
+		/* The standardisation agreement (standardize.c); like STATE, only once proven. */
+		if (!c->session.proven || c->peer == NULL) {
+			conn_refused_unproven(c, MACC_CTL_CONNREJ_UNPROVEN_STATE,
+					      "STATS before the peer proved its key");
+			conn_refuse(c, MACC_ESTATE, "STATS before the handshake");
+			return;
+		}
+		std_on_stats(c, &m.u.stats);
+		return;
 	case MACC_MSG_PING: {
 		uint64_t now = macc_now_ms();
 		struct wreq *w;
@@ -1179,6 +1215,8 @@ static struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound
 	/* SHA-256 STATE digests where this CPU has SHA instructions (the bodies agent.c and edge.c
 	 * encode use the same choice), BLAKE2b-256 toward peers that cannot check them. */
 	(void)macc_session_set_digest(&c->session, macc_digest_preferred());
+	/* standardize.c: whether this agent standardises, announced in HELLO (under the proof) */
+	c->session.self_flags |= std_hello_flags(a);
 	if (a->cfg.encrypt) {
 		struct macc_seal_limits lim = {a->cfg.rekey_bytes, a->cfg.rekey_frames};
 

@@ -13,7 +13,8 @@
  *             "samples_per_second","round_seconds","consensus_distance","peers_up",
  *             "peers_configured","uptime_seconds","process_start_time_seconds",
  *             "state_bytes_sent_total","state_bytes_received_total","digest","last_error",
- *             "degraded","rollbacks_total","connections_rejected_total":{REASON:N}}
+ *             "degraded","rollbacks_total","connections_rejected_total":{REASON:N},
+ *             "standardize","standardize_digest","standardize_refused_total"}
  *   peers    {"peers":[{"name","endpoint","key","session","arch","blas","last_round",
  *             "rtt_seconds","weight",
  *             "bytes_received_total","bytes_sent_total","messages_rejected_total":{REASON:N},
@@ -116,6 +117,9 @@ static void status_json(const struct macc_ctl_status *s)
 			 s->connections_rejected_total[i]);
 	}
 	json_end_obj(&j);
+	json_str(&j, "standardize", s->standardize);
+	json_str(&j, "standardize_digest", s->standardize_digest);
+	json_u64(&j, "standardize_refused_total", s->standardize_refused_total);
 	json_end_obj(&j);
 	json_done(&j);
 }
@@ -180,6 +184,16 @@ static void status_human(const struct macc_ctl_status *s)
 	printf("round time:  %s\n", cli_fmt_dur(a, sizeof(a), s->round_seconds));
 	printf("consensus:   %s (mean squared distance to neighbours)\n",
 	       cli_fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
+	if (s->standardize[0] != '\0') {
+		printf("standardize: %s", cli_safe(n1, sizeof(n1), s->standardize));
+		if (s->standardize_digest[0] != '\0') {
+			printf(", transform digest %s", cli_safe(n2, sizeof(n2), s->standardize_digest));
+		}
+		if (s->standardize_refused_total > 0) {
+			printf(", %llu refused", (unsigned long long)s->standardize_refused_total);
+		}
+		printf("\n");
+	}
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
 	printf("refused:     %s (connections, before identification)\n",
 	       connrej_line(s, rej, sizeof(rej)));

@@ -195,6 +195,9 @@ static const struct field status_fields[] = {
 	FS(macc_ctl_status, k, last_error),
 	FT(macc_ctl_status, degraded, F_BOOL),
 	FT(macc_ctl_status, rollbacks_total, F_U64),
+	FS(macc_ctl_status, k, standardize),
+	FS(macc_ctl_status, k, standardize_digest),
+	FT(macc_ctl_status, standardize_refused_total, F_U64),
 	/* "connections_rejected_total" (a map by reason) is handled separately. */
 };
 
@@ -1276,6 +1279,16 @@ static int format_hostile(const struct macc_ctl_status *st, const struct macc_ct
 	if (r == 0) {
 		r = counter(out, "macc_rollbacks_total", "Rollbacks of non-finite or out-of-range "
 			    "own parameters to the last good checkpoint.", st->rollbacks_total);
+	}
+	if (r == 0) {
+		r = gauge(out, "macc_standardized", "1 once the feature standardisation is known "
+			  "(agreed, from the checkpoint or adopted), 0 while agreeing or off.",
+			  st->standardize_digest[0] != '\0');
+	}
+	if (r == 0) {
+		r = counter(out, "macc_standardize_refused_total", "Neighbours' STATS refused by "
+			    "the standardisation (screening, another S or D).",
+			    st->standardize_refused_total);
 	}
 	if (r == 0) {
 		r = counter(out, "macc_round_jumps_total", "Jumps to the round a quorum of "

@@ -611,6 +611,7 @@ static void print_std_keys(const struct sim *s)
 	}
 	printf(" standardize_mean_err=%.3g standardize_scale_err=%.3g", st.err_mean,
 	       st.err_scale);
+	printf(" standardize_digest=%016" PRIx64, st.digest);
 }
 
 /* Choose the OpenBLAS kernel; may re-execute this program (nn.h). 0, or an exit status. */

@@ -1362,6 +1362,17 @@ static int std_apply(struct sim *s, const float *means, const float *invs, uint3
 	for (unsigned t = 0; t < s->nthreads && rc == 0; t++) {
 		rc = macc_model_set_standardizer(s->eval_models[t], means, invs);
 	}
+	if (rc == 0) {
+		float *mi = malloc(2 * d * sizeof(float));
+
+		if (mi == NULL) {
+			return -ENOMEM;
+		}
+		memcpy(mi, means, d * sizeof(float));
+		memcpy(mi + d, invs, d * sizeof(float));
+		s->std.digest = macc_params_digest(mi, 2 * d);
+		free(mi);
+	}
 	return rc;
 }
 

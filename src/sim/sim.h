@@ -142,6 +142,8 @@ struct sim_std {
 	double eps;         /* N lambda^S of the error bound; NaN where none applies (push-sum) */
 	uint64_t dropped;   /* vectors of the average phase lost to --drop-prob */
 	uint64_t refused;   /* vectors the screening refused (far, range, ...) */
+	uint64_t digest;    /* macc_params_digest over agent 0's mean then inv_std (the line
+			     * each macc-agentd logs) */
 	const char *source; /* which data it came from, for output */
 };
 /* The run's standardisation into *ret; false when the run does not standardise. */
