@@ -583,6 +583,15 @@ def selftest_vectors():
     body = body_bytes(43, n, f32le(x))
     t = state_text(pa, pb, na, nbn, 43, blake2b(32, body))
     out['state_nomom.bin'] = frame(state_payload(pa, ska.sign(t).signature, body))
+    # STATS (page: STANDARDISATION): A to B on the same session, step 3 of S = 50, D = 2.
+    vals = [4.0, 8.0, -0.0, 20.0, 20.0, 0.1, 1e300]
+    sbody = pack({'step': 3, 'avg': 50, 'exact': 2, 'n': len(vals),
+                  'v': struct.pack('<%dd' % len(vals), *vals)})
+    out['stats-text'] = (b'macc/2/stats' + pa + pb + na + nbn + bytes([7]) + u64be(3) +
+                         blake2b(32, sbody))
+    out['stats.bin'] = frame(pack({'ver': VERSION, 'type': 7, 'from': pa,
+                                   'sig': ska.sign(out['stats-text']).signature,
+                                   'body': sbody}))
     out['ping.bin'] = frame(ping_payload(PING, 7, 1234567890123))
     out['pong.bin'] = frame(ping_payload(PONG, 7, 1234567890123))
     out['bye.bin'] = frame(bye_payload(-1006, 'model mismatch'))

@@ -168,7 +168,7 @@ STATUS_KEYS="['algorithm', 'arch', 'blas', 'consensus_distance', 'digest', 'epoc
 'round', 'round_seconds', 'rounds_planned', 'samples_per_second', 'state', \
 'state_bytes_received_total', 'state_bytes_sent_total', 'test_accuracy_ratio', 'test_loss', \
 'train_loss', 'uptime_seconds', 'version', 'degraded', 'rollbacks_total', \
-'connections_rejected_total']"
+'connections_rejected_total', 'standardize', 'standardize_digest', 'standardize_refused_total']"
 expect_rc 0 status
 for re in "^agent: +agent0 \(dmsgd, mlp:784-16-10\)$" "^state: +training$" \
 	"^round: +[0-9]+ / 10000000$" "^epoch: +[0-9.]+ / " "^peers: +1 / 1 up$" "^train loss: " \
