@@ -16,6 +16,9 @@ gnuplot-nox
 mandoc shellcheck docker-compose
 valgrind
 systemd
+libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+python3-onnx
+nodejs
 "
 
 missing=""
@@ -24,6 +27,12 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
+
+# ONNX Runtime for the export checks is an npm package (tests/integration/ort_lib.sh installs
+# it under the build directory); npm may come with nodejs (NodeSource) or as Debian's npm.
+if ! command -v npm >/dev/null 2>&1; then
+	missing="$missing npm"
+fi
 
 if [ -z "$missing" ]; then
 	echo "install-deps: all packages present"
