@@ -37,6 +37,7 @@
 
 #include "backoff.h"
 #include "control.h"
+#include "publish.h"
 
 struct macc_agent;
 struct peer;
@@ -241,6 +242,7 @@ struct macc_agent {
 	struct macc_ratelimit rl_unbound;
 
 	struct macc_ctl_server *ctl;
+	struct macc_pub *pub; /* the published model: `model` and `predict` read it (publish.h) */
 
 	/* Robust mixing and the audit trail (issue 12). `robust`: aggregation other than mean or
 	 * a screening factor > 0 (the simulator's rule); the learned distances (rob) and rbuf

@@ -478,6 +478,33 @@ static simple_op simple_op_for(const struct macc_ctl_ops *ops, enum macc_ctl_cmd
 	}
 }
 
+/* model and predict: the agent fills the reply's data; its buffer is freed after the send.
+ * Returns 1 when the agent does not support the command. */
+static int run_model_command(struct macc_ctl_server *s, const struct macc_ctl_request *req,
+			     struct macc_ctl_reply *rep, void **ret_free, struct macc_errmsg *err)
+{
+	int r;
+
+	if (req->cmd == MACC_CTL_CMD_MODEL) {
+		if (s->ops->model == NULL) {
+			return 1;
+		}
+		memset(&rep->model, 0, sizeof(rep->model));
+		r = s->ops->model(s->ctx, req, &rep->model, err);
+		*ret_free = rep->model.data;
+		rep->kind = MACC_CTL_DATA_MODEL;
+		return r;
+	}
+	if (s->ops->predict == NULL) {
+		return 1;
+	}
+	memset(&rep->predict, 0, sizeof(rep->predict));
+	r = s->ops->predict(s->ctx, req, &rep->predict, err);
+	*ret_free = rep->predict.values;
+	rep->kind = MACC_CTL_DATA_PREDICT;
+	return r;
+}
+
 /* Run a command; fills rep (status, error, data). Peers/text allocated here are freed by the
  * caller through *ret_free. */
 static void run_command(struct client *c, const struct macc_ctl_request *req,
@@ -573,6 +600,13 @@ static void run_command(struct client *c, const struct macc_ctl_request *req,
 			free(rep->audit.entries);
 			rep->audit.entries = NULL;
 			rep->audit.nentries = 0;
+		}
+		break;
+	case MACC_CTL_CMD_MODEL:
+	case MACC_CTL_CMD_PREDICT:
+		r = run_model_command(s, req, rep, ret_free1, &err);
+		if (r == 1) {
+			goto unsupported;
 		}
 		break;
 	case MACC_CTL_CMD_LOG_LEVEL:

@@ -43,6 +43,11 @@ static const struct subcommand subcommands[] = {
 	{ "audit", cmd_audit, 0, 1, " [COUNT]", NULL },
 	{ "verify-audit", cmd_verify_audit, 1, 1, " FILE",
 	  "check every audit trail entry of FILE offline (signatures, body digests)" },
+	{ "export", cmd_export, 1, 5, " FILE [SOURCE]",
+	  "write the live model as ONNX (SOURCE: config CONF [checkpoint DIR])" },
+	{ "predict", cmd_predict, 1, 5, " DATA [SOURCE]",
+	  "score rows with the live model (SOURCE: model FILE.onnx | config CONF "
+	  "[checkpoint DIR])" },
 	{ "genkey", cmd_genkey, 0, 0, "", "print a new secret key (base64) on stdout" },
 	{ "pubkey", cmd_pubkey, 0, 0, "",
 	  "read a secret key on stdin, print its public key" },

@@ -356,7 +356,8 @@ static bool read_all(int fd, void *p, size_t n)
 
 static bool send_req(int fd, enum macc_ctl_cmd cmd, uint64_t id, enum macc_log_level level)
 {
-	struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, id, cmd, level, 0 };
+	struct macc_ctl_request r = { .v = MACC_CTL_PROTO_VERSION, .id = id, .cmd = cmd,
+				      .level = level };
 	struct macc_buf b;
 	bool ok;
 
