@@ -46,7 +46,7 @@ int pub_create(const struct macc_model *m, const char *agent_name, struct macc_p
 	p->dim = macc_model_input_dim(m);
 	p->nout = macc_model_nclasses(m);
 	snprintf(p->name, sizeof(p->name), "%s", agent_name);
-	rc = macc_model_create(macc_model_spec(m), PUB_PREDICT_BATCH, &p->model, err);
+	rc = macc_model_create(macc_model_spec(m), MACC_CTL_PREDICT_BATCH, &p->model, err);
 	if (rc < 0) {
 		goto fail;
 	}

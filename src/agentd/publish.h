@@ -34,7 +34,6 @@
 #define PUB_ASKED_MS 10000
 #define PUB_IDLE_MS 1000
 #define PUB_PIN_MS 10000
-#define PUB_PREDICT_BATCH 64 /* forward-pass batch of the prediction model */
 
 struct macc_pub;
 

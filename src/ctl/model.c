@@ -50,7 +50,7 @@
 #define ERR(c, ...) ((void)(c), cli_err(__VA_ARGS__))
 #define MODEL_TIMEOUT_MS 60000
 #define TRANSFER_TRIES 5
-#define LOCAL_BATCH 256
+#define LOCAL_BATCH MACC_CTL_PREDICT_BATCH /* the daemon's: the same outputs (macc/ctl.h) */
 
 /* Where the model comes from (the keywords after the positional argument). */
 struct source {
