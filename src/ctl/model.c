@@ -274,22 +274,34 @@ static int transfer(struct cli *c, const struct macc_ctl_model *first, float *bu
 	return CLI_OK;
 }
 
-/* Build the model the daemon described and check the stream against it. */
-static int adopt(struct cli *c, const struct macc_ctl_model *d, float *stream, struct held *h)
+/* Build the model the daemon described (into h->m) and check the stream's size against it,
+ * before anything is allocated for the stream. */
+static int described(struct cli *c, const struct macc_ctl_model *d, struct held *h)
 {
 	struct macc_errmsg err = {{0}};
 	size_t np, dim;
 
-	if (macc_model_create(d->spec, LOCAL_BATCH, &h->m, &err) < 0) {
+	macc_model_destroy(h->m);
+	h->m = NULL;
+	if (d->spec == NULL || macc_model_create(d->spec, LOCAL_BATCH, &h->m, &err) < 0) {
 		ERR(c, "the daemon's model spec does not build here: %s", err.text);
 		return CLI_EDAEMON;
 	}
 	np = macc_model_nparams(h->m);
 	dim = macc_model_input_dim(h->m);
-	if (d->nparams != np || d->total != np + (d->standardized ? 2 * dim : 0)) {
+	if (d->nparams != np || d->total != np + (d->standardized ? 2 * dim : 0) ||
+	    d->offset != 0 || d->data_len / sizeof(float) > d->total) {
 		ERR(c, "the daemon's model stream does not match its spec %s.", d->spec);
 		return CLI_EDAEMON;
 	}
+	return CLI_OK;
+}
+
+/* The whole stream received: check its digest, keep it as h's parameters. */
+static int adopt(struct cli *c, const struct macc_ctl_model *d, float *stream, struct held *h)
+{
+	size_t np = macc_model_nparams(h->m), dim = macc_model_input_dim(h->m);
+
 	snprintf(h->digest, sizeof(h->digest), "%016" PRIx64, macc_params_digest(stream, np));
 	if (strcmp(h->digest, d->digest) != 0) {
 		ERR(c, "the parameters received do not match the daemon's digest (%s, got %s).",
@@ -312,23 +324,22 @@ static int load_daemon(struct cli *c, struct held *h)
 {
 	for (int tries = 0; tries < TRANSFER_TRIES; tries++) {
 		struct macc_ctl_reply rep;
-		float *stream;
+		float *stream = NULL;
 		int r = call_model(c, 0, MACC_CTL_MODEL_CHUNK, 0, &rep);
 
 		if (r != CLI_OK) {
 			return r;
 		}
-		if (rep.model.total > (uint64_t)SIZE_MAX / sizeof(float) ||
-		    rep.model.data_len / sizeof(float) > rep.model.total || rep.model.spec == NULL) {
-			macc_ctl_reply_finish(&rep);
-			ERR(c, "the daemon's model description does not add up.");
-			return CLI_ECONNECT;
+		r = described(c, &rep.model, h);
+		if (r == CLI_OK && !(stream = malloc((rep.model.total + 1) * sizeof(float)))) {
+			ERR(c, "out of memory for %llu parameters.",
+			    (unsigned long long)rep.model.total);
+			r = CLI_EDAEMON;
 		}
-		stream = malloc((size_t)(rep.model.total ? rep.model.total : 1) * sizeof(float));
-		r = stream == NULL ? CLI_EDAEMON : transfer(c, &rep.model, stream);
+		r = r == CLI_OK ? transfer(c, &rep.model, stream) : r;
+		r = r == CLI_OK ? adopt(c, &rep.model, stream, h) : r;
 		if (r == CLI_OK) {
-			r = adopt(c, &rep.model, stream, h);
-			stream = r == CLI_OK ? NULL : stream;
+			stream = NULL; /* h->params now */
 		}
 		free(stream);
 		macc_ctl_reply_finish(&rep);
@@ -495,6 +506,25 @@ static int split_columns(struct cli *c, const char *name, const struct shape *sh
 	return CLI_OK;
 }
 
+/* A CSV file or stdin: the model's inputs, then optionally the label or the targets. */
+static int load_csv_columns(struct cli *c, const char *data, const struct shape *sh,
+			    struct macc_dataset *d)
+{
+	size_t want = sh->regression ? sh->nout : 1;
+	int r = load_csv_auto(c, data, d);
+
+	if (r != CLI_OK) {
+		return r;
+	}
+	if (d->dim != sh->dim && d->dim != sh->dim + want) {
+		ERR(c, "%s has %zu columns; the model takes %zu inputs (then %zu more column%s for "
+		    "the %s, optionally).", data, d->dim, sh->dim, want, want == 1 ? "" : "s",
+		    sh->regression ? "targets" : "label");
+		return CLI_EDAEMON;
+	}
+	return d->dim > sh->dim ? split_columns(c, data, sh, d) : CLI_OK;
+}
+
 static bool is_spec(const char *s)
 {
 	static const char *const pre[] = {"csv:", "idx:", "mnist:", "cifar10:"};
@@ -527,22 +557,8 @@ static int load_data(struct cli *c, const char *data, const struct shape *sh,
 			ERR(c, "%s", err.text);
 			return CLI_EDAEMON;
 		}
-	} else {
-		r = load_csv_auto(c, data, d);
-		if (r != CLI_OK) {
-			return r;
-		}
-		size_t want = sh->regression ? sh->nout : 1;
-
-		if (d->dim != sh->dim && d->dim != sh->dim + want) {
-			ERR(c, "%s has %zu columns; the model takes %zu inputs (then %zu more "
-			    "column%s for the %s, optionally).", data, d->dim, sh->dim, want,
-			    want == 1 ? "" : "s", sh->regression ? "targets" : "label");
-			return CLI_EDAEMON;
-		}
-		if (d->dim > sh->dim && (r = split_columns(c, data, sh, d)) != CLI_OK) {
-			return r;
-		}
+	} else if ((r = load_csv_columns(c, data, sh, d)) != CLI_OK) {
+		return r;
 	}
 	if (d->dim != sh->dim) {
 		ERR(c, "%s has %zu values per row; the model takes %zu.", data, d->dim, sh->dim);
@@ -655,7 +671,9 @@ static int score_daemon(struct cli *c, const char *data, struct macc_dataset *d,
 	}
 	sh->in = (struct macc_shape){rep.model.input_c, rep.model.input_h, rep.model.input_w,
 				     rep.model.input_flat};
-	sh->dim = (size_t)sh->in.c * sh->in.h * sh->in.w;
+	sh->dim = (uint64_t)sh->in.c * sh->in.h > MACC_DATA_MAX_DIM ? 0
+		  : (size_t)sh->in.c * sh->in.h * sh->in.w;
+	sh->dim = sh->dim > MACC_DATA_MAX_DIM ? 0 : sh->dim;
 	sh->nout = rep.model.outputs;
 	sh->regression = strcmp(rep.model.task, "regression") == 0;
 	sc->source = "daemon";
@@ -665,7 +683,12 @@ static int score_daemon(struct cli *c, const char *data, struct macc_dataset *d,
 	/* rows per request: the request limit (with room for the envelope) and the row bound */
 	per = sh->dim > 0 ? (MACC_CTL_MAX_REQUEST - 256) / (sh->dim * sizeof(float)) : 0;
 	per = per < MACC_CTL_PREDICT_MAX_ROWS ? per : MACC_CTL_PREDICT_MAX_ROWS;
-	if (sh->nout == 0 || per == 0) {
+	if (sh->nout == 0 || sh->nout > MACC_DATA_MAX_CLASSES || sh->dim == 0) {
+		ERR(c, "the daemon describes a model of %ux%ux%u inputs and %u outputs: not one "
+		    "this macc-ctl can score with.", sh->in.c, sh->in.h, sh->in.w, sh->nout);
+		return CLI_EDAEMON;
+	}
+	if (per == 0) {
 		ERR(c, "the daemon's model takes %zu inputs: too many for one control request; "
 		    "export it and predict offline.", sh->dim);
 		return CLI_EDAEMON;
@@ -794,12 +817,16 @@ static double print_all(struct cli *c, const struct shape *sh, const struct macc
 	struct json j;
 	bool known = sh->regression ? d->t != NULL : d->y != NULL;
 
+	if (p == NULL) {
+		ERR(c, "out of memory.");
+		return NAN;
+	}
 	if (c->json) {
 		json_head(&j, sc, sh, d->n);
 	} else {
 		print_csv_header(sh, d);
 	}
-	for (size_t i = 0; i < d->n && p != NULL; i++) {
+	for (size_t i = 0; i < d->n; i++) {
 		const float *z = sc->out + i * sh->nout;
 		size_t cls = sh->regression ? 0 : softmax(z, sh->nout, p);
 

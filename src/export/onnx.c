@@ -558,6 +558,33 @@ static int check_finite(const float *v, size_t n, const char *what, struct macc_
 	return 0;
 }
 
+/* The macc.* metadata_props (macc/onnx.h) into props[8]. */
+static int add_all_meta(struct arena *a, Onnx__StringStringEntryProto **props, size_t *n,
+			const struct macc_model *m, const float *params,
+			const struct macc_onnx_info *info, bool std)
+{
+	size_t np = macc_model_nparams(m);
+	const char *keys[8] = {"macc.format", "macc.spec", "macc.nparams", "macc.params_digest",
+			       "macc.round", "macc.agent", "macc.task", "macc.standardized"};
+	const char *vals[8] = {
+		astr(a, "%d", MACC_ONNX_FORMAT),
+		astr(a, "%s", macc_model_spec(m)),
+		astr(a, "%zu", np),
+		astr(a, "%016" PRIx64, macc_params_digest(params, np)),
+		astr(a, "%" PRIu64, info ? info->round : 0),
+		astr(a, "%s", info && info->agent ? info->agent : ""),
+		macc_model_loss(m) == MACC_LOSS_SOFTMAX_CE ? "classification" : "regression",
+		std ? "yes" : "no",
+	};
+
+	for (size_t i = 0; i < 8; i++) {
+		if (add_meta(a, props, n, keys[i], vals[i]) < 0) {
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* The whole ModelProto in *mp, its parts in arena a. */
 static int build_model(struct arena *a, Onnx__ModelProto *mp, const struct macc_model *m,
 		       const float *params, const struct macc_onnx_info *info,
@@ -586,19 +613,7 @@ static int build_model(struct arena *a, Onnx__ModelProto *mp, const struct macc_
 	if (!gp || !ops || !opsv || !props || build_graph(&g, gp, params, std, mean, inv_std) < 0) {
 		return macc_errf(err, -ENOMEM, "out of memory building the ONNX graph");
 	}
-	rc = add_meta(a, props, &nprops, "macc.format", astr(a, "%d", MACC_ONNX_FORMAT));
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.spec", astr(a, "%s", macc_model_spec(m)));
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.nparams", astr(a, "%zu", np));
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.params_digest",
-				astr(a, "%016" PRIx64, macc_params_digest(params, np)));
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.round",
-				astr(a, "%" PRIu64, info ? info->round : 0));
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.agent",
-				astr(a, "%s", info && info->agent ? info->agent : ""));
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.task",
-				cls ? "classification" : "regression");
-	rc = rc ? rc : add_meta(a, props, &nprops, "macc.standardized", std ? "yes" : "no");
-	if (rc < 0) {
+	if (add_all_meta(a, props, &nprops, m, params, info, std) < 0) {
 		return macc_errf(err, -ENOMEM, "out of memory building the ONNX metadata");
 	}
 	onnx__operator_set_id_proto__init(ops);
