@@ -12,6 +12,7 @@ dataset-fashion-mnist
 clang
 iproute2 procps util-linux nftables
 python3-torch
+python3-nacl python3-msgpack
 gnuplot-nox
 mandoc shellcheck docker-compose
 valgrind

@@ -138,8 +138,9 @@ size_t macc_fold_missing(double self_w, const double *w, const bool *arrived, si
 /*
  * Local steps (option local_steps H, default 1): a round is H - 1 purely local heavy-ball steps
  * with macc_sgd_step() from macc/nn.h (v <- beta v - alpha g; x <- x + v, each on a fresh
- * mini-batch), then one step of the chosen algorithm. The simulator and the daemon call
- * macc_sgd_step themselves; H = 1 is the algorithm unchanged. Nothing else is needed here.
+ * mini-batch), then one step of the chosen algorithm. The learner (macc/learner.h) takes them
+ * for the simulator and the daemon alike; H = 1 is the algorithm unchanged. Nothing else is
+ * needed here. How these leaves make a round is mixer.h's (the one composition).
  */
 
 /* ---- Directed graphs (push-sum) ---------------------------------------------------------- */

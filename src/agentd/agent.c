@@ -3,20 +3,20 @@
  * signals, reload and the control-socket callbacks.
  *
  * A round k (DESIGN.md section 4, ALGORITHMS.md):
- *   1. x_k is known: the STATE body (k, x_k[, v_k]) was encoded once on the worker at the end of
- *      the previous step; the loop sends it to every neighbour with a per-neighbour signed prefix
- *      (peer.c) and at once queues the gradient job, so compute overlaps communication. dsgd
- *      sends y_k = x_k - alpha g_k, so it encodes and sends after the gradient.
+ *   1. x_k is known: the STATE body (k, x_k[, v_k], the mixer's outgoing state) was encoded once
+ *      on the worker at the end of the previous step; the loop sends it to every neighbour with
+ *      a per-neighbour signed prefix (peer.c) and at once queues the gradient job (the
+ *      learner's round: local steps and the gradient), so compute overlaps communication. dsgd
+ *      sends y_k = x_k - alpha g_k, and local steps change x, so then it encodes and sends
+ *      after the gradient.
  *   2. The loop waits until every neighbour that can still send round k has done so: a neighbour
  *      is not waited for when it is dead (no traffic for dead_peer_timeout) or known to be past
  *      round k already; or until the round timeout.
- *   3. The step job: the row of W from degrees (macc_weights_row, the simulator's function) or
- *      configured weights, macc_fold_missing for neighbours whose state did not arrive, then
- *      macc_consensus_step with self first and neighbours in ascending public-key order (the
- *      agent index order), then evaluation / checkpoint when due and the next round's body.
- * The per-agent order (batch, gradient with weight decay and the dropout rng, lr from the
- * schedule at round/epoch_rounds, fold, step) is the simulator's, so a fault-free ring of
- * daemons matches `macc-sim` bit for bit.
+ *   3. The step job: what arrived (edge_inbound: the row of W, each neighbour's slot, in
+ *      ascending public-key order, the agent index order) goes through macc_mixer_step, then
+ *      evaluation / checkpoint when due and the next round's body (macc_mixer_outgoing).
+ * The learner and the mixer are the modules macc-sim runs, called in the simulator's order, so
+ * a fault-free ring of daemons matches `macc-sim` bit for bit.
  *
  * Rejoin policy: a restarted agent resumes from its checkpoint (x, v, round, batcher, rng). Its
  * neighbours announce their round in HELLO. When a round ends and some live neighbour is more
@@ -71,14 +71,12 @@ enum {
 /* The job in flight: inputs set by the loop before queueing, outputs read after. */
 static struct job {
 	unsigned flags;
-	/* step */
-	struct macc_neighbour *nb;
+	/* step: what arrived from peer[i] (edge_inbound) */
+	struct macc_mixer_in in[MACC_CONFIG_MAX_PEERS];
 	size_t nnb;
-	float self_w;
-	struct edge_step *edge; /* edge.c's step (schedules, push-sum, compression), or NULL */
 	uint64_t ckpt_round;
 	/* outputs */
-	float loss;
+	struct macc_mixer_report rep;
 	double dist;
 	uint64_t digest;
 	double eval_loss, eval_acc;
@@ -87,24 +85,12 @@ static struct job {
 	struct shared_body *body;
 	struct shared_body *spare; /* a body no write holds any more, for the next encode */
 	int body_rc;
-	/* robust mixing (issue 12), when a->robust: inputs copied on the loop in do_step */
-	bool robust;
+	/* the audit trail of the states robust mixing excludes: inputs copied on the loop */
 	uint64_t round;
-	struct macc_robust_cfg rcfg;
-	double self_wd; /* configured w_jj */
-	struct macc_arrival arr[MACC_CONFIG_MAX_PEERS];
-	struct macc_quarantine q[MACC_CONFIG_MAX_PEERS];
 	struct peer *peer[MACC_CONFIG_MAX_PEERS];
 	const struct slot *slot[MACC_CONFIG_MAX_PEERS];
 	struct macc_pubkey key[MACC_CONFIG_MAX_PEERS];
 	char name[MACC_CONFIG_MAX_PEERS][MACC_CONFIG_NAME_MAX];
-	/* outputs */
-	struct macc_neighbour rnb[MACC_CONFIG_MAX_PEERS];
-	size_t rnn;
-	uint8_t reasons[MACC_CONFIG_MAX_PEERS];
-	bool clipped[MACC_CONFIG_MAX_PEERS];
-	struct macc_robust_report rep;
-	int robust_rc;
 	uint64_t audit_written, audit_errors, audit_unsigned;
 	struct macc_errmsg audit_err;
 	struct macc_errmsg body_err;
@@ -150,7 +136,7 @@ static uint32_t shard_index(const struct macc_agent *a)
 
 static double epoch_of(const struct macc_agent *a, uint64_t round)
 {
-	return (double)round / (double)a->epoch_rounds;
+	return macc_learner_epoch(&a->learner, round);
 }
 
 static uint32_t peers_up(const struct macc_agent *a)
@@ -235,7 +221,8 @@ static void audit_excluded(struct macc_agent *a, size_t i)
 			       e.text);
 	memcpy(e.sig, sl->sig, sizeof(e.sig));
 	snprintf(e.reason, sizeof(e.reason), "%s",
-		 macc_robust_reason_name((enum macc_robust_reason)job.reasons[i]));
+		 macc_robust_reason_name(
+			 (enum macc_robust_reason)macc_mixer_outcome(&a->mixer, i)->reason));
 	snprintf(e.peer, sizeof(e.peer), "%s", job.name[i]);
 	err.text[0] = '\0';
 	rc = macc_audit_append(a->audit, &e, sl->body.data, sl->body.len, &err);
@@ -247,96 +234,81 @@ static void audit_excluded(struct macc_agent *a, size_t i)
 	}
 }
 
-/* Worker: screening and the aggregation rule (macc_robust_prepare, the simulator's call), then
- * the audit trail for what was excluded. */
-static void robust_job(struct macc_agent *a)
+/* Worker: the round's step (the mixer's), then the audit trail for what robust mixing
+ * excluded. */
+static void step_job(struct macc_agent *a, unsigned flags)
 {
-	size_t n = a->nparams;
-	const float *own = a->after_grad ? a->y : a->x;
-	float sw = 0.0f;
-	int rc;
-
-	memset(&job.rep, 0, sizeof(job.rep));
-	memset(job.clipped, 0, sizeof(job.clipped));
+	macc_mixer_step(&a->mixer, &a->hp, a->x, a->v, a->g, job.in,
+			(flags & JOB_DIST) ? MACC_MIXER_MEASURE : 0, &job.rep);
+	job.dist = job.rep.dist;
 	job.audit_written = job.audit_errors = job.audit_unsigned = 0;
-	rc = macc_robust_prepare(&job.rcfg, &a->rob, job.q, a->algo, job.round, n, own,
-				 a->sends_v ? a->v : NULL, job.self_wd, job.arr, job.nnb, a->rbuf,
-				 &sw, job.rnb, job.reasons, &job.rep);
-	job.robust_rc = rc;
-	if (rc < 0) {
-		/* Our own state is not finite (or a bug): mix nobody, keep our state. */
-		job.self_w = 1.0f;
-		job.rnn = 0;
-		return;
-	}
-	job.self_w = sw;
-	job.rnn = (size_t)rc;
-	if (job.rcfg.agg.kind != MACC_AGG_TRIMMED) {
-		for (size_t i = 0; i < job.nnb; i++) {
-			job.clipped[i] = job.reasons[i] == MACC_ROBUST_OK &&
-					 (job.rnb[i].x != job.arr[i].x ||
-					  (a->sends_v && job.rnb[i].v != job.arr[i].v));
-		}
-	}
 	for (size_t i = 0; i < job.nnb && a->audit != NULL; i++) {
-		if (job.reasons[i] == MACC_ROBUST_NONFINITE ||
-		    job.reasons[i] == MACC_ROBUST_DISTANCE) {
+		uint8_t r = macc_mixer_outcome(&a->mixer, i)->reason;
+
+		if (r == MACC_ROBUST_NONFINITE || r == MACC_ROBUST_DISTANCE) {
 			audit_excluded(a, i);
 		}
+	}
+}
+
+/* Worker: a checkpoint of the round job.ckpt_round. */
+static void ckpt_job(struct macc_agent *a)
+{
+	struct macc_ckpt c;
+
+	memset(&c, 0, sizeof(c));
+	c.config_hash = a->config_hash;
+	c.model_hash = a->model_hash;
+	c.round = job.ckpt_round;
+	c.epoch = job.ckpt_round / a->epoch_rounds;
+	macc_learner_get_state(&a->learner, &c.batcher, &c.rng);
+	c.nparams = a->nparams;
+	c.params = (float *)edge_model(a); /* push-sum: the de-biased x (the mixer's) */
+	c.momentum = a->v;
+	job.ckpt_err.text[0] = '\0';
+	job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
+}
+
+/* Worker: this round's outgoing state (the mixer's) as a STATE body. */
+static void encode_job(struct macc_agent *a)
+{
+	struct macc_state_out so = {
+		.round = job.ckpt_round,
+		.nparams = a->nparams,
+	};
+
+	/* Reuse last round's spare body (its buffer keeps its allocation): no per-round
+	 * allocation and no page faults on a fresh multi-megabyte buffer. */
+	job.body = job.spare;
+	job.spare = NULL;
+	if (job.body == NULL) {
+		job.body = calloc(1, sizeof(*job.body));
+		if (job.body != NULL) {
+			macc_buf_init(&job.body->body.buf, 0);
+		}
+	}
+	if (job.body == NULL) {
+		job.body_rc = -ENOMEM;
+		return;
+	}
+	job.body->refs = 1;
+	job.body_rc = edge_encode(a, &so, &job.body_err);
+	if (job.body_rc == 0) {
+		job.body_rc = macc_state_body_encode(&job.body->body, &so);
 	}
 }
 
 static void work_cb(uv_work_t *w)
 {
 	struct macc_agent *a = w->data;
-	size_t n = a->nparams;
 
-	if ((job.flags & JOB_STEP) && job.robust) {
-		robust_job(a);
-	}
-	if (job.flags & JOB_DIST) {
-		/* Distance to the neighbours (status only): computed when it will be shown, not every
-		 * round. Float differences summed per block of 256 into a double. */
-		double dist = 0.0;
-		size_t cnt = 0;
-
-		for (size_t i = 0; i < job.nnb; i++) {
-			const float *y = job.nb[i].x;
-			double s = 0.0;
-			if (job.nb[i].w == 0.0f || y == NULL) {
-				continue;
-			}
-			if ((job.flags & JOB_STEP) && job.robust &&
-			    job.reasons[i] != MACC_ROBUST_OK) {
-				continue; /* excluded: not a neighbour this agent mixed with */
-			}
-			for (size_t k0 = 0; k0 < n; k0 += 256) {
-				size_t k1 = k0 + 256 < n ? k0 + 256 : n;
-				float part = 0.0f;
-				for (size_t k = k0; k < k1; k++) {
-					float d = a->x[k] - y[k];
-					part += d * d;
-				}
-				s += part;
-			}
-			dist += s;
-			cnt++;
-		}
-		job.dist = cnt > 0 ? dist / (double)cnt : NAN;
-	}
-	if ((job.flags & JOB_STEP) && job.robust) {
-		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.rnb,
-				    job.rnn, a->scratch);
-	} else if ((job.flags & JOB_STEP) && job.edge != NULL) {
-		edge_step_work(a, job.edge, job.nb);
-	} else if (job.flags & JOB_STEP) {
-		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, job.self_w, job.nb,
-				    job.nnb, a->scratch);
+	if (job.flags & JOB_STEP) {
+		step_job(a, job.flags);
 	}
 	if (job.flags & JOB_DIST) {
 		/* The digest shown in status and logged at the end: with the distance, not every
 		 * round (it reads every parameter). */
-		job.digest = macc_params_digest(edge_model(a), n);
+		job.digest = macc_params_digest(edge_model(a), a->nparams);
 	}
 	if (job.flags & JOB_EVAL) {
 		macc_model_evaluate_t(a->eval_model, edge_model(a), a->test.x, a->test.y,
@@ -346,70 +318,21 @@ static void work_cb(uv_work_t *w)
 		}
 	}
 	if (job.flags & JOB_CKPT) {
-		struct macc_ckpt c;
-
-		memset(&c, 0, sizeof(c));
-		c.config_hash = a->config_hash;
-		c.model_hash = a->model_hash;
-		c.round = job.ckpt_round;
-		c.epoch = job.ckpt_round / a->epoch_rounds;
-		macc_batcher_get_state(&a->batcher, &c.batcher);
-		c.rng = a->dropout_rng;
-		c.nparams = n;
-		c.params = (float *)edge_model(a); /* push-sum: the de-biased x (edge.c) */
-		c.momentum = a->v;
-		job.ckpt_err.text[0] = '\0';
-		job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &job.ckpt_err);
+		ckpt_job(a);
 	}
 	if (job.flags & JOB_GRAD) {
-		float local = a->edge.H > 1 ? edge_local_steps(a) : 0.0f;
+		struct macc_learner_point pt = {edge_model(a), macc_mixer_moved, &a->mixer};
 
-		macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
-		job.loss = macc_model_train_batch_t(a->model, edge_model(a), a->g, a->bx, a->by,
-						    a->bt, a->cfg.batch, (float)a->cfg.weight_decay,
-						    &a->dropout_rng);
-		if (a->edge.H > 1) {
-			job.loss = (local + job.loss) / (float)a->edge.H;
-		}
-		if (a->after_grad) {
-			(void)macc_algo_outgoing(a->algo, &a->hp, n, a->x, a->g, a->y);
-		}
+		(void)macc_learner_round(&a->learner, a->hp.alpha, a->x, a->v, a->g, &pt);
 	}
 	if (job.flags & JOB_ENCODE) {
-		struct macc_state_out so = {
-			.round = job.ckpt_round,
-			.nparams = n,
-			.x = a->after_grad ? a->y : a->x,
-			.mom = a->sends_v ? a->v : NULL,
-		};
-		/* Reuse last round's spare body (its buffer keeps its allocation): no per-round
-		 * allocation and no page faults on a fresh multi-megabyte buffer. */
-		job.body = job.spare;
-		job.spare = NULL;
-		if (job.body == NULL) {
-			job.body = calloc(1, sizeof(*job.body));
-			if (job.body != NULL) {
-				macc_buf_init(&job.body->body.buf, 0);
-			}
-		}
-		if (job.body == NULL) {
-			job.body_rc = -ENOMEM;
-		} else {
-			job.body->refs = 1;
-			job.body_rc = a->edge.on ? edge_encode(a, &so, &job.body_err) : 0;
-			if (job.body_rc == 0) {
-				job.body_rc = macc_state_body_encode(&job.body->body, &so);
-			}
-		}
+		encode_job(a);
 	}
 }
 
 static void set_lr(struct macc_agent *a)
 {
-	double ep = (double)a->round / (double)a->epoch_rounds;
-	double total_ep = (double)a->total_rounds / (double)a->epoch_rounds;
-
-	a->hp.alpha = macc_lr_at(&a->lr, ep, total_ep);
+	a->hp.alpha = macc_learner_lr(&a->learner, a->round);
 }
 
 static void broadcast(struct macc_agent *a)
@@ -458,41 +381,9 @@ static void finish_run(struct macc_agent *a)
 	}
 }
 
-/* Loop: what the robust step did, into the peers' counters, quarantine states and the
- * metrics; quarantines and audit failures are logged (rate-limited per peer). */
-static void robust_after(struct macc_agent *a)
+/* Loop: the audit trail's counters after a step; failures are logged (rate-limited). */
+static void audit_after(struct macc_agent *a)
 {
-	if (job.robust_rc < 0) {
-		snprintf(a->last_error, sizeof(a->last_error), "round %llu: own state not finite, "
-			 "no neighbour mixed", (unsigned long long)job.round);
-		macc_error(NULL, "%s", a->last_error);
-		return;
-	}
-	for (size_t i = 0; i < job.nnb; i++) {
-		struct peer *p = job.peer[i];
-		enum macc_robust_reason r = (enum macc_robust_reason)job.reasons[i];
-		bool started = job.q[i].times > p->q.times;
-
-		p->q = job.q[i];
-		p->excluded[r]++;
-		p->clipped += job.clipped[i];
-		if ((r == MACC_ROBUST_NONFINITE || r == MACC_ROBUST_DISTANCE) &&
-		    macc_ratelimit_ok(&p->rl, p->name)) {
-			macc_warn(p->name, "state for round %llu excluded from the mix: %s%s",
-				  (unsigned long long)job.round, macc_robust_reason_name(r),
-				  started ? "" : " (weight folded into our own)");
-		}
-		if (started) {
-			macc_warn(p->name, "quarantined until round %llu (%u rounds; quarantine %llu "
-				  "of this peer)", (unsigned long long)p->q.until, p->q.backoff,
-				  (unsigned long long)p->q.times);
-		}
-	}
-	a->metrics.excluded_nonfinite_total += job.rep.count[MACC_ROBUST_NONFINITE];
-	a->metrics.excluded_distance_total += job.rep.count[MACC_ROBUST_DISTANCE];
-	a->metrics.excluded_quarantined_total += job.rep.count[MACC_ROBUST_QUARANTINED];
-	a->metrics.clipped_total += job.rep.clipped;
-	a->metrics.quarantines_total += job.rep.quarantined;
 	a->metrics.audit_entries_total += job.audit_written;
 	a->metrics.audit_errors_total += job.audit_errors;
 	if (job.audit_errors > 0) {
@@ -559,8 +450,9 @@ static void after_work(uv_work_t *w, int status)
 		}
 		job.body = NULL;
 	}
-	if ((flags & JOB_STEP) && job.robust) {
-		robust_after(a);
+	if (flags & JOB_STEP) {
+		edge_after_step(a, job.peer, job.nnb, &job.rep);
+		audit_after(a);
 	}
 	if (flags & JOB_EVAL) {
 		a->test_loss = job.eval_loss;
@@ -568,10 +460,14 @@ static void after_work(uv_work_t *w, int status)
 		a->have_eval = true;
 	}
 	if (flags & JOB_GRAD) {
-		a->loss_acc += job.loss;
-		a->loss_n++;
-		a->samples_total += (uint64_t)a->cfg.batch * a->edge.H;
-		a->metrics.samples_total += (uint64_t)a->cfg.batch * a->edge.H;
+		double sum;
+		uint64_t batches;
+
+		macc_learner_take_loss(&a->learner, &sum, &batches);
+		a->loss_acc += sum;
+		a->loss_n += batches;
+		a->samples_total += macc_learner_samples_per_round(&a->learner);
+		a->metrics.samples_total += macc_learner_samples_per_round(&a->learner);
 		if (late_send(a) && a->body_round == a->round && a->body != NULL) {
 			broadcast(a);
 		}
@@ -744,17 +640,63 @@ static bool due(uint64_t r, uint64_t every)
 	return every > 0 && r % every == 0;
 }
 
+/* Loop: the audit trail's view of the step's peers (who, which slot, which key). */
+static void job_peers(struct macc_agent *a)
+{
+	job.round = a->round;
+	for (size_t i = 0; i < job.nnb; i++) {
+		struct peer *p = a->peers[i];
+
+		job.peer[i] = p;
+		job.slot[i] = &p->cur;
+		if (a->audit != NULL) {
+			job.key[i] = p->key;
+			snprintf(job.name[i], sizeof(job.name[i]), "%s", p->name);
+		}
+	}
+}
+
+/* Whether round `next`'s step also evaluates / checkpoints (each asked for once). */
+static unsigned due_flags(struct macc_agent *a, uint64_t next)
+{
+	unsigned flags = 0;
+
+	if (due(next, a->cfg.eval_every) ||
+	    (a->cfg.eval_every == 0 && due(next, a->epoch_rounds)) || next == a->total_rounds ||
+	    a->eval_req) {
+		flags |= JOB_EVAL;
+		a->eval_req = false;
+	}
+	if (due(next, a->cfg.checkpoint_every) || next == a->total_rounds || a->ckpt_req ||
+	    a->shutdown_req || a->stop_req) {
+		flags |= JOB_CKPT;
+		a->ckpt_req = false;
+	}
+	return flags;
+}
+
+/* The work that goes with round `next`'s step: evaluation, checkpoint, next body, distance. */
+static unsigned step_flags(struct macc_agent *a, uint64_t next)
+{
+	unsigned flags = JOB_STEP | due_flags(a, next);
+	bool last = next >= a->total_rounds || a->shutdown_req || a->stop_req;
+
+	if (!late_send(a) && !last) {
+		flags |= JOB_ENCODE;
+	}
+	if ((flags & (JOB_EVAL | JOB_CKPT)) || a->pause_req || next >= a->total_rounds ||
+	    macc_now_ms() - a->last_dist_ms >= 1000 ||
+	    next % (a->epoch_rounds / 5 ? a->epoch_rounds / 5 : 1) == 0) {
+		flags |= JOB_DIST;
+	}
+	return flags;
+}
+
 static void do_step(struct macc_agent *a)
 {
 	size_t n = a->npeers;
 	uint64_t next = a->round + 1;
 	uint64_t ahead = 0;
-	double self_w = 1.0, w[MACC_CONFIG_MAX_PEERS + 1], wout[MACC_CONFIG_MAX_PEERS + 1];
-	uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
-	bool arrived[MACC_CONFIG_MAX_PEERS + 1];
-	static struct macc_neighbour nb[MACC_CONFIG_MAX_PEERS + 1];
-	unsigned flags;
-	size_t missing;
 
 	uv_timer_stop(&a->round_timer);
 	for (size_t i = 0; i < n; i++) {
@@ -773,120 +715,10 @@ static void do_step(struct macc_agent *a)
 		start_round(a);
 		return;
 	}
-	job.edge = a->edge.on ? edge_prepare_step(a, nb, &job.nnb) : NULL;
-	if (job.edge != NULL) {
-		job.nb = nb;
-		goto flags;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct peer *p = a->peers[i];
-		arrived[i] = p->cur.full && p->cur.round == a->round;
-		deg[i] = p->degree_known ? p->degree : (uint32_t)n;
-	}
-	if (a->cfg.weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
-		double s = 0.0;
-		for (size_t i = 0; i < n; i++) {
-			w[i] = a->peers[i]->cfg_weight;
-			s += w[i];
-		}
-		self_w = 1.0 - s;
-	} else {
-		macc_weights_row(a->cfg.weights == MACC_CONFIG_WEIGHTS_UNIFORM ? MACC_WEIGHTS_UNIFORM
-									      : MACC_WEIGHTS_METROPOLIS,
-				 (uint32_t)n, deg, n, &self_w, w);
-	}
-	if (a->robust) {
-		/* macc_robust_prepare takes the configured weights and folds (missing, quarantined
-		 * and excluded) once itself: the simulator's call with the simulator's inputs. */
-		size_t need = macc_robust_buf_floats(&a->rcfg.agg, a->nparams, n, a->sends_v);
-
-		if (need > a->rbuf_floats) {
-			float *nbuf = realloc(a->rbuf, need * sizeof(float));
-
-			if (nbuf != NULL) {
-				a->rbuf = nbuf;
-				a->rbuf_floats = need;
-			}
-		}
-		job.robust = need <= a->rbuf_floats;
-		if (!job.robust) {
-			macc_error(NULL, "out of memory for robust mixing: mean this round");
-		}
-	} else {
-		job.robust = false;
-	}
-	if (job.robust) {
-		job.round = a->round;
-		job.rcfg = a->rcfg;
-		job.self_wd = self_w;
-		for (size_t i = 0; i < n; i++) {
-			struct peer *p = a->peers[i];
-
-			job.arr[i].w = w[i];
-			job.arr[i].x = arrived[i] ? p->cur.x : NULL;
-			job.arr[i].v = arrived[i] && a->sends_v ? p->cur.v : NULL;
-			job.q[i] = p->q;
-			job.peer[i] = p;
-			job.slot[i] = &p->cur;
-			job.key[i] = p->key;
-			snprintf(job.name[i], sizeof(job.name[i]), "%s", p->name);
-		}
-	}
-	missing = macc_fold_missing(self_w, w, arrived, n, &self_w, wout);
-	if (missing > 0) {
-		a->metrics.neighbours_missed_total += missing;
-		for (size_t i = 0; i < n; i++) {
-			struct peer *p = a->peers[i];
-
-			if (arrived[i] || p->dead) {
-				continue;
-			}
-			if (p->known_round_valid && p->known_round > a->round &&
-			    !(a->robust && macc_quarantine_active(&p->q, a->round)) &&
-			    macc_ratelimit_ok(&p->rl_lost, p->name)) {
-				/* It moved on, so it sent this round's state: it was lost on the way
-				 * (a closed session). Never expected in a fault-free run. */
-				macc_info(p->name, "state for round %llu never arrived and the peer is "
-					  "at round %llu: folded", (unsigned long long)a->round,
-					  (unsigned long long)p->known_round);
-			} else {
-				macc_debug(p->name, "state for round %llu missing: folded",
-					   (unsigned long long)a->round);
-			}
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct peer *p = a->peers[i];
-		nb[i].w = arrived[i] ? (float)wout[i] : 0.0f;
-		nb[i].x = arrived[i] ? p->cur.x : NULL;
-		nb[i].v = arrived[i] && a->sends_v ? p->cur.v : NULL;
-	}
-	job.nb = nb;
-	job.nnb = n;
-	job.self_w = (float)self_w;
-flags:
+	job.nnb = edge_inbound(a, job.in);
+	job_peers(a);
 	job.ckpt_round = next;
-	flags = JOB_STEP | (late_send(a) ? 0 : JOB_ENCODE);
-	if (due(next, a->cfg.eval_every) ||
-	    (a->cfg.eval_every == 0 && due(next, a->epoch_rounds)) || next == a->total_rounds ||
-	    a->eval_req) {
-		flags |= JOB_EVAL;
-		a->eval_req = false;
-	}
-	if (due(next, a->cfg.checkpoint_every) || next == a->total_rounds || a->ckpt_req ||
-	    a->shutdown_req || a->stop_req) {
-		flags |= JOB_CKPT;
-		a->ckpt_req = false;
-	}
-	if (next >= a->total_rounds || a->shutdown_req || a->stop_req) {
-		flags &= ~(unsigned)JOB_ENCODE;
-	}
-	if ((flags & (JOB_EVAL | JOB_CKPT)) || a->pause_req || next >= a->total_rounds ||
-	    macc_now_ms() - a->last_dist_ms >= 1000 ||
-	    next % (a->epoch_rounds / 5 ? a->epoch_rounds / 5 : 1) == 0) {
-		flags |= JOB_DIST;
-	}
-	queue_job(a, flags, PH_STEP);
+	queue_job(a, step_flags(a, next), PH_STEP);
 }
 
 static void check_round(struct macc_agent *a)
@@ -933,14 +765,7 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 	    !(a->edge.compressed && st->enc == MACC_ENC_F32 && s->enc != MACC_ENC_F32)) {
 		return; /* already have it (re-sent on a new session; a resync state replaces) */
 	}
-	if (a->edge.on) {
-		edge_store_state(a, s, st);
-	} else {
-		macc_f32le_load(s->x, st->x, a->nparams);
-		if (a->sends_v && st->mom != NULL) {
-			macc_f32le_load(s->v, st->mom, a->nparams);
-		}
-	}
+	edge_store_state(a, s, st);
 	s->round = round;
 	s->full = true;
 	/* What it signed, for the audit trail (the text is rebuilt from these if the state is
@@ -1083,52 +908,6 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- robust mixing and the audit trail (issue 12) --------------------------------------- */
 
-/* The robust mixing configuration of config `c` for an agent with `npeers` neighbours: the
- * simulator's rule (macc-sim --aggregation / --screen-factor): screening factor 0 for mean and
- * 10 otherwise unless screen_factor is set, robust path iff the rule is not mean or the factor
- * is > 0, quarantine with the library defaults. */
-static int robust_config(const struct macc_config *c, size_t npeers, struct macc_robust_cfg *ret,
-			 bool *ret_robust, struct macc_errmsg *err)
-{
-	struct macc_robust_cfg rc;
-	struct macc_errmsg e;
-	int r;
-
-	macc_robust_cfg_default(&rc);
-	r = macc_agg_parse(c->aggregation, &rc.agg, &e);
-	if (r < 0) {
-		return macc_errf(err, MACC_ECONFIG, "%s: aggregation = %s: %s", c->file,
-				 c->aggregation, e.text);
-	}
-	if (c->has_screen_factor) {
-		rc.factor = c->screen_factor;
-	} else if (rc.agg.kind == MACC_AGG_MEAN) {
-		rc.factor = 0.0;
-	}
-	r = macc_robust_cfg_validate(&rc, &e);
-	if (r == 0 && (rc.agg.kind != MACC_AGG_MEAN || rc.factor > 0.0)) {
-		if (npeers > MACC_ROBUST_MAX_NB) {
-			return macc_errf(err, MACC_ECONFIG, "%s: robust mixing takes at most %d "
-					 "peers, this agent has %zu", c->file, MACC_ROBUST_MAX_NB,
-					 npeers);
-		}
-		r = macc_agg_check_degree(&rc.agg, (uint32_t)npeers, &e);
-	}
-	if (r < 0) {
-		return macc_errf(err, MACC_ECONFIG, "%s: %s", c->file, e.text);
-	}
-	*ret = rc;
-	*ret_robust = rc.agg.kind != MACC_AGG_MEAN || rc.factor > 0.0;
-	return 0;
-}
-
-/* Robust mixing screens full f32 states of a static, undirected round; the issue-11 modes mix
- * public copies, push-sum fractions or a round's partner only, which the screening rule does not
- * cover yet, so the two are refused together rather than half-applied. */
-static const char robust_edge_conflict[] =
-	"aggregation other than mean (or screen_factor > 0) cannot be combined with schedule, "
-	"local_steps > 1, compress, algorithm = sgp or a directed topology yet";
-
 static void log_robust(const struct macc_agent *a)
 {
 	char agg[64];
@@ -1207,10 +986,7 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 			       "keeping the running configuration", nc.file, d.restart_key);
 		goto out;
 	}
-	rc = robust_config(&nc, nc.npeers, &nrcfg, &nrobust, err);
-	if (rc == 0 && nrobust && a->edge.on) {
-		rc = macc_errf(err, MACC_ECONFIG, "%s: %s", nc.file, robust_edge_conflict);
-	}
+	rc = edge_check_reload(a, &nc, &nrcfg, &nrobust, err);
 	if (rc < 0) {
 		goto out;
 	}
@@ -1311,9 +1087,11 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		memset(&nc, 0, sizeof(nc));
 	}
 	if (memcmp(&nrcfg, &a->rcfg, sizeof(nrcfg)) != 0 || nrobust != a->robust) {
-		/* From the next round on; learned distances and quarantines are kept. */
+		/* From the next step on (the mixer takes it then, edge_inbound); learned distances
+		 * and quarantines are kept. */
 		a->rcfg = nrcfg;
 		a->robust = nrobust;
+		a->edge.robust_dirty = true;
 		log_robust(a);
 	}
 	macc_info(NULL, "reloaded: %zu peers (%zu changes)", a->npeers, d.nchanges);
@@ -1338,7 +1116,7 @@ static void publish_model(struct macc_agent *a, bool request, bool idle)
 	uint64_t now = macc_now_ms();
 
 	if (pub_due(a->pub, a->round, request, now) && idle) {
-		pub_take(a->pub, edge_model(a), a->round, a->model, now);
+		pub_take(a->pub, edge_model(a), a->round, macc_learner_model(&a->learner), now);
 	}
 }
 
@@ -1632,44 +1410,12 @@ static const struct macc_ctl_ops ctl_ops = {
 
 /* ---- setup ----------------------------------------------------------------------------- */
 
-static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
+/* The data, checked against the model, and this agent's shard of it: the partition of
+ * shard = INDEX/COUNT, or the whole training set. */
+static int load_data(struct macc_agent *a, struct macc_errmsg *err)
 {
-	struct macc_config *c = &a->cfg;
-	uint32_t idx = shard_index(a);
-	size_t np, dim;
+	const struct macc_config *c = &a->cfg;
 	int rc;
-
-	a->algo = c->algorithm;
-	a->sends_v = macc_algo_sends_momentum(a->algo);
-	a->after_grad = macc_algo_sends_after_grad(a->algo);
-	if (c->threads > 0) {
-		macc_nn_set_threads((int)c->threads);
-	}
-	rc = macc_lr_parse(c->lr_schedule, (float)c->lr, &a->lr, err);
-	if (rc < 0) {
-		return rc;
-	}
-	a->hp.alpha = (float)c->lr;
-	a->hp.beta = (float)c->momentum;
-	a->hp.omega = (float)c->omega;
-	a->hp.nesterov = c->nesterov;
-	rc = macc_model_create(c->model, c->batch, &a->model, err);
-	if (rc < 0) {
-		return rc;
-	}
-	rc = macc_model_create(c->model, 256, &a->eval_model, err);
-	if (rc < 0) {
-		return rc;
-	}
-	np = a->nparams = macc_model_nparams(a->model);
-	dim = macc_model_input_dim(a->model);
-	a->model_hash = macc_model_hash(a->model);
-	a->config_hash = train_config_hash(c);
-	a->frame_max = macc_state_frame_max(np, a->sends_v) + 1024;
-	rc = edge_config(a, err);
-	if (rc < 0) {
-		return rc;
-	}
 
 	macc_info(NULL, "loading data '%s'", c->data);
 	rc = macc_dataset_load(c->data, MACC_SPLIT_TRAIN, &a->train, err);
@@ -1680,68 +1426,102 @@ static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
 	if (rc < 0) {
 		return rc;
 	}
-	rc = macc_model_check_data(a->model, c->model, &a->train, &a->test, c->data, err);
+	rc = macc_model_check_data(a->eval_model, c->model, &a->train, &a->test, c->data, err);
 	if (rc < 0) {
 		return rc;
 	}
-	a->regression = macc_model_loss(a->model) == MACC_LOSS_MSE;
+	a->regression = macc_model_loss(a->eval_model) == MACC_LOSS_MSE;
 	macc_info(NULL, "test figures (%s) on %s", a->regression ? "rmse" : "accuracy",
 		  a->test.origin_text);
-	if (c->has_shard && c->shard_count > 1) {
-		size_t min_n = SIZE_MAX;
+	if (!c->has_shard || c->shard_count <= 1) {
+		return 0;
+	}
+	rc = macc_partition_make(a->train.y, a->train.n, a->train.nclasses, c->shard_count,
+				 c->partition, c->seed, &a->part, err);
+	a->part_made = rc == 0;
+	return rc;
+}
 
-		rc = macc_partition_make(a->train.y, a->train.n, a->train.nclasses, c->shard_count,
-					 c->partition, c->seed, &a->part, err);
-		if (rc < 0) {
-			return rc;
-		}
-		a->part_made = true;
-		a->shard = a->part.indices + a->part.offsets[idx];
-		a->shard_n = a->part.offsets[idx + 1] - a->part.offsets[idx];
-		for (uint32_t j = 0; j < c->shard_count; j++) {
-			size_t sn = a->part.offsets[j + 1] - a->part.offsets[j];
-			if (sn < min_n) {
-				min_n = sn;
-			}
-		}
-		a->epoch_rounds = min_n / c->batch;
-	} else {
-		a->shard = NULL;
-		a->shard_n = a->train.n;
-		a->epoch_rounds = a->shard_n / c->batch;
-	}
-	if (a->shard_n < c->batch || a->epoch_rounds == 0) {
-		return macc_errf(err, MACC_ECONFIG, "shard %u has %zu samples, fewer than one batch "
-				 "of %u", idx, a->shard_n, c->batch);
-	}
-	rc = macc_batcher_init(&a->batcher, &a->train, a->shard, a->shard_n, c->batch, c->seed,
-			       MACC_STREAM_BATCH + idx);
+/* The learner: model, shard, batcher, rngs, local steps, epochs and learning rates (the rules
+ * macc-sim uses), then the parameter blocks from the shared seed. */
+static int setup_learner(struct macc_agent *a, struct macc_errmsg *err)
+{
+	const struct macc_config *c = &a->cfg;
+	struct macc_learner_opts lo = {
+		.model = c->model,
+		.batch = c->batch,
+		.train = &a->train,
+		.part = a->part_made ? &a->part : NULL,
+		.agent = shard_index(a),
+		.seed = c->seed,
+		.weight_decay = (float)c->weight_decay,
+		.beta = (float)c->momentum,
+		.nesterov = c->nesterov,
+		.local_steps = c->local_steps,
+		.lr_schedule = c->lr_schedule,
+		.lr = (float)c->lr,
+		.epochs = c->epochs,
+		.rounds = c->rounds,
+	};
+	size_t np = a->nparams;
+	int rc;
+
+	rc = macc_learner_init(&a->learner, &lo, err);
 	if (rc < 0) {
-		return macc_errf(err, rc, "cannot set up the batcher");
+		return rc;
 	}
-	macc_rng_seed(&a->dropout_rng, c->seed, MACC_STREAM_DROPOUT + idx);
-	a->total_rounds = c->rounds ? c->rounds : (uint64_t)c->epochs * a->epoch_rounds;
+	a->epoch_rounds = macc_learner_epoch_rounds(&a->learner);
+	a->total_rounds = macc_learner_total_rounds(&a->learner);
 	a->x = calloc(np, sizeof(float));
 	a->v = calloc(np, sizeof(float));
 	a->g = calloc(np, sizeof(float));
-	a->y = calloc(np, sizeof(float));
-	a->scratch = calloc(2 * np, sizeof(float));
-	a->bx = calloc((size_t)c->batch * dim, sizeof(float));
-	a->by = calloc(c->batch, sizeof(int32_t));
-	if (a->regression) {
-		a->bt = calloc((size_t)c->batch * a->test.ntargets, sizeof(float));
-	}
-	if (!a->x || !a->v || !a->g || !a->y || !a->scratch || !a->bx || !a->by ||
-	    (a->regression && !a->bt)) {
+	if (!a->x || !a->v || !a->g) {
 		return macc_errf(err, -ENOMEM, "out of memory for %zu parameters", np);
 	}
-	macc_model_init_params(a->model, a->x, c->seed);
+	macc_model_init_params(macc_learner_model(&a->learner), a->x, c->seed);
 	a->digest = macc_params_digest(a->x, np);
 	macc_info(NULL, "model %s: %zu parameters; shard %u/%u: %zu samples; %llu rounds per "
-		  "epoch, %llu rounds", macc_model_spec(a->model), np, idx,
-		  c->has_shard ? c->shard_count : 1, a->shard_n,
-		  (unsigned long long)a->epoch_rounds, (unsigned long long)a->total_rounds);
+		  "epoch (%u local steps a round), %llu rounds",
+		  macc_model_spec(a->eval_model), np, shard_index(a),
+		  c->has_shard ? c->shard_count : 1, macc_learner_shard_n(&a->learner),
+		  (unsigned long long)a->epoch_rounds, a->edge.H,
+		  (unsigned long long)a->total_rounds);
 	return 0;
+}
+
+static int setup_learning(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct macc_config *c = &a->cfg;
+	int rc;
+
+	a->algo = c->algorithm;
+	a->sends_v = macc_algo_sends_momentum(a->algo);
+	a->after_grad = macc_algo_sends_after_grad(a->algo);
+	if (c->threads > 0) {
+		macc_nn_set_threads((int)c->threads);
+	}
+	a->hp.alpha = (float)c->lr;
+	a->hp.beta = (float)c->momentum;
+	a->hp.omega = (float)c->omega;
+	a->hp.nesterov = c->nesterov;
+	/* The model first (a bad spec fails before any data is read); the learner builds its own
+	 * from the same spec. */
+	rc = macc_model_create(c->model, 256, &a->eval_model, err);
+	if (rc < 0) {
+		return rc;
+	}
+	a->nparams = macc_model_nparams(a->eval_model);
+	a->model_hash = macc_model_hash(a->eval_model);
+	a->config_hash = train_config_hash(c);
+	a->frame_max = macc_state_frame_max(a->nparams, a->sends_v) + 1024;
+	rc = edge_config(a, err);
+	if (rc == 0) {
+		rc = load_data(a, err);
+	}
+	if (rc == 0) {
+		rc = setup_learner(a, err);
+	}
+	return rc;
 }
 
 static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
@@ -1768,11 +1548,10 @@ static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
 	if (warn.text[0] != '\0') {
 		macc_warn(NULL, "checkpoint unusable: %s; using the previous good one", warn.text);
 	}
-	rc = macc_batcher_set_state(&a->batcher, &c.batcher);
+	rc = macc_learner_set_state(&a->learner, &c.batcher, &c.rng);
 	if (rc < 0) {
 		return macc_errf(err, rc, "%s: batcher state does not fit this shard", used);
 	}
-	a->dropout_rng = c.rng;
 	a->round = c.round;
 	a->digest = macc_params_digest(a->x, a->nparams);
 	macc_info(NULL, "resumed from %s at round %llu (epoch %.2f)", used,
@@ -1832,13 +1611,6 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
-	rc = robust_config(&a->cfg, a->cfg.npeers, &a->rcfg, &a->robust, err);
-	if (rc == 0 && a->robust && a->edge.on) {
-		rc = macc_errf(err, MACC_ECONFIG, "%s: %s", a->cfg.file, robust_edge_conflict);
-	}
-	if (rc < 0) {
-		return rc;
-	}
 	log_robust(a);
 	rc = audit_setup(a, err);
 	if (rc < 0) {
@@ -1848,11 +1620,12 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
-	rc = pub_create(a->model, a->cfg.name, &a->pub, err);
+	rc = pub_create(macc_learner_model(&a->learner), a->cfg.name, &a->pub, err);
 	if (rc < 0) {
 		return rc;
 	}
-	pub_take(a->pub, edge_model(a), a->round, a->model, macc_now_ms());
+	pub_take(a->pub, edge_model(a), a->round, macc_learner_model(&a->learner),
+		 macc_now_ms());
 	rc = peers_setup(a, err);
 	if (rc < 0) {
 		return rc;
@@ -1958,24 +1731,15 @@ void agent_finish(struct macc_agent *a)
 	shared_body_unref(a->body);
 	shared_body_unref(job.spare);
 	job.spare = NULL;
-	macc_batcher_finish(&a->batcher);
-	if (a->part_made) {
-		macc_partition_finish(&a->part);
-	}
+	macc_learner_finish(&a->learner);
+	macc_partition_finish(&a->part);
 	macc_dataset_finish(&a->train);
 	macc_dataset_finish(&a->test);
-	macc_model_destroy(a->model);
 	macc_model_destroy(a->eval_model);
 	pub_destroy(a->pub);
 	free(a->x);
 	free(a->v);
 	free(a->g);
-	free(a->y);
-	free(a->scratch);
-	free(a->bx);
-	free(a->by);
-	free(a->bt);
-	free(a->rbuf);
 	macc_audit_close(a->audit);
 	edge_finish(a);
 	macc_identity_finish(&a->id);

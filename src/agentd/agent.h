@@ -8,13 +8,15 @@
  * session, and is bound to a peer once the peer's HELLO passed the allow-list. A peer's adopted
  * connection (`peer->conn`) is the one it sends on; there is at most one.
  *
- * Threads: everything here is touched by the loop thread only, except the training buffers
- * (x, v, g, the batcher, the model), which belong to the worker job in flight while one is
- * (agent.c keeps at most one job in flight, and the loop does not touch those buffers then).
+ * Threads: everything here is touched by the loop thread only, except the training state (x,
+ * v, g, the learner, the mixer), which belongs to the worker job in flight while one is
+ * (agent.c keeps at most one job in flight, and the loop does not touch that state then).
  *
  * Files: agent.c (lifecycle, rounds, worker jobs, control callbacks, signals), peer.c
- * (connections, handshake, messages, keepalive, tie-break), edge.c (schedules, push-sum, local
- * steps and compressed exchange: issue 11), main.c (command line).
+ * (connections, handshake, messages, keepalive, tie-break), edge.c (the daemon's side of the
+ * mixer: mixing options, topology, what goes in and out of a step), main.c (command line). The
+ * round itself is composed by the learner (macc/learner.h) and the mixer (macc/mixer.h), the
+ * modules macc-sim runs.
  */
 #ifndef MACC_AGENTD_AGENT_H
 #define MACC_AGENTD_AGENT_H
@@ -31,7 +33,9 @@
 #include "macc/crypto.h"
 #include "macc/ctl.h"
 #include "macc/data.h"
+#include "macc/learner.h"
 #include "macc/log.h"
+#include "macc/mixer.h"
 #include "macc/nn.h"
 #include "macc/proto.h"
 
@@ -128,8 +132,6 @@ struct peer {
 	uint32_t outdeg;     /* push-sum: its out-degree, from the topology */
 	bool tx_any;         /* compressed: a STATE went to it in this life */
 	bool tx_full;        /* compressed: its next STATE is a full f32 resync */
-	bool hat_ok;         /* compressed: our copy of its public vectors is in sync ... */
-	uint64_t hat_next;   /* ... and expects the difference of this round next */
 	bool resync_asked;   /* we closed the session to get a resync; cleared by one */
 	int64_t tx_round;    /* last round whose STATE went to it, -1 none */
 	struct slot *later;  /* push-sum: more future rounds (an in-neighbour may run ahead) */
@@ -143,7 +145,8 @@ struct peer {
 	struct macc_ratelimit rl;
 	struct macc_ratelimit rl_lost; /* "never arrived" folds (agent.c): not eaten by dial errors */
 
-	/* Robust mixing (issue 12): quarantine state and exclusions by macc_robust_reason. */
+	/* Robust mixing (issue 12): quarantine state (the mixer's, copied in before a step and
+	 * out after it) and exclusions by macc_robust_reason. */
 	struct macc_quarantine q;
 	uint64_t excluded[MACC_ROBUST_NREASONS];
 	uint64_t clipped;
@@ -183,27 +186,21 @@ struct macc_agent {
 	bool listening;
 	unsigned nconns_unbound;
 
-	/* Learning. */
-	struct macc_model *model;
+	/* Learning: the learner (model, shard, batcher, rngs, epochs) and the mixer (edge.c). */
+	struct macc_learner learner;
+	struct macc_mixer mixer;
 	struct macc_model *eval_model;
 	struct macc_dataset train, test;
 	struct macc_partition part;
 	bool part_made;
-	const uint32_t *shard;
-	size_t shard_n;
-	struct macc_batcher batcher;
-	struct macc_rng dropout_rng;
-	struct macc_lr_schedule lr;
 	struct macc_hparams hp;
 	enum macc_algo algo;
 	bool sends_v, after_grad;
 	size_t nparams;
 	uint64_t model_hash, config_hash;
-	float *x, *v, *g, *y, *scratch, *bx;
-	int32_t *by;
-	float *bt;       /* [batch][targets] regression targets (loss:mse), else NULL */
-	bool regression; /* test_acc is NaN; the test RMSE is sqrt(test_loss) */
-	uint64_t epoch_rounds, total_rounds;
+	bool regression; /* loss:mse: test_acc is NaN; the test RMSE is sqrt(test_loss) */
+	float *x, *v, *g;
+	uint64_t epoch_rounds, total_rounds; /* the learner's */
 	size_t frame_max;
 
 	/* Round machinery. */
@@ -244,41 +241,31 @@ struct macc_agent {
 	struct macc_ctl_server *ctl;
 	struct macc_pub *pub; /* the published model: `model` and `predict` read it (publish.h) */
 
-	/* Robust mixing and the audit trail (issue 12). `robust`: aggregation other than mean or
-	 * a screening factor > 0 (the simulator's rule); the learned distances (rob) and rbuf
-	 * belong to the worker job while one is in flight, like x and v. */
+	/* Robust mixing and the audit trail (issue 12). `robust`, `rcfg`: the configured rule
+	 * (macc_mixer_robust_cfg); a reload changes them and the mixer takes them at the next
+	 * step (edge_inbound). */
 	bool robust;
 	struct macc_robust_cfg rcfg;
-	struct macc_robust rob;
-	float *rbuf;
-	size_t rbuf_floats;
 	struct macc_audit *audit;  /* NULL unless audit = yes; used by the worker job only */
 	struct macc_ratelimit rl_audit;
 	/* Issue 11 (edge.c): ALGORITHMS.md "Beyond a fixed undirected graph". */
 	struct edge {
-		bool on;             /* any of the below: the round takes edge.c's paths */
 		bool pushsum;        /* sgp, or dmsgd on a directed topology */
 		bool varying;        /* schedule matching / exp-pairs */
 		bool compressed;     /* compress != none */
 		bool late_send;      /* the body is encoded after the gradient (dsgd, H > 1) */
 		bool fresh;          /* started at round 0 without a checkpoint */
+		bool robust_dirty;   /* a reload changed the robust rule: the mixer takes it next */
 		uint32_t H;          /* local steps */
 		uint32_t self_idx, nagents;
 		struct macc_graph graph;
 		struct macc_digraph dg;
 		bool graph_made, dg_made;
 		struct macc_schedule sched;
-		bool sched_made;
-		uint32_t partner;    /* this round's partner, MACC_NO_PARTNER when idle */
 		struct macc_compressor comp;
 		float gamma;
-		struct macc_choco choco;
-		bool choco_made;
 		float *snap_x, *snap_v; /* public copies of our own vectors as of body_round */
-		uint8_t *blob_x, *blob_v;
 		size_t blob_cap;
-		float *xdb;          /* push-sum: the de-biased x (the model) */
-		double pw;           /* push-sum weight */
 		struct shared_body *full; /* full f32 resync body for full_round, or NULL */
 		uint64_t full_round;
 		uint64_t bytes_out, bytes_in; /* STATE frames sent / accepted, in the clear */
@@ -304,9 +291,10 @@ enum macc_ctl_session peer_session_state(const struct peer *p);
 void shared_body_unref(struct shared_body *b);
 void slot_free(struct slot *s);
 
-/* edge.c (issue 11): see the top of edge.c */
-struct edge_step;
+/* edge.c: see the top of edge.c */
 int edge_config(struct macc_agent *a, struct macc_errmsg *err);
+int edge_check_reload(const struct macc_agent *a, const struct macc_config *nc,
+		      struct macc_robust_cfg *ret_rcfg, bool *ret_robust, struct macc_errmsg *err);
 int edge_setup(struct macc_agent *a, bool fresh, struct macc_errmsg *err);
 int edge_map_peers(struct macc_agent *a, struct macc_errmsg *err);
 void edge_finish(struct macc_agent *a);
@@ -317,7 +305,6 @@ bool edge_sends_to(const struct macc_agent *a, const struct peer *p);
 bool edge_expects(const struct macc_agent *a, const struct peer *p);
 bool edge_owes(const struct macc_agent *a, const struct peer *p);
 void edge_round_start(struct macc_agent *a);
-float edge_local_steps(struct macc_agent *a);
 int edge_encode(struct macc_agent *a, struct macc_state_out *so, struct macc_errmsg *err);
 struct shared_body *edge_body_for(struct macc_agent *a, struct peer *p);
 int edge_check_state(const struct macc_agent *a, const struct macc_state *st,
@@ -326,9 +313,9 @@ void edge_store_state(struct macc_agent *a, struct slot *s, const struct macc_st
 struct slot *edge_future_slot(struct peer *p, uint64_t round);
 void edge_advance_slots(struct peer *p, uint64_t r);
 uint64_t edge_lag(const struct macc_agent *a);
-struct edge_step *edge_prepare_step(struct macc_agent *a, struct macc_neighbour *nb,
-				    size_t *ret_nnb);
-void edge_step_work(struct macc_agent *a, struct edge_step *es, const struct macc_neighbour *nb);
+size_t edge_inbound(struct macc_agent *a, struct macc_mixer_in *in);
+void edge_after_step(struct macc_agent *a, struct peer *const *peers, size_t n,
+		     const struct macc_mixer_report *rep);
 void peer_resync(struct peer *p, const char *why);
 
 /* agent.c, called by peer.c */

@@ -1,10 +1,10 @@
 /*
- * edge.c - the daemon's side of issue 11 (ALGORITHMS.md "Beyond a fixed undirected graph"):
- * time-varying schedules, push-sum on directed graphs, local steps and compressed exchange with
- * error feedback. The mathematics is the simulator's, through the same consensus functions
- * (macc_schedule_partner/_weights, macc_pushsum_row/_step/_weight/_debias, macc_sgd_step,
- * macc_choco_send/_step, macc_compress_decode_add), called in the simulator's order, so a
- * fault-free loopback fleet ends bit-identical to `macc-sim` with the same settings.
+ * edge.c - the daemon's side of the mixer (macc/mixer.h): the mixing options and the graph the
+ * daemon knows, the agent numbers of its peers, and what goes into and comes out of a round's
+ * step. The round itself is composed by the mixer and the learner, the modules macc-sim runs,
+ * so a fault-free loopback fleet ends bit-identical to `macc-sim` with the same settings. This
+ * file only translates: slots of received states into struct macc_mixer_in, the mixer's
+ * outgoing state into a STATE body, and the step's report into counters, logs and resyncs.
  *
  * Agent numbers: with [train] topology set, this agent is number INDEX of `shard = INDEX/COUNT`
  * in the graph that `macc-sim --agents COUNT --topology SPEC --seed SEED` builds, and its
@@ -13,33 +13,30 @@
  * edge_map_peers checks the count; examples/ring-4/gen.sh makes keys in that order.
  *
  * Schedules: the round's partner is a pure function of (seed, round, configured graph)
- * (macc_schedule_partner), computed by every daemon alone at the start of the round. Sessions
- * stay up to every configured neighbour; STATE goes to, and the wait is for, the partner only,
- * and the weights are the Metropolis row of the round's graph (1/2, 1/2; idle: 1). With
- * compression the differences still go to every configured neighbour (the simulator does the
- * same: every holder of a public copy must apply every difference), only the mixing weights are
- * restricted to the partner.
+ * (macc_schedule_partner), computed by every daemon alone at the start of the round and handed
+ * to the mixer. Sessions stay up to every configured neighbour; the mixer says to whom STATE
+ * goes and whose is waited for (macc_mixer_sends_to / _expects).
  *
  * Push-sum (algorithm sgp, or dmsgd on a directed "a -> b" topology file): x and v hold the
- * numerators z and u, edge.pw the weight, edge.xdb the de-biased x = z / w, where the gradient
- * is taken and which is evaluated, digested and checkpointed. STATE carries w (body field "w")
- * and goes to the out-neighbours; the step waits for the in-neighbours. A missing in-neighbour
- * (dead, round timeout) is folded: its share goes to the agent's own numerators and weight
- * alike, so x = z / w stays a convex combination, but mass is lost (documented in
- * macc-agentd(8)); a restart resumes from the de-biased x with w = 1.
+ * numerators z and u, the mixer the weight and the de-biased x = z / w, where the gradient is
+ * taken and which is evaluated, digested and checkpointed. STATE carries w (body field "w") and
+ * goes to the out-neighbours; the step waits for the in-neighbours. A missing in-neighbour (dead,
+ * round timeout) is folded: its share goes to the agent's own numerators and weight alike, so
+ * x = z / w stays a convex combination, but mass is lost (documented in macc-agentd(8)); a
+ * restart resumes from the de-biased x with w = 1.
  *
- * Local steps H: the gradient job first takes H - 1 macc_sgd_step()s on x and v, each on a fresh
- * mini-batch; the body is then encoded after the gradient (the simulator sends x after them).
+ * Local steps H: the learner takes them in the gradient job; the body is then encoded after the
+ * gradient (the simulator sends x after them).
  *
  * Compressed exchange (CHOCO): the body carries C(x - xhat) (and C(v - vhat) for dmsgd) as
- * compressor blobs (STATE enc = the compressor's tag); every receiver adds them to its copy of
- * the sender's public vectors at the round's step. Copies must see EVERY difference, in order.
- * Policy when they cannot (a lost message, a session that broke, a restarted neighbour):
- *   - receiver: a copy is "in sync" with the next round it expects (peer.hat_ok, hat_next). A
- *     difference for any other round, or one arriving while out of sync, is never added: the
- *     neighbour is folded out of that round (weight 0) and the session is closed with BYE
- *     MACC_ESTATE ("public copy out of sync"), so both sides reconnect at once. A round whose
- *     difference did not arrive leaves the copy out of sync.
+ * compressor blobs (STATE enc = the compressor's tag); every receiver's mixer adds them to its
+ * copy of the sender's public vectors at the round's step. Copies must see EVERY difference, in
+ * order. Policy when they cannot (a lost message, a session that broke, a restarted neighbour):
+ *   - receiver: the mixer keeps, per neighbour, whether its copy is in sync and which round's
+ *     difference it expects next. A difference for any other round, or one arriving while out
+ *     of sync, is never added: the neighbour is left out of that round and the session is
+ *     closed with BYE MACC_ESTATE ("public copy out of sync"), so both sides reconnect at once.
+ *     A round whose difference did not arrive leaves the copy out of sync.
  *   - sender: the first STATE on every new session is a full f32 resync state instead (enc 0:
  *     the sender's public copies xhat and vhat as of that round, exactly what every in-sync
  *     holder has), unless this agent started fresh at round 0 and has sent nothing to that
@@ -56,19 +53,69 @@
 
 #include "agent.h"
 
-/* What the step job does beyond the plain path: filled on the loop thread, run on the worker. */
-struct edge_step {
-	enum { ES_PLAIN, ES_PUSH, ES_CHOCO } kind;
-	float self_w;                              /* ES_PLAIN: w_jj after folding */
-	double self_p;                             /* ES_PUSH */
-	double p_in[MACC_CONFIG_MAX_PEERS + 1];
-	double w_in[MACC_CONFIG_MAX_PEERS + 1];
-	const struct slot *apply[MACC_CONFIG_MAX_PEERS + 1]; /* ES_CHOCO: add to copy i */
-	float cw[MACC_CONFIG_MAX_PEERS + 1];
-	size_t nnb;
-};
+/* ---- configuration ------------------------------------------------------------------------ */
 
-static struct edge_step es_job; /* one step job in flight at most (agent.c) */
+/* The facts of config c that decide which options combine (mixer.h's one table). */
+static int check_opts(const struct macc_agent *a, const struct macc_config *c, bool robust,
+		      struct macc_errmsg *err)
+{
+	struct macc_mix_opts o = {
+		.algo = c->algorithm,
+		.pushsum = a->edge.pushsum,
+		.no_graph = c->topology[0] == '\0',
+		.schedule = c->schedule,
+		.local_steps = c->local_steps,
+		.compress = a->edge.comp.kind,
+		.gossip_step = c->gossip_step > 0,
+		.robust = robust,
+		.explicit_weights = c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT,
+	};
+	struct macc_errmsg e;
+	int rc = macc_mixer_check_opts(&o, MACC_MIX_CONF, &e);
+
+	return rc < 0 ? macc_errf(err, rc, "%s: %s", c->file, e.text) : 0;
+}
+
+/* The configured rule of robust mixing (macc-sim's rule, macc_mixer_robust_cfg). */
+static int robust_of(const struct macc_config *c, struct macc_robust_cfg *ret, bool *ret_on,
+		     struct macc_errmsg *err)
+{
+	struct macc_errmsg e;
+	int rc = macc_mixer_robust_cfg(c->aggregation, c->has_screen_factor, c->screen_factor, ret,
+				       ret_on, &e);
+
+	return rc < 0 ? macc_errf(err, MACC_ECONFIG, "%s: aggregation = %s: %s", c->file,
+				  c->aggregation, e.text) : 0;
+}
+
+/* The whole graph (topology set): undirected, or a directed edge list (push-sum). */
+static int load_topology(struct macc_agent *a, struct macc_errmsg *err)
+{
+	struct edge *e = &a->edge;
+	const struct macc_config *c = &a->cfg;
+	struct macc_errmsg tmp;
+	int rc;
+
+	e->self_idx = c->shard_index;
+	e->nagents = c->shard_count;
+	if (e->pushsum) {
+		rc = macc_digraph_create(c->topology, e->nagents, c->seed, &e->dg, err);
+		e->dg_made = rc == 0;
+		return rc;
+	}
+	rc = macc_graph_create(c->topology, e->nagents, c->seed, &e->graph, &tmp);
+	if (rc == MACC_ESPEC && strncmp(c->topology, "file:", 5) == 0 &&
+	    macc_digraph_create(c->topology, e->nagents, c->seed, &e->dg, err) == 0) {
+		e->dg_made = true;
+		e->pushsum = true; /* a directed edge list: the push-sum form */
+		return 0;
+	}
+	if (rc < 0) {
+		return macc_errf(err, rc, "topology: %s", tmp.text);
+	}
+	e->graph_made = true;
+	return 0;
+}
 
 int edge_config(struct macc_agent *a, struct macc_errmsg *err)
 {
@@ -77,8 +124,6 @@ int edge_config(struct macc_agent *a, struct macc_errmsg *err)
 	int rc;
 
 	e->H = c->local_steps ? c->local_steps : 1;
-	e->partner = MACC_NO_PARTNER;
-	e->pw = 1.0;
 	rc = macc_compress_parse(c->compress, &e->comp, err);
 	if (rc < 0) {
 		return rc;
@@ -89,50 +134,21 @@ int edge_config(struct macc_agent *a, struct macc_errmsg *err)
 	e->varying = c->schedule != MACC_SCHEDULE_STATIC;
 	e->pushsum = c->sgp;
 	if (c->topology[0] != '\0') {
-		e->self_idx = c->shard_index;
-		e->nagents = c->shard_count;
-		if (!e->pushsum) {
-			struct macc_errmsg tmp;
-
-			rc = macc_graph_create(c->topology, e->nagents, c->seed, &e->graph, &tmp);
-			if (rc == MACC_ESPEC && strncmp(c->topology, "file:", 5) == 0 &&
-			    macc_digraph_create(c->topology, e->nagents, c->seed, &e->dg, err) == 0) {
-				/* A directed edge list: dmsgd runs in its push-sum form. */
-				e->dg_made = true;
-				e->pushsum = true;
-				if (a->algo != MACC_ALGO_DMSGD) {
-					return macc_errf(err, MACC_ECONFIG, "topology '%s' is directed: "
-							 "algorithm %s has no push-sum form (use "
-							 "dmsgd or sgp)", c->topology,
-							 macc_algo_name(a->algo));
-				}
-			} else if (rc < 0) {
-				return macc_errf(err, rc, "topology: %s", tmp.text);
-			} else {
-				e->graph_made = true;
-			}
-		} else {
-			rc = macc_digraph_create(c->topology, e->nagents, c->seed, &e->dg, err);
-			if (rc < 0) {
-				return rc;
-			}
-			e->dg_made = true;
-		}
+		rc = load_topology(a, err);
 	}
-	if (e->pushsum && (e->varying || e->compressed)) {
-		return macc_errf(err, MACC_ECONFIG, "push-sum (directed topology) with %s: not "
-				 "supported (a message must not lose mass)",
-				 e->varying ? "a schedule" : "compress");
+	if (rc == 0) {
+		rc = robust_of(c, &a->rcfg, &a->robust, err);
 	}
-	if (e->varying) {
+	if (rc == 0) {
+		rc = check_opts(a, c, a->robust, err);
+	}
+	if (rc == 0 && e->varying) {
 		rc = macc_schedule_init(&e->sched, c->schedule, &e->graph, c->seed, err);
-		if (rc < 0) {
-			return rc;
-		}
-		e->sched_made = true;
+	}
+	if (rc < 0) {
+		return rc;
 	}
 	e->late_send = a->after_grad || e->H > 1;
-	e->on = e->pushsum || e->varying || e->compressed || e->H > 1;
 	if (e->compressed) {
 		size_t f;
 
@@ -143,38 +159,71 @@ int edge_config(struct macc_agent *a, struct macc_errmsg *err)
 	return 0;
 }
 
+/* A reload's new config against what runs: its robust rule, and whether that combines with the
+ * running modes (which cannot change without a restart). */
+int edge_check_reload(const struct macc_agent *a, const struct macc_config *nc,
+		      struct macc_robust_cfg *ret_rcfg, bool *ret_robust, struct macc_errmsg *err)
+{
+	struct macc_robust_cfg rcfg;
+	bool robust;
+	int rc = robust_of(nc, &rcfg, &robust, err);
+
+	if (rc == 0) {
+		rc = check_opts(a, nc, robust, err);
+	}
+	if (rc == 0 && robust) {
+		struct macc_errmsg e;
+
+		rc = macc_agg_check_degree(&rcfg.agg, (uint32_t)nc->npeers, &e);
+		if (rc < 0) {
+			return macc_errf(err, rc, "%s: %s", nc->file, e.text);
+		}
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	*ret_rcfg = rcfg;
+	*ret_robust = robust;
+	return 0;
+}
+
+/* The mixer, from x (the checkpoint's or x^0) at the current round. */
 int edge_setup(struct macc_agent *a, bool fresh, struct macc_errmsg *err)
 {
 	struct edge *e = &a->edge;
 	size_t n = a->nparams;
+	struct macc_mixer_cfg mc = {
+		.algo = a->algo,
+		.pushsum = e->pushsum,
+		.schedule = a->cfg.schedule,
+		.comp = e->comp,
+		.gamma = e->gamma,
+		.robust = a->robust,
+		.rcfg = a->rcfg,
+		.n = n,
+		.nnb = a->cfg.npeers,
+	};
+	struct macc_errmsg me;
+	int rc;
 
 	e->fresh = fresh;
-	if (e->pushsum) {
-		e->xdb = malloc(n * sizeof(float));
-		if (e->xdb == NULL) {
-			return macc_errf(err, -ENOMEM, "out of memory");
-		}
-		memcpy(e->xdb, a->x, n * sizeof(float));
-		e->pw = 1.0;
+	rc = macc_mixer_init(&a->mixer, &mc, a->x, a->round, fresh, &me);
+	if (rc < 0) {
+		return macc_errf(err, rc, "%s: %s", a->cfg.file, me.text);
 	}
 	if (e->compressed) {
 		e->snap_x = calloc(n, sizeof(float));
 		e->snap_v = calloc(n, sizeof(float));
-		e->blob_x = malloc(e->blob_cap);
-		e->blob_v = malloc(e->blob_cap);
-		if (e->snap_x == NULL || e->snap_v == NULL || e->blob_x == NULL ||
-		    e->blob_v == NULL ||
-		    macc_choco_init(&e->choco, n, a->cfg.npeers, a->sends_v, a->x) < 0) {
+		if (e->snap_x == NULL || e->snap_v == NULL) {
 			return macc_errf(err, -ENOMEM, "out of memory for public copies");
 		}
-		e->choco_made = true;
 		macc_info(NULL, "compressed exchange: %s, gossip step %g, %zu bytes per vector",
 			  a->cfg.compress, (double)e->gamma, e->blob_cap);
 	}
 	return 0;
 }
 
-/* Agent numbers of the configured neighbours (see the top of this file). */
+/* Agent numbers of the configured neighbours (see the top of this file), told to the mixer. */
 int edge_map_peers(struct macc_agent *a, struct macc_errmsg *err)
 {
 	struct edge *e = &a->edge;
@@ -182,11 +231,7 @@ int edge_map_peers(struct macc_agent *a, struct macc_errmsg *err)
 	size_t k = 0;
 
 	for (size_t i = 0; i < a->npeers; i++) {
-		struct peer *p = a->peers[i];
-
-		p->in_nb = p->out_nb = true;
-		p->hat_ok = e->fresh;
-		p->hat_next = a->round;
+		a->peers[i]->in_nb = a->peers[i]->out_nb = true;
 	}
 	if (!e->graph_made && !e->dg_made) {
 		return 0;
@@ -210,6 +255,7 @@ int edge_map_peers(struct macc_agent *a, struct macc_errmsg *err)
 			p->out_nb = out;
 			p->in_nb = in;
 			p->outdeg = e->dg_made ? macc_digraph_outdeg(&e->dg, l) : 0;
+			macc_mixer_set_link(&a->mixer, k, l, in, out);
 		}
 		k++;
 	}
@@ -269,6 +315,23 @@ void edge_peer_finish(struct peer *p)
 	p->later = NULL;
 	p->nlater = 0;
 }
+
+void edge_finish(struct macc_agent *a)
+{
+	struct edge *e = &a->edge;
+
+	/* each takes zeroed storage (what was never made) */
+	macc_schedule_finish(&e->sched);
+	macc_graph_finish(&e->graph);
+	macc_digraph_finish(&e->dg);
+	macc_mixer_finish(&a->mixer);
+	shared_body_unref(e->full);
+	free(e->snap_x);
+	free(e->snap_v);
+	memset(e, 0, sizeof(*e));
+}
+
+/* ---- receive slots -------------------------------------------------------------------------- */
 
 /* Where a state for a future round goes: the next slot, or with push-sum a free later one (the
  * same round again replaces itself). Full everywhere: the next slot is overwritten, as without
@@ -339,61 +402,22 @@ uint64_t edge_lag(const struct macc_agent *a)
 	return e->pushsum || e->varying ? e->nagents : 0;
 }
 
-void edge_finish(struct macc_agent *a)
-{
-	struct edge *e = &a->edge;
-
-	if (e->sched_made) {
-		macc_schedule_finish(&e->sched);
-	}
-	if (e->graph_made) {
-		macc_graph_finish(&e->graph);
-	}
-	if (e->dg_made) {
-		macc_digraph_finish(&e->dg);
-	}
-	if (e->choco_made) {
-		macc_choco_finish(&e->choco);
-	}
-	shared_body_unref(e->full);
-	free(e->snap_x);
-	free(e->snap_v);
-	free(e->blob_x);
-	free(e->blob_v);
-	free(e->xdb);
-	memset(e, 0, sizeof(*e));
-}
+/* ---- a round ---------------------------------------------------------------------------- */
 
 /* Where gradients are taken and what is evaluated, digested and checkpointed. */
 const float *edge_model(const struct macc_agent *a)
 {
-	return a->edge.pushsum ? a->edge.xdb : a->x;
+	return macc_mixer_model(&a->mixer, a->x);
 }
 
 bool edge_sends_to(const struct macc_agent *a, const struct peer *p)
 {
-	const struct edge *e = &a->edge;
-
-	if (e->pushsum) {
-		return p->out_nb;
-	}
-	if (e->varying && !e->compressed) {
-		return p->idx == e->partner;
-	}
-	return true;
+	return macc_mixer_sends_to(&a->mixer, p->idx, p->out_nb);
 }
 
 bool edge_expects(const struct macc_agent *a, const struct peer *p)
 {
-	const struct edge *e = &a->edge;
-
-	if (e->pushsum) {
-		return p->in_nb;
-	}
-	if (e->varying && !e->compressed) {
-		return p->idx == e->partner;
-	}
-	return true;
+	return macc_mixer_expects(&a->mixer, p->idx, p->in_nb);
 }
 
 /* Push-sum: an out-neighbour does not wait for us, yet a state that never reaches it loses
@@ -408,67 +432,44 @@ bool edge_owes(const struct macc_agent *a, const struct peer *p)
 void edge_round_start(struct macc_agent *a)
 {
 	struct edge *e = &a->edge;
+	uint32_t partner = MACC_NO_PARTNER;
 
 	if (e->varying) {
-		e->partner = macc_schedule_partner(&e->sched, a->round, e->self_idx);
+		partner = macc_schedule_partner(&e->sched, a->round, e->self_idx);
 		macc_debug(NULL, "round %llu: partner %d", (unsigned long long)a->round,
-			   e->partner == MACC_NO_PARTNER ? -1 : (int)e->partner);
+			   partner == MACC_NO_PARTNER ? -1 : (int)partner);
 	}
+	macc_mixer_begin(&a->mixer, a->round, partner);
 }
 
-/* Worker: the H - 1 local steps before the round's gradient; returns their summed loss. */
-float edge_local_steps(struct macc_agent *a)
-{
-	struct edge *e = &a->edge;
-	float loss = 0.0f;
-
-	for (uint32_t h = 1; h < e->H; h++) {
-		macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
-		loss += macc_model_train_batch_t(a->model, edge_model(a), a->g, a->bx, a->by,
-						 a->bt, a->cfg.batch, (float)a->cfg.weight_decay,
-						 &a->dropout_rng);
-		macc_sgd_step(a->nparams, a->x, a->v, a->g, a->hp.alpha, a->hp.beta,
-			      a->hp.nesterov);
-		if (e->pushsum) {
-			macc_pushsum_debias(a->nparams, a->x, e->pw, e->xdb);
-		}
-	}
-	return loss;
-}
-
-/* Worker: complete the round's outgoing state (push-sum weight, compressed differences). */
+/* Worker: the round's outgoing state (the mixer's) into so; with compression the public copies
+ * as of this round are kept for resync states. */
 int edge_encode(struct macc_agent *a, struct macc_state_out *so, struct macc_errmsg *err)
 {
 	struct edge *e = &a->edge;
+	struct macc_mixer_out o;
 	size_t n = a->nparams;
-	ssize_t lx, lv = 0;
+	int rc;
 
-	if (e->pushsum) {
-		so->has_weight = true;
-		so->weight = e->pw;
+	rc = macc_mixer_outgoing(&a->mixer, &a->hp, a->x, a->v, a->g, &o, err);
+	if (rc < 0) {
+		return rc;
 	}
+	so->x = o.x;
+	so->mom = o.v;
+	so->has_weight = o.has_weight;
+	so->weight = o.weight;
 	if (!e->compressed) {
 		return 0;
 	}
-	lx = macc_choco_send(&e->comp, n, so->x, e->choco.xhat_self, e->blob_x, e->blob_cap, err);
-	if (lx < 0) {
-		return (int)lx;
-	}
+	so->enc = (uint32_t)o.enc;
+	so->x_blob = o.x_blob;
+	so->x_len = o.x_len;
+	so->mom_blob = o.v_blob;
+	so->mom_len = o.v_len;
+	memcpy(e->snap_x, macc_mixer_public_x(&a->mixer), n * sizeof(float));
 	if (a->sends_v) {
-		lv = macc_choco_send(&e->comp, n, a->v, e->choco.vhat_self, e->blob_v, e->blob_cap,
-				     err);
-		if (lv < 0) {
-			return (int)lv;
-		}
-	}
-	so->enc = (uint32_t)e->comp.kind;
-	so->x_blob = e->blob_x;
-	so->x_len = (size_t)lx;
-	so->mom_blob = a->sends_v ? e->blob_v : NULL;
-	so->mom_len = (size_t)lv;
-	memcpy(e->snap_x, e->choco.xhat_self, n * sizeof(float));
-	if (a->sends_v) {
-		memcpy(e->snap_v, e->choco.vhat_self, n * sizeof(float));
+		memcpy(e->snap_v, macc_mixer_public_v(&a->mixer), n * sizeof(float));
 	}
 	return 0;
 }
@@ -563,217 +564,210 @@ static bool arrived(const struct macc_agent *a, const struct peer *p)
 	return p->cur.full && p->cur.round == a->round;
 }
 
-/* The row of W on the configured graph, as agent.c's plain path computes it. */
-static void static_row(const struct macc_agent *a, double *ret_self_w, double *w)
+/* Push-sum: the row of P from our out-degree and the in-neighbours' (0 for out-only peers). */
+static void push_row(const struct macc_agent *a, double *ret_self, double *w)
 {
-	uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
-	size_t n = a->npeers;
-
-	if (a->cfg.weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
-		double s = 0.0;
-		for (size_t i = 0; i < n; i++) {
-			w[i] = a->peers[i]->cfg_weight;
-			s += w[i];
-		}
-		*ret_self_w = 1.0 - s;
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		deg[i] = a->peers[i]->degree_known ? a->peers[i]->degree : (uint32_t)n;
-	}
-	macc_weights_row(a->cfg.weights == MACC_CONFIG_WEIGHTS_UNIFORM ? MACC_WEIGHTS_UNIFORM
-								      : MACC_WEIGHTS_METROPOLIS,
-			 (uint32_t)n, deg, n, ret_self_w, w);
-}
-
-/* Compressed: which copies take which state this round, and the weights (loop thread). */
-static void prepare_choco(struct macc_agent *a, struct edge_step *es, struct macc_neighbour *nb)
-{
-	struct edge *e = &a->edge;
-	double self_w, w[MACC_CONFIG_MAX_PEERS + 1];
-
-	static_row(a, &self_w, w);
-	for (size_t i = 0; i < a->npeers; i++) {
-		struct peer *p = a->peers[i];
-		bool ok = false;
-
-		es->apply[i] = NULL;
-		if (arrived(a, p) && p->cur.enc == MACC_ENC_F32) {
-			ok = true;
-			p->hat_ok = true;
-			p->resync_asked = false;
-		} else if (arrived(a, p) && p->hat_ok && p->hat_next == a->round) {
-			ok = true;
-		} else if (arrived(a, p)) {
-			macc_warn(p->name, "compressed state for round %llu does not follow the public "
-				  "copy (%s, expected round %llu): folded, asking for a resync",
-				  (unsigned long long)a->round, p->hat_ok ? "in sync" : "out of sync",
-				  (unsigned long long)p->hat_next);
-			p->hat_ok = false;
-			if (!p->resync_asked) {
-				peer_resync(p, "compressed public copy out of sync: resynchronising");
-			}
-		} else if (p->hat_ok && p->hat_next == a->round) {
-			macc_info(p->name, "no state for round %llu: its public copy is out of sync "
-				  "until a resync state", (unsigned long long)a->round);
-			p->hat_ok = false;
-		}
-		if (ok) {
-			es->apply[i] = &p->cur;
-			p->hat_next = a->round + 1;
-		}
-		if (!ok) {
-			es->cw[i] = 0.0f;
-		} else if (e->varying) {
-			double sw, pw;
-
-			macc_schedule_weights(e->partner, &sw, &pw);
-			es->cw[i] = p->idx == e->partner ? (float)pw : 0.0f;
-		} else {
-			es->cw[i] = (float)w[i];
-		}
-		if (!ok && (!e->varying || p->idx == e->partner)) {
-			a->metrics.neighbours_missed_total++;
-		}
-		nb[i].w = es->cw[i];
-		nb[i].x = macc_choco_peer_x(&e->choco, i);
-		nb[i].v = NULL;
-	}
-	es->nnb = a->npeers;
-}
-
-/* Push-sum: the in-neighbours' shares, folding a missing one into the agent's own share. */
-static void prepare_push(struct macc_agent *a, struct edge_step *es, struct macc_neighbour *nb)
-{
-	struct edge *e = &a->edge;
+	double share[MACC_CONFIG_MAX_PEERS + 1];
 	uint32_t outdeg[MACC_CONFIG_MAX_PEERS + 1];
-	struct peer *in[MACC_CONFIG_MAX_PEERS + 1];
 	size_t nin = 0;
 
 	for (size_t i = 0; i < a->npeers; i++) {
 		if (a->peers[i]->in_nb) {
-			in[nin] = a->peers[i];
-			outdeg[nin] = a->peers[i]->outdeg;
-			nin++;
+			outdeg[nin++] = a->peers[i]->outdeg;
 		}
 	}
-	macc_pushsum_row(macc_digraph_outdeg(&e->dg, e->self_idx), outdeg, nin, &es->self_p,
-			 es->p_in);
-	for (size_t k = 0; k < nin; k++) {
-		struct peer *p = in[k];
-
-		if (!arrived(a, p)) {
-			macc_info(p->name, "no state for round %llu: its push-sum share is folded "
-				  "(mass is not conserved this round)", (unsigned long long)a->round);
-			a->metrics.neighbours_missed_total++;
-			es->self_p += es->p_in[k];
-			es->p_in[k] = 0.0;
-			es->w_in[k] = 0.0;
-			nb[k] = (struct macc_neighbour){ 0.0f, NULL, NULL };
-			continue;
-		}
-		es->w_in[k] = p->cur.weight;
-		nb[k].w = (float)es->p_in[k];
-		nb[k].x = p->cur.x;
-		nb[k].v = a->sends_v ? p->cur.v : NULL;
+	macc_pushsum_row(macc_digraph_outdeg(&a->edge.dg, a->edge.self_idx), outdeg, nin, ret_self,
+			 share);
+	for (size_t i = 0, k = 0; i < a->npeers; i++) {
+		w[i] = a->peers[i]->in_nb ? share[k++] : 0.0;
 	}
-	es->nnb = nin;
 }
 
-/* Schedule, uncompressed: mix with the round's partner only (the simulator's
- * agent_mix_varying). */
-static void prepare_varying(struct macc_agent *a, struct edge_step *es, struct macc_neighbour *nb)
+/* The row of W from the configured weights, or from the peers' degrees (the simulator's
+ * macc_weights_row; a degree not learned yet counts as ours), or of P (push-sum). */
+static void set_row(struct macc_agent *a)
 {
-	struct edge *e = &a->edge;
-	double self_w = 1.0;
+	double self_w = 1.0, sum = 0.0, w[MACC_CONFIG_MAX_PEERS + 1];
+	uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
+	size_t n = a->npeers;
 
-	es->nnb = 0;
-	for (size_t i = 0; i < a->npeers; i++) {
-		struct peer *p = a->peers[i];
-		bool ok = arrived(a, p);
-		double sw, w, w_out;
-
-		if (e->partner == MACC_NO_PARTNER || p->idx != e->partner) {
-			continue;
+	if (a->edge.pushsum) {
+		push_row(a, &self_w, w);
+	} else if (a->cfg.weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
+		for (size_t i = 0; i < n; i++) {
+			w[i] = a->peers[i]->cfg_weight;
+			sum += w[i];
 		}
-		macc_schedule_weights(e->partner, &sw, &w);
-		(void)macc_fold_missing(sw, &w, &ok, 1, &self_w, &w_out);
-		if (!ok) {
-			a->metrics.neighbours_missed_total++;
-			break;
-		}
-		nb[0].w = (float)w_out;
-		nb[0].x = p->cur.x;
-		nb[0].v = a->sends_v ? p->cur.v : NULL;
-		es->nnb = 1;
-	}
-	es->self_w = (float)self_w;
-}
-
-struct edge_step *edge_prepare_step(struct macc_agent *a, struct macc_neighbour *nb,
-				    size_t *ret_nnb)
-{
-	struct edge *e = &a->edge;
-	struct edge_step *es = &es_job;
-
-	if (!e->pushsum && !e->varying && !e->compressed) {
-		return NULL; /* local steps alone: the plain step */
-	}
-	if (e->compressed) {
-		es->kind = ES_CHOCO;
-		prepare_choco(a, es, nb);
-	} else if (e->pushsum) {
-		es->kind = ES_PUSH;
-		prepare_push(a, es, nb);
+		self_w = 1.0 - sum;
 	} else {
-		es->kind = ES_PLAIN;
-		prepare_varying(a, es, nb);
+		for (size_t i = 0; i < n; i++) {
+			deg[i] = a->peers[i]->degree_known ? a->peers[i]->degree : (uint32_t)n;
+		}
+		macc_weights_row(a->cfg.weights == MACC_CONFIG_WEIGHTS_UNIFORM ? MACC_WEIGHTS_UNIFORM
+									      : MACC_WEIGHTS_METROPOLIS,
+				 (uint32_t)n, deg, n, &self_w, w);
 	}
-	*ret_nnb = es->nnb;
-	return es;
+	macc_mixer_set_row(&a->mixer, self_w, w);
 }
 
-/* Worker: the round's step for the edge modes (nb as prepared). */
-void edge_step_work(struct macc_agent *a, struct edge_step *es, const struct macc_neighbour *nb)
+/* At a round boundary (no job in flight): the mixer takes a reload's peer count and robust
+ * rule. False when it cannot hold the peers this round (out of memory: nobody is mixed). */
+static bool mixer_fit(struct macc_agent *a)
 {
-	struct edge *e = &a->edge;
-	size_t n = a->nparams;
+	struct macc_mixer *m = &a->mixer;
+	int rc = macc_mixer_set_nnb(m, a->npeers);
 
-	switch (es->kind) {
-	case ES_PLAIN:
-		macc_consensus_step(a->algo, &a->hp, n, a->x, a->v, a->g, es->self_w, nb, es->nnb,
-				    a->scratch);
-		break;
-	case ES_PUSH:
-		(void)macc_pushsum_step(a->algo, &a->hp, n, a->x, a->v, a->g, (float)es->self_p, nb,
-					es->nnb, a->scratch);
-		e->pw = macc_pushsum_weight(es->self_p, e->pw, es->p_in, es->w_in, es->nnb);
-		macc_pushsum_debias(n, a->x, e->pw, e->xdb);
-		break;
-	case ES_CHOCO:
-		for (size_t i = 0; i < es->nnb; i++) {
-			const struct slot *s = es->apply[i];
-			float *hx = macc_choco_peer_x(&e->choco, i);
-			float *hv = a->sends_v ? macc_choco_peer_v(&e->choco, i) : NULL;
-
-			if (s == NULL) {
-				continue;
-			}
-			if (s->enc == MACC_ENC_F32) {
-				memcpy(hx, s->x, n * sizeof(float));
-				if (hv != NULL) {
-					memcpy(hv, s->v, n * sizeof(float));
-				}
-				continue;
-			}
-			/* Checked on arrival (edge_check_state): cannot fail here. */
-			(void)macc_compress_decode_add(s->bx, s->lx, n, hx, NULL, NULL);
-			if (hv != NULL) {
-				(void)macc_compress_decode_add(s->bv, s->lv, n, hv, NULL, NULL);
-			}
-		}
-		macc_choco_step(a->algo, &a->hp, e->gamma, n, a->x, a->v, a->g, &e->choco, es->cw,
-				a->scratch);
-		break;
+	if (rc < 0) {
+		snprintf(a->last_error, sizeof(a->last_error), "round %llu: cannot make room for "
+			 "%zu peers (%s): no neighbour mixed", (unsigned long long)a->round,
+			 a->npeers, macc_strerror(rc));
+		macc_error(NULL, "%s", a->last_error);
+		return false;
 	}
+	if (a->edge.robust_dirty) {
+		a->edge.robust_dirty = false;
+		rc = macc_mixer_set_robust(m, a->robust, &a->rcfg);
+		if (rc < 0) {
+			macc_error(NULL, "cannot switch robust mixing (%s): the previous rule stays",
+				   macc_strerror(rc));
+			a->robust = m->cfg.robust;
+			a->rcfg = m->cfg.rcfg;
+		}
+	}
+	return true;
+}
+
+/* A due state that is not there, said once per peer and round (rate-limited at info). */
+static void log_missing(struct macc_agent *a, struct peer *p)
+{
+	unsigned long long r = (unsigned long long)a->round;
+
+	if (p->dead) {
+		return;
+	}
+	if (a->edge.pushsum) {
+		macc_info(p->name, "no state for round %llu: its push-sum share is folded (mass is not "
+			  "conserved this round)", r);
+	} else if (p->known_round_valid && p->known_round > a->round &&
+		   !(a->robust && macc_quarantine_active(&p->q, a->round)) &&
+		   macc_ratelimit_ok(&p->rl_lost, p->name)) {
+		/* It moved on, so it sent this round's state: it was lost on the way (a closed
+		 * session). Never expected in a fault-free run. */
+		macc_info(p->name, "state for round %llu never arrived and the peer is at round %llu: "
+			  "folded", r, (unsigned long long)p->known_round);
+	} else {
+		macc_debug(p->name, "state for round %llu missing: folded", r);
+	}
+}
+
+/* Loop thread, before the step job: the round's row, what arrived from each peer (in[i] for
+ * peer i) and the robust state they carry. Returns the number of entries. */
+size_t edge_inbound(struct macc_agent *a, struct macc_mixer_in *in)
+{
+	struct macc_mixer *m = &a->mixer;
+	bool fits = mixer_fit(a);
+	size_t n = macc_mixer_nnb(m);
+
+	if (fits) {
+		set_row(a);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct peer *p = a->peers[i];
+		const struct slot *s = &p->cur;
+
+		in[i] = (struct macc_mixer_in){
+			.arrived = fits && arrived(a, p),
+			.x = s->x,
+			.v = s->v,
+			.weight = s->weight,
+			.full = s->enc == MACC_ENC_F32,
+			.x_blob = s->bx,
+			.v_blob = s->bv,
+			.x_len = s->lx,
+			.v_len = s->lv,
+		};
+		*macc_mixer_quarantine(m, i) = p->q;
+		if (!in[i].arrived && edge_expects(a, p)) {
+			log_missing(a, p);
+		}
+	}
+	return n;
+}
+
+/* Loop thread: robust mixing's outcome for one peer: its quarantine state back, counters, and
+ * a warning for an exclusion or a quarantine. */
+static void robust_peer(struct macc_agent *a, struct peer *p, size_t i)
+{
+	const struct macc_mixer_outcome *o = macc_mixer_outcome(&a->mixer, i);
+	unsigned long long r = (unsigned long long)a->round;
+
+	p->q = *macc_mixer_quarantine(&a->mixer, i);
+	p->excluded[o->reason]++;
+	p->clipped += o->clipped;
+	if ((o->reason == MACC_ROBUST_NONFINITE || o->reason == MACC_ROBUST_DISTANCE) &&
+	    macc_ratelimit_ok(&p->rl, p->name)) {
+		macc_warn(p->name, "state for round %llu excluded from the mix: %s%s", r,
+			  macc_robust_reason_name((enum macc_robust_reason)o->reason),
+			  o->quarantined ? "" : " (weight folded into our own)");
+	}
+	if (o->quarantined) {
+		macc_warn(p->name, "quarantined until round %llu (%u rounds; quarantine %llu of this "
+			  "peer)", (unsigned long long)p->q.until, p->q.backoff,
+			  (unsigned long long)p->q.times);
+	}
+}
+
+/* Loop thread: compressed exchange's outcome for one peer (see the top of this file). */
+static void choco_peer(struct macc_agent *a, struct peer *p, size_t i)
+{
+	const struct macc_mixer_outcome *o = macc_mixer_outcome(&a->mixer, i);
+	unsigned long long r = (unsigned long long)a->round;
+
+	if (o->resynced) {
+		p->resync_asked = false;
+	}
+	if (o->sync_lost) {
+		macc_info(p->name, "no state for round %llu: its public copy is out of sync until a "
+			  "resync state", r);
+	}
+	if (!o->out_of_sync) {
+		return;
+	}
+	macc_warn(p->name, "compressed state for round %llu does not follow the public copy: "
+		  "folded, asking for a resync", r);
+	if (!p->resync_asked) {
+		peer_resync(p, "compressed public copy out of sync: resynchronising");
+	}
+}
+
+/* Loop thread, after the step job: what the mixer did, into the peers' counters, the metrics
+ * and the log. peers[0..n) are the peers of the step's in[] (a reload may have removed some
+ * since: they live on in the graveyard until their handles closed). */
+void edge_after_step(struct macc_agent *a, struct peer *const *peers, size_t n,
+		     const struct macc_mixer_report *rep)
+{
+	bool robust = a->mixer.cfg.robust;
+
+	a->metrics.neighbours_missed_total += rep->missed;
+	if (rep->rc < 0) {
+		snprintf(a->last_error, sizeof(a->last_error), "round %llu: own state not finite, "
+			 "no neighbour mixed", (unsigned long long)a->round);
+		macc_error(NULL, "%s", a->last_error);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (robust && rep->rc == 0) {
+			robust_peer(a, peers[i], i);
+		}
+		if (a->edge.compressed) {
+			choco_peer(a, peers[i], i);
+		}
+	}
+	if (!robust) {
+		return;
+	}
+	a->metrics.excluded_nonfinite_total += rep->count[MACC_ROBUST_NONFINITE];
+	a->metrics.excluded_distance_total += rep->count[MACC_ROBUST_DISTANCE];
+	a->metrics.excluded_quarantined_total += rep->count[MACC_ROBUST_QUARANTINED];
+	a->metrics.clipped_total += rep->clipped;
+	a->metrics.quarantines_total += rep->quarantined;
 }

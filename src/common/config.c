@@ -13,8 +13,10 @@
  * line of the entry at fault. Nothing outside the struct being filled is touched, so a reload that
  * fails leaves the running config alone.
  *
- * This file sits in src/common and depends on nothing above it: the algorithm names are checked
- * against a local table that mirrors consensus.h's enum, model and data specs only syntactically.
+ * This file sits in src/common: the algorithm names are checked against a local table that
+ * mirrors consensus.h's enum, model and data specs only syntactically. One check is asked of the
+ * consensus layer instead of copied: which mixing options combine (macc_mixer_check_opts, the
+ * table macc-sim and the daemon use too), so programs that parse a config link macc-consensus.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -26,6 +28,7 @@
 
 #include "macc/config.h"
 #include "macc/crypto.h"
+#include "macc/mixer.h"
 
 enum section { SEC_NONE, SEC_AGENT, SEC_TRAIN, SEC_PEER };
 
@@ -115,7 +118,7 @@ static int set_uint(struct setctx *s, uint64_t min, uint64_t max, uint64_t *ret)
 
 static int set_u32(struct setctx *s, uint32_t min, uint32_t max, uint32_t *ret)
 {
-	uint64_t x;
+	uint64_t x = 0; /* written on success only; gcc -O3 cannot tell */
 	int r = set_uint(s, min, max, &x);
 
 	if (r == 0) {
@@ -562,7 +565,7 @@ static int t_epochs(struct setctx *s)
 
 static int t_rounds(struct setctx *s)
 {
-	uint64_t r;
+	uint64_t r = 0; /* written on success only; gcc -O3 cannot tell */
 	int rc;
 
 	if (s->p->seen_train & (UINT64_C(1) << TK_EPOCHS)) {
@@ -1096,41 +1099,38 @@ static int at_line(struct macc_config_parser *p, unsigned line, struct macc_errm
 	return fail(p, err, "%s", msg);
 }
 
-/* Cross-key checks of the issue-11 keys (what the daemon can run together; macc-sim refuses
- * the same combinations). */
+/* Which options combine: the one table of mixer.h (macc-sim and the daemon call it too), with
+ * what the file alone says (push-sum = algorithm sgp; a directed topology file is only known to
+ * the daemon, which checks again once it has read it). Then the layout the topology needs. */
 static int validate_edge(struct macc_config_parser *p, struct macc_errmsg *err)
 {
 	struct macc_config *c = p->cfg;
-	bool compressed = strcmp(c->compress, "none") != 0;
-	const char *what = NULL;
+	struct macc_compressor comp = {.kind = MACC_COMPRESS_NONE};
+	struct macc_robust_cfg rcfg;
+	struct macc_mix_opts o = {
+		.algo = c->algorithm,
+		.pushsum = c->sgp,
+		.no_graph = c->topology[0] == '\0',
+		.schedule = c->schedule,
+		.local_steps = c->local_steps,
+		.gossip_step = c->gossip_step > 0,
+		.explicit_weights = c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT,
+	};
+	struct macc_errmsg e;
 
-	if ((c->schedule != MACC_SCHEDULE_STATIC || c->sgp) && c->topology[0] == '\0') {
-		return at_line(p, p->train_line, err, "[train]: %s needs key 'topology' (the whole "
-			       "configured graph, agents numbered like macc-sim)",
-			       c->sgp ? "algorithm = sgp" : "a schedule other than static");
+	if (macc_compress_parse(c->compress, &comp, &e) < 0 ||
+	    macc_mixer_robust_cfg(c->aggregation, c->has_screen_factor, c->screen_factor, &rcfg,
+				  &o.robust, &e) < 0) {
+		return at_line(p, p->train_line, err, "[train]: %s", e.text);
+	}
+	o.compress = comp.kind;
+	if (macc_mixer_check_opts(&o, MACC_MIX_CONF, &e) < 0) {
+		return at_line(p, p->train_line, err, "[train]: %s", e.text);
 	}
 	if (c->topology[0] != '\0' && (!c->has_shard || c->shard_count < 2)) {
 		return at_line(p, p->train_line, err, "[train]: topology '%s' needs key 'shard' = "
 			       "INDEX/COUNT with COUNT >= 2 (this agent's number and the number "
 			       "of agents)", c->topology);
-	}
-	if (c->schedule != MACC_SCHEDULE_STATIC && c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT) {
-		return at_line(p, p->train_line, err, "[train]: schedule = %s uses Metropolis "
-			       "weights of each round's graph: weights = explicit does not apply",
-			       schedule_names[c->schedule]);
-	}
-	if (c->sgp && c->schedule != MACC_SCHEDULE_STATIC) {
-		what = "schedule";
-	} else if (c->sgp && compressed) {
-		what = "compress";
-	}
-	if (what != NULL) {
-		return at_line(p, p->train_line, err, "[train]: algorithm = sgp (push-sum) with "
-			       "%s: not supported (a message must not lose mass)", what);
-	}
-	if (c->gossip_step > 0 && !compressed) {
-		return at_line(p, p->train_line, err, "[train]: gossip_step needs compress other "
-			       "than none");
 	}
 	return 0;
 }

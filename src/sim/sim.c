@@ -1,44 +1,34 @@
 /*
  * sim.c - N agents in one process, synchronous rounds (see sim.h for the contract).
  *
+ * The simulator is a transport: it owns the data, the graph, the agents' parameter blocks and a
+ * pool of threads, and moves every agent's outgoing state to its neighbours. What happens inside
+ * an agent is not written here: each agent has a learner (learner.h: model, batcher, local steps,
+ * epoch and learning-rate rules) and a mixer (mixer.h: what it sends and how it mixes what it
+ * received), the very modules macc-agentd runs, so a fault-free fleet of daemons and this
+ * simulator compute the same bits.
+ *
  * Memory: the parameters of all agents are one [N][P] block, twice (x_cur is round k, x_next is
  * round k+1 being written), and so is the momentum when the algorithm sends it (dmsgd); otherwise
- * each agent updates its own momentum in place. Every agent also owns its model object (the
- * forward/backward workspace), batcher, gradient, dsgd half-step, consensus scratch and neighbour
- * table. Evaluation uses one model object per worker thread with a larger batch.
+ * each agent updates its own momentum in place. In push-sum form the blocks hold the numerators
+ * and each mixer the de-biased x. Evaluation uses one model object per worker thread with a
+ * larger batch.
  *
- * A round (k -> k+1), as ALGORITHMS.md defines it:
- *   1. serial: the learning rate for round k from the schedule; message drops for round k drawn
- *      from one rng (seed, MACC_STREAM_DROP) in the order receiver j ascending, then its
- *      neighbours ascending (so drops do not depend on the thread count);
- *   2. parallel over agents: next mini-batch, gradient g_j at x_j^k, and for dsgd the half-step
- *      y_j = macc_algo_outgoing(); dsgd then waits at a barrier for everyone's y;
- *   3. parallel over agents: copy x_j^k (and v_j^k) to the next buffers and apply
- *      macc_consensus_step() with the neighbours' round-k values (x, or y for dsgd, and v for
- *      dmsgd), self first then neighbours ascending, each weight cast once from the double W
- *      after macc_fold_missing() removed the dropped neighbours -- exactly what the daemon does;
- *   4. serial: swap the buffers. centralized instead averages the gradients in agent order
- *      (sum, then divide by N) and takes macc_centralized_step() on the one shared model.
- *
- * Beyond a fixed undirected graph (ALGORITHMS.md, second part; every addition leaves the path
- * above untouched when off, so static / H = 1 / none give today's bits):
- *   - schedules (matching, exp-pairs): step 1 also computes round k's pairing serially
- *     (macc_schedule_round); an agent mixes only with its partner, at the Metropolis weights of
- *     the round's graph (macc_schedule_weights), folding a dropped message like any other.
- *   - push-sum (a directed file: topology, or --algorithm sgp): the x and v blocks hold the
- *     numerators z and u, pw_cur/pw_next the weights; each agent keeps its de-biased x = z / w
- *     in xdb, where its gradient is taken and which is what is evaluated, digested and dumped.
- *     Step 3 is macc_pushsum_step over the in-neighbours plus macc_pushsum_weight.
- *   - local steps H: step 2 first takes H - 1 macc_sgd_step()s on the agent's own x and v
- *     (numerators in push-sum form), each on a fresh mini-batch.
- *   - compression (CHOCO): step 2 ends with macc_choco_send of x (y for dsgd) and of v for
- *     dmsgd into the agent's blobs; after a barrier, step 3 adds every configured neighbour's
- *     blobs to the agent's public copies and runs macc_choco_step. With a time-varying schedule
- *     the blobs still go to every configured neighbour (only the mixing weights are restricted
- *     to the round's partner), which is what keeps every copy of a vector identical.
- *   - traffic: after each round, serially, the bytes every agent would have sent (wiresize.h).
- * A barrier separates steps 2 and 3 whenever step 3 reads something step 2 of another agent
- * writes: dsgd's y, local steps (x_cur changes), compressed blobs.
+ * A round (k -> k+1):
+ *   1. serial: the learning rate of round k (macc_learner_lr); round k's pairing under a
+ *      schedule (macc_schedule_round) handed to every mixer (macc_mixer_begin); message drops
+ *      for round k drawn from one rng (seed, MACC_STREAM_DROP) in the order receiver j
+ *      ascending, then its neighbours ascending, for the messages due (so drops do not depend
+ *      on the thread count);
+ *   2. parallel over agents: macc_learner_round (local steps and the gradient), then
+ *      macc_mixer_outgoing (x, dsgd's y, v, push-sum weight, compressed differences); a
+ *      byzantine agent then replaces what it sends by the attack;
+ *   3. a barrier: every agent's outgoing state is ready;
+ *   4. parallel over agents: each neighbour's outgoing state (or nothing, when dropped) into a
+ *      struct macc_mixer_in, x_j^k (and v_j^k) copied to the next buffers, macc_mixer_step;
+ *   5. serial: swap the buffers; count the traffic. centralized instead averages the gradients
+ *      in agent order (sum, then divide by N) and takes macc_centralized_step() on the one
+ *      shared model (no mixer).
  *
  * Threads: a pool of T-1 workers plus the calling thread; agent j belongs to thread j mod T for
  * its whole life. Jobs are handed out with a barrier (start) and collected with another (end).
@@ -56,6 +46,8 @@
 
 #include "macc/consensus.h"
 #include "macc/data.h"
+#include "macc/learner.h"
+#include "macc/mixer.h"
 #include "macc/nn.h"
 #include "macc/rng.h"
 #include "sim.h"
@@ -64,49 +56,29 @@
 /* Samples per evaluation call (workspace of the per-thread evaluation models). */
 #define EVAL_CHUNK 256
 
+/* One configured neighbour of an agent (in- and out-neighbours with push-sum). */
+struct nbr {
+	uint32_t idx;  /* its agent number */
+	bool in, out;  /* it sends to the agent / the agent to it */
+	bool arrived;  /* its state reaches the agent this round (drops) */
+};
+
 struct agent {
-	struct macc_model *model;
-	struct macc_batcher batcher;
-	bool batcher_ready;
-	struct macc_rng dropout_rng;
-	float *g;       /* gradient, P */
-	float *y;       /* dsgd half-step, P (else NULL) */
-	float *scratch; /* 2P for macc_consensus_step */
-	float *bx;      /* [batch][dim] */
-	int32_t *by;    /* [batch] */
-	float *bt;      /* [batch][targets], regression only (else NULL) */
-	/* neighbours, ascending */
+	struct macc_learner learner;
+	struct macc_mixer mixer;
+	float *g; /* gradient, P */
 	uint32_t nnb;
-	uint32_t *nb_idx;
-	double *nb_w;
-	double self_w;
-	bool *arrived;
-	double *w_out;
-	struct macc_neighbour *nb;
-	/* compressed exchange (CHOCO): copies of own and neighbours' vectors, this round's blobs */
-	struct macc_choco choco;
-	bool choco_ready;
-	uint8_t *blob_x, *blob_v;
-	ssize_t len_x, len_v;
-	float *cw; /* [nnb] this round's float weights for macc_choco_step */
-	uint32_t nout; /* messages sent per round on a static graph (push-sum: out-degree) */
-	int rc;        /* a failure inside a parallel phase, with its message */
+	struct nbr *nb;           /* [nnb] ascending */
+	struct macc_mixer_in *in; /* [nnb] */
+	struct macc_mixer_out out; /* what it sends this round */
+	int rc;                   /* a failure inside a parallel phase, with its message */
 	struct macc_errmsg err;
-	/* traffic */
 	uint64_t bytes_sent;
-	/* robust mixing (issue 12): learned distances, quarantine per in-edge, counters */
-	struct macc_robust rob;
-	struct macc_quarantine *q;  /* [nnb] */
-	struct macc_arrival *arr;   /* [nnb] */
-	float *rbuf;                /* macc_robust_buf_floats */
 	uint64_t rcount[MACC_ROBUST_NREASONS], rquar, rclip;
 	/* a byzantine agent: what it sends this round instead of its x (y) and v */
 	struct macc_rng attack_rng;
 	float *px, *pv;
-	/* per-round results */
-	double loss_sum;
-	/* evaluation */
-	double acc;
+	double acc; /* evaluation */
 };
 
 /* A reusable barrier whose party count can be lowered (thread start-up failure). */
@@ -132,18 +104,15 @@ struct sim {
 	size_t dim;   /* floats per sample */
 	bool single;  /* n == 1: plain local training */
 	enum macc_algo algo;
-	bool centralized, sends_v, after_grad;
+	bool centralized, sends_v;
 	struct macc_hparams hp;
-	struct macc_lr_schedule lr;
 
 	struct macc_dataset train, test;
-	bool train_loaded, test_loaded;
 	size_t eval_n;
 	struct macc_partition part;
-	bool part_made;
 	struct macc_graph graph;
 	bool graph_made;
-	double *W;
+	double *W; /* [n][n]: W, or P for push-sum */
 	bool have_gap;
 	double gap;
 
@@ -151,28 +120,23 @@ struct sim {
 	float *x_cur, *x_next, *v_cur, *v_next;
 	float *xbar;
 	float *gbar;
+	const float **models; /* [n] model_of each agent, for the means */
 	struct agent *agents;
 
 	struct macc_rng drop_rng;
 	uint64_t dropped, messages; /* simulated drops / directed messages so far */
 
-	/* issue 11 */
 	uint32_t H;                 /* local steps per round */
-	bool pushsum;               /* numerators in x/v blocks, weights in pw, de-biased in xdb */
+	bool pushsum;               /* numerators in the x/v blocks (each mixer de-biases) */
 	struct macc_digraph dg;
 	bool dg_made;
-	double *pwa, *pwb, *pw_cur, *pw_next;
-	float *xdb;
 	struct macc_schedule sched;
-	bool sched_made, varying;   /* varying: a non-static schedule */
+	bool varying;               /* a non-static schedule */
 	uint32_t *partner, *sched_work;
 	struct macc_compressor comp;
 	bool compressed;
 	float gamma;
-	size_t blob_cap;
-	bool barrier_mid;           /* barrier between gradient and mixing phases */
 	uint64_t round_max_sum, comm_rounds;
-	/* issue 12 */
 	bool robust;                /* robust mixing instead of the plain mean path */
 	struct macc_robust_cfg rcfg;
 	uint32_t byz_k;             /* agents 0 .. byz_k-1 send poisoned states */
@@ -181,7 +145,7 @@ struct sim {
 	float *stale_x, *stale_v;   /* x^0 and v^0 = 0, what a stale attacker keeps sending */
 	bool failed;
 	struct macc_errmsg fail_err;
-	uint64_t round, epoch_rounds, total_rounds;
+	uint64_t round;
 
 	/* pool */
 	unsigned nthreads;
@@ -253,310 +217,101 @@ static inline float *agent_x(float *block, const struct sim *s, uint32_t j)
 
 /* ---- one round ------------------------------------------------------------------------------ */
 
-/* Where agent j's gradient is taken: its x, the one shared x (centralized), or its de-biased
- * x = z / w (push-sum). */
-static const float *grad_point(const struct sim *s, uint32_t j)
+/* The parameters agent j's model is: x, the one shared x (single, centralized), or the
+ * de-biased x its mixer keeps (push-sum). */
+static const float *model_of(const struct sim *s, uint32_t j)
 {
-	if (s->centralized) {
+	if (s->single || s->centralized) {
 		return s->x_cur;
 	}
-	return agent_x(s->pushsum ? s->xdb : s->x_cur, s, j);
+	return macc_mixer_model(&s->agents[j].mixer, agent_x(s->x_cur, s, j));
 }
 
-/* The parameters that are evaluated, digested and dumped: x, or the de-biased x (push-sum). */
-static const float *model_block(const struct sim *s)
-{
-	return s->pushsum ? s->xdb : s->x_cur;
-}
-
-static void batch_grad(struct sim *s, uint32_t j)
-{
-	struct agent *a = &s->agents[j];
-
-	macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
-	a->loss_sum += macc_model_train_batch_t(a->model, grad_point(s, j), a->g, a->bx, a->by,
-						a->bt, s->o.batch, s->o.weight_decay,
-						&a->dropout_rng);
-}
-
-/* CHOCO step 1: encode C(x - xhat) (y for dsgd) and, for dmsgd, C(v - vhat) into the agent's
- * blobs, applying them to its own public copies. */
-static void agent_send(struct sim *s, uint32_t j)
-{
-	struct agent *a = &s->agents[j];
-	const float *val = s->after_grad ? a->y : agent_x(s->x_cur, s, j);
-
-	a->len_x = macc_choco_send(&s->comp, s->p, val, a->choco.xhat_self, a->blob_x, s->blob_cap,
-				   &a->err);
-	if (a->len_x < 0) {
-		a->rc = (int)a->len_x;
-		return;
-	}
-	if (s->sends_v) {
-		a->len_v = macc_choco_send(&s->comp, s->p, agent_x(s->v_cur, s, j),
-					   a->choco.vhat_self, a->blob_v, s->blob_cap, &a->err);
-		if (a->len_v < 0) {
-			a->rc = (int)a->len_v;
-		}
-	}
-}
-
-/* What agent l sends this round as x (y for dsgd) and as v: its own vectors, or for a
- * byzantine agent the poisoned copies agent_poison() made after its gradient phase. */
-static const float *sent_x(const struct sim *s, uint32_t l)
-{
-	if (l < s->byz_k) {
-		return s->agents[l].px;
-	}
-	return s->after_grad ? s->agents[l].y : agent_x(s->x_cur, s, l);
-}
-
-static const float *sent_v(const struct sim *s, uint32_t l)
-{
-	if (!s->sends_v) {
-		return NULL;
-	}
-	return l < s->byz_k ? s->agents[l].pv : agent_x(s->v_cur, s, l);
-}
-
-/* A byzantine agent (j < K) forms the messages it sends: the attack applied to its honest x
- * (y for dsgd) and v. Its own x and v are untouched: it keeps training and mixing honestly. */
+/* A byzantine agent (j < K) sends the attack applied to its honest message; its own x and v are
+ * untouched: it keeps training and mixing honestly. */
 static void agent_poison(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
-	const float *z = s->after_grad ? a->y : agent_x(s->x_cur, s, j);
 
-	macc_attack_apply(&s->attack, s->p, z, s->stale_x, a->px, &a->attack_rng);
-	if (s->sends_v) {
-		macc_attack_apply(&s->attack, s->p, agent_x(s->v_cur, s, j), s->stale_v, a->pv,
-				  &a->attack_rng);
+	macc_attack_apply(&s->attack, s->p, a->out.x, s->stale_x, a->px, &a->attack_rng);
+	a->out.x = a->px;
+	if (a->out.v != NULL) {
+		macc_attack_apply(&s->attack, s->p, a->out.v, s->stale_v, a->pv, &a->attack_rng);
+		a->out.v = a->pv;
 	}
 }
 
+/* Step 2: the learner's round and the agent's outgoing state. */
 static void agent_grad(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
+	float *x = agent_x(s->x_cur, s, j), *v = agent_x(s->v_cur, s, j);
+	struct macc_learner_point pt = {s->x_cur, NULL, NULL};
+	int rc;
 
-	/* H - 1 purely local heavy-ball steps on the agent's own x and v (numerators in push-sum
-	 * form: the gradient at z / w, the step on z, then x = z / w again). */
-	for (uint32_t h = 1; h < s->H; h++) {
-		float *x = agent_x(s->x_cur, s, j);
-
-		batch_grad(s, j);
-		macc_sgd_step(s->p, x, agent_x(s->v_cur, s, j), a->g, s->hp.alpha, s->hp.beta,
-			      s->hp.nesterov);
-		if (s->pushsum) {
-			macc_pushsum_debias(s->p, x, s->pw_cur[j], agent_x(s->xdb, s, j));
-		}
+	if (s->centralized) {
+		(void)macc_learner_round(&a->learner, s->hp.alpha, s->x_cur, s->v_cur, a->g, &pt);
+		return;
 	}
-	batch_grad(s, j);
-	if (s->after_grad) {
-		(void)macc_algo_outgoing(s->algo, &s->hp, s->p, grad_point(s, j), a->g, a->y);
-	}
-	if (s->compressed) {
-		agent_send(s, j);
+	pt = (struct macc_learner_point){macc_mixer_model(&a->mixer, x), macc_mixer_moved,
+					 &a->mixer};
+	(void)macc_learner_round(&a->learner, s->hp.alpha, x, v, a->g, &pt);
+	rc = macc_mixer_outgoing(&a->mixer, &s->hp, x, v, a->g, &a->out, &a->err);
+	if (rc < 0) {
+		a->rc = rc;
+		return;
 	}
 	if (j < s->byz_k) {
 		agent_poison(s, j);
 	}
 }
 
-/* Position of agent l among j's neighbours (l is one). */
-static uint32_t nb_pos(const struct agent *a, uint32_t l)
+/* What agent j's neighbour i delivered this round (nothing when dropped or when it failed). */
+static void gather(const struct sim *s, struct agent *a, uint32_t i)
 {
-	uint32_t i = 0;
+	const struct agent *b = &s->agents[a->nb[i].idx];
+	const struct macc_mixer_out *o = &b->out;
 
-	while (i + 1 < a->nnb && a->nb_idx[i] != l) {
-		i++;
-	}
-	return i;
+	a->in[i] = (struct macc_mixer_in){
+		.arrived = a->nb[i].arrived && b->rc == 0,
+		.x = o->x,
+		.v = o->v,
+		.weight = o->weight,
+		.x_blob = o->x_blob,
+		.v_blob = o->v_blob,
+		.x_len = o->x_len,
+		.v_len = o->v_len,
+	};
 }
 
-static void copy_to_next(struct sim *s, uint32_t j)
-{
-	memcpy(agent_x(s->x_next, s, j), agent_x(s->x_cur, s, j), s->p * sizeof(float));
-	if (s->sends_v) {
-		memcpy(agent_x(s->v_next, s, j), agent_x(s->v_cur, s, j), s->p * sizeof(float));
-	}
-}
-
-/* A time-varying schedule, uncompressed: mix with this round's partner only (if any). */
-static void agent_mix_varying(struct sim *s, uint32_t j)
+/* Step 4: the mixer's step on x_j^k copied into the next buffers. */
+static void agent_mix(struct sim *s, uint32_t j)
 {
 	struct agent *a = &s->agents[j];
-	uint32_t l = s->partner[j];
-	double self_w = 1.0;
-	size_t cnt = 0;
-
-	if (l != MACC_NO_PARTNER) {
-		uint32_t i = nb_pos(a, l);
-		bool arrived = s->o.drop_prob > 0.0 ? a->arrived[i] : true;
-		double sw, w, w_out;
-
-		macc_schedule_weights(l, &sw, &w);
-		(void)macc_fold_missing(sw, &w, &arrived, 1, &self_w, &w_out);
-		if (arrived) {
-			a->nb[0].w = (float)w_out;
-			a->nb[0].x = sent_x(s, l);
-			a->nb[0].v = sent_v(s, l);
-			cnt = 1;
-		}
-	}
-	copy_to_next(s, j);
-	macc_consensus_step(s->algo, &s->hp, s->p, agent_x(s->x_next, s, j),
-			    agent_x(s->v_next, s, j), a->g, (float)self_w, a->nb, cnt, a->scratch);
-}
-
-/* Compressed: receive every configured neighbour's blobs into the public copies (all of them,
- * whatever the schedule), then step with mixhat over this round's weights. */
-static void agent_mix_choco(struct sim *s, uint32_t j)
-{
-	struct agent *a = &s->agents[j];
-	int rc;
+	float *xn = agent_x(s->x_next, s, j), *vn = agent_x(s->v_next, s, j);
+	struct macc_mixer_report rep;
 
 	if (a->rc < 0) {
 		return;
 	}
 	for (uint32_t i = 0; i < a->nnb; i++) {
-		const struct agent *b = &s->agents[a->nb_idx[i]];
-
-		if (b->rc < 0) {
-			return; /* the run stops after this round */
-		}
-		rc = macc_compress_decode_add(b->blob_x, (size_t)b->len_x, s->p,
-					      macc_choco_peer_x(&a->choco, i), NULL, &a->err);
-		if (rc == 0 && s->sends_v) {
-			rc = macc_compress_decode_add(b->blob_v, (size_t)b->len_v, s->p,
-						      macc_choco_peer_v(&a->choco, i), NULL,
-						      &a->err);
-		}
-		if (rc < 0) {
-			a->rc = rc;
-			return;
-		}
-		a->cw[i] = (float)a->nb_w[i];
-	}
-	if (s->varying) {
-		uint32_t l = s->partner[j];
-		double sw, w;
-
-		memset(a->cw, 0, a->nnb * sizeof(*a->cw));
-		if (l != MACC_NO_PARTNER) {
-			macc_schedule_weights(l, &sw, &w);
-			a->cw[nb_pos(a, l)] = (float)w;
-		}
-	}
-	copy_to_next(s, j);
-	macc_choco_step(s->algo, &s->hp, s->gamma, s->p, agent_x(s->x_next, s, j),
-			agent_x(s->v_next, s, j), a->g, &a->choco, a->cw, a->scratch);
-}
-
-/* Push-sum: z, u of round k+1 from the in-neighbours' numerators, the weight, then x = z / w. */
-static void agent_push(struct sim *s, uint32_t j)
-{
-	struct agent *a = &s->agents[j];
-	float *zn = agent_x(s->x_next, s, j);
-
-	for (uint32_t i = 0; i < a->nnb; i++) {
-		uint32_t l = a->nb_idx[i];
-
-		a->nb[i].w = (float)a->nb_w[i];
-		a->nb[i].x = agent_x(s->x_cur, s, l);
-		a->nb[i].v = s->sends_v ? agent_x(s->v_cur, s, l) : NULL;
-		a->w_out[i] = s->pw_cur[l];
-	}
-	copy_to_next(s, j);
-	(void)macc_pushsum_step(s->algo, &s->hp, s->p, zn, agent_x(s->v_next, s, j), a->g,
-				(float)a->self_w, a->nb, a->nnb, a->scratch);
-	s->pw_next[j] = macc_pushsum_weight(a->self_w, s->pw_cur[j], a->nb_w, a->w_out, a->nnb);
-	macc_pushsum_debias(s->p, zn, s->pw_next[j], agent_x(s->xdb, s, j));
-}
-
-/* Robust mixing (static graph, uncompressed): every configured neighbour's arrival (NULL when
- * dropped) goes through macc_robust_prepare, which screens, quarantines, folds and applies the
- * aggregation rule; then the unchanged consensus step. Counters per agent, summed in agent
- * order by sim_robust_counts, so they do not depend on the thread count. */
-static void agent_mix_robust(struct sim *s, uint32_t j)
-{
-	struct agent *a = &s->agents[j];
-	struct macc_robust_report rep;
-	const float *own = s->after_grad ? a->y : agent_x(s->x_cur, s, j);
-	float sw = 0.0f;
-	int rc;
-
-	for (uint32_t i = 0; i < a->nnb; i++) {
-		uint32_t l = a->nb_idx[i];
-		bool lost = s->o.drop_prob > 0.0 && !a->arrived[i];
-
-		a->arr[i].w = a->nb_w[i];
-		a->arr[i].x = lost ? NULL : sent_x(s, l);
-		a->arr[i].v = lost ? NULL : sent_v(s, l);
-	}
-	rc = macc_robust_prepare(&s->rcfg, &a->rob, a->q, s->algo, s->round, s->p, own,
-				 s->sends_v ? agent_x(s->v_cur, s, j) : NULL, a->self_w, a->arr,
-				 a->nnb, a->rbuf, &sw, a->nb, NULL, &rep);
-	if (rc < 0) {
-		a->rc = rc;
-		macc_errf(&a->err, rc, "robust mixing refused the agent's own state (%s)",
-			  rc == MACC_ENONFINITE ? "not finite" : "bad configuration");
-		return;
-	}
-	for (int r = 0; r < MACC_ROBUST_NREASONS; r++) {
-		a->rcount[r] += rep.count[r];
-	}
-	a->rquar += rep.quarantined;
-	a->rclip += rep.clipped;
-	copy_to_next(s, j);
-	macc_consensus_step(s->algo, &s->hp, s->p, agent_x(s->x_next, s, j),
-			    agent_x(s->v_next, s, j), a->g, sw, a->nb, (size_t)rc, a->scratch);
-}
-
-static void agent_mix(struct sim *s, uint32_t j)
-{
-	struct agent *a = &s->agents[j];
-	double self_w = a->self_w;
-	size_t cnt = 0;
-	float *xn = agent_x(s->x_next, s, j);
-	float *vn = agent_x(s->v_next, s, j);
-
-	if (s->pushsum) {
-		agent_push(s, j);
-		return;
-	}
-	if (s->compressed) {
-		agent_mix_choco(s, j);
-		return;
-	}
-	if (s->varying) {
-		agent_mix_varying(s, j);
-		return;
-	}
-	if (s->robust) {
-		agent_mix_robust(s, j);
-		return;
-	}
-	if (s->o.drop_prob > 0.0) {
-		(void)macc_fold_missing(a->self_w, a->nb_w, a->arrived, a->nnb, &self_w, a->w_out);
-	} else {
-		memcpy(a->w_out, a->nb_w, a->nnb * sizeof(*a->w_out));
-	}
-	for (uint32_t i = 0; i < a->nnb; i++) {
-		uint32_t l = a->nb_idx[i];
-
-		if (s->o.drop_prob > 0.0 && !a->arrived[i]) {
-			continue;
-		}
-		a->nb[cnt].w = (float)a->w_out[i];
-		a->nb[cnt].x = sent_x(s, l);
-		a->nb[cnt].v = sent_v(s, l);
-		cnt++;
+		gather(s, a, i);
 	}
 	memcpy(xn, agent_x(s->x_cur, s, j), s->p * sizeof(float));
 	if (s->sends_v) {
 		memcpy(vn, agent_x(s->v_cur, s, j), s->p * sizeof(float));
 	}
-	macc_consensus_step(s->algo, &s->hp, s->p, xn, vn, a->g, (float)self_w, a->nb, cnt,
-			    a->scratch);
+	macc_mixer_step(&a->mixer, &s->hp, xn, vn, a->g, a->in, 0, &rep);
+	for (int r = 0; r < MACC_ROBUST_NREASONS; r++) {
+		a->rcount[r] += rep.count[r];
+	}
+	a->rquar += rep.quarantined;
+	a->rclip += rep.clipped;
+	if (rep.rc < 0) {
+		a->rc = rep.rc;
+		macc_errf(&a->err, rep.rc, "robust mixing refused the agent's own state (%s)",
+			  rep.rc == MACC_ENONFINITE ? "not finite" : "bad configuration");
+	}
 }
 
 /* Evaluate params on test samples [lo, hi) with model m; returns correct count and loss sum
@@ -600,8 +355,8 @@ static void run_job(struct sim *s, unsigned t)
 		if (s->centralized) {
 			break;
 		}
-		if (s->barrier_mid && nt > 1) {
-			barrier_wait(&s->bar);
+		if (nt > 1) {
+			barrier_wait(&s->bar); /* every outgoing state is ready */
 		}
 		for (uint32_t j = t; j < s->n; j += nt) {
 			agent_mix(s, j);
@@ -612,8 +367,8 @@ static void run_job(struct sim *s, unsigned t)
 			double loss;
 			size_t correct;
 
-			eval_range(s, s->eval_models[t], model_block(s) + (size_t)j * s->p, 0,
-				   s->eval_n, &loss, &correct);
+			eval_range(s, s->eval_models[t], model_of(s, j), 0, s->eval_n, &loss,
+				   &correct);
 			s->agents[j].acc = score(s, loss, correct);
 		}
 		break;
@@ -673,18 +428,22 @@ static void centralized_update(struct sim *s)
 	macc_centralized_step(&s->hp, s->p, s->x_cur, s->v_cur, gb);
 }
 
-static void draw_drops(struct sim *s)
+/* Step 1: the round's partners and drops (serial, so they do not depend on the threads). */
+static void round_start(struct sim *s)
 {
+	if (s->varying) {
+		(void)macc_schedule_round(&s->sched, s->round, s->partner, s->sched_work);
+	}
 	for (uint32_t j = 0; j < s->n; j++) {
 		struct agent *a = &s->agents[j];
 
-		for (uint32_t i = 0; i < a->nnb; i++) {
-			/* A time-varying schedule sends (and so can drop) only the partner's. */
-			if (s->varying && a->nb_idx[i] != s->partner[j]) {
+		macc_mixer_begin(&a->mixer, s->round, s->varying ? s->partner[j] : MACC_NO_PARTNER);
+		for (uint32_t i = 0; i < a->nnb && s->o.drop_prob > 0.0; i++) {
+			if (!macc_mixer_expects(&a->mixer, a->nb[i].idx, a->nb[i].in)) {
 				continue;
 			}
-			a->arrived[i] = !(macc_rng_uniform(&s->drop_rng) < s->o.drop_prob);
-			s->dropped += !a->arrived[i];
+			a->nb[i].arrived = !(macc_rng_uniform(&s->drop_rng) < s->o.drop_prob);
+			s->dropped += !a->nb[i].arrived;
 			s->messages++;
 		}
 	}
@@ -693,12 +452,9 @@ static void draw_drops(struct sim *s)
 static void single_round(struct sim *s)
 {
 	struct agent *a = &s->agents[0];
-	float loss;
+	struct macc_learner_point pt = {s->x_cur, NULL, NULL};
 
-	macc_batcher_next_t(&a->batcher, a->bx, a->by, a->bt);
-	loss = macc_model_train_batch_t(a->model, s->x_cur, a->g, a->bx, a->by, a->bt,
-					s->o.batch, s->o.weight_decay, &a->dropout_rng);
-	a->loss_sum += loss;
+	(void)macc_learner_round(&a->learner, s->hp.alpha, s->x_cur, s->v_cur, a->g, &pt);
 	macc_sgd_step(s->p, s->x_cur, s->v_cur, a->g, s->hp.alpha, s->hp.beta, s->hp.nesterov);
 }
 
@@ -725,14 +481,12 @@ static bool check_failed(struct sim *s)
 static uint32_t messages_sent(const struct sim *s, uint32_t j)
 {
 	const struct agent *a = &s->agents[j];
+	uint32_t m = 0;
 
-	if (s->pushsum) {
-		return a->nout;
+	for (uint32_t i = 0; i < a->nnb; i++) {
+		m += macc_mixer_sends_to(&a->mixer, a->nb[i].idx, a->nb[i].out);
 	}
-	if (s->varying && !s->compressed) {
-		return s->partner[j] != MACC_NO_PARTNER ? 1 : 0;
-	}
-	return a->nnb;
+	return m;
 }
 
 /* What every agent put on the wire this round (wiresize.h), and the busiest uplink. */
@@ -761,28 +515,33 @@ static void count_traffic(struct sim *s)
 	s->comm_rounds += max > 0;
 }
 
+static void swap_blocks(struct sim *s)
+{
+	float *t = s->x_cur;
+
+	s->x_cur = s->x_next;
+	s->x_next = t;
+	if (s->sends_v) {
+		t = s->v_cur;
+		s->v_cur = s->v_next;
+		s->v_next = t;
+	}
+}
+
 double sim_train(struct sim *s, uint64_t rounds)
 {
 	double total = 0.0;
+	uint64_t batches = 0;
 
-	for (uint32_t j = 0; j < s->n; j++) {
-		s->agents[j].loss_sum = 0.0;
-	}
 	for (uint64_t r = 0; r < rounds; r++) {
-		double ep = (double)s->round / (double)s->epoch_rounds;
-		double total_ep = (double)s->total_rounds / (double)s->epoch_rounds;
-
-		s->hp.alpha = macc_lr_at(&s->lr, ep, total_ep);
+		s->hp.alpha = macc_learner_lr(&s->agents[0].learner, s->round);
 		if (s->single) {
 			single_round(s);
 			s->round++;
 			continue;
 		}
-		if (s->varying) {
-			(void)macc_schedule_round(&s->sched, s->round, s->partner, s->sched_work);
-		}
-		if (s->o.drop_prob > 0.0 && !s->centralized) {
-			draw_drops(s);
+		if (!s->centralized) {
+			round_start(s);
 		}
 		dispatch(s, JOB_ROUND);
 		if (check_failed(s)) {
@@ -791,112 +550,84 @@ double sim_train(struct sim *s, uint64_t rounds)
 		if (s->centralized) {
 			centralized_update(s);
 		} else {
-			float *t = s->x_cur;
-
-			s->x_cur = s->x_next;
-			s->x_next = t;
-			if (s->sends_v) {
-				t = s->v_cur;
-				s->v_cur = s->v_next;
-				s->v_next = t;
-			}
-			if (s->pushsum) {
-				double *w = s->pw_cur;
-
-				s->pw_cur = s->pw_next;
-				s->pw_next = w;
-			}
+			swap_blocks(s);
 		}
 		count_traffic(s);
 		s->round++;
 	}
 	for (uint32_t j = 0; j < s->n; j++) {
-		total += s->agents[j].loss_sum;
+		double sum;
+		uint64_t cnt;
+
+		macc_learner_take_loss(&s->agents[j].learner, &sum, &cnt);
+		total += sum;
+		batches += cnt;
 	}
-	if (rounds == 0 || s->failed) {
+	if (batches == 0 || s->failed) {
 		return s->failed ? NAN : 0.0;
 	}
-	return total / ((double)rounds * (double)s->n * (double)s->H);
+	return total / (double)batches;
 }
 
-/* After the per-agent evaluation: the worst honest agent, and the average of the honest agents'
- * models (j >= K; mean in double, agent order) evaluated like the average model. */
-static void eval_honest(struct sim *s, struct sim_eval *ret)
+/* The mean in double, agent order, of the models of agents lo .. n-1, into xbar; with ret_dist
+ * also the consensus distance to that exact mean. */
+static void mean_model(struct sim *s, uint32_t lo, double *ret_dist)
 {
-	const float *xs = model_block(s);
-	uint32_t h = s->n - s->byz_k;
+	const float **xs = s->models;
+	uint32_t cnt = s->n - lo;
+	double dist = 0.0;
+
+	for (uint32_t j = 0; j < s->n; j++) {
+		xs[j] = model_of(s, j);
+	}
+	for (size_t i = 0; i < s->p; i++) {
+		double sum = 0.0, m;
+
+		for (uint32_t j = lo; j < s->n; j++) {
+			sum += (double)xs[j][i];
+		}
+		m = sum / (double)cnt;
+		s->xbar[i] = (float)m;
+		for (uint32_t j = lo; j < s->n && ret_dist != NULL; j++) {
+			double d = (double)xs[j][i] - m;
+
+			dist += d * d;
+		}
+	}
+	if (ret_dist != NULL) {
+		*ret_dist = dist / (double)cnt;
+	}
+}
+
+/* The average model on the test set (JOB_EVAL_AVG), as an accuracy. */
+static double eval_xbar(struct sim *s)
+{
 	size_t correct = 0;
 	double loss = 0.0;
 
-	ret->honest = true;
-	ret->acc_honest_min = INFINITY;
-	for (uint32_t j = s->byz_k; j < s->n; j++) {
-		ret->acc_honest_min = fmin(ret->acc_honest_min, s->agents[j].acc);
-	}
-	for (size_t i = 0; i < s->p; i++) {
-		double sum = 0.0;
-
-		for (uint32_t j = s->byz_k; j < s->n; j++) {
-			sum += (double)xs[(size_t)j * s->p + i];
-		}
-		s->xbar[i] = (float)(sum / (double)h);
-	}
 	dispatch(s, JOB_EVAL_AVG);
 	for (unsigned t = 0; t < s->nthreads; t++) {
 		correct += s->eval_cnt[t];
 		loss += s->eval_loss[t];
 	}
-	ret->acc_honest = score(s, loss, correct);
+	return score(s, loss, correct);
 }
 
-void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
+/* After the per-agent evaluation: the worst honest agent, and the average of the honest agents'
+ * models (j >= K) evaluated like the average model. */
+static void eval_honest(struct sim *s, struct sim_eval *ret)
 {
-	size_t correct = 0;
-	double loss = 0.0;
-	bool shared = s->single || s->centralized;
-
-	memset(ret, 0, sizeof(*ret));
-	if (shared) {
-		memcpy(s->xbar, s->x_cur, s->p * sizeof(float));
-	} else {
-		const float *xs = model_block(s);
-		double dist = 0.0;
-
-		/* Mean in double, agent order; the distance is taken to the exact (double) mean. */
-		for (size_t i = 0; i < s->p; i++) {
-			double sum = 0.0, m;
-
-			for (uint32_t j = 0; j < s->n; j++) {
-				sum += (double)xs[(size_t)j * s->p + i];
-			}
-			m = sum / (double)s->n;
-			s->xbar[i] = (float)m;
-			for (uint32_t j = 0; j < s->n; j++) {
-				double d = (double)xs[(size_t)j * s->p + i] - m;
-
-				dist += d * d;
-			}
-		}
-		ret->consensus = dist / (double)s->n;
+	ret->honest = true;
+	ret->acc_honest_min = INFINITY;
+	for (uint32_t j = s->byz_k; j < s->n; j++) {
+		ret->acc_honest_min = fmin(ret->acc_honest_min, s->agents[j].acc);
 	}
-	if (s->single) {
-		eval_range(s, s->eval_models[0], s->xbar, 0, s->eval_n, &loss, &correct);
-	} else {
-		dispatch(s, JOB_EVAL_AVG);
-		for (unsigned t = 0; t < s->nthreads; t++) {
-			correct += s->eval_cnt[t];
-			loss += s->eval_loss[t];
-		}
-	}
-	ret->acc_avg = score(s, loss, correct);
-	if (!per_agent) {
-		return;
-	}
-	ret->per_agent = true;
-	if (shared) {
-		ret->acc_mean = ret->acc_min = ret->acc_max = ret->acc_avg;
-		return;
-	}
+	mean_model(s, s->byz_k, NULL);
+	ret->acc_honest = eval_xbar(s);
+}
+
+static void eval_agents(struct sim *s, struct sim_eval *ret)
+{
 	dispatch(s, JOB_EVAL_AGENTS);
 	ret->acc_min = INFINITY;
 	ret->acc_max = -INFINITY;
@@ -911,6 +642,36 @@ void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
 	if (s->byz_k > 0) {
 		eval_honest(s, ret);
 	}
+}
+
+void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret)
+{
+	size_t correct = 0;
+	bool shared = s->single || s->centralized;
+
+	memset(ret, 0, sizeof(*ret));
+	if (shared) {
+		memcpy(s->xbar, s->x_cur, s->p * sizeof(float));
+	} else {
+		mean_model(s, 0, &ret->consensus);
+	}
+	if (s->single) {
+		double loss;
+
+		eval_range(s, s->eval_models[0], s->xbar, 0, s->eval_n, &loss, &correct);
+		ret->acc_avg = score(s, loss, correct);
+	} else {
+		ret->acc_avg = eval_xbar(s);
+	}
+	if (!per_agent) {
+		return;
+	}
+	ret->per_agent = true;
+	if (shared) {
+		ret->acc_mean = ret->acc_min = ret->acc_max = ret->acc_avg;
+		return;
+	}
+	eval_agents(s, ret);
 }
 
 /* ---- set-up --------------------------------------------------------------------------------- */
@@ -954,51 +715,33 @@ static int setup_pushsum(struct sim *s, struct macc_errmsg *err)
 	return 0;
 }
 
-/* Whether agent l's messages reach agent j (l is j's neighbour, or in-neighbour for push-sum). */
-static bool linked(const struct sim *s, uint32_t j, uint32_t l)
+/* Whether agent l's messages reach agent j (in) and j's reach l (out). */
+static void links(const struct sim *s, uint32_t j, uint32_t l, bool *ret_in, bool *ret_out)
 {
 	if (s->pushsum) {
-		return s->dg.adj[(size_t)l * s->n + j] != 0;
+		*ret_in = s->dg.adj[(size_t)l * s->n + j] != 0;
+		*ret_out = s->dg.adj[(size_t)j * s->n + l] != 0;
+		return;
 	}
-	return s->graph.adj[(size_t)j * s->n + l] != 0;
+	*ret_in = *ret_out = s->graph.adj[(size_t)j * s->n + l] != 0;
 }
 
-static int setup_graph(struct sim *s, struct macc_errmsg *err)
+/* A directed edge list ("a -> b") makes the run push-sum. */
+static int setup_directed(struct sim *s, struct macc_errmsg *err)
 {
-	enum macc_weights_kind kind;
+	if (macc_digraph_create(s->o.topology, s->n, s->o.seed, &s->dg, err) < 0) {
+		return MACC_ESPEC;
+	}
+	s->dg_made = true;
+	s->pushsum = true;
+	return setup_pushsum(s, err);
+}
+
+static int setup_weights(struct sim *s, enum macc_weights_kind kind, struct macc_errmsg *err)
+{
 	struct macc_errmsg tmp;
 	int rc;
 
-	if (s->pushsum) {
-		return setup_pushsum(s, err);
-	}
-
-	if (macc_weights_parse(s->o.weights, &kind) < 0) {
-		return macc_errf(err, MACC_ESPEC, "unknown weights '%s' (metropolis, uniform)",
-				 s->o.weights);
-	}
-	rc = macc_graph_create(s->o.topology, s->n, s->o.seed, &s->graph, err);
-	if (rc == MACC_ESPEC && strncmp(s->o.topology, "file:", 5) == 0) {
-		/* Perhaps a directed edge list ("a -> b"): then the push-sum form runs. */
-		enum macc_algo base;
-
-		if (macc_digraph_create(s->o.topology, s->n, s->o.seed, &s->dg, err) < 0) {
-			return MACC_ESPEC;
-		}
-		s->dg_made = true;
-		if (macc_pushsum_algo_parse(s->o.algorithm, &base) < 0) {
-			return macc_errf(err, MACC_ESPEC,
-					 "topology '%s' is directed: algorithm '%s' has no "
-					 "push-sum form (use dmsgd or sgp)", s->o.topology,
-					 s->o.algorithm);
-		}
-		s->pushsum = true;
-		return setup_pushsum(s, err);
-	}
-	if (rc < 0) {
-		return rc;
-	}
-	s->graph_made = true;
 	s->W = calloc((size_t)s->n * s->n, sizeof(double));
 	if (s->W == NULL) {
 		return -ENOMEM;
@@ -1023,98 +766,147 @@ static int setup_graph(struct sim *s, struct macc_errmsg *err)
 	return 0;
 }
 
-static int setup_agents(struct sim *s, struct macc_errmsg *err)
+static int setup_graph(struct sim *s, struct macc_errmsg *err)
 {
-	int rc = 0;
-	uint64_t min_batches = UINT64_MAX;
+	enum macc_weights_kind kind;
+	int rc;
 
-	s->agents = xcalloc(s->n, sizeof(*s->agents), &rc);
+	if (s->pushsum) {
+		return setup_pushsum(s, err);
+	}
+	if (macc_weights_parse(s->o.weights, &kind) < 0) {
+		return macc_errf(err, MACC_ESPEC, "unknown weights '%s' (metropolis, uniform)",
+				 s->o.weights);
+	}
+	rc = macc_graph_create(s->o.topology, s->n, s->o.seed, &s->graph, err);
+	if (rc == MACC_ESPEC && strncmp(s->o.topology, "file:", 5) == 0) {
+		return setup_directed(s, err); /* perhaps a directed edge list */
+	}
 	if (rc < 0) {
 		return rc;
 	}
-	for (uint32_t j = 0; j < s->n; j++) {
-		struct agent *a = &s->agents[j];
-		const uint32_t *shard = NULL;
-		size_t shard_n = s->train.n;
+	s->graph_made = true;
+	return setup_weights(s, kind, err);
+}
 
-		rc = macc_model_create(s->o.model, s->o.batch, &a->model, err);
-		if (rc < 0) {
-			return rc;
-		}
-		if (!s->single) {
-			shard = s->part.indices + s->part.offsets[j];
-			shard_n = s->part.offsets[j + 1] - s->part.offsets[j];
-		}
-		if (shard_n < s->o.batch) {
-			return macc_errf(err, MACC_ECONFIG,
-					 "agent %u's shard has %zu samples, fewer than one batch "
-					 "of %u (partition '%s')", j, shard_n, s->o.batch,
-					 s->o.partition);
-		}
-		rc = macc_batcher_init(&a->batcher, &s->train, shard, shard_n, s->o.batch,
-				       s->o.seed, MACC_STREAM_BATCH + j);
-		if (rc < 0) {
-			return macc_errf(err, rc, "agent %u: cannot set up the batcher", j);
-		}
-		a->batcher_ready = true;
-		if (macc_batcher_batches_per_epoch(&a->batcher) < min_batches) {
-			min_batches = macc_batcher_batches_per_epoch(&a->batcher);
-		}
-		macc_rng_seed(&a->dropout_rng, s->o.seed, MACC_STREAM_DROPOUT + j);
-		a->g = xcalloc(s->p, sizeof(float), &rc);
-		a->scratch = xcalloc(2 * s->p, sizeof(float), &rc);
-		a->bx = xcalloc((size_t)s->o.batch * s->dim, sizeof(float), &rc);
-		a->by = xcalloc(s->o.batch, sizeof(int32_t), &rc);
-		if (s->regression) {
-			a->bt = xcalloc((size_t)s->o.batch * s->ntargets, sizeof(float), &rc);
-		}
-		if (s->after_grad) {
-			a->y = xcalloc(s->p, sizeof(float), &rc);
-		}
-		if (s->graph_made || s->dg_made) {
-			for (uint32_t l = 0; l < s->n; l++) {
-				if (linked(s, j, l)) {
-					a->nnb++;
-				}
-			}
-			a->nb_idx = xcalloc(a->nnb, sizeof(*a->nb_idx), &rc);
-			a->nb_w = xcalloc(a->nnb, sizeof(*a->nb_w), &rc);
-			a->arrived = xcalloc(a->nnb, sizeof(*a->arrived), &rc);
-			a->w_out = xcalloc(a->nnb, sizeof(*a->w_out), &rc);
-			a->nb = xcalloc(a->nnb, sizeof(*a->nb), &rc);
-			if (rc < 0) {
-				return rc;
-			}
-			a->self_w = s->W[(size_t)j * s->n + j];
-			a->nout = s->pushsum ? macc_digraph_outdeg(&s->dg, j) : a->nnb;
-			if (s->compressed) {
-				a->blob_x = xcalloc(s->blob_cap, 1, &rc);
-				a->blob_v = s->sends_v ? xcalloc(s->blob_cap, 1, &rc) : NULL;
-				a->cw = xcalloc(a->nnb, sizeof(*a->cw), &rc);
-				if (rc < 0) {
-					return rc;
-				}
-			}
-			for (uint32_t l = 0, i = 0; l < s->n; l++) {
-				if (linked(s, j, l)) {
-					a->nb_idx[i] = l;
-					a->nb_w[i] = s->W[(size_t)j * s->n + l];
-					a->arrived[i] = true;
-					i++;
-				}
-			}
-		}
-		if (rc < 0) {
-			return rc;
+/* Agent j's learner: model, shard, batcher, rngs, the epoch and learning-rate rules. */
+static int setup_learner(struct sim *s, uint32_t j, struct macc_errmsg *err)
+{
+	struct macc_learner_opts lo = {
+		.model = s->o.model,
+		.batch = s->o.batch,
+		.train = &s->train,
+		.part = s->single ? NULL : &s->part,
+		.agent = j,
+		.seed = s->o.seed,
+		.weight_decay = s->o.weight_decay,
+		.beta = s->o.momentum,
+		.nesterov = s->o.nesterov,
+		.local_steps = s->H,
+		.lr_schedule = s->o.lr_schedule,
+		.lr = s->o.lr,
+		.epochs = s->o.epochs,
+		.rounds = s->o.rounds,
+		.epoch_rounds = s->o.epoch_rounds,
+	};
+	struct agent *a = &s->agents[j];
+	int rc;
+
+	rc = macc_learner_init(&a->learner, &lo, err);
+	if (rc < 0) {
+		return rc;
+	}
+	a->g = xcalloc(s->p, sizeof(float), &rc);
+	return rc;
+}
+
+/* Agent j's configured neighbours, ascending, with their edges. */
+static int setup_neighbours(struct sim *s, uint32_t j)
+{
+	struct agent *a = &s->agents[j];
+	bool in, out;
+	int rc = 0;
+
+	for (uint32_t l = 0; l < s->n; l++) {
+		links(s, j, l, &in, &out);
+		a->nnb += in || out;
+	}
+	a->nb = xcalloc(a->nnb, sizeof(*a->nb), &rc);
+	a->in = xcalloc(a->nnb, sizeof(*a->in), &rc);
+	if (rc < 0) {
+		return rc;
+	}
+	for (uint32_t l = 0, i = 0; l < s->n; l++) {
+		links(s, j, l, &in, &out);
+		if (in || out) {
+			a->nb[i++] = (struct nbr){l, in, out, true};
 		}
 	}
-	/* With local steps a round takes H batches: an epoch stays one pass over the shards. */
-	if (s->o.epoch_rounds == 0 && min_batches / s->H == 0) {
-		return macc_errf(err, MACC_ECONFIG, "--local-steps %u is more than the %" PRIu64
-				 " batches of the smallest shard", s->H, min_batches);
-	}
-	s->epoch_rounds = s->o.epoch_rounds ? s->o.epoch_rounds : min_batches / s->H;
 	return 0;
+}
+
+/* Agent j's mixer, from the shared x^0, with its row of W (P) and its neighbours' edges. */
+static int setup_mixer(struct sim *s, uint32_t j, struct macc_errmsg *err)
+{
+	struct agent *a = &s->agents[j];
+	struct macc_mixer_cfg mc = {
+		.algo = s->algo,
+		.pushsum = s->pushsum,
+		.schedule = s->varying ? s->sched.kind : MACC_SCHEDULE_STATIC,
+		.comp = s->comp,
+		.gamma = s->gamma,
+		.robust = s->robust,
+		.rcfg = s->rcfg,
+		.n = s->p,
+		.nnb = a->nnb,
+	};
+	double *w;
+	int rc;
+
+	rc = macc_mixer_init(&a->mixer, &mc, agent_x(s->x_cur, s, j), 0, true, err);
+	if (rc < 0) {
+		return rc == MACC_ECONFIG ? macc_errf(err, rc, "agent %u: %.400s", j, err->text) : rc;
+	}
+	w = calloc(a->nnb ? a->nnb : 1, sizeof(double));
+	if (w == NULL) {
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < a->nnb; i++) {
+		w[i] = s->W[(size_t)j * s->n + a->nb[i].idx];
+		macc_mixer_set_link(&a->mixer, i, a->nb[i].idx, a->nb[i].in, a->nb[i].out);
+	}
+	macc_mixer_set_row(&a->mixer, s->W[(size_t)j * s->n + j], w);
+	free(w);
+	return 0;
+}
+
+static int setup_agents(struct sim *s, struct macc_errmsg *err)
+{
+	int rc = 0;
+
+	s->agents = xcalloc(s->n, sizeof(*s->agents), &rc);
+	s->models = xcalloc(s->n, sizeof(*s->models), &rc);
+	for (uint32_t j = 0; j < s->n && rc == 0; j++) {
+		rc = setup_learner(s, j, err);
+		if (rc == 0 && (s->graph_made || s->dg_made)) {
+			rc = setup_neighbours(s, j);
+		}
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	/* Identical initial parameters on every agent, zero momentum (calloc). */
+	macc_model_init_params(macc_learner_model(&s->agents[0].learner), s->x_cur, s->o.seed);
+	if (s->single || s->centralized) {
+		return 0;
+	}
+	for (uint32_t j = 1; j < s->n; j++) {
+		memcpy(agent_x(s->x_cur, s, j), s->x_cur, s->p * sizeof(float));
+	}
+	for (uint32_t j = 0; j < s->n && rc == 0; j++) {
+		rc = setup_mixer(s, j, err);
+	}
+	return rc;
 }
 
 static int setup_pool(struct sim *s, struct macc_errmsg *err)
@@ -1154,8 +946,9 @@ static int setup_pool(struct sim *s, struct macc_errmsg *err)
 	return 0;
 }
 
-/* Parse --schedule, --local-steps, --compress, --gossip-step (before the graph is known). */
-static int setup_edge_opts(struct sim *s, struct macc_errmsg *err)
+/* Parse --schedule, --local-steps, --compress, --gossip-step, --aggregation, --screen-factor and
+ * --byzantine (before the graph is known; the combinations are checked once it is). */
+static int setup_opts(struct sim *s, struct macc_errmsg *err)
 {
 	const struct sim_opts *o = &s->o;
 	enum macc_schedule_kind kind = MACC_SCHEDULE_STATIC;
@@ -1166,20 +959,25 @@ static int setup_edge_opts(struct sim *s, struct macc_errmsg *err)
 		return macc_errf(err, MACC_ESPEC, "unknown schedule '%s' (static, matching, "
 				 "exp-pairs)", o->schedule);
 	}
+	s->sched.kind = kind;
 	rc = macc_compress_parse(o->compress != NULL ? o->compress : "none", &s->comp, err);
+	if (rc == 0) {
+		rc = macc_mixer_robust_cfg(o->aggregation, o->screen_factor >= 0.0,
+					   o->screen_factor, &s->rcfg, &s->robust, err);
+	}
+	if (rc == 0 && o->byzantine != NULL) {
+		rc = macc_byzantine_parse(o->byzantine, &s->byz_k, &s->attack, err);
+	}
 	if (rc < 0) {
 		return rc;
 	}
-	if (s->single) {
-		if (s->H > 1) {
-			return macc_errf(err, MACC_ECONFIG, "--local-steps needs several "
-					 "agents (one agent only takes local steps)");
-		}
-		return 0; /* like --topology, schedule and compression do not apply */
+	if (macc_attack_format(&s->attack, s->attack_spec, sizeof(s->attack_spec)) < 0) {
+		snprintf(s->attack_spec, sizeof(s->attack_spec), "?");
 	}
-	s->varying = kind != MACC_SCHEDULE_STATIC;
-	s->sched.kind = kind;
-	s->compressed = s->comp.kind != MACC_COMPRESS_NONE;
+	if (!s->single) {
+		s->varying = kind != MACC_SCHEDULE_STATIC;
+		s->compressed = s->comp.kind != MACC_COMPRESS_NONE;
+	}
 	if (s->compressed) {
 		s->gamma = o->gossip_step > 0.0f ? o->gossip_step
 						 : macc_compress_default_gamma(&s->comp);
@@ -1187,258 +985,183 @@ static int setup_edge_opts(struct sim *s, struct macc_errmsg *err)
 	return 0;
 }
 
-/* Combinations that have no defined meaning are usage errors, said plainly. */
-static int check_edge_combos(struct sim *s, struct macc_errmsg *err)
+/* Combinations (mixer.h's one table, once the graph said whether the run is push-sum), then
+ * what only the simulator has: K byzantine agents below N, the schedule's state. */
+static int check_combos(struct sim *s, struct macc_errmsg *err)
 {
-	const char *what = NULL;
-	int rc;
+	const struct sim_opts *o = &s->o;
+	struct macc_mix_opts mo = {
+		.algo = s->algo,
+		.pushsum = s->pushsum,
+		.single = s->single,
+		.schedule = s->sched.kind,
+		.local_steps = s->H,
+		.compress = s->comp.kind,
+		.gossip_step = o->gossip_step > 0.0f,
+		.robust = s->robust,
+		.byzantine = o->byzantine != NULL,
+		.drops = o->drop_prob > 0.0,
+	};
+	int rc = macc_mixer_check_opts(&mo, MACC_MIX_CLI, err);
 
-	if (s->centralized && (s->H > 1 || s->varying || s->compressed)) {
-		return macc_errf(err, MACC_ECONFIG, "centralized exchanges no messages: "
-				 "--local-steps, --schedule and --compress do not apply");
-	}
-	if (s->pushsum) {
-		if (s->varying) {
-			what = "--schedule";
-		} else if (s->compressed) {
-			what = "--compress";
-		} else if (s->o.drop_prob > 0.0) {
-			what = "--drop-prob (push-sum must not lose mass)";
-		}
-		if (what != NULL) {
-			return macc_errf(err, MACC_ECONFIG, "the push-sum form (%s on '%s') "
-					 "does not support %s", sim_algo_name(s), s->o.topology,
-					 what);
-		}
-	}
-	if (s->compressed && s->o.drop_prob > 0.0) {
-		return macc_errf(err, MACC_ECONFIG, "--compress with --drop-prob: a dropped "
-				 "compressed difference would leave a public copy stale for good");
-	}
-	s->barrier_mid = s->after_grad || s->H > 1 || s->compressed;
-	if (s->compressed) {
-		s->blob_cap = macc_compress_size(&s->comp, s->p);
-	}
-	if (!s->varying) {
-		return 0;
-	}
-	rc = macc_schedule_init(&s->sched, s->sched.kind, &s->graph, s->o.seed, err);
 	if (rc < 0) {
 		return rc;
 	}
-	s->sched_made = true;
-	s->partner = calloc(s->n, sizeof(*s->partner));
-	s->sched_work = calloc(s->n, sizeof(*s->sched_work));
-	if (s->partner == NULL || s->sched_work == NULL) {
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Parse --aggregation, --screen-factor, --byzantine (graph known, data not loaded yet) and
- * refuse what has no meaning: no messages (one agent, centralized), push-sum (mass must be
- * conserved exactly: folding or clipping a message breaks the de-biasing), compression (the
- * public copies are differences, not states), a time-varying schedule with robust mixing (one
- * partner a round: nothing to compare or trim against), K >= N. */
-static int setup_robust_opts(struct sim *s, struct macc_errmsg *err)
-{
-	const struct sim_opts *o = &s->o;
-	struct macc_agg agg = {.kind = MACC_AGG_MEAN};
-	bool any;
-	int rc;
-
-	if (o->aggregation != NULL) {
-		rc = macc_agg_parse(o->aggregation, &agg, err);
-		if (rc < 0) {
-			return rc;
-		}
-	}
-	if (o->byzantine != NULL) {
-		rc = macc_byzantine_parse(o->byzantine, &s->byz_k, &s->attack, err);
-		if (rc < 0) {
-			return rc;
-		}
-	}
-	rc = macc_attack_format(&s->attack, s->attack_spec, sizeof(s->attack_spec));
-	if (rc < 0) {
-		snprintf(s->attack_spec, sizeof(s->attack_spec), "?");
-	}
-	macc_robust_cfg_default(&s->rcfg);
-	s->rcfg.agg = agg;
-	if (o->screen_factor >= 0.0) {
-		s->rcfg.factor = o->screen_factor;
-	} else if (agg.kind == MACC_AGG_MEAN) {
-		s->rcfg.factor = 0.0;
-	}
-	s->robust = agg.kind != MACC_AGG_MEAN || s->rcfg.factor > 0.0;
-	any = s->robust || o->byzantine != NULL;
-	if (!any) {
-		return 0;
-	}
-	if (s->single || s->centralized) {
-		return macc_errf(err, MACC_ECONFIG, "%s exchanges no messages: --aggregation, "
-				 "--screen-factor and --byzantine do not apply",
-				 s->single ? "a single agent" : "centralized");
-	}
-	if (s->pushsum || s->compressed) {
-		return macc_errf(err, MACC_ECONFIG, "%s does not support --aggregation, "
-				 "--screen-factor or --byzantine (%s)",
-				 s->pushsum ? "the push-sum form" : "--compress",
-				 s->pushsum ? "excluding or clipping a message would lose mass"
-					    : "compressed messages are differences to public copies, "
-					      "not states");
-	}
-	if (s->robust && s->varying) {
-		return macc_errf(err, MACC_ECONFIG, "--schedule %s mixes with one partner a round: "
-				 "--aggregation other than mean and --screen-factor need the static "
-				 "graph", o->schedule);
-	}
-	if (s->byz_k >= s->n) {
+	if (s->byz_k >= s->n && o->byzantine != NULL) {
 		return macc_errf(err, MACC_ECONFIG, "--byzantine %s: K must be below the number of "
 				 "agents (%u), at least one agent must be honest", o->byzantine,
 				 s->n);
 	}
-	rc = macc_robust_cfg_validate(&s->rcfg, err);
+	if (!s->varying) {
+		return 0;
+	}
+	rc = macc_schedule_init(&s->sched, s->sched.kind, &s->graph, o->seed, err);
 	if (rc < 0) {
 		return rc;
 	}
-	if (s->robust) {
-		for (uint32_t j = 0; j < s->n; j++) {
-			uint32_t deg = 0;
-
-			for (uint32_t l = 0; l < s->n; l++) {
-				deg += linked(s, j, l);
-			}
-			if (deg > MACC_ROBUST_MAX_NB) {
-				return macc_errf(err, MACC_ECONFIG, "agent %u has %u neighbours; robust "
-						 "mixing takes at most %d", j, deg,
-						 MACC_ROBUST_MAX_NB);
-			}
-			rc = macc_agg_check_degree(&agg, deg, err);
-			if (rc < 0) {
-				return rc;
-			}
-		}
-	}
-	if (s->byz_k > 0) {
-		s->barrier_mid = true; /* the poisoned copies are written in the gradient phase */
-	}
-	return 0;
+	s->partner = calloc(s->n, sizeof(*s->partner));
+	s->sched_work = calloc(s->n, sizeof(*s->sched_work));
+	return s->partner == NULL || s->sched_work == NULL ? -ENOMEM : 0;
 }
 
-/* Robust mixing buffers per agent, the attackers' message buffers and the stale vectors. */
-static int setup_robust_state(struct sim *s)
+/* The attackers' message buffers and the stale vectors (x^0 and v^0 = 0). */
+static int setup_byzantine(struct sim *s)
 {
 	int rc = 0;
 
-	if (s->byz_k > 0) {
-		s->stale_x = xcalloc(s->p, sizeof(float), &rc);
-		s->stale_v = xcalloc(s->p, sizeof(float), &rc);
-		if (rc < 0) {
-			return rc;
-		}
-		memcpy(s->stale_x, s->x_cur, s->p * sizeof(float)); /* x^0, the same everywhere */
+	if (s->byz_k == 0) {
+		return 0;
 	}
-	for (uint32_t j = 0; j < s->n; j++) {
+	s->stale_x = xcalloc(s->p, sizeof(float), &rc);
+	s->stale_v = xcalloc(s->p, sizeof(float), &rc);
+	if (rc < 0) {
+		return rc;
+	}
+	memcpy(s->stale_x, s->x_cur, s->p * sizeof(float)); /* x^0, the same everywhere */
+	for (uint32_t j = 0; j < s->byz_k; j++) {
 		struct agent *a = &s->agents[j];
 
-		if (s->robust) {
-			a->q = xcalloc(a->nnb, sizeof(*a->q), &rc);
-			a->arr = xcalloc(a->nnb, sizeof(*a->arr), &rc);
-			a->rbuf = xcalloc(macc_robust_buf_floats(&s->rcfg.agg, s->p, a->nnb,
-								 s->sends_v), sizeof(float), &rc);
-		}
-		if (j < s->byz_k) {
-			a->px = xcalloc(s->p, sizeof(float), &rc);
-			a->pv = s->sends_v ? xcalloc(s->p, sizeof(float), &rc) : NULL;
-			macc_rng_seed(&a->attack_rng, s->o.seed, MACC_STREAM_ATTACK + j);
-		}
-		if (rc < 0) {
-			return rc;
-		}
+		a->px = xcalloc(s->p, sizeof(float), &rc);
+		a->pv = s->sends_v ? xcalloc(s->p, sizeof(float), &rc) : NULL;
+		macc_rng_seed(&a->attack_rng, s->o.seed, MACC_STREAM_ATTACK + j);
 	}
+	return rc;
+}
+
+/* The model first: a bad spec is a usage error, reported before loading any data. */
+static int probe_model(struct sim *s, uint32_t *ret_nclasses, struct macc_errmsg *err)
+{
+	struct macc_model *m = NULL;
+	int rc = macc_model_create(s->o.model, s->o.batch, &m, err);
+
+	if (rc < 0) {
+		return rc;
+	}
+	s->p = macc_model_nparams(m);
+	s->dim = macc_model_input_dim(m);
+	*ret_nclasses = macc_model_nclasses(m);
+	s->regression = macc_model_loss(m) == MACC_LOSS_MSE;
+	s->ntargets = s->regression ? *ret_nclasses : 0;
+	macc_model_destroy(m);
 	return 0;
 }
 
-/* State that starts from x^0: push-sum weights and de-biased copies, CHOCO public copies. */
-static int setup_edge_state(struct sim *s)
+/* Training and test sets, checked against the model; the partition among agents. */
+static int setup_data(struct sim *s, uint32_t nclasses, struct macc_errmsg *err)
+{
+	const struct sim_opts *o = &s->o;
+	int rc;
+
+	rc = macc_dataset_load(o->data, MACC_SPLIT_TRAIN, &s->train, err);
+	if (rc == 0) {
+		rc = macc_dataset_load(o->data, MACC_SPLIT_TEST, &s->test, err);
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	{
+		/* inputs, image shape, outputs against classes or targets, both splits */
+		struct macc_model *m = NULL;
+
+		(void)nclasses;
+		rc = macc_model_create(o->model, 1, &m, err);
+		if (rc == 0) {
+			rc = macc_model_check_data(m, o->model, &s->train, &s->test, o->data, err);
+		}
+		macc_model_destroy(m);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	s->eval_n = s->test.n;
+	if (o->eval_samples > 0 && o->eval_samples < s->eval_n) {
+		s->eval_n = o->eval_samples;
+	}
+	if (s->eval_n == 0) {
+		return macc_errf(err, MACC_EDATA, "data '%s' has an empty test set", o->data);
+	}
+	if (s->single) {
+		return 0;
+	}
+	return macc_partition_make(s->train.y, s->train.n, s->train.nclasses, s->n, o->partition,
+				   o->seed, &s->part, err);
+}
+
+/* The [N][P] blocks: x twice (except one shared model), v twice when it travels. */
+static int setup_blocks(struct sim *s)
 {
 	size_t np = (size_t)s->n * s->p;
 	int rc = 0;
 
-	if (s->pushsum) {
-		s->pwa = xcalloc(s->n, sizeof(double), &rc);
-		s->pwb = xcalloc(s->n, sizeof(double), &rc);
-		s->xdb = xcalloc(np, sizeof(float), &rc);
-		if (rc < 0) {
-			return rc;
-		}
-		for (uint32_t j = 0; j < s->n; j++) {
-			s->pwa[j] = 1.0;
-		}
-		memcpy(s->xdb, s->x_cur, np * sizeof(float));
-		s->pw_cur = s->pwa;
-		s->pw_next = s->pwb;
+	s->xa = xcalloc(np, sizeof(float), &rc);
+	s->va = xcalloc(np, sizeof(float), &rc);
+	if (!s->single && !s->centralized) {
+		s->xb = xcalloc(np, sizeof(float), &rc);
 	}
-	if (s->compressed) {
-		for (uint32_t j = 0; j < s->n; j++) {
-			struct agent *a = &s->agents[j];
-
-			rc = macc_choco_init(&a->choco, s->p, a->nnb, s->sends_v,
-					     agent_x(s->x_cur, s, j));
-			if (rc < 0) {
-				return rc;
-			}
-			a->choco_ready = true;
-		}
+	if (s->sends_v) {
+		s->vb = xcalloc(np, sizeof(float), &rc);
 	}
-	return 0;
+	s->xbar = xcalloc(s->p, sizeof(float), &rc);
+	if (s->centralized) {
+		s->gbar = xcalloc(s->p, sizeof(float), &rc);
+	}
+	s->x_cur = s->xa;
+	s->x_next = s->xb;
+	s->v_cur = s->va;
+	s->v_next = s->sends_v ? s->vb : s->va;
+	return rc;
 }
 
-int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *err)
+/* Algorithm, threads, options, hyper-parameters. */
+static int setup_run(struct sim *s, const struct sim_opts *o, struct macc_errmsg *err)
 {
-	struct sim *s;
-	uint32_t nclasses = 0;
-	int rc = 0;
+	int rc;
 
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		return -ENOMEM;
-	}
 	s->o = *o;
 	s->n = o->agents;
 	s->single = s->n == 1;
 	s->nthreads = 1;
 	if (!s->single) {
 		s->nthreads = o->threads < s->n ? o->threads : s->n;
-		if (s->nthreads == 0) {
-			s->nthreads = 1;
-		}
+		s->nthreads = s->nthreads ? s->nthreads : 1;
 		macc_nn_set_threads(1);
 	} else {
 		macc_nn_set_threads((int)(o->threads ? o->threads : 1));
 	}
-
 	if (macc_algo_parse(o->algorithm, &s->algo) < 0) {
 		/* Only "sgp" parses here: the push-sum form of cdmsgd. */
 		if (macc_pushsum_algo_parse(o->algorithm, &s->algo) < 0) {
-			rc = macc_errf(err, MACC_ESPEC, "unknown algorithm '%s' (dmsgd, cdmsgd, "
-				       "cdsgd, dsgd, centralized, sgp)", o->algorithm);
-			goto out;
+			return macc_errf(err, MACC_ESPEC, "unknown algorithm '%s' (dmsgd, cdmsgd, "
+					 "cdsgd, dsgd, centralized, sgp)", o->algorithm);
 		}
 		s->pushsum = !s->single;
 	}
-	rc = setup_edge_opts(s, err);
+	rc = setup_opts(s, err);
 	if (rc < 0) {
-		goto out;
+		return rc;
 	}
 	s->centralized = !s->single && s->algo == MACC_ALGO_CENTRALIZED;
 	s->sends_v = !s->single && !s->centralized && macc_algo_sends_momentum(s->algo);
-	s->after_grad = !s->single && !s->centralized && macc_algo_sends_after_grad(s->algo);
-	rc = macc_lr_parse(o->lr_schedule, o->lr, &s->lr, err);
-	if (rc < 0) {
-		goto out;
-	}
 	s->hp.alpha = o->lr;
 	s->hp.beta = o->momentum;
 	s->hp.omega = o->omega;
@@ -1448,141 +1171,69 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 		fprintf(stderr, "macc-sim: warning: --drop-prob has no effect on %s (no messages)\n",
 			s->single ? "a single agent" : "centralized");
 	}
+	return 0;
+}
 
-	/* The model first: a bad spec is a usage error, reported before loading any data. */
-	{
-		struct macc_model *m = NULL;
+int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *err)
+{
+	struct sim *s;
+	uint32_t nclasses = 0;
+	int rc;
 
-		rc = macc_model_create(o->model, o->batch, &m, err);
-		if (rc < 0) {
-			goto out;
-		}
-		s->p = macc_model_nparams(m);
-		s->dim = macc_model_input_dim(m);
-		nclasses = macc_model_nclasses(m);
-		s->regression = macc_model_loss(m) == MACC_LOSS_MSE;
-		s->ntargets = s->regression ? nclasses : 0;
-		macc_model_destroy(m);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		return -ENOMEM;
 	}
-	if (!s->single) {
+	rc = setup_run(s, o, err);
+	if (rc == 0) {
+		rc = probe_model(s, &nclasses, err);
+	}
+	if (rc == 0 && !s->single) {
 		rc = setup_graph(s, err);
-		if (rc < 0) {
-			goto out;
-		}
-		rc = check_edge_combos(s, err);
-		if (rc < 0) {
-			goto out;
-		}
 	}
-	rc = setup_robust_opts(s, err);
+	if (rc == 0) {
+		rc = check_combos(s, err);
+	}
+	if (rc == 0) {
+		rc = setup_data(s, nclasses, err);
+	}
+	if (rc == 0) {
+		rc = setup_blocks(s);
+	}
+	if (rc == 0) {
+		rc = setup_agents(s, err);
+	}
+	if (rc == 0) {
+		rc = setup_byzantine(s);
+	}
+	if (rc == 0) {
+		rc = setup_pool(s, err);
+	}
 	if (rc < 0) {
-		goto out;
-	}
-
-	rc = macc_dataset_load(o->data, MACC_SPLIT_TRAIN, &s->train, err);
-	if (rc < 0) {
-		goto out;
-	}
-	s->train_loaded = true;
-	rc = macc_dataset_load(o->data, MACC_SPLIT_TEST, &s->test, err);
-	if (rc < 0) {
-		goto out;
-	}
-	s->test_loaded = true;
-	{
-		/* inputs, image shape, outputs against classes or targets, both splits */
-		struct macc_model *m = NULL;
-
-		rc = macc_model_create(o->model, 1, &m, err);
-		if (rc == 0) {
-			rc = macc_model_check_data(m, o->model, &s->train, &s->test, o->data, err);
+		if (rc == -ENOMEM) {
+			macc_errf(err, rc, "out of memory");
 		}
-		macc_model_destroy(m);
-		if (rc < 0) {
-			goto out;
-		}
-	}
-	s->eval_n = s->test.n;
-	if (o->eval_samples > 0 && o->eval_samples < s->eval_n) {
-		s->eval_n = o->eval_samples;
-	}
-	if (s->eval_n == 0) {
-		rc = macc_errf(err, MACC_EDATA, "data '%s' has an empty test set", o->data);
-		goto out;
-	}
-	if (!s->single) {
-		rc = macc_partition_make(s->train.y, s->train.n, s->train.nclasses, s->n,
-					 o->partition, o->seed, &s->part, err);
-		if (rc < 0) {
-			goto out;
-		}
-		s->part_made = true;
-	}
-
-	{
-		size_t np = (size_t)s->n * s->p;
-
-		s->xa = xcalloc(np, sizeof(float), &rc);
-		s->va = xcalloc(np, sizeof(float), &rc);
-		if (!s->single && !s->centralized) {
-			s->xb = xcalloc(np, sizeof(float), &rc);
-		}
-		if (s->sends_v) {
-			s->vb = xcalloc(np, sizeof(float), &rc);
-		}
-		s->xbar = xcalloc(s->p, sizeof(float), &rc);
-		if (s->centralized) {
-			s->gbar = xcalloc(s->p, sizeof(float), &rc);
-		}
-		if (rc < 0) {
-			goto out;
-		}
-	}
-	s->x_cur = s->xa;
-	s->x_next = s->xb;
-	s->v_cur = s->va;
-	s->v_next = s->sends_v ? s->vb : s->va;
-
-	rc = setup_agents(s, err);
-	if (rc < 0) {
-		goto out;
-	}
-	/* Identical initial parameters on every agent, zero momentum (calloc). */
-	macc_model_init_params(s->agents[0].model, s->x_cur, o->seed);
-	if (!s->single && !s->centralized) {
-		for (uint32_t j = 1; j < s->n; j++) {
-			memcpy(agent_x(s->x_cur, s, j), s->x_cur, s->p * sizeof(float));
-		}
-	}
-	rc = setup_edge_state(s);
-	if (rc < 0) {
-		goto out;
-	}
-	rc = setup_robust_state(s);
-	if (rc < 0) {
-		goto out;
-	}
-	s->total_rounds = o->rounds ? o->rounds : (uint64_t)o->epochs * s->epoch_rounds;
-
-	rc = setup_pool(s, err);
-	if (rc < 0) {
-		goto out;
+		sim_destroy(s);
+		return rc;
 	}
 	*ret = s;
 	return 0;
-out:
-	if (rc == -ENOMEM) {
-		macc_errf(err, rc, "out of memory");
-	}
-	sim_destroy(s);
-	return rc;
 }
 
-void sim_destroy(struct sim *s)
+static void agent_finish(struct agent *a)
 {
-	if (s == NULL) {
-		return;
-	}
+	free(a->g);
+	free(a->nb);
+	free(a->in);
+	free(a->px);
+	free(a->pv);
+	macc_learner_finish(&a->learner); /* zeroed ok, as every finish here */
+	macc_mixer_finish(&a->mixer);
+}
+
+/* Ends the worker threads (they wait at the start barrier) and frees the pool. */
+static void stop_pool(struct sim *s)
+{
 	if (s->bar_ready) {
 		s->stop = true;
 		if (s->started > 0) {
@@ -1594,61 +1245,30 @@ void sim_destroy(struct sim *s)
 		}
 		barrier_finish(&s->bar);
 	}
-	if (s->eval_models != NULL) {
-		for (unsigned t = 0; t < s->nthreads; t++) {
-			macc_model_destroy(s->eval_models[t]);
-		}
+	for (unsigned t = 0; s->eval_models != NULL && t < s->nthreads; t++) {
+		macc_model_destroy(s->eval_models[t]);
 	}
 	free(s->eval_models);
 	free(s->eval_loss);
 	free(s->eval_cnt);
 	free(s->workers);
-	if (s->agents != NULL) {
-		for (uint32_t j = 0; j < s->n; j++) {
-			struct agent *a = &s->agents[j];
+}
 
-			macc_model_destroy(a->model);
-			if (a->batcher_ready) {
-				macc_batcher_finish(&a->batcher);
-			}
-			free(a->g);
-			free(a->y);
-			free(a->scratch);
-			free(a->bx);
-			free(a->by);
-			free(a->bt);
-			free(a->nb_idx);
-			free(a->nb_w);
-			free(a->arrived);
-			free(a->w_out);
-			free(a->nb);
-			free(a->blob_x);
-			free(a->blob_v);
-			free(a->cw);
-			free(a->q);
-			free(a->arr);
-			free(a->rbuf);
-			free(a->px);
-			free(a->pv);
-			if (a->choco_ready) {
-				macc_choco_finish(&a->choco);
-			}
-		}
+void sim_destroy(struct sim *s)
+{
+	if (s == NULL) {
+		return;
 	}
-	free(s->stale_x);
-	free(s->stale_v);
-	free(s->pwa);
-	free(s->pwb);
-	free(s->xdb);
-	free(s->partner);
-	free(s->sched_work);
-	if (s->sched_made) {
-		macc_schedule_finish(&s->sched);
-	}
-	if (s->dg_made) {
-		macc_digraph_finish(&s->dg);
+	stop_pool(s);
+	for (uint32_t j = 0; s->agents != NULL && j < s->n; j++) {
+		agent_finish(&s->agents[j]);
 	}
 	free(s->agents);
+	free(s->models);
+	free(s->stale_x);
+	free(s->stale_v);
+	free(s->partner);
+	free(s->sched_work);
 	free(s->xa);
 	free(s->xb);
 	free(s->va);
@@ -1656,18 +1276,13 @@ void sim_destroy(struct sim *s)
 	free(s->xbar);
 	free(s->gbar);
 	free(s->W);
-	if (s->graph_made) {
-		macc_graph_finish(&s->graph);
-	}
-	if (s->part_made) {
-		macc_partition_finish(&s->part);
-	}
-	if (s->train_loaded) {
-		macc_dataset_finish(&s->train);
-	}
-	if (s->test_loaded) {
-		macc_dataset_finish(&s->test);
-	}
+	/* every finish takes zeroed storage: what was never made */
+	macc_schedule_finish(&s->sched);
+	macc_digraph_finish(&s->dg);
+	macc_graph_finish(&s->graph);
+	macc_partition_finish(&s->part);
+	macc_dataset_finish(&s->train);
+	macc_dataset_finish(&s->test);
 	free(s);
 }
 
@@ -1685,12 +1300,12 @@ const char *sim_test_origin(const struct sim *s)
 
 uint64_t sim_epoch_rounds(const struct sim *s)
 {
-	return s->epoch_rounds;
+	return macc_learner_epoch_rounds(&s->agents[0].learner);
 }
 
 uint64_t sim_total_rounds(const struct sim *s)
 {
-	return s->total_rounds;
+	return macc_learner_total_rounds(&s->agents[0].learner);
 }
 
 uint64_t sim_round(const struct sim *s)
@@ -1797,7 +1412,7 @@ bool sim_spectral_gap(const struct sim *s, double *ret_gap)
 
 uint64_t sim_samples_per_round(const struct sim *s)
 {
-	return (uint64_t)s->n * s->o.batch;
+	return (uint64_t)s->n * macc_learner_samples_per_round(&s->agents[0].learner);
 }
 
 void sim_drop_counts(const struct sim *s, uint64_t *ret_dropped, uint64_t *ret_messages)
@@ -1811,9 +1426,36 @@ uint32_t sim_nmodels(const struct sim *s)
 	return (s->single || s->centralized) ? 1 : s->n;
 }
 
+/* All agents' models, agent after agent, as one block: x_cur itself, or gathered from the
+ * mixers (push-sum); *ret_tmp is what to free. */
+static const float *model_block(const struct sim *s, float **ret_tmp)
+{
+	uint32_t nm = sim_nmodels(s);
+	float *b;
+
+	*ret_tmp = NULL;
+	if (!s->pushsum) {
+		return s->x_cur;
+	}
+	b = malloc((size_t)nm * s->p * sizeof(float));
+	if (b == NULL) {
+		return NULL;
+	}
+	for (uint32_t j = 0; j < nm; j++) {
+		memcpy(b + (size_t)j * s->p, model_of(s, j), s->p * sizeof(float));
+	}
+	*ret_tmp = b;
+	return b;
+}
+
 uint64_t sim_digest(const struct sim *s)
 {
-	return macc_params_digest(model_block(s), (size_t)sim_nmodels(s) * s->p);
+	float *tmp;
+	const float *b = model_block(s, &tmp);
+	uint64_t d = b != NULL ? macc_params_digest(b, (size_t)sim_nmodels(s) * s->p) : 0;
+
+	free(tmp);
+	return d;
 }
 
 uint64_t sim_agent_digest(const struct sim *s, uint32_t j)
@@ -1821,18 +1463,21 @@ uint64_t sim_agent_digest(const struct sim *s, uint32_t j)
 	if (j >= sim_nmodels(s)) {
 		j = 0;
 	}
-	return macc_params_digest(model_block(s) + (size_t)j * s->p, s->p);
+	return macc_params_digest(model_of(s, j), s->p);
 }
 
 int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *err)
 {
-	size_t count = (size_t)sim_nmodels(s) * s->p;
 	FILE *f = fopen(path, "wb");
+	bool ok = true;
 
 	if (f == NULL) {
 		return macc_errf(err, -errno, "%s: cannot create: %s", path, strerror(errno));
 	}
-	if (fwrite(model_block(s), sizeof(float), count, f) != count) {
+	for (uint32_t j = 0; j < sim_nmodels(s) && ok; j++) {
+		ok = fwrite(model_of(s, j), sizeof(float), s->p, f) == s->p;
+	}
+	if (!ok) {
 		int e = errno ? errno : EIO;
 
 		fclose(f);
@@ -1851,19 +1496,19 @@ const struct macc_model *sim_model(const struct sim *s)
 
 void sim_params(const struct sim *s, int64_t j, float *out)
 {
-	const float *xs = model_block(s);
 	uint32_t n = sim_nmodels(s);
 
 	if (j >= 0 || n == 1) {
-		memcpy(out, xs + (size_t)(j >= 0 && (uint64_t)j < n ? j : 0) * s->p,
+		memcpy(out, model_of(s, j >= 0 && (uint64_t)j < n ? (uint32_t)j : 0),
 		       s->p * sizeof(float));
 		return;
 	}
+	/* mean_model()'s mean: in double, agent order */
 	for (size_t i = 0; i < s->p; i++) {
 		double sum = 0.0;
 
 		for (uint32_t a = 0; a < n; a++) {
-			sum += (double)xs[(size_t)a * s->p + i];
+			sum += (double)model_of(s, a)[i];
 		}
 		out[i] = (float)(sum / (double)n);
 	}

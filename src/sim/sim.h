@@ -3,9 +3,9 @@
  *
  * main.c parses the command line into a struct sim_opts, creates a struct sim, and drives it
  * epoch by epoch (sim_train(), then sim_evaluate()), printing progress and writing the CSV. The
- * engine owns the datasets, the partition, the graph and weights, every agent's model object,
- * batcher and buffers, and a small pool of worker threads; it allocates everything up front, so
- * a round allocates nothing.
+ * engine owns the datasets, the partition, the graph and weights, every agent's learner and
+ * mixer (macc/learner.h, macc/mixer.h: the round that macc-agentd runs too) and buffers, and a
+ * small pool of worker threads; it allocates everything up front, so a round allocates nothing.
  *
  * Determinism: every random choice comes from macc_rng streams derived from the run seed, every
  * agent's computation is done by one thread with OpenBLAS at one thread, and every reduction over
@@ -33,7 +33,7 @@ struct sim_opts {
 	const char *lr_schedule; /* macc_lr_parse */
 	uint32_t epochs;
 	uint64_t rounds;       /* total rounds; 0: epochs * epoch_rounds */
-	uint64_t epoch_rounds; /* rounds per epoch; 0: floor(min shard / batch) */
+	uint64_t epoch_rounds; /* rounds per epoch; 0: the learner's rule (learner.h) */
 	uint32_t batch;
 	float lr, momentum, omega, weight_decay;
 	bool nesterov;

@@ -82,11 +82,15 @@ fi
 
 # --- 2. man pages ------------------------------------------------------------------------------
 if need mandoc; then
-	for page in macc-sim.1 macc.conf.5 macc-agentd.8 macc-ctl.8; do
-		if [ ! -f "$src/man/$page" ]; then
-			fail "man/$page is missing"
-			continue
-		fi
+	# Every page under man/ (the expected ones must be there), each installed by man/meson.build.
+	for page in macc-sim.1 macc.conf.5 macc-agentd.8 macc-ctl.8 macc-protocol.7 macc-algorithms.7; do
+		[ -f "$src/man/$page" ] || fail "man/$page is missing"
+	done
+	for path in "$src"/man/*.[1-9]; do
+		[ -f "$path" ] || continue
+		page=${path##*/}
+		grep -q "'$page'" "$src/man/meson.build" ||
+			fail "man/$page is not installed by man/meson.build"
 		# -W warning: report warnings and worse (style notes such as cross-references to pages
 		# that are not installed yet are not failures); the exit status alone misses warnings.
 		mandoc -T lint -W warning "$src/man/$page" >"$tmp/mandoc.out" 2>&1

@@ -693,7 +693,8 @@ static void test_edge_keys(void **state)
 	assert_non_null(strstr(e.text, "needs key 'topology'"));
 	assert_int_equal(parse("[agent]\nname=a\n[train]\nalgorithm = sgp\n", &c, &e),
 			 MACC_ECONFIG);
-	assert_non_null(strstr(e.text, "algorithm = sgp needs key 'topology'"));
+	assert_non_null(strstr(e.text, "algorithm = sgp, or a directed topology) needs key "
+				    "'topology'"));
 	assert_int_equal(parse("[agent]\nname=a\n[train]\ntopology = ring\n", &c, &e),
 			 MACC_ECONFIG);
 	assert_non_null(strstr(e.text, "needs key 'shard'"));
@@ -714,11 +715,19 @@ static void test_edge_keys(void **state)
 	assert_int_equal(parse("[agent]\nname=a\n[train]\nshard = 0/4\ntopology = ring\n"
 			       "algorithm = sgp\ncompress = int8\n", &c, &e),
 			 MACC_ECONFIG);
-	assert_non_null(strstr(e.text, "push-sum) with compress"));
+	assert_non_null(strstr(e.text, "push-sum (algorithm = sgp, or a directed topology) does "
+				    "not support compress"));
 	assert_int_equal(parse("[agent]\nname=a\n[train]\nshard = 0/4\ntopology = ring\n"
 			       "schedule = matching\nweights = explicit\n", &c, &e),
 			 MACC_ECONFIG);
 	assert_non_null(strstr(e.text, "weights = explicit does not apply"));
+	/* the mixer's one table: robust mixing with local steps combines, with compress not */
+	assert_int_equal(parse("[agent]\nname=a\n[train]\naggregation = clip:auto\n"
+			       "local_steps = 2\n", &c, &e), 0);
+	macc_config_finish(&c);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\naggregation = clip:auto\n"
+			       "compress = int8\n", &c, &e), MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "compress does not support aggregation other than mean"));
 }
 
 static void test_endpoint(void **state)

@@ -21,6 +21,7 @@
 
 #include "macc/consensus.h"
 #include "macc/err.h"
+#include "macc/mixer.h"
 #include "macc/rng.h"
 
 /* ---- helpers ---- */
@@ -159,7 +160,174 @@ static double spread(const float *x, uint32_t n, size_t p)
 	return worst;
 }
 
-/* ---- an undirected driver: static W, optional CHOCO compression ---- */
+/* ---- N agents driven through the mixer (mixer.h), the way macc-sim and macc-agentd run them:
+ * every agent forms its outgoing state, then every agent steps with its neighbours' ---- */
+
+struct drive {
+	uint32_t n;
+	size_t p;
+	enum macc_algo algo;
+	struct macc_hparams hp;
+	const double *W;          /* [n][n], row j = what j receives: W, or P with pushsum */
+	bool pushsum;             /* l is an in-neighbour of j iff P[j][l] > 0 */
+	const struct macc_schedule *sched; /* a time-varying schedule, or NULL */
+	uint64_t round0;          /* the first round's number */
+	const struct quad *q;     /* NULL: zero gradients */
+	struct macc_compressor c; /* none: uncompressed */
+	float gamma;
+	uint64_t bytes;           /* blob bytes sent per agent, summed over rounds */
+	bool diverged;            /* a compressed run overflowed (outgoing refused a non-finite) */
+	/* optional, called after every round with the new and the previous numerators / weights */
+	void (*check)(uint32_t n, size_t p, const float *z, const float *u, const double *w,
+		      const float *zo, const float *uo, const double *wo, float beta);
+	double *w;                /* pushsum: the weights after the run (n), or NULL */
+};
+
+static bool drive_linked(const struct drive *d, uint32_t j, uint32_t l, bool *in, bool *out)
+{
+	uint32_t n = d->n;
+
+	*in = d->W[(size_t)j * n + l] != 0.0;
+	*out = d->pushsum ? d->W[(size_t)l * n + j] != 0.0 : *in;
+	return l != j && (*in || *out);
+}
+
+/* Agent j's mixer from x0, its neighbours (ascending) into nb, their count returned. */
+static size_t drive_mixer(const struct drive *d, uint32_t j, const float *x0,
+			  struct macc_mixer *m, uint32_t *nb)
+{
+	struct macc_mixer_cfg mc = {
+		.algo = d->algo,
+		.pushsum = d->pushsum,
+		.schedule = d->sched != NULL ? d->sched->kind : MACC_SCHEDULE_STATIC,
+		.comp = d->c,
+		.gamma = d->gamma,
+		.n = d->p,
+	};
+	double *w = xcalloc(d->n, sizeof(double));
+	struct macc_errmsg e = {{0}};
+	bool in, out;
+	size_t k = 0;
+
+	for (uint32_t l = 0; l < d->n; l++) {
+		if (drive_linked(d, j, l, &in, &out)) {
+			w[k] = d->W[(size_t)j * d->n + l];
+			nb[k++] = l;
+		}
+	}
+	mc.nnb = k;
+	if (macc_mixer_init(m, &mc, x0, d->round0, true, &e) != 0) {
+		fail_msg("mixer of agent %u: %s", j, e.text);
+	}
+	for (size_t i = 0; i < k; i++) {
+		(void)drive_linked(d, j, nb[i], &in, &out);
+		macc_mixer_set_link(m, i, nb[i], in, out);
+	}
+	macc_mixer_set_row(m, d->W[(size_t)j * d->n + j], w);
+	free(w);
+	return k;
+}
+
+/* Every agent's gradient at its model and its outgoing state; false if one diverged. */
+static bool drive_outgoing(struct drive *d, struct macc_mixer *m, float *x, float *v, float *g,
+			   struct macc_mixer_out *out)
+{
+	size_t p = d->p;
+
+	for (uint32_t j = 0; j < d->n; j++) {
+		struct macc_errmsg e = {{0}};
+		int rc;
+
+		if (d->q != NULL) {
+			quad_grad(d->q, j, macc_mixer_model(&m[j], x + (size_t)j * p),
+				  g + (size_t)j * p);
+		}
+		rc = macc_mixer_outgoing(&m[j], &d->hp, x + (size_t)j * p, v + (size_t)j * p,
+					 g + (size_t)j * p, &out[j], &e);
+		if (rc == -ERANGE) {
+			return false;
+		}
+		assert_int_equal(rc, 0);
+		d->bytes += out[j].x_len + out[j].v_len;
+	}
+	return true;
+}
+
+/* Runs `rounds` rounds from x (and v) in place ([n][p] each; an agent's public copies of the
+ * others start at its own x: give them all the same x^0 when compressing). */
+static void drive_rounds(struct drive *d, float *x, float *v, int rounds)
+{
+	uint32_t n = d->n;
+	size_t p = d->p;
+	struct macc_mixer *m = xcalloc(n, sizeof(*m));
+	struct macc_mixer_out *out = xcalloc(n, sizeof(*out));
+	struct macc_mixer_in *in = xcalloc(n, sizeof(*in));
+	uint32_t *nb = xcalloc((size_t)n * n, sizeof(uint32_t)), *part = xcalloc(n, sizeof(*part));
+	size_t *nnb = xcalloc(n, sizeof(size_t));
+	float *xn = xcalloc((size_t)n * p, sizeof(float)), *vn = xcalloc((size_t)n * p, 4);
+	float *g = xcalloc((size_t)n * p, sizeof(float));
+	double *w = xcalloc(n, sizeof(double)), *wo = xcalloc(n, sizeof(double));
+
+	for (uint32_t j = 0; j < n; j++) {
+		nnb[j] = drive_mixer(d, j, x + (size_t)j * p, &m[j], nb + (size_t)j * n);
+	}
+	for (int k = 0; k < rounds; k++) {
+		uint64_t r = d->round0 + (uint64_t)k;
+
+		if (d->sched != NULL) {
+			assert_int_equal(macc_schedule_round(d->sched, r, part, NULL), 0);
+		}
+		for (uint32_t j = 0; j < n; j++) {
+			macc_mixer_begin(&m[j], r, d->sched != NULL ? part[j] : MACC_NO_PARTNER);
+			wo[j] = macc_mixer_pushsum_weight(&m[j]);
+		}
+		if (!drive_outgoing(d, m, x, v, g, out)) {
+			d->diverged = true;
+			break;
+		}
+		memcpy(xn, x, (size_t)n * p * sizeof(float));
+		memcpy(vn, v, (size_t)n * p * sizeof(float));
+		for (uint32_t j = 0; j < n; j++) {
+			struct macc_mixer_report rep;
+
+			for (size_t i = 0; i < nnb[j]; i++) {
+				const struct macc_mixer_out *o = &out[nb[(size_t)j * n + i]];
+
+				in[i] = (struct macc_mixer_in){true, o->x, o->v, o->weight, false,
+							       o->x_blob, o->v_blob, o->x_len,
+							       o->v_len};
+			}
+			macc_mixer_step(&m[j], &d->hp, xn + (size_t)j * p, vn + (size_t)j * p,
+					g + (size_t)j * p, in, 0, &rep);
+			assert_int_equal(rep.missed, 0);
+			w[j] = macc_mixer_pushsum_weight(&m[j]);
+		}
+		if (d->check != NULL) {
+			d->check(n, p, xn, vn, w, x, v, wo, d->hp.beta);
+		}
+		memcpy(x, xn, (size_t)n * p * sizeof(float));
+		memcpy(v, vn, (size_t)n * p * sizeof(float));
+	}
+	if (d->w != NULL) {
+		memcpy(d->w, w, n * sizeof(double));
+	}
+	for (uint32_t j = 0; j < n; j++) {
+		macc_mixer_finish(&m[j]);
+	}
+	free(m);
+	free(out);
+	free(in);
+	free(nb);
+	free(part);
+	free(nnb);
+	free(xn);
+	free(vn);
+	free(g);
+	free(w);
+	free(wo);
+}
+
+/* ---- an undirected run: static W, optional CHOCO compression ---- */
 
 struct urun {
 	uint32_t n;
@@ -174,143 +342,17 @@ struct urun {
 	bool diverged;            /* a compressed run overflowed (encode refused a non-finite) */
 };
 
-/* Runs `rounds` rounds from x (and v) in place ([n][p] each). */
 static void urun_rounds(struct urun *u, float *x, float *v, int rounds)
 {
-	uint32_t n = u->n;
-	size_t p = u->p;
-	const bool mom = macc_algo_sends_momentum(u->algo);
-	float *xo = xcalloc((size_t)n * p, sizeof(float));
-	float *vo = xcalloc((size_t)n * p, sizeof(float));
-	float *g = xcalloc((size_t)n * p, sizeof(float));
-	float *scratch = xcalloc(2 * p, sizeof(float));
-	struct macc_neighbour *nb = xcalloc(n, sizeof(*nb));
-	float *wf = xcalloc(n, sizeof(float));
-	struct macc_choco *ch = xcalloc(n, sizeof(*ch));
-	size_t cap = macc_compress_size(&u->c, p);
-	uint8_t *bx = xcalloc((size_t)n * (cap + 1), 1), *bv = xcalloc((size_t)n * (cap + 1), 1);
-	ssize_t *lx = xcalloc(n, sizeof(ssize_t)), *lv = xcalloc(n, sizeof(ssize_t));
-	const bool comp = u->c.kind != MACC_COMPRESS_NONE;
+	struct drive d = {.n = u->n, .p = u->p, .algo = u->algo, .hp = u->hp, .W = u->W,
+			  .q = u->q, .c = u->c, .gamma = u->gamma};
 
-	if (comp) {
-		for (uint32_t j = 0; j < n; j++) {
-			size_t deg = 0;
-
-			for (uint32_t l = 0; l < n; l++) {
-				deg += l != j && u->W[(size_t)j * n + l] != 0.0;
-			}
-			/* all agents start from the same x^0: agent 0's */
-			assert_int_equal(macc_choco_init(&ch[j], p, deg, mom, x), 0);
-		}
-	}
-	for (int k = 0; k < rounds; k++) {
-		for (uint32_t j = 0; j < n; j++) {
-			if (u->q != NULL) {
-				quad_grad(u->q, j, x + (size_t)j * p, g + (size_t)j * p);
-			}
-		}
-		if (comp) {
-			struct macc_errmsg e = {{0}};
-
-			for (uint32_t j = 0; j < n; j++) {
-				/* what travels: x, or the half-step y for dsgd */
-				const float *out = macc_algo_outgoing(u->algo, &u->hp, p,
-								      x + (size_t)j * p,
-								      g + (size_t)j * p, xo);
-
-				lx[j] = macc_choco_send(&u->c, p, out, ch[j].xhat_self,
-							bx + (size_t)j * cap, cap, &e);
-				if (lx[j] == -ERANGE) {
-					u->diverged = true;
-					goto out;
-				}
-				assert_true(lx[j] > 0);
-				u->bytes += (uint64_t)lx[j];
-				if (mom) {
-					lv[j] = macc_choco_send(&u->c, p, v + (size_t)j * p,
-								ch[j].vhat_self,
-								bv + (size_t)j * cap, cap, &e);
-					if (lv[j] == -ERANGE) {
-						u->diverged = true;
-						goto out;
-					}
-					assert_true(lv[j] > 0);
-					u->bytes += (uint64_t)lv[j];
-				}
-			}
-			for (uint32_t j = 0; j < n; j++) {
-				size_t i = 0;
-
-				for (uint32_t l = 0; l < n; l++) {
-					double w = u->W[(size_t)j * n + l];
-
-					if (l == j || w == 0.0) {
-						continue;
-					}
-					assert_int_equal(macc_compress_decode_add(
-						bx + (size_t)l * cap, (size_t)lx[l], p,
-						macc_choco_peer_x(&ch[j], i), NULL, &e), 0);
-					if (mom) {
-						assert_int_equal(macc_compress_decode_add(
-							bv + (size_t)l * cap, (size_t)lv[l], p,
-							macc_choco_peer_v(&ch[j], i), NULL, &e), 0);
-					}
-					wf[i++] = (float)w;
-				}
-				macc_choco_step(u->algo, &u->hp, u->gamma, p, x + (size_t)j * p,
-						v + (size_t)j * p, g + (size_t)j * p, &ch[j], wf,
-						scratch);
-			}
-			continue;
-		}
-		/* round-k values as sent: x, or y = x - alpha g for dsgd */
-		for (uint32_t j = 0; j < n; j++) {
-			const float *out = macc_algo_outgoing(u->algo, &u->hp, p,
-							      x + (size_t)j * p, g + (size_t)j * p,
-							      xo + (size_t)j * p);
-
-			if (out != xo + (size_t)j * p) {
-				memcpy(xo + (size_t)j * p, out, p * sizeof(float));
-			}
-		}
-		memcpy(vo, v, (size_t)n * p * sizeof(float));
-		for (uint32_t j = 0; j < n; j++) {
-			size_t cnt = 0;
-
-			for (uint32_t l = 0; l < n; l++) {
-				double w = u->W[(size_t)j * n + l];
-
-				if (l == j || w == 0.0) {
-					continue;
-				}
-				nb[cnt].w = (float)w;
-				nb[cnt].x = xo + (size_t)l * p;
-				nb[cnt].v = vo + (size_t)l * p;
-				cnt++;
-			}
-			macc_consensus_step(u->algo, &u->hp, p, x + (size_t)j * p,
-					    v + (size_t)j * p, g + (size_t)j * p,
-					    (float)u->W[(size_t)j * n + j], nb, cnt, scratch);
-		}
-	}
-out:
-	for (uint32_t j = 0; comp && j < n; j++) {
-		macc_choco_finish(&ch[j]);
-	}
-	free(xo);
-	free(vo);
-	free(g);
-	free(scratch);
-	free(nb);
-	free(wf);
-	free(ch);
-	free(bx);
-	free(bv);
-	free(lx);
-	free(lv);
+	drive_rounds(&d, x, v, rounds);
+	u->bytes += d.bytes;
+	u->diverged = d.diverged;
 }
 
-/* ---- a push-sum driver on a digraph ---- */
+/* ---- a push-sum run on a digraph ---- */
 
 struct prun {
 	const struct macc_digraph *g;
@@ -321,95 +363,76 @@ struct prun {
 	bool biased;          /* the wrong variant of the note: heavy-ball step on x, z = w x */
 };
 
-/* z, u: [n][p] numerators; w: [n] weights; all in place. Optional per-round check callback. */
-static void prun_rounds(const struct prun *r, float *z, float *u, double *w, int rounds,
-			void (*check)(uint32_t n, size_t p, const float *z, const float *u,
-				      const double *w, const float *zo, const float *uo,
-				      const double *wo, float beta))
+typedef void (*check_fn)(uint32_t n, size_t p, const float *z, const float *u, const double *w,
+			 const float *zo, const float *uo, const double *wo, float beta);
+
+/* NOT macc's round: ALGORITHMS.md's counter-example (heavy-ball on the de-biased x, then
+ * z = w x and a plain push of z), kept to show its alpha-independent bias. */
+static void biased_rounds(const struct prun *r, const double *P, float *z, float *u, double *w,
+			  int rounds)
 {
 	uint32_t n = r->g->n;
 	size_t p = r->p;
-	double *P = xcalloc((size_t)n * n, sizeof(double));
-	float *zo = xcalloc((size_t)n * p, sizeof(float));
-	float *uo = xcalloc((size_t)n * p, sizeof(float));
-	float *g = xcalloc((size_t)n * p, sizeof(float));
+	float *zo = xcalloc((size_t)n * p, sizeof(float)), *g = xcalloc(p, sizeof(float));
 	float *x = xcalloc(p, sizeof(float));
-	double *wo = xcalloc(n, sizeof(double)), *pin = xcalloc(n, sizeof(double));
-	double *win = xcalloc(n, sizeof(double));
-	struct macc_neighbour *nb = xcalloc(n, sizeof(*nb));
+	double *wo = xcalloc(n, sizeof(double));
 
-	assert_int_equal(macc_pushsum_matrix(r->g, P), 0);
 	for (int k = 0; k < rounds; k++) {
 		for (uint32_t j = 0; j < n; j++) {
-			float *zj = z + (size_t)j * p;
+			float *zj = z + (size_t)j * p, *vj = u + (size_t)j * p;
 
 			macc_pushsum_debias(p, zj, w[j], x);
-			if (r->q != NULL) {
-				quad_grad(r->q, j, x, g + (size_t)j * p);
-			}
-			if (r->biased) {
-				/* heavy-ball on the de-biased x, then z = w x (u holds v here) */
-				float *vj = u + (size_t)j * p, *gj = g + (size_t)j * p;
-
-				for (size_t i = 0; i < p; i++) {
-					vj[i] = r->hp.beta * vj[i] - r->hp.alpha * gj[i];
-					zj[i] = (float)w[j] * (x[i] + vj[i]);
-				}
+			quad_grad(r->q, j, x, g);
+			for (size_t i = 0; i < p; i++) {
+				vj[i] = r->hp.beta * vj[i] - r->hp.alpha * g[i];
+				zj[i] = (float)w[j] * (x[i] + vj[i]);
 			}
 		}
 		memcpy(zo, z, (size_t)n * p * sizeof(float));
-		memcpy(uo, u, (size_t)n * p * sizeof(float));
 		memcpy(wo, w, n * sizeof(double));
 		for (uint32_t j = 0; j < n; j++) {
-			size_t cnt = 0;
+			for (size_t i = 0; i < p; i++) {
+				float acc = (float)P[(size_t)j * n + j] * zo[(size_t)j * p + i];
 
-			for (uint32_t l = 0; l < n; l++) {
-				if (l == j || !r->g->adj[(size_t)l * n + j]) {
-					continue;
-				}
-				nb[cnt].w = (float)P[(size_t)j * n + l];
-				nb[cnt].x = zo + (size_t)l * p;
-				nb[cnt].v = uo + (size_t)l * p;
-				pin[cnt] = P[(size_t)j * n + l];
-				win[cnt] = wo[l];
-				cnt++;
-			}
-			if (r->biased) {
-				/* plain push of z (the step already happened) */
-				float *zj = z + (size_t)j * p;
-
-				for (size_t i = 0; i < p; i++) {
-					const float pj = (float)P[(size_t)j * n + j];
-					float acc = pj * zo[(size_t)j * p + i];
-
-					for (size_t c = 0; c < cnt; c++) {
-						acc += nb[c].w * nb[c].x[i];
+				for (uint32_t l = 0; l < n; l++) {
+					if (l != j && r->g->adj[(size_t)l * n + j]) {
+						acc += (float)P[(size_t)j * n + l] * zo[(size_t)l * p + i];
 					}
-					zj[i] = acc;
 				}
-			} else {
-				int rc = macc_pushsum_step(r->base, &r->hp, p, z + (size_t)j * p,
-							   u + (size_t)j * p, g + (size_t)j * p,
-							   (float)P[(size_t)j * n + j], nb, cnt,
-							   NULL);
-
-				assert_int_equal(rc, 0);
+				z[(size_t)j * p + i] = acc;
 			}
-			w[j] = macc_pushsum_weight(P[(size_t)j * n + j], wo[j], pin, win, cnt);
-		}
-		if (check != NULL) {
-			check(n, p, z, u, w, zo, uo, wo, r->hp.beta);
+			w[j] = 0.0;
+			for (uint32_t l = 0; l < n; l++) {
+				w[j] += P[(size_t)j * n + l] * wo[l];
+			}
 		}
 	}
-	free(P);
 	free(zo);
-	free(uo);
 	free(g);
 	free(x);
 	free(wo);
-	free(pin);
-	free(win);
-	free(nb);
+}
+
+/* z, u: [n][p] numerators; w: [n] weights (all 1 on entry: where push-sum starts); all in
+ * place. Optional per-round check callback. */
+static void prun_rounds(const struct prun *r, float *z, float *u, double *w, int rounds,
+			check_fn check)
+{
+	uint32_t n = r->g->n;
+	double *P = xcalloc((size_t)n * n, sizeof(double));
+	struct drive d = {.n = n, .p = r->p, .algo = r->base, .hp = r->hp, .W = P, .pushsum = true,
+			  .q = r->q, .check = check, .w = w};
+
+	assert_int_equal(macc_pushsum_matrix(r->g, P), 0);
+	for (uint32_t j = 0; j < n; j++) {
+		assert_true(w[j] == 1.0);
+	}
+	if (r->biased) {
+		biased_rounds(r, P, z, u, w, rounds);
+	} else {
+		drive_rounds(&d, z, u, rounds);
+	}
+	free(P);
 }
 
 /* ======================================================================================== */
@@ -463,10 +486,11 @@ static void test_exp_pairs_exact_average(void **state)
 	struct macc_errmsg e = {{0}};
 	struct macc_rng r;
 	float *x = xcalloc((size_t)n * p, sizeof(float));
-	float *xo = xcalloc((size_t)n * p, sizeof(float));
-	float *zero = xcalloc(p, sizeof(float));
+	float *v = xcalloc((size_t)n * p, sizeof(float));
+	double *W = xcalloc((size_t)n * n, sizeof(double));
 	double avg[7] = {0};
-	struct macc_hparams hp = {.alpha = 0.1f, .beta = 0.0f, .omega = 1.0f};
+	struct drive d = {.n = n, .p = p, .algo = MACC_ALGO_CDSGD, .W = W, .sched = &s,
+			  .hp = {.alpha = 0.1f, .beta = 0.0f, .omega = 1.0f}};
 	char text[4096];
 	size_t len = 0;
 
@@ -483,6 +507,7 @@ static void test_exp_pairs_exact_average(void **state)
 	assert_int_equal(macc_graph_parse_edgelist(text, len, n, "cube", &g, &e), 0);
 	assert_int_equal(macc_schedule_init(&s, MACC_SCHEDULE_EXP_PAIRS, &g, 5, &e), 0);
 	assert_int_equal(s.k, 4);
+	assert_int_equal(macc_weights_build(&g, MACC_WEIGHTS_METROPOLIS, W), 0);
 
 	macc_rng_seed(&r, 11, 1);
 	fill_normal(&r, x, (size_t)n * p, 10.0);
@@ -496,7 +521,6 @@ static void test_exp_pairs_exact_average(void **state)
 		uint32_t part[16];
 
 		assert_int_equal(macc_schedule_round(&s, round, part, NULL), 0);
-		memcpy(xo, x, (size_t)n * p * sizeof(float));
 		for (uint32_t j = 0; j < n; j++) {
 			double sw, w;
 
@@ -506,11 +530,10 @@ static void test_exp_pairs_exact_average(void **state)
 			assert_true(g.adj[(size_t)j * n + part[j]]);
 			macc_schedule_weights(part[j], &sw, &w);
 			assert_true(sw == 0.5 && w == 0.5);
-			struct macc_neighbour nb = {.w = (float)w, .x = xo + (size_t)part[j] * p};
-
-			macc_consensus_step(MACC_ALGO_CDSGD, &hp, p, x + (size_t)j * p, NULL, zero,
-					    (float)sw, &nb, 1, NULL);
 		}
+		/* one round of the mixers: each agent with its partner only */
+		d.round0 = round;
+		drive_rounds(&d, x, v, 1);
 		/* not yet the average before the k-th round */
 		if (round + 1 < s.k) {
 			assert_true(spread(x, n, p) > 1e-3);
@@ -529,8 +552,8 @@ static void test_exp_pairs_exact_average(void **state)
 	macc_schedule_finish(&s);
 	macc_graph_finish(&g);
 	free(x);
-	free(xo);
-	free(zero);
+	free(v);
+	free(W);
 }
 
 /* Checks that one round of `s` is a valid maximal matching of g. */
