@@ -999,7 +999,7 @@ static int decode_model(const Onnx__ModelProto *mp, const char *name, size_t max
 	Onnx__GraphProto want;
 	float *mean = NULL, *inv_std = NULL;
 	const char *spec = NULL;
-	uint64_t np;
+	uint64_t np = 0;
 	bool std = false;
 	int rc;
 
