@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "macc/data.h"
+#include "macc/nn.h"
 #include "macc/err.h"
 #include "macc/log.h"
 #include "macc/rng.h"
@@ -1567,6 +1568,13 @@ static void test_unlabelled(void **state)
 	assert_null(d.t);
 	assert_int_equal(d.nclasses, 0);
 	assert_true(d.x[5] == 6.0f);
+	/* rows to score, not to train on: the data check says so */
+	struct macc_model *m;
+
+	assert_int_equal(macc_model_create("input:3,dense:2", 1, &m, &e), 0);
+	expect_err(macc_model_check_data(m, "input:3,dense:2", &d, NULL, "rows", &e), MACC_EMODEL,
+		   &e, "data 'rows' has no labels", "label=none");
+	macc_model_destroy(m);
 	macc_dataset_finish(&d);
 	struct macc_csv_opts o = {.label = "none"};
 
