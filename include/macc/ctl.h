@@ -173,8 +173,9 @@ struct macc_ctl_request {
 #define MACC_CTL_MODEL_CHUNK (1u << 20)   /* floats per `model` reply (4 MiB) */
 #define MACC_CTL_PREDICT_MAX_ROWS 1024u  /* rows per `predict` request */
 /* Rows per forward pass when scoring, in the daemon and in macc-ctl's offline predictions
- * alike: BLAS may round a row differently in another position of another batch size, and
- * with the same passes (and requests of a multiple of it) both give bit-identical outputs. */
+ * alike: BLAS may round a row differently in another position of another batch size (or with
+ * another thread count), and with the same passes, requests of a multiple of it and one BLAS
+ * thread both give bit-identical outputs. */
 #define MACC_CTL_PREDICT_BATCH 64u
 
 struct macc_ctl_model {

@@ -611,6 +611,9 @@ static int score_local(struct cli *c, const struct source *s, const char *data,
 		}
 	}
 	if (r == CLI_OK) {
+		/* one BLAS thread, as the daemon by default (threads = 1): another split of the
+		 * products rounds differently, and the outputs would not be the daemon's */
+		macc_nn_set_threads(1);
 		macc_model_predict(h.m, h.params, d->x, d->n, sc->out);
 		sc->source = h.source;
 		snprintf(sc->spec, sizeof(sc->spec), "%s", macc_model_spec(h.m));
@@ -683,6 +686,9 @@ static int score_daemon(struct cli *c, const char *data, struct macc_dataset *d,
 	/* rows per request: the request limit (with room for the envelope) and the row bound */
 	per = sh->dim > 0 ? (MACC_CTL_MAX_REQUEST - 256) / (sh->dim * sizeof(float)) : 0;
 	per = per < MACC_CTL_PREDICT_MAX_ROWS ? per : MACC_CTL_PREDICT_MAX_ROWS;
+	/* whole forward batches per request: the daemon's outputs are then the offline ones */
+	per = per >= MACC_CTL_PREDICT_BATCH ? per / MACC_CTL_PREDICT_BATCH * MACC_CTL_PREDICT_BATCH
+					    : per;
 	if (sh->nout == 0 || sh->nout > MACC_DATA_MAX_CLASSES || sh->dim == 0) {
 		ERR(c, "the daemon describes a model of %ux%ux%u inputs and %u outputs: not one "
 		    "this macc-ctl can score with.", sh->in.c, sh->in.h, sh->in.w, sh->nout);
