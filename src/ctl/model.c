@@ -380,6 +380,10 @@ int cmd_export(struct cli *c)
 		    "(config CONF).");
 		return CLI_EUSAGE;
 	}
+	if (c->json && strcmp(c->argv[0], "-") == 0) {
+		ERR(c, "export - writes the model to standard output: no room for --json there.");
+		return CLI_EUSAGE;
+	}
 	r = load_model(c, &s, &h);
 	if (r == CLI_OK) {
 		struct macc_onnx_info info = {.agent = h.agent, .round = h.round};
