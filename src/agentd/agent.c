@@ -128,6 +128,7 @@ static struct job {
 
 static void start_round(struct macc_agent *a);
 static void do_shutdown(struct macc_agent *a);
+static void publish_model(struct macc_agent *a, bool request, bool idle);
 static void check_round(struct macc_agent *a);
 static int queue_job(struct macc_agent *a, unsigned flags, enum phase ph);
 
@@ -717,6 +718,7 @@ static void after_work(uv_work_t *w, int status)
 		if (now - a->last_publish_ms >= 500) {
 			publish(a, false);
 		}
+		publish_model(a, false, true); /* the step job is done: the worker is idle */
 	}
 	a->phase = PH_NONE;
 	if (start_rollback(a)) {
@@ -1388,6 +1390,36 @@ out:
 
 /* ---- control callbacks ----------------------------------------------------------------- */
 
+/* A new copy of the model for `model` and `predict` when publish.h's rule says so and the
+ * worker is idle: at a round boundary (after_work, the step job just done) or before answering
+ * one of those requests (idle when no job is in flight and no round is half-way). */
+static void publish_model(struct macc_agent *a, bool request, bool idle)
+{
+	uint64_t now = macc_now_ms();
+
+	if (pub_due(a->pub, a->round, request, now) && idle) {
+		pub_take(a->pub, edge_model(a), a->round, macc_learner_model(&a->learner), now);
+	}
+}
+
+static int ctl_model(void *ctx, const struct macc_ctl_request *req, struct macc_ctl_model *ret,
+		     struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	publish_model(a, true, a->phase == PH_NONE);
+	return pub_model(a->pub, req, macc_now_ms(), ret, err);
+}
+
+static int ctl_predict(void *ctx, const struct macc_ctl_request *req,
+		       struct macc_ctl_predict *ret, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	publish_model(a, true, a->phase == PH_NONE);
+	return pub_predict(a->pub, req, ret, err);
+}
+
 static int ctl_status(void *ctx, struct macc_ctl_status *st)
 {
 	struct macc_agent *a = ctx;
@@ -1679,6 +1711,8 @@ static const struct macc_ctl_ops ctl_ops = {
 	.reload = ctl_reload,
 	.log_level = ctl_log_level,
 	.audit = ctl_audit,
+	.model = ctl_model,
+	.predict = ctl_predict,
 };
 
 /* ---- setup ----------------------------------------------------------------------------- */
@@ -1958,6 +1992,12 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
+	rc = pub_create(macc_learner_model(&a->learner), a->cfg.name, &a->pub, err);
+	if (rc < 0) {
+		return rc;
+	}
+	pub_take(a->pub, edge_model(a), a->round, macc_learner_model(&a->learner),
+		 macc_now_ms());
 	rc = peers_setup(a, err);
 	if (rc < 0) {
 		return rc;
@@ -2082,6 +2122,7 @@ void agent_finish(struct macc_agent *a)
 	macc_dataset_finish(&a->train);
 	macc_dataset_finish(&a->test);
 	macc_model_destroy(a->eval_model);
+	pub_destroy(a->pub);
 	free(a->x);
 	free(a->v);
 	free(a->g);

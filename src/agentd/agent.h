@@ -41,6 +41,7 @@
 
 #include "backoff.h"
 #include "control.h"
+#include "publish.h"
 #include "standardize.h"
 
 struct macc_agent;
@@ -262,6 +263,7 @@ struct macc_agent {
 	struct macc_ratelimit rl_unbound;
 
 	struct macc_ctl_server *ctl;
+	struct macc_pub *pub; /* the published model: `model` and `predict` read it (publish.h) */
 
 	/* Robust mixing and the audit trail (issue 12). `robust`, `rcfg`: the configured rule
 	 * (macc_mixer_robust_cfg); a reload changes them and the mixer takes them at the next

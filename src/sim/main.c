@@ -26,6 +26,7 @@
 #include "macc/err.h"
 #include "macc/log.h"
 #include "macc/nn.h"
+#include "macc/onnx.h"
 #include "sim.h"
 
 #define PROG "macc-sim"
@@ -121,7 +122,13 @@ static const char usage_text[] =
 	"  --quiet               no per-epoch progress lines\n"
 	"  --print-digest        print a 64-bit digest of the final parameters (digest= over all\n"
 	"                        agents' x as one block, and one agent=J digest= line per agent)\n"
-	"  --dump-params FILE    write the final parameters as raw float32 (agent after agent)\n"
+	"  --export FILE         write the final average model (the one test_acc_avg is measured\n"
+	"                        on; the model itself for one agent) as ONNX, with its\n"
+	"                        standardiser and the macc metadata (macc-ctl predict reads it)\n"
+	"  --export-agent J      with --export: agent J's model instead of the average\n"
+	"  --dump-params FILE    write the final parameters as raw float32, little-endian, no\n"
+	"                        header: nparams floats per agent, agent after agent (one block\n"
+	"                        for one agent or centralized)\n"
 	"  --blas-kernel K       OpenBLAS kernel: auto (default: OpenBLAS's pick, or the CPU's\n"
 	"                        best when OpenBLAS fell back below it) or a name such as\n"
 	"                        Haswell, Zen, SkylakeX (also MACC_BLAS_KERNEL)\n"
@@ -175,6 +182,8 @@ enum {
 	OPT_BLAS_KERNEL,
 	OPT_STANDARDIZE,
 	OPT_STANDARDIZE_ROUNDS,
+	OPT_EXPORT,
+	OPT_EXPORT_AGENT,
 };
 
 static const struct option long_opts[] = {
@@ -214,6 +223,8 @@ static const struct option long_opts[] = {
 	{"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
 	{"standardize", required_argument, NULL, OPT_STANDARDIZE},
 	{"standardize-rounds", required_argument, NULL, OPT_STANDARDIZE_ROUNDS},
+	{"export", required_argument, NULL, OPT_EXPORT},
+	{"export-agent", required_argument, NULL, OPT_EXPORT_AGENT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -224,6 +235,8 @@ struct cli {
 	const char *csv_path;
 	const char *dump_path;
 	const char *blas_kernel;
+	const char *export_path;
+	int64_t export_agent; /* -1: the average model */
 	bool eval_every_agent;
 	bool quiet;
 	bool print_digest;
@@ -509,6 +522,15 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			}
 			o->standardize_rounds = (uint32_t)u;
 			break;
+		case OPT_EXPORT:
+			c->export_path = optarg;
+			break;
+		case OPT_EXPORT_AGENT:
+			if (parse_u64(name, optarg, 0, 4095, &u) < 0) {
+				return -1;
+			}
+			c->export_agent = (int64_t)u;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
 			return -1;
@@ -519,6 +541,18 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	}
 	if (optind < argc) {
 		usage_error("unexpected argument '%s'%s", argv[optind], "");
+		return -1;
+	}
+	if (c->export_agent >= 0 && c->export_path == NULL) {
+		usage_error("--export-agent needs --export FILE%s%s", "", "");
+		return -1;
+	}
+	if (c->export_agent >= (int64_t)o->agents) {
+		char j[24], n[24];
+
+		snprintf(j, sizeof(j), "%" PRId64, c->export_agent);
+		snprintf(n, sizeof(n), "%u", o->agents - 1);
+		usage_error("--export-agent %s: the agents are numbered 0 to %s", j, n);
 		return -1;
 	}
 	return 0;
@@ -627,9 +661,42 @@ static int blas_setup(const struct cli *c, char **argv, struct macc_blas_report 
 	return 0;
 }
 
+/* --export: the average model (or agent J's) as ONNX, named after what it is. */
+static int export_model(const struct sim *s, const struct cli *c, struct macc_errmsg *err)
+{
+	const struct macc_model *m = sim_model(s);
+	size_t np = sim_nparams(s);
+	float *x = malloc(np * sizeof(float));
+	char who[96];
+	struct macc_onnx_info info = {.agent = who, .round = sim_round(s)};
+	int rc;
+
+	if (x == NULL) {
+		return macc_errf(err, -ENOMEM, "--export: out of memory");
+	}
+	if (sim_nmodels(s) == 1) {
+		snprintf(who, sizeof(who), "macc-sim (%s, %u agent%s)", sim_algo_name(s),
+			 c->o.agents, c->o.agents == 1 ? "" : "s");
+	} else if (c->export_agent < 0) {
+		snprintf(who, sizeof(who), "macc-sim average of %u agents (%s)", c->o.agents,
+			 sim_algo_name(s));
+	} else {
+		snprintf(who, sizeof(who), "macc-sim agent %" PRId64 " of %u (%s)", c->export_agent,
+			 c->o.agents, sim_algo_name(s));
+	}
+	sim_params(s, sim_nmodels(s) == 1 ? 0 : c->export_agent, x);
+	rc = macc_onnx_save(c->export_path, m, x, &info, err);
+	if (rc == 0) {
+		fprintf(stderr, PROG ": exported %s, round %" PRIu64 ", digest %016" PRIx64
+			", to %s\n", who, info.round, macc_params_digest(x, np), c->export_path);
+	}
+	free(x);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	struct cli c = {0};
+	struct cli c = {.export_agent = -1};
 	struct macc_errmsg err = {{0}};
 	struct sim *s = NULL;
 	struct sim_eval ev = {0};
@@ -742,6 +809,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, PROG ": %s\n", err.text);
 			goto out;
 		}
+	}
+	if (c.export_path != NULL && export_model(s, &c, &err) < 0) {
+		fprintf(stderr, PROG ": %s\n", err.text);
+		goto out;
 	}
 	if (c.print_digest) {
 		for (uint32_t j = 0; j < sim_nmodels(s); j++) {

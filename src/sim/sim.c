@@ -1762,3 +1762,28 @@ int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *e
 	}
 	return 0;
 }
+
+const struct macc_model *sim_model(const struct sim *s)
+{
+	return s->eval_models[0];
+}
+
+void sim_params(const struct sim *s, int64_t j, float *out)
+{
+	uint32_t n = sim_nmodels(s);
+
+	if (j >= 0 || n == 1) {
+		memcpy(out, model_of(s, j >= 0 && (uint64_t)j < n ? (uint32_t)j : 0),
+		       s->p * sizeof(float));
+		return;
+	}
+	/* mean_model()'s mean: in double, agent order */
+	for (size_t i = 0; i < s->p; i++) {
+		double sum = 0.0;
+
+		for (uint32_t a = 0; a < n; a++) {
+			sum += (double)model_of(s, a)[i];
+		}
+		out[i] = (float)(sum / (double)n);
+	}
+}

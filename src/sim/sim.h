@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "macc/err.h"
+#include "macc/nn.h"
 
 struct sim_opts {
 	uint32_t agents;
@@ -161,5 +162,11 @@ uint64_t sim_agent_digest(const struct sim *s, uint32_t j);
 uint32_t sim_nmodels(const struct sim *s); /* agents with their own x: N, or 1 */
 /* Write the same block as raw float32 (host byte order) to path. */
 int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *err);
+
+/* The model the parameters belong to (its spec, layers and standardiser), for exporters. */
+const struct macc_model *sim_model(const struct sim *s);
+/* Into out[nparams]: agent j's parameters (j < sim_nmodels), or with j < 0 the average model
+ * (mean over agents in double, agent order: the model test_acc_avg is measured on). */
+void sim_params(const struct sim *s, int64_t j, float *out);
 
 #endif

@@ -312,6 +312,18 @@ cp "$OUT" "$WORK/verify.json"
 jcheck "$OUT" "d['ok'] is True and d['entries_verified'] == 0 and d['error'] is None" \
 	"verify-audit --json of an empty log: ok, 0 entries"
 
+# --- export, predict: their JSON keys go to the names check below ----------------------------
+expect_rc 0 --json export "$WORK/ctl-model.onnx" && cp "$OUT" "$WORK/export.json" &&
+	jcheck "$OUT" "d['ok'] is True and d['source'] == 'daemon' and d['agent'] == 'agent0' and \
+d['nparams'] == 784 * 16 + 16 + 16 * 10 + 10" "export --json from the daemon"
+awk 'BEGIN { for (i = 0; i < 3; i++) { for (k = 0; k < 784; k++) printf "%.2f,", (i + k) % 7 / 7
+	print i } }' >"$WORK/rows.csv"
+expect_rc 0 --json predict "$WORK/rows.csv" && cp "$OUT" "$WORK/predict.json" &&
+	jcheck "$OUT" "d['rows'] == 3 and d['task'] == 'classification' and \
+len(d['predictions']) == 3 and d['predictions'][2]['label'] == 2 and \
+abs(sum(d['predictions'][0]['probabilities']) - 1) < 1e-4 and \
+0 <= d['accuracy_ratio'] <= 1" "predict --json: 3 labelled rows scored by the daemon"
+
 # --- log-level, eval, checkpoint ------------------------------------------------------------
 expect_rc 0 log-level debug && grep -q "log level set to debug" "$OUT" && ok "log-level debug"
 wait_log "$WORK/agent0.log" "log level set to debug" 5 || bad "daemon did not log the new level"
@@ -721,7 +733,7 @@ expect_rc 0 --json status && cp "$OUT" "$WORK/status-done.json"
 if "$PY" "$HELPER" names "$MACC_SRC/man/macc-ctl.8" "$WORK/metrics.txt" "$WORK/status1.json" \
 	"$WORK/status-done.json" "$WORK/peers.json" "$WORK/audit.json" "$WORK/verify.json" \
 	"$WORK/watch-names.jsonl" "$WORK/watch-b1.jsonl" "$WORK/version.json" "$WORK/help.json" \
-	"$WORK/error.json" >"$WORK/names.out"; then
+	"$WORK/error.json" "$WORK/export.json" "$WORK/predict.json" >"$WORK/names.out"; then
 	ok "names: $(cat "$WORK/names.out")"
 else
 	bad "JSON keys or metric names break the naming rule (see above)"
