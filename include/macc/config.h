@@ -47,6 +47,8 @@
  *            epochs = 1 (unless rounds is set; setting both is an error)
  *            seed = 1                   threads = 1 (0 = OpenBLAS default)
  *            round_timeout_ms = 5000    dead_peer_timeout_ms = 30000
+ *            reconnect_grace_ms = 500 (a neighbour whose session was up and went down is
+ *            waited for this long, then not until it is back; 0 .. 3600000)
  *            checkpoint_every = 100 (rounds, 0 = only on SIGTERM)
  *            eval_every = 0 (rounds between test evaluations, 0 = at the end of each epoch)
  *            weights = metropolis (or uniform, or explicit: every peer then needs `weight`)
@@ -169,6 +171,7 @@ struct macc_config {
 	uint32_t threads;        /* 0 = OpenBLAS default, else 1 .. 1024 */
 	uint32_t round_timeout_ms;     /* 1 .. 3600000 */
 	uint32_t dead_peer_timeout_ms; /* >= round_timeout_ms */
+	uint32_t reconnect_grace_ms;   /* 0 .. 3600000 */
 	uint32_t checkpoint_every;     /* rounds, 0 = only on SIGTERM */
 	uint32_t eval_every;           /* rounds, 0 = every epoch end */
 	enum macc_config_weights weights;

@@ -10,8 +10,9 @@
  *      sends y_k = x_k - alpha g_k, and local steps change x, so then it encodes and sends
  *      after the gradient.
  *   2. The loop waits until every neighbour that can still send round k has done so: a neighbour
- *      is not waited for when it is dead (no traffic for dead_peer_timeout) or known to be past
- *      round k already; or until the round timeout.
+ *      is not waited for when it is dead (no traffic for dead_peer_timeout), when its session
+ *      went down more than reconnect_grace_ms ago (it cannot deliver a state before it is back;
+ *      peer_gone) or when it is known to be past round k already; or until the round timeout.
  *   3. The step job: what arrived (edge_inbound: the row of W, each neighbour's slot, in
  *      ascending public-key order, the agent index order) goes through macc_mixer_step, then
  *      evaluation / checkpoint when due and the next round's body (macc_mixer_outgoing).
@@ -834,8 +835,8 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	if (p->cur.full && p->cur.round == a->round) {
 		return false;
 	}
-	if (p->dead) {
-		return false;
+	if (peer_gone(p, macc_now_ms())) {
+		return false; /* dead, or its session is down past the reconnect grace (peer.c) */
 	}
 	if (peer_draining(p)) {
 		return true; /* the state may still be in a retired duplicate session (peer.c) */
@@ -973,6 +974,7 @@ static void do_step(struct macc_agent *a)
 	uint64_t next = a->round + 1;
 
 	uv_timer_stop(&a->round_timer);
+	uv_timer_stop(&a->grace_timer);
 	if (!a->shutdown_req && rejoin(a)) {
 		return;
 	}
@@ -980,6 +982,29 @@ static void do_step(struct macc_agent *a)
 	job_peers(a);
 	job.ckpt_round = next;
 	queue_job(a, step_flags(a, next), PH_STEP);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	check_round(t->data);
+}
+
+/* The wait goes on: if every neighbour it is for is down and in its reconnect grace, wake up
+ * when the first grace ends (the round timer covers the others). */
+static void arm_grace(struct macc_agent *a)
+{
+	uint64_t first = 0, now = macc_now_ms();
+
+	for (size_t i = 0; i < a->npeers; i++) {
+		uint64_t end = peer_grace_end(a->peers[i]);
+
+		if (waiting_for(a, a->peers[i]) && end != 0 && (first == 0 || end < first)) {
+			first = end;
+		}
+	}
+	if (first != 0) {
+		uv_timer_start(&a->grace_timer, on_grace, first > now ? first - now : 0, 0);
+	}
 }
 
 static void check_round(struct macc_agent *a)
@@ -990,6 +1015,7 @@ static void check_round(struct macc_agent *a)
 	if (!a->round_timed_out && !a->shutdown_req) {
 		for (size_t i = 0; i < a->npeers; i++) {
 			if (waiting_for(a, a->peers[i])) {
+				arm_grace(a);
 				return;
 			}
 		}
@@ -1118,6 +1144,7 @@ static void do_shutdown(struct macc_agent *a)
 		peer_remove(a->graveyard[i]);
 	}
 	uv_close((uv_handle_t *)&a->round_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->grace_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->tick_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
@@ -1960,6 +1987,8 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	}
 	uv_timer_init(&a->loop, &a->round_timer);
 	a->round_timer.data = a;
+	uv_timer_init(&a->loop, &a->grace_timer);
+	a->grace_timer.data = a;
 	uv_timer_init(&a->loop, &a->tick_timer);
 	a->tick_timer.data = a;
 	uv_timer_start(&a->tick_timer, on_tick, 250, 250);

@@ -126,6 +126,8 @@ struct peer {
 
 	uint64_t last_rx_ms;
 	bool dead;
+	bool was_up;       /* a session was adopted once (so a lost one is a real loss) */
+	uint64_t down_ms;  /* when its adopted session went down (peer_gone) */
 	bool known_round_valid;
 	uint64_t known_round; /* the peer's current round, from HELLO or its STATEs */
 	int64_t last_round;   /* last round whose state arrived, -1 none */
@@ -217,6 +219,7 @@ struct macc_agent {
 	uint64_t round_started_ms;
 	bool round_timed_out;
 	uv_timer_t round_timer;
+	uv_timer_t grace_timer; /* ends a wait when a down neighbour's reconnect grace runs out */
 	uv_timer_t tick_timer;
 	uv_timer_t watchdog_timer;
 	uv_work_t work;
@@ -305,6 +308,8 @@ void peer_reconnect(struct peer *p);
 void peers_sort(struct macc_agent *a);
 void peer_send_body(struct peer *p);
 bool peer_draining(const struct peer *p);
+uint64_t peer_grace_end(const struct peer *p);
+bool peer_gone(const struct peer *p, uint64_t now);
 void peers_tick(struct macc_agent *a);
 void peers_say_bye(struct macc_agent *a, int reason, const char *text);
 void peer_reject(struct peer *p, int code, const char *what);

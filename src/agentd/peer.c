@@ -41,7 +41,9 @@
  *
  * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
  * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
- * round logic stops waiting for it). PONG gives the RTT.
+ * round logic stops waiting for it). PONG gives the RTT. A peer whose adopted session went down
+ * (after one was up) cannot deliver a state before it reconnects: the rounds wait for it
+ * reconnect_grace_ms after the loss and then not until a session is adopted again (peer_gone).
  *
  * Sealing (config encrypt = yes, issue 12). Every frame received goes through
  * macc_session_open before it is decoded (a pass-through until the peer's HELLO_ACK verified);
@@ -480,6 +482,7 @@ static void conn_close(struct conn *c, const char *why)
 	c->closing = true;
 	if (p != NULL && p->conn == c) {
 		p->conn = NULL;
+		p->down_ms = macc_now_ms();
 		c->adopted = false;
 		if (!p->agent->shutting_down) {
 			macc_info(p->name, "session down: %s", why);
@@ -610,6 +613,40 @@ bool peer_draining(const struct peer *p)
 	return false;
 }
 
+/* When the rounds stop waiting for a neighbour whose session went down (reconnect_grace_ms
+ * after it did), or 0 when that rule does not apply: it has a session, never had one (at
+ * start-up the round timeout applies, as the fleet comes up), a retired duplicate session is
+ * still being read (the state may be in it), or a connection with it is up and in its
+ * handshake (it is coming back: the other end of a duplicate-session race closed the session
+ * we had kept, or a restarted agent is reconnecting). A killed agent's sessions close at once
+ * (the kernel answers for it) and redials are refused until it restarts, so its neighbours wait
+ * for it for the grace only, not for the round timeout every round until dead_peer_timeout_ms. */
+uint64_t peer_grace_end(const struct peer *p)
+{
+	if (p->conn != NULL || !p->was_up) {
+		return 0;
+	}
+	for (const struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c->peer == p && !c->closing && (c->retired || (c->connected && !c->shut))) {
+			return 0;
+		}
+	}
+	return p->down_ms + p->agent->cfg.reconnect_grace_ms;
+}
+
+/* Whether the rounds no longer wait for (or send to, push-sum) this neighbour: dead, or down
+ * past its reconnect grace. Waited for again as soon as a session is adopted. */
+bool peer_gone(const struct peer *p, uint64_t now)
+{
+	uint64_t end;
+
+	if (p->dead) {
+		return true;
+	}
+	end = peer_grace_end(p);
+	return end != 0 && now >= end;
+}
+
 static void adopt(struct peer *p, struct conn *c)
 {
 	struct conn *old = p->conn;
@@ -639,6 +676,7 @@ static void adopt(struct peer *p, struct conn *c)
 		macc_info(p->name, "peer is back");
 	}
 	p->dead = false;
+	p->was_up = true;
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_reset(&p->backoff);
 	macc_frame_decoder_finish(&c->dec);

@@ -669,6 +669,11 @@ static int t_dead_peer_timeout(struct setctx *s)
 	return set_u32(s, 1, 86400000, &s->c->dead_peer_timeout_ms);
 }
 
+static int t_reconnect_grace(struct setctx *s)
+{
+	return set_u32(s, 0, 3600000, &s->c->reconnect_grace_ms);
+}
+
 static int t_checkpoint_every(struct setctx *s)
 {
 	return set_u32(s, 0, UINT32_MAX, &s->c->checkpoint_every);
@@ -838,6 +843,7 @@ static const struct keydef train_keys[] = {
 	{ "threads", t_threads },
 	{ "round_timeout_ms", t_round_timeout },
 	{ "dead_peer_timeout_ms", t_dead_peer_timeout },
+	{ "reconnect_grace_ms", t_reconnect_grace },
 	{ "checkpoint_every", t_checkpoint_every },
 	{ "eval_every", t_eval_every },
 	{ "weights", t_weights },
@@ -927,6 +933,7 @@ void macc_config_defaults(struct macc_config *c)
 	c->threads = 1;
 	c->round_timeout_ms = 5000;
 	c->dead_peer_timeout_ms = 30000;
+	c->reconnect_grace_ms = 500;
 	c->checkpoint_every = 100;
 	c->eval_every = 0;
 	c->weights = MACC_CONFIG_WEIGHTS_METROPOLIS;
@@ -1598,6 +1605,7 @@ int macc_config_diff(const struct macc_config *old, const struct macc_config *ne
 	d.log_level_changed = old->log_level != new_cfg->log_level;
 	d.timeouts_changed = old->round_timeout_ms != new_cfg->round_timeout_ms ||
 			     old->dead_peer_timeout_ms != new_cfg->dead_peer_timeout_ms ||
+			     old->reconnect_grace_ms != new_cfg->reconnect_grace_ms ||
 			     old->checkpoint_every != new_cfg->checkpoint_every ||
 			     old->eval_every != new_cfg->eval_every;
 	for (size_t i = 0; i < old->npeers; i++) {

@@ -50,6 +50,7 @@ static const char full[] =
 	"threads = 2\n"
 	"round_timeout_ms = 1000\n"
 	"dead_peer_timeout_ms = 9000\n"
+	"reconnect_grace_ms = 0\n"
 	"checkpoint_every = 10\n"
 	"eval_every = 50\n"
 	"weights = explicit\n"
@@ -110,6 +111,7 @@ static void test_full(void **state)
 	assert_int_equal(c.threads, 2);
 	assert_int_equal(c.round_timeout_ms, 1000);
 	assert_int_equal(c.dead_peer_timeout_ms, 9000);
+	assert_int_equal(c.reconnect_grace_ms, 0);
 	assert_int_equal(c.checkpoint_every, 10);
 	assert_int_equal(c.eval_every, 50);
 	assert_int_equal(c.weights, MACC_CONFIG_WEIGHTS_EXPLICIT);
@@ -123,11 +125,11 @@ static void test_full(void **state)
 	assert_string_equal(c.peers[0].public_key_b64, K1);
 	assert_true(c.peers[0].has_weight);
 	assert_true(c.peers[0].weight == 0.25);
-	assert_int_equal(c.peers[0].line, 32);
+	assert_int_equal(c.peers[0].line, 33);
 	assert_string_equal(c.peers[1].name, "gamma");
 	assert_string_equal(c.peers[1].endpoint.host, "host-3.example");
 	assert_int_equal(c.peers[1].public_key.bytes[5], 2);
-	assert_int_equal(c.peers[1].line, 38);
+	assert_int_equal(c.peers[1].line, 39);
 	assert_int_equal(macc_config_find_peer(&c, &c.peers[1].public_key), 1);
 	macc_config_finish(&c);
 	assert_null(c.peers);
@@ -165,6 +167,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.threads, 1);
 	assert_int_equal(c.round_timeout_ms, 5000);
 	assert_int_equal(c.dead_peer_timeout_ms, 30000);
+	assert_int_equal(c.reconnect_grace_ms, 500);
 	assert_int_equal(c.checkpoint_every, 100);
 	assert_int_equal(c.eval_every, 0);
 	assert_int_equal(c.weights, MACC_CONFIG_WEIGHTS_METROPOLIS);
@@ -262,6 +265,7 @@ static const struct bad bads[] = {
 	{ A "[train]\nthreads = 5000\n", { "t.conf:4:", "'threads'", "0 to 1024" } },
 	{ A "[train]\nround_timeout_ms = 0\n", { "t.conf:4:", "'round_timeout_ms'" } },
 	{ A "[train]\ndead_peer_timeout_ms = 0\n", { "t.conf:4:", "'dead_peer_timeout_ms'" } },
+	{ A "[train]\nreconnect_grace_ms = 3600001\n", { "t.conf:4:", "'reconnect_grace_ms'" } },
 	{ A "[train]\ncheckpoint_every = 4294967296\n", { "t.conf:4:", "'checkpoint_every'" } },
 	{ A "[train]\neval_every = x\n", { "t.conf:4:", "'eval_every'" } },
 	{ A "[train]\nweights = random\n", { "t.conf:4:", "'weights' = 'random'",
