@@ -39,6 +39,8 @@
  *            send_queue_max_bytes = 0 (automatic: three STATE frames; else >= 65536),
  *            control_max_clients = 64, control_reserved_clients = 4 (of those, kept for root
  *            and the daemon's user; < control_max_clients), control_idle_timeout_ms = 30000.
+ *            max_rate = 0 (bytes/s sent to all peers together, 0 unlimited; k, M, G are powers
+ *            of ten; also per [peer]; applies on reload)
  *            The control_* keys need a restart; the others apply on reload.
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
@@ -119,6 +121,7 @@ struct macc_config_peer {
 	char public_key_b64[MACC_KEY_B64_SIZE]; /* as written (trimmed) */
 	double weight;   /* only meaningful when has_weight */
 	bool has_weight;
+	uint64_t max_rate; /* bytes/s sent to this peer; 0 = unlimited */
 	unsigned line;   /* line of the [peer] header, for error messages */
 };
 
@@ -146,6 +149,7 @@ struct macc_config {
 	uint32_t max_unauthenticated;      /* inbound connections not yet proven */
 	uint32_t ping_rate;                /* PINGs answered per second per connection */
 	uint64_t send_queue_max_bytes;     /* per peer; 0 = three STATE frames */
+	uint64_t max_rate;                 /* bytes/s sent to all peers together; 0 = unlimited */
 	uint32_t control_max_clients;
 	uint32_t control_reserved_clients; /* of those, kept for root and the daemon's user */
 	uint32_t control_idle_timeout_ms;

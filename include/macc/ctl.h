@@ -212,6 +212,8 @@ struct macc_ctl_status {
 				    * the next checkpoint after that (macc-agentd(8)) */
 	uint64_t rollbacks_total;  /* such rollbacks since the daemon started */
 	uint64_t connections_rejected_total[MACC_CTL_CONNREJ_COUNT]; /* by enum macc_ctl_connrej */
+	double max_rate_bytes_per_second;  /* [agent] max_rate; NaN = unlimited */
+	double send_rate_bytes_per_second; /* bytes handed to all sessions, last ~second */
 };
 
 #define MACC_CTL_MAX_REASONS 24
@@ -246,6 +248,8 @@ struct macc_ctl_peer {
 	bool quarantine_active;         /* in quarantine now */
 	uint64_t quarantine_until;      /* quarantined while round < this (0 = never was) */
 	uint64_t quarantines_total;     /* quarantines started */
+	double max_rate_bytes_per_second;  /* [peer] max_rate; NaN = unlimited */
+	double send_rate_bytes_per_second; /* bytes handed to its sessions, last ~second */
 };
 
 /* Add `count` to the peer's counter for macc_errname(code) (creating it; silently ignores more

@@ -1145,6 +1145,7 @@ static void do_shutdown(struct macc_agent *a)
 	}
 	uv_close((uv_handle_t *)&a->round_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->grace_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->pace_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->tick_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
@@ -1334,6 +1335,7 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		p->endpoint = cp->endpoint;
 		p->cfg_weight = cp->weight;
 		p->has_weight = cp->has_weight;
+		p->max_rate = cp->max_rate; /* applied by peers_set_rates below */
 		if (moved) {
 			macc_info(p->name, "endpoint changed: reconnecting");
 			peer_reconnect(p);
@@ -1380,6 +1382,7 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		snprintf(a->cfg.control_socket, sizeof(a->cfg.control_socket), "%s", sock);
 		memset(&nc, 0, sizeof(nc));
 	}
+	peers_set_rates(a); /* live sessions too: the next slice goes at the new rate */
 	if (memcmp(&nrcfg, &a->rcfg, sizeof(nrcfg)) != 0 || nrobust != a->robust) {
 		/* From the next step on (the mixer takes it then, edge_inbound); learned distances
 		 * and quarantines are kept. */
@@ -1434,6 +1437,8 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	st->degraded = a->degraded;
 	st->rollbacks_total = a->rollbacks;
+	st->max_rate_bytes_per_second = a->cfg.max_rate != 0 ? (double)a->cfg.max_rate : NAN;
+	st->send_rate_bytes_per_second = a->send_rate;
 	memcpy(st->connections_rejected_total, a->conn_rejected,
 	       sizeof(st->connections_rejected_total));
 	return 0;
@@ -1486,6 +1491,8 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 		}
 		q->bytes_received_total = p->bytes_in;
 		q->bytes_sent_total = p->bytes_out;
+		q->max_rate_bytes_per_second = p->max_rate != 0 ? (double)p->max_rate : NAN;
+		q->send_rate_bytes_per_second = p->send_rate;
 		for (size_t k = 0; k < sizeof(known_rejects) / sizeof(known_rejects[0]); k++) {
 			macc_ctl_peer_add_reject(q, known_rejects[k], 0);
 		}
@@ -1989,6 +1996,10 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	a->round_timer.data = a;
 	uv_timer_init(&a->loop, &a->grace_timer);
 	a->grace_timer.data = a;
+	uv_timer_init(&a->loop, &a->pace_timer);
+	a->pace_timer.data = a;
+	macc_pacer_init(&a->pacer, uv_hrtime());
+	peers_set_rates(a);
 	uv_timer_init(&a->loop, &a->tick_timer);
 	a->tick_timer.data = a;
 	uv_timer_start(&a->tick_timer, on_tick, 250, 250);

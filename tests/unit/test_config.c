@@ -657,6 +657,64 @@ static void test_robust_audit(void **state)
 	}
 }
 
+/* max_rate in [agent] and [peer]: bytes/s, k/M/G powers of ten, 0 = unlimited, reloadable. */
+static void test_max_rate(void **state)
+{
+	static const struct {
+		const char *v;
+		uint64_t want;
+	} good[] = {
+		{ "0", 0 }, { "1000", 1000 }, { "2000000", 2000000 }, { "1k", 1000 },
+		{ "10M", 10000000 }, { "2.5M", 2500000 }, { "1G", 1000000000 },
+		{ "1000G", 1000000000000ULL },
+	};
+	static const char *const bad[][2] = {
+		{ "-1", "bytes per second" }, { "10K", "bytes per second" },
+		{ "10 M", "bytes per second" }, { "1.5", "bytes per second" },
+		{ "1e6", "bytes per second" }, { "0x100", "bytes per second" },
+		{ "M", "bytes per second" }, { "", "empty value" },
+		{ "999", "out of range" }, { "0.5k", "out of range" }, { "1001G", "out of range" },
+		{ "10Mi", "bytes per second" },
+	};
+	struct macc_config c, d;
+	struct macc_config_diff df;
+	struct macc_errmsg e;
+	char text[512];
+
+	(void)state;
+	assert_int_equal(parse(A, &c, &e), 0);
+	assert_true(c.max_rate == 0);
+	macc_config_finish(&c);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), A "max_rate = %s\n[peer]\nname = b\nendpoint = "
+			 "127.0.0.1:7001\npublic_key = " K1 "\nmax_rate = %s\n", good[i].v, good[i].v);
+		if (parse(text, &c, &e) != 0) {
+			fail_msg("max_rate = %s: %s", good[i].v, e.text);
+		}
+		assert_true(c.max_rate == good[i].want);
+		assert_true(c.peers[0].max_rate == good[i].want);
+		macc_config_finish(&c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), A "max_rate = %s\n", bad[i][0]);
+		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
+		if (strstr(e.text, "t.conf:3:") == NULL || strstr(e.text, "'max_rate'") == NULL ||
+		    strstr(e.text, bad[i][1]) == NULL) {
+			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
+		}
+	}
+	/* Both apply on reload. */
+	assert_int_equal(parse(A "[peer]\nname = b\nendpoint = 127.0.0.1:7001\npublic_key = " K1
+			       "\n", &c, &e), 0);
+	assert_int_equal(parse(A "max_rate = 5M\n[peer]\nname = b\nendpoint = 127.0.0.1:7001\n"
+			       "public_key = " K1 "\nmax_rate = 2M\n", &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+}
+
 /* Issue 17 keys: defaults, values, ranges and cross-checks, and which need a restart. */
 static void test_hostile_keys(void **state)
 {
@@ -879,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_edge_keys),
 		cmocka_unit_test(test_blas_kernel),
 		cmocka_unit_test(test_hostile_keys),
+		cmocka_unit_test(test_max_rate),
 		cmocka_unit_test(test_endpoint),
 	};
 
