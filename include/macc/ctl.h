@@ -281,6 +281,8 @@ struct macc_ctl_status {
 	char standardize[96];
 	char standardize_digest[24];         /* the transform's digest, "" until known */
 	uint64_t standardize_refused_total;  /* neighbours' STATS refused (screening, S or D) */
+	double max_rate_bytes_per_second;  /* [agent] max_rate; NaN = unlimited */
+	double send_rate_bytes_per_second; /* bytes handed to all sessions, last ~second */
 };
 
 #define MACC_CTL_MAX_REASONS 24
@@ -315,6 +317,8 @@ struct macc_ctl_peer {
 	bool quarantine_active;         /* in quarantine now */
 	uint64_t quarantine_until;      /* quarantined while round < this (0 = never was) */
 	uint64_t quarantines_total;     /* quarantines started */
+	double max_rate_bytes_per_second;  /* [peer] max_rate; NaN = unlimited */
+	double send_rate_bytes_per_second; /* bytes handed to its sessions, last ~second */
 };
 
 /* Add `count` to the peer's counter for macc_errname(code) (creating it; silently ignores more

@@ -10,8 +10,9 @@
  *      sends y_k = x_k - alpha g_k, and local steps change x, so then it encodes and sends
  *      after the gradient.
  *   2. The loop waits until every neighbour that can still send round k has done so: a neighbour
- *      is not waited for when it is dead (no traffic for dead_peer_timeout) or known to be past
- *      round k already; or until the round timeout.
+ *      is not waited for when it is dead (no traffic for dead_peer_timeout), when its session
+ *      went down more than reconnect_grace_ms ago (it cannot deliver a state before it is back;
+ *      peer_gone) or when it is known to be past round k already; or until the round timeout.
  *   3. The step job: what arrived (edge_inbound: the row of W, each neighbour's slot, in
  *      ascending public-key order, the agent index order) goes through macc_mixer_step, then
  *      evaluation / checkpoint when due and the next round's body (macc_mixer_outgoing).
@@ -840,8 +841,8 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	if (p->cur.full && p->cur.round == a->round) {
 		return false;
 	}
-	if (p->dead) {
-		return false;
+	if (peer_gone(p, macc_now_ms())) {
+		return false; /* dead, or its session is down past the reconnect grace (peer.c) */
 	}
 	if (peer_draining(p)) {
 		return true; /* the state may still be in a retired duplicate session (peer.c) */
@@ -979,6 +980,7 @@ static void do_step(struct macc_agent *a)
 	uint64_t next = a->round + 1;
 
 	uv_timer_stop(&a->round_timer);
+	uv_timer_stop(&a->grace_timer);
 	if (!a->shutdown_req && rejoin(a)) {
 		return;
 	}
@@ -986,6 +988,29 @@ static void do_step(struct macc_agent *a)
 	job_peers(a);
 	job.ckpt_round = next;
 	queue_job(a, step_flags(a, next), PH_STEP);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	check_round(t->data);
+}
+
+/* The wait goes on: if every neighbour it is for is down and in its reconnect grace, wake up
+ * when the first grace ends (the round timer covers the others). */
+static void arm_grace(struct macc_agent *a)
+{
+	uint64_t first = 0, now = macc_now_ms();
+
+	for (size_t i = 0; i < a->npeers; i++) {
+		uint64_t end = peer_grace_end(a->peers[i]);
+
+		if (waiting_for(a, a->peers[i]) && end != 0 && (first == 0 || end < first)) {
+			first = end;
+		}
+	}
+	if (first != 0) {
+		uv_timer_start(&a->grace_timer, on_grace, first > now ? first - now : 0, 0);
+	}
 }
 
 static void check_round(struct macc_agent *a)
@@ -996,6 +1021,7 @@ static void check_round(struct macc_agent *a)
 	if (!a->round_timed_out && !a->shutdown_req) {
 		for (size_t i = 0; i < a->npeers; i++) {
 			if (waiting_for(a, a->peers[i])) {
+				arm_grace(a);
 				return;
 			}
 		}
@@ -1132,6 +1158,8 @@ static void do_shutdown(struct macc_agent *a)
 		peer_remove(a->graveyard[i]);
 	}
 	uv_close((uv_handle_t *)&a->round_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->grace_timer, on_close_noop);
+	uv_close((uv_handle_t *)&a->pace_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->tick_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->watchdog_timer, on_close_noop);
 	uv_close((uv_handle_t *)&a->sig_term, on_close_noop);
@@ -1322,6 +1350,7 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		p->endpoint = cp->endpoint;
 		p->cfg_weight = cp->weight;
 		p->has_weight = cp->has_weight;
+		p->max_rate = cp->max_rate; /* applied by peers_set_rates below */
 		if (moved) {
 			macc_info(p->name, "endpoint changed: reconnecting");
 			peer_reconnect(p);
@@ -1368,6 +1397,7 @@ static int do_reload(struct macc_agent *a, struct macc_errmsg *err)
 		snprintf(a->cfg.control_socket, sizeof(a->cfg.control_socket), "%s", sock);
 		memset(&nc, 0, sizeof(nc));
 	}
+	peers_set_rates(a); /* live sessions too: the next slice goes at the new rate */
 	if (memcmp(&nrcfg, &a->rcfg, sizeof(nrcfg)) != 0 || nrobust != a->robust) {
 		/* From the next step on (the mixer takes it then, edge_inbound); learned distances
 		 * and quarantines are kept. */
@@ -1452,6 +1482,8 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	st->degraded = a->degraded;
 	st->rollbacks_total = a->rollbacks;
+	st->max_rate_bytes_per_second = a->cfg.max_rate != 0 ? (double)a->cfg.max_rate : NAN;
+	st->send_rate_bytes_per_second = a->send_rate;
 	memcpy(st->connections_rejected_total, a->conn_rejected,
 	       sizeof(st->connections_rejected_total));
 	std_status(a, st); /* standardize.c */
@@ -1505,6 +1537,8 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 		}
 		q->bytes_received_total = p->bytes_in;
 		q->bytes_sent_total = p->bytes_out;
+		q->max_rate_bytes_per_second = p->max_rate != 0 ? (double)p->max_rate : NAN;
+		q->send_rate_bytes_per_second = p->send_rate;
 		for (size_t k = 0; k < sizeof(known_rejects) / sizeof(known_rejects[0]); k++) {
 			macc_ctl_peer_add_reject(q, known_rejects[k], 0);
 		}
@@ -2022,6 +2056,12 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	}
 	uv_timer_init(&a->loop, &a->round_timer);
 	a->round_timer.data = a;
+	uv_timer_init(&a->loop, &a->grace_timer);
+	a->grace_timer.data = a;
+	uv_timer_init(&a->loop, &a->pace_timer);
+	a->pace_timer.data = a;
+	macc_pacer_init(&a->pacer, uv_hrtime());
+	peers_set_rates(a);
 	uv_timer_init(&a->loop, &a->tick_timer);
 	a->tick_timer.data = a;
 	uv_timer_start(&a->tick_timer, on_tick, 250, 250);

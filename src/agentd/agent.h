@@ -43,9 +43,11 @@
 #include "control.h"
 #include "publish.h"
 #include "standardize.h"
+#include "pacer.h"
 
 struct macc_agent;
 struct peer;
+struct wreq; /* peer.c */
 
 /* A STATE body encoded once per round and shared by every neighbour's write (refcounted). */
 struct shared_body {
@@ -101,6 +103,11 @@ struct conn {
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
 	unsigned pings_in_window; /* PINGs answered in it (peer.c: config ping_rate) */
 	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (peer.c) */
+	/* max_rate (peer.c): writes waiting for tokens, in order; bytes of them not yet handed
+	 * to libuv. Once anything waits here, every later write queues behind it. */
+	struct wreq *pq_head, *pq_tail;
+	size_t pq_bytes;
+	uint64_t pace_seq; /* when it last sent a slice (agent.pace_seq then): turns */
 	char addr[80];
 	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* from the peer's HELLO */
 	struct conn *next; /* agent's list */
@@ -128,6 +135,8 @@ struct peer {
 
 	uint64_t last_rx_ms;
 	bool dead;
+	bool was_up;       /* a session was adopted once (so a lost one is a real loss) */
+	uint64_t down_ms;  /* when its adopted session went down (peer_gone) */
 	bool known_round_valid;
 	uint64_t known_round; /* the peer's current round, from HELLO or its STATEs */
 	int64_t last_round;   /* last round whose state arrived, -1 none */
@@ -147,6 +156,12 @@ struct peer {
 
 	double rtt_ms;
 	uint64_t bytes_in, bytes_out;
+	/* max_rate (peer.c): this neighbour's bucket (kept across sessions) and the measured
+	 * rate of bytes handed to its sessions, over windows of about a second (peers_tick) */
+	uint64_t max_rate;
+	struct macc_pacer pacer;
+	double send_rate;        /* bytes/s, last window */
+	uint64_t rate_win_ms, rate_win_bytes;
 	uint64_t rejected[32]; /* by MACC_EMALFORMED - code */
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
@@ -219,6 +234,12 @@ struct macc_agent {
 	uint64_t round_started_ms;
 	bool round_timed_out;
 	uv_timer_t round_timer;
+	uv_timer_t grace_timer; /* ends a wait when a down neighbour's reconnect grace runs out */
+	uv_timer_t pace_timer;  /* peer.c: releases paced writes when the buckets allow */
+	struct macc_pacer pacer; /* [agent] max_rate: all sessions' writes together */
+	double send_rate;        /* bytes/s handed to all sessions, last window (peers_tick) */
+	uint64_t rate_win_ms, rate_win_bytes;
+	uint64_t pace_seq;       /* slices sent (peer.c: which connection's turn) */
 	uv_timer_t tick_timer;
 	uv_timer_t watchdog_timer;
 	uv_work_t work;
@@ -310,6 +331,10 @@ void peer_reconnect(struct peer *p);
 void peers_sort(struct macc_agent *a);
 void peer_send_body(struct peer *p);
 bool peer_draining(const struct peer *p);
+uint64_t peer_grace_end(const struct peer *p);
+void peers_set_rates(struct macc_agent *a); /* max_rate from a->cfg (start, reload) */
+void peers_pace(uv_timer_t *t);             /* pace_timer's callback */
+bool peer_gone(const struct peer *p, uint64_t now);
 void peers_tick(struct macc_agent *a);
 void peers_say_bye(struct macc_agent *a, int reason, const char *text);
 void peer_reject(struct peer *p, int code, const char *what);

@@ -425,8 +425,8 @@ bool edge_expects(const struct macc_agent *a, const struct peer *p)
  * is not past it (a session that comes up late gets it from agent_on_session_up). */
 bool edge_owes(const struct macc_agent *a, const struct peer *p)
 {
-	return a->edge.pushsum && p->out_nb && p->tx_round < (int64_t)a->round && !p->dead &&
-	       !(p->known_round_valid && p->known_round > a->round);
+	return a->edge.pushsum && p->out_nb && p->tx_round < (int64_t)a->round &&
+	       !peer_gone(p, macc_now_ms()) && !(p->known_round_valid && p->known_round > a->round);
 }
 
 void edge_round_start(struct macc_agent *a)

@@ -41,7 +41,9 @@
  *
  * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
  * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
- * round logic stops waiting for it). PONG gives the RTT.
+ * round logic stops waiting for it). PONG gives the RTT. A peer whose adopted session went down
+ * (after one was up) cannot deliver a state before it reconnects: the rounds wait for it
+ * reconnect_grace_ms after the loss and then not until a session is adopted again (peer_gone).
  *
  * Sealing (config encrypt = yes, issue 12). Every frame received goes through
  * macc_session_open before it is decoded (a pass-through until the peer's HELLO_ACK verified);
@@ -81,6 +83,20 @@ struct wreq {
 	struct macc_state_prefix prefix;
 	struct macc_buf buf;      /* everything else, and a sealed STATE */
 	bool spare;               /* buf is the connection's sealspare: give it back */
+	/* Paced (max_rate): the buffers, handed to libuv in slices from `off` on; freed once
+	 * it is off the connection's queue (`queued` false) and no slice is in flight. */
+	uv_buf_t pb[2];
+	unsigned pn;
+	size_t total, off;
+	unsigned inflight;
+	bool queued;
+	struct wreq *pnext;
+};
+
+/* One slice of a paced write. */
+struct slice {
+	uv_write_t req;
+	struct wreq *w;
 };
 
 static void conn_close(struct conn *c, const char *why);
@@ -237,6 +253,188 @@ static void conn_drop_slow(struct conn *c, size_t queued, size_t more)
 	conn_close(c, "peer does not read (send queue over its bound)");
 }
 
+/* ---- pacing (max_rate) -------------------------------------------------------------------
+ * A connection to a peer whose bucket or the agent's has a rate queues its writes (in order:
+ * sealed frames must reach the stream in the order they were sealed) and hands them to libuv in
+ * slices of at most MACC_PACER_SLICE bytes, each once both buckets hold the tokens for it; the
+ * agent's pace_timer wakes the queues when the first bucket will. Connections take turns, one
+ * slice each, so one neighbour does not take the agent's whole rate. Queued bytes count towards
+ * send_queue_max_bytes like libuv's own queue: a neighbour whose cap is too low for the states
+ * it must carry is dropped as slow. */
+
+static bool conn_paced(const struct conn *c)
+{
+	return c->pq_head != NULL ||
+	       (c->peer != NULL && (c->peer->pacer.rate != 0 || c->agent->pacer.rate != 0));
+}
+
+/* The first `n` bytes of w's remainder as libuv buffers (at most 2). */
+static unsigned wreq_slice(const struct wreq *w, size_t n, uv_buf_t *out)
+{
+	size_t skip = w->off;
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < w->pn && n > 0; i++) {
+		size_t len = w->pb[i].len;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		len -= skip;
+		if (len > n) {
+			len = n;
+		}
+		out[k++] = uv_buf_init(w->pb[i].base + skip, (unsigned)len);
+		n -= len;
+		skip = 0;
+	}
+	return k;
+}
+
+static void on_slice_written(uv_write_t *req, int status)
+{
+	struct slice *s = (struct slice *)req;
+	struct wreq *w = s->w;
+
+	free(s);
+	if (status < 0 && status != UV_ECANCELED && !w->conn->closing) {
+		conn_close(w->conn, uv_strerror(status));
+	}
+	if (--w->inflight == 0 && !w->queued) {
+		wreq_free(w);
+	}
+}
+
+/* Drop what is still queued (the connection closes); slices in flight free theirs. */
+static void conn_pq_drop(struct conn *c)
+{
+	struct wreq *w = c->pq_head;
+
+	c->pq_head = c->pq_tail = NULL;
+	c->pq_bytes = 0;
+	while (w != NULL) {
+		struct wreq *next = w->pnext;
+
+		w->queued = false;
+		if (w->inflight == 0) {
+			wreq_free(w);
+		}
+		w = next;
+	}
+}
+
+/* Whether c has a slice to send: 1 ready now, 0 not (*wait_ns: until its buckets allow). */
+static int conn_pq_ready(struct conn *c, uint64_t now, uint64_t *wait_ns)
+{
+	uint64_t wp, wa;
+
+	*wait_ns = 0;
+	if (c->pq_head == NULL || c->closing) {
+		return 0;
+	}
+	wp = c->peer != NULL ? macc_pacer_wait_ns(&c->peer->pacer, now) : 0;
+	wa = macc_pacer_wait_ns(&c->agent->pacer, now);
+	*wait_ns = wp > wa ? wp : wa;
+	return *wait_ns == 0;
+}
+
+/* Hand the next slice of c's queue to libuv and charge it to both buckets (the caller asked
+ * conn_pq_ready, or the session is being shut and its BYE must go: the debt is then repaid
+ * before anyone's next slice). Returns 1 when one went, 0 when the queue is empty, -1 when c
+ * closed. */
+static int conn_pq_next(struct conn *c)
+{
+	struct macc_agent *a = c->agent;
+	struct wreq *w = c->pq_head;
+	uint64_t now = uv_hrtime();
+	struct slice *s;
+	uv_buf_t b[2];
+	size_t n;
+	int rc;
+
+	if (w == NULL || c->closing) {
+		return c->closing ? -1 : 0;
+	}
+	n = w->total - w->off < MACC_PACER_SLICE ? w->total - w->off : MACC_PACER_SLICE;
+	s = malloc(sizeof(*s));
+	if (s == NULL) {
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	s->w = w;
+	rc = uv_write(&s->req, (uv_stream_t *)&c->tcp, b, wreq_slice(w, n, b), on_slice_written);
+	if (rc < 0) {
+		free(s);
+		conn_close(c, uv_strerror(rc));
+		return -1;
+	}
+	w->inflight++;
+	w->off += n;
+	c->pq_bytes -= n;
+	c->pace_seq = ++a->pace_seq;
+	if (c->peer != NULL) {
+		macc_pacer_take(&c->peer->pacer, n, now);
+		c->peer->bytes_out += n;
+	}
+	macc_pacer_take(&a->pacer, n, now);
+	a->metrics.bytes_sent_total += n;
+	c->last_tx_ms = macc_now_ms();
+	if (w->off == w->total) {
+		c->pq_head = w->pnext;
+		if (c->pq_head == NULL) {
+			c->pq_tail = NULL;
+		}
+		w->queued = false;
+	}
+	return 1;
+}
+
+/* Release what the buckets allow, a slice at a time, each to the ready connection served
+ * longest ago (so neighbours sharing the agent's cap take turns), and arm the timer for the
+ * rest. */
+static void pace_all(struct macc_agent *a)
+{
+	for (;;) {
+		uint64_t now = uv_hrtime(), wait = 0;
+		struct conn *best = NULL;
+
+		for (struct conn *c = a->conns; c != NULL; c = c->next) {
+			uint64_t w;
+
+			if (conn_pq_ready(c, now, &w)) {
+				if (best == NULL || c->pace_seq < best->pace_seq) {
+					best = c;
+				}
+			} else if (w > 0 && (wait == 0 || w < wait)) {
+				wait = w;
+			}
+		}
+		if (best != NULL) {
+			conn_pq_next(best);
+			continue;
+		}
+		if (wait > 0 && !a->shutting_down) {
+			/* libuv timers count milliseconds: round up, so the bucket is ready then */
+			uv_timer_start(&a->pace_timer, peers_pace, (wait + 999999) / 1000000, 0);
+		}
+		return;
+	}
+}
+
+void peers_pace(uv_timer_t *t)
+{
+	pace_all(t->data);
+}
+
+/* Everything queued goes now (the session is being shut down), charged to the buckets. */
+static void conn_pq_flush(struct conn *c)
+{
+	while (conn_pq_next(c) > 0) {
+		/* one slice per turn */
+	}
+}
+
 static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n, size_t total)
 {
 	size_t queued;
@@ -248,11 +446,27 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 		wreq_free(w);
 		return -EPIPE;
 	}
-	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->pq_bytes;
 	if (c->peer != NULL && c->session.proven && queued + total > send_queue_max(c->agent)) {
 		wreq_free(w);
 		conn_drop_slow(c, queued, total);
 		return MACC_ESLOW;
+	}
+	if (conn_paced(c) && n <= 2) {
+		memcpy(w->pb, bufs, n * sizeof(*bufs));
+		w->pn = n;
+		w->total = total;
+		w->queued = true;
+		if (c->pq_tail != NULL) {
+			c->pq_tail->pnext = w;
+		} else {
+			c->pq_head = w;
+		}
+		c->pq_tail = w;
+		c->pq_bytes += total;
+		c->agent->metrics.messages_sent_total++;
+		pace_all(c->agent);
+		return 0;
 	}
 	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
 	if (rc < 0) {
@@ -501,8 +715,10 @@ static void conn_close(struct conn *c, const char *why)
 		return;
 	}
 	c->closing = true;
+	conn_pq_drop(c);
 	if (p != NULL && p->conn == c) {
 		p->conn = NULL;
+		p->down_ms = macc_now_ms();
 		c->adopted = false;
 		if (!p->agent->shutting_down) {
 			macc_info(p->name, "session down: %s", why);
@@ -547,6 +763,11 @@ static void conn_shutdown(struct conn *c)
 	}
 	if (!c->connected || (req = malloc(sizeof(*req))) == NULL) {
 		conn_close(c, "shut down");
+		return;
+	}
+	conn_pq_flush(c); /* the shutdown follows what libuv holds, not our queue */
+	if (c->closing) {
+		free(req);
 		return;
 	}
 	req->data = c;
@@ -633,6 +854,40 @@ bool peer_draining(const struct peer *p)
 	return false;
 }
 
+/* When the rounds stop waiting for a neighbour whose session went down (reconnect_grace_ms
+ * after it did), or 0 when that rule does not apply: it has a session, never had one (at
+ * start-up the round timeout applies, as the fleet comes up), a retired duplicate session is
+ * still being read (the state may be in it), or a connection with it is up and in its
+ * handshake (it is coming back: the other end of a duplicate-session race closed the session
+ * we had kept, or a restarted agent is reconnecting). A killed agent's sessions close at once
+ * (the kernel answers for it) and redials are refused until it restarts, so its neighbours wait
+ * for it for the grace only, not for the round timeout every round until dead_peer_timeout_ms. */
+uint64_t peer_grace_end(const struct peer *p)
+{
+	if (p->conn != NULL || !p->was_up) {
+		return 0;
+	}
+	for (const struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c->peer == p && !c->closing && (c->retired || (c->connected && !c->shut))) {
+			return 0;
+		}
+	}
+	return p->down_ms + p->agent->cfg.reconnect_grace_ms;
+}
+
+/* Whether the rounds no longer wait for (or send to, push-sum) this neighbour: dead, or down
+ * past its reconnect grace. Waited for again as soon as a session is adopted. */
+bool peer_gone(const struct peer *p, uint64_t now)
+{
+	uint64_t end;
+
+	if (p->dead) {
+		return true;
+	}
+	end = peer_grace_end(p);
+	return end != 0 && now >= end;
+}
+
 static void adopt(struct peer *p, struct conn *c)
 {
 	struct conn *old = p->conn;
@@ -662,6 +917,7 @@ static void adopt(struct peer *p, struct conn *c)
 		macc_info(p->name, "peer is back");
 	}
 	p->dead = false;
+	p->was_up = true;
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_reset(&p->backoff);
 	macc_frame_decoder_finish(&c->dec);
@@ -1383,6 +1639,8 @@ struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp
 	p->tx_round = -1;
 	p->rtt_ms = -1.0;
 	p->last_rx_ms = macc_now_ms();
+	p->max_rate = cp->max_rate;
+	macc_pacer_init(&p->pacer, uv_hrtime()); /* its rate: peers_set_rates */
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
 	macc_ratelimit_init(&p->rl, 10000, 5);
 	macc_ratelimit_init(&p->rl_lost, 10000, 3);
@@ -1562,6 +1820,54 @@ void peer_close_listener(struct macc_agent *a)
 	}
 }
 
+/* ---- rates ----------------------------------------------------------------------------- */
+
+/* The buckets follow the configuration (start, reload: live sessions included). */
+static void set_rate(const char *who, struct macc_pacer *pc, uint64_t rate, uint64_t now)
+{
+	if (pc->rate != rate) {
+		macc_info(who, "max_rate %llu bytes/s%s", (unsigned long long)rate,
+			  rate == 0 ? " (unlimited)" : "");
+		macc_pacer_set_rate(pc, rate, now);
+	}
+}
+
+void peers_set_rates(struct macc_agent *a)
+{
+	uint64_t now = uv_hrtime();
+
+	set_rate(NULL, &a->pacer, a->cfg.max_rate, now);
+	for (size_t i = 0; i < a->npeers; i++) {
+		set_rate(a->peers[i]->name, &a->peers[i]->pacer, a->peers[i]->max_rate, now);
+	}
+	pace_all(a);
+}
+
+/* Bytes handed to the sessions per second, over windows of at least a second. */
+static void measure_rate(uint64_t now, uint64_t bytes, double *rate, uint64_t *win_ms,
+			 uint64_t *win_bytes)
+{
+	if (*win_ms == 0) {
+		*win_ms = now;
+		*win_bytes = bytes;
+	} else if (now - *win_ms >= 1000) {
+		*rate = (double)(bytes - *win_bytes) * 1000.0 / (double)(now - *win_ms);
+		*win_ms = now;
+		*win_bytes = bytes;
+	}
+}
+
+static void measure_rates(struct macc_agent *a, uint64_t now)
+{
+	measure_rate(now, a->metrics.bytes_sent_total, &a->send_rate, &a->rate_win_ms,
+		     &a->rate_win_bytes);
+	for (size_t i = 0; i < a->npeers; i++) {
+		struct peer *p = a->peers[i];
+
+		measure_rate(now, p->bytes_out, &p->send_rate, &p->rate_win_ms, &p->rate_win_bytes);
+	}
+}
+
 /* ---- the tick -------------------------------------------------------------------------- */
 
 void peers_tick(struct macc_agent *a)
@@ -1569,6 +1875,8 @@ void peers_tick(struct macc_agent *a)
 	uint64_t now = macc_now_ms();
 	uint64_t keepalive = a->cfg.dead_peer_timeout_ms / 4;
 	bool changed = false;
+
+	measure_rates(a, now);
 
 	if (keepalive > 2000) {
 		keepalive = 2000;

@@ -202,6 +202,8 @@ static const struct field status_fields[] = {
 	FS(macc_ctl_status, k, standardize),
 	FS(macc_ctl_status, k, standardize_digest),
 	FT(macc_ctl_status, standardize_refused_total, F_U64),
+	FT(macc_ctl_status, max_rate_bytes_per_second, F_DBL),
+	FT(macc_ctl_status, send_rate_bytes_per_second, F_DBL),
 	/* "connections_rejected_total" (a map by reason) is handled separately. */
 };
 
@@ -240,6 +242,8 @@ static const struct field peer_fields[] = {
 	FT(macc_ctl_peer, quarantine_active, F_BOOL),
 	FT(macc_ctl_peer, quarantine_until, F_U64),
 	FT(macc_ctl_peer, quarantines_total, F_U64),
+	FT(macc_ctl_peer, max_rate_bytes_per_second, F_DBL),
+	FT(macc_ctl_peer, send_rate_bytes_per_second, F_DBL),
 };
 
 /* The audit reply's header ("entries" is handled separately) and one entry. */
@@ -305,6 +309,8 @@ void macc_ctl_status_init(struct macc_ctl_status *s)
 	s->round_seconds = NAN;
 	s->consensus_distance = NAN;
 	s->process_start_time_seconds = NAN;
+	s->max_rate_bytes_per_second = NAN;
+	s->send_rate_bytes_per_second = NAN;
 }
 
 void macc_ctl_progress_init(struct macc_ctl_progress *p)
@@ -940,6 +946,8 @@ static int unpack_peer(const msgpack_object *m, struct macc_ctl_peer *p, struct 
 	p->last_round = -1;
 	p->rtt_seconds = NAN;
 	p->weight = NAN;
+	p->max_rate_bytes_per_second = NAN;
+	p->send_rate_bytes_per_second = NAN;
 	r = unpack_fields(m, p, peer_fields, NF(peer_fields), "peer", err);
 	if (r < 0) {
 		return r;
@@ -1497,6 +1505,41 @@ static int format_hostile(const struct macc_ctl_status *st, const struct macc_ct
 	return r;
 }
 
+/* Per peer: the send-rate cap (only for capped peers) and the measured send rate. */
+static int peer_rates(struct macc_buf *out, const struct macc_ctl_peer *peers, size_t npeers)
+{
+	char n1[200];
+	bool any = false;
+	int r = 0;
+
+	for (size_t i = 0; i < npeers; i++) {
+		any |= !isnan(peers[i].max_rate_bytes_per_second);
+	}
+	if (any) {
+		r = head(out, "macc_peer_max_rate_bytes_per_second", "gauge",
+			 "Send-rate cap for the peer (max_rate; no sample: unlimited).");
+	}
+	for (size_t i = 0; i < npeers && r >= 0; i++) {
+		if (!isnan(peers[i].max_rate_bytes_per_second)) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			r = bprintf(out, "macc_peer_max_rate_bytes_per_second{peer=\"%s\"} %.9g\n",
+				    n1, peers[i].max_rate_bytes_per_second);
+		}
+	}
+	if (r >= 0) {
+		r = head(out, "macc_peer_send_rate_bytes_per_second", "gauge",
+			 "Bytes per second sent to the peer, over the last second or so.");
+	}
+	for (size_t i = 0; i < npeers && r >= 0; i++) {
+		if (!isnan(peers[i].send_rate_bytes_per_second)) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			r = bprintf(out, "macc_peer_send_rate_bytes_per_second{peer=\"%s\"} %.9g\n",
+				    n1, peers[i].send_rate_bytes_per_second);
+		}
+	}
+	return r < 0 ? r : 0;
+}
+
 int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,
 			    size_t npeers, const struct macc_ctl_metrics *m, struct macc_buf *out)
 {
@@ -1584,6 +1627,7 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 			TRY(bprintf(out, "macc_peer_bytes_sent_total{peer=\"%s\"} %llu\n", n1,
 				    (unsigned long long)peers[i].bytes_sent_total));
 		}
+		TRY(peer_rates(out, peers, npeers));
 	}
 	TRY(head(out, "macc_messages_rejected_total", "counter",
 		 "Messages from peers dropped, by reason."));
@@ -1600,6 +1644,12 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 		}
 	}
 	TRY(counter(out, "macc_bytes_sent_total", "Bytes sent to all peers.", m->bytes_sent_total));
+	TRY(gauge(out, "macc_max_rate_bytes_per_second",
+		  "Send-rate cap for all peers together (max_rate; no sample: unlimited).",
+		  st->max_rate_bytes_per_second));
+	TRY(gauge(out, "macc_send_rate_bytes_per_second",
+		  "Bytes per second sent to all peers, over the last second or so.",
+		  st->send_rate_bytes_per_second));
 	TRY(counter(out, "macc_bytes_received_total", "Bytes received from all peers.",
 		    m->bytes_received_total));
 	TRY(counter(out, "macc_state_bytes_sent_total",

@@ -168,7 +168,8 @@ STATUS_KEYS="['algorithm', 'arch', 'blas', 'consensus_distance', 'digest', 'epoc
 'round', 'round_seconds', 'rounds_planned', 'samples_per_second', 'state', \
 'state_bytes_received_total', 'state_bytes_sent_total', 'test_accuracy_ratio', 'test_loss', \
 'train_loss', 'uptime_seconds', 'version', 'degraded', 'rollbacks_total', \
-'connections_rejected_total', 'standardize', 'standardize_digest', 'standardize_refused_total']"
+'connections_rejected_total', 'standardize', 'standardize_digest', 'standardize_refused_total', \
+'max_rate_bytes_per_second', 'send_rate_bytes_per_second']"
 expect_rc 0 status
 for re in "^agent: +agent0 \(dmsgd, mlp:784-16-10\)$" "^state: +training$" \
 	"^round: +[0-9]+ / 10000000$" "^epoch: +[0-9.]+ / " "^peers: +1 / 1 up$" "^train loss: " \
@@ -206,11 +207,12 @@ SOCK="$A/agent0/ctl.sock"
 # --- peers ----------------------------------------------------------------------------------
 PEER_KEYS="['arch', 'blas', 'bytes_received_total', 'bytes_sent_total', 'endpoint', 'key', 'last_round', \
 'messages_rejected_total', 'name', 'quarantine_active', 'quarantine_until', 'quarantines_total', \
-'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight']"
+'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight', \
+'max_rate_bytes_per_second', 'send_rate_bytes_per_second']"
 pub1=$(cat "$A/agent1/agent.pub")
 expect_rc 0 peers
-if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +PLATFORM +LAST ROUND +RTT +RECEIVED +SENT +EXCLUDED \
-+QUARANTINE +REJECTED$" "$OUT" &&
+if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +PLATFORM +LAST ROUND +RTT +RECEIVED +SENT +RATE \
++EXCLUDED +QUARANTINE +REJECTED$" "$OUT" &&
 	awk -v ep="127.0.0.1:$((BASE_PORT + 1))" -v key="${pub1:0:8}..." \
 		'$1 == "agent1" && $2 == ep && $3 == key && $4 == "up" { found = 1 } END { exit !found }' \
 		"$OUT"; then
