@@ -39,7 +39,7 @@ file
 docker.io debootstrap systemd-container
 crossbuild-essential-arm64 qemu-user-static
 libuv1-dev:arm64 libsodium-dev:arm64 libmsgpack-dev:arm64 libopenblas-dev:arm64
-libcmocka-dev:arm64 zlib1g-dev:arm64 libprotobuf-c-dev:arm64
+libcmocka-dev:arm64 zlib1g-dev:arm64 libprotobuf-c-dev:arm64 libssl-dev:arm64
 "
 
 missing=""

@@ -27,13 +27,27 @@ stage() {
 	echo "== $name: passed in $(($(date +%s) - t0)) s"
 }
 
+# setup DIR ARGS...: meson setup, quiet unless it fails (meson prints its errors on stdout).
+setup() {
+	dir=$1
+	shift
+	log=$(mktemp)
+	meson setup "$dir" "$@" >"$log" 2>&1 || {
+		cat "$log"
+		rm -f "$log"
+		echo "== meson setup $dir failed"
+		exit 1
+	}
+	rm -f "$log"
+}
+
 ./deploy/install-deps.sh
 
 suites="--suite unit --suite fuzz-replay --suite integration --suite lint --suite faults"
 
 rm -rf build-ci build-asan build-arm64
 echo "== build (release, --werror)"
-meson setup build-ci --werror >/dev/null
+setup build-ci --werror
 meson compile -C build-ci
 echo "== tests"
 # shellcheck disable=SC2086
@@ -47,7 +61,7 @@ meson test -C build-ci --setup valgrind --suite unit --suite fuzz-replay --no-su
 meson test -C build-ci --suite memcheck --print-errorlogs --num-processes 2
 
 echo "== build (address,undefined sanitizers)"
-meson setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+setup build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false
 meson compile -C build-asan
 echo "== tests under sanitizers"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -65,8 +79,8 @@ meson test -C build-asan agentd_sim faults_adversary faults_duplicate faults_hos
 # Platform stages. A stage that fails fails the run; the only skip is the systemd stage inside a
 # plain chroot, where systemd-nspawn cannot work ("/" is not a mount point), and it says so.
 arm64_build() {
-	meson setup build-arm64 --werror --buildtype=release \
-		--cross-file deploy/cross/aarch64-linux-gnu.ini >/dev/null
+	setup build-arm64 --werror --buildtype=release \
+		--cross-file deploy/cross/aarch64-linux-gnu.ini
 	meson compile -C build-arm64
 }
 # The whole-model gradient check takes ~2 min under qemu: it runs natively above; every other
