@@ -11,6 +11,10 @@
 #      agent 1 to 3 points off from one run to the next).
 #   2. SIGTERM agent0 mid-run: it finishes the round, writes a checkpoint and exits 0; started
 #      again it resumes from that checkpoint.
+#   The ring's 600 rounds take a few seconds: with the default reconnect_grace_ms (500 ms) the
+#   survivors would stop waiting for agent2 at once and finish before its restart (tested in
+#   tests/faults/test_dead_peer.sh); here the grace equals dead_peer_timeout_ms, so the dead-peer
+#   path and the rejoin in step are what this test exercises.
 . "$(dirname "$0")/agentd_lib.sh"
 
 R=600
@@ -20,7 +24,7 @@ LR=0.05
 # shellcheck disable=SC2086
 gen_ring "$dir" --set model=mlp:784-32-10 --set rounds=$R --set lr=$LR \
 	--set lr_schedule=cosine --set round_timeout_ms=1000 --set dead_peer_timeout_ms=2500 \
-	--set checkpoint_every=20 ${FAULT_SETS:-}
+	--set reconnect_grace_ms=2500 --set checkpoint_every=20 ${FAULT_SETS:-}
 for j in 0 1 2 3; do
 	start_agent "$j" "$dir/agent$j/agentd.conf" --exit-when-done
 done
