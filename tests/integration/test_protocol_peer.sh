@@ -116,6 +116,9 @@ run_mode() {
 	local dir="$WORK/run$((++RUN))"
 	mkdir -p "$dir/state"
 	[ "$enc" = yes ] && seal_arg=(--seal) && sealed_want=True
+	# The peer ends each leg with a BYE and waits for the agent's dial: reconnect_grace_ms as
+	# long as the round timeout keeps the agent waiting for it (with the 500 ms default it
+	# would train on alone, as macc-agentd(8) Rounds says).
 	cat >"$dir/agentd.conf" <<EOF
 [agent]
 name = agent0
@@ -139,6 +142,7 @@ seed = 1
 threads = 1
 round_timeout_ms = 30000
 dead_peer_timeout_ms = 60000
+reconnect_grace_ms = 30000
 checkpoint_every = 0
 compress = $comp
 
