@@ -492,11 +492,118 @@ static int read_edge_file(const char *path, uint32_t n, const char *spec, struct
 	return rc;
 }
 
+static void gen_star(struct macc_graph *g, uint32_t n)
+{
+	for (uint32_t j = 1; j < n; j++) {
+		add_edge(g, 0, j);
+	}
+}
+
+static int gen_bipartite(struct macc_graph *g, uint32_t n, const char *spec,
+			 struct macc_errmsg *err)
+{
+	if (n % 2 != 0) {
+		return macc_errf(err, MACC_ESPEC, "topology '%s' needs an even number of agents, "
+				 "got %u", spec, n);
+	}
+	for (uint32_t a = 0; a < n / 2; a++) {
+		for (uint32_t b = n / 2; b < n; b++) {
+			add_edge(g, a, b);
+		}
+	}
+	return 0;
+}
+
+/* torus:RxC, arg = "RxC" */
+static int gen_torus_spec(struct macc_graph *g, uint32_t n, const char *spec, const char *arg,
+			  struct macc_errmsg *err)
+{
+	uint32_t rows, cols;
+	const char *p = parse_u32(arg, MAX_N, &rows);
+
+	if (p == NULL || (*p != 'x' && *p != 'X') ||
+	    (p = parse_u32(p + 1, MAX_N, &cols)) == NULL || *p != '\0' || rows == 0 ||
+	    cols == 0) {
+		return macc_errf(err, MACC_ESPEC, "topology '%s': expected torus:RxC with "
+				 "positive integers R and C", spec);
+	}
+	if ((uint64_t)rows * cols != n) {
+		return macc_errf(err, MACC_ESPEC, "topology '%s': %ux%u = %llu agents, but there "
+				 "are %u", spec, rows, cols,
+				 (unsigned long long)rows * cols, n);
+	}
+	gen_torus(g, rows, cols);
+	return 0;
+}
+
+/* regular:D, arg = "D" */
+static int gen_regular_spec(struct macc_graph *g, uint32_t n, uint64_t seed, const char *spec,
+			    const char *arg, struct macc_errmsg *err)
+{
+	uint32_t d;
+	const char *p = parse_u32(arg, MAX_N, &d);
+
+	if (p == NULL || *p != '\0') {
+		return macc_errf(err, MACC_ESPEC, "topology '%s': expected regular:D with an "
+				 "integer degree D", spec);
+	}
+	if (d >= n || ((uint64_t)n * d) % 2 != 0) {
+		return macc_errf(err, MACC_ESPEC, "topology '%s' on %u agents: need D < n and "
+				 "n*D even", spec, n);
+	}
+	if (n > 2 && d < 2) {
+		return macc_errf(err, MACC_EGRAPH, "topology '%s' on %u agents is never "
+				 "connected (need D >= 2)", spec, n);
+	}
+	return gen_regular(g, d, seed, spec, err);
+}
+
+/* er:P, arg = "P" */
+static int gen_er_spec(struct macc_graph *g, uint64_t seed, const char *spec, const char *arg,
+		       struct macc_errmsg *err)
+{
+	char *e = NULL;
+	double p = arg[0] != '\0' && arg[0] != ' ' ? strtod(arg, &e) : NAN;
+
+	if (e == NULL || *e != '\0' || !(p > 0.0 && p <= 1.0)) {
+		return macc_errf(err, MACC_ESPEC, "topology '%s': expected er:P with edge "
+				 "probability 0 < P <= 1", spec);
+	}
+	return gen_er(g, p, seed, spec, err);
+}
+
+/* The edges of a generated topology (every spec but file:) into g, allocated for n */
+static int generate(struct macc_graph *g, uint32_t n, const char *spec, uint64_t seed,
+		    struct macc_errmsg *err)
+{
+	const char *arg = strchr(spec, ':');
+
+	arg = arg ? arg + 1 : NULL;
+	if (strcmp(spec, "ring") == 0) {
+		gen_ring(g);
+	} else if (strcmp(spec, "full") == 0) {
+		gen_full(g);
+	} else if (strcmp(spec, "star") == 0) {
+		gen_star(g, n);
+	} else if (strcmp(spec, "bipartite") == 0) {
+		return gen_bipartite(g, n, spec, err);
+	} else if (strncmp(spec, "torus:", 6) == 0) {
+		return gen_torus_spec(g, n, spec, arg, err);
+	} else if (strncmp(spec, "regular:", 8) == 0) {
+		return gen_regular_spec(g, n, seed, spec, arg, err);
+	} else if (strncmp(spec, "er:", 3) == 0) {
+		return gen_er_spec(g, seed, spec, arg, err);
+	} else {
+		return macc_errf(err, MACC_ESPEC, "unknown topology '%s' (ring, full, bipartite, "
+				 "star, torus:RxC, regular:D, er:P, file:PATH)", spec);
+	}
+	return 0;
+}
+
 int macc_graph_create(const char *spec, uint32_t n, uint64_t seed, struct macc_graph *ret,
 		      struct macc_errmsg *err)
 {
 	struct macc_graph g = {0};
-	const char *arg;
 	int rc;
 
 	if (spec == NULL) {
@@ -516,84 +623,8 @@ int macc_graph_create(const char *spec, uint32_t n, uint64_t seed, struct macc_g
 	if (rc < 0) {
 		return rc;
 	}
-	arg = strchr(spec, ':');
-	arg = arg ? arg + 1 : NULL;
-	if (strcmp(spec, "ring") == 0) {
-		gen_ring(&g);
-	} else if (strcmp(spec, "full") == 0) {
-		gen_full(&g);
-	} else if (strcmp(spec, "star") == 0) {
-		for (uint32_t j = 1; j < n; j++) {
-			add_edge(&g, 0, j);
-		}
-	} else if (strcmp(spec, "bipartite") == 0) {
-		if (n % 2 != 0) {
-			rc = macc_errf(err, MACC_ESPEC, "topology '%s' needs an even number of agents, "
-				       "got %u", spec, n);
-			goto out;
-		}
-		for (uint32_t a = 0; a < n / 2; a++) {
-			for (uint32_t b = n / 2; b < n; b++) {
-				add_edge(&g, a, b);
-			}
-		}
-	} else if (strncmp(spec, "torus:", 6) == 0) {
-		uint32_t rows, cols;
-		const char *p = parse_u32(arg, MAX_N, &rows);
-
-		if (p == NULL || (*p != 'x' && *p != 'X') ||
-		    (p = parse_u32(p + 1, MAX_N, &cols)) == NULL || *p != '\0' || rows == 0 ||
-		    cols == 0) {
-			rc = macc_errf(err, MACC_ESPEC, "topology '%s': expected torus:RxC with "
-				       "positive integers R and C", spec);
-			goto out;
-		}
-		if ((uint64_t)rows * cols != n) {
-			rc = macc_errf(err, MACC_ESPEC, "topology '%s': %ux%u = %llu agents, but there "
-				       "are %u", spec, rows, cols,
-				       (unsigned long long)rows * cols, n);
-			goto out;
-		}
-		gen_torus(&g, rows, cols);
-	} else if (strncmp(spec, "regular:", 8) == 0) {
-		uint32_t d;
-		const char *p = parse_u32(arg, MAX_N, &d);
-
-		if (p == NULL || *p != '\0') {
-			rc = macc_errf(err, MACC_ESPEC, "topology '%s': expected regular:D with an "
-				       "integer degree D", spec);
-			goto out;
-		}
-		if (d >= n || ((uint64_t)n * d) % 2 != 0) {
-			rc = macc_errf(err, MACC_ESPEC, "topology '%s' on %u agents: need D < n and "
-				       "n*D even", spec, n);
-			goto out;
-		}
-		if (n > 2 && d < 2) {
-			rc = macc_errf(err, MACC_EGRAPH, "topology '%s' on %u agents is never "
-				       "connected (need D >= 2)", spec, n);
-			goto out;
-		}
-		rc = gen_regular(&g, d, seed, spec, err);
-		if (rc < 0) {
-			goto out;
-		}
-	} else if (strncmp(spec, "er:", 3) == 0) {
-		char *e = NULL;
-		double p = arg[0] != '\0' && arg[0] != ' ' ? strtod(arg, &e) : NAN;
-
-		if (e == NULL || *e != '\0' || !(p > 0.0 && p <= 1.0)) {
-			rc = macc_errf(err, MACC_ESPEC, "topology '%s': expected er:P with edge "
-				       "probability 0 < P <= 1", spec);
-			goto out;
-		}
-		rc = gen_er(&g, p, seed, spec, err);
-		if (rc < 0) {
-			goto out;
-		}
-	} else {
-		rc = macc_errf(err, MACC_ESPEC, "unknown topology '%s' (ring, full, bipartite, star, "
-			       "torus:RxC, regular:D, er:P, file:PATH)", spec);
+	rc = generate(&g, n, spec, seed, err);
+	if (rc < 0) {
 		goto out;
 	}
 	if (!macc_graph_connected(&g)) {

@@ -517,206 +517,290 @@ static void trim_into(size_t n, const float *own, double sw, const float *const 
 	}
 }
 
+/* One macc_robust_prepare() call in progress: its inputs, and the per-neighbour verdicts,
+ * distances, weights and the learned state it works on in temporaries until it commits */
+struct prep {
+	const struct macc_robust_cfg *cfg;
+	bool mom;
+	size_t n, nnb;
+	const float *x, *v;
+	const struct macc_arrival *nb;
+	uint8_t why[MACC_ROBUST_MAX_NB];
+	float dx[MACC_ROBUST_MAX_NB], dv[MACC_ROBUST_MAX_NB];
+	double w[MACC_ROBUST_MAX_NB], wout[MACC_ROBUST_MAX_NB];
+	bool accepted[MACC_ROBUST_MAX_NB];
+	struct macc_quarantine nq[MACC_ROBUST_MAX_NB];
+	struct macc_robust nst;
+	struct macc_robust_report rep;
+	size_t cand;
+	double sw;
+};
+
+static bool prepare_args_ok(const struct macc_robust_cfg *cfg, const struct macc_robust *st,
+			    enum macc_algo a, size_t n, const float *x, const float *v,
+			    const struct macc_arrival *nb, size_t nnb, const float *buf,
+			    const float *ret_self_w, const struct macc_neighbour *out)
+{
+	const bool mom = macc_algo_sends_momentum(a);
+
+	return !(cfg == NULL || st == NULL || macc_robust_cfg_validate(cfg, NULL) != 0 ||
+		 nnb > MACC_ROBUST_MAX_NB || (nnb > 0 && (nb == NULL || out == NULL)) ||
+		 x == NULL || ret_self_w == NULL || (mom && v == NULL) ||
+		 a == MACC_ALGO_CENTRALIZED ||
+		 (buf == NULL && macc_robust_buf_floats(&cfg->agg, n, nnb, mom) > 0));
+}
+
+/* 1. quarantine, arrival, finiteness; distances of the finite arrivals */
+static void prep_classify(struct prep *p, bool quarantine, uint64_t round)
+{
+	const struct macc_arrival *nb = p->nb;
+
+	for (size_t i = 0; i < p->nnb; i++) {
+		p->w[i] = nb[i].w;
+		p->dx[i] = p->dv[i] = 0.0f;
+		if (quarantine && macc_quarantine_active(&p->nq[i], round)) {
+			p->why[i] = MACC_ROBUST_QUARANTINED;
+		} else if (nb[i].w == 0.0 || nb[i].x == NULL || (p->mom && nb[i].v == NULL)) {
+			p->why[i] = MACC_ROBUST_MISSING;
+		} else if (!distance(p->n, p->x, nb[i].x, &p->dx[i]) ||
+			   (p->mom && !distance(p->n, p->v, nb[i].v, &p->dv[i]))) {
+			p->why[i] = MACC_ROBUST_NONFINITE;
+		} else {
+			p->why[i] = MACC_ROBUST_OK;
+			p->cand++;
+		}
+	}
+}
+
+/* The learned bounds, or false (and the report's fallback flag) when the window is still
+ * warming up or more than half the candidates lie beyond them */
+static bool prep_learned_bounds(struct prep *p, double *bx, double *bv)
+{
+	const struct macc_robust_cfg *cfg = p->cfg;
+	size_t far = 0;
+
+	if (p->nst.x.count < cfg->warmup) {
+		return false;
+	}
+	*bx = cfg->factor * macc_robust_hist_median(&p->nst.x);
+	*bv = p->mom ? cfg->factor * macc_robust_hist_median(&p->nst.v) : INFINITY;
+	for (size_t i = 0; i < p->nnb; i++) {
+		if (p->why[i] == MACC_ROBUST_OK && (p->dx[i] > *bx || p->dv[i] > *bv)) {
+			far++;
+		}
+	}
+	if (2 * far > p->cand) {
+		p->rep.fallback = true;
+		return false;
+	}
+	return true;
+}
+
+/* factor times the lower median of the candidates' distances d */
+static double prep_round_bound(const struct prep *p, const float *d)
+{
+	float tmp[MACC_ROBUST_MAX_NB];
+	size_t m = 0;
+
+	for (size_t i = 0; i < p->nnb; i++) {
+		if (p->why[i] == MACC_ROBUST_OK) {
+			tmp[m++] = d[i];
+		}
+	}
+	return p->cfg->factor * lower_median(tmp, m);
+}
+
+/* 2. distance screening against the learned bound, or this round's */
+static void prep_screen(struct prep *p)
+{
+	double bx = INFINITY, bv = INFINITY;
+
+	if (!(p->cfg->factor > 0.0 && p->cand > 0)) {
+		return;
+	}
+	if (!prep_learned_bounds(p, &bx, &bv)) {
+		bx = bv = INFINITY;
+		if (p->cand >= 3) {
+			bx = prep_round_bound(p, p->dx);
+			if (p->mom) {
+				bv = prep_round_bound(p, p->dv);
+			}
+		}
+	}
+	for (size_t i = 0; i < p->nnb; i++) {
+		if (p->why[i] == MACC_ROBUST_OK && (p->dx[i] > bx || p->dv[i] > bv)) {
+			p->why[i] = MACC_ROBUST_DISTANCE;
+		}
+	}
+	p->rep.bound_x = bx;
+	p->rep.bound_v = p->mom ? bv : INFINITY;
+}
+
+/* 3. learn: accepted distances enter the rings, fails and passes the quarantine states */
+static void prep_learn(struct prep *p, bool quarantine, uint64_t round)
+{
+	const struct macc_robust_cfg *cfg = p->cfg;
+
+	for (size_t i = 0; i < p->nnb; i++) {
+		const uint8_t why = p->why[i];
+
+		p->accepted[i] = why == MACC_ROBUST_OK;
+		p->rep.count[why]++;
+		if (p->accepted[i]) {
+			hist_push(&p->nst.x, cfg->window, p->dx[i]);
+			if (p->mom) {
+				hist_push(&p->nst.v, cfg->window, p->dv[i]);
+			}
+		}
+		if (quarantine && (why == MACC_ROBUST_OK || why == MACC_ROBUST_NONFINITE ||
+				   why == MACC_ROBUST_DISTANCE)) {
+			if (macc_quarantine_record(&p->nq[i], &cfg->quarantine, round,
+						   why != MACC_ROBUST_OK)) {
+				p->rep.quarantined++;
+			}
+		}
+	}
+}
+
+/* 4a. the coordinate-wise trimmed mean: one synthetic neighbour in buf, or none (the own
+ * state kept) when too few arrived to trim B from each side; returns the count */
+static size_t prep_trimmed(struct prep *p, float *buf, struct macc_neighbour *out)
+{
+	const float *zx[MACC_ROBUST_MAX_NB], *zv[MACC_ROBUST_MAX_NB];
+	double wk[MACC_ROBUST_MAX_NB];
+	const size_t n = p->n;
+	const uint32_t b = p->cfg->agg.b;
+	size_t m = 0;
+
+	for (size_t i = 0; i < p->nnb; i++) {
+		if (p->accepted[i]) {
+			zx[m] = p->nb[i].x;
+			zv[m] = p->mom ? p->nb[i].v : NULL;
+			wk[m++] = p->wout[i];
+		}
+	}
+	if (m < 2 * (size_t)b + 1) {
+		/* too few to trim B from each side: keep the own state */
+		p->sw = 1.0;
+		return 0;
+	}
+	trim_into(n, p->x, p->sw, zx, wk, m, b, buf);
+	if (p->mom) {
+		trim_into(n, p->v, p->sw, zv, wk, m, b, buf + n);
+	}
+	out[0].w = 1.0f;
+	out[0].x = buf;
+	out[0].v = p->mom ? buf + n : NULL;
+	p->sw = 0.0;
+	return 1;
+}
+
+/* Clips accepted neighbour i towards the own state into its slots of buf where it lies
+ * beyond tau */
+static void prep_clip_one(struct prep *p, size_t i, float *buf, struct macc_neighbour *out)
+{
+	const size_t n = p->n;
+	bool clipped = false;
+
+	if ((double)p->dx[i] > p->rep.tau_x) {
+		float *cx = buf + i * n;
+
+		clip_into(n, p->x, p->nb[i].x, p->rep.tau_x, p->dx[i], cx);
+		out[i].x = cx;
+		clipped = true;
+	}
+	if (p->mom && (double)p->dv[i] > p->rep.tau_v) {
+		float *cv = buf + (p->nnb + i) * n;
+
+		clip_into(n, p->v, p->nb[i].v, p->rep.tau_v, p->dv[i], cv);
+		out[i].v = cv;
+		clipped = true;
+	}
+	p->rep.clipped += clipped;
+}
+
+/* 4b. the weighted mean of the accepted, each clipped first under clip and clip-auto */
+static void prep_mean(struct prep *p, float *buf, struct macc_neighbour *out)
+{
+	const enum macc_agg_kind kind = p->cfg->agg.kind;
+	const bool clip = kind == MACC_AGG_CLIP || kind == MACC_AGG_CLIP_AUTO;
+
+	if (kind == MACC_AGG_CLIP) {
+		p->rep.tau_x = p->cfg->agg.tau;
+		p->rep.tau_v = p->mom ? p->cfg->agg.tau : INFINITY;
+	} else if (kind == MACC_AGG_CLIP_AUTO) {
+		p->rep.tau_x = macc_robust_hist_median(&p->nst.x);
+		p->rep.tau_v = p->mom ? macc_robust_hist_median(&p->nst.v) : INFINITY;
+	}
+	for (size_t i = 0; i < p->nnb; i++) {
+		const bool acc = p->accepted[i];
+
+		out[i].w = acc ? (float)p->wout[i] : 0.0f;
+		out[i].x = acc ? p->nb[i].x : NULL;
+		out[i].v = acc && p->mom ? p->nb[i].v : NULL;
+		if (clip && acc) {
+			prep_clip_one(p, i, buf, out);
+		}
+	}
+}
+
 int macc_robust_prepare(const struct macc_robust_cfg *cfg, struct macc_robust *st,
 			struct macc_quarantine *q, enum macc_algo a, uint64_t round, size_t n,
 			const float *x, const float *v, double self_w, const struct macc_arrival *nb,
 			size_t nnb, float *buf, float *ret_self_w, struct macc_neighbour *out,
 			uint8_t *reasons, struct macc_robust_report *report)
 {
-	const bool mom = macc_algo_sends_momentum(a);
-	uint8_t why[MACC_ROBUST_MAX_NB];
-	float dx[MACC_ROBUST_MAX_NB], dv[MACC_ROBUST_MAX_NB], tmp[MACC_ROBUST_MAX_NB];
-	double w[MACC_ROBUST_MAX_NB], wout[MACC_ROBUST_MAX_NB];
-	bool accepted[MACC_ROBUST_MAX_NB];
-	struct macc_quarantine nq[MACC_ROBUST_MAX_NB];
-	struct macc_robust nst;
-	struct macc_robust_report rep;
-	size_t cand = 0, count;
-	double sw = self_w;
+	struct prep p;
+	size_t count;
 
-	if (cfg == NULL || st == NULL || macc_robust_cfg_validate(cfg, NULL) != 0 ||
-	    nnb > MACC_ROBUST_MAX_NB || (nnb > 0 && (nb == NULL || out == NULL)) || x == NULL ||
-	    ret_self_w == NULL || (mom && v == NULL) || a == MACC_ALGO_CENTRALIZED ||
-	    (buf == NULL && macc_robust_buf_floats(&cfg->agg, n, nnb, mom) > 0)) {
+	if (!prepare_args_ok(cfg, st, a, n, x, v, nb, nnb, buf, ret_self_w, out)) {
 		return -EINVAL;
 	}
-	if (!all_finite(x, n) || (mom && !all_finite(v, n))) {
+	p.mom = macc_algo_sends_momentum(a);
+	if (!all_finite(x, n) || (p.mom && !all_finite(v, n))) {
 		return MACC_ENONFINITE;
 	}
-	memset(&rep, 0, sizeof(rep));
-	rep.bound_x = rep.bound_v = INFINITY;
-	rep.tau_x = rep.tau_v = INFINITY;
-	memcpy(&nst, st, sizeof(nst));
+	p.cfg = cfg;
+	p.n = n;
+	p.nnb = nnb;
+	p.x = x;
+	p.v = v;
+	p.nb = nb;
+	p.cand = 0;
+	p.sw = self_w;
+	memset(&p.rep, 0, sizeof(p.rep));
+	p.rep.bound_x = p.rep.bound_v = INFINITY;
+	p.rep.tau_x = p.rep.tau_v = INFINITY;
+	memcpy(&p.nst, st, sizeof(p.nst));
 	if (q != NULL && nnb > 0) {
-		memcpy(nq, q, nnb * sizeof(*nq));
+		memcpy(p.nq, q, nnb * sizeof(*p.nq));
 	}
 
-	/* 1. quarantine, arrival, finiteness; distances of the finite arrivals */
-	for (size_t i = 0; i < nnb; i++) {
-		w[i] = nb[i].w;
-		dx[i] = dv[i] = 0.0f;
-		if (q != NULL && macc_quarantine_active(&nq[i], round)) {
-			why[i] = MACC_ROBUST_QUARANTINED;
-		} else if (nb[i].w == 0.0 || nb[i].x == NULL || (mom && nb[i].v == NULL)) {
-			why[i] = MACC_ROBUST_MISSING;
-		} else if (!distance(n, x, nb[i].x, &dx[i]) ||
-			   (mom && !distance(n, v, nb[i].v, &dv[i]))) {
-			why[i] = MACC_ROBUST_NONFINITE;
-		} else {
-			why[i] = MACC_ROBUST_OK;
-			cand++;
-		}
-	}
-
-	/* 2. distance screening against the learned bound, or this round's */
-	if (cfg->factor > 0.0 && cand > 0) {
-		bool learned = nst.x.count >= cfg->warmup;
-		double bx = INFINITY, bv = INFINITY;
-
-		if (learned) {
-			size_t far = 0;
-
-			bx = cfg->factor * macc_robust_hist_median(&nst.x);
-			bv = mom ? cfg->factor * macc_robust_hist_median(&nst.v) : INFINITY;
-			for (size_t i = 0; i < nnb; i++) {
-				if (why[i] == MACC_ROBUST_OK && (dx[i] > bx || dv[i] > bv)) {
-					far++;
-				}
-			}
-			if (2 * far > cand) {
-				learned = false;
-				rep.fallback = true;
-			}
-		}
-		if (!learned) {
-			bx = bv = INFINITY;
-			if (cand >= 3) {
-				size_t m = 0;
-
-				for (size_t i = 0; i < nnb; i++) {
-					if (why[i] == MACC_ROBUST_OK) {
-						tmp[m++] = dx[i];
-					}
-				}
-				bx = cfg->factor * lower_median(tmp, m);
-				if (mom) {
-					m = 0;
-					for (size_t i = 0; i < nnb; i++) {
-						if (why[i] == MACC_ROBUST_OK) {
-							tmp[m++] = dv[i];
-						}
-					}
-					bv = cfg->factor * lower_median(tmp, m);
-				}
-			}
-		}
-		for (size_t i = 0; i < nnb; i++) {
-			if (why[i] == MACC_ROBUST_OK && (dx[i] > bx || dv[i] > bv)) {
-				why[i] = MACC_ROBUST_DISTANCE;
-			}
-		}
-		rep.bound_x = bx;
-		rep.bound_v = mom ? bv : INFINITY;
-	}
-
-	/* 3. learn: accepted distances enter the rings, fails and passes the quarantine states */
-	for (size_t i = 0; i < nnb; i++) {
-		accepted[i] = why[i] == MACC_ROBUST_OK;
-		rep.count[why[i]]++;
-		if (accepted[i]) {
-			hist_push(&nst.x, cfg->window, dx[i]);
-			if (mom) {
-				hist_push(&nst.v, cfg->window, dv[i]);
-			}
-		}
-		if (q != NULL && (why[i] == MACC_ROBUST_OK || why[i] == MACC_ROBUST_NONFINITE ||
-				  why[i] == MACC_ROBUST_DISTANCE)) {
-			if (macc_quarantine_record(&nq[i], &cfg->quarantine, round,
-						   why[i] != MACC_ROBUST_OK)) {
-				rep.quarantined++;
-			}
-		}
-	}
-	(void)macc_fold_missing(self_w, w, accepted, nnb, &sw, wout);
+	prep_classify(&p, q != NULL, round);
+	prep_screen(&p);
+	prep_learn(&p, q != NULL, round);
+	(void)macc_fold_missing(self_w, p.w, p.accepted, nnb, &p.sw, p.wout);
 
 	/* 4. the aggregation rule */
-	count = nnb;
 	if (cfg->agg.kind == MACC_AGG_TRIMMED) {
-		const float *zx[MACC_ROBUST_MAX_NB], *zv[MACC_ROBUST_MAX_NB];
-		double wk[MACC_ROBUST_MAX_NB];
-		size_t m = 0;
-
-		for (size_t i = 0; i < nnb; i++) {
-			if (accepted[i]) {
-				zx[m] = nb[i].x;
-				zv[m] = mom ? nb[i].v : NULL;
-				wk[m++] = wout[i];
-			}
-		}
-		if (m < 2 * (size_t)cfg->agg.b + 1) {
-			/* too few to trim B from each side: keep the own state */
-			count = 0;
-			sw = 1.0;
-		} else {
-			trim_into(n, x, sw, zx, wk, m, cfg->agg.b, buf);
-			if (mom) {
-				trim_into(n, v, sw, zv, wk, m, cfg->agg.b, buf + n);
-			}
-			out[0].w = 1.0f;
-			out[0].x = buf;
-			out[0].v = mom ? buf + n : NULL;
-			count = 1;
-			sw = 0.0;
-		}
+		count = prep_trimmed(&p, buf, out);
 	} else {
-		const bool clip = cfg->agg.kind == MACC_AGG_CLIP || cfg->agg.kind == MACC_AGG_CLIP_AUTO;
-
-		if (cfg->agg.kind == MACC_AGG_CLIP) {
-			rep.tau_x = cfg->agg.tau;
-			rep.tau_v = mom ? cfg->agg.tau : INFINITY;
-		} else if (cfg->agg.kind == MACC_AGG_CLIP_AUTO) {
-			rep.tau_x = macc_robust_hist_median(&nst.x);
-			rep.tau_v = mom ? macc_robust_hist_median(&nst.v) : INFINITY;
-		}
-		for (size_t i = 0; i < nnb; i++) {
-			out[i].w = accepted[i] ? (float)wout[i] : 0.0f;
-			out[i].x = accepted[i] ? nb[i].x : NULL;
-			out[i].v = accepted[i] && mom ? nb[i].v : NULL;
-			if (!clip || !accepted[i]) {
-				continue;
-			}
-			bool clipped = false;
-
-			if ((double)dx[i] > rep.tau_x) {
-				float *cx = buf + i * n;
-
-				clip_into(n, x, nb[i].x, rep.tau_x, dx[i], cx);
-				out[i].x = cx;
-				clipped = true;
-			}
-			if (mom && (double)dv[i] > rep.tau_v) {
-				float *cv = buf + (nnb + i) * n;
-
-				clip_into(n, v, nb[i].v, rep.tau_v, dv[i], cv);
-				out[i].v = cv;
-				clipped = true;
-			}
-			rep.clipped += clipped;
-		}
+		prep_mean(&p, buf, out);
+		count = nnb;
 	}
 
 	/* 5. commit */
-	memcpy(st, &nst, sizeof(nst));
+	memcpy(st, &p.nst, sizeof(p.nst));
 	if (q != NULL && nnb > 0) {
-		memcpy(q, nq, nnb * sizeof(*nq));
+		memcpy(q, p.nq, nnb * sizeof(*p.nq));
 	}
 	if (reasons != NULL && nnb > 0) {
-		memcpy(reasons, why, nnb);
+		memcpy(reasons, p.why, nnb);
 	}
 	if (report != NULL) {
-		*report = rep;
+		*report = p.rep;
 	}
-	*ret_self_w = (float)sw;
+	*ret_self_w = (float)p.sw;
 	return (int)count;
 }
 

@@ -274,14 +274,155 @@ out:
 	return rc;
 }
 
+/* A parsed partition scheme */
+struct scheme {
+	enum { IID, SHARDS, DIRICHLET } kind;
+	unsigned long k, minimum;
+	double alpha;
+};
+
+/* dirichlet:ALPHA[,min=M], at a = the text after "dirichlet:" */
+static int parse_dirichlet(const char *scheme, const char *a, struct scheme *s,
+			   struct macc_errmsg *err)
+{
+	char *end;
+	const char *mp;
+
+	errno = 0;
+	s->alpha = strtod(a, &end);
+	if (errno != 0 || end == a || !(s->alpha > 0.0) || s->alpha > 1e6) {
+		return macc_errf(err, MACC_ESPEC,
+				 "partition '%s': ALPHA must be a number in (0, 1e6]", scheme);
+	}
+	if (*end != '\0') {
+		mp = end;
+		if (strncmp(mp, ",min=", 5) != 0 || parse_ulong(mp + 5, &s->minimum) < 0 ||
+		    s->minimum == 0) {
+			return macc_errf(err, MACC_ESPEC,
+					 "partition '%s': expected dirichlet:ALPHA[,min=M] "
+					 "with M >= 1",
+					 scheme);
+		}
+	}
+	return 0;
+}
+
+static int parse_scheme(const char *scheme, uint32_t nclasses, struct scheme *s,
+			struct macc_errmsg *err)
+{
+	s->kind = IID;
+	s->k = 0;
+	s->minimum = 1;
+	s->alpha = 0.0;
+	if (strcmp(scheme, "iid") == 0) {
+		s->kind = IID;
+	} else if (strncmp(scheme, "label-shards:", 13) == 0) {
+		s->kind = SHARDS;
+		if (parse_ulong(scheme + 13, &s->k) < 0 || s->k == 0 || s->k > nclasses) {
+			return macc_errf(err, MACC_ESPEC,
+					 "partition '%s': K must be an integer in [1, %u] (classes)",
+					 scheme, nclasses);
+		}
+	} else if (strncmp(scheme, "dirichlet:", 10) == 0) {
+		s->kind = DIRICHLET;
+		return parse_dirichlet(scheme, scheme + 10, s, err);
+	} else {
+		return macc_errf(err, MACC_ESPEC,
+				 "unknown partition scheme '%s' (expected iid, label-shards:K or "
+				 "dirichlet:ALPHA)",
+				 scheme);
+	}
+	return 0;
+}
+
+/* The sizes and labels fit the scheme */
+static int check_data(const int32_t *labels, size_t n, uint32_t nclasses, uint32_t nagents,
+		      const char *scheme, const struct scheme *s, struct macc_errmsg *err)
+{
+	if (nagents == 0) {
+		return macc_errf(err, MACC_ESPEC, "partition '%s': no agents", scheme);
+	}
+	if (n > UINT32_MAX) {
+		return macc_errf(err, MACC_EDATA, "partition: %zu samples is too many", n);
+	}
+	if (n < nagents || (s->kind == DIRICHLET && s->minimum > n / nagents)) {
+		return macc_errf(err, MACC_ESPEC,
+				 "partition '%s': %zu samples cannot give each of %u agents %lu",
+				 scheme, n, nagents, s->kind == DIRICHLET ? s->minimum : 1ul);
+	}
+	if (s->kind == IID) {
+		return 0;
+	}
+	if (labels == NULL || nclasses == 0) {
+		return macc_errf(err, -EINVAL, "partition '%s': needs labels", scheme);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (labels[i] < 0 || (uint32_t)labels[i] >= nclasses) {
+			return macc_errf(err, MACC_EDATA,
+					 "partition: label %d of sample %zu out of range [0, %u)",
+					 labels[i], i, nclasses);
+		}
+	}
+	return 0;
+}
+
+/* Gives each sample an owner in owner[] by the scheme */
+static int assign(const int32_t *labels, size_t n, uint32_t nclasses, uint32_t nagents,
+		  const char *scheme, const struct scheme *s, uint64_t seed, uint32_t *sorted,
+		  uint32_t *owner, size_t *counts, struct macc_errmsg *err)
+{
+	struct macc_rng r;
+	int rc;
+
+	macc_rng_seed(&r, seed, MACC_STREAM_PARTITION);
+	if (s->kind == IID) {
+		assign_iid(n, nagents, &r, sorted, owner);
+		rc = 0;
+	} else if (s->kind == SHARDS) {
+		rc = assign_shards(labels, n, nclasses, nagents, (uint32_t)s->k, &r, sorted, owner);
+	} else {
+		rc = assign_dirichlet(labels, n, nclasses, nagents, s->alpha, s->minimum, &r,
+				      sorted, owner, counts);
+	}
+	if (rc < 0) {
+		macc_errf(err, rc, "partition '%s': %s", scheme,
+			  rc == -ENOMEM ? "out of memory" : "cannot meet the minimum shard size");
+	}
+	return rc;
+}
+
+/* p's offsets and indices from owner[], in sample order within each agent; an agent with no
+ * sample is an error */
+static int fill_index(const uint32_t *owner, size_t n, uint32_t nagents, const char *scheme,
+		      size_t *counts, struct macc_partition *p, struct macc_errmsg *err)
+{
+	memset(counts, 0, nagents * sizeof(size_t));
+	for (size_t i = 0; i < n; i++) {
+		counts[owner[i]]++;
+	}
+	for (uint32_t a = 0; a < nagents; a++) {
+		if (counts[a] == 0) {
+			return macc_errf(err, MACC_ESPEC,
+					 "partition '%s': agent %u gets no samples (%zu samples are "
+					 "too few for %u agents)",
+					 scheme, a, n, nagents);
+		}
+		p->offsets[a + 1] = p->offsets[a] + (uint32_t)counts[a];
+	}
+	memset(counts, 0, nagents * sizeof(size_t));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = owner[i];
+
+		p->indices[p->offsets[a] + counts[a]++] = (uint32_t)i;
+	}
+	return 0;
+}
+
 int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint32_t nagents,
 			const char *scheme, uint64_t seed, struct macc_partition *ret,
 			struct macc_errmsg *err)
 {
-	enum { IID, SHARDS, DIRICHLET } kind;
-	unsigned long k = 0, minimum = 1;
-	double alpha = 0.0;
-	struct macc_rng r;
+	struct scheme s;
 	struct macc_partition p = {0};
 	uint32_t *owner = NULL, *sorted = NULL;
 	size_t *counts = NULL;
@@ -294,65 +435,13 @@ int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint
 		return macc_errf(err, MACC_ESPEC, "partition '%s' needs class labels; the data has "
 				 "regression targets (use iid)", scheme);
 	}
-	if (strcmp(scheme, "iid") == 0) {
-		kind = IID;
-	} else if (strncmp(scheme, "label-shards:", 13) == 0) {
-		kind = SHARDS;
-		if (parse_ulong(scheme + 13, &k) < 0 || k == 0 || k > nclasses) {
-			return macc_errf(err, MACC_ESPEC,
-					 "partition '%s': K must be an integer in [1, %u] (classes)",
-					 scheme, nclasses);
-		}
-	} else if (strncmp(scheme, "dirichlet:", 10) == 0) {
-		char *end;
-		const char *mp;
-
-		kind = DIRICHLET;
-		errno = 0;
-		alpha = strtod(scheme + 10, &end);
-		if (errno != 0 || end == scheme + 10 || !(alpha > 0.0) || alpha > 1e6) {
-			return macc_errf(err, MACC_ESPEC,
-					 "partition '%s': ALPHA must be a number in (0, 1e6]", scheme);
-		}
-		if (*end != '\0') {
-			mp = end;
-			if (strncmp(mp, ",min=", 5) != 0 || parse_ulong(mp + 5, &minimum) < 0 ||
-			    minimum == 0) {
-				return macc_errf(err, MACC_ESPEC,
-						 "partition '%s': expected dirichlet:ALPHA[,min=M] "
-						 "with M >= 1",
-						 scheme);
-			}
-		}
-	} else {
-		return macc_errf(err, MACC_ESPEC,
-				 "unknown partition scheme '%s' (expected iid, label-shards:K or "
-				 "dirichlet:ALPHA)",
-				 scheme);
+	rc = parse_scheme(scheme, nclasses, &s, err);
+	if (rc < 0) {
+		return rc;
 	}
-	if (nagents == 0) {
-		return macc_errf(err, MACC_ESPEC, "partition '%s': no agents", scheme);
-	}
-
-	if (n > UINT32_MAX) {
-		return macc_errf(err, MACC_EDATA, "partition: %zu samples is too many", n);
-	}
-	if (n < nagents || (kind == DIRICHLET && minimum > n / nagents)) {
-		return macc_errf(err, MACC_ESPEC,
-				 "partition '%s': %zu samples cannot give each of %u agents %lu",
-				 scheme, n, nagents, kind == DIRICHLET ? minimum : 1ul);
-	}
-	if (kind != IID) {
-		if (labels == NULL || nclasses == 0) {
-			return macc_errf(err, -EINVAL, "partition '%s': needs labels", scheme);
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (labels[i] < 0 || (uint32_t)labels[i] >= nclasses) {
-				return macc_errf(err, MACC_EDATA,
-						 "partition: label %d of sample %zu out of range [0, %u)",
-						 labels[i], i, nclasses);
-			}
-		}
+	rc = check_data(labels, n, nclasses, nagents, scheme, &s, err);
+	if (rc < 0) {
+		return rc;
 	}
 
 	owner = malloc(n * sizeof(uint32_t));
@@ -365,41 +454,13 @@ int macc_partition_make(const int32_t *labels, size_t n, uint32_t nclasses, uint
 		rc = macc_errf(err, -ENOMEM, "partition: out of memory for %zu samples", n);
 		goto out;
 	}
-	macc_rng_seed(&r, seed, MACC_STREAM_PARTITION);
-	if (kind == IID) {
-		assign_iid(n, nagents, &r, sorted, owner);
-		rc = 0;
-	} else if (kind == SHARDS) {
-		rc = assign_shards(labels, n, nclasses, nagents, (uint32_t)k, &r, sorted, owner);
-	} else {
-		rc = assign_dirichlet(labels, n, nclasses, nagents, alpha, minimum, &r, sorted, owner,
-				      counts);
-	}
+	rc = assign(labels, n, nclasses, nagents, scheme, &s, seed, sorted, owner, counts, err);
 	if (rc < 0) {
-		macc_errf(err, rc, "partition '%s': %s", scheme,
-			  rc == -ENOMEM ? "out of memory" : "cannot meet the minimum shard size");
 		goto out;
 	}
-
-	memset(counts, 0, nagents * sizeof(size_t));
-	for (size_t i = 0; i < n; i++) {
-		counts[owner[i]]++;
-	}
-	for (uint32_t a = 0; a < nagents; a++) {
-		if (counts[a] == 0) {
-			rc = macc_errf(err, MACC_ESPEC,
-				       "partition '%s': agent %u gets no samples (%zu samples are too "
-				       "few for %u agents)",
-				       scheme, a, n, nagents);
-			goto out;
-		}
-		p.offsets[a + 1] = p.offsets[a] + (uint32_t)counts[a];
-	}
-	memset(counts, 0, nagents * sizeof(size_t));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t a = owner[i];
-
-		p.indices[p.offsets[a] + counts[a]++] = (uint32_t)i;
+	rc = fill_index(owner, n, nagents, scheme, counts, &p, err);
+	if (rc < 0) {
+		goto out;
 	}
 	p.nagents = nagents;
 	*ret = p;

@@ -694,20 +694,248 @@ static int export_model(const struct sim *s, const struct cli *c, struct macc_er
 	return rc;
 }
 
+/* One run of the simulation: what main() reports as it goes and at the end */
+struct run {
+	const struct cli *c;
+	struct sim *s;
+	const struct macc_blas_report *blas;
+	FILE *csv;
+	const char *topo, *mk; /* topology name; "acc" or "rmse" */
+	uint64_t total, er;    /* rounds in all, rounds per epoch */
+	uint64_t t_start, train_ns, done;
+	double loss, gap, wall;
+	bool have_gap;
+	struct sim_eval ev;
+};
+
+/* The opening lines on stderr (not under --quiet) */
+static void print_banner(const struct run *u)
+{
+	const struct cli *c = u->c;
+	struct sim *s = u->s;
+	char line[512];
+
+	fprintf(stderr, PROG ": %u agent(s), %s, %s, model %s (%zu parameters), %" PRIu64
+		" rounds per epoch, %" PRIu64 " rounds", c->o.agents, sim_algo_name(s), u->topo,
+		c->o.model, sim_nparams(s), u->er, u->total);
+	if (u->have_gap) {
+		fprintf(stderr, ", spectral gap %.6f", u->gap);
+	}
+	fprintf(stderr, "\n" PROG ": test figures (%s) on %s\n",
+		sim_regression(s) ? "RMSE" : "accuracy", sim_test_origin(s));
+	macc_nn_blas_describe(u->blas, line, sizeof(line));
+	fprintf(stderr, "\n" PROG ": BLAS kernel %s\n", line);
+	print_std_source(s);
+}
+
+/* --csv: creates the file and writes its header; false (said on stderr) when it cannot */
+static bool open_csv(struct run *u)
+{
+	const char *mk = u->mk;
+
+	u->csv = fopen(u->c->csv_path, "w");
+	if (u->csv == NULL) {
+		fprintf(stderr, PROG ": %s: cannot create: %s\n", u->c->csv_path, strerror(errno));
+		return false;
+	}
+	fprintf(u->csv, "epoch,round,algorithm,topology,train_loss,test_%s_avg,test_%s_mean,"
+		"test_%s_min,test_%s_max,consensus_dist,wall_s,bytes_per_agent\n", mk, mk, mk, mk);
+	fflush(u->csv);
+	return true;
+}
+
+/* The progress line of one epoch of r rounds that took dt ns to train (stdout) */
+static void print_epoch(const struct run *u, uint64_t epoch, uint64_t r, uint64_t dt)
+{
+	const struct sim_eval *ev = &u->ev;
+	const char *mk = u->mk;
+
+	if (sim_single(u->s)) {
+		printf("epoch=%" PRIu64 " round=%" PRIu64 " loss=%.4f test_%s=%.4f "
+		       "samples_per_s=%.0f elapsed_s=%.2f\n", epoch, u->done, u->loss, mk,
+		       ev->acc_avg, (double)(r * sim_samples_per_round(u->s)) / secs(dt), u->wall);
+		return;
+	}
+	printf("epoch=%" PRIu64 " round=%" PRIu64 " train_loss=%.4f test_%s_avg=%.4f", epoch,
+	       u->done, u->loss, mk, ev->acc_avg);
+	if (ev->per_agent) {
+		printf(" test_%s_mean=%.4f test_%s_min=%.4f test_%s_max=%.4f", mk, ev->acc_mean, mk,
+		       ev->acc_min, mk, ev->acc_max);
+	}
+	printf(" consensus_dist=%.6g wall_s=%.2f\n", ev->consensus, u->wall);
+}
+
+/* The CSV row of one epoch; false (said on stderr) when it cannot be written */
+static bool write_csv_row(const struct run *u, uint64_t epoch)
+{
+	const struct sim_eval *ev = &u->ev;
+	double bpa = 0.0;
+	uint64_t rmax = 0, crounds = 0;
+
+	fprintf(u->csv, "%" PRIu64 ",%" PRIu64 ",%s,%s,%.6f,%.6f", epoch, u->done,
+		sim_algo_name(u->s), u->topo, u->loss, ev->acc_avg);
+	csv_cell_acc(u->csv, ev, ev->acc_mean);
+	csv_cell_acc(u->csv, ev, ev->acc_min);
+	csv_cell_acc(u->csv, ev, ev->acc_max);
+	sim_traffic(u->s, &bpa, &rmax, &crounds);
+	fprintf(u->csv, ",%.6g,%.3f,%.0f\n", ev->consensus, u->wall, bpa);
+	if (fflush(u->csv) != 0) {
+		fprintf(stderr, PROG ": %s: write failed: %s\n", u->c->csv_path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Trains all the rounds, epoch by epoch, reporting each; false (said on stderr) on failure */
+static bool train_all(struct run *u)
+{
+	struct macc_errmsg err = {{0}};
+
+	u->t_start = macc_now_ns();
+	for (uint64_t epoch = 1; u->done < u->total; epoch++) {
+		uint64_t r = u->total - u->done < u->er ? u->total - u->done : u->er;
+		uint64_t t0 = macc_now_ns(), dt;
+		bool last;
+
+		u->loss = sim_train(u->s, r);
+		if (sim_failed(u->s, &err)) {
+			fprintf(stderr, PROG ": %s\n", err.text);
+			return false;
+		}
+		dt = macc_now_ns() - t0;
+		u->train_ns += dt;
+		u->done += r;
+		last = u->done >= u->total;
+		sim_evaluate(u->s, u->c->eval_every_agent || last, &u->ev);
+		u->wall = secs(macc_now_ns() - u->t_start);
+		if (!u->c->quiet) {
+			print_epoch(u, epoch, r, dt);
+		}
+		fflush(stdout);
+		if (u->csv != NULL && !write_csv_row(u, epoch)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* --dump, --export, --digest's per-agent lines; false (said on stderr) on failure */
+static bool write_outputs(const struct run *u)
+{
+	const struct cli *c = u->c;
+	struct macc_errmsg err = {{0}};
+
+	if (c->dump_path != NULL && sim_dump_params(u->s, c->dump_path, &err) < 0) {
+		fprintf(stderr, PROG ": %s\n", err.text);
+		return false;
+	}
+	if (c->export_path != NULL && export_model(u->s, c, &err) < 0) {
+		fprintf(stderr, PROG ": %s\n", err.text);
+		return false;
+	}
+	if (c->print_digest) {
+		for (uint32_t j = 0; j < sim_nmodels(u->s); j++) {
+			printf("agent=%u digest=%016" PRIx64 "\n", j, sim_agent_digest(u->s, j));
+		}
+	}
+	return true;
+}
+
+/* The fleet keys of the last line (N > 1) */
+static void print_fleet_keys(const struct run *u, double sps)
+{
+	const struct cli *c = u->c;
+	struct sim *s = u->s;
+	const struct sim_eval *ev = &u->ev;
+	const char *mk = u->mk;
+	double bpa = 0.0;
+	uint64_t rmax = 0, crounds = 0;
+
+	printf("algorithm=%s topology=%s weights=%s partition=%s agents=%u model=%s "
+	       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_%s_avg=%.4f "
+	       "test_%s_mean=%.4f test_%s_min=%.4f test_%s_max=%.4f "
+	       "consensus_dist=%.6g", sim_algo_name(s), u->topo,
+	       sim_pushsum(s) ? "push-sum" : c->o.weights,
+	       c->o.partition, c->o.agents, c->o.model, c->o.threads, c->o.batch,
+	       (double)u->done / (double)u->er, u->done, mk, ev->acc_avg, mk, ev->acc_mean, mk,
+	       ev->acc_min, mk, ev->acc_max, ev->consensus);
+	if (u->have_gap) {
+		printf(" spectral_gap=%.6f", u->gap);
+	}
+	if (c->o.drop_prob > 0.0) {
+		uint64_t dropped, messages;
+
+		sim_drop_counts(s, &dropped, &messages);
+		printf(" dropped=%" PRIu64 " messages=%" PRIu64, dropped, messages);
+	}
+	printf(" train_loss=%.4f samples_per_s=%.0f train_s=%.2f wall_s=%.2f", u->loss,
+	       sps, secs(u->train_ns), u->wall);
+	sim_traffic(s, &bpa, &rmax, &crounds);
+	printf(" schedule=%s local_steps=%u compress=%s", sim_schedule_name(s),
+	       c->o.local_steps, c->o.compress);
+	if (sim_gossip_step(s) > 0.0f) {
+		printf(" gossip_step=%g", (double)sim_gossip_step(s));
+	}
+	if (sim_pushsum(s)) {
+		printf(" pushsum=1");
+	}
+	printf(" bytes_per_agent=%.0f bytes_round_max_sum=%" PRIu64
+	       " comm_rounds=%" PRIu64, bpa, rmax, crounds);
+	print_robust(s, c, ev);
+}
+
+/* The last line, key=value (stdout) */
+static void print_summary(const struct run *u)
+{
+	const struct cli *c = u->c;
+	struct sim *s = u->s;
+	double sps = u->train_ns ? (double)(u->done * sim_samples_per_round(s)) /
+					   secs(u->train_ns)
+				 : 0.0;
+
+	if (sim_single(s)) {
+		printf("model=%s agents=1 threads=%u batch=%u epochs=%.6g rounds=%" PRIu64
+		       " test_%s=%.4f train_loss=%.4f samples_per_s=%.0f train_s=%.2f "
+		       "wall_s=%.2f", c->o.model, c->o.threads, c->o.batch,
+		       (double)u->done / (double)u->er, u->done, u->mk, u->ev.acc_avg, u->loss, sps,
+		       secs(u->train_ns), u->wall);
+		printf(" bytes_per_agent=0");
+	} else {
+		print_fleet_keys(u, sps);
+	}
+	print_std_keys(s);
+	if (c->print_digest) {
+		printf(" digest=%016" PRIx64, sim_digest(s));
+	}
+	printf(" blas=%s\n", u->blas->kernel);
+}
+
+/* Creates the simulation and the figures of the run; 0, or the exit status (said on stderr) */
+static int start(struct run *u)
+{
+	struct macc_errmsg err = {{0}};
+	int rc = sim_create(&u->c->o, &u->s, &err);
+
+	if (rc < 0) {
+		bool usage = rc == MACC_ESPEC || rc == MACC_EGRAPH || rc == MACC_ECONFIG ||
+			     rc == MACC_EMODEL;
+
+		fprintf(stderr, PROG ": %s\n", err.text[0] ? err.text : macc_strerror(rc));
+		return usage ? 2 : 1;
+	}
+	u->topo = sim_single(u->s) ? "single" : u->c->o.topology;
+	u->mk = sim_regression(u->s) ? "rmse" : "acc";
+	u->have_gap = sim_spectral_gap(u->s, &u->gap);
+	u->total = sim_total_rounds(u->s);
+	u->er = sim_epoch_rounds(u->s);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c = {.export_agent = -1};
-	struct macc_errmsg err = {{0}};
-	struct sim *s = NULL;
-	struct sim_eval ev = {0};
 	struct macc_blas_report blas;
-	char line[512];
-	FILE *csv = NULL;
-	uint64_t t_start, train_ns = 0, total, er, done = 0;
-	double loss = 0.0, gap = 0.0, wall = 0.0, bpa = 0.0;
-	uint64_t rmax = 0, crounds = 0;
-	bool have_gap;
-	const char *topo, *mk;
+	struct run u = {.c = &c, .blas = &blas};
 	int rc, status = 1;
 
 	rc = parse_args(argc, argv, &c);
@@ -718,166 +946,29 @@ int main(int argc, char **argv)
 	if (rc != 0) {
 		return rc;
 	}
-	rc = sim_create(&c.o, &s, &err);
-	if (rc < 0) {
-		bool usage = rc == MACC_ESPEC || rc == MACC_EGRAPH || rc == MACC_ECONFIG ||
-			     rc == MACC_EMODEL;
-
-		fprintf(stderr, PROG ": %s\n", err.text[0] ? err.text : macc_strerror(rc));
-		return usage ? 2 : 1;
+	rc = start(&u);
+	if (rc != 0) {
+		return rc;
 	}
-	topo = sim_single(s) ? "single" : c.o.topology;
-	mk = sim_regression(s) ? "rmse" : "acc";
-	have_gap = sim_spectral_gap(s, &gap);
-	total = sim_total_rounds(s);
-	er = sim_epoch_rounds(s);
 	if (!c.quiet) {
-		fprintf(stderr, PROG ": %u agent(s), %s, %s, model %s (%zu parameters), %" PRIu64
-			" rounds per epoch, %" PRIu64 " rounds", c.o.agents, sim_algo_name(s), topo,
-			c.o.model, sim_nparams(s), er, total);
-		if (have_gap) {
-			fprintf(stderr, ", spectral gap %.6f", gap);
-		}
-		fprintf(stderr, "\n" PROG ": test figures (%s) on %s\n",
-			sim_regression(s) ? "RMSE" : "accuracy", sim_test_origin(s));
-		macc_nn_blas_describe(&blas, line, sizeof(line));
-		fprintf(stderr, "\n" PROG ": BLAS kernel %s\n", line);
-		print_std_source(s);
+		print_banner(&u);
 	}
-	if (c.csv_path != NULL) {
-		csv = fopen(c.csv_path, "w");
-		if (csv == NULL) {
-			fprintf(stderr, PROG ": %s: cannot create: %s\n", c.csv_path, strerror(errno));
-			goto out;
-		}
-		fprintf(csv, "epoch,round,algorithm,topology,train_loss,test_%s_avg,test_%s_mean,"
-			     "test_%s_min,test_%s_max,consensus_dist,wall_s,bytes_per_agent\n", mk, mk,
-			mk, mk);
-		fflush(csv);
-	}
-
-	t_start = macc_now_ns();
-	for (uint64_t epoch = 1; done < total; epoch++) {
-		uint64_t r = total - done < er ? total - done : er;
-		uint64_t t0 = macc_now_ns(), dt;
-		bool last;
-
-		loss = sim_train(s, r);
-		if (sim_failed(s, &err)) {
-			fprintf(stderr, PROG ": %s\n", err.text);
-			goto out;
-		}
-		dt = macc_now_ns() - t0;
-		train_ns += dt;
-		done += r;
-		last = done >= total;
-		sim_evaluate(s, c.eval_every_agent || last, &ev);
-		wall = secs(macc_now_ns() - t_start);
-		if (!c.quiet && sim_single(s)) {
-			printf("epoch=%" PRIu64 " round=%" PRIu64 " loss=%.4f test_%s=%.4f "
-			       "samples_per_s=%.0f elapsed_s=%.2f\n", epoch, done, loss, mk, ev.acc_avg,
-			       (double)(r * sim_samples_per_round(s)) / secs(dt), wall);
-		} else if (!c.quiet) {
-			printf("epoch=%" PRIu64 " round=%" PRIu64 " train_loss=%.4f test_%s_avg=%.4f",
-			       epoch, done, loss, mk, ev.acc_avg);
-			if (ev.per_agent) {
-				printf(" test_%s_mean=%.4f test_%s_min=%.4f test_%s_max=%.4f", mk,
-				       ev.acc_mean, mk, ev.acc_min, mk, ev.acc_max);
-			}
-			printf(" consensus_dist=%.6g wall_s=%.2f\n", ev.consensus, wall);
-		}
-		fflush(stdout);
-		if (csv != NULL) {
-			fprintf(csv, "%" PRIu64 ",%" PRIu64 ",%s,%s,%.6f,%.6f", epoch, done,
-				sim_algo_name(s), topo, loss, ev.acc_avg);
-			csv_cell_acc(csv, &ev, ev.acc_mean);
-			csv_cell_acc(csv, &ev, ev.acc_min);
-			csv_cell_acc(csv, &ev, ev.acc_max);
-			sim_traffic(s, &bpa, &rmax, &crounds);
-			fprintf(csv, ",%.6g,%.3f,%.0f\n", ev.consensus, wall, bpa);
-			if (fflush(csv) != 0) {
-				fprintf(stderr, PROG ": %s: write failed: %s\n", c.csv_path,
-					strerror(errno));
-				goto out;
-			}
-		}
-	}
-
-	if (c.dump_path != NULL) {
-		rc = sim_dump_params(s, c.dump_path, &err);
-		if (rc < 0) {
-			fprintf(stderr, PROG ": %s\n", err.text);
-			goto out;
-		}
-	}
-	if (c.export_path != NULL && export_model(s, &c, &err) < 0) {
-		fprintf(stderr, PROG ": %s\n", err.text);
+	if (c.csv_path != NULL && !open_csv(&u)) {
 		goto out;
 	}
-	if (c.print_digest) {
-		for (uint32_t j = 0; j < sim_nmodels(s); j++) {
-			printf("agent=%u digest=%016" PRIx64 "\n", j, sim_agent_digest(s, j));
-		}
+	if (!train_all(&u) || !write_outputs(&u)) {
+		goto out;
 	}
-	{
-		double sps = train_ns ? (double)(done * sim_samples_per_round(s)) / secs(train_ns)
-				      : 0.0;
-
-		if (sim_single(s)) {
-			printf("model=%s agents=1 threads=%u batch=%u epochs=%.6g rounds=%" PRIu64
-			       " test_%s=%.4f train_loss=%.4f samples_per_s=%.0f train_s=%.2f "
-			       "wall_s=%.2f", c.o.model, c.o.threads, c.o.batch,
-			       (double)done / (double)er, done, mk, ev.acc_avg, loss, sps,
-			       secs(train_ns), wall);
-			printf(" bytes_per_agent=0");
-		} else {
-			printf("algorithm=%s topology=%s weights=%s partition=%s agents=%u model=%s "
-			       "threads=%u batch=%u epochs=%.6g rounds=%" PRIu64 " test_%s_avg=%.4f "
-			       "test_%s_mean=%.4f test_%s_min=%.4f test_%s_max=%.4f "
-			       "consensus_dist=%.6g", sim_algo_name(s), topo,
-			       sim_pushsum(s) ? "push-sum" : c.o.weights,
-			       c.o.partition, c.o.agents, c.o.model, c.o.threads, c.o.batch,
-			       (double)done / (double)er, done, mk, ev.acc_avg, mk, ev.acc_mean, mk,
-			       ev.acc_min, mk, ev.acc_max, ev.consensus);
-			if (have_gap) {
-				printf(" spectral_gap=%.6f", gap);
-			}
-			if (c.o.drop_prob > 0.0) {
-				uint64_t dropped, messages;
-
-				sim_drop_counts(s, &dropped, &messages);
-				printf(" dropped=%" PRIu64 " messages=%" PRIu64, dropped, messages);
-			}
-			printf(" train_loss=%.4f samples_per_s=%.0f train_s=%.2f wall_s=%.2f", loss,
-			       sps, secs(train_ns), wall);
-			sim_traffic(s, &bpa, &rmax, &crounds);
-			printf(" schedule=%s local_steps=%u compress=%s", sim_schedule_name(s),
-			       c.o.local_steps, c.o.compress);
-			if (sim_gossip_step(s) > 0.0f) {
-				printf(" gossip_step=%g", (double)sim_gossip_step(s));
-			}
-			if (sim_pushsum(s)) {
-				printf(" pushsum=1");
-			}
-			printf(" bytes_per_agent=%.0f bytes_round_max_sum=%" PRIu64
-			       " comm_rounds=%" PRIu64, bpa, rmax, crounds);
-			print_robust(s, &c, &ev);
-		}
-		print_std_keys(s);
-		if (c.print_digest) {
-			printf(" digest=%016" PRIx64, sim_digest(s));
-		}
-		printf(" blas=%s\n", blas.kernel);
-	}
+	print_summary(&u);
 	if (fflush(stdout) != 0) {
 		goto out;
 	}
 	status = 0;
 out:
-	if (csv != NULL && fclose(csv) != 0 && status == 0) {
+	if (u.csv != NULL && fclose(u.csv) != 0 && status == 0) {
 		fprintf(stderr, PROG ": %s: write failed: %s\n", c.csv_path, strerror(errno));
 		status = 1;
 	}
-	sim_destroy(s);
+	sim_destroy(u.s);
 	return status;
 }
