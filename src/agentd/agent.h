@@ -166,16 +166,73 @@ enum phase {
 	PH_JOB,   /* a standalone job (eval, checkpoint) outside a round */
 };
 
+/* Worker jobs (jobs.c): one function per kind, run in this order when several are asked for. */
+enum {
+	JOB_STEP = 1,      /* the mixer's step, and the audit trail of what it excluded */
+	JOB_EVAL = 2,      /* test loss and accuracy */
+	JOB_CKPT = 4,      /* the checkpoint (not when the own parameters are not sane) */
+	JOB_ENCODE = 8,    /* this round's outgoing STATE body */
+	JOB_GRAD = 16,     /* the learner's round: local steps and the gradient */
+	JOB_DIST = 32,     /* consensus distance and parameter digest (shown, not used) */
+	JOB_ROLLBACK = 64, /* x, v back from the last good checkpoint */
+};
+
+/* The job in flight (jobs.c), owned by the agent: inputs set by the loop before queueing, outputs
+ * read on the loop after it. While flags != 0 the worker owns it and x, v, g, the learner and the
+ * mixer. */
+struct agent_job {
+	unsigned flags;
+	/* step: what arrived from peer[i] (edge_inbound) */
+	struct macc_mixer_in in[MACC_CONFIG_MAX_PEERS];
+	size_t nnb;
+	uint64_t ckpt_round; /* the round a checkpoint or an encoded body is for */
+	/* outputs */
+	struct macc_mixer_report rep;
+	double dist;
+	uint64_t digest;
+	double eval_loss, eval_acc;
+	int ckpt_rc;
+	struct macc_errmsg ckpt_err;
+	struct shared_body *body;
+	struct shared_body *spare; /* a body no write holds any more, for the next encode */
+	int body_rc;
+	/* the audit trail of the states robust mixing excludes: inputs copied on the loop */
+	uint64_t round;
+	struct peer *peer[MACC_CONFIG_MAX_PEERS];
+	const struct slot *slot[MACC_CONFIG_MAX_PEERS];
+	struct macc_pubkey key[MACC_CONFIG_MAX_PEERS];
+	char name[MACC_CONFIG_MAX_PEERS][MACC_CONFIG_NAME_MAX];
+	uint64_t audit_written, audit_errors, audit_unsigned;
+	struct macc_errmsg audit_err;
+	struct macc_errmsg body_err;
+	/* own parameters non-finite: found after the step or before an encode or a checkpoint;
+	 * the rollback job's outcome */
+	bool own_bad;
+	int rb_rc;
+	uint64_t rb_round;
+	char rb_used[1100];
+	struct macc_errmsg rb_err;
+};
+
+/* Events posted by callbacks (peer.c) and handled from the loop (agent.c agent_post): a callback
+ * never calls back into the code that called it. */
+enum {
+	EV_CHECK_ROUND = 1, /* a state arrived, a session came up or went: may the round end? */
+};
+
 struct agent_opts {
 	const char *config_path;
 	const char *socket_path; /* -s overrides the config */
 	bool exit_when_done;
 	bool have_log_level;
 	enum macc_log_level log_level;
+	uv_loop_t *loop;  /* the in-process tests: several agents on one loop; NULL: its own */
+	bool no_signals;  /* the in-process tests: no SIGTERM/SIGINT/SIGHUP handlers */
 };
 
 struct macc_agent {
-	uv_loop_t loop;
+	uv_loop_t *loop;   /* opts.loop, or own_loop */
+	uv_loop_t own_loop;
 	struct agent_opts opts;
 	struct macc_config cfg;
 	struct macc_identity id;
@@ -190,6 +247,7 @@ struct macc_agent {
 	size_t ngraveyard;
 	struct conn *conns;
 	uv_tcp_t listener;
+	char rbuf[1 << 16];       /* peer.c: the read buffer of small frames (all connections) */
 	bool listening;
 	unsigned nconns_unproven; /* inbound connections whose peer has not proven its key */
 
@@ -219,7 +277,11 @@ struct macc_agent {
 	uv_timer_t round_timer;
 	uv_timer_t tick_timer;
 	uv_timer_t watchdog_timer;
+	bool handles_made;        /* the timers, defer and signals above are initialised */
 	uv_work_t work;
+	struct agent_job job;     /* the worker job in flight (jobs.c) */
+	uv_idle_t defer;          /* runs the posted events (agent_post) */
+	unsigned pending;         /* posted events, EV_* */
 	struct shared_body *body; /* this round's outgoing state, or NULL */
 	uint64_t body_round;
 	bool pause_req, stop_req, shutdown_req, ckpt_req, eval_req, stopped_training;
@@ -299,6 +361,9 @@ int peers_setup(struct macc_agent *a, struct macc_errmsg *err);
 int peer_listen(struct macc_agent *a, struct macc_errmsg *err);
 void peer_close_listener(struct macc_agent *a);
 struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp);
+struct peer *peer_new(struct macc_agent *a, const struct macc_config_peer *cp);
+void peer_attach(struct peer *p);
+void peer_free(struct peer *p);
 void peer_start(struct peer *p);
 void peer_remove(struct peer *p);
 void peer_reconnect(struct peer *p);
@@ -339,12 +404,45 @@ void edge_after_step(struct macc_agent *a, struct peer *const *peers, size_t n,
 		     const struct macc_mixer_report *rep);
 void peer_resync(struct peer *p, const char *why);
 
-/* agent.c, called by peer.c */
+/* round.c: the round driver (phases, the wait, the jump rule, requests) */
+enum round_req {
+	ROUND_REQ_START,
+	ROUND_REQ_STOP,
+	ROUND_REQ_PAUSE,
+	ROUND_REQ_RESUME,
+	ROUND_REQ_CHECKPOINT,
+	ROUND_REQ_EVAL,
+};
+void round_start(struct macc_agent *a);
+void round_check(struct macc_agent *a);
+void round_after_job(struct macc_agent *a, unsigned flags, enum phase ph);
+void round_finish_run(struct macc_agent *a);
+int round_request(struct macc_agent *a, enum round_req r, struct macc_errmsg *err);
+void round_request_shutdown(struct macc_agent *a, const char *why);
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
 
-/* agent.c, called by main.c */
+/* jobs.c: the worker jobs */
+int job_queue(struct macc_agent *a, unsigned flags, enum phase ph);
+void job_set_step_inputs(struct macc_agent *a);
+void jobs_finish(struct macc_agent *a);
+
+/* reload.c */
+int agent_reload(struct macc_agent *a, struct macc_errmsg *err);
+
+/* ctlops.c: the control-socket operations */
+extern const struct macc_ctl_ops agent_ctl_ops;
+
+/* agent.c: lifecycle and what the other rooms share */
+void agent_post(struct macc_agent *a, unsigned ev);
+void agent_publish(struct macc_agent *a, bool final);
+void agent_shutdown(struct macc_agent *a);
+void agent_log_robust(const struct macc_agent *a);
+double agent_epoch(const struct macc_agent *a, uint64_t round);
+uint32_t agent_peers_up(const struct macc_agent *a);
+
+/* agent.c, called by main.c and the in-process tests */
 int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_errmsg *err);
 int agent_run(struct macc_agent *a);
 void agent_finish(struct macc_agent *a);
