@@ -1,8 +1,9 @@
 /*
  * agent.h - the state of one macc-agentd (internal to src/agentd).
  *
- * Ownership: struct macc_agent owns the libuv loop, the config, the identity, the peers, the
- * connections, the control server, the model, the data and the training buffers. A struct peer
+ * Ownership: struct macc_agent owns its libuv loop (unless opts.loop lends one), the config, the
+ * identity, the peers, the connections, the control server, the model, the data and the
+ * training buffers. A struct peer
  * (one per configured neighbour) owns its reconnect timer, backoff, receive slots and counters; a
  * struct conn (one per TCP connection, either direction) owns its handle, frame decoder and
  * session, and is bound to a peer once the peer's HELLO passed the allow-list. A peer's adopted
@@ -10,13 +11,30 @@
  *
  * Threads: everything here is touched by the loop thread only, except the training state (x,
  * v, g, the learner, the mixer), which belongs to the worker job in flight while one is
- * (agent.c keeps at most one job in flight, and the loop does not touch that state then).
+ * (jobs.c keeps at most one job in flight, and the loop does not touch that state then).
  *
- * Files: agent.c (lifecycle, rounds, worker jobs, control callbacks, signals), peer.c
- * (connections, handshake, messages, keepalive, tie-break), edge.c (the daemon's side of the
- * mixer: mixing options, topology, what goes in and out of a step), main.c (command line). The
- * round itself is composed by the learner (macc/learner.h) and the mixer (macc/mixer.h), the
- * modules macc-sim runs.
+ * Rooms (one job each; the round itself is composed by the learner, macc/learner.h, and the
+ * mixer, macc/mixer.h, the modules macc-sim runs):
+ *   agent.c    lifecycle: start-up, run, shutdown, teardown; the agent's own handles (every
+ *              timer of the daemon is listed above handles_init); deferred events (agent_post);
+ *              the progress published to the control socket and systemd.
+ *   round.c    the round driver: phases, who a round waits for, the round timer, the jump rule
+ *              (macc/guard.h), the requests that wait for a round boundary; what arrives
+ *              (agent_on_state) goes to the peer's round slots.
+ *   jobs.c     the worker jobs, one function per kind, inputs and outputs in struct agent_job.
+ *   reload.c   a new configuration: plan (everything that can fail) then commit (cannot fail).
+ *   ctlops.c   the control-socket operations (status, peers, metrics, audit, requests).
+ *   control.c  the control protocol server (framing, clients, limits).
+ *   peer.c     the configured neighbours: dialing and backoff, listening and the cap on unproven
+ *              connections, liveness (keepalive, dead); the design of conn/session/peer.
+ *   session.c  one session: handshake, tie-break (adopt, retire, drain), closing, dispatch.
+ *   conn.c     one connection's bytes: the bounded send path (plain and sealed), the read path.
+ *   edge.c     the daemon's side of the mixer: topology, schedules, compression, what goes in
+ *              and out of a step, the per-peer slots beyond the next round.
+ *   check.c    the start-up check (also --check-config); checkpoint.c, notify.c, backoff.c: the
+ *              loop-free helpers; main.c: the command line.
+ * Callbacks never call back into their caller: the network posts events (agent_post) that the
+ * loop handles on its next turn; several agents can share a process and a loop (opts.loop).
  */
 #ifndef MACC_AGENTD_AGENT_H
 #define MACC_AGENTD_AGENT_H
@@ -74,6 +92,32 @@ struct slot {
 	size_t lx, lv;
 };
 
+/*
+ * The state of a connection (session.c): one enter_<state>() per state sets it and arms what the
+ * state needs; what a state's deadline ends is session.c conn_deadline (checked by peers_tick).
+ *   CONNECTING  outbound: TCP connect in flight (inbound: accepted, not set up yet).
+ *               Deadline: handshake_timeout_ms from the connection's start.
+ *   HELLO       TCP up, reading, our HELLO sent; the peer's HELLO awaited. Deadline: handshake.
+ *   AWAIT_ACK   the peer's HELLO passed the allow-list, our HELLO_ACK sent; its HELLO_ACK (the
+ *               proof of its key) awaited. Deadline: handshake.
+ *   UP          proven and adopted: the peer's session (peer->conn). No deadline: keepalive
+ *               PINGs (peers_tick) and the peer's liveness (dead_peer_timeout_ms).
+ *   RETIRED     proven, lost the duplicate-session choice: BYE sent, write side shut, still read
+ *               for the STATE the peer sent on it. Deadline: DRAIN_TIMEOUT_MS.
+ *   CLOSING     refused or closed on purpose: BYE sent and flushed; only a BYE is read.
+ *               Deadline: SHUT_TIMEOUT_MS.
+ *   CLOSED      its handle is closing: nothing is read or written; freed by the close callback.
+ */
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_HELLO,
+	CONN_AWAIT_ACK,
+	CONN_UP,
+	CONN_RETIRED,
+	CONN_CLOSING,
+	CONN_CLOSED,
+};
+
 struct conn {
 	struct macc_agent *agent;
 	struct peer *peer; /* outbound: from the start; inbound: after HELLO; else NULL */
@@ -83,15 +127,9 @@ struct conn {
 	struct macc_session session;
 	uint8_t nonce[MACC_NONCE_BYTES];
 	bool outbound;
-	bool connected;
-	bool closing;
-	bool adopted;
-	bool hello_sent;
-	bool retired;        /* lost the duplicate-session choice: BYE sent, still read (peer.c) */
-	uint64_t retired_ms;
-	bool shut;           /* refused or closing (not retired): what it sends is not read */
-	uint64_t shut_ms;
-	bool unproven;       /* inbound, not proven yet: counted in agent.nconns_unproven */
+	enum conn_state state;
+	uint64_t deadline_ms; /* the state's deadline (monotonic ms), 0 none */
+	bool unproven;        /* inbound, not proven yet: counted in agent.nconns_unproven */
 	uint64_t opened_ms;
 	uint64_t last_tx_ms;
 	uint64_t last_ping_ms; /* RTT is measured every keepalive period, busy link or not */

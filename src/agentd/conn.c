@@ -108,8 +108,9 @@ enum macc_ctl_session peer_session_state(const struct peer *p)
 		return MACC_CTL_SESSION_DEAD;
 	}
 	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
-		if (c->peer == p && !c->closing) {
-			return c->connected ? MACC_CTL_SESSION_HANDSHAKE : MACC_CTL_SESSION_CONNECTING;
+		if (c->peer == p && c->state != CONN_CLOSED) {
+			return c->state != CONN_CONNECTING ? MACC_CTL_SESSION_HANDSHAKE
+							   : MACC_CTL_SESSION_CONNECTING;
 		}
 	}
 	return p->resolving ? MACC_CTL_SESSION_CONNECTING : MACC_CTL_SESSION_DOWN;
@@ -121,7 +122,7 @@ enum macc_ctl_session peer_session_state(const struct peer *p)
 static void wreq_free(struct wreq *w)
 {
 	shared_body_unref(w->body);
-	if (w->spare && w->conn != NULL && !w->conn->closing && w->conn->sealspare.data == NULL) {
+	if (w->spare && w->conn != NULL && w->conn->state != CONN_CLOSED && w->conn->sealspare.data == NULL) {
 		w->conn->sealspare = w->buf;
 	} else {
 		macc_buf_finish(&w->buf);
@@ -133,7 +134,7 @@ static void on_written(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
 
-	if (status < 0 && status != UV_ECANCELED && !w->conn->closing) {
+	if (status < 0 && status != UV_ECANCELED && w->conn->state != CONN_CLOSED) {
 		conn_close(w->conn, uv_strerror(status));
 	}
 	wreq_free(w);
@@ -169,7 +170,7 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 	int rc;
 
 	w->conn = c;
-	if (c->retired || c->closing) {
+	if (c->state == CONN_RETIRED || c->state == CONN_CLOSED) {
 		/* Its write side is shut down (a PONG to a retired session): nothing more goes out. */
 		wreq_free(w);
 		return -EPIPE;
@@ -249,7 +250,6 @@ void conn_send_hello(struct conn *c)
 		conn_close(c, "cannot encode HELLO");
 		return;
 	}
-	c->hello_sent = true;
 	conn_send_buf(c, w);
 }
 
@@ -257,7 +257,7 @@ void conn_send_bye(struct conn *c, int reason, const char *text)
 {
 	struct wreq *w;
 
-	if (c->closing || !c->connected) {
+	if (c->state == CONN_CLOSED || c->state == CONN_CONNECTING) {
 		return;
 	}
 	w = wreq_new();
@@ -283,7 +283,7 @@ void peer_send_body(struct peer *p)
 	uv_buf_t bufs[2];
 	size_t clear;
 
-	if (c == NULL || c->closing || a->body == NULL) {
+	if (c == NULL || c->state == CONN_CLOSED || a->body == NULL) {
 		return;
 	}
 	body = edge_body_for(a, p);
@@ -400,19 +400,19 @@ static void conn_take_frame(struct conn *c)
 	size_t n = 0;
 	uint8_t *f = macc_frame_decoder_take(&c->dec, &n);
 
-	if (f != NULL && !c->closing) {
+	if (f != NULL && c->state != CONN_CLOSED) {
 		struct macc_errmsg e;
 		size_t plen = 0;
 		int rc;
 
 		e.text[0] = '\0';
 		rc = macc_session_open(&c->session, f, n, &plen, &e);
-		if (rc < 0 && c->shut) {
+		if (rc < 0 && c->state == CONN_CLOSING) {
 			conn_close(c, "sealed frame does not open"); /* refused already: not counted */
 		} else if (rc < 0) {
 			conn_reject(c, rc, e.text[0] ? e.text : "sealed frame does not open");
 			conn_close(c, "sealed frame does not open");
-		} else if (c->shut) {
+		} else if (c->state == CONN_CLOSING) {
 			session_shut_frame(c, f, plen); /* refused or closing: only its BYE is read */
 		} else {
 			session_frame(c, f, plen);
@@ -448,7 +448,7 @@ static void shut_read(struct conn *c, const uint8_t *p, size_t len)
 		}
 		return;
 	}
-	while (len > 0 && !c->closing) {
+	while (len > 0 && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		int rc = macc_frame_decoder_feed(&c->dec, p, len, &used);
 
@@ -474,11 +474,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c, nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
 		return;
 	}
-	if (c->closing) {
+	if (c->state == CONN_CLOSED) {
 		return;
 	}
 	len = (size_t)nread;
-	if (c->shut) {
+	if (c->state == CONN_CLOSING) {
 		shut_read(c, p, len); /* refused or closing: not even accounted as traffic */
 		return;
 	}
@@ -508,11 +508,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			return;
 		}
 	}
-	while (len > 0 && !c->closing) {
+	while (len > 0 && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		int rc;
 
-		if (c->shut) {
+		if (c->state == CONN_CLOSING) {
 			shut_read(c, p, len); /* refused by a frame of this read: only a BYE is read */
 			return;
 		}
@@ -550,6 +550,8 @@ struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound)
 	c->peer = p;
 	c->outbound = outbound;
 	c->opened_ms = macc_now_ms();
+	c->state = CONN_CONNECTING;
+	c->deadline_ms = c->opened_ms + a->cfg.handshake_timeout_ms;
 	macc_random_bytes(c->nonce, sizeof(c->nonce));
 	macc_session_init(&c->session, &a->id, c->nonce);
 	/* SHA-256 STATE digests where this CPU has SHA instructions (the bodies agent.c and edge.c

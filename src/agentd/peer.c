@@ -35,9 +35,14 @@
  *
  * Refused and closing connections. A connection we refuse (a bad HELLO or proof) or close on
  * purpose gets its BYE, then a shutdown that flushes it; from that moment nothing it sends is
- * processed (conn.shut): frames already buffered or arriving in the same read are dropped, so
- * a HELLO_ACK sent right behind a refused HELLO can never adopt a session. A shut connection
- * that does not close within SHUT_TIMEOUT_MS is closed.
+ * processed (state CLOSING, agent.h): frames already buffered or arriving in the same read are
+ * dropped, so a HELLO_ACK sent right behind a refused HELLO can never adopt a session. A shut
+ * connection that does not close within SHUT_TIMEOUT_MS is closed.
+ *
+ * States. A connection is in exactly one state of enum conn_state (agent.h: connecting, hello,
+ * awaiting the ACK, up, retired, closing, closed); session.c has one enter_<state>() each, which
+ * arms the state's deadline (handshake, drain, flush), and conn_deadline() says what a passed
+ * deadline does. The tick (peers_tick) only compares deadlines and sends keepalive PINGs.
  *
  * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
  * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
@@ -76,7 +81,7 @@ static void on_connect(uv_connect_t *req, int status)
 	struct conn *c = req->data;
 	struct peer *p = c->peer;
 
-	if (c->closing) {
+	if (c->state == CONN_CLOSED) {
 		return;
 	}
 	if (status < 0) {
@@ -86,9 +91,7 @@ static void on_connect(uv_connect_t *req, int status)
 		conn_close(c, uv_strerror(status));
 		return;
 	}
-	c->connected = true;
-	conn_start_reading(c);
-	conn_send_hello(c);
+	conn_enter_hello(c);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -131,7 +134,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static bool peer_has_conn(const struct peer *p)
 {
 	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
-		if (c->peer == p && !c->closing) {
+		if (c->peer == p && c->state != CONN_CLOSED) {
 			return true;
 		}
 	}
@@ -278,7 +281,7 @@ void peer_remove(struct peer *p)
 
 	p->removed = true;
 	for (struct conn *c = a->conns; c != NULL; c = c->next) {
-		if (c->peer == p && !c->closing) {
+		if (c->peer == p && c->state != CONN_CLOSED) {
 			conn_send_bye(c, 0, "removed from the configuration");
 			conn_shutdown(c);
 		}
@@ -370,9 +373,7 @@ static void on_incoming(uv_stream_t *server, int status)
 		conn_close(c, "too many unauthenticated connections");
 		return;
 	}
-	c->connected = true;
-	conn_start_reading(c);
-	conn_send_hello(c);
+	conn_enter_hello(c);
 }
 
 int peer_listen(struct macc_agent *a, struct macc_errmsg *err)
@@ -426,29 +427,17 @@ void peers_tick(struct macc_agent *a)
 	}
 	for (struct conn *c = a->conns, *n; c != NULL; c = n) {
 		n = c->next;
-		if (c->closing) {
+		if (c->state == CONN_CLOSED) {
 			continue;
 		}
-		if (c->shut) {
-			if (now - c->shut_ms > SHUT_TIMEOUT_MS) {
-				conn_close(c, "refused connection did not close in time");
-			}
-			continue;
-		}
-		if (!c->session.proven && now - c->opened_ms > a->cfg.handshake_timeout_ms) {
-			conn_reject(c, MACC_ETIMEOUT, "no handshake within the deadline "
-				    "(handshake_timeout_ms)");
-			conn_close(c, "handshake timeout");
-			continue;
-		}
-		if (c->retired && now - c->retired_ms > DRAIN_TIMEOUT_MS) {
-			conn_close(c, "retired duplicate session: no BYE from the peer");
+		if (c->deadline_ms != 0 && now > c->deadline_ms) {
+			conn_deadline(c); /* handshake, drain or flush: the state's own (session.c) */
 			continue;
 		}
 		/* Ping every keepalive period even on a busy link: it keeps idle sessions alive and
 		 * gives `macc-ctl peers` a round-trip time while training (STATE traffic alone never
 		 * leaves the link quiet long enough for a keepalive). */
-		if (c->adopted && (now - c->last_tx_ms >= keepalive ||
+		if (c->state == CONN_UP && (now - c->last_tx_ms >= keepalive ||
 				   now - c->last_ping_ms >= keepalive)) {
 			c->last_ping_ms = now;
 			struct macc_ping pg = {.seq = ++c->ping_seq, .time_ns = macc_now_ns()};

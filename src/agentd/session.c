@@ -18,6 +18,75 @@
 
 /* ---- closing --------------------------------------------------------------------------- */
 
+/* ---- states (enum conn_state, agent.h) ------------------------------------------------- */
+
+static void enter(struct conn *c, enum conn_state s, uint64_t deadline_ms)
+{
+	c->state = s;
+	c->deadline_ms = deadline_ms;
+}
+
+/* TCP is up (dialed or accepted): read, and say HELLO; the handshake deadline still runs from
+ * the connection's start. */
+void conn_enter_hello(struct conn *c)
+{
+	enter(c, CONN_HELLO, c->deadline_ms);
+	conn_start_reading(c);
+	conn_send_hello(c);
+}
+
+/* The peer's HELLO passed and our HELLO_ACK is on its way: its proof is awaited. */
+static void enter_await_ack(struct conn *c)
+{
+	enter(c, CONN_AWAIT_ACK, c->deadline_ms);
+}
+
+/* Adopted: no deadline (keepalive and liveness are the peer's, peers_tick). */
+static void enter_up(struct conn *c)
+{
+	enter(c, CONN_UP, 0);
+}
+
+/* Lost the duplicate-session choice: read until the peer's BYE, EOF or the drain deadline. */
+static void enter_retired(struct conn *c)
+{
+	enter(c, CONN_RETIRED, macc_now_ms() + DRAIN_TIMEOUT_MS);
+}
+
+/* Refused or closing: nothing it sends is processed any more (but a BYE); the flush deadline. */
+static void enter_closing(struct conn *c)
+{
+	enter(c, CONN_CLOSING, macc_now_ms() + SHUT_TIMEOUT_MS);
+}
+
+static void enter_closed(struct conn *c)
+{
+	enter(c, CONN_CLOSED, 0);
+}
+
+/* The state's deadline passed (peers_tick). */
+void conn_deadline(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_CONNECTING:
+	case CONN_HELLO:
+	case CONN_AWAIT_ACK:
+		conn_reject(c, MACC_ETIMEOUT, "no handshake within the deadline "
+			    "(handshake_timeout_ms)");
+		conn_close(c, "handshake timeout");
+		return;
+	case CONN_RETIRED:
+		conn_close(c, "retired duplicate session: no BYE from the peer");
+		return;
+	case CONN_CLOSING:
+		conn_close(c, "refused connection did not close in time");
+		return;
+	case CONN_UP:
+	case CONN_CLOSED:
+		return;
+	}
+}
+
 static void on_conn_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
@@ -44,8 +113,8 @@ static void on_conn_closed(uv_handle_t *h)
 static struct conn *peer_other_proven(struct peer *p, struct conn *except)
 {
 	for (struct conn *c = p->agent->conns; c != NULL; c = c->next) {
-		if (c != except && c->peer == p && !c->closing && c->session.proven &&
-		    !c->retired) {
+		if (c != except && c->peer == p && c->state != CONN_CLOSED &&
+		    c->session.proven && c->state != CONN_RETIRED) {
 			return c;
 		}
 	}
@@ -58,13 +127,12 @@ void conn_close(struct conn *c, const char *why)
 {
 	struct peer *p = c->peer;
 
-	if (c->closing) {
+	if (c->state == CONN_CLOSED) {
 		return;
 	}
-	c->closing = true;
+	enter_closed(c);
 	if (p != NULL && p->conn == c) {
 		p->conn = NULL;
-		c->adopted = false;
 		if (!p->agent->shutting_down) {
 			macc_info(p->name, "session down: %s", why);
 		}
@@ -88,7 +156,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	struct conn *c = req->data;
 
 	free(req);
-	if (c->retired && status == 0) {
+	if (c->state == CONN_RETIRED && status == 0) {
 		return; /* our BYE is out: go on reading until the peer's BYE, EOF or the deadline */
 	}
 	conn_close(c, "shut down");
@@ -98,15 +166,15 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 void conn_shutdown(struct conn *c)
 {
 	uv_shutdown_t *req;
+	bool connected = c->state != CONN_CONNECTING;
 
-	if (c->closing) {
+	if (c->state == CONN_CLOSED) {
 		return;
 	}
-	if (!c->retired && !c->shut) {
-		c->shut = true; /* nothing it sends is processed any more */
-		c->shut_ms = macc_now_ms();
+	if (c->state != CONN_RETIRED && c->state != CONN_CLOSING) {
+		enter_closing(c);
 	}
-	if (!c->connected || (req = malloc(sizeof(*req))) == NULL) {
+	if (!connected || (req = malloc(sizeof(*req))) == NULL) {
 		conn_close(c, "shut down");
 		return;
 	}
@@ -128,12 +196,12 @@ void conn_refuse(struct conn *c, int reason, const char *text)
 void peers_say_bye(struct macc_agent *a, int reason, const char *text)
 {
 	for (struct conn *c = a->conns; c != NULL; c = c->next) {
-		if (c->retired && !c->closing) {
+		if (c->state == CONN_RETIRED) {
 			conn_close(c, "shutting down"); /* its BYE is out already */
-		} else if (!c->closing && c->connected) {
+		} else if (c->state != CONN_CLOSED && c->state != CONN_CONNECTING) {
 			conn_send_bye(c, reason, text);
 			conn_shutdown(c);
-		} else if (!c->closing) {
+		} else if (c->state != CONN_CLOSED) {
 			conn_close(c, "shutting down");
 		}
 	}
@@ -163,11 +231,9 @@ static bool preferred(const struct conn *x, const struct conn *y)
  * DRAIN_TIMEOUT_MS; peer_draining() keeps agent.c waiting meanwhile. Nothing more is written. */
 static void conn_retire(struct conn *c)
 {
-	c->adopted = false;
 	macc_frame_decoder_set_max(&c->dec, c->agent->frame_max);
 	conn_send_bye(c, 0, "duplicate session");
-	c->retired = true;
-	c->retired_ms = macc_now_ms();
+	enter_retired(c);
 	conn_shutdown(c);
 }
 
@@ -178,7 +244,7 @@ static void conn_retire(struct conn *c)
 static void close_older_retired(struct peer *p, const struct conn *keep)
 {
 	for (struct conn *o = p->agent->conns; o != NULL; o = o->next) {
-		if (o != keep && o->peer == p && o->retired && !o->closing) {
+		if (o != keep && o->peer == p && o->state == CONN_RETIRED) {
 			conn_close(o, "retired duplicate session superseded by a newer one");
 		}
 	}
@@ -187,7 +253,7 @@ static void close_older_retired(struct peer *p, const struct conn *keep)
 bool peer_draining(const struct peer *p)
 {
 	for (const struct conn *c = p->agent->conns; c != NULL; c = c->next) {
-		if (c->peer == p && c->retired && !c->closing) {
+		if (c->peer == p && c->state == CONN_RETIRED) {
 			return true;
 		}
 	}
@@ -208,7 +274,7 @@ static void adopt(struct peer *p, struct conn *c)
 		conn_retire(old);
 	}
 	p->conn = c;
-	c->adopted = true;
+	enter_up(c);
 	if (old != NULL && old != c) {
 		close_older_retired(p, old);
 	}
@@ -358,9 +424,6 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 		c->peer = peer_by_index(a, idx);
 		c->peer->open_handles++;
 	}
-	if (!c->hello_sent) {
-		conn_send_hello(c);
-	}
 	w = wreq_new();
 	if (w == NULL || macc_session_ack_encode(&c->session, &w->buf) < 0) {
 		if (w != NULL) {
@@ -371,6 +434,9 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 		return;
 	}
 	conn_send_buf(c, w);
+	if (c->state == CONN_HELLO) {
+		enter_await_ack(c);
+	}
 	agent_on_peer_change(a);
 }
 
@@ -512,7 +578,7 @@ void session_frame(struct conn *c, const uint8_t *p, size_t len)
 			conn_reject(c, rc, e.text[0] ? e.text : macc_strerror(rc));
 			return;
 		}
-		if (c->retired) {
+		if (c->state == CONN_RETIRED) {
 			macc_debug(c->peer->name, "STATE for round %llu read from a retired duplicate "
 				   "session", (unsigned long long)st->round);
 		}

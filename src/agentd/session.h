@@ -43,6 +43,8 @@ void conn_refused_unproven(struct conn *c, enum macc_ctl_connrej why, const char
 void conn_close(struct conn *c, const char *why);
 void conn_shutdown(struct conn *c);
 void conn_refuse(struct conn *c, int reason, const char *text);
+void conn_enter_hello(struct conn *c);
+void conn_deadline(struct conn *c);
 void session_frame(struct conn *c, const uint8_t *p, size_t len);
 void session_shut_frame(struct conn *c, const uint8_t *f, size_t n);
 

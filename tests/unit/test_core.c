@@ -181,7 +181,7 @@ static void check_sessions(struct fleet *fl)
 			unsigned adopted = 0;
 
 			for (struct conn *c = a->conns; c != NULL; c = c->next) {
-				adopted += c->peer == p && c->adopted;
+				adopted += c->peer == p && c->state == CONN_UP;
 			}
 			if (p->conn == NULL || adopted != 1) {
 				fail_msg("agent %d, peer %s: %u adopted sessions", j, p->name, adopted);
