@@ -9,7 +9,12 @@
  *   simulator, through the network path, in one process.
  * - A pair, plain then sealed (encrypt = yes, both ends): the handshake adopts one session per
  *   peer, both runs end, and the sealed run's digests equal the plain run's (sealing changes
- *   the bytes on the wire, not the arithmetic).
+ *   the bytes on the wire, not the arithmetic). Mid-run, every agent has exactly one adopted
+ *   session per peer, the same connection at both ends (both dial at once: the tie-break).
+ * - Reload mid-run (plan, then commit): refused for a key that needs a restart (nothing
+ *   changes), a peer added and removed again (the graveyard); the digests equal a run without.
+ * - A lost state: one agent pauses for a second; its neighbour's rounds end at the round
+ *   timeout, the missing state is folded (neighbours_missed_total), and both runs still end.
  * Every run ends with every handle of the loop closed: uv_loop_close() == 0 (no file-scope state
  * and no handle left behind by an agent, so agents can share a loop and a process).
  */
@@ -51,9 +56,12 @@ struct fleet {
 	uv_timer_t limit;
 	bool timed_out;
 	char train_extra[256];
+	unsigned round_timeout_ms;
 	uv_check_t hook;        /* runs mid_run once agent 0 reached round MID_ROUND */
 	void (*mid_run)(struct fleet *fl);
 	bool mid_run_done;
+	uv_timer_t later;       /* a test's own deferred action (lost state: the resume) */
+	struct macc_ctl_metrics metrics[MAX_AGENTS];
 	uint64_t digest[MAX_AGENTS];
 };
 
@@ -107,9 +115,10 @@ static void write_conf(const struct fleet *fl, int j, const char *train_extra, c
 		       "state_dir = %s/state%d\ncontrol_socket = %s/ctl%d.sock\nencrypt = %s\n"
 		       "[train]\nmodel = logreg:4-3\ndata = csv:%s/data.csv\nbatch = 4\n"
 		       "rounds = %d\nlr = 0.05\nmomentum = 0.9\nseed = 7\nshard = %d/%d\n"
-		       "round_timeout_ms = 20000\ndead_peer_timeout_ms = 60000\n%s",
+		       "round_timeout_ms = %u\ndead_peer_timeout_ms = 60000\n%s",
 		       j, fl->port[j], fl->dir, j, fl->dir, j, fl->dir, j,
-		       fl->encrypt ? "yes" : "no", fl->dir, ROUNDS, j, n, train_extra);
+		       fl->encrypt ? "yes" : "no", fl->dir, ROUNDS, j, n,
+		       fl->round_timeout_ms ? fl->round_timeout_ms : 20000, train_extra);
 	for (int d = -1; d <= 1; d += 2) {
 		int k = (j + d + n) % n;
 
@@ -270,6 +279,7 @@ static void fleet_run(struct fleet *fl)
 		assert_int_equal(a->state, MACC_CTL_STATE_DONE);
 		assert_int_equal(a->round, ROUNDS);
 		fl->digest[j] = a->digest;
+		fl->metrics[j] = a->metrics;
 		agent_finish(a);
 		free(a);
 		fl->agent[j] = NULL;
@@ -433,12 +443,61 @@ static void test_pair_reload(void **state)
 	free(fl);
 }
 
+static void on_resume(uv_timer_t *t)
+{
+	struct fleet *fl = t->data;
+	struct macc_errmsg e;
+
+	assert_int_equal(fl->agent[1]->state, MACC_CTL_STATE_PAUSED);
+	assert_int_equal(round_request(fl->agent[1], ROUND_REQ_RESUME, &e), 0);
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Agent 1 pauses at the end of its round for a second: agent 0's next rounds end at their
+ * timeout without its state, which is folded (counted as missed); then agent 1 resumes, catches
+ * up (a single neighbour's round may be adopted) and both runs end. */
+static void pause_one(struct fleet *fl)
+{
+	struct macc_errmsg e;
+
+	assert_int_equal(round_request(fl->agent[1], ROUND_REQ_PAUSE, &e), 0);
+	uv_timer_init(&fl->loop, &fl->later);
+	fl->later.data = fl;
+	uv_timer_start(&fl->later, on_resume, 1000, 0);
+}
+
+static void test_pair_lost_state(void **state)
+{
+	struct fleet *fl = calloc(1, sizeof(*fl));
+	uint64_t plain[MAX_AGENTS];
+
+	(void)state;
+	assert_non_null(fl);
+	fleet_make(fl, 2, false, "");
+	fleet_run(fl);
+	memcpy(plain, fl->digest, sizeof(plain));
+	assert_int_equal(fl->metrics[0].neighbours_missed_total, 0);
+	fleet_remove(fl);
+	fleet_make(fl, 2, false, "");
+	fl->round_timeout_ms = 300;
+	for (int j = 0; j < 2; j++) {
+		write_conf(fl, j, "", "");
+	}
+	fl->mid_run = pause_one;
+	fleet_run(fl);
+	assert_true(fl->metrics[0].neighbours_missed_total > 0);
+	assert_true(fl->digest[0] != plain[0]); /* what was folded changed the model */
+	fleet_remove(fl);
+	free(fl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring3_matches_sim),
 		cmocka_unit_test(test_pair_sealed_equals_plain),
 		cmocka_unit_test(test_pair_reload),
+		cmocka_unit_test(test_pair_lost_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
