@@ -21,6 +21,7 @@
  *   round.c    the round driver: phases, who a round waits for, the round timer, the jump rule
  *              (macc/guard.h), the requests that wait for a round boundary; what arrives
  *              (agent_on_state) goes to the peer's round slots.
+ *   inbox.c    the neighbours' round slots: what arrived for which round (no libuv).
  *   jobs.c     the worker jobs, one function per kind, inputs and outputs in struct agent_job.
  *   reload.c   a new configuration: plan (everything that can fail) then commit (cannot fail).
  *   ctlops.c   the control-socket operations (status, peers, metrics, audit, requests).
@@ -135,8 +136,8 @@ struct conn {
 	uint64_t last_ping_ms; /* RTT is measured every keepalive period, busy link or not */
 	uint64_t ping_seq;
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
-	unsigned pings_in_window; /* PINGs answered in it (peer.c: config ping_rate) */
-	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (peer.c) */
+	unsigned pings_in_window; /* PINGs answered in it (session.c: ping_rate) */
+	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (conn.c) */
 	char addr[80];
 	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* from the peer's HELLO */
 	struct conn *next; /* agent's list */
@@ -186,7 +187,7 @@ struct peer {
 	uint64_t rejected[32]; /* by MACC_EMALFORMED - code */
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
-	struct macc_ratelimit rl_lost; /* "never arrived" folds (agent.c): not eaten by dial errors */
+	struct macc_ratelimit rl_lost; /* "never arrived" folds (edge.c): not eaten by dial errors */
 	struct macc_ratelimit rl_dial; /* dial and resolve failures: they do not eat rl's budget */
 
 	/* Robust mixing (issue 12): quarantine state (the mixer's, copied in before a step and
@@ -252,8 +253,8 @@ struct agent_job {
 	struct macc_errmsg rb_err;
 };
 
-/* Events posted by callbacks (peer.c) and handled from the loop (agent.c agent_post): a callback
- * never calls back into the code that called it. */
+/* Events posted by callbacks (session.c, peer.c) and handled from the loop (agent.c
+ * agent_post): a callback never calls back into the code that called it. */
 enum {
 	EV_CHECK_ROUND = 1, /* a state arrived, a session came up or went: may the round end? */
 };
@@ -285,7 +286,7 @@ struct macc_agent {
 	size_t ngraveyard;
 	struct conn *conns;
 	uv_tcp_t listener;
-	char rbuf[1 << 16];       /* peer.c: the read buffer of small frames (all connections) */
+	char rbuf[1 << 16];       /* conn.c: the read buffer of small frames (all connections) */
 	bool listening;
 	unsigned nconns_unproven; /* inbound connections whose peer has not proven its key */
 
@@ -323,11 +324,11 @@ struct macc_agent {
 	struct shared_body *body; /* this round's outgoing state, or NULL */
 	uint64_t body_round;
 	bool pause_req, stop_req, shutdown_req, ckpt_req, eval_req, stopped_training;
-	/* Round jumps (macc/guard.h, agent.c rejoin()). */
+	/* Round jumps (macc/guard.h, round.c rejoin()). */
 	bool jumped;
 	uint64_t last_jump_ms;
 	struct macc_ratelimit rl_jump;
-	/* Own parameters that went non-finite (agent.c): rolled back, degraded until the next
+	/* Own parameters that went non-finite (jobs.c): rolled back, degraded until the next
 	 * checkpoint taken after degraded_round. */
 	bool rollback_req;
 	bool degraded;
@@ -356,7 +357,7 @@ struct macc_agent {
 	uint64_t last_publish_ms;
 	uint64_t last_status_ms;	  /* last STATUS= line sent to systemd */
 	enum macc_ctl_state status_state; /* the state that line showed */
-	/* Refused before the peer was identified, by enum macc_ctl_connrej (peer.c). */
+	/* Refused before the peer was identified, by enum macc_ctl_connrej (conn.c). */
 	uint64_t conn_rejected[MACC_CTL_CONNREJ_COUNT];
 	struct macc_ratelimit rl_unbound;
 
@@ -394,7 +395,7 @@ struct macc_agent {
 	} edge;
 };
 
-/* peer.c */
+/* peer.c, session.c, conn.c */
 int peers_setup(struct macc_agent *a, struct macc_errmsg *err);
 int peer_listen(struct macc_agent *a, struct macc_errmsg *err);
 void peer_close_listener(struct macc_agent *a);
@@ -453,6 +454,7 @@ enum round_req {
 };
 void round_start(struct macc_agent *a);
 void round_check(struct macc_agent *a);
+bool round_waits_for(const struct macc_agent *a, const struct peer *p);
 void round_after_job(struct macc_agent *a, unsigned flags, enum phase ph);
 void round_finish_run(struct macc_agent *a);
 int round_request(struct macc_agent *a, enum round_req r, struct macc_errmsg *err);
@@ -460,6 +462,17 @@ void round_request_shutdown(struct macc_agent *a, const char *why);
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
+
+/* inbox.c: the neighbours' round slots (no libuv) */
+enum inbox_verdict {
+	INBOX_LATE,   /* for a round already stepped: only the neighbour's round is noted */
+	INBOX_HAVE,   /* that round's state is held already */
+	INBOX_STORED, /* stored for its round */
+};
+enum inbox_verdict inbox_accept(struct macc_agent *a, struct peer *p, const struct macc_state *st,
+				const struct macc_session *sess);
+void inbox_advance(struct macc_agent *a, uint64_t r);
+bool inbox_arrived(const struct macc_agent *a, const struct peer *p);
 
 /* jobs.c: the worker jobs */
 int job_queue(struct macc_agent *a, unsigned flags, enum phase ph);

@@ -54,7 +54,8 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 
 /* The reasons a message from a neighbour can be rejected for (peer_reject's codes), listed in
  * `peers` and `metrics` at 0 from the start, so that a rate over them exists before the first
- * rejection. A new reason in peer.c belongs here too. */
+ * rejection. A new reason in conn.c or session.c belongs here
+ * too. */
 static const int known_rejects[] = {
 	MACC_EMALFORMED,   MACC_EBADSIG,  MACC_EREPLAY,    MACC_EVERSION, MACC_ETOOBIG,
 	MACC_EUNKNOWNPEER, MACC_EMODEL,   MACC_ETIMEOUT,   MACC_ENONFINITE, MACC_ERATELIMIT,

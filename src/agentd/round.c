@@ -6,7 +6,7 @@
  * A round k (macc-agentd(8), macc-algorithms(7)):
  *   1. x_k is known: the STATE body (k, x_k[, v_k], the mixer's outgoing state) was encoded once
  *      on the worker at the end of the previous step; the loop sends it to every neighbour with
- *      a per-neighbour signed prefix (peer.c) and at once queues the gradient job (the
+ *      a per-neighbour signed prefix (conn.c) and at once queues the gradient job (the
  *      learner's round: local steps and the gradient), so compute overlaps communication. dsgd
  *      sends y_k = x_k - alpha g_k, and local steps change x, so then it encodes and sends
  *      after the gradient.
@@ -23,7 +23,7 @@
  * WAIT (neighbours' states) -> STEP (step job) -> NONE; JOB is a job outside a round (encode at
  * start, resume or after a jump; checkpoint; eval; rollback). A phase before round 0 goes in
  * round_start, before the first encode. What arrives from the network never ends a wait
- * directly: peer.c posts EV_CHECK_ROUND (agent_post) and the loop runs round_check afterwards.
+ * directly: the sessions (session.c) post EV_CHECK_ROUND (agent_post) and the loop runs round_check afterwards.
  *
  * Rejoin policy: a restarted agent resumes from its checkpoint (x, v, round, batcher, rng). Its
  * neighbours announce their round in HELLO (and every STATE names its round). When a round ends
@@ -52,27 +52,6 @@
 static bool late_send(const struct macc_agent *a)
 {
 	return a->after_grad || a->edge.late_send;
-}
-
-/* Move receive slots forward to round r. */
-static void advance_slots(struct macc_agent *a, uint64_t r)
-{
-	for (size_t i = 0; i < a->npeers; i++) {
-		struct peer *p = a->peers[i];
-
-		if (p->cur.full && p->cur.round < r) {
-			p->cur.full = false;
-		}
-		if (p->next.full && p->next.round <= r) {
-			if (p->next.round == r) {
-				struct slot t = p->cur;
-				p->cur = p->next;
-				p->next = t;
-			}
-			p->next.full = false;
-		}
-		edge_advance_slots(p, r);
-	}
 }
 
 static void set_lr(struct macc_agent *a)
@@ -149,7 +128,7 @@ static void after_step(struct macc_agent *a, unsigned flags)
 	a->train_ms += now - a->round_started_ms;
 	a->metrics.rounds_total++;
 	macc_ctl_metrics_observe_round(&a->metrics, a->round_time_s);
-	advance_slots(a, a->round);
+	inbox_advance(a, a->round);
 	if (a->round % log_every == 0 || a->round == a->total_rounds) {
 		a->train_loss = a->loss_n ? a->loss_acc / (double)a->loss_n : a->train_loss;
 		a->loss_acc = 0.0;
@@ -279,7 +258,9 @@ void round_start(struct macc_agent *a)
 	}
 }
 
-static bool waiting_for(const struct macc_agent *a, const struct peer *p)
+/* Whether round a->round still waits for p's state (round_check; the unit tests feed it fake
+ * inbound states). */
+bool round_waits_for(const struct macc_agent *a, const struct peer *p)
 {
 	if (edge_owes(a, p)) {
 		return true; /* push-sum: our state has not reached this out-neighbour yet */
@@ -287,14 +268,14 @@ static bool waiting_for(const struct macc_agent *a, const struct peer *p)
 	if (!edge_expects(a, p)) {
 		return false; /* not this round's partner / not an in-neighbour (edge.c) */
 	}
-	if (p->cur.full && p->cur.round == a->round) {
+	if (inbox_arrived(a, p)) {
 		return false;
 	}
 	if (p->dead) {
 		return false;
 	}
 	if (peer_draining(p)) {
-		return true; /* the state may still be in a retired duplicate session (peer.c) */
+		return true; /* the state may still be in a retired duplicate session (session.c) */
 	}
 	if (p->known_round_valid && p->known_round > a->round) {
 		return false;
@@ -361,7 +342,7 @@ static bool rejoin(struct macc_agent *a)
 	a->jumped = true;
 	a->last_jump_ms = in.now_ms;
 	a->metrics.round_jumps_total++;
-	advance_slots(a, a->round);
+	inbox_advance(a, a->round);
 	a->phase = PH_NONE;
 	round_start(a);
 	return true;
@@ -429,13 +410,13 @@ void round_check(struct macc_agent *a)
 	}
 	if (!a->round_timed_out && !a->shutdown_req) {
 		for (size_t i = 0; i < a->npeers; i++) {
-			if (waiting_for(a, a->peers[i])) {
+			if (round_waits_for(a, a->peers[i])) {
 				return;
 			}
 		}
 	} else if (a->round_timed_out) {
 		for (size_t i = 0; i < a->npeers; i++) {
-			if (waiting_for(a, a->peers[i])) {
+			if (round_waits_for(a, a->peers[i])) {
 				macc_info(a->peers[i]->name,
 					  "round %llu timed out waiting for its state",
 					  (unsigned long long)a->round);
@@ -448,38 +429,16 @@ void round_check(struct macc_agent *a)
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess)
 {
 	struct macc_agent *a = p->agent;
-	uint64_t round = st->round;
-	struct slot *s;
 
-	p->last_round = (int64_t)round;
-	if (!p->known_round_valid || round > p->known_round) {
-		p->known_round = round;
-		p->known_round_valid = true;
-	}
-	if (round < a->round || (round == a->round && a->phase == PH_STEP)) {
+	switch (inbox_accept(a, p, st, sess)) {
+	case INBOX_LATE:
 		macc_debug(p->name, "state for round %llu arrived after its round: ignored",
-			   (unsigned long long)round);
-		agent_post(a, EV_CHECK_ROUND);
+			   (unsigned long long)st->round);
+		break;
+	case INBOX_HAVE:
 		return;
-	}
-	s = round == a->round ? &p->cur : edge_future_slot(p, round);
-	if (s->full && s->round == round &&
-	    !(a->edge.compressed && st->enc == MACC_ENC_F32 && s->enc != MACC_ENC_F32)) {
-		return; /* already have it (re-sent on a new session; a resync state replaces) */
-	}
-	edge_store_state(a, s, st);
-	s->round = round;
-	s->full = true;
-	/* What it signed, for the audit trail (the text is rebuilt from these if the state is
-	 * excluded); the body bytes only when they will be written. */
-	memcpy(s->sig, st->sig, sizeof(s->sig));
-	memcpy(s->snonce, sess->peer_nonce, sizeof(s->snonce));
-	memcpy(s->rnonce, sess->self_nonce, sizeof(s->rnonce));
-	s->digest_alg = sess->rx_digest;
-	s->has_sig = true;
-	macc_buf_reset(&s->body);
-	if (a->audit != NULL && macc_buf_append(&s->body, st->body, st->body_len) < 0) {
-		s->has_sig = false;
+	case INBOX_STORED:
+		break;
 	}
 	agent_post(a, EV_CHECK_ROUND);
 }

@@ -226,9 +226,9 @@ static bool preferred(const struct conn *x, const struct conn *y)
 /* Retire the session that lost the duplicate-session choice (both sides make the same one).
  * The peer may have sent this round's STATE on it before it saw our BYE, and may move on to the
  * next round once it has ours: a STATE dropped here would be missing for good (its HELLO on the
- * other session then says it is past the round, and agent.c stops waiting). So the retired
+ * other session then says it is past the round, and round.c stops waiting). So the retired
  * session is still read, with the proven peer's frame limit, until the peer's own BYE, EOF or
- * DRAIN_TIMEOUT_MS; peer_draining() keeps agent.c waiting meanwhile. Nothing more is written. */
+ * DRAIN_TIMEOUT_MS; peer_draining() keeps round.c waiting meanwhile. Nothing more is written. */
 static void conn_retire(struct conn *c)
 {
 	macc_frame_decoder_set_max(&c->dec, c->agent->frame_max);
