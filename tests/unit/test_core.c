@@ -361,17 +361,26 @@ static void test_ring3_matches_sim(void **state)
 	free(fl);
 }
 
-static void test_pair_sealed_equals_plain(void **state)
+/* The reference: a plain pair run to the end, its digests in plain[]; the fleet (its directory
+ * removed, its metrics kept) is reused by the caller. */
+static struct fleet *plain_pair(uint64_t plain[MAX_AGENTS])
 {
 	struct fleet *fl = calloc(1, sizeof(*fl));
-	uint64_t plain[MAX_AGENTS];
 
-	(void)state;
 	assert_non_null(fl);
 	fleet_make(fl, 2, false, "");
 	fleet_run(fl);
-	memcpy(plain, fl->digest, sizeof(plain));
+	memcpy(plain, fl->digest, MAX_AGENTS * sizeof(plain[0]));
 	fleet_remove(fl);
+	return fl;
+}
+
+static void test_pair_sealed_equals_plain(void **state)
+{
+	uint64_t plain[MAX_AGENTS];
+	struct fleet *fl = plain_pair(plain);
+
+	(void)state;
 	fleet_make(fl, 2, true, "");
 	fleet_run(fl);
 	for (int j = 0; j < 2; j++) {
@@ -423,15 +432,10 @@ static void reload_mid_run(struct fleet *fl)
 
 static void test_pair_reload(void **state)
 {
-	struct fleet *fl = calloc(1, sizeof(*fl));
 	uint64_t plain[MAX_AGENTS];
+	struct fleet *fl = plain_pair(plain);
 
 	(void)state;
-	assert_non_null(fl);
-	fleet_make(fl, 2, false, "");
-	fleet_run(fl);
-	memcpy(plain, fl->digest, sizeof(plain));
-	fleet_remove(fl);
 	fleet_make(fl, 2, false, "");
 	fl->mid_run = reload_mid_run;
 	fleet_run(fl);
@@ -468,16 +472,11 @@ static void pause_one(struct fleet *fl)
 
 static void test_pair_lost_state(void **state)
 {
-	struct fleet *fl = calloc(1, sizeof(*fl));
 	uint64_t plain[MAX_AGENTS];
+	struct fleet *fl = plain_pair(plain);
 
 	(void)state;
-	assert_non_null(fl);
-	fleet_make(fl, 2, false, "");
-	fleet_run(fl);
-	memcpy(plain, fl->digest, sizeof(plain));
 	assert_int_equal(fl->metrics[0].neighbours_missed_total, 0);
-	fleet_remove(fl);
 	fleet_make(fl, 2, false, "");
 	fl->round_timeout_ms = 300;
 	for (int j = 0; j < 2; j++) {
