@@ -433,19 +433,29 @@ static bool looks_like_state(const uint8_t *p, size_t n)
 	       memcmp(p + 6, type, sizeof(type)) == 0;
 }
 
-/* Bytes of a refused or closing connection: framed (within the same frame limit, until
- * SHUT_TIMEOUT_MS closes it) only so that a BYE among them is seen (shut_frame). */
-static void shut_read(struct conn *c, const uint8_t *p, size_t len)
+/* Bytes read straight into the payload of the frame being received (on_alloc): account for
+ * them, and hand the frame over when complete. False when they went to the bounce buffer. */
+static bool direct_read(struct conn *c, const uint8_t *p, size_t len)
 {
 	uint8_t *room;
 	size_t n;
 
-	if (direct_room(&c->dec, &room, &n) && p == room) {
-		c->dec.have += len;
-		if (c->dec.have == c->dec.need) {
-			c->dec.ready = true;
-			conn_take_frame(c);
-		}
+	if (!direct_room(&c->dec, &room, &n) || p != room) {
+		return false;
+	}
+	c->dec.have += len;
+	if (c->dec.have == c->dec.need) {
+		c->dec.ready = true;
+		conn_take_frame(c);
+	}
+	return true;
+}
+
+/* Bytes of a refused or closing connection: framed (within the same frame limit, until
+ * SHUT_TIMEOUT_MS closes it) only so that a BYE among them is seen (shut_frame). */
+static void shut_read(struct conn *c, const uint8_t *p, size_t len)
+{
+	if (direct_read(c, p, len)) {
 		return;
 	}
 	while (len > 0 && c->state != CONN_CLOSED) {
@@ -494,19 +504,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		}
 	}
 	c->agent->metrics.bytes_received_total += len;
-	{
-		uint8_t *room;
-		size_t n;
-		if (direct_room(&c->dec, &room, &n) && p == room) {
-			/* Read straight into the payload (on_alloc): account for it, and hand the
-			 * frame over when complete. */
-			c->dec.have += len;
-			if (c->dec.have == c->dec.need) {
-				c->dec.ready = true;
-				conn_take_frame(c);
-			}
-			return;
-		}
+	if (direct_read(c, p, len)) {
+		return;
 	}
 	while (len > 0 && c->state != CONN_CLOSED) {
 		size_t used = 0;
