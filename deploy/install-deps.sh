@@ -27,16 +27,19 @@ dataset-fashion-mnist
 clang
 iproute2 procps util-linux nftables
 python3-torch
-python3-nacl python3-msgpack
+python3-nacl python3-msgpack python3-cryptography
 gnuplot-nox
 mandoc shellcheck docker-compose
 valgrind
 systemd
+libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+python3-onnx
+nodejs
 file
 docker.io debootstrap systemd-container
 crossbuild-essential-arm64 qemu-user-static
 libuv1-dev:arm64 libsodium-dev:arm64 libmsgpack-dev:arm64 libopenblas-dev:arm64
-libcmocka-dev:arm64 zlib1g-dev:arm64
+libcmocka-dev:arm64 zlib1g-dev:arm64 libprotobuf-c-dev:arm64
 "
 
 missing=""
@@ -45,6 +48,12 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
+
+# ONNX Runtime for the export checks is an npm package (tests/integration/ort_lib.sh installs
+# it under the build directory); npm may come with nodejs (NodeSource) or as Debian's npm.
+if ! command -v npm >/dev/null 2>&1; then
+	missing="$missing npm"
+fi
 
 if [ -z "$missing" ]; then
 	echo "install-deps: all packages present"

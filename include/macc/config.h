@@ -39,6 +39,8 @@
  *            send_queue_max_bytes = 0 (automatic: three STATE frames; else >= 65536),
  *            control_max_clients = 64, control_reserved_clients = 4 (of those, kept for root
  *            and the daemon's user; < control_max_clients), control_idle_timeout_ms = 30000.
+ *            max_rate = 0 (bytes/s sent to all peers together, 0 unlimited; k, M, G are powers
+ *            of ten; also per [peer]; applies on reload)
  *            The control_* keys need a restart; the others apply on reload.
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
@@ -47,6 +49,8 @@
  *            epochs = 1 (unless rounds is set; setting both is an error)
  *            seed = 1                   threads = 1 (0 = OpenBLAS default)
  *            round_timeout_ms = 5000    dead_peer_timeout_ms = 30000
+ *            reconnect_grace_ms = 500 (a neighbour whose session was up and went down is
+ *            waited for this long, then not until it is back; 0 .. 3600000)
  *            checkpoint_every = 100 (rounds, 0 = only on SIGTERM)
  *            eval_every = 0 (rounds between test evaluations, 0 = at the end of each epoch)
  *            weights = metropolis (or uniform, or explicit: every peer then needs `weight`)
@@ -64,6 +68,9 @@
  *            rejoin_quorum = 0 (neighbours that must attest a round before a jump there; 0 = a
  *            majority), rejoin_interval_ms = 10000 (at least this long between jumps),
  *            state_value_max = 1e6 (bound on received values' magnitude; 0 = finite only)
+ *            standardize = auto (yes: agree on a feature standardisation before training,
+ *            macc/agree.h; no; auto: yes for csv: data), standardize_rounds = 50 (S, 0 ..
+ *            10000), standardize_diameter = (unset: from topology or shard COUNT; D, 1 .. 4096)
  *   [peer]   name, endpoint, public_key are required; weight only with weights = explicit
  *            (the agent's own weight is then 1 - sum of peer weights, which must be >= 0)
  *
@@ -104,6 +111,13 @@ struct macc_endpoint {
 	bool v6;
 };
 
+/* [train] standardize (macc/agree.h; AUTO: macc_agree_default_on of the data spec). */
+enum macc_config_standardize {
+	MACC_CONFIG_STD_AUTO = 0,
+	MACC_CONFIG_STD_YES = 1,
+	MACC_CONFIG_STD_NO = 2,
+};
+
 enum macc_config_weights {
 	MACC_CONFIG_WEIGHTS_METROPOLIS = 0,
 	MACC_CONFIG_WEIGHTS_UNIFORM = 1,
@@ -117,6 +131,7 @@ struct macc_config_peer {
 	char public_key_b64[MACC_KEY_B64_SIZE]; /* as written (trimmed) */
 	double weight;   /* only meaningful when has_weight */
 	bool has_weight;
+	uint64_t max_rate; /* bytes/s sent to this peer; 0 = unlimited */
 	unsigned line;   /* line of the [peer] header, for error messages */
 };
 
@@ -144,6 +159,7 @@ struct macc_config {
 	uint32_t max_unauthenticated;      /* inbound connections not yet proven */
 	uint32_t ping_rate;                /* PINGs answered per second per connection */
 	uint64_t send_queue_max_bytes;     /* per peer; 0 = three STATE frames */
+	uint64_t max_rate;                 /* bytes/s sent to all peers together; 0 = unlimited */
 	uint32_t control_max_clients;
 	uint32_t control_reserved_clients; /* of those, kept for root and the daemon's user */
 	uint32_t control_idle_timeout_ms;
@@ -169,6 +185,7 @@ struct macc_config {
 	uint32_t threads;        /* 0 = OpenBLAS default, else 1 .. 1024 */
 	uint32_t round_timeout_ms;     /* 1 .. 3600000 */
 	uint32_t dead_peer_timeout_ms; /* >= round_timeout_ms */
+	uint32_t reconnect_grace_ms;   /* 0 .. 3600000 */
 	uint32_t checkpoint_every;     /* rounds, 0 = only on SIGTERM */
 	uint32_t eval_every;           /* rounds, 0 = every epoch end */
 	enum macc_config_weights weights;
@@ -190,6 +207,10 @@ struct macc_config {
 	uint32_t rejoin_quorum;      /* attestations for a round jump; 0 = a majority */
 	uint32_t rejoin_interval_ms; /* at least this long between two jumps */
 	double state_value_max;      /* bound on received |values|; 0 = finiteness only */
+	/* feature standardisation agreed before training (macc/agree.h) */
+	enum macc_config_standardize standardize;
+	uint32_t standardize_rounds;   /* S: average-consensus steps */
+	uint32_t standardize_diameter; /* D: exact steps; 0 = derive (topology, shard COUNT) */
 
 	/* [peer] sections, in file order; owned. */
 	struct macc_config_peer *peers;

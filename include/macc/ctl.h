@@ -50,7 +50,9 @@
 
 #define MACC_CTL_PROTO_VERSION 1
 #define MACC_CTL_DEFAULT_SOCKET "/run/macc/agentd.sock"
-#define MACC_CTL_MAX_REQUEST (64u * 1024u)       /* request frame body limit (daemon side) */
+/* Request frame body limit (daemon side): room for a `predict` batch of 64 CIFAR-sized rows
+ * (64 x 3072 floats = 768 KiB). A connection buffers at most about twice this. */
+#define MACC_CTL_MAX_REQUEST (1024u * 1024u)
 #define MACC_CTL_MAX_REPLY (16u * 1024u * 1024u) /* reply frame body limit (client side) */
 #define MACC_CTL_FRAME_HEADER 4
 
@@ -95,11 +97,14 @@ enum macc_ctl_cmd {
 	MACC_CTL_CMD_LOG_LEVEL,
 	MACC_CTL_CMD_VERSION,
 	MACC_CTL_CMD_AUDIT,
+	MACC_CTL_CMD_MODEL,
+	MACC_CTL_CMD_PREDICT,
 	MACC_CTL_CMD_COUNT
 };
 
 /* What a reply's data holds, by command: status -> STATUS, peers -> PEERS, watch -> PROGRESS,
- * metrics and version -> TEXT, audit -> AUDIT, the rest -> NONE. */
+ * metrics and version -> TEXT, audit -> AUDIT, model -> MODEL, predict -> PREDICT, the rest ->
+ * NONE. */
 enum macc_ctl_data_kind {
 	MACC_CTL_DATA_NONE,
 	MACC_CTL_DATA_STATUS,
@@ -107,6 +112,8 @@ enum macc_ctl_data_kind {
 	MACC_CTL_DATA_PROGRESS,
 	MACC_CTL_DATA_TEXT,
 	MACC_CTL_DATA_AUDIT,
+	MACC_CTL_DATA_MODEL,
+	MACC_CTL_DATA_PREDICT,
 };
 
 struct macc_ctl_cmdinfo {
@@ -174,6 +181,62 @@ struct macc_ctl_request {
 	enum macc_ctl_cmd cmd;
 	enum macc_log_level level; /* log-level: {"level": "debug"} */
 	uint32_t limit;            /* audit: {"limit": N}, 1 .. MACC_CTL_AUDIT_MAX; 0 = default */
+	/* model: {"offset": N, "count": N, "generation": G}, each optional (0, CHUNK, 0) */
+	uint64_t offset;     /* first float of the model stream wanted */
+	uint64_t count;      /* floats wanted; 0: the description only (at most CHUNK are sent) */
+	uint64_t generation; /* the snapshot earlier chunks came from; 0: the current one */
+	/* predict: {"inputs": bin}, rows of the model's input_dim float32 values, little-endian,
+	 * row after row. Borrowed: when encoding from the caller, when decoding from the body
+	 * (valid while the body is; not aligned for float access: copy it). */
+	const uint8_t *inputs;
+	size_t inputs_len;   /* bytes */
+};
+
+/*
+ * The model and predict commands read a published copy of the agent's parameters (a snapshot,
+ * retaken at a round boundary, so never half-way through a step). `model` sends the snapshot
+ * as one stream of float32 values, in chunks of at most MACC_CTL_MODEL_CHUNK: the parameter
+ * block, then (standardized only) the standardiser's mean and inv_std, input_dim each. A
+ * client that needs several chunks names the generation of the first in the next requests;
+ * the daemon keeps that snapshot while chunks keep coming (at most 10 s apart) and answers
+ * `bad-state` once it has moved on, and the client starts again.
+ */
+#define MACC_CTL_MODEL_CHUNK (1u << 20)   /* floats per `model` reply (4 MiB) */
+#define MACC_CTL_PREDICT_MAX_ROWS 1024u  /* rows per `predict` request */
+/* Rows per forward pass when scoring, in the daemon and in macc-ctl's offline predictions
+ * alike: BLAS may round a row differently in another position of another batch size (or with
+ * another thread count), and with the same passes, requests of a multiple of it and one BLAS
+ * thread both give bit-identical outputs. */
+#define MACC_CTL_PREDICT_BATCH 64u
+
+struct macc_ctl_model {
+	char name[64];       /* the agent's name */
+	char *spec;          /* canonical model spec (macc_model_spec); owned after decode */
+	char task[16];       /* "classification" or "regression" */
+	uint64_t round;      /* rounds completed when the snapshot was taken */
+	uint64_t generation; /* changes whenever the snapshot is retaken (never 0) */
+	char digest[24];     /* macc_params_digest of the snapshot's parameters, 16 hex digits */
+	uint64_t nparams;
+	uint32_t input_c, input_h, input_w; /* one sample: input_c features when input_flat */
+	bool input_flat;
+	uint32_t outputs;    /* classes or regression targets */
+	bool standardized;   /* the stream ends with the standardiser */
+	uint64_t total;      /* floats in the stream */
+	uint64_t offset;     /* of this chunk */
+	uint8_t *data;       /* the chunk, float32 little-endian; owned after decode */
+	size_t data_len;     /* bytes */
+};
+
+struct macc_ctl_predict {
+	uint64_t round;      /* of the snapshot that answered */
+	uint64_t generation;
+	char digest[24];
+	char task[16];       /* classification: values are logits (softmax gives probabilities);
+			      * regression: the predicted values */
+	uint32_t rows;
+	uint32_t outputs;    /* values per row */
+	uint8_t *values;     /* rows x outputs float32 little-endian; owned after decode */
+	size_t values_len;   /* bytes */
 };
 
 /*
@@ -212,6 +275,14 @@ struct macc_ctl_status {
 				    * the next checkpoint after that (macc-agentd(8)) */
 	uint64_t rollbacks_total;  /* such rollbacks since the daemon started */
 	uint64_t connections_rejected_total[MACC_CTL_CONNREJ_COUNT]; /* by enum macc_ctl_connrej */
+	/* feature standardisation (macc-agentd(8) STANDARDISATION): "off", "agreeing (step T of
+	 * N)", "agreed (S + D steps)", "from checkpoint", "adopted from PEER"; "" from a daemon
+	 * that predates it */
+	char standardize[96];
+	char standardize_digest[24];         /* the transform's digest, "" until known */
+	uint64_t standardize_refused_total;  /* neighbours' STATS refused (screening, S or D) */
+	double max_rate_bytes_per_second;  /* [agent] max_rate; NaN = unlimited */
+	double send_rate_bytes_per_second; /* bytes handed to all sessions, last ~second */
 };
 
 #define MACC_CTL_MAX_REASONS 24
@@ -246,6 +317,8 @@ struct macc_ctl_peer {
 	bool quarantine_active;         /* in quarantine now */
 	uint64_t quarantine_until;      /* quarantined while round < this (0 = never was) */
 	uint64_t quarantines_total;     /* quarantines started */
+	double max_rate_bytes_per_second;  /* [peer] max_rate; NaN = unlimited */
+	double send_rate_bytes_per_second; /* bytes handed to its sessions, last ~second */
 };
 
 /* Add `count` to the peer's counter for macc_errname(code) (creating it; silently ignores more
@@ -366,6 +439,8 @@ struct macc_ctl_reply {
 	char *text;                         /* kind TEXT, NUL-terminated */
 	size_t text_len;
 	struct macc_ctl_audit audit;        /* kind AUDIT (entries owned like peers) */
+	struct macc_ctl_model model;        /* kind MODEL (spec and data owned like peers) */
+	struct macc_ctl_predict predict;    /* kind PREDICT (values owned like peers) */
 };
 
 /* Zero a reply and set v, NaNs in status/progress (unknowns). */

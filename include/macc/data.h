@@ -12,9 +12,13 @@
  *                          MACC_FASHION_MNIST_DIR overrides the directory itself
  *   mnist:DIR / idx:DIR    a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
  *   idx:IMAGES,LABELS      explicit IDX files (test split: same files unless given twice with ';')
+ *   idx:IMAGES             one IDX images file (not a directory): images without labels (y
+ *                          NULL, nclasses 0), rows to score
  *   cifar10:DIR            CIFAR-10 binary batches data_batch_{1..5}.bin / test_batch.bin
  *   csv:TRAIN[;TEST][,OPTION...]   numeric CSV; options (see macc_csv_opts below):
- *                          label=COL         the class label column (default: the last)
+ *                          label=COL         the class label column (default: the last);
+ *                                            label=none: no label, every column a feature
+ *                                            (rows to score, not to train on)
  *                          target=COL[:COL]  regression targets instead of a label
  *                          header=auto|yes|no   whether the first line names the columns
  *                          COL is a 0-based index (negative counts from the end) or a name
@@ -71,7 +75,8 @@ struct macc_dataset {
 /* How to read a CSV file (all fields may be left zero/NULL for the defaults). */
 enum macc_csv_header { MACC_CSV_HEADER_AUTO, MACC_CSV_HEADER_YES, MACC_CSV_HEADER_NO };
 struct macc_csv_opts {
-	const char *label;   /* class label column: name or index ("-1" = last); NULL: last */
+	const char *label;   /* class label column: name or index ("-1" = last); NULL: last;
+			      * "none": unlabelled (y NULL, nclasses 0) */
 	const char *targets; /* regression target columns, ':'-separated names or indices;
 			      * NULL: classification */
 	enum macc_csv_header header; /* AUTO: a header when the first cell is not a number */
@@ -87,6 +92,7 @@ enum macc_split { MACC_SPLIT_TRAIN, MACC_SPLIT_TEST };
 /* Load by spec (see above). On failure *ret is untouched and err names file and problem. */
 int macc_dataset_load(const char *spec, enum macc_split split, struct macc_dataset *ret,
 		      struct macc_errmsg *err);
+/* labels_path NULL: images only (y NULL, nclasses 0); parse_idx likewise with lbl NULL. */
 int macc_dataset_load_idx(const char *images_path, const char *labels_path,
 			  struct macc_dataset *ret, struct macc_errmsg *err);
 int macc_dataset_load_cifar10(const char *const *paths, size_t npaths, struct macc_dataset *ret,

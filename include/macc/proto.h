@@ -66,6 +66,15 @@
  * resistant and 32 bytes, so the signed text keeps its length and offsets; its domain names
  * the digest, so the text alone says how to check it (the audit trail).
  *
+ * STATS, the standardisation agreement before training (macc/agree.h; a handful per
+ * neighbour and run, so nothing is shared between neighbours): signed like a STATE, with its own
+ * domain and type in the signed text, and checked like one (signature on plaintext sessions,
+ * the AEAD on sealed ones; sender; steps strictly increasing per session):
+ *   frame = u32 length || map { ver, type 7, from, sig, body: bin(BODY) }
+ *   BODY  = map { step, avg, exact, n, v: bin(n*8 LE f64) }
+ * avg and exact are the sender's S and D (a receiver configured otherwise refuses it: the
+ * agents of a fleet must agree on them), v the n values of macc_agree_outgoing for `step`.
+ *
  * PING/PONG {seq, time_ns} measure RTT and keep the connection alive; BYE {reason, text} says why
  * a side closes (reason: a MACC_E* code such as MACC_EMODEL). They carry no training state and
  * are not signed (the sealing layer authenticates them when the session is sealed).
@@ -146,9 +155,10 @@ enum macc_msg_type {
 	MACC_MSG_PING = 4,
 	MACC_MSG_PONG = 5,
 	MACC_MSG_BYE = 6,
+	MACC_MSG_STATS = 7,
 };
 
-/* "hello", "hello_ack", "state", "ping", "pong", "bye" or "unknown". */
+/* "hello", "hello_ack", "state", "ping", "pong", "bye", "stats" or "unknown". */
 const char *macc_msg_type_name(int type);
 
 /* HELLO flags. Bits not understood are ignored (but signed by the proof, so none can be added
@@ -157,12 +167,16 @@ const char *macc_msg_type_name(int type);
  * MACC_HELLO_F_SEAL: the sender offers the AES-256-GCM suite (its CPU runs AES and carry-less
  * multiply in hardware, macc_aead_aes_fast); the session uses it when both HELLOs carry the
  * bit, XChaCha20-Poly1305 otherwise (section 2). MACC_HELLO_F_SHA256_OK and MACC_HELLO_F_SHA256
- * choose each direction's STATE digest ("STATE digests" at the top of this file). */
+ * choose each direction's STATE digest ("STATE digests" at the top of this file).
+ * MACC_HELLO_F_STANDARDIZE: the sender runs the standardisation agreement (STATS). */
 enum {
 	MACC_HELLO_F_SEAL = 1u << 0,
 	MACC_HELLO_F_AES256GCM = 1u << 1,
 	MACC_HELLO_F_SHA256_OK = 1u << 2, /* the sender checks SHA-256 STATE digests */
 	MACC_HELLO_F_SHA256 = 1u << 3,    /* the sender's STATEs are digested with SHA-256 */
+	/* the sender standardises its features before training (macc/agree.h, STATS): peers
+	 * must agree on it, or the agreement would wait for one that never sends STATS */
+	MACC_HELLO_F_STANDARDIZE = 1u << 4,
 };
 
 /* When a direction of a sealed session moves to its next key: after `bytes` plaintext payload
@@ -238,6 +252,22 @@ struct macc_state {
 	size_t x_len, mom_len;
 };
 
+/* A decoded STATS (standardisation agreement). Pointers point into the frame given to
+ * macc_msg_decode, valid as long as that frame is; values are n * 8 bytes of little-endian f64,
+ * not necessarily aligned: copy them with macc_f64le_load. */
+#define MACC_STATS_MAX_VALUES ((UINT64_C(1) << 25) + 1) /* 1 + 2d for d up to 2^24 features */
+struct macc_stats {
+	struct macc_pubkey from;
+	uint8_t sig[MACC_SIG_BYTES];
+	const uint8_t *body; /* the signed body bytes */
+	size_t body_len;
+	uint64_t step;
+	uint32_t avg_steps;   /* the sender's S */
+	uint32_t exact_steps; /* the sender's D */
+	uint64_t n;           /* values, at most MACC_STATS_MAX_VALUES */
+	const uint8_t *values; /* n * 8 bytes */
+};
+
 struct macc_ping {
 	uint64_t seq;
 	uint64_t time_ns; /* sender's clock; a PONG echoes the PING's values */
@@ -258,6 +288,7 @@ struct macc_msg {
 		struct macc_state state;
 		struct macc_ping ping; /* PING and PONG */
 		struct macc_bye bye;
+		struct macc_stats stats;
 	} u;
 };
 
@@ -286,6 +317,9 @@ void macc_hello_init(struct macc_hello *h, const struct macc_identity *id,
 void macc_f32le_load(float *dst, const uint8_t *src, size_t n);
 /* And the other way (used by the encoder). */
 void macc_f32le_store(uint8_t *dst, const float *src, size_t n);
+/* The same for little-endian f64 (STATS values). */
+void macc_f64le_load(double *dst, const uint8_t *src, size_t n);
+void macc_f64le_store(uint8_t *dst, const double *src, size_t n);
 
 /* Upper bound on the payload size of a STATE for n parameters (with momentum if `mom`), to size
  * the frame decoder's limit. */
@@ -364,6 +398,8 @@ struct macc_session {
 	bool have_hello;  /* the peer's HELLO passed the checks */
 	bool proven;      /* the peer's HELLO_ACK verified: session established */
 	bool have_round;
+	uint64_t last_stats_step;              /* last accepted STATS step, valid if have_stats */
+	bool have_stats;
 	/* Sealing (issue 12). Everything below is wiped by macc_session_finish. */
 	bool seal;                                 /* macc_session_enable_seal was called */
 	int aead;                                  /* negotiated suite, valid once have_hello */
@@ -456,6 +492,43 @@ int macc_session_accept_state(struct macc_session *s, const struct macc_state *s
 #define MACC_STATE_SIGNED_RECEIVER 44
 #define MACC_STATE_SIGNED_ROUND 141
 #define MACC_STATE_SIGNED_DIGEST 149
+
+/*
+ * STATS (the standardisation agreement). The signed text has the STATE text's layout, with the
+ * domain "macc/2/stats", the type byte 7, the step in place of the round and always the
+ * BLAKE2b-256 of the body (STATS are small: no digest is negotiated for them):
+ *   "macc/2/stats" (12) || sender key (32) || receiver key (32) || sender nonce (32)
+ *   || receiver nonce (32) || 7 (1) || step (u64 BE, 8) || BLAKE2b-256 of the body (32)
+ */
+struct macc_stats_out {
+	uint64_t step;
+	uint32_t avg_steps, exact_steps; /* S and D */
+	const double *values;            /* n values (macc_agree_outgoing); borrowed for the call */
+	size_t n;                        /* at most MACC_STATS_MAX_VALUES */
+};
+
+/* Append one STATS frame, signed for this session's peer (needs have_hello: MACC_ESTATE; a
+ * loaded identity). Plaintext: on a sealed session pass it to macc_session_seal_frame, like a
+ * PING. 0, -ENOMEM, MACC_ETOOBIG (n too large, or the frame), MACC_ECRYPTO. */
+int macc_session_stats_encode(const struct macc_session *s, const struct macc_stats_out *st,
+			      struct macc_buf *out);
+
+/* The signed text of a STATS from `sender` to `receiver` (MACC_STATE_SIGNED_BYTES bytes). */
+void macc_stats_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
+			    const uint8_t sender_nonce[MACC_NONCE_BYTES],
+			    const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t step,
+			    const uint8_t digest[MACC_DIGEST_BYTES],
+			    uint8_t out[MACC_STATE_SIGNED_BYTES]);
+
+/*
+ * Check a decoded STATS on this session, in the order of STATE: session established
+ * (MACC_ESTATE), sender is the peer (MACC_EUNKNOWNPEER), signature (MACC_EBADSIG; on a
+ * plaintext receive direction only, as for STATE), step strictly greater than the last
+ * accepted one (MACC_EREPLAY). Records the step on success; nothing changes on failure. The
+ * values themselves are the agreement's to check (macc_agree_check), S and D the caller's.
+ */
+int macc_session_accept_stats(struct macc_session *s, const struct macc_stats *st,
+			      struct macc_errmsg *err);
 
 /* Build the signed text of a STATE of `round` with the BLAKE2b-256 body digest `digest`. */
 void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,

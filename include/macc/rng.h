@@ -44,6 +44,7 @@ enum {
 	MACC_STREAM_GRAPH = 3,        /* random topologies, schedules */
 	MACC_STREAM_DROP = 4,         /* simulated message drops */
 	MACC_STREAM_SCHEDULE = 5,     /* per-round graphs of time-varying schedules */
+	MACC_STREAM_STATS_DROP = 6,   /* simulated drops in the standardisation agreement */
 	MACC_STREAM_BATCH = 1000,     /* + agent index: per-agent mini-batch order */
 	MACC_STREAM_DROPOUT = 100000, /* + agent index: dropout masks */
 	MACC_STREAM_ATTACK = 200000,  /* + agent index: macc-sim --byzantine noise / nan draws */

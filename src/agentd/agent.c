@@ -136,6 +136,19 @@ void agent_publish(struct macc_agent *a, bool final)
 	a->last_publish_ms = macc_now_ms();
 }
 
+/* A new copy of the model for `model` and `predict` (publish.h) when publish.h's rule says so
+ * and the worker is idle: at a round boundary (round.c, the step job just done) or before
+ * answering one of those requests (ctlops.c: idle when no job is in flight and no round is
+ * half-way). */
+void agent_publish_model(struct macc_agent *a, bool request, bool idle)
+{
+	uint64_t now = macc_now_ms();
+
+	if (pub_due(a->pub, a->round, request, now) && idle) {
+		pub_take(a->pub, edge_model(a), a->round, macc_learner_model(&a->learner), now);
+	}
+}
+
 /* ---- timers, signals and deferred events ----------------------------------------------- */
 
 static void handles_close(struct macc_agent *a);
@@ -162,8 +175,14 @@ static void on_defer(uv_idle_t *h)
 	if (a->shutting_down) {
 		return;
 	}
+	if (ev & EV_STD_CHECK) {
+		std_on_peer_change(a); /* standardize.c: a dead neighbour ends an agreement step too */
+	}
 	if (ev & EV_CHECK_ROUND) {
 		round_check(a);
+	}
+	if (ev & EV_START_ROUND) {
+		round_start(a);
 	}
 }
 
@@ -403,6 +422,7 @@ static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
 	c.nparams = a->nparams;
 	c.params = a->x;
 	c.momentum = a->v;
+	std_ckpt_prepare(a, &c); /* standardize.c: room for the file's transform */
 	rc = macc_ckpt_load(a->cfg.state_dir, &c, used, sizeof(used), &warn, &e);
 	if (rc == -ENOENT) {
 		macc_info(NULL, "no checkpoint in %s: starting at round 0", a->cfg.state_dir);
@@ -417,6 +437,10 @@ static int load_checkpoint(struct macc_agent *a, struct macc_errmsg *err)
 	rc = macc_learner_set_state(&a->learner, &c.batcher, &c.rng);
 	if (rc < 0) {
 		return macc_errf(err, rc, "%s: batcher state does not fit this shard", used);
+	}
+	rc = std_ckpt_loaded(a, &c, err); /* standardize.c: its transform, no agreement */
+	if (rc < 0) {
+		return rc;
 	}
 	a->round = c.round;
 	a->digest = macc_params_digest(a->x, a->nparams);
@@ -464,6 +488,11 @@ static int startup_check(struct macc_agent *a, const struct agent_opts *o,
  * and started once start-up succeeded. Every timer of the daemon, and why it exists:
  *   round_timer      (agent, round.c)  armed when a round's wait starts, stopped at its step:
  *                    ends a wait for neighbours after round_timeout_ms.
+ *   grace_timer      (agent, round.c)  armed when every neighbour a wait is for is down and in
+ *                    its reconnect grace: wakes the wait when the first grace ends.
+ *   pace_timer       (agent, conn.c)   max_rate: releases paced writes when the buckets allow.
+ *   std.timer        (standardize.c)   100 ms while the standardisation agreement runs (its
+ *                    step timeouts).
  *   tick_timer       (agent, 250 ms)   peer.c peers_tick: PING on idle sessions (keepalive,
  *                    RTT), a peer without traffic for dead_peer_timeout_ms declared dead, the
  *                    handshake deadline (handshake_timeout_ms), the drain deadline of a retired
@@ -487,10 +516,14 @@ static int handles_init(struct macc_agent *a, const struct agent_opts *o)
 		}
 	}
 	uv_timer_init(a->loop, &a->round_timer);
+	uv_timer_init(a->loop, &a->grace_timer);
+	uv_timer_init(a->loop, &a->pace_timer);
 	uv_timer_init(a->loop, &a->tick_timer);
 	uv_timer_init(a->loop, &a->watchdog_timer);
 	uv_idle_init(a->loop, &a->defer);
 	a->round_timer.data = a->tick_timer.data = a->watchdog_timer.data = a;
+	a->grace_timer.data = a->pace_timer.data = a;
+	macc_pacer_init(&a->pacer, uv_hrtime());
 	a->defer.data = a;
 	if (!o->no_signals) {
 		uv_signal_init(a->loop, &a->sig_term);
@@ -531,6 +564,9 @@ static void handles_close(struct macc_agent *a)
 		return;
 	}
 	close_handle(&a->round_timer);
+	close_handle(&a->grace_timer);
+	close_handle(&a->pace_timer);
+	std_shutdown(a); /* standardize.c: its timer */
 	close_handle(&a->tick_timer);
 	close_handle(&a->watchdog_timer);
 	close_handle(&a->defer);
@@ -603,6 +639,9 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	macc_info(NULL, "agent %s, public key %s, %zu peers", a->cfg.name, a->keyb64,
 		  a->cfg.npeers);
 	rc = setup_learning(a, err);
+	if (rc == 0) {
+		rc = std_setup(a, err); /* standardize.c: on, S and D */
+	}
 	if (rc < 0) {
 		return rc;
 	}
@@ -623,6 +662,12 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
+	rc = pub_create(macc_learner_model(&a->learner), a->cfg.name, &a->pub, err);
+	if (rc < 0) {
+		return rc;
+	}
+	pub_take(a->pub, edge_model(a), a->round, macc_learner_model(&a->learner),
+		 macc_now_ms());
 	rc = peers_setup(a, err);
 	if (rc < 0) {
 		return rc;
@@ -645,6 +690,7 @@ int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_err
 	if (rc < 0) {
 		return rc;
 	}
+	peers_set_rates(a); /* max_rate (conn.c) */
 	handles_start(a);
 	return 0;
 }
@@ -732,11 +778,13 @@ release:
 	macc_dataset_finish(&a->train);
 	macc_dataset_finish(&a->test);
 	macc_model_destroy(a->eval_model);
+	pub_destroy(a->pub);
 	free(a->x);
 	free(a->v);
 	free(a->g);
 	macc_audit_close(a->audit);
 	edge_finish(a);
+	std_finish(a); /* standardize.c */
 	macc_identity_finish(&a->id);
 	macc_config_finish(&a->cfg);
 }

@@ -29,10 +29,13 @@
  *   peer.c     the configured neighbours: dialing and backoff, listening and the cap on unproven
  *              connections, liveness (keepalive, dead); the design of conn/session/peer.
  *   session.c  one session: handshake, tie-break (adopt, retire, drain), closing, dispatch.
- *   conn.c     one connection's bytes: the bounded send path (plain and sealed), the read path.
+ *   conn.c     one connection's bytes: the bounded send path (plain and sealed, paced by the
+ *              max_rate buckets, pacer.h), the read path.
+ *   standardize.c  the standardisation agreement before round 0 (a few hooks, each marked).
  *   edge.c     the daemon's side of the mixer: topology, schedules, compression, what goes in
  *              and out of a step, the per-peer slots beyond the next round.
- *   check.c    the start-up check (also --check-config); checkpoint.c, notify.c, backoff.c: the
+ *   check.c    the start-up check (also --check-config); checkpoint.c, notify.c, backoff.c,
+ *              publish.c (the published model for `model` and `predict`), pacer.c: the
  *              loop-free helpers; main.c: the command line.
  * Callbacks never call back into their caller: the network posts events (agent_post) that the
  * loop handles on its next turn; several agents can share a process and a loop (opts.loop).
@@ -60,9 +63,13 @@
 
 #include "backoff.h"
 #include "control.h"
+#include "publish.h"
+#include "standardize.h"
+#include "pacer.h"
 
 struct macc_agent;
 struct peer;
+struct wreq; /* session.h */
 
 /* A STATE body encoded once per round and shared by every neighbour's write (refcounted). */
 struct shared_body {
@@ -138,6 +145,11 @@ struct conn {
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
 	unsigned pings_in_window; /* PINGs answered in it (session.c: ping_rate) */
 	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (conn.c) */
+	/* max_rate (conn.c): writes waiting for tokens, in order; bytes of them not yet handed
+	 * to libuv. Once anything waits here, every later write queues behind it. */
+	struct wreq *pq_head, *pq_tail;
+	size_t pq_bytes;
+	uint64_t pace_seq; /* when it last sent a slice (agent.pace_seq then): turns */
 	char addr[80];
 	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* from the peer's HELLO */
 	struct conn *next; /* agent's list */
@@ -165,6 +177,8 @@ struct peer {
 
 	uint64_t last_rx_ms;
 	bool dead;
+	bool was_up;       /* a session was adopted once (so a lost one is a real loss) */
+	uint64_t down_ms;  /* when its adopted session went down (peer_gone) */
 	bool known_round_valid;
 	uint64_t known_round; /* the peer's current round, from HELLO or its STATEs */
 	int64_t last_round;   /* last round whose state arrived, -1 none */
@@ -184,6 +198,13 @@ struct peer {
 
 	double rtt_ms;
 	uint64_t bytes_in, bytes_out;
+	/* max_rate (conn.c paces, peer.c measures): this neighbour's bucket (kept across
+	 * sessions) and the measured rate of bytes handed to its sessions, over windows of about
+	 * a second (peers_tick) */
+	uint64_t max_rate;
+	struct macc_pacer pacer;
+	double send_rate;        /* bytes/s, last window */
+	uint64_t rate_win_ms, rate_win_bytes;
 	uint64_t rejected[32]; /* by MACC_EMALFORMED - code */
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
@@ -257,6 +278,8 @@ struct agent_job {
  * agent_post): a callback never calls back into the code that called it. */
 enum {
 	EV_CHECK_ROUND = 1, /* a state arrived, a session came up or went: may the round end? */
+	EV_STD_CHECK = 2,   /* standardize.c: may an agreement step end? */
+	EV_START_ROUND = 4, /* standardize.c: the transform is known, round 0 may start */
 };
 
 struct agent_opts {
@@ -314,6 +337,12 @@ struct macc_agent {
 	uint64_t round_started_ms;
 	bool round_timed_out;
 	uv_timer_t round_timer;
+	uv_timer_t grace_timer; /* ends a wait when a down neighbour's reconnect grace runs out */
+	uv_timer_t pace_timer;  /* conn.c: releases paced writes when the buckets allow */
+	struct macc_pacer pacer; /* [agent] max_rate: all sessions' writes together */
+	double send_rate;        /* bytes/s handed to all sessions, last window (peers_tick) */
+	uint64_t rate_win_ms, rate_win_bytes;
+	uint64_t pace_seq;       /* slices sent (conn.c: which connection's turn) */
 	uv_timer_t tick_timer;
 	uv_timer_t watchdog_timer;
 	bool handles_made;        /* the timers, defer and signals above are initialised */
@@ -362,6 +391,7 @@ struct macc_agent {
 	struct macc_ratelimit rl_unbound;
 
 	struct macc_ctl_server *ctl;
+	struct macc_pub *pub; /* the published model: `model` and `predict` read it (publish.h) */
 
 	/* Robust mixing and the audit trail (issue 12). `robust`, `rcfg`: the configured rule
 	 * (macc_mixer_robust_cfg); a reload changes them and the mixer takes them at the next
@@ -393,6 +423,8 @@ struct macc_agent {
 		uint64_t bytes_out, bytes_in; /* STATE frames sent / accepted, in the clear */
 		uint64_t resyncs_sent, resyncs_asked;
 	} edge;
+	/* The standardisation phase before round 0 (standardize.c). */
+	struct std_phase std;
 };
 
 /* peer.c, session.c, conn.c */
@@ -409,6 +441,10 @@ void peer_reconnect(struct peer *p);
 void peers_sort(struct macc_agent *a);
 void peer_send_body(struct peer *p);
 bool peer_draining(const struct peer *p);
+uint64_t peer_grace_end(const struct peer *p);
+void peers_set_rates(struct macc_agent *a); /* max_rate from a->cfg (start, reload) */
+void peers_pace(uv_timer_t *t);             /* pace_timer's callback */
+bool peer_gone(const struct peer *p, uint64_t now);
 void peers_tick(struct macc_agent *a);
 void peers_say_bye(struct macc_agent *a, int reason, const char *text);
 void peer_reject(struct peer *p, int code, const char *what);
@@ -428,6 +464,7 @@ void edge_peer_finish(struct peer *p);
 const float *edge_model(const struct macc_agent *a);
 bool edge_sends_to(const struct macc_agent *a, const struct peer *p);
 bool edge_expects(const struct macc_agent *a, const struct peer *p);
+void edge_row(const struct macc_agent *a, double *ret_self, double *w);
 bool edge_owes(const struct macc_agent *a, const struct peer *p);
 void edge_round_start(struct macc_agent *a);
 int edge_encode(struct macc_agent *a, struct macc_state_out *so, struct macc_errmsg *err);
@@ -442,6 +479,8 @@ size_t edge_inbound(struct macc_agent *a, struct macc_mixer_in *in);
 void edge_after_step(struct macc_agent *a, struct peer *const *peers, size_t n,
 		     const struct macc_mixer_report *rep);
 void peer_resync(struct peer *p, const char *why);
+/* conn.c, for standardize.c: one STATS on p's adopted session (sealed when it is). */
+int peer_send_stats(struct peer *p, const struct macc_stats_out *so);
 
 /* round.c: the round driver (phases, the wait, the jump rule, requests) */
 enum round_req {
@@ -462,6 +501,8 @@ void round_request_shutdown(struct macc_agent *a, const char *why);
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
+/* round.c, called by standardize.c when the transform is known: round 0 may start. */
+void agent_on_standardized(struct macc_agent *a);
 
 /* inbox.c: the neighbours' round slots (no libuv) */
 enum inbox_verdict {
@@ -488,6 +529,7 @@ extern const struct macc_ctl_ops agent_ctl_ops;
 /* agent.c: lifecycle and what the other rooms share */
 void agent_post(struct macc_agent *a, unsigned ev);
 void agent_publish(struct macc_agent *a, bool final);
+void agent_publish_model(struct macc_agent *a, bool request, bool idle);
 void agent_shutdown(struct macc_agent *a);
 void agent_log_robust(const struct macc_agent *a);
 double agent_epoch(const struct macc_agent *a, uint64_t round);

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "macc/agree.h"
 #include "macc/config.h"
 #include "macc/consensus.h"
 #include "macc/crypto.h"
@@ -393,6 +394,26 @@ static void check_topology(struct agentd_check *chk, const struct macc_config *c
 	}
 }
 
+static bool standardizes(const struct macc_config *cfg)
+{
+	return cfg->standardize == MACC_CONFIG_STD_YES ||
+	       (cfg->standardize == MACC_CONFIG_STD_AUTO && macc_agree_default_on(cfg->data));
+}
+
+/* The standardisation agreement needs D, the exact steps (standardize.c): configured, or from
+ * the topology or the shard count; an agent alone needs none. */
+static void check_standardize(struct agentd_check *chk, const struct macc_config *cfg)
+{
+	const struct where w = { "train", "standardize", cfg->standardize == MACC_CONFIG_STD_YES
+								? "yes" : "auto" };
+
+	if (standardizes(cfg) && cfg->npeers > 0 && cfg->standardize_diameter == 0 &&
+	    cfg->topology[0] == '\0' && !cfg->has_shard) {
+		add(chk, cfg, &w, "standardize needs standardize_diameter (or topology, or shard): "
+		    "the agreement's exact steps must cover the fleet's diameter");
+	}
+}
+
 /* The learning-rate schedule and the compressor, by their own parsers. */
 static void check_specs(struct agentd_check *chk, const struct macc_config *cfg)
 {
@@ -529,9 +550,16 @@ uint64_t agentd_config_hash(const struct macc_config *c)
 {
 	char buf[3 * MACC_CONFIG_SPEC_MAX];
 
-	snprintf(buf, sizeof(buf), "%s|%s|%d:%u/%u|%s|%llu|%u|%s", c->model, c->data,
-		 (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
-		 (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%s|%s|%d:%u/%u|%s|%llu|%u|%s", c->model, c->data,
+		     (int)c->has_shard, c->shard_index, c->shard_count, c->partition,
+		     (unsigned long long)c->seed, c->batch, macc_algo_name(c->algorithm));
+	/* A run that standardises trains on other inputs: its checkpoints belong to it alone
+	 * (and to its S). Runs that do not keep the hash they always had. */
+	if (standardizes(c) && n > 0 && (size_t)n < sizeof(buf)) {
+		snprintf(buf + n, sizeof(buf) - (size_t)n, "|standardize:%u", c->standardize_rounds);
+	}
 	return fnv1a(0xcbf29ce484222325ull, buf);
 }
 
@@ -585,6 +613,7 @@ int agentd_check_config(const struct macc_config *cfg, const struct agentd_check
 	check_specs(chk, cfg);
 	check_mixing(chk, cfg);
 	check_topology(chk, cfg);
+	check_standardize(chk, cfg);
 	m = check_model(chk, cfg);
 	if (m != NULL) {
 		check_checkpoint(chk, cfg, m);

@@ -58,7 +58,8 @@ int agentd_check_config(const struct macc_config *cfg, const struct agentd_check
 void agentd_check_finish(struct agentd_check *chk); /* zeroed ok */
 
 /* The hash of the [train] keys a checkpoint belongs to (model, data, shard, partition, seed,
- * batch, algorithm): a checkpoint of another setup is refused, by start-up and by the check. */
+ * batch, algorithm, and standardize with standardize_rounds when the run standardises): a
+ * checkpoint of another setup is refused, by start-up and by the check. */
 uint64_t agentd_config_hash(const struct macc_config *cfg);
 
 /*

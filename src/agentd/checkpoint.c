@@ -10,6 +10,8 @@
  * Load reads a whole file, checks magic, version, header length, exact size and CRC before
  * trusting any field, and only then copies the vectors into the caller's buffers. Floats are
  * stored in the host's byte order, which macc requires to be little-endian (checked at build).
+ * Version 2 (a model with a feature standardiser) appends one section after the momentum; its
+ * size is part of the exact-size check, read (bounded) before the checksum is computed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +30,13 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "macc checkpoints assume little-endian");
 
 #define CKPT_MAGIC "MACCCKP1"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 1u     /* no standardiser */
+#define CKPT_VERSION_STD 2u /* with the standardiser section */
 #define CKPT_HEADER_LEN (8 + 4 + 4 + 6 * 8 + 6 * 8 + 4 * 8)
 #define CKPT_MAX_PARAMS (UINT64_C(1) << 30)
+#define CKPT_MAX_STD_DIM ((uint64_t)MACC_DATA_MAX_DIM)
+/* The largest file: both vectors of the most parameters, the largest standardiser, the CRC. */
+#define CKPT_MAX_SIZE (CKPT_HEADER_LEN + 8 * CKPT_MAX_PARAMS + 8 + 8 * CKPT_MAX_STD_DIM + 4)
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -88,28 +94,20 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int macc_ckpt_save(const char *dir, const struct macc_ckpt *c, struct macc_errmsg *err)
+/* The standardiser section of a version 2 file: u64 dim, f32 mean[dim], f32 inv_std[dim]. */
+static size_t std_section_len(const struct macc_ckpt *c)
 {
-	char tmp[PATH_MAX], cur[PATH_MAX], prev[PATH_MAX], prevtmp[PATH_MAX];
-	size_t vec = c->nparams * sizeof(float);
-	size_t total = CKPT_HEADER_LEN + 2 * vec + 4;
-	uint8_t *img = NULL;
-	int fd = -1, dfd = -1, rc = 0;
+	return c->has_std ? 8 + 2 * c->std_dim * sizeof(float) : 0;
+}
 
-	if (snprintf(tmp, sizeof(tmp), "%s/checkpoint.tmp", dir) >= (int)sizeof(tmp) ||
-	    snprintf(cur, sizeof(cur), "%s/" MACC_CKPT_NAME, dir) >= (int)sizeof(cur) ||
-	    snprintf(prev, sizeof(prev), "%s/" MACC_CKPT_PREV, dir) >= (int)sizeof(prev) ||
-	    snprintf(prevtmp, sizeof(prevtmp), "%s/checkpoint.prev.tmp", dir) >=
-		    (int)sizeof(prevtmp)) {
-		return macc_errf(err, -ENAMETOOLONG, "checkpoint directory name too long: %s", dir);
-	}
-	img = malloc(total);
-	if (img == NULL) {
-		return macc_errf(err, -ENOMEM, "no memory for a %zu-byte checkpoint", total);
-	}
+/* The file image of c (total bytes, CRC included) into img. */
+static void build_image(uint8_t *img, size_t total, const struct macc_ckpt *c)
+{
+	size_t vec = c->nparams * sizeof(float), sd = c->std_dim * sizeof(float);
 	uint8_t *p = img;
+
 	memcpy(p, CKPT_MAGIC, 8);
-	put_u32(p + 8, CKPT_VERSION);
+	put_u32(p + 8, c->has_std ? CKPT_VERSION_STD : CKPT_VERSION);
 	put_u32(p + 12, CKPT_HEADER_LEN);
 	p += 16;
 	put_u64(p, c->config_hash);
@@ -117,7 +115,8 @@ int macc_ckpt_save(const char *dir, const struct macc_ckpt *c, struct macc_errms
 	put_u64(p + 16, (uint64_t)c->nparams);
 	put_u64(p + 24, c->round);
 	put_u64(p + 32, c->epoch);
-	put_u64(p + 40, c->flags);
+	put_u64(p + 40, c->has_std ? c->flags | MACC_CKPT_F_STANDARDIZER
+				   : c->flags & ~(uint64_t)MACC_CKPT_F_STANDARDIZER);
 	p += 48;
 	for (int i = 0; i < 4; i++) {
 		put_u64(p + 8 * i, c->batcher.epoch_rng.s[i]);
@@ -134,7 +133,41 @@ int macc_ckpt_save(const char *dir, const struct macc_ckpt *c, struct macc_errms
 		memcpy(p + vec, c->momentum, vec);
 	}
 	p += 2 * vec;
+	if (c->has_std) {
+		put_u64(p, (uint64_t)c->std_dim);
+		memcpy(p + 8, c->std_mean, sd);
+		memcpy(p + 8 + sd, c->std_inv, sd);
+		p += 8 + 2 * sd;
+	}
 	put_u32(p, crc_of(img, total - 4));
+}
+
+int macc_ckpt_save(const char *dir, const struct macc_ckpt *c, struct macc_errmsg *err)
+{
+	char tmp[PATH_MAX], cur[PATH_MAX], prev[PATH_MAX], prevtmp[PATH_MAX];
+	size_t vec = c->nparams * sizeof(float);
+	size_t total = CKPT_HEADER_LEN + 2 * vec + std_section_len(c) + 4;
+	uint8_t *img = NULL;
+	int fd = -1, dfd = -1, rc = 0;
+
+	if (c->has_std && (c->std_dim == 0 || c->std_dim > CKPT_MAX_STD_DIM ||
+			   c->std_mean == NULL || c->std_inv == NULL)) {
+		return macc_errf(err, -EINVAL, "checkpoint: a standardiser of %zu features",
+				 c->std_dim);
+	}
+
+	if (snprintf(tmp, sizeof(tmp), "%s/checkpoint.tmp", dir) >= (int)sizeof(tmp) ||
+	    snprintf(cur, sizeof(cur), "%s/" MACC_CKPT_NAME, dir) >= (int)sizeof(cur) ||
+	    snprintf(prev, sizeof(prev), "%s/" MACC_CKPT_PREV, dir) >= (int)sizeof(prev) ||
+	    snprintf(prevtmp, sizeof(prevtmp), "%s/checkpoint.prev.tmp", dir) >=
+		    (int)sizeof(prevtmp)) {
+		return macc_errf(err, -ENAMETOOLONG, "checkpoint directory name too long: %s", dir);
+	}
+	img = malloc(total);
+	if (img == NULL) {
+		return macc_errf(err, -ENOMEM, "no memory for a %zu-byte checkpoint", total);
+	}
+	build_image(img, total, c);
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -200,8 +233,7 @@ static int read_whole(const char *path, uint8_t **ret, size_t *ret_len, struct m
 		rc = macc_errf(err, -errno, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (st.st_size < CKPT_HEADER_LEN + 4 ||
-	    (uint64_t)st.st_size > CKPT_HEADER_LEN + 8 * CKPT_MAX_PARAMS + 4) {
+	if (st.st_size < CKPT_HEADER_LEN + 4 || (uint64_t)st.st_size > CKPT_MAX_SIZE) {
 		rc = macc_errf(err, MACC_ECORRUPT, "%s: truncated or implausible size %lld bytes",
 			       path, (long long)st.st_size);
 		goto out;
@@ -235,76 +267,152 @@ out:
 	return rc;
 }
 
+/* Magic, version and header length. */
+static int check_head(const char *path, const uint8_t *img, uint32_t *ret_version,
+		      struct macc_errmsg *err)
+{
+	uint32_t v = get_u32(img + 8);
+
+	if (memcmp(img, CKPT_MAGIC, 8) != 0) {
+		return macc_errf(err, MACC_ECORRUPT, "%s: not a macc checkpoint (bad magic)", path);
+	}
+	if (v != CKPT_VERSION && v != CKPT_VERSION_STD) {
+		return macc_errf(err, MACC_EVERSION, "%s: checkpoint version %u, expected %u or %u",
+				 path, v, CKPT_VERSION, CKPT_VERSION_STD);
+	}
+	if (get_u32(img + 12) != CKPT_HEADER_LEN) {
+		return macc_errf(err, MACC_ECORRUPT, "%s: bad header length %u", path,
+				 get_u32(img + 12));
+	}
+	*ret_version = v;
+	return 0;
+}
+
+/* The exact size the header announces (version 2: with the standardiser section, whose size
+ * is read, bounded, from the file), then the CRC. Sets *ret_np and *ret_dim. */
+static int check_size(const char *path, const uint8_t *img, size_t len, uint32_t version,
+		      uint64_t *ret_np, uint64_t *ret_dim, struct macc_errmsg *err)
+{
+	uint64_t np = get_u64(img + 32), dim = 0, want;
+
+	if (np > CKPT_MAX_PARAMS) {
+		return macc_errf(err, MACC_ECORRUPT, "%s: implausible %llu parameters", path,
+				 (unsigned long long)np);
+	}
+	want = CKPT_HEADER_LEN + 8 * np + 4;
+	if (version == CKPT_VERSION_STD) {
+		if (len < want + 8) {
+			return macc_errf(err, MACC_ECORRUPT, "%s: truncated: %zu bytes for %llu "
+					 "parameters and a standardiser", path, len,
+					 (unsigned long long)np);
+		}
+		dim = get_u64(img + CKPT_HEADER_LEN + 8 * np);
+		if (dim == 0 || dim > CKPT_MAX_STD_DIM ||
+		    !(get_u64(img + 56) & MACC_CKPT_F_STANDARDIZER)) {
+			return macc_errf(err, MACC_ECORRUPT, "%s: bad standardiser section (%llu "
+					 "features)", path, (unsigned long long)dim);
+		}
+		want += 8 + 8 * dim;
+	}
+	if (len != want) {
+		return macc_errf(err, MACC_ECORRUPT, "%s: truncated: %zu bytes for %llu parameters "
+				 "(expected %llu)", path, len, (unsigned long long)np,
+				 (unsigned long long)want);
+	}
+	uint32_t stored = get_u32(img + len - 4), have = crc_of(img, len - 4);
+
+	if (stored != have) {
+		return macc_errf(err, MACC_ECORRUPT, "%s: checksum mismatch (stored %08x, computed "
+				 "%08x)", path, stored, have);
+	}
+	*ret_np = np;
+	*ret_dim = dim;
+	return 0;
+}
+
+/* The header fields of a checked image into c. */
+static void parse_fields(const uint8_t *img, struct macc_ckpt *c)
+{
+	const uint8_t *p = img + 16;
+
+	c->config_hash = get_u64(p);
+	c->model_hash = get_u64(p + 8);
+	c->nparams = (size_t)get_u64(p + 16);
+	c->round = get_u64(p + 24);
+	c->epoch = get_u64(p + 32);
+	c->flags = get_u64(p + 40);
+	p += 48;
+	for (int i = 0; i < 4; i++) {
+		c->batcher.epoch_rng.s[i] = get_u64(p + 8 * i);
+	}
+	c->batcher.epoch = get_u64(p + 32);
+	c->batcher.pos = get_u64(p + 40);
+	p += 48;
+	for (int i = 0; i < 4; i++) {
+		c->rng.s[i] = get_u64(p + 8 * i);
+	}
+}
+
+/* The vectors the caller asked for, from a checked image (nothing written on error). */
+static int copy_vectors(const char *path, const uint8_t *img, const struct macc_ckpt *c,
+			const struct macc_ckpt *want, struct macc_errmsg *err)
+{
+	const uint8_t *p = img + CKPT_HEADER_LEN;
+	size_t vec = c->nparams * sizeof(float), sd = c->std_dim * sizeof(float);
+	bool vecs = want->params != NULL && want->momentum != NULL;
+	bool std = c->has_std && want->std_mean != NULL && want->std_inv != NULL;
+
+	if (vecs && want->nparams != c->nparams) {
+		return macc_errf(err, MACC_EMODEL, "%s: checkpoint has %zu parameters, the model "
+				 "has %zu", path, c->nparams, want->nparams);
+	}
+	if (std && want->std_dim != c->std_dim) {
+		return macc_errf(err, MACC_EMODEL, "%s: checkpoint standardises %zu features, the "
+				 "model takes %zu", path, c->std_dim, want->std_dim);
+	}
+	if (vecs) {
+		memcpy(want->params, p, vec);
+		memcpy(want->momentum, p + vec, vec);
+	}
+	if (std) {
+		memcpy(want->std_mean, p + 2 * vec + 8, sd);
+		memcpy(want->std_inv, p + 2 * vec + 8 + sd, sd);
+	}
+	return 0;
+}
+
 int macc_ckpt_read_file(const char *path, struct macc_ckpt *ret, struct macc_errmsg *err)
 {
 	uint8_t *img = NULL;
 	size_t len = 0;
 	struct macc_ckpt c;
+	uint32_t version = 0;
+	uint64_t np = 0, dim = 0;
 	int rc;
 
 	rc = read_whole(path, &img, &len, err);
 	if (rc < 0) {
 		return rc;
 	}
-	if (memcmp(img, CKPT_MAGIC, 8) != 0) {
-		rc = macc_errf(err, MACC_ECORRUPT, "%s: not a macc checkpoint (bad magic)", path);
-		goto out;
+	rc = check_head(path, img, &version, err);
+	if (rc == 0) {
+		rc = check_size(path, img, len, version, &np, &dim, err);
 	}
-	if (get_u32(img + 8) != CKPT_VERSION) {
-		rc = macc_errf(err, MACC_EVERSION, "%s: checkpoint version %u, expected %u", path,
-			       get_u32(img + 8), CKPT_VERSION);
-		goto out;
-	}
-	if (get_u32(img + 12) != CKPT_HEADER_LEN) {
-		rc = macc_errf(err, MACC_ECORRUPT, "%s: bad header length %u", path,
-			       get_u32(img + 12));
+	if (rc < 0) {
 		goto out;
 	}
 	memset(&c, 0, sizeof(c));
-	const uint8_t *p = img + 16;
-	uint64_t np = get_u64(p + 16);
-	if (np > CKPT_MAX_PARAMS || len != CKPT_HEADER_LEN + 8 * np + 4) {
-		rc = macc_errf(err, MACC_ECORRUPT,
-			       "%s: truncated: %zu bytes for %llu parameters (expected %llu)", path,
-			       len, (unsigned long long)np,
-			       (unsigned long long)(CKPT_HEADER_LEN + 8 * np + 4));
+	parse_fields(img, &c);
+	c.has_std = version == CKPT_VERSION_STD;
+	c.std_dim = c.has_std ? (size_t)dim : ret->std_dim; /* the caller's size stays */
+	rc = copy_vectors(path, img, &c, ret, err);
+	if (rc < 0) {
 		goto out;
 	}
-	uint32_t want = get_u32(img + len - 4), have = crc_of(img, len - 4);
-	if (want != have) {
-		rc = macc_errf(err, MACC_ECORRUPT, "%s: checksum mismatch (stored %08x, computed %08x)",
-			       path, want, have);
-		goto out;
-	}
-	c.config_hash = get_u64(p);
-	c.model_hash = get_u64(p + 8);
-	c.nparams = (size_t)np;
-	c.round = get_u64(p + 24);
-	c.epoch = get_u64(p + 32);
-	c.flags = get_u64(p + 40);
-	p += 48;
-	for (int i = 0; i < 4; i++) {
-		c.batcher.epoch_rng.s[i] = get_u64(p + 8 * i);
-	}
-	c.batcher.epoch = get_u64(p + 32);
-	c.batcher.pos = get_u64(p + 40);
-	p += 48;
-	for (int i = 0; i < 4; i++) {
-		c.rng.s[i] = get_u64(p + 8 * i);
-	}
-	p += 32;
 	c.params = ret->params;
 	c.momentum = ret->momentum;
-	if (ret->params != NULL && ret->momentum != NULL) {
-		if (ret->nparams != c.nparams) {
-			rc = macc_errf(err, MACC_EMODEL,
-				       "%s: checkpoint has %zu parameters, the model has %zu", path,
-				       c.nparams, ret->nparams);
-			goto out;
-		}
-		memcpy(ret->params, p, np * sizeof(float));
-		memcpy(ret->momentum, p + np * sizeof(float), np * sizeof(float));
-	}
+	c.std_mean = ret->std_mean;
+	c.std_inv = ret->std_inv;
 	*ret = c;
 out:
 	free(img);
@@ -360,8 +468,16 @@ int macc_ckpt_load(const char *dir, struct macc_ckpt *c, char *ret_used, size_t 
 					 "shard, seed or batch changed); move it aside to start afresh",
 					 path);
 		}
+		if (probe.has_std && c->std_mean != NULL && probe.std_dim != c->std_dim) {
+			return macc_errf(err, MACC_EMODEL, "%s: checkpoint standardises %zu "
+					 "features, the model takes %zu; move it aside to start "
+					 "afresh", path, probe.std_dim, c->std_dim);
+		}
 		probe.params = c->params;
 		probe.momentum = c->momentum;
+		probe.std_dim = c->std_dim;
+		probe.std_mean = c->std_mean;
+		probe.std_inv = c->std_inv;
 		rc = macc_ckpt_read_file(path, &probe, &e);
 		if (rc < 0) {
 			/* Changed under us between the two reads: treat as corrupt. */

@@ -15,11 +15,19 @@
  *   "MACCCKP1"  u32 version  u32 header_len
  *   u64 config_hash  u64 model_hash  u64 nparams  u64 round  u64 epoch  u64 flags
  *   u64 batcher_rng[4]  u64 batcher_epoch  u64 batcher_pos  u64 rng[4]
- *   f32 params[nparams]  f32 momentum[nparams]  u32 crc32(all of the above)
+ *   f32 params[nparams]  f32 momentum[nparams]
+ *   version 2 only: u64 std_dim  f32 std_mean[std_dim]  f32 std_inv[std_dim]
+ *   u32 crc32(all of the above)
+ * Version 1 is a model without a feature standardiser (flags 0); version 2 adds the
+ * standardiser (nn.h: the transform agreed before training, agree.h) and sets flags bit 0
+ * (MACC_CKPT_F_STANDARDIZER). A checkpoint without a standardiser is still written as version 1,
+ * byte for byte as before, so older readers keep reading those; they refuse a version 2 file
+ * with a clear version error. This reader takes both.
  */
 #ifndef MACC_AGENTD_CHECKPOINT_H
 #define MACC_AGENTD_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +37,7 @@
 
 #define MACC_CKPT_NAME "checkpoint.bin"
 #define MACC_CKPT_PREV "checkpoint.prev"
+#define MACC_CKPT_F_STANDARDIZER 1u /* flags: a version 2 file with the standardiser */
 
 struct macc_ckpt {
 	uint64_t config_hash;
@@ -41,6 +50,14 @@ struct macc_ckpt {
 	size_t nparams;
 	float *params;   /* nparams floats: borrowed by save, caller's buffer for load */
 	float *momentum; /* nparams floats, same */
+	/* The model's feature standardiser (macc_model_standardizer), when has_std: std_dim (the
+	 * model's input size) floats each, borrowed by save. Load: has_std from the file, and
+	 * std_dim too when it has one (else the caller's value stays); the vectors are copied into
+	 * std_mean / std_inv when the caller passes them (std_dim floats each, with std_dim set to
+	 * the model's input size; NULL: not wanted). */
+	bool has_std;
+	size_t std_dim;
+	float *std_mean, *std_inv;
 };
 
 /* Write `c` atomically into directory `dir` (which must exist). May block on disk: call it from
@@ -49,7 +66,9 @@ int macc_ckpt_save(const char *dir, const struct macc_ckpt *c, struct macc_errms
 
 /*
  * Load the newest good checkpoint from `dir` into `c`, whose params/momentum point to caller
- * buffers of `c->nparams` floats and whose config_hash/model_hash hold the expected values.
+ * buffers of `c->nparams` floats and whose config_hash/model_hash hold the expected values;
+ * std_mean/std_inv may point to buffers of `c->std_dim` floats for the standardiser (then
+ * c->has_std says whether the file had one; a standardiser of another size: MACC_EMODEL).
  * Nothing in *c is changed unless 0 is returned. Returns 0 when a checkpoint was loaded
  * (*ret_used = its path, static storage of the caller: a buffer of PATH_MAX), -ENOENT when there
  * is none, MACC_ECORRUPT when every file present is corrupt, MACC_EMODEL when a good checkpoint
@@ -60,7 +79,10 @@ int macc_ckpt_load(const char *dir, struct macc_ckpt *c, char *ret_used, size_t 
 		   struct macc_errmsg *warn, struct macc_errmsg *err);
 
 /* Check one checkpoint file (same rules as load, without hash checks); fills header fields of
- * *ret and, when params/momentum are non-NULL and nparams matches, the vectors. */
+ * *ret (has_std and std_dim too) and, when params/momentum are non-NULL and nparams matches,
+ * the vectors; when std_mean/std_inv are non-NULL and the file has a standardiser of
+ * ret->std_dim features, the standardiser (another size: MACC_EMODEL). A file without a
+ * standardiser leaves the caller's std buffers alone and has_std false. */
 int macc_ckpt_read_file(const char *path, struct macc_ckpt *ret, struct macc_errmsg *err);
 
 #endif

@@ -122,7 +122,8 @@ enum macc_ctl_session peer_session_state(const struct peer *p)
 static void wreq_free(struct wreq *w)
 {
 	shared_body_unref(w->body);
-	if (w->spare && w->conn != NULL && w->conn->state != CONN_CLOSED && w->conn->sealspare.data == NULL) {
+	if (w->spare && w->conn != NULL && w->conn->state != CONN_CLOSED &&
+	    w->conn->sealspare.data == NULL) {
 		w->conn->sealspare = w->buf;
 	} else {
 		macc_buf_finish(&w->buf);
@@ -164,6 +165,243 @@ static void conn_drop_slow(struct conn *c, size_t queued, size_t more)
 	conn_close(c, "peer does not read (send queue over its bound)");
 }
 
+/* ---- pacing (max_rate) -------------------------------------------------------------------
+ * A connection to a peer whose bucket or the agent's has a rate queues its writes (in order:
+ * sealed frames must reach the stream in the order they were sealed) and hands them to libuv in
+ * slices of at most MACC_PACER_SLICE bytes, each once both buckets hold the tokens for it; the
+ * agent's pace_timer wakes the queues when the first bucket will. Connections take turns, one
+ * slice each, so one neighbour does not take the agent's whole rate. Queued bytes count towards
+ * send_queue_max_bytes like libuv's own queue: a neighbour whose cap is too low for the states
+ * it must carry is dropped as slow. */
+
+/* One slice of a paced write. */
+struct slice {
+	uv_write_t req;
+	struct wreq *w;
+};
+
+static bool conn_paced(const struct conn *c)
+{
+	return c->pq_head != NULL ||
+	       (c->peer != NULL && (c->peer->pacer.rate != 0 || c->agent->pacer.rate != 0));
+}
+
+/* The first `n` bytes of w's remainder as libuv buffers (at most 2). */
+static unsigned wreq_slice(const struct wreq *w, size_t n, uv_buf_t *out)
+{
+	size_t skip = w->off;
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < w->pn && n > 0; i++) {
+		size_t len = w->pb[i].len;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		len -= skip;
+		if (len > n) {
+			len = n;
+		}
+		out[k++] = uv_buf_init(w->pb[i].base + skip, (unsigned)len);
+		n -= len;
+		skip = 0;
+	}
+	return k;
+}
+
+static void on_slice_written(uv_write_t *req, int status)
+{
+	struct slice *s = (struct slice *)req;
+	struct wreq *w = s->w;
+
+	free(s);
+	if (status < 0 && status != UV_ECANCELED && w->conn->state != CONN_CLOSED) {
+		conn_close(w->conn, uv_strerror(status));
+	}
+	if (--w->inflight == 0 && !w->queued) {
+		wreq_free(w);
+	}
+}
+
+/* Drop what is still queued (the connection closes); slices in flight free theirs. */
+void conn_pq_drop(struct conn *c)
+{
+	struct wreq *w = c->pq_head;
+
+	c->pq_head = c->pq_tail = NULL;
+	c->pq_bytes = 0;
+	while (w != NULL) {
+		struct wreq *next = w->pnext;
+
+		w->queued = false;
+		if (w->inflight == 0) {
+			wreq_free(w);
+		}
+		w = next;
+	}
+}
+
+/* Whether c has a slice to send: 1 ready now, 0 not (*wait_ns: until its buckets allow). */
+static int conn_pq_ready(const struct conn *c, uint64_t now, uint64_t *wait_ns)
+{
+	uint64_t wp, wa;
+
+	*wait_ns = 0;
+	if (c->pq_head == NULL || c->state == CONN_CLOSED) {
+		return 0;
+	}
+	wp = c->peer != NULL ? macc_pacer_wait_ns(&c->peer->pacer, now) : 0;
+	wa = macc_pacer_wait_ns(&c->agent->pacer, now);
+	*wait_ns = wp > wa ? wp : wa;
+	return *wait_ns == 0;
+}
+
+/* The slice went to libuv: charge it to both buckets and the counters; w leaves the queue when
+ * it is all out. */
+static void slice_sent(struct conn *c, struct wreq *w, size_t n, uint64_t now)
+{
+	struct macc_agent *a = c->agent;
+
+	w->inflight++;
+	w->off += n;
+	c->pq_bytes -= n;
+	c->pace_seq = ++a->pace_seq;
+	if (c->peer != NULL) {
+		macc_pacer_take(&c->peer->pacer, n, now);
+		c->peer->bytes_out += n;
+	}
+	macc_pacer_take(&a->pacer, n, now);
+	a->metrics.bytes_sent_total += n;
+	c->last_tx_ms = macc_now_ms();
+	if (w->off == w->total) {
+		c->pq_head = w->pnext;
+		if (c->pq_head == NULL) {
+			c->pq_tail = NULL;
+		}
+		w->queued = false;
+	}
+}
+
+/* Hand the next slice of c's queue to libuv (the caller asked conn_pq_ready, or the session is
+ * being shut and its BYE must go: the debt is then repaid before anyone's next slice). Returns
+ * 1 when one went, 0 when the queue is empty, -1 when c closed. */
+static int conn_pq_next(struct conn *c)
+{
+	struct wreq *w = c->pq_head;
+	struct slice *s;
+	uv_buf_t b[2];
+	size_t n;
+	int rc;
+
+	if (c->state == CONN_CLOSED) {
+		return -1;
+	}
+	if (w == NULL) {
+		return 0;
+	}
+	n = w->total - w->off < MACC_PACER_SLICE ? w->total - w->off : MACC_PACER_SLICE;
+	s = malloc(sizeof(*s));
+	if (s == NULL) {
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	s->w = w;
+	rc = uv_write(&s->req, (uv_stream_t *)&c->tcp, b, wreq_slice(w, n, b), on_slice_written);
+	if (rc < 0) {
+		free(s);
+		conn_close(c, uv_strerror(rc));
+		return -1;
+	}
+	slice_sent(c, w, n, uv_hrtime());
+	return 1;
+}
+
+/* Release what the buckets allow, a slice at a time, each to the ready connection served
+ * longest ago (so neighbours sharing the agent's cap take turns), and arm the timer for the
+ * rest. */
+static void pace_all(struct macc_agent *a)
+{
+	for (;;) {
+		uint64_t now = uv_hrtime(), wait = 0;
+		struct conn *best = NULL;
+
+		for (struct conn *c = a->conns; c != NULL; c = c->next) {
+			uint64_t w;
+
+			if (conn_pq_ready(c, now, &w)) {
+				if (best == NULL || c->pace_seq < best->pace_seq) {
+					best = c;
+				}
+			} else if (w > 0 && (wait == 0 || w < wait)) {
+				wait = w;
+			}
+		}
+		if (best != NULL) {
+			conn_pq_next(best);
+			continue;
+		}
+		if (wait > 0 && !a->shutting_down) {
+			/* libuv timers count milliseconds: round up, so the bucket is ready then */
+			uv_timer_start(&a->pace_timer, peers_pace, (wait + 999999) / 1000000, 0);
+		}
+		return;
+	}
+}
+
+void peers_pace(uv_timer_t *t)
+{
+	pace_all(t->data);
+}
+
+/* Everything queued goes now (the session is being shut down), charged to the buckets. */
+void conn_pq_flush(struct conn *c)
+{
+	while (conn_pq_next(c) > 0) {
+		/* one slice per turn */
+	}
+}
+
+/* The buckets follow the configuration (start, reload: live sessions included). */
+static void set_rate(const char *who, struct macc_pacer *pc, uint64_t rate, uint64_t now)
+{
+	if (pc->rate != rate) {
+		macc_info(who, "max_rate %llu bytes/s%s", (unsigned long long)rate,
+			  rate == 0 ? " (unlimited)" : "");
+		macc_pacer_set_rate(pc, rate, now);
+	}
+}
+
+void peers_set_rates(struct macc_agent *a)
+{
+	uint64_t now = uv_hrtime();
+
+	set_rate(NULL, &a->pacer, a->cfg.max_rate, now);
+	for (size_t i = 0; i < a->npeers; i++) {
+		set_rate(a->peers[i]->name, &a->peers[i]->pacer, a->peers[i]->max_rate, now);
+	}
+	pace_all(a);
+}
+
+/* A paced connection's write joins its queue (in order behind what waits there). */
+static void conn_pq_add(struct conn *c, struct wreq *w, const uv_buf_t *bufs, unsigned n,
+			size_t total)
+{
+	memcpy(w->pb, bufs, n * sizeof(*bufs));
+	w->pn = n;
+	w->total = total;
+	w->queued = true;
+	if (c->pq_tail != NULL) {
+		c->pq_tail->pnext = w;
+	} else {
+		c->pq_head = w;
+	}
+	c->pq_tail = w;
+	c->pq_bytes += total;
+	c->agent->metrics.messages_sent_total++;
+	pace_all(c->agent);
+}
+
 static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n, size_t total)
 {
 	size_t queued;
@@ -175,11 +413,15 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 		wreq_free(w);
 		return -EPIPE;
 	}
-	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->pq_bytes;
 	if (c->peer != NULL && c->session.proven && queued + total > send_queue_max(c->agent)) {
 		wreq_free(w);
 		conn_drop_slow(c, queued, total);
 		return MACC_ESLOW;
+	}
+	if (conn_paced(c) && n <= 2) {
+		conn_pq_add(c, w, bufs, n, total);
+		return 0;
 	}
 	rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
 	if (rc < 0) {
@@ -251,6 +493,29 @@ void conn_send_hello(struct conn *c)
 		return;
 	}
 	conn_send_buf(c, w);
+}
+
+/* standardize.c: one STATS on p's adopted session, sealed like a PING. */
+int peer_send_stats(struct peer *p, const struct macc_stats_out *so)
+{
+	struct conn *c = p->conn;
+	struct wreq *w;
+	int rc;
+
+	if (c == NULL || c->state != CONN_UP) {
+		return MACC_ESTATE;
+	}
+	w = wreq_new();
+	if (w == NULL) {
+		return -ENOMEM;
+	}
+	rc = macc_session_stats_encode(&c->session, so, &w->buf);
+	if (rc < 0) {
+		macc_buf_finish(&w->buf);
+		free(w);
+		return rc;
+	}
+	return conn_send_sealed(c, w);
 }
 
 void conn_send_bye(struct conn *c, int reason, const char *text)
@@ -556,6 +821,8 @@ struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound)
 	/* SHA-256 STATE digests where this CPU has SHA instructions (the bodies agent.c and edge.c
 	 * encode use the same choice), BLAKE2b-256 toward peers that cannot check them. */
 	(void)macc_session_set_digest(&c->session, macc_digest_preferred());
+	/* standardize.c: whether this agent standardises, announced in HELLO (under the proof) */
+	c->session.self_flags |= std_hello_flags(a);
 	if (a->cfg.encrypt) {
 		struct macc_seal_limits lim = {a->cfg.rekey_bytes, a->cfg.rekey_frames};
 

@@ -14,8 +14,9 @@
  *     buffered frames stops being read and is resumed from an idle handle on the next turn, so
  *     one chatty client cannot starve the others (or the agent's own I/O);
  *   - replies it does not read: when a client's unsent replies exceed WRITE_QUEUE_MAX it stops
- *     being read until they drain; `watch` events to such a client are skipped (never the
- *     final one);
+ *     being read, and the requests it already sent wait, until they drain to half of it; so its
+ *     unsent replies stay below WRITE_QUEUE_MAX plus one reply (a `model` chunk, 4 MiB, is the
+ *     largest); `watch` events to such a client are skipped (never the final one);
  *   - silence: a client that completes no request within idle_timeout_ms is closed (watchers
  *     are exempt until their stream ends); partial frames do not reset the timer;
  *   - numbers: beyond max_clients a new connection gets a `busy` reply and is closed; a caller
@@ -308,6 +309,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void process(struct client *c);
 
 /* Read when nothing holds us back; otherwise make sure libuv is not reading. */
 static void update_reading(struct client *c)
@@ -371,7 +373,7 @@ static void on_write(uv_write_t *req, int status)
 	if (c->throttled &&
 	    uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) < WRITE_QUEUE_MAX / 2) {
 		c->throttled = false;
-		update_reading(c);
+		process(c); /* the requests it sent before it was throttled, then reading again */
 	}
 }
 
@@ -484,6 +486,33 @@ static simple_op simple_op_for(const struct macc_ctl_ops *ops, enum macc_ctl_cmd
 	}
 }
 
+/* model and predict: the agent fills the reply's data; its buffer is freed after the send.
+ * Returns 1 when the agent does not support the command. */
+static int run_model_command(struct macc_ctl_server *s, const struct macc_ctl_request *req,
+			     struct macc_ctl_reply *rep, void **ret_free, struct macc_errmsg *err)
+{
+	int r;
+
+	if (req->cmd == MACC_CTL_CMD_MODEL) {
+		if (s->ops->model == NULL) {
+			return 1;
+		}
+		memset(&rep->model, 0, sizeof(rep->model));
+		r = s->ops->model(s->ctx, req, &rep->model, err);
+		*ret_free = rep->model.data;
+		rep->kind = MACC_CTL_DATA_MODEL;
+		return r;
+	}
+	if (s->ops->predict == NULL) {
+		return 1;
+	}
+	memset(&rep->predict, 0, sizeof(rep->predict));
+	r = s->ops->predict(s->ctx, req, &rep->predict, err);
+	*ret_free = rep->predict.values;
+	rep->kind = MACC_CTL_DATA_PREDICT;
+	return r;
+}
+
 /* Run a command; fills rep (status, error, data). Peers/text allocated here are freed by the
  * caller through *ret_free. */
 static void run_command(struct client *c, const struct macc_ctl_request *req,
@@ -579,6 +608,13 @@ static void run_command(struct client *c, const struct macc_ctl_request *req,
 			free(rep->audit.entries);
 			rep->audit.entries = NULL;
 			rep->audit.nentries = 0;
+		}
+		break;
+	case MACC_CTL_CMD_MODEL:
+	case MACC_CTL_CMD_PREDICT:
+		r = run_model_command(s, req, rep, ret_free1, &err);
+		if (r == 1) {
+			goto unsupported;
 		}
 		break;
 	case MACC_CTL_CMD_LOG_LEVEL:
@@ -679,7 +715,9 @@ static void process(struct client *c)
 	int budget = FRAMES_PER_TURN;
 
 	c->pending = false;
-	while (!c->closing && !c->close_after_write) {
+	/* A throttled client's buffered requests wait too: otherwise small pipelined requests for
+	 * large replies (`model`: 4 MiB each) would queue replies without bound. */
+	while (!c->closing && !c->close_after_write && !c->throttled) {
 		size_t blen = 0;
 		int r = macc_ctl_frame_next(c->in.data, c->in.len, MACC_CTL_MAX_REQUEST, &blen);
 

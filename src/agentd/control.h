@@ -60,6 +60,17 @@ struct macc_ctl_ops {
 	/* Fill *ret (zeroed by the server) with the newest `limit` audit entries (limit >= 1);
 	 * ret->entries is malloc'ed, the server frees it. */
 	int (*audit)(void *ctx, uint32_t limit, struct macc_ctl_audit *ret, struct macc_errmsg *err);
+	/* Fill *ret (zeroed by the server) from the published snapshot of the model: its
+	 * description and the floats [req->offset, + req->count) of its stream (macc/ctl.h).
+	 * ret->data is malloc'ed and freed by the server; ret->spec is borrowed until the reply
+	 * is sent. A generation other than the snapshot's: MACC_ESTATE. */
+	int (*model)(void *ctx, const struct macc_ctl_request *req, struct macc_ctl_model *ret,
+		     struct macc_errmsg *err);
+	/* Score the rows of req->inputs with the published snapshot into *ret (zeroed by the
+	 * server); ret->values is malloc'ed and freed by the server. Runs on the loop thread:
+	 * its cost is bounded by MACC_CTL_PREDICT_MAX_ROWS and MACC_CTL_MAX_REQUEST. */
+	int (*predict)(void *ctx, const struct macc_ctl_request *req, struct macc_ctl_predict *ret,
+		       struct macc_errmsg *err);
 };
 
 struct macc_ctl_server_opts {

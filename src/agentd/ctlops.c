@@ -47,8 +47,11 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	st->degraded = a->degraded;
 	st->rollbacks_total = a->rollbacks;
+	st->max_rate_bytes_per_second = a->cfg.max_rate != 0 ? (double)a->cfg.max_rate : NAN;
+	st->send_rate_bytes_per_second = a->send_rate;
 	memcpy(st->connections_rejected_total, a->conn_rejected,
 	       sizeof(st->connections_rejected_total));
+	std_status(a, st); /* standardize.c */
 	return 0;
 }
 
@@ -59,7 +62,7 @@ static int ctl_status(void *ctx, struct macc_ctl_status *st)
 static const int known_rejects[] = {
 	MACC_EMALFORMED,   MACC_EBADSIG,  MACC_EREPLAY,    MACC_EVERSION, MACC_ETOOBIG,
 	MACC_EUNKNOWNPEER, MACC_EMODEL,   MACC_ETIMEOUT,   MACC_ENONFINITE, MACC_ERATELIMIT,
-	MACC_EENCRYPT,     MACC_ERANGE,   MACC_ESLOW,      -EIO,
+	MACC_EENCRYPT,     MACC_ERANGE,   MACC_ESLOW,      MACC_ECONFIG, -EIO,
 };
 
 static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
@@ -100,6 +103,8 @@ static int ctl_peers(void *ctx, struct macc_ctl_peer **ret, size_t *ret_n)
 		}
 		q->bytes_received_total = p->bytes_in;
 		q->bytes_sent_total = p->bytes_out;
+		q->max_rate_bytes_per_second = p->max_rate != 0 ? (double)p->max_rate : NAN;
+		q->send_rate_bytes_per_second = p->send_rate;
 		for (size_t k = 0; k < sizeof(known_rejects) / sizeof(known_rejects[0]); k++) {
 			macc_ctl_peer_add_reject(q, known_rejects[k], 0);
 		}
@@ -221,6 +226,26 @@ static int ctl_audit(void *ctx, uint32_t limit, struct macc_ctl_audit *ret,
 	return 0;
 }
 
+/* `model` and `predict` read the published snapshot (publish.h), retaken first when it is due
+ * and the worker is idle (agent_publish_model). */
+static int ctl_model(void *ctx, const struct macc_ctl_request *req, struct macc_ctl_model *ret,
+		     struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	agent_publish_model(a, true, a->phase == PH_NONE);
+	return pub_model(a->pub, req, macc_now_ms(), ret, err);
+}
+
+static int ctl_predict(void *ctx, const struct macc_ctl_request *req,
+		       struct macc_ctl_predict *ret, struct macc_errmsg *err)
+{
+	struct macc_agent *a = ctx;
+
+	agent_publish_model(a, true, a->phase == PH_NONE);
+	return pub_predict(a->pub, req, ret, err);
+}
+
 static int ctl_reload(void *ctx, struct macc_errmsg *err)
 {
 	return agent_reload(ctx, err);
@@ -249,4 +274,6 @@ const struct macc_ctl_ops agent_ctl_ops = {
 	.reload = ctl_reload,
 	.log_level = ctl_log_level,
 	.audit = ctl_audit,
+	.model = ctl_model,
+	.predict = ctl_predict,
 };

@@ -425,8 +425,8 @@ bool edge_expects(const struct macc_agent *a, const struct peer *p)
  * is not past it (a session that comes up late gets it from agent_on_session_up). */
 bool edge_owes(const struct macc_agent *a, const struct peer *p)
 {
-	return a->edge.pushsum && p->out_nb && p->tx_round < (int64_t)a->round && !p->dead &&
-	       !(p->known_round_valid && p->known_round > a->round);
+	return a->edge.pushsum && p->out_nb && p->tx_round < (int64_t)a->round &&
+	       !peer_gone(p, macc_now_ms()) && !(p->known_round_valid && p->known_round > a->round);
 }
 
 void edge_round_start(struct macc_agent *a)
@@ -580,10 +580,11 @@ static void push_row(const struct macc_agent *a, double *ret_self, double *w)
 }
 
 /* The row of W from the configured weights, or from the peers' degrees (the simulator's
- * macc_weights_row; a degree not learned yet counts as ours), or of P (push-sum). */
-static void set_row(struct macc_agent *a)
+ * macc_weights_row; a degree not learned yet counts as ours), or of P (push-sum): self weight
+ * and w[i] for peer i. The standardisation agreement uses it too (standardize.c). */
+void edge_row(const struct macc_agent *a, double *ret_self, double *w)
 {
-	double self_w = 1.0, sum = 0.0, w[MACC_CONFIG_MAX_PEERS + 1];
+	double self_w = 1.0, sum = 0.0;
 	uint32_t deg[MACC_CONFIG_MAX_PEERS + 1];
 	size_t n = a->npeers;
 
@@ -603,6 +604,14 @@ static void set_row(struct macc_agent *a)
 									      : MACC_WEIGHTS_METROPOLIS,
 				 (uint32_t)n, deg, n, &self_w, w);
 	}
+	*ret_self = self_w;
+}
+
+static void set_row(struct macc_agent *a)
+{
+	double self_w, w[MACC_CONFIG_MAX_PEERS + 1];
+
+	edge_row(a, &self_w, w);
 	macc_mixer_set_row(&a->mixer, self_w, w);
 }
 

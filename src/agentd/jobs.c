@@ -132,6 +132,7 @@ static void ckpt_job(struct macc_agent *a)
 	c.nparams = a->nparams;
 	c.params = (float *)edge_model(a); /* push-sum: the de-biased x (the mixer's) */
 	c.momentum = a->v;
+	std_ckpt_fill(a, &c); /* standardize.c: the transform makes it a version 2 file */
 	a->job.ckpt_rc = macc_ckpt_save(a->cfg.state_dir, &c, &a->job.ckpt_err);
 }
 

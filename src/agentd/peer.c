@@ -46,7 +46,13 @@
  *
  * Liveness. Any byte from a peer refreshes its last_rx; the 250 ms tick sends PING on sessions
  * idle for KEEPALIVE_MS and declares a peer dead after dead_peer_timeout without traffic (the
- * round logic stops waiting for it). PONG gives the RTT.
+ * round logic stops waiting for it). PONG gives the RTT. A peer whose adopted session went down
+ * (after one was up) cannot deliver a state before it reconnects: the rounds wait for it
+ * reconnect_grace_ms after the loss and then not until a session is adopted again (peer_gone).
+ *
+ * Rates (config max_rate, [agent] and per peer). The send path paces writes through token
+ * buckets (conn.c, pacer.h); the tick measures the bytes handed to the sessions per second
+ * (status and peers show it).
  *
  * Sealing (config encrypt = yes, issue 12). Every frame received goes through
  * macc_session_open before it is decoded (a pass-through until the peer's HELLO_ACK verified);
@@ -214,6 +220,8 @@ struct peer *peer_new(struct macc_agent *a, const struct macc_config_peer *cp)
 	p->tx_round = -1;
 	p->rtt_ms = -1.0;
 	p->last_rx_ms = macc_now_ms();
+	p->max_rate = cp->max_rate;
+	macc_pacer_init(&p->pacer, uv_hrtime()); /* its rate: peers_set_rates (conn.c) */
 	macc_backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
 	macc_ratelimit_init(&p->rl, 10000, 5);
 	macc_ratelimit_init(&p->rl_lost, 10000, 3);
@@ -416,12 +424,73 @@ void peer_close_listener(struct macc_agent *a)
 
 /* ---- the tick -------------------------------------------------------------------------- */
 
+/* When the rounds stop waiting for a neighbour whose session went down (reconnect_grace_ms
+ * after it did), or 0 when that rule does not apply: it has a session, never had one (at
+ * start-up the round timeout applies, as the fleet comes up), a retired duplicate session is
+ * still being read (the state may be in it), or a connection with it is up and in its
+ * handshake (it is coming back: the other end of a duplicate-session race closed the session
+ * we had kept, or a restarted agent is reconnecting). A killed agent's sessions close at once
+ * (the kernel answers for it) and redials are refused until it restarts, so its neighbours wait
+ * for it for the grace only, not for the round timeout every round until dead_peer_timeout_ms. */
+uint64_t peer_grace_end(const struct peer *p)
+{
+	if (p->conn != NULL || !p->was_up) {
+		return 0;
+	}
+	for (const struct conn *c = p->agent->conns; c != NULL; c = c->next) {
+		if (c->peer == p && (c->state == CONN_RETIRED || c->state == CONN_HELLO ||
+				     c->state == CONN_AWAIT_ACK || c->state == CONN_UP)) {
+			return 0;
+		}
+	}
+	return p->down_ms + p->agent->cfg.reconnect_grace_ms;
+}
+
+/* Whether the rounds no longer wait for (or send to, push-sum) this neighbour: dead, or down
+ * past its reconnect grace. Waited for again as soon as a session is adopted. */
+bool peer_gone(const struct peer *p, uint64_t now)
+{
+	uint64_t end;
+
+	if (p->dead) {
+		return true;
+	}
+	end = peer_grace_end(p);
+	return end != 0 && now >= end;
+}
+
+/* Bytes handed to the sessions per second, over windows of at least a second. */
+static void measure_rate(uint64_t now, uint64_t bytes, double *rate, uint64_t *win_ms,
+			 uint64_t *win_bytes)
+{
+	if (*win_ms == 0) {
+		*win_ms = now;
+		*win_bytes = bytes;
+	} else if (now - *win_ms >= 1000) {
+		*rate = (double)(bytes - *win_bytes) * 1000.0 / (double)(now - *win_ms);
+		*win_ms = now;
+		*win_bytes = bytes;
+	}
+}
+
+static void measure_rates(struct macc_agent *a, uint64_t now)
+{
+	measure_rate(now, a->metrics.bytes_sent_total, &a->send_rate, &a->rate_win_ms,
+		     &a->rate_win_bytes);
+	for (size_t i = 0; i < a->npeers; i++) {
+		struct peer *p = a->peers[i];
+
+		measure_rate(now, p->bytes_out, &p->send_rate, &p->rate_win_ms, &p->rate_win_bytes);
+	}
+}
+
 void peers_tick(struct macc_agent *a)
 {
 	uint64_t now = macc_now_ms();
 	uint64_t keepalive = a->cfg.dead_peer_timeout_ms / 4;
 	bool changed = false;
 
+	measure_rates(a, now); /* max_rate: status and peers show the measured send rate */
 	if (keepalive > 2000) {
 		keepalive = 2000;
 	}

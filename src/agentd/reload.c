@@ -8,12 +8,13 @@
  * only, no handle yet) and room in the graveyard for the removed ones. A failure frees what the
  * plan built and leaves the agent as it was.
  *
- * Commit: cannot fail. Kept peers take their new name, endpoint and weight (a moved endpoint
- * redials); added peers get their timer and are dialed; removed peers say BYE and go to the
- * graveyard (freed once their handles closed, agent_finish); the peer list is swapped and
- * sorted; the running configuration becomes the new one (the control socket stays: it is not
- * reopened); a changed robust rule is taken by the mixer at the next step (edge_inbound, a
- * round boundary: a step in flight keeps the rule and the peers it was queued with).
+ * Commit: cannot fail. Kept peers take their new name, endpoint, weight and max_rate (a moved
+ * endpoint redials, a new rate applies to live sessions: peers_set_rates); added peers get
+ * their timer and are dialed; removed peers say BYE and go to the graveyard (freed once their
+ * handles closed, agent_finish); the peer list is swapped and sorted; the running
+ * configuration becomes the new one (the control socket stays: it is not reopened); a changed
+ * robust rule is taken by the mixer at the next step (edge_inbound, a round boundary: a step in
+ * flight keeps the rule and the peers it was queued with).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -144,6 +145,7 @@ static void commit_kept(struct peer *p, const struct macc_config_peer *cp)
 	p->endpoint = cp->endpoint;
 	p->cfg_weight = cp->weight;
 	p->has_weight = cp->has_weight;
+	p->max_rate = cp->max_rate; /* applied by peers_set_rates (commit_reload) */
 	if (moved) {
 		macc_info(p->name, "endpoint changed: reconnecting");
 		peer_reconnect(p);
@@ -206,6 +208,7 @@ static void commit_reload(struct macc_agent *a, struct reload_plan *pl)
 		a->edge.robust_dirty = true;
 		agent_log_robust(a);
 	}
+	peers_set_rates(a); /* max_rate, live sessions too: the next slice goes at the new rate */
 	macc_info(NULL, "reloaded: %zu peers (%zu changes)", a->npeers, pl->d.nchanges);
 }
 

@@ -11,8 +11,12 @@
  *      sends y_k = x_k - alpha g_k, and local steps change x, so then it encodes and sends
  *      after the gradient.
  *   2. The loop waits until every neighbour that can still send round k has done so: a neighbour
- *      is not waited for when it is dead (no traffic for dead_peer_timeout) or known to be past
- *      round k already; or until the round timeout.
+ *      is not waited for when it is dead (no traffic for dead_peer_timeout), when its session
+ *      went down more than reconnect_grace_ms ago (it cannot deliver a state before it is back;
+ *      peer_gone, peer.c) or when it is known to be past round k already; or until the round
+ *      timeout.
+ * Before round 0 of a run that standardises, round_start waits for the agreed transform
+ * (standardize.c, std_ready): it posts EV_START_ROUND when the transform is known.
  *   3. The step job: what arrived (edge_inbound: the row of W, each neighbour's slot, in
  *      ascending public-key order, the agent index order) goes through macc_mixer_step, then
  *      evaluation / checkpoint when due and the next round's body (macc_mixer_outgoing).
@@ -23,7 +27,8 @@
  * WAIT (neighbours' states) -> STEP (step job) -> NONE; JOB is a job outside a round (encode at
  * start, resume or after a jump; checkpoint; eval; rollback). A phase before round 0 goes in
  * round_start, before the first encode. What arrives from the network never ends a wait
- * directly: the sessions (session.c) post EV_CHECK_ROUND (agent_post) and the loop runs round_check afterwards.
+ * directly: the sessions (session.c) post EV_CHECK_ROUND (agent_post) and the loop runs
+ * round_check afterwards.
  *
  * Rejoin policy: a restarted agent resumes from its checkpoint (x, v, round, batcher, rng). Its
  * neighbours announce their round in HELLO (and every STATE names its round). When a round ends
@@ -144,6 +149,7 @@ static void after_step(struct macc_agent *a, unsigned flags)
 	if (now - a->last_publish_ms >= 500) {
 		agent_publish(a, false);
 	}
+	agent_publish_model(a, false, true); /* the step job is done: the worker is idle */
 }
 
 /* Loop, between rounds: a request that waited for the job in flight. True when it was handled
@@ -232,6 +238,9 @@ void round_start(struct macc_agent *a)
 	if (a->state != MACC_CTL_STATE_TRAINING || a->phase != PH_NONE || a->shutting_down) {
 		return;
 	}
+	if (!std_ready(a)) {
+		return; /* standardize.c: the transform is not agreed yet (agent_on_standardized) */
+	}
 	if (a->round >= a->total_rounds) {
 		round_finish_run(a);
 		return;
@@ -271,8 +280,8 @@ bool round_waits_for(const struct macc_agent *a, const struct peer *p)
 	if (inbox_arrived(a, p)) {
 		return false;
 	}
-	if (p->dead) {
-		return false;
+	if (peer_gone(p, macc_now_ms())) {
+		return false; /* dead, or its session is down past the reconnect grace (peer.c) */
 	}
 	if (peer_draining(p)) {
 		return true; /* the state may still be in a retired duplicate session (session.c) */
@@ -395,12 +404,36 @@ static void do_step(struct macc_agent *a)
 	uint64_t next = a->round + 1;
 
 	uv_timer_stop(&a->round_timer);
+	uv_timer_stop(&a->grace_timer);
 	if (!a->shutdown_req && rejoin(a)) {
 		return;
 	}
 	job_set_step_inputs(a);
 	a->job.ckpt_round = next;
 	job_queue(a, step_flags(a, next), PH_STEP);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	round_check(t->data);
+}
+
+/* The wait goes on: if a neighbour it is for is down and in its reconnect grace, wake up when
+ * the first grace ends (the round timer covers the others). */
+static void arm_grace(struct macc_agent *a)
+{
+	uint64_t first = 0, now = macc_now_ms();
+
+	for (size_t i = 0; i < a->npeers; i++) {
+		uint64_t end = peer_grace_end(a->peers[i]);
+
+		if (round_waits_for(a, a->peers[i]) && end != 0 && (first == 0 || end < first)) {
+			first = end;
+		}
+	}
+	if (first != 0) {
+		uv_timer_start(&a->grace_timer, on_grace, first > now ? first - now : 0, 0);
+	}
 }
 
 void round_check(struct macc_agent *a)
@@ -411,6 +444,7 @@ void round_check(struct macc_agent *a)
 	if (!a->round_timed_out && !a->shutdown_req) {
 		for (size_t i = 0; i < a->npeers; i++) {
 			if (round_waits_for(a, a->peers[i])) {
+				arm_grace(a);
 				return;
 			}
 		}
@@ -445,13 +479,22 @@ void agent_on_state(struct peer *p, const struct macc_state *st, const struct ma
 
 void agent_on_peer_change(struct macc_agent *a)
 {
-	agent_post(a, EV_CHECK_ROUND);
+	/* standardize.c: a dead neighbour ends an agreement step too */
+	agent_post(a, EV_CHECK_ROUND | EV_STD_CHECK);
+}
+
+/* standardize.c, when the transform is known (from its timer or a STATS just read): round 0
+ * starts on the loop's next turn. */
+void agent_on_standardized(struct macc_agent *a)
+{
+	agent_post(a, EV_START_ROUND);
 }
 
 void agent_on_session_up(struct peer *p)
 {
 	struct macc_agent *a = p->agent;
 
+	std_on_session_up(p); /* standardize.c: the agreement's vector (or result) on it */
 	if (a->edge.compressed) {
 		/* Compressed exchange: a full resync state first on a new session, unless both
 		 * copies can still be x^0 (edge.c). */

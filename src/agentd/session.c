@@ -131,8 +131,10 @@ void conn_close(struct conn *c, const char *why)
 		return;
 	}
 	enter_closed(c);
+	conn_pq_drop(c); /* max_rate: what still waits for tokens goes nowhere now (conn.c) */
 	if (p != NULL && p->conn == c) {
 		p->conn = NULL;
+		p->down_ms = macc_now_ms(); /* its reconnect grace starts (peer_gone) */
 		if (!p->agent->shutting_down) {
 			macc_info(p->name, "session down: %s", why);
 		}
@@ -176,6 +178,11 @@ void conn_shutdown(struct conn *c)
 	}
 	if (!connected || (req = malloc(sizeof(*req))) == NULL) {
 		conn_close(c, "shut down");
+		return;
+	}
+	conn_pq_flush(c); /* max_rate: the shutdown follows what libuv holds, not our queue */
+	if (c->state == CONN_CLOSED) {
+		free(req);
 		return;
 	}
 	req->data = c;
@@ -289,6 +296,7 @@ static void adopt(struct peer *p, struct conn *c)
 		macc_info(p->name, "peer is back");
 	}
 	p->dead = false;
+	p->was_up = true; /* from now on a lost session starts a reconnect grace (peer_gone) */
 	p->last_rx_ms = macc_now_ms();
 	macc_backoff_reset(&p->backoff);
 	macc_frame_decoder_finish(&c->dec);
@@ -319,16 +327,16 @@ static struct peer *peer_by_index(struct macc_agent *a, int idx)
 }
 
 /* A HELLO we refuse: `text` is logged and counted, `bye` goes to the peer. A configured key
- * with another model or encryption setting is counted on that peer: the HELLO names it and the
- * mismatch is what its operator has to fix. Everything else is a refusal before identification
- * (conn_reject). */
+ * with another model, encryption or standardize setting is counted on that peer: the HELLO
+ * names it and the mismatch is what its operator has to fix. Everything else is a refusal
+ * before identification (conn_reject). */
 static void hello_refused(struct conn *c, const struct macc_hello *h, int code, const char *text,
 			  const char *bye)
 {
 	struct macc_agent *a = c->agent;
 	struct peer *kp = peer_by_index(a, macc_pubkey_find(a->allow, a->npeers, &h->key));
 
-	if (kp != NULL && (code == MACC_EMODEL || code == MACC_EENCRYPT)) {
+	if (kp != NULL && (code == MACC_EMODEL || code == MACC_EENCRYPT || code == MACC_ECONFIG)) {
 		peer_reject(kp, code, text);
 	} else {
 		conn_reject(c, code, text);
@@ -394,6 +402,9 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 				"last round %llu", (unsigned long long)h->round,
 				(unsigned long long)a->total_rounds);
 	}
+	if (idx >= 0 && std_check_hello(a, h, &e) < 0) {
+		idx = MACC_ECONFIG; /* standardize.c: the fleet disagrees on standardize */
+	}
 	if (idx == MACC_EMODEL) {
 		/* HELLO carries only the model's hash: say our spec here, and in the BYE, so that
 		 * each side's log names both models (the peer's arrives in its BYE). */
@@ -438,6 +449,18 @@ static void handle_hello(struct conn *c, const struct macc_hello *h)
 		enter_await_ack(c);
 	}
 	agent_on_peer_change(a);
+}
+
+/* The standardisation agreement's message (standardize.c); like STATE, only once proven. */
+static void handle_stats(struct conn *c, const struct macc_stats *st)
+{
+	if (!c->session.proven || c->peer == NULL) {
+		conn_refused_unproven(c, MACC_CTL_CONNREJ_UNPROVEN_STATE,
+				      "STATS before the peer proved its key");
+		conn_refuse(c, MACC_ESTATE, "STATS before the handshake");
+		return;
+	}
+	std_on_stats(c, st);
 }
 
 /* Screen a STATE's f32 vectors (macc/guard.h) before anything of it is stored: NaN or infinity
@@ -587,6 +610,9 @@ void session_frame(struct conn *c, const uint8_t *p, size_t len)
 		agent_on_state(c->peer, st, &c->session);
 		return;
 	}
+	case MACC_MSG_STATS:
+		handle_stats(c, &m.u.stats);
+		return;
 	case MACC_MSG_PING: {
 		uint64_t now = macc_now_ms();
 		struct wreq *w;

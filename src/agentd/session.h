@@ -23,6 +23,14 @@ struct wreq {
 	struct macc_state_prefix prefix;
 	struct macc_buf buf;      /* everything else, and a sealed STATE */
 	bool spare;               /* buf is the connection's sealspare: give it back */
+	/* Paced (max_rate): the buffers, handed to libuv in slices from `off` on; freed once
+	 * it is off the connection's queue (`queued` false) and no slice is in flight. */
+	uv_buf_t pb[2];
+	unsigned pn;
+	size_t total, off;
+	unsigned inflight;
+	bool queued;
+	struct wreq *pnext;
 };
 
 
@@ -38,6 +46,8 @@ void conn_send_hello(struct conn *c);
 void conn_send_bye(struct conn *c, int reason, const char *text);
 void conn_reject(struct conn *c, int code, const char *what);
 void conn_refused_unproven(struct conn *c, enum macc_ctl_connrej why, const char *what);
+void conn_pq_drop(struct conn *c);
+void conn_pq_flush(struct conn *c);
 
 /* session.c */
 void conn_close(struct conn *c, const char *why);

@@ -102,6 +102,61 @@ static int parse_double(const char *v, double *ret)
 	return 0;
 }
 
+/* A send rate in bytes per second: an integer, or a decimal number followed by k, M or G
+ * (powers of ten: 10M = 10^7 bytes/s); 0 = unlimited, else at least 1000 (1k), at most 10^12
+ * (1000G). */
+#define RATE_MAX 1e12
+static int parse_rate(const char *v, uint64_t *ret)
+{
+	char *end;
+	double x, mul = 1.0;
+
+	if (!isdigit((unsigned char)v[0])) {
+		return -EINVAL;
+	}
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno != 0 || !isfinite(x)) {
+		return -EINVAL;
+	}
+	if (*end == 'k') {
+		mul = 1e3;
+	} else if (*end == 'M') {
+		mul = 1e6;
+	} else if (*end == 'G') {
+		mul = 1e9;
+	}
+	if (mul > 1.0) {
+		end++;
+	}
+	if (*end != '\0' || (mul == 1.0 && strchr(v, '.') != NULL) ||
+	    strpbrk(v, "eExXpP") != NULL) {
+		return -EINVAL; /* bytes are whole; no exponents or hex */
+	}
+	x = round(x * mul);
+	if (x != 0.0 && (x < 1000.0 || x > RATE_MAX)) {
+		return -ERANGE;
+	}
+	*ret = (uint64_t)x;
+	return 0;
+}
+
+static int set_rate(struct setctx *s, uint64_t *ret)
+{
+	int r = parse_rate(s->val, ret);
+
+	if (r == -ERANGE) {
+		why(s, "out of range, expected 0 (unlimited) or 1k to 1000G bytes per second");
+		return MACC_ECONFIG;
+	}
+	if (r < 0) {
+		why(s, "expected bytes per second: an integer, or a number with k, M or G (10^3, "
+		    "10^6, 10^9)");
+		return MACC_ECONFIG;
+	}
+	return 0;
+}
+
 /*
  * *ret is written only on 0. The failure code is returned here rather than through why(): a
  * varargs function is never inlined, so at -O3 GCC could not see that every failure returns
@@ -421,6 +476,11 @@ static int a_send_queue_max_bytes(struct setctx *s)
 	return r;
 }
 
+static int a_max_rate(struct setctx *s)
+{
+	return set_rate(s, &s->c->max_rate);
+}
+
 static int a_control_max_clients(struct setctx *s)
 {
 	return set_u32(s, 2, 65536, &s->c->control_max_clients);
@@ -456,6 +516,7 @@ static const struct keydef agent_keys[] = {
 	{ "max_unauthenticated", a_max_unauthenticated },
 	{ "ping_rate", a_ping_rate },
 	{ "send_queue_max_bytes", a_send_queue_max_bytes },
+	{ "max_rate", a_max_rate },
 	{ "control_max_clients", a_control_max_clients },
 	{ "control_reserved_clients", a_control_reserved_clients },
 	{ "control_idle_timeout_ms", a_control_idle_timeout },
@@ -668,6 +729,11 @@ static int t_dead_peer_timeout(struct setctx *s)
 	return set_u32(s, 1, 86400000, &s->c->dead_peer_timeout_ms);
 }
 
+static int t_reconnect_grace(struct setctx *s)
+{
+	return set_u32(s, 0, 3600000, &s->c->reconnect_grace_ms);
+}
+
 static int t_checkpoint_every(struct setctx *s)
 {
 	return set_u32(s, 0, UINT32_MAX, &s->c->checkpoint_every);
@@ -818,6 +884,31 @@ static int t_state_value_max(struct setctx *s)
 	return set_real(s, 0, false, 3e38, false, &s->c->state_value_max);
 }
 
+/* --- [train] feature standardisation (macc/agree.h: the daemon runs the agreement) --------- */
+
+static const char *const standardize_names[] = { "auto", "yes", "no" };
+
+static int t_standardize(struct setctx *s)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(s->val, standardize_names[i]) == 0) {
+			s->c->standardize = (enum macc_config_standardize)i;
+			return 0;
+		}
+	}
+	return why(s, "expected auto, yes or no");
+}
+
+static int t_standardize_rounds(struct setctx *s)
+{
+	return set_u32(s, 0, 10000, &s->c->standardize_rounds);
+}
+
+static int t_standardize_diameter(struct setctx *s)
+{
+	return set_u32(s, 1, 4096, &s->c->standardize_diameter);
+}
+
 static const struct keydef train_keys[] = {
 	{ "model", t_model },                /* 0 */
 	{ "data", t_data },                  /* 1 */
@@ -837,6 +928,7 @@ static const struct keydef train_keys[] = {
 	{ "threads", t_threads },
 	{ "round_timeout_ms", t_round_timeout },
 	{ "dead_peer_timeout_ms", t_dead_peer_timeout },
+	{ "reconnect_grace_ms", t_reconnect_grace },
 	{ "checkpoint_every", t_checkpoint_every },
 	{ "eval_every", t_eval_every },
 	{ "weights", t_weights },
@@ -851,6 +943,9 @@ static const struct keydef train_keys[] = {
 	{ "rejoin_quorum", t_rejoin_quorum },
 	{ "rejoin_interval_ms", t_rejoin_interval },
 	{ "state_value_max", t_state_value_max },
+	{ "standardize", t_standardize },
+	{ "standardize_rounds", t_standardize_rounds },
+	{ "standardize_diameter", t_standardize_diameter },
 };
 
 /* --- [peer] --------------------------------------------------------------------------------- */
@@ -890,11 +985,17 @@ static int p_weight(struct setctx *s)
 	return r;
 }
 
+static int p_max_rate(struct setctx *s)
+{
+	return set_rate(s, &s->peer->max_rate);
+}
+
 static const struct keydef peer_keys[] = {
 	{ "name", p_name },
 	{ "endpoint", p_endpoint },
 	{ "public_key", p_public_key },
 	{ "weight", p_weight },
+	{ "max_rate", p_max_rate },
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -926,6 +1027,7 @@ void macc_config_defaults(struct macc_config *c)
 	c->threads = 1;
 	c->round_timeout_ms = 5000;
 	c->dead_peer_timeout_ms = 30000;
+	c->reconnect_grace_ms = 500;
 	c->checkpoint_every = 100;
 	c->eval_every = 0;
 	c->weights = MACC_CONFIG_WEIGHTS_METROPOLIS;
@@ -933,6 +1035,8 @@ void macc_config_defaults(struct macc_config *c)
 	c->local_steps = 1;
 	snprintf(c->compress, sizeof(c->compress), "none");
 	snprintf(c->blas_kernel, sizeof(c->blas_kernel), "auto");
+	c->standardize = MACC_CONFIG_STD_AUTO;
+	c->standardize_rounds = 50;
 	c->encrypt = true;
 	c->rekey_bytes = (uint64_t)1 << 30;  /* MACC_SEAL_REKEY_BYTES_DEFAULT */
 	c->rekey_frames = (uint64_t)1 << 20; /* MACC_SEAL_REKEY_FRAMES_DEFAULT */
@@ -1549,6 +1653,9 @@ static const char *restart_key(const struct macc_config *a, const struct macc_co
 	DIFF_STR(compress);
 	DIFF_VAL(gossip_step);
 	DIFF_STR(blas_kernel);
+	DIFF_VAL(standardize);
+	DIFF_VAL(standardize_rounds);
+	DIFF_VAL(standardize_diameter);
 #undef DIFF_STR
 #undef DIFF_VAL
 	return NULL;
@@ -1576,6 +1683,7 @@ int macc_config_diff(const struct macc_config *old, const struct macc_config *ne
 	d.log_level_changed = old->log_level != new_cfg->log_level;
 	d.timeouts_changed = old->round_timeout_ms != new_cfg->round_timeout_ms ||
 			     old->dead_peer_timeout_ms != new_cfg->dead_peer_timeout_ms ||
+			     old->reconnect_grace_ms != new_cfg->reconnect_grace_ms ||
 			     old->checkpoint_every != new_cfg->checkpoint_every ||
 			     old->eval_every != new_cfg->eval_every;
 	for (size_t i = 0; i < old->npeers; i++) {

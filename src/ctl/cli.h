@@ -134,6 +134,8 @@ int cmd_log_level(struct cli *c);
 int cmd_version(struct cli *c);
 int cmd_audit(struct cli *c);
 int cmd_verify_audit(struct cli *c);
+int cmd_export(struct cli *c);  /* model.c */
+int cmd_predict(struct cli *c); /* model.c */
 int cmd_genkey(struct cli *c);
 int cmd_pubkey(struct cli *c);
 int cmd_help(struct cli *c);

@@ -13,7 +13,8 @@
  *             "samples_per_second","round_seconds","consensus_distance","peers_up",
  *             "peers_configured","uptime_seconds","process_start_time_seconds",
  *             "state_bytes_sent_total","state_bytes_received_total","digest","last_error",
- *             "degraded","rollbacks_total","connections_rejected_total":{REASON:N}}
+ *             "degraded","rollbacks_total","connections_rejected_total":{REASON:N},
+ *             "standardize","standardize_digest","standardize_refused_total"}
  *   peers    {"peers":[{"name","endpoint","key","session","arch","blas","last_round",
  *             "rtt_seconds","weight",
  *             "bytes_received_total","bytes_sent_total","messages_rejected_total":{REASON:N},
@@ -110,12 +111,17 @@ static void status_json(const struct macc_ctl_status *s)
 	json_str(&j, "last_error", s->last_error);
 	json_bool(&j, "degraded", s->degraded);
 	json_u64(&j, "rollbacks_total", s->rollbacks_total);
+	json_num(&j, "max_rate_bytes_per_second", s->max_rate_bytes_per_second);
+	json_num(&j, "send_rate_bytes_per_second", s->send_rate_bytes_per_second);
 	json_obj(&j, "connections_rejected_total");
 	for (unsigned i = 0; i < MACC_CTL_CONNREJ_COUNT; i++) {
 		json_u64(&j, macc_ctl_connrej_name((enum macc_ctl_connrej)i),
 			 s->connections_rejected_total[i]);
 	}
 	json_end_obj(&j);
+	json_str(&j, "standardize", s->standardize);
+	json_str(&j, "standardize_digest", s->standardize_digest);
+	json_u64(&j, "standardize_refused_total", s->standardize_refused_total);
 	json_end_obj(&j);
 	json_done(&j);
 }
@@ -180,6 +186,16 @@ static void status_human(const struct macc_ctl_status *s)
 	printf("round time:  %s\n", cli_fmt_dur(a, sizeof(a), s->round_seconds));
 	printf("consensus:   %s (mean squared distance to neighbours)\n",
 	       cli_fmt_num(a, sizeof(a), "%.3g", s->consensus_distance));
+	if (s->standardize[0] != '\0') {
+		printf("standardize: %s", cli_safe(n1, sizeof(n1), s->standardize));
+		if (s->standardize_digest[0] != '\0') {
+			printf(", transform digest %s", cli_safe(n2, sizeof(n2), s->standardize_digest));
+		}
+		if (s->standardize_refused_total > 0) {
+			printf(", %llu refused", (unsigned long long)s->standardize_refused_total);
+		}
+		printf("\n");
+	}
 	printf("peers:       %u / %u up\n", s->peers_up, s->peers_configured);
 	printf("refused:     %s (connections, before identification)\n",
 	       connrej_line(s, rej, sizeof(rej)));
@@ -256,6 +272,8 @@ static void peers_json(const struct macc_ctl_reply *rep)
 		json_bool(&j, "quarantine_active", p->quarantine_active);
 		json_u64(&j, "quarantine_until", p->quarantine_until);
 		json_u64(&j, "quarantines_total", p->quarantines_total);
+		json_num(&j, "max_rate_bytes_per_second", p->max_rate_bytes_per_second);
+		json_num(&j, "send_rate_bytes_per_second", p->send_rate_bytes_per_second);
 		json_end_obj(&j);
 	}
 	json_end_arr(&j);
@@ -265,7 +283,7 @@ static void peers_json(const struct macc_ctl_reply *rep)
 
 enum {
 	PC_NAME, PC_ENDPOINT, PC_KEY, PC_SESSION, PC_SEALED, PC_PLATFORM, PC_ROUND, PC_RTT,
-	PC_RECEIVED, PC_SENT, PC_EXCLUDED, PC_QUARANTINE, PC_REJECTED, PC_COUNT
+	PC_RECEIVED, PC_SENT, PC_RATE, PC_EXCLUDED, PC_QUARANTINE, PC_REJECTED, PC_COUNT
 };
 
 /* Columns, and the order in which a narrow terminal drops them (lowest rank first). */
@@ -280,10 +298,42 @@ static const struct cli_column peer_cols[PC_COUNT] = {
 	[PC_RTT] = { "RTT", true, 0 },
 	[PC_RECEIVED] = { "RECEIVED", true, 7 },
 	[PC_SENT] = { "SENT", true, 6 },
+	[PC_RATE] = { "RATE", true, 5 },
 	[PC_EXCLUDED] = { "EXCLUDED", false, 2 },
 	[PC_QUARANTINE] = { "QUARANTINE", false, 3 },
 	[PC_REJECTED] = { "REJECTED", false, 8 },
 };
+
+/* Bytes per second in decimal units, as max_rate is written ("1.95 MB/s"). */
+static const char *fmt_rate(char *buf, size_t n, double v)
+{
+	if (isnan(v)) {
+		snprintf(buf, n, "-");
+	} else if (v >= 1e9) {
+		snprintf(buf, n, "%.2f GB/s", v / 1e9);
+	} else if (v >= 1e6) {
+		snprintf(buf, n, "%.2f MB/s", v / 1e6);
+	} else if (v >= 1e3) {
+		snprintf(buf, n, "%.1f kB/s", v / 1e3);
+	} else {
+		snprintf(buf, n, "%.0f B/s", v);
+	}
+	return buf;
+}
+
+/* The send rate, and the cap when there is one: "1.95 MB/s of 2.00 MB/s". */
+static const char *rate_cell(char *buf, size_t n, const struct macc_ctl_peer *p)
+{
+	char r[32], m[32];
+
+	fmt_rate(r, sizeof(r), p->send_rate_bytes_per_second);
+	if (isnan(p->max_rate_bytes_per_second)) {
+		snprintf(buf, n, "%s", r);
+	} else {
+		snprintf(buf, n, "%s of %s", r, fmt_rate(m, sizeof(m), p->max_rate_bytes_per_second));
+	}
+	return buf;
+}
 
 static void peer_row(struct cli_table *t, size_t row, const struct macc_ctl_peer *p)
 {
@@ -309,6 +359,7 @@ static void peer_row(struct cli_table *t, size_t row, const struct macc_ctl_peer
 	cli_table_set(t, row, PC_RTT, cli_fmt_dur(b, sizeof(b), p->rtt_seconds));
 	cli_table_set(t, row, PC_RECEIVED, cli_fmt_bytes(b, sizeof(b), p->bytes_received_total));
 	cli_table_set(t, row, PC_SENT, cli_fmt_bytes(b, sizeof(b), p->bytes_sent_total));
+	cli_table_set(t, row, PC_RATE, rate_cell(b, sizeof(b), p));
 	if (p->states_excluded_nonfinite_total + p->states_excluded_distance_total +
 		    p->states_excluded_quarantined_total > 0) {
 		snprintf(b, sizeof(b), "nonfinite=%llu distance=%llu quarantined=%llu",

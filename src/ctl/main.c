@@ -47,6 +47,10 @@ static const struct subcommand subcommands[] = {
 	{ "audit", cmd_audit, 0, 1, " [COUNT]", NULL },
 	{ "verify-audit", cmd_verify_audit, 1, 1, " FILE",
 	  "check every audit trail entry of FILE offline (signatures, body digests)" },
+	{ "export", cmd_export, 1, 5, " FILE [SOURCE]",
+	  "write the live model as ONNX (SOURCE: config CONF [checkpoint DIR])" },
+	{ "predict", cmd_predict, 1, 5, " DATA [SOURCE]",
+	  "score rows with the live model (SOURCE: model FILE.onnx, or as for export)" },
 	{ "genkey", cmd_genkey, 0, 0, "", "print a new secret key (base64) on stdout" },
 	{ "pubkey", cmd_pubkey, 0, 0, "",
 	  "read a secret key on stdin, print its public key" },
@@ -77,12 +81,19 @@ static void usage(FILE *f)
 		   "  -V, --version      print macc-ctl's version and exit\n\n"
 		   "Commands:\n",
 		MACC_CTL_DEFAULT_SOCKET);
+	int width = 0;
+
+	for (size_t i = 0; i < NSUB; i++) {
+		int w = (int)(strlen(subcommands[i].name) + strlen(subcommands[i].args));
+
+		width = w > width ? w : width;
+	}
 	for (size_t i = 0; i < NSUB; i++) {
 		char left[40];
 		const struct macc_ctl_cmdinfo *ci = macc_ctl_cmd_find(subcommands[i].name);
 
 		snprintf(left, sizeof(left), "%s%s", subcommands[i].name, subcommands[i].args);
-		fprintf(f, "  %-18s %s%s\n", left, help_of(&subcommands[i]),
+		fprintf(f, "  %-*s  %s%s\n", width, left, help_of(&subcommands[i]),
 			ci != NULL && ci->mutating ? " [privileged]" : "");
 	}
 	fprintf(f, "\nExit status: 0 ok, 1 the daemon reported an error, 2 usage error, "

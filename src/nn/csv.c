@@ -11,7 +11,8 @@
  *   - every row (header included) has the same number of columns, at least two;
  *   - the label column (classification; default the last) or the target columns (regression,
  *     one or several) are chosen by 0-based index (negative counts from the end) or by name
- *     from the header; every other column is a feature, in file order;
+ *     from the header; every other column is a feature, in file order; label=none reads
+ *     unlabelled rows (every column a feature, one column allowed), for scoring new data;
  *   - features and targets are finite floats (strtod syntax, surrounding blanks allowed), kept
  *     as written: no scaling (standardisation is the model's: nn.h);
  *   - labels are integers in [0, MACC_DATA_MAX_CLASSES); nclasses is the largest label + 1.
@@ -160,6 +161,10 @@ static int assign_roles(const struct macc_csv_opts *o, const char *hdr, const ch
 	int rc;
 
 	memset(role, ROLE_FEATURE, ncols);
+	if (o->targets == NULL && o->label != NULL && strcmp(o->label, "none") == 0) {
+		*ret_nt = 0; /* unlabelled rows: every column is a feature */
+		return 0;
+	}
 	if (o->targets == NULL) {
 		const char *l = o->label != NULL ? o->label : "-1";
 
@@ -208,6 +213,7 @@ struct csvp {
 	uint8_t *role;
 	uint32_t *tcol;
 	int32_t maxlab;
+	bool unlabelled; /* label=none */
 	struct macc_dataset d;
 	struct macc_errmsg *err;
 };
@@ -222,7 +228,9 @@ static int first_line(struct csvp *c, const char *p, const char *le, size_t cols
 	int rc;
 
 	c->ncols = cols;
-	if (cols < 2) {
+	c->unlabelled = c->o->targets == NULL && c->o->label != NULL &&
+			strcmp(c->o->label, "none") == 0;
+	if (cols < 2 && !c->unlabelled) {
 		return macc_errf(c->err, MACC_EDATA, "%s: line %zu: only 1 column; need features "
 				 "and a label separated by ','", c->name, line);
 	}
@@ -240,7 +248,7 @@ static int first_line(struct csvp *c, const char *p, const char *le, size_t cols
 	if (rc < 0) {
 		return rc;
 	}
-	c->nfeat = cols - (c->nt > 0 ? c->nt : 1);
+	c->nfeat = cols - (c->nt > 0 ? c->nt : c->unlabelled ? 0 : 1);
 	if (!macc_data_size_ok(c->max_rows, c->nfeat) ||
 	    !macc_data_size_ok(c->max_rows, c->nt > 0 ? c->nt : 1)) {
 		return macc_errf(c->err, MACC_EDATA, "%s: too large: %zu lines of %zu features "
@@ -250,10 +258,10 @@ static int first_line(struct csvp *c, const char *p, const char *le, size_t cols
 	c->d.x = malloc(c->max_rows * c->nfeat * sizeof(float));
 	if (c->nt > 0) {
 		c->d.t = malloc(c->max_rows * c->nt * sizeof(float));
-	} else {
+	} else if (!c->unlabelled) {
 		c->d.y = malloc(c->max_rows * sizeof(int32_t));
 	}
-	if (c->d.x == NULL || (c->d.y == NULL && c->d.t == NULL)) {
+	if (c->d.x == NULL || (c->d.y == NULL && c->d.t == NULL && !c->unlabelled)) {
 		return macc_errf(c->err, -ENOMEM, "%s: out of memory for %zu rows", c->name,
 				 c->max_rows);
 	}

@@ -229,9 +229,11 @@ int macc_dataset_load_idx(const char *images_path, const char *labels_path,
 	if (rc < 0) {
 		goto out;
 	}
-	rc = macc_data_read_file(labels_path, &lbl, &lbl_len, err);
-	if (rc < 0) {
-		goto out;
+	if (labels_path != NULL) {
+		rc = macc_data_read_file(labels_path, &lbl, &lbl_len, err);
+		if (rc < 0) {
+			goto out;
+		}
 	}
 	rc = macc_dataset_parse_idx(img, img_len, images_path, lbl, lbl_len, labels_path, ret,
 				    err);
@@ -505,8 +507,13 @@ static int load_plain(const char *spec, enum macc_split split, struct macc_datas
 		return load_idx_dir(spec + 6, split, ret, err);
 	}
 	if (strncmp(spec, "idx:", 4) == 0) {
+		struct stat sb;
+
 		if (strchr(spec + 4, ',') != NULL) {
 			return load_idx_pair(spec + 4, split, ret, err);
+		}
+		if (stat(spec + 4, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			return macc_dataset_load_idx(spec + 4, NULL, ret, err); /* images only */
 		}
 		return load_idx_dir(spec + 4, split, ret, err);
 	}

@@ -117,14 +117,81 @@ static int check_payload(size_t len, const struct idx_header *h, size_t items, s
 	return 0;
 }
 
+/* The labels file of n images (header, type, count, payload) into d->y and d->nclasses. */
+static int parse_labels(const uint8_t *lbl, size_t lbl_len, const char *lbl_name,
+			const char *img_name, size_t n, struct macc_dataset *d,
+			struct macc_errmsg *err)
+{
+	struct idx_header hl = {0};
+	size_t esize;
+	int32_t maxlab = -1;
+	int rc;
+
+	rc = parse_header(lbl, lbl_len, lbl_name, "labels", &hl, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (hl.ndim != 1) {
+		return macc_errf(err, MACC_EDATA,
+				 "%s: wrong dimensions: labels file has %u dimensions, expected 1",
+				 lbl_name, hl.ndim);
+	}
+	if (hl.type == 0x08 || hl.type == 0x09) {
+		esize = 1;
+	} else if (hl.type == 0x0C) {
+		esize = 4;
+	} else {
+		return macc_errf(err, MACC_EDATA,
+				 "%s: unsupported label element type 0x%02x (%s), expected ubyte, "
+				 "byte or int32",
+				 lbl_name, hl.type, type_name(hl.type));
+	}
+	if (hl.dims[0] != n) {
+		return macc_errf(err, MACC_EDATA,
+				 "image/label count mismatch: %s has %zu images, %s has %u labels",
+				 img_name, n, lbl_name, hl.dims[0]);
+	}
+	rc = check_payload(lbl_len, &hl, n, esize, lbl_name, err);
+	if (rc < 0) {
+		return rc;
+	}
+	d->y = malloc(n * sizeof(int32_t));
+	if (d->y == NULL) {
+		return macc_errf(err, -ENOMEM, "%s: out of memory for %zu labels", lbl_name, n);
+	}
+	const uint8_t *lp = lbl + hl.off;
+
+	for (size_t i = 0; i < n; i++) {
+		int32_t v;
+
+		if (hl.type == 0x08) {
+			v = lp[i];
+		} else if (hl.type == 0x09) {
+			v = (int8_t)lp[i];
+		} else {
+			v = (int32_t)be32(lp + 4 * i);
+		}
+		if (v < 0 || (uint32_t)v >= MACC_DATA_MAX_CLASSES) {
+			return macc_errf(err, MACC_EDATA,
+					 "%s: label %d of item %zu out of range [0, %u)", lbl_name,
+					 v, i, MACC_DATA_MAX_CLASSES);
+		}
+		d->y[i] = v;
+		if (v > maxlab) {
+			maxlab = v;
+		}
+	}
+	d->nclasses = (uint32_t)maxlab + 1;
+	return 0;
+}
+
 int macc_dataset_parse_idx(const uint8_t *img, size_t img_len, const char *img_name,
 			   const uint8_t *lbl, size_t lbl_len, const char *lbl_name,
 			   struct macc_dataset *ret, struct macc_errmsg *err)
 {
-	struct idx_header hi, hl;
+	struct idx_header hi = {0};
 	struct macc_dataset d;
-	size_t n, esize;
-	int32_t maxlab = -1;
+	size_t n;
 	int rc;
 
 	memset(&d, 0, sizeof(d));
@@ -155,35 +222,12 @@ int macc_dataset_parse_idx(const uint8_t *img, size_t img_len, const char *img_n
 		return rc;
 	}
 
-	rc = parse_header(lbl, lbl_len, lbl_name, "labels", &hl, err);
-	if (rc < 0) {
-		return rc;
+	if (lbl != NULL) {
+		rc = parse_labels(lbl, lbl_len, lbl_name, img_name, n, &d, err);
+		if (rc < 0) {
+			goto fail;
+		}
 	}
-	if (hl.ndim != 1) {
-		return macc_errf(err, MACC_EDATA,
-				 "%s: wrong dimensions: labels file has %u dimensions, expected 1",
-				 lbl_name, hl.ndim);
-	}
-	if (hl.type == 0x08 || hl.type == 0x09) {
-		esize = 1;
-	} else if (hl.type == 0x0C) {
-		esize = 4;
-	} else {
-		return macc_errf(err, MACC_EDATA,
-				 "%s: unsupported label element type 0x%02x (%s), expected ubyte, "
-				 "byte or int32",
-				 lbl_name, hl.type, type_name(hl.type));
-	}
-	if (hl.dims[0] != n) {
-		return macc_errf(err, MACC_EDATA,
-				 "image/label count mismatch: %s has %zu images, %s has %u labels",
-				 img_name, n, lbl_name, hl.dims[0]);
-	}
-	rc = check_payload(lbl_len, &hl, n, esize, lbl_name, err);
-	if (rc < 0) {
-		return rc;
-	}
-
 	d.n = n;
 	d.dim = hi.count;
 	if (hi.ndim == 2) {
@@ -199,35 +243,6 @@ int macc_dataset_parse_idx(const uint8_t *img, size_t img_len, const char *img_n
 		d.height = hi.dims[2];
 		d.width = hi.dims[3];
 	}
-	d.y = malloc(n * sizeof(int32_t));
-	if (d.y == NULL) {
-		rc = macc_errf(err, -ENOMEM, "%s: out of memory for %zu labels", lbl_name, n);
-		goto fail;
-	}
-	const uint8_t *lp = lbl + hl.off;
-
-	for (size_t i = 0; i < n; i++) {
-		int32_t v;
-
-		if (hl.type == 0x08) {
-			v = lp[i];
-		} else if (hl.type == 0x09) {
-			v = (int8_t)lp[i];
-		} else {
-			v = (int32_t)be32(lp + 4 * i);
-		}
-		if (v < 0 || (uint32_t)v >= MACC_DATA_MAX_CLASSES) {
-			rc = macc_errf(err, MACC_EDATA,
-				       "%s: label %d of item %zu out of range [0, %u)", lbl_name, v,
-				       i, MACC_DATA_MAX_CLASSES);
-			goto fail;
-		}
-		d.y[i] = v;
-		if (v > maxlab) {
-			maxlab = v;
-		}
-	}
-	d.nclasses = (uint32_t)maxlab + 1;
 
 	d.x = malloc(n * d.dim * sizeof(float));
 	if (d.x == NULL) {

@@ -408,6 +408,10 @@ static int check_split(const struct macc_model *m, const char *model_name,
 				 "'%s'%s has %ux%ux%u", model_name, in->c, in->h, in->w, data_name,
 				 split, d->channels, d->height, d->width);
 	}
+	if (d->ntargets == 0 && d->y == NULL) {
+		return macc_errf(err, MACC_EMODEL, "data '%s'%s has no labels (label=none: rows to "
+				 "score, not to train model '%s' on)", data_name, split, model_name);
+	}
 	if (m->stack.loss == MACC_LOSS_MSE) {
 		if (d->ntargets == 0) {
 			return macc_errf(err, MACC_EMODEL, "model '%s' is a regression model "

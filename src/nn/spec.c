@@ -928,9 +928,13 @@ int nn_spec_resolve(const char *spec, struct nn_stack *st, char *canon,
 	char *file = NULL;
 	int rc;
 
-	if (!spec || strlen(spec) > NN_MAX_SPEC) {
-		return macc_errf(err, MACC_ESPEC, "model spec missing or longer than %d bytes",
-				 NN_MAX_SPEC);
+	/* A layer stack written inline may be as long as a canonical spec, so that every
+	 * canonical spec builds its model again (exporters record it; macc/onnx.h). */
+	size_t max = spec && strncmp(spec, "input:", 6) == 0 ? NN_MAX_CANON - 1 : NN_MAX_SPEC;
+
+	if (!spec || strlen(spec) > max) {
+		return macc_errf(err, MACC_ESPEC, "model spec missing or longer than %zu bytes",
+				 max);
 	}
 	if (spec[0] != '@') {
 		return resolve_text(spec, strlen(spec), st, canon, err);

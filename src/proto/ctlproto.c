@@ -62,6 +62,10 @@ const struct macc_ctl_cmdinfo macc_ctl_commands[MACC_CTL_CMD_COUNT] = {
 	  "show the daemon's version" },
 	{ MACC_CTL_CMD_AUDIT, "audit", false, MACC_CTL_DATA_AUDIT,
 	  "list the audit trail: signed states that robust mixing excluded" },
+	{ MACC_CTL_CMD_MODEL, "model", false, MACC_CTL_DATA_MODEL,
+	  "send the live model (spec, parameters, standardiser) in chunks" },
+	{ MACC_CTL_CMD_PREDICT, "predict", false, MACC_CTL_DATA_PREDICT,
+	  "score rows with the live model" },
 };
 
 const struct macc_ctl_cmdinfo *macc_ctl_cmd_find(const char *name)
@@ -198,6 +202,11 @@ static const struct field status_fields[] = {
 	FS(macc_ctl_status, k, last_error),
 	FT(macc_ctl_status, degraded, F_BOOL),
 	FT(macc_ctl_status, rollbacks_total, F_U64),
+	FS(macc_ctl_status, k, standardize),
+	FS(macc_ctl_status, k, standardize_digest),
+	FT(macc_ctl_status, standardize_refused_total, F_U64),
+	FT(macc_ctl_status, max_rate_bytes_per_second, F_DBL),
+	FT(macc_ctl_status, send_rate_bytes_per_second, F_DBL),
 	/* "connections_rejected_total" (a map by reason) is handled separately. */
 };
 
@@ -236,6 +245,8 @@ static const struct field peer_fields[] = {
 	FT(macc_ctl_peer, quarantine_active, F_BOOL),
 	FT(macc_ctl_peer, quarantine_until, F_U64),
 	FT(macc_ctl_peer, quarantines_total, F_U64),
+	FT(macc_ctl_peer, max_rate_bytes_per_second, F_DBL),
+	FT(macc_ctl_peer, send_rate_bytes_per_second, F_DBL),
 };
 
 /* The audit reply's header ("entries" is handled separately) and one entry. */
@@ -259,6 +270,33 @@ static const struct field audit_entry_fields[] = {
 	FS(macc_ctl_audit_entry, k, evidence),
 };
 
+/* model and predict replies ("spec", "data" and "values" are handled separately). */
+static const struct field model_fields[] = {
+	FS(macc_ctl_model, k, name),
+	FS(macc_ctl_model, k, task),
+	FT(macc_ctl_model, round, F_U64),
+	FT(macc_ctl_model, generation, F_U64),
+	FS(macc_ctl_model, k, digest),
+	FT(macc_ctl_model, nparams, F_U64),
+	FT(macc_ctl_model, input_c, F_U32),
+	FT(macc_ctl_model, input_h, F_U32),
+	FT(macc_ctl_model, input_w, F_U32),
+	FT(macc_ctl_model, input_flat, F_BOOL),
+	FT(macc_ctl_model, outputs, F_U32),
+	FT(macc_ctl_model, standardized, F_BOOL),
+	FT(macc_ctl_model, total, F_U64),
+	FT(macc_ctl_model, offset, F_U64),
+};
+
+static const struct field predict_fields[] = {
+	FT(macc_ctl_predict, round, F_U64),
+	FT(macc_ctl_predict, generation, F_U64),
+	FS(macc_ctl_predict, k, digest),
+	FS(macc_ctl_predict, k, task),
+	FT(macc_ctl_predict, rows, F_U32),
+	FT(macc_ctl_predict, outputs, F_U32),
+};
+
 #define NF(t) (sizeof(t) / sizeof((t)[0]))
 
 /* --- init / finish ------------------------------------------------------------------------ */
@@ -274,6 +312,8 @@ void macc_ctl_status_init(struct macc_ctl_status *s)
 	s->round_seconds = NAN;
 	s->consensus_distance = NAN;
 	s->process_start_time_seconds = NAN;
+	s->max_rate_bytes_per_second = NAN;
+	s->send_rate_bytes_per_second = NAN;
 }
 
 void macc_ctl_progress_init(struct macc_ctl_progress *p)
@@ -304,6 +344,14 @@ void macc_ctl_reply_finish(struct macc_ctl_reply *r)
 	free(r->audit.entries);
 	r->audit.entries = NULL;
 	r->audit.nentries = 0;
+	free(r->model.spec);
+	free(r->model.data);
+	free(r->predict.values);
+	r->model.spec = NULL;
+	r->model.data = NULL;
+	r->model.data_len = 0;
+	r->predict.values = NULL;
+	r->predict.values_len = 0;
 	r->peers = NULL;
 	r->npeers = 0;
 	r->text = NULL;
@@ -450,6 +498,12 @@ static void pack_status(msgpack_packer *pk, const struct macc_ctl_status *st)
 	}
 }
 
+static void pack_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+	msgpack_pack_bin(pk, n);
+	msgpack_pack_bin_body(pk, n > 0 ? p : "", n);
+}
+
 static void pack_peer(msgpack_packer *pk, const struct macc_ctl_peer *p)
 {
 	size_t nr = p->nrejected < MACC_CTL_MAX_REASONS ? p->nrejected : MACC_CTL_MAX_REASONS;
@@ -521,6 +575,18 @@ int macc_ctl_request_encode(const struct macc_ctl_request *r, struct macc_buf *o
 		msgpack_pack_map(&pk, 1);
 		pack_str(&pk, "limit");
 		msgpack_pack_uint32(&pk, r->limit);
+	} else if (r->cmd == MACC_CTL_CMD_MODEL) {
+		msgpack_pack_map(&pk, 3);
+		pack_str(&pk, "offset");
+		msgpack_pack_uint64(&pk, r->offset);
+		pack_str(&pk, "count");
+		msgpack_pack_uint64(&pk, r->count);
+		pack_str(&pk, "generation");
+		msgpack_pack_uint64(&pk, r->generation);
+	} else if (r->cmd == MACC_CTL_CMD_PREDICT) {
+		msgpack_pack_map(&pk, 1);
+		pack_str(&pk, "inputs");
+		pack_bin(&pk, r->inputs, r->inputs_len);
 	} else {
 		msgpack_pack_map(&pk, 0);
 	}
@@ -577,6 +643,18 @@ int macc_ctl_reply_encode(const struct macc_ctl_reply *r, struct macc_buf *out)
 				pack_fields(&pk, &r->audit.entries[i], audit_entry_fields,
 					    NF(audit_entry_fields), 0);
 			}
+			break;
+		case MACC_CTL_DATA_MODEL:
+			pack_fields(&pk, &r->model, model_fields, NF(model_fields), 2);
+			pack_str(&pk, "spec");
+			pack_str(&pk, r->model.spec != NULL ? r->model.spec : "");
+			pack_str(&pk, "data");
+			pack_bin(&pk, r->model.data, r->model.data_len);
+			break;
+		case MACC_CTL_DATA_PREDICT:
+			pack_fields(&pk, &r->predict, predict_fields, NF(predict_fields), 1);
+			pack_str(&pk, "values");
+			pack_bin(&pk, r->predict.values, r->predict.values_len);
 			break;
 		case MACC_CTL_DATA_TEXT:
 			msgpack_pack_map(&pk, 1);
@@ -775,6 +853,8 @@ static int unpack_peer(const msgpack_object *m, struct macc_ctl_peer *p, struct 
 	p->last_round = -1;
 	p->rtt_seconds = NAN;
 	p->weight = NAN;
+	p->max_rate_bytes_per_second = NAN;
+	p->send_rate_bytes_per_second = NAN;
 	r = unpack_fields(m, p, peer_fields, NF(peer_fields), "peer", err);
 	if (r < 0) {
 		return r;
@@ -855,6 +935,55 @@ static int read_v_id(const msgpack_object *m, uint32_t *ret_v, uint64_t *ret_id,
 	return 0;
 }
 
+/* model: {"offset", "count", "generation"}, each an optional unsigned integer. */
+static int decode_model_args(const msgpack_object *args, struct macc_ctl_request *ret,
+			     struct macc_errmsg *err)
+{
+	static const char *const keys[] = {"offset", "count", "generation"};
+	uint64_t v[3] = {0, MACC_CTL_MODEL_CHUNK, 0};
+
+	for (uint32_t i = 0; args != NULL && i < args->via.map.size; i++) {
+		const msgpack_object_kv *kv = &args->via.map.ptr[i];
+		size_t k = 0;
+
+		while (k < 3 && !key_is(&kv->key, keys[k])) {
+			k++;
+		}
+		if (k == 3) {
+			return macc_errf(err, MACC_ESPEC, "model: unknown argument (it takes offset, "
+					 "count and generation)");
+		}
+		if (!get_u64(&kv->val, &v[k])) {
+			return macc_errf(err, MACC_ESPEC, "model: '%s' must be an unsigned integer",
+					 keys[k]);
+		}
+	}
+	ret->offset = v[0];
+	ret->count = v[1];
+	ret->generation = v[2];
+	return 0;
+}
+
+/* predict: {"inputs": bin of whole float32 values}; the rows are counted by the agent, which
+ * knows the model's input size. */
+static int decode_predict_args(const msgpack_object *args, struct macc_ctl_request *ret,
+			       struct macc_errmsg *err)
+{
+	const msgpack_object *in = args != NULL ? map_get(args, "inputs") : NULL;
+
+	if (in == NULL || args->via.map.size != 1) {
+		return macc_errf(err, MACC_ESPEC, "predict: it takes exactly one argument, 'inputs'");
+	}
+	if (in->type != MSGPACK_OBJECT_BIN || in->via.bin.size == 0 ||
+	    in->via.bin.size % sizeof(float) != 0) {
+		return macc_errf(err, MACC_ESPEC, "predict: 'inputs' must be a non-empty bin of "
+				 "float32 values (a multiple of 4 bytes)");
+	}
+	ret->inputs = (const uint8_t *)in->via.bin.ptr;
+	ret->inputs_len = in->via.bin.size;
+	return 0;
+}
+
 int macc_ctl_request_decode(const uint8_t *body, size_t n, struct macc_ctl_request *ret,
 			    struct macc_errmsg *err)
 {
@@ -929,6 +1058,16 @@ int macc_ctl_request_decode(const uint8_t *body, size_t n, struct macc_ctl_reque
 			goto out;
 		}
 		ret->limit = (uint32_t)l;
+	} else if (ci->cmd == MACC_CTL_CMD_MODEL) {
+		r = decode_model_args(args, ret, err);
+		if (r < 0) {
+			goto out;
+		}
+	} else if (ci->cmd == MACC_CTL_CMD_PREDICT) {
+		r = decode_predict_args(args, ret, err);
+		if (r < 0) {
+			goto out;
+		}
 	} else if (args != NULL && args->via.map.size != 0) {
 		r = macc_errf(err, MACC_ESPEC, "%s takes no arguments", ci->name);
 		goto out;
@@ -1008,6 +1147,69 @@ static int decode_text(const msgpack_object *data, struct macc_ctl_reply *rep,
 	return 0;
 }
 
+/* A bin (float32 values: a multiple of 4 bytes) into a fresh buffer. */
+static int copy_bin(const msgpack_object *o, uint8_t **ret, size_t *ret_len, const char *what,
+		    const char *key, struct macc_errmsg *err)
+{
+	uint8_t *p;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size % sizeof(float) != 0) {
+		return macc_errf(err, MACC_EMALFORMED, "%s: missing or bad '%s' (a bin of float32)",
+				 what, key);
+	}
+	p = malloc(o->via.bin.size > 0 ? o->via.bin.size : 1);
+	if (p == NULL) {
+		return macc_errf(err, -ENOMEM, "out of memory");
+	}
+	memcpy(p, o->via.bin.ptr, o->via.bin.size);
+	*ret = p;
+	*ret_len = o->via.bin.size;
+	return 0;
+}
+
+/* The model reply's spec (a string of any length) and data chunk. */
+static int unpack_model_extra(const msgpack_object *data, struct macc_ctl_model *m,
+			      struct macc_errmsg *err)
+{
+	const msgpack_object *spec = map_get(data, "spec");
+
+	if (spec == NULL || spec->type != MSGPACK_OBJECT_STR ||
+	    memchr(spec->via.str.ptr, '\0', spec->via.str.size) != NULL) {
+		return macc_errf(err, MACC_EMALFORMED, "model: missing or bad 'spec'");
+	}
+	m->spec = malloc((size_t)spec->via.str.size + 1);
+	if (m->spec == NULL) {
+		return macc_errf(err, -ENOMEM, "out of memory");
+	}
+	memcpy(m->spec, spec->via.str.ptr, spec->via.str.size);
+	m->spec[spec->via.str.size] = '\0';
+	return copy_bin(map_get(data, "data"), &m->data, &m->data_len, "model", "data", err);
+}
+
+static int decode_model(const msgpack_object *data, struct macc_ctl_reply *rep,
+			struct macc_errmsg *err)
+{
+	int r = unpack_fields(data, &rep->model, model_fields, NF(model_fields), "model", err);
+
+	if (r < 0) {
+		return r;
+	}
+	return unpack_model_extra(data, &rep->model, err);
+}
+
+static int decode_predict(const msgpack_object *data, struct macc_ctl_reply *rep,
+			  struct macc_errmsg *err)
+{
+	int r = unpack_fields(data, &rep->predict, predict_fields, NF(predict_fields), "predict",
+			      err);
+
+	if (r < 0) {
+		return r;
+	}
+	return copy_bin(map_get(data, "values"), &rep->predict.values, &rep->predict.values_len,
+			"predict", "values", err);
+}
+
 /* A reply's data map, by the kind the command's table row says (rep->kind). */
 static int decode_data(const msgpack_object *data, struct macc_ctl_reply *rep,
 		       struct macc_errmsg *err)
@@ -1022,6 +1224,10 @@ static int decode_data(const msgpack_object *data, struct macc_ctl_reply *rep,
 		return decode_peers(data, rep, err);
 	case MACC_CTL_DATA_AUDIT:
 		return decode_audit(data, rep, err);
+	case MACC_CTL_DATA_MODEL:
+		return decode_model(data, rep, err);
+	case MACC_CTL_DATA_PREDICT:
+		return decode_predict(data, rep, err);
 	case MACC_CTL_DATA_TEXT:
 		return decode_text(data, rep, err);
 	case MACC_CTL_DATA_NONE:
@@ -1187,6 +1393,16 @@ static int format_hostile(const struct macc_ctl_status *st, const struct macc_ct
 			    "own parameters to the last good checkpoint.", st->rollbacks_total);
 	}
 	if (r == 0) {
+		r = gauge(out, "macc_standardized", "1 once the feature standardisation is known "
+			  "(agreed, from the checkpoint or adopted), 0 while agreeing or off.",
+			  st->standardize_digest[0] != '\0');
+	}
+	if (r == 0) {
+		r = counter(out, "macc_standardize_refused_total", "Neighbours' STATS refused by "
+			    "the standardisation (screening, another S or D).",
+			    st->standardize_refused_total);
+	}
+	if (r == 0) {
 		r = counter(out, "macc_round_jumps_total", "Jumps to the round a quorum of "
 			    "neighbours attests (rejoin).", m->round_jumps_total);
 	}
@@ -1196,6 +1412,41 @@ static int format_hostile(const struct macc_ctl_status *st, const struct macc_ct
 			    m->round_jumps_refused_total);
 	}
 	return r;
+}
+
+/* Per peer: the send-rate cap (only for capped peers) and the measured send rate. */
+static int peer_rates(struct macc_buf *out, const struct macc_ctl_peer *peers, size_t npeers)
+{
+	char n1[200];
+	bool any = false;
+	int r = 0;
+
+	for (size_t i = 0; i < npeers; i++) {
+		any |= !isnan(peers[i].max_rate_bytes_per_second);
+	}
+	if (any) {
+		r = head(out, "macc_peer_max_rate_bytes_per_second", "gauge",
+			 "Send-rate cap for the peer (max_rate; no sample: unlimited).");
+	}
+	for (size_t i = 0; i < npeers && r >= 0; i++) {
+		if (!isnan(peers[i].max_rate_bytes_per_second)) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			r = bprintf(out, "macc_peer_max_rate_bytes_per_second{peer=\"%s\"} %.9g\n",
+				    n1, peers[i].max_rate_bytes_per_second);
+		}
+	}
+	if (r >= 0) {
+		r = head(out, "macc_peer_send_rate_bytes_per_second", "gauge",
+			 "Bytes per second sent to the peer, over the last second or so.");
+	}
+	for (size_t i = 0; i < npeers && r >= 0; i++) {
+		if (!isnan(peers[i].send_rate_bytes_per_second)) {
+			esc_label(n1, sizeof(n1), peers[i].name);
+			r = bprintf(out, "macc_peer_send_rate_bytes_per_second{peer=\"%s\"} %.9g\n",
+				    n1, peers[i].send_rate_bytes_per_second);
+		}
+	}
+	return r < 0 ? r : 0;
 }
 
 int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_ctl_peer *peers,
@@ -1285,6 +1536,7 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 			TRY(bprintf(out, "macc_peer_bytes_sent_total{peer=\"%s\"} %llu\n", n1,
 				    (unsigned long long)peers[i].bytes_sent_total));
 		}
+		TRY(peer_rates(out, peers, npeers));
 	}
 	TRY(head(out, "macc_messages_rejected_total", "counter",
 		 "Messages from peers dropped, by reason."));
@@ -1301,6 +1553,12 @@ int macc_ctl_metrics_format(const struct macc_ctl_status *st, const struct macc_
 		}
 	}
 	TRY(counter(out, "macc_bytes_sent_total", "Bytes sent to all peers.", m->bytes_sent_total));
+	TRY(gauge(out, "macc_max_rate_bytes_per_second",
+		  "Send-rate cap for all peers together (max_rate; no sample: unlimited).",
+		  st->max_rate_bytes_per_second));
+	TRY(gauge(out, "macc_send_rate_bytes_per_second",
+		  "Bytes per second sent to all peers, over the last second or so.",
+		  st->send_rate_bytes_per_second));
 	TRY(counter(out, "macc_bytes_received_total", "Bytes received from all peers.",
 		    m->bytes_received_total));
 	TRY(counter(out, "macc_state_bytes_sent_total",

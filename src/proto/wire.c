@@ -35,6 +35,13 @@
  * hostile peer cannot put control characters into an operator's terminal. They are not part
  * of the HELLO proof (like "name"): a peer can claim any platform.
  *
+ * STATS (the standardisation agreement before training) reuse STATE's machinery on a small
+ * scale: a body map encoded and hashed (always BLAKE2b-256: a few hundred bytes, a few times per
+ * run), a signed text of STATE's layout under the domain "macc/2/stats" with type byte 7 and the
+ * step in place of the round, the same checks in the same order. The values are f64 LE in one
+ * bin, copied out with macc_f64le_load; decoding checks only that the bin holds exactly n of
+ * them, the agreement checks what they say.
+ *
  * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
  * ephemeral keys and both sides' flags, the choice of the AEAD suite and key derivation when
  * the peer's HELLO is accepted, switching each direction on at the HELLO_ACKs); sealing and
@@ -57,7 +64,9 @@
 static const char hello_ctx[] = "macc/2/hello";
 static const char state_ctx[] = "macc/2/state";    /* STATE signed with a BLAKE2b-256 digest */
 static const char state_sha_ctx[] = "macc/2/stsha"; /* the same with a SHA-256 digest */
+static const char stats_ctx[] = "macc/2/stats";     /* STATS, BLAKE2b-256 */
 _Static_assert(sizeof(state_ctx) == sizeof(state_sha_ctx), "one signed STATE text length");
+_Static_assert(sizeof(state_ctx) == sizeof(stats_ctx), "STATS text has STATE's layout");
 
 /* ---------------------------------------------------------------------------------------- */
 /* Floats                                                                                    */
@@ -107,6 +116,44 @@ void macc_f32le_store(uint8_t *dst, const float *src, size_t n)
 #endif
 }
 
+void macc_f64le_load(double *dst, const uint8_t *src, size_t n)
+{
+	if (n == 0) {
+		return;
+	}
+#if HOST_LE
+	memcpy(dst, src, n * sizeof(double));
+#else
+	for (size_t i = 0; i < n; i++) {
+		uint64_t u = 0;
+
+		for (int b = 7; b >= 0; b--) {
+			u = u << 8 | src[8 * i + (size_t)b];
+		}
+		memcpy(&dst[i], &u, sizeof(u));
+	}
+#endif
+}
+
+void macc_f64le_store(uint8_t *dst, const double *src, size_t n)
+{
+	if (n == 0) {
+		return;
+	}
+#if HOST_LE
+	memcpy(dst, src, n * sizeof(double));
+#else
+	for (size_t i = 0; i < n; i++) {
+		uint64_t u;
+
+		memcpy(&u, &src[i], sizeof(u));
+		for (int b = 0; b < 8; b++) {
+			dst[8 * i + (size_t)b] = (uint8_t)(u >> (8 * b));
+		}
+	}
+#endif
+}
+
 const char *macc_msg_type_name(int type)
 {
 	switch (type) {
@@ -122,6 +169,8 @@ const char *macc_msg_type_name(int type)
 		return "pong";
 	case MACC_MSG_BYE:
 		return "bye";
+	case MACC_MSG_STATS:
+		return "stats";
 	default:
 		return "unknown";
 	}
@@ -781,6 +830,46 @@ static int decode_state(const struct fields *f, struct macc_state *st)
 	return 0;
 }
 
+static int decode_stats(const struct fields *f, struct macc_stats *st)
+{
+	struct map_index body;
+	struct fields bf;
+	const uint8_t *b;
+	size_t n;
+	uint64_t v;
+	int rc;
+
+	if ((rc = get_bin(f, "from", MACC_PUBKEY_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(st->from.bytes, b, n);
+	if ((rc = get_bin(f, "sig", MACC_SIG_BYTES, &b, &n)) != 0) {
+		return rc;
+	}
+	memcpy(st->sig, b, n);
+	if ((rc = get_bin(f, "body", SIZE_MAX, &st->body, &st->body_len)) != 0) {
+		return rc;
+	}
+	rc = map_read(st->body, st->body_len, &body);
+	if (rc != 0) {
+		return macc_errf(f->err, rc, "stats: body is not a well-formed msgpack map");
+	}
+	bf = (struct fields){&body, st->body, st->body_len, "stats body", f->err};
+	if ((rc = get_uint(&bf, "step", UINT64_MAX, &st->step)) != 0 ||
+	    (rc = get_uint(&bf, "n", MACC_STATS_MAX_VALUES, &st->n)) != 0) {
+		return rc;
+	}
+	if ((rc = get_uint(&bf, "avg", UINT32_MAX, &v)) != 0) {
+		return rc;
+	}
+	st->avg_steps = (uint32_t)v;
+	if ((rc = get_uint(&bf, "exact", UINT32_MAX, &v)) != 0) {
+		return rc;
+	}
+	st->exact_steps = (uint32_t)v;
+	return get_bin(&bf, "v", (size_t)st->n * 8, &st->values, &n);
+}
+
 static int decode_ping(const struct fields *f, struct macc_ping *p)
 {
 	int rc;
@@ -856,6 +945,9 @@ int macc_msg_decode(const uint8_t *p, size_t len, size_t max, struct macc_msg *r
 	case MACC_MSG_BYE:
 		rc = decode_bye(&f, &msg.u.bye);
 		break;
+	case MACC_MSG_STATS:
+		rc = decode_stats(&f, &msg.u.stats);
+		break;
 	default:
 		return macc_errf(err, MACC_EMALFORMED, "unknown message type %llu",
 				 (unsigned long long)type);
@@ -930,23 +1022,33 @@ static void hello_proof(uint8_t out[HELLO_PROOF_LEN], const struct macc_session 
 	}
 }
 
+/* A signed text of STATE's layout: domain, both keys, both nonces, type, round (STATS: step),
+ * digest. */
+static void signed_header(uint8_t out[STATE_HDR_LEN], const char *ctx, uint8_t type,
+			  const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
+			  const uint8_t *sender_nonce, const uint8_t *receiver_nonce, uint64_t round,
+			  const uint8_t digest[MACC_DIGEST_BYTES])
+{
+	uint8_t *p = out;
+
+	p = put_bytes(p, ctx, sizeof(state_ctx) - 1);
+	p = put_bytes(p, sender->bytes, MACC_PUBKEY_BYTES);
+	p = put_bytes(p, receiver->bytes, MACC_PUBKEY_BYTES);
+	p = put_bytes(p, sender_nonce, MACC_NONCE_BYTES);
+	p = put_bytes(p, receiver_nonce, MACC_NONCE_BYTES);
+	*p++ = type;
+	p = put_be64(p, round);
+	memcpy(p, digest, MACC_DIGEST_BYTES);
+}
+
 /* What a STATE signature covers; the domain names the digest algorithm. */
 static void state_header(uint8_t out[STATE_HDR_LEN], int alg, const struct macc_pubkey *sender,
 			 const struct macc_pubkey *receiver, const uint8_t *sender_nonce,
 			 const uint8_t *receiver_nonce, uint64_t round,
 			 const uint8_t digest[MACC_DIGEST_BYTES])
 {
-	uint8_t *p = out;
-
-	p = put_bytes(p, alg == MACC_DIGEST_SHA256 ? state_sha_ctx : state_ctx,
-		      sizeof(state_ctx) - 1);
-	p = put_bytes(p, sender->bytes, MACC_PUBKEY_BYTES);
-	p = put_bytes(p, receiver->bytes, MACC_PUBKEY_BYTES);
-	p = put_bytes(p, sender_nonce, MACC_NONCE_BYTES);
-	p = put_bytes(p, receiver_nonce, MACC_NONCE_BYTES);
-	*p++ = MACC_MSG_STATE;
-	p = put_be64(p, round);
-	memcpy(p, digest, MACC_DIGEST_BYTES);
+	signed_header(out, alg == MACC_DIGEST_SHA256 ? state_sha_ctx : state_ctx, MACC_MSG_STATE,
+		      sender, receiver, sender_nonce, receiver_nonce, round, digest);
 }
 
 void macc_state_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
@@ -1336,4 +1438,119 @@ void macc_session_state_proof(const struct macc_session *s, const struct macc_st
 	ret->round = st->round;
 	ret->digest_alg = s->rx_digest;
 	ret->checked = !macc_session_rx_sealed(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* STATS: the standardisation agreement                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+void macc_stats_signed_text(const struct macc_pubkey *sender, const struct macc_pubkey *receiver,
+			    const uint8_t sender_nonce[MACC_NONCE_BYTES],
+			    const uint8_t receiver_nonce[MACC_NONCE_BYTES], uint64_t step,
+			    const uint8_t digest[MACC_DIGEST_BYTES],
+			    uint8_t out[MACC_STATE_SIGNED_BYTES])
+{
+	signed_header(out, stats_ctx, MACC_MSG_STATS, sender, receiver, sender_nonce,
+		      receiver_nonce, step, digest);
+}
+
+/* The body map { step, avg, exact, n, v } into b (reset first). */
+static int stats_body(struct macc_buf *b, const struct macc_stats_out *st)
+{
+	struct writer w;
+	msgpack_packer pk;
+	int rc;
+
+	macc_buf_reset(b);
+	rc = macc_buf_reserve(b, 96 + st->n * 8);
+	if (rc != 0) {
+		return rc;
+	}
+	memset(&w, 0, sizeof(w));
+	w.buf = b;
+	msgpack_packer_init(&pk, &w, writer_cb);
+	msgpack_pack_map(&pk, 5);
+	pack_kv_uint(&pk, "step", st->step);
+	pack_kv_uint(&pk, "avg", st->avg_steps);
+	pack_kv_uint(&pk, "exact", st->exact_steps);
+	pack_kv_uint(&pk, "n", st->n);
+	pack_key(&pk, "v");
+	msgpack_pack_bin(&pk, st->n * 8);
+	if (w.err == 0) {
+		macc_f64le_store(b->data + b->len, st->values, st->n);
+		b->len += st->n * 8;
+	}
+	return w.err;
+}
+
+int macc_session_stats_encode(const struct macc_session *s, const struct macc_stats_out *st,
+			      struct macc_buf *out)
+{
+	uint8_t digest[MACC_DIGEST_BYTES], hdr[STATE_HDR_LEN], sig[MACC_SIG_BYTES];
+	struct macc_buf body;
+	struct writer w;
+	msgpack_packer pk;
+	size_t start;
+	int rc;
+
+	if (!s->have_hello || s->self == NULL || !s->self->loaded) {
+		return MACC_ESTATE;
+	}
+	if (st->n > MACC_STATS_MAX_VALUES || (st->n > 0 && st->values == NULL)) {
+		return MACC_ETOOBIG;
+	}
+	macc_buf_init(&body, 0);
+	rc = stats_body(&body, st);
+	if (rc == 0 && macc_digest(MACC_DIGEST_BLAKE2B256, digest, body.data, body.len) != 0) {
+		rc = MACC_ECRYPTO;
+	}
+	if (rc == 0) {
+		macc_stats_signed_text(&s->self->pub, &s->peer, s->self_nonce, s->peer_nonce,
+				       st->step, digest, hdr);
+		macc_sign(s->self, hdr, sizeof(hdr), sig);
+		start = frame_begin(out, &w, &pk);
+		msgpack_pack_map(&pk, 5);
+		pack_kv_uint(&pk, "ver", MACC_PROTO_VERSION);
+		pack_kv_uint(&pk, "type", MACC_MSG_STATS);
+		pack_kv_bin(&pk, "from", s->self->pub.bytes, MACC_PUBKEY_BYTES);
+		pack_kv_bin(&pk, "sig", sig, sizeof(sig));
+		pack_kv_bin(&pk, "body", body.data, body.len);
+		rc = frame_end(out, &w, start);
+	}
+	macc_buf_finish(&body);
+	return rc;
+}
+
+int macc_session_accept_stats(struct macc_session *s, const struct macc_stats *st,
+			      struct macc_errmsg *err)
+{
+	uint8_t digest[MACC_DIGEST_BYTES], hdr[STATE_HDR_LEN];
+
+	if (!s->proven) {
+		return macc_errf(err, MACC_ESTATE, "STATS before the peer proved its key");
+	}
+	if (!macc_pubkey_equal(&st->from, &s->peer)) {
+		return macc_errf(err, MACC_EUNKNOWNPEER, "STATS from a key other than the peer's");
+	}
+	/* Sealed: the AEAD tag authenticated the whole frame as the peer's, as for STATE. */
+	if (!macc_session_rx_sealed(s)) {
+		if (macc_digest(MACC_DIGEST_BLAKE2B256, digest, st->body, st->body_len) != 0) {
+			return macc_errf(err, MACC_ECRYPTO, "STATS of step %llu: cannot compute its "
+					 "digest", (unsigned long long)st->step);
+		}
+		macc_stats_signed_text(&s->peer, &s->self->pub, s->peer_nonce, s->self_nonce,
+				       st->step, digest, hdr);
+		if (macc_verify(&s->peer, hdr, sizeof(hdr), st->sig) != 0) {
+			return macc_errf(err, MACC_EBADSIG, "STATS of step %llu: bad signature",
+					 (unsigned long long)st->step);
+		}
+	}
+	if (s->have_stats && st->step <= s->last_stats_step) {
+		return macc_errf(err, MACC_EREPLAY, "STATS of step %llu is not newer than step "
+				 "%llu", (unsigned long long)st->step,
+				 (unsigned long long)s->last_stats_step);
+	}
+	s->last_stats_step = st->step;
+	s->have_stats = true;
+	return 0;
 }

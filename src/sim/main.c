@@ -26,6 +26,7 @@
 #include "macc/err.h"
 #include "macc/log.h"
 #include "macc/nn.h"
+#include "macc/onnx.h"
 #include "sim.h"
 
 #define PROG "macc-sim"
@@ -58,6 +59,13 @@ static const char usage_text[] =
 	"                        any may end in ,val=F[:SEED] (a validation split)\n"
 	"  --seed S              run seed (default 1): initial parameters, partition, batches,\n"
 	"                        drops and random graphs all derive from it\n"
+	"  --standardize MODE    auto (default: yes for csv: data, no for images), yes, no:\n"
+	"                        standardise every feature with the mean and deviation of the\n"
+	"                        whole training split, agreed by the agents before round 0\n"
+	"                        from sums of their shards (no rows exchanged); the transform is\n"
+	"                        part of the model\n"
+	"  --standardize-rounds S  average-consensus rounds of that agreement (default 50),\n"
+	"                        followed by as many exact rounds as the graph's diameter\n"
 	"\n"
 	"Length:\n"
 	"  --epochs E            epochs to train (default 1)\n"
@@ -114,7 +122,13 @@ static const char usage_text[] =
 	"  --quiet               no per-epoch progress lines\n"
 	"  --print-digest        print a 64-bit digest of the final parameters (digest= over all\n"
 	"                        agents' x as one block, and one agent=J digest= line per agent)\n"
-	"  --dump-params FILE    write the final parameters as raw float32 (agent after agent)\n"
+	"  --export FILE         write the final average model (the one test_acc_avg is measured\n"
+	"                        on; the model itself for one agent) as ONNX, with its\n"
+	"                        standardiser and the macc metadata (macc-ctl predict reads it)\n"
+	"  --export-agent J      with --export: agent J's model instead of the average\n"
+	"  --dump-params FILE    write the final parameters as raw float32, little-endian, no\n"
+	"                        header: nparams floats per agent, agent after agent (one block\n"
+	"                        for one agent or centralized)\n"
 	"  --blas-kernel K       OpenBLAS kernel: auto (default: OpenBLAS's pick, or the CPU's\n"
 	"                        best when OpenBLAS fell back below it) or a name such as\n"
 	"                        Haswell, Zen, SkylakeX (also MACC_BLAS_KERNEL)\n"
@@ -124,9 +138,12 @@ static const char usage_text[] =
 	"The last line of output is key=value pairs: test_acc, train_loss, samples_per_s (one agent)\n"
 	"or test_acc_avg, test_acc_mean, test_acc_min, test_acc_max, consensus_dist, spectral_gap\n"
 	"(several agents; with --byzantine also test_acc_honest, test_acc_honest_min; with\n"
-	"robust mixing or --byzantine the excluded_* counts), and bytes_per_agent (STATE bytes each agent sent, as macc-agentd\n"
-	"would, framing included). For a regression model (loss:mse) every test_acc key is\n"
-	"test_rmse instead. Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+	"robust mixing or --byzantine the excluded_* counts), bytes_per_agent (STATE bytes each\n"
+	"agent sent, as macc-agentd would, framing included), and when standardising\n"
+	"standardize=consensus|exact with the transform's distance to the exact one\n"
+	"(standardize_mean_err, standardize_scale_err). For a regression model (loss:mse) every\n"
+	"test_acc key is test_rmse instead. Exit status: 0 success, 1 runtime error, 2 usage\n"
+	"error.\n";
 
 enum {
 	OPT_AGENTS = 256,
@@ -163,6 +180,10 @@ enum {
 	OPT_SCREEN_FACTOR,
 	OPT_BYZANTINE,
 	OPT_BLAS_KERNEL,
+	OPT_STANDARDIZE,
+	OPT_STANDARDIZE_ROUNDS,
+	OPT_EXPORT,
+	OPT_EXPORT_AGENT,
 };
 
 static const struct option long_opts[] = {
@@ -200,6 +221,10 @@ static const struct option long_opts[] = {
 	{"screen-factor", required_argument, NULL, OPT_SCREEN_FACTOR},
 	{"byzantine", required_argument, NULL, OPT_BYZANTINE},
 	{"blas-kernel", required_argument, NULL, OPT_BLAS_KERNEL},
+	{"standardize", required_argument, NULL, OPT_STANDARDIZE},
+	{"standardize-rounds", required_argument, NULL, OPT_STANDARDIZE_ROUNDS},
+	{"export", required_argument, NULL, OPT_EXPORT},
+	{"export-agent", required_argument, NULL, OPT_EXPORT_AGENT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -210,6 +235,8 @@ struct cli {
 	const char *csv_path;
 	const char *dump_path;
 	const char *blas_kernel;
+	const char *export_path;
+	int64_t export_agent; /* -1: the average model */
 	bool eval_every_agent;
 	bool quiet;
 	bool print_digest;
@@ -267,6 +294,22 @@ static int parse_double(const char *flag, const char *s, double lo, double hi, b
 	return 0;
 }
 
+/* --standardize: auto (-1), yes (1), no (0). */
+static int parse_mode(const char *s, int *ret)
+{
+	if (strcmp(s, "auto") == 0) {
+		*ret = -1;
+	} else if (strcmp(s, "yes") == 0) {
+		*ret = 1;
+	} else if (strcmp(s, "no") == 0) {
+		*ret = 0;
+	} else {
+		usage_error("--standardize: expected auto, yes or no, got '%s'%s", s, "");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cli *c)
 {
 	struct sim_opts *o = &c->o;
@@ -294,6 +337,8 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		.local_steps = 1,
 		.compress = "none",
 		.screen_factor = -1.0,
+		.standardize = -1,
+		.standardize_rounds = 50,
 	};
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":hV", long_opts, NULL)) != -1) {
@@ -466,6 +511,26 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_BLAS_KERNEL:
 			c->blas_kernel = optarg;
 			break;
+		case OPT_STANDARDIZE:
+			if (parse_mode(optarg, &o->standardize) < 0) {
+				return -1;
+			}
+			break;
+		case OPT_STANDARDIZE_ROUNDS:
+			if (parse_u64(name, optarg, 0, 10000, &u) < 0) {
+				return -1;
+			}
+			o->standardize_rounds = (uint32_t)u;
+			break;
+		case OPT_EXPORT:
+			c->export_path = optarg;
+			break;
+		case OPT_EXPORT_AGENT:
+			if (parse_u64(name, optarg, 0, 4095, &u) < 0) {
+				return -1;
+			}
+			c->export_agent = (int64_t)u;
+			break;
 		case ':':
 			usage_error("option '%s' needs a value%s", argv[optind - 1], "");
 			return -1;
@@ -476,6 +541,18 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	}
 	if (optind < argc) {
 		usage_error("unexpected argument '%s'%s", argv[optind], "");
+		return -1;
+	}
+	if (c->export_agent >= 0 && c->export_path == NULL) {
+		usage_error("--export-agent needs --export FILE%s%s", "", "");
+		return -1;
+	}
+	if (c->export_agent >= (int64_t)o->agents) {
+		char j[24], n[24];
+
+		snprintf(j, sizeof(j), "%" PRId64, c->export_agent);
+		snprintf(n, sizeof(n), "%u", o->agents - 1);
+		usage_error("--export-agent %s: the agents are numbered 0 to %s", j, n);
 		return -1;
 	}
 	return 0;
@@ -525,6 +602,52 @@ static void print_robust(const struct sim *s, const struct cli *c, const struct 
 	}
 }
 
+/* Where the transform came from and how far it is from the exact one (stderr). */
+static void print_std_source(const struct sim *s)
+{
+	struct sim_std st;
+
+	if (!sim_standardize(s, &st)) {
+		return;
+	}
+	fprintf(stderr, PROG ": standardisation %s", st.source);
+	if (!st.exact) {
+		fprintf(stderr, "; distance to the exact transform: means %.3g deviations, scales "
+			"%.3g", st.err_mean, st.err_scale);
+		if (!isnan(st.eps)) {
+			fprintf(stderr, " (bound factor eps = N lambda^S = %.3g)", st.eps);
+		}
+		if (st.dropped > 0 || st.refused > 0) {
+			fprintf(stderr, "; %" PRIu64 " vectors dropped, %" PRIu64 " refused",
+				st.dropped, st.refused);
+		}
+		if (!st.agreed) {
+			fprintf(stderr, "; WARNING: the agents do not all hold the same transform "
+				"(raise --standardize-rounds)");
+		}
+	}
+	fputc('\n', stderr);
+}
+
+/* The standardisation keys of the last line, only when standardising (so the line of every
+ * other run is unchanged). */
+static void print_std_keys(const struct sim *s)
+{
+	struct sim_std st;
+
+	if (!sim_standardize(s, &st)) {
+		return;
+	}
+	printf(" standardize=%s", st.exact ? "exact" : "consensus");
+	if (!st.exact) {
+		printf(" standardize_rounds=%u standardize_exact_rounds=%u standardize_agreed=%d",
+		       st.avg_rounds, st.exact_rounds, st.agreed ? 1 : 0);
+	}
+	printf(" standardize_mean_err=%.3g standardize_scale_err=%.3g", st.err_mean,
+	       st.err_scale);
+	printf(" standardize_digest=%016" PRIx64, st.digest);
+}
+
 /* Choose the OpenBLAS kernel; may re-execute this program (nn.h). 0, or an exit status. */
 static int blas_setup(const struct cli *c, char **argv, struct macc_blas_report *ret)
 {
@@ -538,9 +661,42 @@ static int blas_setup(const struct cli *c, char **argv, struct macc_blas_report 
 	return 0;
 }
 
+/* --export: the average model (or agent J's) as ONNX, named after what it is. */
+static int export_model(const struct sim *s, const struct cli *c, struct macc_errmsg *err)
+{
+	const struct macc_model *m = sim_model(s);
+	size_t np = sim_nparams(s);
+	float *x = malloc(np * sizeof(float));
+	char who[96];
+	struct macc_onnx_info info = {.agent = who, .round = sim_round(s)};
+	int rc;
+
+	if (x == NULL) {
+		return macc_errf(err, -ENOMEM, "--export: out of memory");
+	}
+	if (sim_nmodels(s) == 1) {
+		snprintf(who, sizeof(who), "macc-sim (%s, %u agent%s)", sim_algo_name(s),
+			 c->o.agents, c->o.agents == 1 ? "" : "s");
+	} else if (c->export_agent < 0) {
+		snprintf(who, sizeof(who), "macc-sim average of %u agents (%s)", c->o.agents,
+			 sim_algo_name(s));
+	} else {
+		snprintf(who, sizeof(who), "macc-sim agent %" PRId64 " of %u (%s)", c->export_agent,
+			 c->o.agents, sim_algo_name(s));
+	}
+	sim_params(s, sim_nmodels(s) == 1 ? 0 : c->export_agent, x);
+	rc = macc_onnx_save(c->export_path, m, x, &info, err);
+	if (rc == 0) {
+		fprintf(stderr, PROG ": exported %s, round %" PRIu64 ", digest %016" PRIx64
+			", to %s\n", who, info.round, macc_params_digest(x, np), c->export_path);
+	}
+	free(x);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	struct cli c = {0};
+	struct cli c = {.export_agent = -1};
 	struct macc_errmsg err = {{0}};
 	struct sim *s = NULL;
 	struct sim_eval ev = {0};
@@ -586,6 +742,7 @@ int main(int argc, char **argv)
 			sim_regression(s) ? "RMSE" : "accuracy", sim_test_origin(s));
 		macc_nn_blas_describe(&blas, line, sizeof(line));
 		fprintf(stderr, "\n" PROG ": BLAS kernel %s\n", line);
+		print_std_source(s);
 	}
 	if (c.csv_path != NULL) {
 		csv = fopen(c.csv_path, "w");
@@ -653,6 +810,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (c.export_path != NULL && export_model(s, &c, &err) < 0) {
+		fprintf(stderr, PROG ": %s\n", err.text);
+		goto out;
+	}
 	if (c.print_digest) {
 		for (uint32_t j = 0; j < sim_nmodels(s); j++) {
 			printf("agent=%u digest=%016" PRIx64 "\n", j, sim_agent_digest(s, j));
@@ -702,6 +863,7 @@ int main(int argc, char **argv)
 			       " comm_rounds=%" PRIu64, bpa, rmax, crounds);
 			print_robust(s, &c, &ev);
 		}
+		print_std_keys(s);
 		if (c.print_digest) {
 			printf(" digest=%016" PRIx64, sim_digest(s));
 		}

@@ -30,6 +30,10 @@
  *      in agent order (sum, then divide by N) and takes macc_centralized_step() on the one
  *      shared model (no mixer).
  *
+ * Standardisation (sim.h, struct sim_std): before round 0, serially, every agent's statistics
+ * of its shard go through the agreement of agree.h (the module macc-agentd runs), one step of
+ * every agent at a time, messages first; each agent's model gets its result.
+ *
  * Threads: a pool of T-1 workers plus the calling thread; agent j belongs to thread j mod T for
  * its whole life. Jobs are handed out with a barrier (start) and collected with another (end).
  * OpenBLAS runs at one thread in that mode, so every agent's floats are computed by the same code
@@ -44,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macc/agree.h"
 #include "macc/consensus.h"
 #include "macc/data.h"
 #include "macc/learner.h"
@@ -146,6 +151,8 @@ struct sim {
 	bool failed;
 	struct macc_errmsg fail_err;
 	uint64_t round;
+	struct sim_std std;         /* feature standardisation (std.source points to std_source) */
+	char std_source[400];
 
 	/* pool */
 	unsigned nthreads;
@@ -343,6 +350,20 @@ static double score(const struct sim *s, double loss_sum, size_t correct)
 	return (double)correct / (double)s->eval_n;
 }
 
+/* Evaluating agent j's model (j = 0 for the average model) when the agents do not all hold the
+ * same transform: that agent's own (an agreed one is set on every evaluation model once). */
+static void eval_transform(const struct sim *s, struct macc_model *m, uint32_t j)
+{
+	const float *mean, *inv;
+
+	if (!s->std.on || s->std.agreed) {
+		return;
+	}
+	if (macc_model_standardizer(macc_learner_model(&s->agents[j].learner), &mean, &inv)) {
+		(void)macc_model_set_standardizer(m, mean, inv);
+	}
+}
+
 static void run_job(struct sim *s, unsigned t)
 {
 	unsigned nt = s->nthreads;
@@ -367,6 +388,7 @@ static void run_job(struct sim *s, unsigned t)
 			double loss;
 			size_t correct;
 
+			eval_transform(s, s->eval_models[t], j);
 			eval_range(s, s->eval_models[t], model_of(s, j), 0, s->eval_n, &loss,
 				   &correct);
 			s->agents[j].acc = score(s, loss, correct);
@@ -375,6 +397,7 @@ static void run_job(struct sim *s, unsigned t)
 	case JOB_EVAL_AVG: {
 		size_t lo = s->eval_n * t / nt, hi = s->eval_n * (t + 1) / nt;
 
+		eval_transform(s, s->eval_models[t], 0);
 		eval_range(s, s->eval_models[t], s->xbar, lo, hi, &s->eval_loss[t], &s->eval_cnt[t]);
 		break;
 	}
@@ -1174,6 +1197,248 @@ static int setup_run(struct sim *s, const struct sim_opts *o, struct macc_errmsg
 	return 0;
 }
 
+/* ---- standardisation ------------------------------------------------------------------------ */
+
+/* Statistics of agent j's shard of the training split (the whole split for a shared model). */
+static void shard_stats(const struct sim *s, uint32_t j, double *st)
+{
+	uint32_t lo, hi;
+
+	if (s->single || s->centralized) {
+		macc_feature_stats_compute(&s->train, NULL, 0, st);
+		return;
+	}
+	lo = s->part.offsets[j];
+	hi = s->part.offsets[j + 1];
+	macc_feature_stats_compute(&s->train, s->part.indices + lo, hi - lo, st);
+}
+
+/* Agent j's agreement: its statistics (into st), its neighbours' weights (w, nnb entries). */
+static int agree_init(struct sim *s, struct macc_agree *ag, uint32_t j, double *st, double *w,
+		      struct macc_errmsg *err)
+{
+	const struct agent *a = &s->agents[j];
+	struct macc_agree_cfg c = {
+		.dim = s->dim,
+		.avg_steps = s->std.avg_rounds,
+		.exact_steps = s->std.exact_rounds,
+		.nnb = a->nnb,
+	};
+	struct macc_errmsg why = {{0}};
+	int rc;
+
+	shard_stats(s, j, st);
+	rc = macc_agree_init(ag, &c, st, &why);
+	if (rc < 0) {
+		return macc_errf(err, rc, "agent %u: %.400s", j, why.text);
+	}
+	for (uint32_t i = 0; i < a->nnb; i++) {
+		w[i] = s->W[(size_t)j * s->n + a->nb[i].idx];
+	}
+	macc_agree_set_row(ag, s->W[(size_t)j * s->n + j], w);
+	return 0;
+}
+
+/* Buffers of the agreement phase. */
+struct agree_run {
+	struct macc_agree *ag;  /* [n] */
+	const double **out;     /* [n] */
+	size_t *nout;           /* [n] */
+	struct macc_agree_in *in; /* [n]: at most n - 1 neighbours */
+	struct macc_rng rng;
+};
+
+/* One step of every agent: every message first, then every step. In the average phase each
+ * vector a neighbour sends is lost with --drop-prob (draws: receiver ascending, then its
+ * neighbours ascending); the exact phase loses none. */
+static void agree_round(struct sim *s, struct agree_run *r)
+{
+	bool avg = macc_agree_step_no(&r->ag[0]) < s->std.avg_rounds;
+
+	for (uint32_t j = 0; j < s->n; j++) {
+		r->nout[j] = macc_agree_outgoing(&r->ag[j], &r->out[j]);
+	}
+	for (uint32_t j = 0; j < s->n; j++) {
+		const struct agent *a = &s->agents[j];
+
+		for (uint32_t i = 0; i < a->nnb; i++) {
+			uint32_t l = a->nb[i].idx;
+
+			r->in[i] = (struct macc_agree_in){a->nb[i].in, r->out[l], r->nout[l]};
+			if (avg && a->nb[i].in && s->o.drop_prob > 0.0 &&
+			    macc_rng_uniform(&r->rng) < s->o.drop_prob) {
+				r->in[i].arrived = false;
+				s->std.dropped++;
+			}
+		}
+		macc_agree_step(&r->ag[j], r->in, NULL);
+	}
+}
+
+/* The agreement of all agents into means/invs [n][dim]. */
+static int run_agreement(struct sim *s, float *means, float *invs, struct macc_errmsg *err)
+{
+	struct agree_run r = {0};
+	const size_t len = macc_feature_stats_len(s->dim);
+	double *st = NULL, *w = NULL;
+	int rc = 0;
+
+	r.ag = xcalloc(s->n, sizeof(*r.ag), &rc);
+	r.out = xcalloc(s->n, sizeof(*r.out), &rc);
+	r.nout = xcalloc(s->n, sizeof(*r.nout), &rc);
+	r.in = xcalloc(s->n, sizeof(*r.in), &rc);
+	st = xcalloc(len, sizeof(double), &rc);
+	w = xcalloc(s->n, sizeof(double), &rc);
+	macc_rng_seed(&r.rng, s->o.seed, MACC_STREAM_STATS_DROP);
+	for (uint32_t j = 0; j < s->n && rc == 0; j++) {
+		rc = agree_init(s, &r.ag[j], j, st, w, err);
+	}
+	while (rc == 0 && !macc_agree_done(&r.ag[0])) {
+		agree_round(s, &r);
+	}
+	for (uint32_t j = 0; j < s->n && rc == 0; j++) {
+		uint64_t c[MACC_AGREE_NREASONS];
+
+		(void)macc_agree_result(&r.ag[j], means + (size_t)j * s->dim,
+					invs + (size_t)j * s->dim);
+		macc_agree_counts(&r.ag[j], c);
+		for (int k = MACC_AGREE_MALFORMED; k < MACC_AGREE_NREASONS; k++) {
+			s->std.refused += c[k];
+		}
+	}
+	for (uint32_t j = 0; r.ag != NULL && j < s->n; j++) {
+		macc_agree_finish(&r.ag[j]);
+	}
+	free(r.ag);
+	free(r.out);
+	free(r.nout);
+	free(r.in);
+	free(st);
+	free(w);
+	return rc;
+}
+
+/* Distance of the nm transforms to the exact one of the whole training split. */
+static void std_measure(struct sim *s, const float *means, const float *invs, uint32_t nm,
+			const double *exact)
+{
+	const size_t d = s->dim;
+	float *em = malloc(2 * d * sizeof(float));
+
+	if (em == NULL) {
+		s->std.err_mean = s->std.err_scale = NAN;
+		return;
+	}
+	macc_standardizer_from_stats(exact, d, em, em + d);
+	for (uint32_t j = 0; j < nm; j++) {
+		for (size_t k = 0; k < d; k++) {
+			double m = means[(size_t)j * d + k], v = invs[(size_t)j * d + k];
+
+			s->std.err_mean = fmax(s->std.err_mean, fabs(m - em[k]) * em[d + k]);
+			s->std.err_scale = fmax(s->std.err_scale, fabs(v / em[d + k] - 1.0));
+		}
+	}
+	free(em);
+}
+
+/* Every agent's learner model gets its transform (the one of agent 0 for a shared model); the
+ * evaluation models get agent 0's. */
+static int std_apply(struct sim *s, const float *means, const float *invs, uint32_t nm)
+{
+	const size_t d = s->dim;
+	int rc = 0;
+
+	s->std.agreed = true;
+	for (uint32_t j = 0; j < s->n && rc == 0; j++) {
+		size_t o = (size_t)(nm == 1 ? 0 : j) * d;
+
+		rc = macc_model_set_standardizer(macc_learner_model(&s->agents[j].learner),
+						 means + o, invs + o);
+		if (memcmp(means + o, means, d * sizeof(float)) != 0 ||
+		    memcmp(invs + o, invs, d * sizeof(float)) != 0) {
+			s->std.agreed = false;
+		}
+	}
+	for (unsigned t = 0; t < s->nthreads && rc == 0; t++) {
+		rc = macc_model_set_standardizer(s->eval_models[t], means, invs);
+	}
+	if (rc == 0) {
+		float *mi = malloc(2 * d * sizeof(float));
+
+		if (mi == NULL) {
+			return -ENOMEM;
+		}
+		memcpy(mi, means, d * sizeof(float));
+		memcpy(mi + d, invs, d * sizeof(float));
+		s->std.digest = macc_params_digest(mi, 2 * d);
+		free(mi);
+	}
+	return rc;
+}
+
+/* What the transform came from, for output. */
+static void std_describe(struct sim *s)
+{
+	if (s->std.exact) {
+		snprintf(s->std_source, sizeof(s->std_source), "exact, from the %s (%zu rows)%s",
+			 s->train.origin_text, s->train.n,
+			 s->centralized ? ", shared by every agent (centralized)" : "");
+		return;
+	}
+	snprintf(s->std_source, sizeof(s->std_source), "%s by %u agents, each from its shard of "
+		 "the %s (%zu rows in all; only sums travel): %u average + %u exact rounds",
+		 s->std.agreed ? "agreed" : "estimated", s->n, s->train.origin_text, s->train.n,
+		 s->std.avg_rounds, s->std.exact_rounds);
+}
+
+/* Feature standardisation before round 0 (sim.h). */
+static int setup_standardize(struct sim *s, struct macc_errmsg *err)
+{
+	const uint32_t nm = (s->single || s->centralized) ? 1 : s->n;
+	const uint8_t *adj = s->pushsum ? s->dg.adj : s->graph.adj;
+	double *exact = NULL;
+	float *means = NULL, *invs = NULL;
+	double gap = 0.0;
+	int rc = 0;
+
+	s->std.source = s->std_source;
+	s->std.on = s->o.standardize < 0 ? macc_agree_default_on(s->o.data) : s->o.standardize > 0;
+	if (!s->std.on) {
+		return 0;
+	}
+	s->std.exact = nm == 1;
+	s->std.eps = NAN;
+	exact = xcalloc(macc_feature_stats_len(s->dim), sizeof(double), &rc);
+	means = xcalloc((size_t)nm * s->dim, sizeof(float), &rc);
+	invs = xcalloc((size_t)nm * s->dim, sizeof(float), &rc);
+	if (rc < 0) {
+		goto out;
+	}
+	macc_feature_stats_compute(&s->train, NULL, 0, exact);
+	if (s->std.exact) {
+		macc_standardizer_from_stats(exact, s->dim, means, invs);
+	} else {
+		s->std.avg_rounds = s->o.standardize_rounds;
+		rc = macc_agree_diameter(adj, s->n, &s->std.exact_rounds);
+		if (rc == 0) {
+			rc = run_agreement(s, means, invs, err);
+		}
+		if (rc == 0 && !s->pushsum && sim_spectral_gap(s, &gap)) {
+			s->std.eps = (double)s->n * pow(1.0 - gap, (double)s->std.avg_rounds);
+		}
+	}
+	if (rc == 0) {
+		std_measure(s, means, invs, nm, exact);
+		rc = std_apply(s, means, invs, nm);
+	}
+	std_describe(s);
+out:
+	free(exact);
+	free(means);
+	free(invs);
+	return rc;
+}
+
 int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *err)
 {
 	struct sim *s;
@@ -1208,6 +1473,9 @@ int sim_create(const struct sim_opts *o, struct sim **ret, struct macc_errmsg *e
 	}
 	if (rc == 0) {
 		rc = setup_pool(s, err);
+	}
+	if (rc == 0) {
+		rc = setup_standardize(s, err);
 	}
 	if (rc < 0) {
 		if (rc == -ENOMEM) {
@@ -1396,6 +1664,12 @@ void sim_robust_counts(const struct sim *s, uint64_t *count, uint64_t *ret_quara
 	}
 }
 
+bool sim_standardize(const struct sim *s, struct sim_std *ret)
+{
+	*ret = s->std;
+	return s->std.on;
+}
+
 bool sim_single(const struct sim *s)
 {
 	return s->single;
@@ -1487,4 +1761,29 @@ int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *e
 		return macc_errf(err, -errno, "%s: write failed: %s", path, strerror(errno));
 	}
 	return 0;
+}
+
+const struct macc_model *sim_model(const struct sim *s)
+{
+	return s->eval_models[0];
+}
+
+void sim_params(const struct sim *s, int64_t j, float *out)
+{
+	uint32_t n = sim_nmodels(s);
+
+	if (j >= 0 || n == 1) {
+		memcpy(out, model_of(s, j >= 0 && (uint64_t)j < n ? (uint32_t)j : 0),
+		       s->p * sizeof(float));
+		return;
+	}
+	/* mean_model()'s mean: in double, agent order */
+	for (size_t i = 0; i < s->p; i++) {
+		double sum = 0.0;
+
+		for (uint32_t a = 0; a < n; a++) {
+			sum += (double)model_of(s, a)[i];
+		}
+		out[i] = (float)(sum / (double)n);
+	}
 }

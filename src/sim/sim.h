@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "macc/err.h"
+#include "macc/nn.h"
 
 struct sim_opts {
 	uint32_t agents;
@@ -49,6 +50,9 @@ struct sim_opts {
 	const char *aggregation; /* macc_agg_parse spec; NULL or "mean": the plain path */
 	double screen_factor;    /* distance bound factor; < 0: default (0 for mean, 10 else) */
 	const char *byzantine;   /* "K:ATTACK" (macc_byzantine_parse); NULL: none */
+	/* feature standardisation agreed before round 0 (macc/agree.h) */
+	int standardize;             /* -1 auto (on for csv: data), 0 off, 1 on */
+	uint32_t standardize_rounds; /* S, average-consensus steps */
 };
 
 struct sim;
@@ -120,6 +124,32 @@ uint32_t sim_byzantine(const struct sim *s, const char **ret_attack);
 void sim_robust_counts(const struct sim *s, uint64_t *count, uint64_t *ret_quarantines,
 		       uint64_t *ret_clipped);
 
+/*
+ * Feature standardisation (agree.h), done once by sim_create before round 0: each agent's
+ * statistics of its shard of the training split, S steps of average consensus with the weights
+ * of a round (W, or P in push-sum form; --drop-prob loses vectors of this phase too, folded, from
+ * a stream of its own so the rounds' drops do not move), the own estimate, then D = the graph's
+ * diameter steps of exact min-consensus without losses (the daemon waits longer for those).
+ * One agent and centralized take the exact transform of the whole training split. Serial: the
+ * same bits for every --threads. Each agent's model gets its own result (the same one when `agreed`).
+ */
+struct sim_std {
+	bool on;
+	bool agreed;        /* every agent holds the same transform, bit for bit */
+	bool exact;         /* computed from the whole training split (one agent, centralized) */
+	uint32_t avg_rounds, exact_rounds; /* S, D */
+	double err_mean;    /* max over agents and features of |mean - exact| * exact inv_std */
+	double err_scale;   /* max over agents and features of |inv_std / exact inv_std - 1| */
+	double eps;         /* N lambda^S of the error bound; NaN where none applies (push-sum) */
+	uint64_t dropped;   /* vectors of the average phase lost to --drop-prob */
+	uint64_t refused;   /* vectors the screening refused (far, range, ...) */
+	uint64_t digest;    /* macc_params_digest over agent 0's mean then inv_std (the line
+			     * each macc-agentd logs) */
+	const char *source; /* which data it came from, for output */
+};
+/* The run's standardisation into *ret; false when the run does not standardise. */
+bool sim_standardize(const struct sim *s, struct sim_std *ret);
+
 /* Evaluate on the test set: always the average model and the consensus distance, each agent's
  * model too when per_agent. */
 void sim_evaluate(struct sim *s, bool per_agent, struct sim_eval *ret);
@@ -132,5 +162,11 @@ uint64_t sim_agent_digest(const struct sim *s, uint32_t j);
 uint32_t sim_nmodels(const struct sim *s); /* agents with their own x: N, or 1 */
 /* Write the same block as raw float32 (host byte order) to path. */
 int sim_dump_params(const struct sim *s, const char *path, struct macc_errmsg *err);
+
+/* The model the parameters belong to (its spec, layers and standardiser), for exporters. */
+const struct macc_model *sim_model(const struct sim *s);
+/* Into out[nparams]: agent j's parameters (j < sim_nmodels), or with j < 0 the average model
+ * (mean over agents in double, agent order: the model test_acc_avg is measured on). */
+void sim_params(const struct sim *s, int64_t j, float *out);
 
 #endif

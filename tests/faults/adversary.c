@@ -578,7 +578,18 @@ static int parse_poison(const char *spec, double *f, bool *fill, int *ret_n)
 	return n > 0 ? 0 : -1;
 }
 
-/* Answer each daemon round with a correctly signed, poisoned state of that round. */
+/* More of the daemon's bytes are already here (buffered or readable now): a newer frame. */
+static bool more_pending(const struct adv *a)
+{
+	struct pollfd pf = {.fd = a->fd, .events = POLLIN};
+
+	return a->rlen > a->roff || poll(&pf, 1, 0) > 0;
+}
+
+/* Answer each daemon round with a correctly signed, poisoned state of that round. A quarantined
+ * neighbour is not waited for, so the daemon may run rounds faster than this process answers
+ * them on a loaded machine: it answers only the newest round it has read, as a neighbour that
+ * keeps up would, instead of falling behind until the daemon drops it as slow. */
 static int phase_poison(struct adv *a, unsigned rounds, const double *f, const bool *fill, int nf)
 {
 	struct macc_buf fr;
@@ -597,7 +608,8 @@ static int phase_poison(struct adv *a, unsigned rounds, const double *f, const b
 		float s;
 
 		rc = next_frame(a, &r);
-		if (rc < 0 || r < 0 || (a->have_sent && (uint64_t)r <= a->last_sent_round)) {
+		if (rc < 0 || r < 0 || (a->have_sent && (uint64_t)r <= a->last_sent_round) ||
+		    more_pending(a)) {
 			continue;
 		}
 		s = (float)f[done % (unsigned)nf];

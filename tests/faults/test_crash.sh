@@ -6,6 +6,10 @@
 #     finite values) and every checkpoint file on disk loads (tests/faults/ckpt_check);
 #   - the mean final test accuracy is within 1 point (either way) of the fault-free run of the
 #     same ring (macc-sim, same rounds and seeds: a fault-free daemon ring equals it bit for bit).
+# This ring's whole run takes a few seconds, about what a restart takes, so the neighbours wait
+# for a killed agent's return (reconnect_grace_ms = dead_peer_timeout_ms, the round timeout per
+# round meanwhile); with the default grace they would finish before it is back, and it would
+# train the rest alone (test_dead_peer.sh measures the default).
 . "$(dirname "$0")/faults_lib.sh"
 
 N=4 R=800 KILLS=3 EVERY=150
@@ -16,7 +20,7 @@ RANDOM=8 # reproducible victims
 FLEET="$WORK/fleet"
 ring_edges "$N" "$WORK/edges"
 gen_fleet "$FLEET" "$N" "$WORK/edges" --set rounds=$R --set checkpoint_every=20 \
-	--set round_timeout_ms=1000 --set dead_peer_timeout_ms=2500
+	--set round_timeout_ms=1000 --set dead_peer_timeout_ms=2500 --set reconnect_grace_ms=2500
 for ((j = 0; j < N; j++)); do
 	start_agent "$j" "$FLEET/agent$j/agentd.conf" --exit-when-done
 done
@@ -35,11 +39,22 @@ for ((k = 1; k <= KILLS; k++)); do
 	wait_log "$WORK/agent$watcher.log" "round ([0-9]+)/$R" 120 || fail "agent$watcher never trained"
 	# Wait until the watcher passed the target round (bounded), then kill the victim.
 	wait_round "$watcher" "$target" 120 || fail "agent$watcher did not reach round $target"
+	# The survivors do not wait for a killed agent (only reconnect_grace_ms once), so a fast
+	# ring may be near its end by now: then no more crashes (the victim may be done).
 	pid=$(pid_of "$victim")
+	for ((try = 0; try < 25; try++)); do
+		cur=$(status_of "$watcher" round)
+		[ -z "$cur" ] || break
+		sleep 0.2
+	done
+	if [ -z "$cur" ] || [ "$cur" -ge $((R - 50)) ] || ! kill -0 "$pid" 2>/dev/null; then
+		echo "crash $k: not injected, the ring is at round ${cur:-?} of $R"
+		break
+	fi
 	kill -9 "$pid" 2>/dev/null || fail "agent$victim was not running before crash $k"
 	wait_gone "$pid" 5 || fail "agent$victim survived kill -9"
 	echo "crash $k: agent$victim killed at about round $(status_of "$watcher" round)"
-	sleep 1.5
+	sleep 0.5
 	start_agent "$victim" "$FLEET/agent$victim/agentd.conf" --exit-when-done
 	wait_log "$WORK/agent$victim.log" "training from round" 60 ||
 		fail "agent$victim did not restart after crash $k"

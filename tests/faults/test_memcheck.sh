@@ -4,7 +4,8 @@
 # small model (mlp:20-16-3 on a generated CSV set of 300 rows, so that each round takes
 # milliseconds even under valgrind) while macc-ctl, itself under valgrind, queries and steers
 # every agent: status, peers, metrics, version, pause, checkpoint, resume, eval, log-level,
-# reload, plus a malformed command. One agent is killed with SIGTERM and restarted (it resumes
+# reload, export and predict (from the daemon and from the exported file), plus a malformed
+# command. One agent is killed with SIGTERM and restarted (it resumes
 # from its checkpoint); at the end SIGTERM stops all three. A short macc-sim run on the same data
 # follows. Expected, and measured: every program exits 0 and valgrind reports no error and no
 # definitely lost block (its --error-exitcode is 99, so a memcheck finding can not hide behind a
@@ -101,6 +102,12 @@ vg_ctl 2 reload || fail "reload failed: $(cat "$WORK/ctl.out")"
 rc=0
 vg_ctl 2 log-level loud || rc=$?
 [ "$rc" = 1 ] || [ "$rc" = 2 ] || fail "macc-ctl log-level loud: exit $rc, expected a reported error"
+# The model out: export over the socket, predictions from the live model and from the export.
+vg_ctl 0 export "$WORK/m.onnx" || fail "export failed: $(cat "$WORK/ctl.out")"
+vg_ctl 0 predict "$WORK/test.csv" || fail "predict failed: $(cat "$WORK/ctl.out")"
+vg_ctl 0 predict "$WORK/test.csv" model "$WORK/m.onnx" ||
+	fail "offline predict failed: $(cat "$WORK/ctl.out")"
+grep -q "90 rows scored" "$WORK/ctl.out" || fail "predict: $(cat "$WORK/ctl.out")"
 # A malformed request straight on the socket: answered with an error, the daemon lives on.
 python3 - "$FLEET/agent2/ctl.sock" <<'PY' || fail "the control socket did not answer a malformed request"
 import socket, sys

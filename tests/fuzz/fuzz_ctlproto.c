@@ -30,7 +30,9 @@ static void check_request(const uint8_t *body, size_t n)
 	if (macc_ctl_request_encode(&a, &buf) != 0 ||
 	    macc_ctl_request_decode(buf.data + 4, buf.len - 4, &b, &err) != 0 || b.id != a.id ||
 	    b.cmd != a.cmd || (a.cmd == MACC_CTL_CMD_LOG_LEVEL && a.level != b.level) ||
-	    b.limit != a.limit) {
+	    b.limit != a.limit || b.offset != a.offset || b.count != a.count ||
+	    b.generation != a.generation || b.inputs_len != a.inputs_len ||
+	    (a.inputs_len > 0 && memcmp(a.inputs, b.inputs, a.inputs_len) != 0)) {
 		abort();
 	}
 	macc_buf_finish(&buf);
@@ -64,6 +66,16 @@ static void check_reply(const uint8_t *body, size_t n, enum macc_ctl_cmd cmd)
 		}
 	}
 	if (a.text_len > 0 && memcmp(a.text, b.text, a.text_len) != 0) {
+		abort();
+	}
+	if (a.model.data_len != b.model.data_len || a.model.total != b.model.total ||
+	    a.model.generation != b.model.generation ||
+	    (a.model.spec != NULL) != (b.model.spec != NULL) ||
+	    (a.model.spec != NULL && strcmp(a.model.spec, b.model.spec) != 0) ||
+	    (a.model.data_len > 0 && memcmp(a.model.data, b.model.data, a.model.data_len) != 0) ||
+	    a.predict.values_len != b.predict.values_len || a.predict.rows != b.predict.rows ||
+	    (a.predict.values_len > 0 &&
+	     memcmp(a.predict.values, b.predict.values, a.predict.values_len) != 0)) {
 		abort();
 	}
 	if (a.audit.nentries != b.audit.nentries || a.audit.entries_kept != b.audit.entries_kept ||

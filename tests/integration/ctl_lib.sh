@@ -341,7 +341,7 @@ def raw_tests(path):
     c.close()
 
     # 3. Oversized frame headers: a too-big reply, then the daemon closes the connection.
-    for n in (64 * 1024 + 1, 0x7FFFFFFF, 0xFFFFFFFF):
+    for n in (1024 * 1024 + 1, 0x7FFFFFFF, 0xFFFFFFFF):
         c = Conn(path)
         c.send(struct.pack(">I", n) + b"\x81")
         r = c.reply()
@@ -350,9 +350,9 @@ def raw_tests(path):
         c.close()
     # A frame exactly at the limit is read in full and judged on its content (malformed).
     c = Conn(path)
-    c.send(struct.pack(">I", 64 * 1024) + b"\xc1" * (64 * 1024))
+    c.send(struct.pack(">I", 1024 * 1024) + b"\xc1" * (1024 * 1024))
     r = c.reply()
-    expect(r is not None and r.get("status") == 1, "a 64 KiB frame of junk -> malformed")
+    expect(r is not None and r.get("status") == 1, "a 1 MiB frame of junk -> malformed")
     c.close()
 
     # 4. Random garbage: whatever comes back is a well-formed error reply, then close or silence.

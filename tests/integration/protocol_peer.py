@@ -11,8 +11,11 @@ sources. Two modes:
 
   protocol_peer.py run --key FILE --peer-key B64 --model SPEC ... (see --help)
       Take part in a fleet as one neighbour of a macc-agentd: dial it (or accept its
-      connection), run the handshake, in the clear or sealed, then exchange one STATE per
-      round, as a peer without data of its own (its gradient is zero), until round R, with
+      connection), run the handshake, in the clear or sealed (XChaCha20-Poly1305, or
+      AES-256-GCM when both sides offer it), with the STATE digests both HELLOs' flags choose
+      per direction (BLAKE2b-256 or SHA-256), optionally announcing a platform (arch, blas),
+      then exchange one STATE per round, as a peer without data of its own (its gradient is
+      zero), until round R, with
       raw float32 vectors or with compressed exchange (public copies, resync states). The
       run is a list of sessions (--legs), each dialed or accepted and ended at a given round,
       which exercises new sessions: fresh nonces and keys, freshness from scratch, the resend
@@ -20,11 +23,12 @@ sources. Two modes:
       a resync state that arrives for a round whose difference the peer already applied must
       equal the peer's decoded copy bit for bit. Everything the peer checks about what the
       agent sends (signatures, proofs, sealing, freshness, field types, vectors) makes it
-      exit 1 with a message if it fails. At round R it writes a JSON summary to --status and
-      stays connected, answering PINGs, until SIGTERM, when it says BYE.
+      exit 1 with a message if it fails. At round R it writes a JSON summary to --status
+      (with, per session, the suite and the digest of each direction it ran, and the agent's
+      platform) and stays connected, answering PINGs, until SIGTERM, when it says BYE.
 
-Needs python3-nacl (Ed25519, X25519, XChaCha20-Poly1305) and python3-msgpack; BLAKE2b comes
-from hashlib.
+Needs python3-nacl (Ed25519, X25519, XChaCha20-Poly1305), python3-cryptography (AES-256-GCM)
+and python3-msgpack; BLAKE2b and SHA-256 come from hashlib.
 """
 
 import argparse
@@ -41,15 +45,23 @@ import sys
 import time
 from array import array
 
+import cryptography.exceptions
 import msgpack
 import nacl.bindings as nb
 import nacl.exceptions
 import nacl.signing
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 VERSION = 2
 HELLO, HELLO_ACK, STATE, PING, PONG, BYE = 1, 2, 3, 4, 5, 6
 HANDSHAKE_FRAME_MAX = 4096
-F_SEAL = 1
+# HELLO flags (page: HELLO flags).
+F_SEAL, F_AES, F_SHA256_OK, F_SHA256 = 1, 2, 4, 8
+# Suites (page: Suites) and STATE digests (page: STATE digests), by the names macc uses.
+XCHACHA, GCM = 'xchacha20poly1305', 'aes256gcm'
+BLAKE2B, SHA256 = 'blake2b256', 'sha256'
+GCM_REKEY_BYTES_MAX = 1 << 36
+PLATFORM_MAX = 31
 
 
 class ProtocolError(Exception):
@@ -74,6 +86,10 @@ def u64le(v):
 
 def blake2b(out, m=b'', key=b'', salt=b'', person=b''):
     return hashlib.blake2b(m, digest_size=out, key=key, salt=salt, person=person).digest()
+
+
+def sha256(m):
+    return hashlib.sha256(m).digest()
 
 
 def f32(v):
@@ -111,13 +127,19 @@ def pack(fields):
     return msgpack.packb(fields, use_bin_type=True)
 
 
-def hello_payload(key, nonce, model, n, algo, rnd, degree, name, flags, eph=None, rk=(0, 0)):
+def hello_payload(key, nonce, model, n, algo, rnd, degree, name, flags, eph=None, rk=(0, 0),
+                  arch='', blas=''):
     m = {'ver': VERSION, 'type': HELLO, 'key': key, 'nonce': nonce, 'model': model, 'n': n,
          'algo': algo, 'round': rnd, 'degree': degree, 'name': name, 'flags': flags}
     if flags & F_SEAL:
         m['eph'] = eph
         m['rk_bytes'] = rk[0]
         m['rk_frames'] = rk[1]
+    # Platform fields: optional, sent only with a value (page: Platform fields).
+    if arch:
+        m['arch'] = arch
+    if blas:
+        m['blas'] = blas
     return pack(m)
 
 
@@ -173,6 +195,8 @@ def decode(payload):
             binf(m, 'eph', 32)
             uint(m, 'rk_bytes', 64)
             uint(m, 'rk_frames', 64)
+        for k in ('arch', 'blas'):
+            m[k] = platform_field(m, k)
     elif t == HELLO_ACK:
         binf(m, 'key', 32)
         binf(m, 'sig', 64)
@@ -214,6 +238,20 @@ def text(m, k, limit):
     return v
 
 
+def platform_field(m, k):
+    """An optional platform field as a receiver keeps it: '' when absent, malformed when not a
+    str, else cut at the first NUL or after 31 bytes, every byte outside A-Z a-z 0-9 . _ + -
+    replaced by '?' (page: Platform fields)."""
+    if k not in m:
+        return ''
+    v = m[k]
+    if not isinstance(v, str):
+        raise ProtocolError('malformed: %r is not a str' % k)
+    b = v.encode('utf-8', 'surrogateescape').split(b'\0')[0][:PLATFORM_MAX]
+    ok = b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-'
+    return ''.join(chr(c) if c in ok else '?' for c in b)
+
+
 def decode_body(body, n_expect):
     try:
         m = msgpack.unpackb(body, raw=False, strict_map_key=False)
@@ -250,9 +288,25 @@ def ack_text(signer, verifier):
             u64be(verifier['rk'][0]) + u64be(verifier['rk'][1]))
 
 
-def state_text(sender, receiver, sender_nonce, receiver_nonce, rnd, digest):
-    return (b'macc/2/state' + sender + receiver + sender_nonce + receiver_nonce + bytes([3]) +
+def state_text(sender, receiver, sender_nonce, receiver_nonce, rnd, digest, alg=BLAKE2B):
+    """The signed STATE text; its domain names the digest (page: Signed STATE text)."""
+    domain = b'macc/2/stsha' if alg == SHA256 else b'macc/2/state'
+    return (domain + sender + receiver + sender_nonce + receiver_nonce + bytes([3]) +
             u64be(rnd) + digest)
+
+
+def body_digest(alg, body):
+    return sha256(body) if alg == SHA256 else blake2b(32, body)
+
+
+def direction_digest(sender_flags, receiver_flags):
+    """The digest of the STATEs from a sender to a receiver (page: STATE digests)."""
+    return SHA256 if sender_flags & F_SHA256 and receiver_flags & F_SHA256_OK else BLAKE2B
+
+
+def session_suite(flags_a, flags_b):
+    """The AEAD suite of a sealed session (page: Suites)."""
+    return GCM if flags_a & flags_b & F_AES else XCHACHA
 
 
 def hello_view(h):
@@ -284,17 +338,22 @@ def epoch_key(prev, e, ctx):
 
 
 class Direction:
-    """One direction of a sealed session: its key, counter and rekey schedule."""
+    """One direction of a sealed session: its suite, key, counter and rekey schedule."""
 
-    def __init__(self, kx, rk_bytes, rk_frames):
-        self.key = epoch_key(kx, 0, b'maccseal')
+    def __init__(self, kx, rk_bytes, rk_frames, suite=XCHACHA):
+        self.suite = suite
+        self.key = epoch_key(kx, 0, b'maccsgcm' if suite == GCM else b'maccseal')
         self.epoch = 0
         self.counter = 0
         self.frames = 0
         self.bytes = 0
+        if suite == GCM and (rk_bytes == 0 or rk_bytes > GCM_REKEY_BYTES_MAX):
+            rk_bytes = GCM_REKEY_BYTES_MAX  # page: Rekeying, the cap under AES-256-GCM
         self.rk = (rk_bytes, rk_frames)
 
     def nonce(self):
+        if self.suite == GCM:
+            return bytes(4) + u64be(self.counter)
         return bytes(16) + u64be(self.counter)
 
     def account(self, p):
@@ -310,18 +369,27 @@ class Direction:
 
     def seal(self, payload):
         hdr = u32be(len(payload) + 16)
-        ct = nb.crypto_aead_xchacha20poly1305_ietf_encrypt(payload, hdr, self.nonce(), self.key)
+        if self.suite == GCM:
+            ct = AESGCM(self.key).encrypt(self.nonce(), payload, hdr)
+        else:
+            ct = nb.crypto_aead_xchacha20poly1305_ietf_encrypt(payload, hdr, self.nonce(),
+                                                               self.key)
         self.account(len(payload))
         return hdr + ct
 
     def open(self, sealed):
         if len(sealed) < 16:
             raise ProtocolError('sealed frame shorter than its tag')
+        hdr = u32be(len(sealed))
         try:
-            p = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, u32be(len(sealed)),
-                                                              self.nonce(), self.key)
-        except nacl.exceptions.CryptoError:
-            raise ProtocolError('sealed frame %d does not open' % self.counter)
+            if self.suite == GCM:
+                p = AESGCM(self.key).decrypt(self.nonce(), sealed, hdr)
+            else:
+                p = nb.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, hdr, self.nonce(),
+                                                                  self.key)
+        except (nacl.exceptions.CryptoError, cryptography.exceptions.InvalidTag):
+            raise ProtocolError('sealed frame %d does not open (%s)' % (self.counter,
+                                                                         self.suite))
         self.account(len(p))
         return p
 
@@ -502,6 +570,8 @@ def selftest_vectors():
     na = bytes(0xa0 + i for i in range(32))
     nbn = bytes(0xb0 + i for i in range(32))
     out['hello.bin'] = frame(hello_payload(pa, na, model, n, algo, 42, 2, 'agent-a', 0))
+    out['hello-platform'] = frame(hello_payload(pa, na, model, n, algo, 42, 2, 'agent-a', 0,
+                                                arch='x86_64', blas='Haswell'))
     ha = {'key': pa, 'nonce': na, 'flags': 0, 'eph': bytes(32), 'rk': (0, 0)}
     hb = {'key': pb, 'nonce': nbn, 'flags': 0, 'eph': bytes(32), 'rk': (0, 0)}
     out['ack-text'] = ack_text(ha, hb)
@@ -513,21 +583,34 @@ def selftest_vectors():
     body = body_bytes(43, n, f32le(x))
     t = state_text(pa, pb, na, nbn, 43, blake2b(32, body))
     out['state_nomom.bin'] = frame(state_payload(pa, ska.sign(t).signature, body))
+    # STATS (page: STANDARDISATION): A to B on the same session, step 3 of S = 50, D = 2.
+    vals = [4.0, 8.0, -0.0, 20.0, 20.0, 0.1, 1e300]
+    sbody = pack({'step': 3, 'avg': 50, 'exact': 2, 'n': len(vals),
+                  'v': struct.pack('<%dd' % len(vals), *vals)})
+    out['stats-text'] = (b'macc/2/stats' + pa + pb + na + nbn + bytes([7]) + u64be(3) +
+                         blake2b(32, sbody))
+    out['stats.bin'] = frame(pack({'ver': VERSION, 'type': 7, 'from': pa,
+                                   'sig': ska.sign(out['stats-text']).signature,
+                                   'body': sbody}))
     out['ping.bin'] = frame(ping_payload(PING, 7, 1234567890123))
     out['pong.bin'] = frame(ping_payload(PONG, 7, 1234567890123))
     out['bye.bin'] = frame(bye_payload(-1006, 'model mismatch'))
 
-    # Sealed.
+    # SHA-256 digests, in the clear: both sides with flags 12.
     na, nbn = bytes([0xa0]) * 32, bytes([0xb0]) * 32
+    fl = F_SHA256_OK | F_SHA256
+    out['hello_sha256.bin'] = frame(hello_payload(pa, na, model, n, algo, 0, 1, 'a', fl))
+    alg = direction_digest(fl, fl)
+    body = body_bytes(42, n, f32le(x), f32le(v))
+    out['state-sha256-digest'] = body_digest(alg, body)
+    out['state-sha256-text'] = state_text(pa, pb, na, nbn, 42, out['state-sha256-digest'], alg)
+    out['state_sha256.bin'] = frame(state_payload(pa, ska.sign(out['state-sha256-text']).signature,
+                                                  body))
+
+    # Sealed.
     epa, esa = eph_from_seed(bytes([0x5a]) * 32)
     epb, esb = eph_from_seed(bytes([0x5b]) * 32)
     out['a-eph-public-key'], out['b-eph-public-key'] = epa, epb
-    rk = (4096, 2)
-    out['hello_sealed.bin'] = frame(hello_payload(pa, na, model, n, algo, 0, 1, 'a', F_SEAL,
-                                                  epa, rk))
-    ha = {'key': pa, 'nonce': na, 'flags': F_SEAL, 'eph': epa, 'rk': rk}
-    hb = {'key': pb, 'nonce': nbn, 'flags': F_SEAL, 'eph': epb, 'rk': rk}
-    out['sealed-ack-text'] = ack_text(ha, hb)
     client, server = sorted([epa, epb])
     q = nb.crypto_scalarmult(esa, epb)
     out['kx-hash'] = blake2b(64, q + client + server)
@@ -535,15 +618,25 @@ def selftest_vectors():
     b_tx, b_rx = kx_keys(epb, esb, epa)
     if a_tx != b_rx or a_rx != b_tx:
         raise ProtocolError('the two sides derive different keys')
-    tx = Direction(a_tx, *rk)
-    out['key-a-to-b-0'] = tx.key
-    out['key-b-to-a-0'] = epoch_key(a_rx, 0, b'maccseal')
-    out['sealed_ping.bin'] = tx.seal(ping_payload(PING, 9, 1009))
-    tx.seal(ping_payload(PING, 10, 1010))
-    out['key-a-to-b-1'] = tx.key
-    body = body_bytes(42, n, f32le(x), f32le(v))
-    t = state_text(pa, pb, na, nbn, 42, blake2b(32, body))
-    out['sealed_state.bin'] = tx.seal(state_payload(pa, ska.sign(t).signature, body))
+    rk = (4096, 2)
+    # The same session twice: flags 1 (XChaCha20-Poly1305), flags 3 (AES-256-GCM).
+    for fl, suffix in ((F_SEAL, ''), (F_SEAL | F_AES, '-gcm')):
+        ha = {'key': pa, 'nonce': na, 'flags': fl, 'eph': epa, 'rk': rk}
+        hb = {'key': pb, 'nonce': nbn, 'flags': fl, 'eph': epb, 'rk': rk}
+        suite = session_suite(ha['flags'], hb['flags'])
+        fname = (lambda f: f.replace('.bin', '_gcm.bin')) if suffix else (lambda f: f)
+        out[fname('hello_sealed.bin')] = frame(hello_payload(pa, na, model, n, algo, 0, 1, 'a',
+                                                             fl, epa, rk))
+        out['sealed%s-ack-text' % suffix] = ack_text(ha, hb)
+        tx = Direction(a_tx, *rk, suite=suite)
+        out['key-a-to-b-0' + suffix] = tx.key
+        out['key-b-to-a-0' + suffix] = Direction(a_rx, *rk, suite=suite).key
+        out[fname('sealed_ping.bin')] = tx.seal(ping_payload(PING, 9, 1009))
+        tx.seal(ping_payload(PING, 10, 1010))
+        out['key-a-to-b-1' + suffix] = tx.key
+        body = body_bytes(42, n, f32le(x), f32le(v))
+        t = state_text(pa, pb, na, nbn, 42, blake2b(32, body))
+        out[fname('sealed_state.bin')] = tx.seal(state_payload(pa, ska.sign(t).signature, body))
 
     # Compressed vectors.
     d = [f32(1 / 3), -2.5, f32(0.1), f32(0.001), -0.75, 3.0, 0.0, f32(-1 / 3)]
@@ -614,9 +707,11 @@ class Session:
         if peer.seal:
             self.eph_sk = os.urandom(32)
             self.eph_pk = nb.crypto_scalarmult_base(self.eph_sk)
+        self.suite = None                       # the AEAD suite, once the HELLOs are known
+        self.tx_digest = self.rx_digest = None  # the STATE digest of each direction
 
     def our_view(self):
-        return {'key': self.p.pub, 'nonce': self.nonce, 'flags': F_SEAL if self.p.seal else 0,
+        return {'key': self.p.pub, 'nonce': self.nonce, 'flags': self.p.flags,
                 'eph': self.eph_pk if self.p.seal else bytes(32),
                 'rk': self.p.rk if self.p.seal else (0, 0)}
 
@@ -628,7 +723,7 @@ class Session:
         v = self.our_view()
         self.send(hello_payload(self.p.pub, self.nonce, self.p.model_hash, self.p.n, self.p.algo,
                                 self.p.round, self.p.degree, self.p.name, v['flags'], v['eph'],
-                                v['rk']))
+                                v['rk'], self.p.arch, self.p.blas))
 
     def limit(self):
         return 1536 + 8 * self.p.n if self.proven else HANDSHAKE_FRAME_MAX
@@ -672,10 +767,14 @@ class Session:
         if h['round'] > p.rounds:
             raise ProtocolError('replay: HELLO round %d beyond %d' % (h['round'], p.rounds))
         self.hello = h
+        # What this session runs follows from both HELLOs' flags (page: HELLO flags).
+        self.tx_digest = direction_digest(p.flags, h['flags'])
+        self.rx_digest = direction_digest(h['flags'], p.flags)
         if p.seal:
+            self.suite = session_suite(p.flags, h['flags'])
             txk, rxk = kx_keys(self.eph_pk, self.eph_sk, h['eph'])
-            self.tx = Direction(txk, *p.rk)
-            self.rx = Direction(rxk, h['rk_bytes'], h['rk_frames'])
+            self.tx = Direction(txk, *p.rk, suite=self.suite)
+            self.rx = Direction(rxk, h['rk_bytes'], h['rk_frames'], suite=self.suite)
             self.eph_sk = None  # forward secrecy: no longer needed
         p.peer_degree = h['degree']
         p.known_round = max(p.known_round, h['round'])
@@ -706,9 +805,9 @@ class Session:
             raise ProtocolError('unknown_peer: STATE from another key')
         body = m['body']
         b = decode_body(body, p.n)
-        digest = blake2b(32, body)
+        digest = body_digest(self.rx_digest, body)
         t = state_text(self.hello['key'], p.pub, self.hello['nonce'], self.nonce, b['round'],
-                       digest)
+                       digest, self.rx_digest)
         try:
             nacl.signing.VerifyKey(self.hello['key']).verify(t, m['sig'])
         except nacl.exceptions.BadSignatureError:
@@ -783,6 +882,10 @@ class Peer:
         self.n = model_nparams(a.model)
         self.algo = a.algo
         self.seal = a.seal
+        # Our HELLO flags: what we do and offer (page: HELLO flags).
+        self.flags = (F_SEAL | (F_AES if a.aes else 0) if a.seal else 0) | \
+            (F_SHA256_OK if a.sha256_ok else 0) | (F_SHA256 if a.sha256 else 0)
+        self.arch, self.blas = a.arch, a.blas
         self.rk = (a.rk_bytes, a.rk_frames)
         self.rounds = a.rounds
         self.degree = 1
@@ -844,15 +947,19 @@ class Peer:
             x, mom = f32le(x), f32le(mom) if mom is not None else None
         body = body_bytes(self.round, self.n, x, mom, enc=enc)
         t = state_text(self.pub, s.hello['key'], s.nonce, s.hello['nonce'], self.round,
-                       blake2b(32, body))
+                       body_digest(s.tx_digest, body), s.tx_digest)
         s.send(state_payload(self.pub, self.sk.sign(t).signature, body))
         s.sent_round = self.round
         s.sent_any = True
         self.states_out += 1
 
     def on_session_up(self, s):
+        h = s.hello
         self.sessions.append({'outbound': s.outbound, 'sealed': s.tx_on and s.rx_on,
-                              'agent_round': s.hello['round'], 'our_round': self.round})
+                              'agent_round': h['round'], 'our_round': self.round,
+                              'aead': s.suite, 'digest_tx': s.tx_digest,
+                              'digest_rx': s.rx_digest, 'agent_flags': h['flags'],
+                              'agent_arch': h['arch'], 'agent_blas': h['blas']})
         self.advance(s)
 
     def join(self, rnd, x, mom):
@@ -1042,6 +1149,14 @@ def main():
     r.add_argument('--model', required=True, help='canonical model spec')
     r.add_argument('--algo', default='dmsgd')
     r.add_argument('--seal', action='store_true')
+    r.add_argument('--aes', action='store_true',
+                   help='offer AES-256-GCM (flags bit 1; with --seal)')
+    r.add_argument('--sha256-ok', action='store_true',
+                   help='check SHA-256 STATE digests (flags bit 2)')
+    r.add_argument('--sha256', action='store_true',
+                   help='digest our STATE bodies with SHA-256 (flags bit 3)')
+    r.add_argument('--arch', default='', help='HELLO arch field (not sent when empty)')
+    r.add_argument('--blas', default='', help='HELLO blas field (not sent when empty)')
     r.add_argument('--rk-bytes', type=int, default=1 << 30)
     r.add_argument('--rk-frames', type=int, default=1 << 20)
     r.add_argument('--rounds', type=int, required=True, help="the run's number of rounds R")

@@ -33,8 +33,10 @@ dir="$WORK/fleet"
 gen_ring "$dir" --set "model=$MODEL" --set "data=$DATA" --set rounds="$R" --set batch=16 \
 	--set lr=0.05 --set seed=5 --set round_timeout_ms=20000 --set dead_peer_timeout_ms=60000
 run_four regression "$dir" 120
+# CSV data: both standardise (standardize = auto), the daemons by the agreement over STATS.
 "$SIM" --agents 4 --topology ring --model "$MODEL" --data "$DATA" --rounds "$R" --batch 16 \
-	--lr 0.05 --momentum 0.9 --seed 5 --print-digest >"$WORK/sim.out" 2>"$WORK/sim.err" ||
+	--lr 0.05 --momentum 0.9 --seed 5 --print-digest >"$WORK/sim.out" \
+	2>"$WORK/sim.err" ||
 	fail "macc-sim failed: $(cat "$WORK/sim.out" "$WORK/sim.err")"
 grep -q "test figures (RMSE) on validation split: 150 of 600 rows" "$WORK/sim.err" ||
 	fail "macc-sim does not say where its test figures come from: $(cat "$WORK/sim.err")"

@@ -168,7 +168,8 @@ STATUS_KEYS="['algorithm', 'arch', 'blas', 'consensus_distance', 'digest', 'epoc
 'round', 'round_seconds', 'rounds_planned', 'samples_per_second', 'state', \
 'state_bytes_received_total', 'state_bytes_sent_total', 'test_accuracy_ratio', 'test_loss', \
 'train_loss', 'uptime_seconds', 'version', 'degraded', 'rollbacks_total', \
-'connections_rejected_total']"
+'connections_rejected_total', 'standardize', 'standardize_digest', 'standardize_refused_total', \
+'max_rate_bytes_per_second', 'send_rate_bytes_per_second']"
 expect_rc 0 status
 for re in "^agent: +agent0 \(dmsgd, mlp:784-16-10\)$" "^state: +training$" \
 	"^round: +[0-9]+ / 10000000$" "^epoch: +[0-9.]+ / " "^peers: +1 / 1 up$" "^train loss: " \
@@ -206,11 +207,12 @@ SOCK="$A/agent0/ctl.sock"
 # --- peers ----------------------------------------------------------------------------------
 PEER_KEYS="['arch', 'blas', 'bytes_received_total', 'bytes_sent_total', 'endpoint', 'key', 'last_round', \
 'messages_rejected_total', 'name', 'quarantine_active', 'quarantine_until', 'quarantines_total', \
-'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight']"
+'rtt_seconds', 'sealed', 'session', 'states_clipped_total', 'states_excluded_total', 'weight', \
+'max_rate_bytes_per_second', 'send_rate_bytes_per_second']"
 pub1=$(cat "$A/agent1/agent.pub")
 expect_rc 0 peers
-if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +PLATFORM +LAST ROUND +RTT +RECEIVED +SENT +EXCLUDED \
-+QUARANTINE +REJECTED$" "$OUT" &&
+if grep -Eq "^NAME +ENDPOINT +KEY +SESSION +SEALED +PLATFORM +LAST ROUND +RTT +RECEIVED +SENT +RATE \
++EXCLUDED +QUARANTINE +REJECTED$" "$OUT" &&
 	awk -v ep="127.0.0.1:$((BASE_PORT + 1))" -v key="${pub1:0:8}..." \
 		'$1 == "agent1" && $2 == ep && $3 == key && $4 == "up" { found = 1 } END { exit !found }' \
 		"$OUT"; then
@@ -311,6 +313,18 @@ expect_rc 0 --json verify-audit "$WORK/empty-audit.log"
 cp "$OUT" "$WORK/verify.json"
 jcheck "$OUT" "d['ok'] is True and d['entries_verified'] == 0 and d['error'] is None" \
 	"verify-audit --json of an empty log: ok, 0 entries"
+
+# --- export, predict: their JSON keys go to the names check below ----------------------------
+expect_rc 0 --json export "$WORK/ctl-model.onnx" && cp "$OUT" "$WORK/export.json" &&
+	jcheck "$OUT" "d['ok'] is True and d['source'] == 'daemon' and d['agent'] == 'agent0' and \
+d['nparams'] == 784 * 16 + 16 + 16 * 10 + 10" "export --json from the daemon"
+awk 'BEGIN { for (i = 0; i < 3; i++) { for (k = 0; k < 784; k++) printf "%.2f,", (i + k) % 7 / 7
+	print i } }' >"$WORK/rows.csv"
+expect_rc 0 --json predict "$WORK/rows.csv" && cp "$OUT" "$WORK/predict.json" &&
+	jcheck "$OUT" "d['rows'] == 3 and d['task'] == 'classification' and \
+len(d['predictions']) == 3 and d['predictions'][2]['label'] == 2 and \
+abs(sum(d['predictions'][0]['probabilities']) - 1) < 1e-4 and \
+0 <= d['accuracy_ratio'] <= 1" "predict --json: 3 labelled rows scored by the daemon"
 
 # --- log-level, eval, checkpoint ------------------------------------------------------------
 expect_rc 0 log-level debug && grep -q "log level set to debug" "$OUT" && ok "log-level debug"
@@ -721,7 +735,7 @@ expect_rc 0 --json status && cp "$OUT" "$WORK/status-done.json"
 if "$PY" "$HELPER" names "$MACC_SRC/man/macc-ctl.8" "$WORK/metrics.txt" "$WORK/status1.json" \
 	"$WORK/status-done.json" "$WORK/peers.json" "$WORK/audit.json" "$WORK/verify.json" \
 	"$WORK/watch-names.jsonl" "$WORK/watch-b1.jsonl" "$WORK/version.json" "$WORK/help.json" \
-	"$WORK/error.json" >"$WORK/names.out"; then
+	"$WORK/error.json" "$WORK/export.json" "$WORK/predict.json" >"$WORK/names.out"; then
 	ok "names: $(cat "$WORK/names.out")"
 else
 	bad "JSON keys or metric names break the naming rule (see above)"

@@ -20,6 +20,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "backoff.h"
 #include "checkpoint.h"
 #include "notify.h"
@@ -168,6 +170,157 @@ static void test_ckpt_missing(void **state)
 	rm_dir(d);
 }
 
+/* Rewrite the CRC-32 (zlib's) at the end of a checkpoint file after editing it. */
+static void refresh_crc(const char *path)
+{
+	FILE *f = fopen(path, "r+b");
+	uint8_t *b;
+	long n;
+	uint32_t crc;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	b = malloc((size_t)n);
+	assert_non_null(b);
+	rewind(f);
+	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+	crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+	memcpy(b + n - 4, &crc, 4);
+	rewind(f);
+	assert_int_equal(fwrite(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	free(b);
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (long)st.st_size;
+}
+
+/* The standardiser in the checkpoint: version 2 with it, version 1 (as before) without. */
+static void test_ckpt_standardizer(void **state)
+{
+	(void)state;
+	char *d = mkdir_tmp();
+	static float x[NP], v[NP], x2[NP], v2[NP];
+	float mean[5] = {20, -0.5f, 0, 1e-3f, 7}, inv[5] = {0.25f, 2, 1, 1000, 0.5f};
+	float m2[5], i2[5];
+	struct macc_ckpt c, l;
+	struct macc_errmsg e, w;
+	char used[512], path[512];
+	uint32_t ver;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/checkpoint.bin", d);
+	/* Without a standardiser: version 1, 148 + 8n bytes, flags 0: what older readers take. */
+	fill(&c, x, v, 5);
+	assert_int_equal(macc_ckpt_save(d, &c, &e), 0);
+	assert_int_equal(file_size(path), 148 + 8 * NP);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 8, SEEK_SET), 0);
+	assert_int_equal(fread(&ver, 4, 1, f), 1);
+	fclose(f);
+	assert_int_equal(ver, 1);
+	memset(&l, 0, sizeof(l));
+	l.config_hash = 0x1111;
+	l.model_hash = 0x2222;
+	l.nparams = NP;
+	l.params = x2;
+	l.momentum = v2;
+	l.std_dim = 5;
+	l.std_mean = m2;
+	l.std_inv = i2;
+	memset(m2, 0x7f, sizeof(m2));
+	assert_int_equal(macc_ckpt_load(d, &l, used, sizeof(used), &w, &e), 0);
+	assert_false(l.has_std);
+	assert_int_equal(l.flags, 0);
+	assert_true(m2[0] != 20.0f); /* untouched */
+
+	/* With one: version 2, 148 + 8n + 8 + 8d bytes; it comes back bit for bit. */
+	fill(&c, x, v, 6);
+	c.has_std = true;
+	c.std_dim = 5;
+	c.std_mean = mean;
+	c.std_inv = inv;
+	assert_int_equal(macc_ckpt_save(d, &c, &e), 0);
+	assert_int_equal(file_size(path), 148 + 8 * NP + 8 + 8 * 5);
+	assert_int_equal(macc_ckpt_load(d, &l, used, sizeof(used), &w, &e), 0);
+	assert_true(l.has_std);
+	assert_int_equal(l.std_dim, 5);
+	assert_int_equal(l.round, 6);
+	assert_int_equal(l.flags, MACC_CKPT_F_STANDARDIZER);
+	assert_memory_equal(m2, mean, sizeof(mean));
+	assert_memory_equal(i2, inv, sizeof(inv));
+	assert_memory_equal(x2, x, sizeof(x));
+	/* Read without asking for it: the header says so, nothing is copied. */
+	{
+		struct macc_ckpt h;
+
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(macc_ckpt_read_file(path, &h, &e), 0);
+		assert_true(h.has_std);
+		assert_int_equal(h.std_dim, 5);
+		assert_null(h.std_mean);
+	}
+	/* A model of another input size: refused, not taken for corruption. */
+	l.std_dim = 4;
+	assert_int_equal(macc_ckpt_load(d, &l, used, sizeof(used), &w, &e), MACC_EMODEL);
+	assert_non_null(strstr(e.text, "standardises 5 features"));
+	l.std_dim = 5;
+	/* A bad save request. */
+	c.std_dim = 0;
+	assert_int_equal(macc_ckpt_save(d, &c, &e), -EINVAL);
+	c.std_dim = 5;
+
+	/* A flipped bit in the standardiser: the checksum catches it, the previous file is used. */
+	{
+		int fd = open(path, O_WRONLY);
+
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, "\x01", 1, 148 + 8 * NP + 8 + 3), 1);
+		close(fd);
+	}
+	assert_int_equal(macc_ckpt_load(d, &l, used, sizeof(used), &w, &e), 0);
+	assert_non_null(strstr(w.text, "checksum"));
+	assert_int_equal(l.round, 5);
+	assert_false(l.has_std);
+
+	/* Structure errors that a good CRC does not excuse: flags without the bit, a section of
+	 * another size, an unknown version. */
+	assert_int_equal(macc_ckpt_save(d, &c, &e), 0);
+	{
+		int fd = open(path, O_WRONLY);
+		uint64_t zero = 0, big = 6;
+		uint32_t three = 3;
+
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, &zero, 8, 56), 8);
+		close(fd);
+		refresh_crc(path);
+		memset(&w, 0, sizeof(w));
+		assert_int_equal(macc_ckpt_read_file(path, &l, &e), MACC_ECORRUPT);
+		assert_non_null(strstr(e.text, "standardiser"));
+		fd = open(path, O_WRONLY);
+		zero = MACC_CKPT_F_STANDARDIZER;
+		assert_int_equal(pwrite(fd, &zero, 8, 56), 8);
+		assert_int_equal(pwrite(fd, &big, 8, 148 - 4 + 8 * NP), 8);
+		close(fd);
+		refresh_crc(path);
+		assert_int_equal(macc_ckpt_read_file(path, &l, &e), MACC_ECORRUPT);
+		fd = open(path, O_WRONLY);
+		assert_int_equal(pwrite(fd, &three, 4, 8), 4);
+		close(fd);
+		refresh_crc(path);
+		assert_int_equal(macc_ckpt_read_file(path, &l, &e), MACC_EVERSION);
+	}
+	rm_dir(d);
+}
+
 static int bind_dgram(struct sockaddr_un *sa, socklen_t len)
 {
 	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -275,6 +428,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ckpt_roundtrip), cmocka_unit_test(test_ckpt_corrupt),
 		cmocka_unit_test(test_ckpt_truncated), cmocka_unit_test(test_ckpt_missing),
+		cmocka_unit_test(test_ckpt_standardizer),
 		cmocka_unit_test(test_notify),         cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -249,14 +249,27 @@ static void test_peers_rule(void **state)
 
 	expect(fx, "", "", 0, 1, "t.conf:1: [agent] 'a0' has no [peer] section, so it would "
 	       "train alone");
-	expect(fx, "standalone = yes\n", "", 2, 1, "t.conf:6: key 'standalone' = 'yes', but the "
-	       "config has 2 [peer] sections (the first at line ");
-	expect(fx, "", "", 2, 0, NULL);
+	expect(fx, "standalone = yes\n", "standardize = no\n", 2, 1, "t.conf:6: key 'standalone' = "
+	       "'yes', but the config has 2 [peer] sections (the first at line ");
+	expect(fx, "", "standardize = no\n", 2, 0, NULL);
 	config(fx, "", "", 0, &c);
 	assert_int_equal(agentd_check_peers(&c, &e), MACC_ECONFIG);
 	c.standalone = true;
 	assert_int_equal(agentd_check_peers(&c, &e), 0);
 	macc_config_finish(&c);
+}
+
+/* csv: data standardises (auto): with peers, the agreement needs its exact steps D, which
+ * neither topology nor shard gives here. */
+static void test_standardize_rule(void **state)
+{
+	struct fixture *fx = *state;
+
+	expect(fx, "", "", 2, 1, "standardize needs standardize_diameter (or topology, or shard)");
+	expect(fx, "", "standardize = yes\n", 1, 1, "standardize needs standardize_diameter");
+	expect(fx, "", "standardize_diameter = 2\n", 2, 0, NULL);
+	expect(fx, "", "standardize = no\n", 2, 0, NULL);
+	expect(fx, "standalone = yes\n", "", 0, 0, NULL);
 }
 
 static void test_dirs_and_key(void **state)
@@ -322,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_data_and_model),
 		cmocka_unit_test(test_model_fit),
 		cmocka_unit_test(test_peers_rule),
+		cmocka_unit_test(test_standardize_rule),
 		cmocka_unit_test(test_dirs_and_key),
 		cmocka_unit_test(test_denied),
 	};

@@ -50,6 +50,7 @@ static const char full[] =
 	"threads = 2\n"
 	"round_timeout_ms = 1000\n"
 	"dead_peer_timeout_ms = 9000\n"
+	"reconnect_grace_ms = 0\n"
 	"checkpoint_every = 10\n"
 	"eval_every = 50\n"
 	"weights = explicit\n"
@@ -110,6 +111,7 @@ static void test_full(void **state)
 	assert_int_equal(c.threads, 2);
 	assert_int_equal(c.round_timeout_ms, 1000);
 	assert_int_equal(c.dead_peer_timeout_ms, 9000);
+	assert_int_equal(c.reconnect_grace_ms, 0);
 	assert_int_equal(c.checkpoint_every, 10);
 	assert_int_equal(c.eval_every, 50);
 	assert_int_equal(c.weights, MACC_CONFIG_WEIGHTS_EXPLICIT);
@@ -123,11 +125,11 @@ static void test_full(void **state)
 	assert_string_equal(c.peers[0].public_key_b64, K1);
 	assert_true(c.peers[0].has_weight);
 	assert_true(c.peers[0].weight == 0.25);
-	assert_int_equal(c.peers[0].line, 32);
+	assert_int_equal(c.peers[0].line, 33);
 	assert_string_equal(c.peers[1].name, "gamma");
 	assert_string_equal(c.peers[1].endpoint.host, "host-3.example");
 	assert_int_equal(c.peers[1].public_key.bytes[5], 2);
-	assert_int_equal(c.peers[1].line, 38);
+	assert_int_equal(c.peers[1].line, 39);
 	assert_int_equal(macc_config_find_peer(&c, &c.peers[1].public_key), 1);
 	macc_config_finish(&c);
 	assert_null(c.peers);
@@ -165,6 +167,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.threads, 1);
 	assert_int_equal(c.round_timeout_ms, 5000);
 	assert_int_equal(c.dead_peer_timeout_ms, 30000);
+	assert_int_equal(c.reconnect_grace_ms, 500);
 	assert_int_equal(c.checkpoint_every, 100);
 	assert_int_equal(c.eval_every, 0);
 	assert_int_equal(c.weights, MACC_CONFIG_WEIGHTS_METROPOLIS);
@@ -262,6 +265,7 @@ static const struct bad bads[] = {
 	{ A "[train]\nthreads = 5000\n", { "t.conf:4:", "'threads'", "0 to 1024" } },
 	{ A "[train]\nround_timeout_ms = 0\n", { "t.conf:4:", "'round_timeout_ms'" } },
 	{ A "[train]\ndead_peer_timeout_ms = 0\n", { "t.conf:4:", "'dead_peer_timeout_ms'" } },
+	{ A "[train]\nreconnect_grace_ms = 3600001\n", { "t.conf:4:", "'reconnect_grace_ms'" } },
 	{ A "[train]\ncheckpoint_every = 4294967296\n", { "t.conf:4:", "'checkpoint_every'" } },
 	{ A "[train]\neval_every = x\n", { "t.conf:4:", "'eval_every'" } },
 	{ A "[train]\nweights = random\n", { "t.conf:4:", "'weights' = 'random'",
@@ -653,6 +657,64 @@ static void test_robust_audit(void **state)
 	}
 }
 
+/* max_rate in [agent] and [peer]: bytes/s, k/M/G powers of ten, 0 = unlimited, reloadable. */
+static void test_max_rate(void **state)
+{
+	static const struct {
+		const char *v;
+		uint64_t want;
+	} good[] = {
+		{ "0", 0 }, { "1000", 1000 }, { "2000000", 2000000 }, { "1k", 1000 },
+		{ "10M", 10000000 }, { "2.5M", 2500000 }, { "1G", 1000000000 },
+		{ "1000G", 1000000000000ULL },
+	};
+	static const char *const bad[][2] = {
+		{ "-1", "bytes per second" }, { "10K", "bytes per second" },
+		{ "10 M", "bytes per second" }, { "1.5", "bytes per second" },
+		{ "1e6", "bytes per second" }, { "0x100", "bytes per second" },
+		{ "M", "bytes per second" }, { "", "empty value" },
+		{ "999", "out of range" }, { "0.5k", "out of range" }, { "1001G", "out of range" },
+		{ "10Mi", "bytes per second" },
+	};
+	struct macc_config c, d;
+	struct macc_config_diff df;
+	struct macc_errmsg e;
+	char text[512];
+
+	(void)state;
+	assert_int_equal(parse(A, &c, &e), 0);
+	assert_true(c.max_rate == 0);
+	macc_config_finish(&c);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), A "max_rate = %s\n[peer]\nname = b\nendpoint = "
+			 "127.0.0.1:7001\npublic_key = " K1 "\nmax_rate = %s\n", good[i].v, good[i].v);
+		if (parse(text, &c, &e) != 0) {
+			fail_msg("max_rate = %s: %s", good[i].v, e.text);
+		}
+		assert_true(c.max_rate == good[i].want);
+		assert_true(c.peers[0].max_rate == good[i].want);
+		macc_config_finish(&c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), A "max_rate = %s\n", bad[i][0]);
+		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
+		if (strstr(e.text, "t.conf:3:") == NULL || strstr(e.text, "'max_rate'") == NULL ||
+		    strstr(e.text, bad[i][1]) == NULL) {
+			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
+		}
+	}
+	/* Both apply on reload. */
+	assert_int_equal(parse(A "[peer]\nname = b\nendpoint = 127.0.0.1:7001\npublic_key = " K1
+			       "\n", &c, &e), 0);
+	assert_int_equal(parse(A "max_rate = 5M\n[peer]\nname = b\nendpoint = 127.0.0.1:7001\n"
+			       "public_key = " K1 "\nmax_rate = 2M\n", &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+}
+
 /* Issue 17 keys: defaults, values, ranges and cross-checks, and which need a restart. */
 static void test_hostile_keys(void **state)
 {
@@ -818,6 +880,50 @@ static void test_blas_kernel(void **state)
 			 MACC_ECONFIG);
 }
 
+static void test_standardize_keys(void **state)
+{
+	struct macc_config c, d;
+	struct macc_errmsg e;
+	struct macc_config_diff df;
+
+	(void)state;
+	assert_int_equal(parse("[agent]\nname=a\n", &c, &e), 0);
+	assert_int_equal(c.standardize, MACC_CONFIG_STD_AUTO);
+	assert_int_equal(c.standardize_rounds, 50);
+	assert_int_equal(c.standardize_diameter, 0);
+	assert_int_equal(macc_config_key_line(&c, "train", "standardize"), 0);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = no\nstandardize_rounds = 0\n"
+			       "standardize_diameter = 7\n", &d, &e), 0);
+	assert_int_equal(d.standardize, MACC_CONFIG_STD_NO);
+	assert_int_equal(d.standardize_rounds, 0);
+	assert_int_equal(d.standardize_diameter, 7);
+	assert_int_equal(macc_config_key_line(&d, "train", "standardize_diameter"), 6);
+	/* A restart is needed to change them (they shape the model's inputs). */
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "standardize");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = yes\n", &d, &e), 0);
+	assert_int_equal(d.standardize, MACC_CONFIG_STD_YES);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+	/* Errors name file, line, key and value. */
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = maybe\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "t.conf:4"));
+	assert_non_null(strstr(e.text, "'standardize' = 'maybe'"));
+	assert_non_null(strstr(e.text, "expected auto, yes or no"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize_rounds = 10001\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "'standardize_rounds' = '10001'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize_diameter = 0\n", &c, &e),
+			 MACC_ECONFIG);
+	assert_non_null(strstr(e.text, "'standardize_diameter' = '0'"));
+	assert_int_equal(parse("[agent]\nname=a\n[train]\nstandardize = yes\nstandardize = no\n",
+			       &c, &e),
+			 MACC_ECONFIG);
+}
+
 static void test_endpoint(void **state)
 {
 	struct macc_endpoint ep;
@@ -854,6 +960,8 @@ int main(void)
 		cmocka_unit_test(test_edge_keys),
 		cmocka_unit_test(test_blas_kernel),
 		cmocka_unit_test(test_hostile_keys),
+		cmocka_unit_test(test_standardize_keys),
+		cmocka_unit_test(test_max_rate),
 		cmocka_unit_test(test_endpoint),
 	};
 

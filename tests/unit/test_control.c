@@ -137,8 +137,30 @@ static int f_log_level(void *ctx, enum macc_log_level level, struct macc_errmsg 
 	return 0;
 }
 
+/* A full `model` chunk (MACC_CTL_MODEL_CHUNK floats, 4 MiB) whatever was asked: the largest
+ * reply a client can ask for with a small request. */
+static int f_model(void *ctx, const struct macc_ctl_request *req, struct macc_ctl_model *ret,
+		   struct macc_errmsg *err)
+{
+	struct fake *f = ctx;
+
+	(void)req;
+	__atomic_add_fetch(&f->calls[MACC_CTL_CMD_MODEL], 1, __ATOMIC_RELAXED);
+	ret->data = calloc(MACC_CTL_MODEL_CHUNK, sizeof(float));
+	if (ret->data == NULL) {
+		return macc_errf(err, -ENOMEM, "out of memory");
+	}
+	ret->data_len = MACC_CTL_MODEL_CHUNK * sizeof(float);
+	ret->spec = "mlp:784-10";
+	strcpy(ret->task, "classification");
+	ret->generation = 1;
+	ret->total = MACC_CTL_MODEL_CHUNK;
+	return 0;
+}
+
 /* eval is left NULL: "not supported". */
 static const struct macc_ctl_ops fake_ops = {
+	.model = f_model,
 	.status = f_status,
 	.peers = f_peers,
 	.start = f_start,
@@ -356,7 +378,8 @@ static bool read_all(int fd, void *p, size_t n)
 
 static bool send_req(int fd, enum macc_ctl_cmd cmd, uint64_t id, enum macc_log_level level)
 {
-	struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, id, cmd, level, 0 };
+	struct macc_ctl_request r = { .v = MACC_CTL_PROTO_VERSION, .id = id, .cmd = cmd,
+				      .level = level };
 	struct macc_buf b;
 	bool ok;
 
@@ -652,6 +675,46 @@ static void *client_busy(void *arg)
 	return NULL;
 }
 
+/* A client that pipelines small requests for large replies and reads none: once its unsent
+ * replies pass the limit (1 MiB), its requests already buffered wait too, so at most a couple of
+ * 4 MiB replies are queued for it (not all 40, 160 MiB); when it reads, every one is answered,
+ * in order. */
+static void *client_model_flood(void *arg)
+{
+	struct harness *h = arg;
+	struct macc_ctl_reply r;
+	int fd = conn(h->path), calls;
+
+	CHECK(h, fd >= 0);
+	for (uint64_t i = 1; i <= 40; i++) {
+		CHECK(h, send_req(fd, MACC_CTL_CMD_MODEL, i, 0));
+	}
+	usleep(300000);
+	calls = __atomic_load_n(&h->f.calls[MACC_CTL_CMD_MODEL], __ATOMIC_RELAXED);
+	CHECK(h, calls >= 1 && calls <= 2);
+	for (uint64_t i = 1; i <= 40; i++) {
+		bool got = recv_reply(fd, MACC_CTL_CMD_MODEL, &r);
+
+		CHECK(h, got && r.id == i && r.status == MACC_CTL_OK &&
+			 r.model.data_len == MACC_CTL_MODEL_CHUNK * sizeof(float));
+		if (got) {
+			macc_ctl_reply_finish(&r);
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+static void test_model_flood(void **state)
+{
+	struct harness h;
+
+	(void)state;
+	harness_init(&h);
+	harness_run(&h, client_model_flood);
+	assert_int_equal(h.f.calls[MACC_CTL_CMD_MODEL], 40);
+}
+
 static void test_busy(void **state)
 {
 	struct harness h;
@@ -849,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_busy),
+		cmocka_unit_test(test_model_flood),
 		cmocka_unit_test(test_watch),
 		cmocka_unit_test(test_permission),
 		cmocka_unit_test(test_create_errors),

@@ -65,9 +65,14 @@ static void encode_req(const struct macc_ctl_request *r, struct macc_buf *b)
 static void test_request_roundtrip(void **state)
 {
 	(void)state;
+	static const float rows[3] = { 1.0f, -2.5f, 3e8f };
+
 	for (int c = 0; c < MACC_CTL_CMD_COUNT; c++) {
-		struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, 1000 + (uint64_t)c,
-					      (enum macc_ctl_cmd)c, MACC_LOG_DEBUG, 0 };
+		struct macc_ctl_request r = { .v = MACC_CTL_PROTO_VERSION, .id = 1000 + (uint64_t)c,
+					      .cmd = (enum macc_ctl_cmd)c,
+					      .level = MACC_LOG_DEBUG, .offset = 7, .count = 9,
+					      .generation = 11, .inputs = (const uint8_t *)rows,
+					      .inputs_len = sizeof(rows) };
 		struct macc_ctl_request d;
 		struct macc_errmsg e;
 		struct macc_buf b;
@@ -81,6 +86,15 @@ static void test_request_roundtrip(void **state)
 		if (c == MACC_CTL_CMD_LOG_LEVEL) {
 			assert_int_equal(d.level, MACC_LOG_DEBUG);
 		}
+		if (c == MACC_CTL_CMD_MODEL) {
+			assert_int_equal(d.offset, 7);
+			assert_int_equal(d.count, 9);
+			assert_int_equal(d.generation, 11);
+		}
+		if (c == MACC_CTL_CMD_PREDICT) {
+			assert_int_equal(d.inputs_len, sizeof(rows));
+			assert_memory_equal(d.inputs, rows, sizeof(rows));
+		}
 		/* Every strict prefix of the body fails cleanly. */
 		for (size_t k = 0; k < b.len - 4; k++) {
 			assert_int_equal(macc_ctl_request_decode(b.data + 4, k, &d, &e),
@@ -89,7 +103,7 @@ static void test_request_roundtrip(void **state)
 		macc_buf_finish(&b);
 	}
 	/* An encoder refuses an out-of-range command. */
-	struct macc_ctl_request bad = { 1, 1, MACC_CTL_CMD_COUNT, 0, 0 };
+	struct macc_ctl_request bad = { .v = 1, .id = 1, .cmd = MACC_CTL_CMD_COUNT };
 	struct macc_buf b;
 
 	macc_buf_init(&b, 0);
@@ -504,7 +518,8 @@ static void test_reply_peers(void **state)
 /* audit: the limit argument (default, bounds, strictness) and the reply's entries. */
 static void test_audit(void **state)
 {
-	struct macc_ctl_request r = { MACC_CTL_PROTO_VERSION, 9, MACC_CTL_CMD_AUDIT, 0, 0 };
+	struct macc_ctl_request r = { .v = MACC_CTL_PROTO_VERSION, .id = 9,
+				      .cmd = MACC_CTL_CMD_AUDIT };
 	struct macc_ctl_request d;
 	struct macc_ctl_reply rep, back;
 	struct macc_ctl_audit_entry ent[3];
@@ -711,6 +726,128 @@ static void test_reply_bad_data(void **state)
 			 MACC_EUNKNOWNCMD);
 }
 
+/* model and predict: replies round trip with their float blocks; bad arguments are refused
+ * with the argument named; a reply whose data is not whole float32 values is malformed. */
+static void test_model_predict(void **state)
+{
+	static const float params[5] = { 0.5f, -1.0f, 2.0f, 1e-30f, -7.25f };
+	struct macc_ctl_reply r, d;
+	struct macc_ctl_request q;
+	struct macc_errmsg e;
+	struct mp m;
+	char spec[] = "input:4,dense:3,relu,dense:2,loss:mse";
+
+	(void)state;
+	macc_ctl_reply_init(&r);
+	r.kind = MACC_CTL_DATA_MODEL;
+	snprintf(r.model.name, sizeof(r.model.name), "agent1");
+	r.model.spec = spec;
+	snprintf(r.model.task, sizeof(r.model.task), "regression");
+	r.model.round = 42;
+	r.model.generation = 3;
+	snprintf(r.model.digest, sizeof(r.model.digest), "0123456789abcdef");
+	r.model.nparams = 23;
+	r.model.input_c = 4;
+	r.model.input_h = r.model.input_w = 1;
+	r.model.input_flat = true;
+	r.model.outputs = 2;
+	r.model.standardized = true;
+	r.model.total = 31;
+	r.model.offset = 10;
+	r.model.data = (uint8_t *)params;
+	r.model.data_len = sizeof(params);
+	roundtrip_reply(&r, MACC_CTL_CMD_MODEL, &d);
+	assert_int_equal(d.kind, MACC_CTL_DATA_MODEL);
+	assert_string_equal(d.model.name, "agent1");
+	assert_string_equal(d.model.spec, spec);
+	assert_string_equal(d.model.task, "regression");
+	assert_string_equal(d.model.digest, "0123456789abcdef");
+	assert_int_equal(d.model.round, 42);
+	assert_int_equal(d.model.generation, 3);
+	assert_int_equal(d.model.nparams, 23);
+	assert_int_equal(d.model.input_c, 4);
+	assert_true(d.model.input_flat && d.model.standardized);
+	assert_int_equal(d.model.outputs, 2);
+	assert_int_equal(d.model.total, 31);
+	assert_int_equal(d.model.offset, 10);
+	assert_int_equal(d.model.data_len, sizeof(params));
+	assert_memory_equal(d.model.data, params, sizeof(params));
+	macc_ctl_reply_finish(&d);
+	assert_null(d.model.spec);
+
+	macc_ctl_reply_init(&r);
+	r.kind = MACC_CTL_DATA_PREDICT;
+	r.predict.round = 9;
+	r.predict.generation = 4;
+	snprintf(r.predict.task, sizeof(r.predict.task), "classification");
+	r.predict.rows = 1;
+	r.predict.outputs = 5;
+	r.predict.values = (uint8_t *)params;
+	r.predict.values_len = sizeof(params);
+	roundtrip_reply(&r, MACC_CTL_CMD_PREDICT, &d);
+	assert_int_equal(d.kind, MACC_CTL_DATA_PREDICT);
+	assert_int_equal(d.predict.rows, 1);
+	assert_int_equal(d.predict.outputs, 5);
+	assert_int_equal(d.predict.round, 9);
+	assert_string_equal(d.predict.task, "classification");
+	assert_memory_equal(d.predict.values, params, sizeof(params));
+	macc_ctl_reply_finish(&d);
+
+	/* predict: inputs missing, not a bin, not whole floats; model: an unknown argument */
+	static const struct {
+		const char *cmd, *key;
+		uint8_t val[4];
+		size_t vlen;
+		const char *want;
+	} bad[] = {
+		{ "predict", "rows", { 0x01 }, 1, "exactly one argument, 'inputs'" },
+		{ "predict", "inputs", { 0xa1, 'x' }, 2, "non-empty bin of float32" },
+		{ "predict", "inputs", { 0xc4, 0x01, 0x00 }, 3, "a multiple of 4 bytes" },
+		{ "model", "limit", { 0x01 }, 1, "offset, count and generation" },
+		{ "model", "offset", { 0xff }, 1, "'offset' must be an unsigned integer" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		mp_map(&m, 4);
+		mp_str(&m, "v");
+		mp_uint(&m, 1);
+		mp_str(&m, "id");
+		mp_uint(&m, 5);
+		mp_str(&m, "cmd");
+		mp_str(&m, bad[i].cmd);
+		mp_str(&m, "args");
+		mp_map(&m, 1);
+		mp_str(&m, bad[i].key);
+		memcpy(m.b + m.n, bad[i].val, bad[i].vlen);
+		m.n += bad[i].vlen;
+		memset(&q, 0, sizeof(q));
+		assert_int_equal(macc_ctl_request_decode(m.b, m.n, &q, &e), MACC_ESPEC);
+		if (strstr(e.text, bad[i].want) == NULL) {
+			fail_msg("%s: want '%s' in '%s'", bad[i].cmd, bad[i].want, e.text);
+		}
+	}
+	/* a predict reply whose values are 3 bytes */
+	memset(&m, 0, sizeof(m));
+	mp_map(&m, 4);
+	mp_str(&m, "v");
+	mp_uint(&m, 1);
+	mp_str(&m, "id");
+	mp_uint(&m, 1);
+	mp_str(&m, "status");
+	mp_uint(&m, 0);
+	mp_str(&m, "data");
+	mp_map(&m, 1);
+	mp_str(&m, "values");
+	mp_byte(&m, 0xc4);
+	mp_byte(&m, 3);
+	mp_byte(&m, 1);
+	mp_byte(&m, 2);
+	mp_byte(&m, 3);
+	assert_int_equal(macc_ctl_reply_decode(m.b, m.n, MACC_CTL_CMD_PREDICT, &d, &e),
+			 MACC_EMALFORMED);
+	assert_non_null(strstr(e.text, "'values'"));
+}
+
 static void test_tables(void **state)
 {
 	(void)state;
@@ -843,6 +980,7 @@ int main(void)
 		cmocka_unit_test(test_audit),
 		cmocka_unit_test(test_reply_progress_and_text),
 		cmocka_unit_test(test_reply_bad_data),
+		cmocka_unit_test(test_model_predict),
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_metrics_format),
 	};

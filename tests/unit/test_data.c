@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "macc/data.h"
+#include "macc/nn.h"
 #include "macc/err.h"
 #include "macc/log.h"
 #include "macc/rng.h"
@@ -1530,6 +1531,63 @@ static void test_feature_stats_and_standardizer(void **state)
 	free(d.x);
 }
 
+/* Rows to score: a CSV with label=none (every column a feature, even just one) and an IDX
+ * images file without a labels file, by spec and directly. */
+static void test_unlabelled(void **state)
+{
+	uint8_t img[256];
+	size_t il = make_images(img, 3, 4, 4);
+	struct macc_dataset d = {0};
+	struct macc_errmsg e = {{0}};
+	char spec[600];
+	const char *csv = "a,b,c\n1,2,3\n4,5,6\n";
+
+	(void)state;
+	const char *ip = write_file("only-images.idx", img, il);
+
+	assert_int_equal(macc_dataset_load_idx(ip, NULL, &d, &e), 0);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.dim, 16);
+	assert_null(d.y);
+	assert_int_equal(d.nclasses, 0);
+	macc_dataset_finish(&d);
+	snprintf(spec, sizeof(spec), "idx:%s", ip);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), 0);
+	assert_int_equal(d.n, 3);
+	assert_null(d.y);
+	assert_true(d.x[17] == 8.0f / 255.0f);
+	macc_dataset_finish(&d);
+
+	const char *cp = write_file("rows.csv", csv, strlen(csv));
+
+	snprintf(spec, sizeof(spec), "csv:%s,label=none", cp);
+	assert_int_equal(macc_dataset_load(spec, MACC_SPLIT_TEST, &d, &e), 0);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.dim, 3);
+	assert_null(d.y);
+	assert_null(d.t);
+	assert_int_equal(d.nclasses, 0);
+	assert_true(d.x[5] == 6.0f);
+	/* rows to score, not to train on: the data check says so */
+	struct macc_model *m;
+
+	assert_int_equal(macc_model_create("input:3,dense:2", 1, &m, &e), 0);
+	expect_err(macc_model_check_data(m, "input:3,dense:2", &d, NULL, "rows", &e), MACC_EMODEL,
+		   &e, "data 'rows' has no labels", "label=none");
+	macc_model_destroy(m);
+	macc_dataset_finish(&d);
+	struct macc_csv_opts o = {.label = "none"};
+
+	assert_int_equal(macc_dataset_parse_csv_opts("7\n8\n", 4, "one.csv", &o, &d, &e), 0);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.dim, 1);
+	assert_true(d.x[1] == 8.0f);
+	macc_dataset_finish(&d);
+	/* without label=none one column is still refused */
+	expect_err(macc_dataset_parse_csv_opts("7\n8\n", 4, "one.csv", NULL, &d, &e), MACC_EDATA,
+		   &e, "one.csv: line 1", "only 1 column");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1561,6 +1619,7 @@ int main(void)
 		cmocka_unit_test(test_spec_val_split_and_origin),
 		cmocka_unit_test(test_regression_batcher_partition),
 		cmocka_unit_test(test_feature_stats_and_standardizer),
+		cmocka_unit_test(test_unlabelled),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);

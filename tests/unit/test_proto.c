@@ -1387,6 +1387,221 @@ static void test_hello_platform(void **state)
 	macc_buf_finish(&old);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* STATS (the standardisation agreement)                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The example values of the golden STATS: an average-phase vector of d = 3 features. */
+static const double STATS_V[7] = {4.0, 8.0, -0.0, 20.0, 20.0, 0.1, 1e300};
+
+static void stats_frame(const struct macc_session *s, uint64_t step, const double *v, size_t n,
+			struct macc_buf *out)
+{
+	struct macc_stats_out so = {.step = step, .avg_steps = 50, .exact_steps = 2,
+				    .values = v, .n = n};
+
+	macc_buf_reset(out);
+	assert_int_equal(macc_session_stats_encode(s, &so, out), 0);
+}
+
+/* Decode a STATS frame and run it through session s; on failure the message and the session
+ * are untouched and the error says why. ret_v (7 values) receives the values on success. */
+static int receive_stats(struct macc_session *s, const uint8_t *frame, size_t len,
+			 double *ret_v)
+{
+	struct macc_msg m, sentinel;
+	struct macc_session before = *s;
+	struct macc_errmsg err = {{0}};
+	uint8_t *payload;
+	size_t plen;
+	int rc;
+
+	payload = unframe(frame, len, &plen);
+	memset(&m, 0x5a, sizeof(m));
+	sentinel = m;
+	rc = macc_msg_decode(payload, plen, 0, &m, &err);
+	if (rc != 0) {
+		assert_memory_equal(&m, &sentinel, sizeof(m));
+	} else if (m.type != MACC_MSG_STATS) {
+		rc = -EPROTO;
+	} else {
+		rc = macc_session_accept_stats(s, &m.u.stats, &err);
+		if (rc == 0 && ret_v != NULL) {
+			assert_int_equal(m.u.stats.n, 7);
+			assert_int_equal(m.u.stats.avg_steps, 50);
+			assert_int_equal(m.u.stats.exact_steps, 2);
+			macc_f64le_load(ret_v, m.u.stats.values, 7);
+		}
+	}
+	if (rc != 0) {
+		assert_memory_equal(&before, s, sizeof(before));
+		assert_true(err.text[0] != '\0' || rc == -EPROTO);
+	}
+	free(payload);
+	return rc;
+}
+
+static void test_stats(void **state)
+{
+	struct macc_session sa, sb, sa2, sb2, sc, sbc;
+	struct macc_buf f3, f4, f2, fc;
+	double v[7];
+	uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+
+	(void)state;
+	macc_buf_init(&f3, 0);
+	macc_buf_init(&f4, 0);
+	macc_buf_init(&f2, 0);
+	macc_buf_init(&fc, 0);
+	/* Before the peer's HELLO there is nothing to sign for. */
+	{
+		struct macc_session fresh;
+		uint8_t n[32];
+		struct macc_stats_out so = {.step = 1, .values = STATS_V, .n = 7};
+
+		fixed_nonce(n, 9);
+		macc_session_init(&fresh, &ag.a, n);
+		assert_int_equal(macc_session_stats_encode(&fresh, &so, &f3), MACC_ESTATE);
+		assert_int_equal(f3.len, 0);
+	}
+	/* The golden frame of macc-protocol(7): A to B on the session of hello_ack.bin. */
+	handshake(&sa, &ag.a, 0xa0, &sb, &ag.b, 0xb0);
+	stats_frame(&sa, 3, STATS_V, 7, &f3);
+	check_golden("stats.bin", f3.data, f3.len);
+	assert_int_equal(receive_stats(&sb, f3.data, f3.len, v), 0);
+	assert_memory_equal(v, STATS_V, sizeof(v)); /* -0 and 1e300 bit for bit */
+	/* The signed text: STATE's layout, its own domain and type; the frame's signature is
+	 * A's over it (what a third party checks). */
+	{
+		struct macc_msg m;
+		size_t plen;
+		uint8_t *payload = unframe(f3.data, f3.len, &plen);
+
+		assert_int_equal(macc_msg_decode(payload, plen, 0, &m, NULL), 0);
+		assert_int_equal(macc_digest(MACC_DIGEST_BLAKE2B256, digest, m.u.stats.body,
+					     m.u.stats.body_len),
+				 0);
+		macc_stats_signed_text(&ag.a.pub, &ag.b.pub, sa.self_nonce, sa.peer_nonce, 3,
+				       digest, text);
+		assert_memory_equal(text, "macc/2/stats", 12);
+		assert_int_equal(text[140], MACC_MSG_STATS);
+		assert_int_equal(text[148], 3);
+		assert_int_equal(macc_verify(&ag.a.pub, text, sizeof(text), m.u.stats.sig), 0);
+		text[148] = 4; /* another step */
+		assert_int_not_equal(macc_verify(&ag.a.pub, text, sizeof(text), m.u.stats.sig), 0);
+		free(payload);
+	}
+
+	/* Freshness: the same step again, an older one; a newer one passes. */
+	assert_int_equal(receive_stats(&sb, f3.data, f3.len, NULL), MACC_EREPLAY);
+	stats_frame(&sa, 2, STATS_V, 7, &f2);
+	assert_int_equal(receive_stats(&sb, f2.data, f2.len, NULL), MACC_EREPLAY);
+	stats_frame(&sa, 4, STATS_V, 7, &f4);
+	assert_true(sb.last_stats_step == 3);
+	/* A flipped bit in the values: the signature fails (plaintext session). */
+	f4.data[f4.len - 9] ^= 0x01;
+	assert_int_equal(receive_stats(&sb, f4.data, f4.len, NULL), MACC_EBADSIG);
+	f4.data[f4.len - 9] ^= 0x01;
+	assert_int_equal(receive_stats(&sb, f4.data, f4.len, NULL), 0);
+	/* STATS and STATE steps/rounds are counted apart. */
+	assert_false(sb.have_round);
+
+	/* Another session of the same agents: the old frames do not verify. */
+	handshake(&sa2, &ag.a, 11, &sb2, &ag.b, 12);
+	assert_int_equal(receive_stats(&sb2, f4.data, f4.len, NULL), MACC_EBADSIG);
+	/* Reflected into the sender's own session, or from C on B's session with A: the
+	 * wrong sender. */
+	assert_int_equal(receive_stats(&sa, f4.data, f4.len, NULL), MACC_EUNKNOWNPEER);
+	handshake(&sc, &ag.c, 21, &sbc, &ag.b, 22);
+	stats_frame(&sc, 9, STATS_V, 7, &fc);
+	assert_int_equal(receive_stats(&sb, fc.data, fc.len, NULL), MACC_EUNKNOWNPEER);
+	assert_int_equal(receive_stats(&sbc, fc.data, fc.len, NULL), 0);
+	/* Not proven yet: refused. */
+	{
+		struct macc_session fresh;
+		uint8_t n[32];
+
+		fixed_nonce(n, 9);
+		macc_session_init(&fresh, &ag.b, n);
+		assert_int_equal(receive_stats(&fresh, f4.data, f4.len, NULL), MACC_ESTATE);
+	}
+	macc_buf_finish(&f2);
+	macc_buf_finish(&f3);
+	macc_buf_finish(&f4);
+	macc_buf_finish(&fc);
+}
+
+/* A hand-made STATS: body {step, avg, exact, n, v: bin(vbytes)}, `skip` leaves one key out. */
+static void stats_mp(struct mp *m, uint64_t n, size_t vbytes, const char *skip)
+{
+	struct mp body = {.n = 0};
+	static const uint8_t zeros[64];
+	uint8_t key[32] = {0}, sig[64] = {0};
+	const char *keys[4] = {"step", "avg", "exact", "n"};
+	const uint64_t vals[4] = {1, 50, 2, n};
+
+	mp_map(&body, skip != NULL ? 4 : 5);
+	for (int i = 0; i < 4; i++) {
+		if (skip == NULL || strcmp(skip, keys[i]) != 0) {
+			mp_str(&body, keys[i]);
+			mp_uint(&body, vals[i]);
+		}
+	}
+	if (skip == NULL || strcmp(skip, "v") != 0) {
+		mp_str(&body, "v");
+		mp_bin(&body, zeros, vbytes);
+	}
+	m->n = 0;
+	mp_map(m, 5);
+	mp_str(m, "ver");
+	mp_uint(m, MACC_PROTO_VERSION);
+	mp_str(m, "type");
+	mp_uint(m, MACC_MSG_STATS);
+	mp_str(m, "from");
+	mp_bin(m, key, 32);
+	mp_str(m, "sig");
+	mp_bin(m, sig, 64);
+	mp_str(m, "body");
+	mp_bin(m, body.b, body.n);
+}
+
+static void test_stats_malformed(void **state)
+{
+	struct mp m;
+
+	(void)state;
+	stats_mp(&m, 7, 56, NULL);
+	assert_int_equal(decode_mp(&m), 0);
+	stats_mp(&m, 7, 55, NULL); /* the bin does not hold n doubles */
+	assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
+	stats_mp(&m, 6, 56, NULL);
+	assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
+	stats_mp(&m, MACC_STATS_MAX_VALUES + 1, 8, NULL); /* n beyond the limit (n * 8 wraps) */
+	assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
+	stats_mp(&m, (1ull << 61) + 1, 8, NULL);
+	assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
+	stats_mp(&m, 0, 0, NULL); /* no values: decodes; the agreement refuses it */
+	assert_int_equal(decode_mp(&m), 0);
+	for (int i = 0; i < 5; i++) {
+		static const char *const k[5] = {"step", "avg", "exact", "n", "v"};
+
+		stats_mp(&m, 7, 56, k[i]);
+		assert_int_equal(decode_mp(&m), MACC_EMALFORMED);
+	}
+	{
+		/* f64 values survive the codec bit for bit, whatever the host. */
+		uint8_t b[16];
+		double in[2] = {-0.0, 0.1}, out[2];
+
+		macc_f64le_store(b, in, 2);
+		assert_int_equal(b[7], 0x80);
+		assert_int_equal(b[8], 0x9a);
+		macc_f64le_load(out, b, 2);
+		assert_memory_equal(in, out, sizeof(in));
+	}
+	assert_string_equal(macc_msg_type_name(MACC_MSG_STATS), "stats");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1405,6 +1620,8 @@ int main(void)
 		cmocka_unit_test(test_attack_model_size),
 		cmocka_unit_test(test_attack_malformed),
 		cmocka_unit_test(test_attack_containers),
+		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_stats_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, agents_setup, agents_teardown);

@@ -14,8 +14,15 @@
  *   2. every vector that is a golden file (tests/data/golden/) equals that file, so the page, the
  *      golden files and the code are one and the same.
  * Texts the library does not export (the HELLO_ACK proof) are built here field by field as the
- * page describes them and must verify under the signature the code produced; the key-exchange
- * hash is put together from the directional keys by the page's role rule.
+ * page describes them and must verify under the signature the code produced, and so must the
+ * signed STATE texts; the key-exchange hash is put together from the directional keys by the
+ * page's role rule.
+ *
+ * Nothing here may depend on the machine the test runs on: an agent offers AES-256-GCM and
+ * signs with SHA-256 only where its CPU has the instructions (macc_aead_aes_fast,
+ * macc_digest_preferred), so every session below says explicitly what it offers
+ * (macc_session_seal_offer_aes, macc_session_set_digest) and checks that the suite and the
+ * digests the page names are the ones negotiated.
  *
  * MACC_PROTODOC_DUMP=1 prints every computed vector in the page's format instead of checking,
  * to paste into the page after a deliberate wire change (then regenerate the golden files with
@@ -41,7 +48,7 @@
 #define MODEL_HASH 0x1234abcd5678ef01ull
 #define ALGO "dmsgd"
 #define NPARAMS 8
-#define MAX_VECS 48
+#define MAX_VECS 64
 #define MAX_PAGE ((size_t)1 << 20)
 #define INT8_N 260
 
@@ -169,6 +176,17 @@ static int decode_frame(const struct macc_buf *b, struct macc_msg *m, uint8_t **
 	return 0;
 }
 
+/* What one side of a session offers, beyond its identity and HELLO fields. */
+struct side_opts {
+	uint8_t eph_fill;                     /* 0: no sealing; else the ephemeral seed's fill */
+	const struct macc_seal_limits *lim;   /* rekey schedule when sealing */
+	bool aes;                             /* offer AES-256-GCM (when sealing) */
+	int digest;                           /* -1: no digest bits (flags 2, 3 clear); else the
+					       * enum macc_digest_alg it signs with */
+};
+
+static const struct side_opts plain_opts = {.digest = -1};
+
 struct side {
 	struct macc_identity *id;
 	struct macc_session s;
@@ -176,24 +194,36 @@ struct side {
 	struct macc_buf hello, ack;
 };
 
-/* HELLO for one side (sealing when eph_fill != 0, with the given schedule). */
-static int side_start(struct side *x, struct macc_identity *id, const uint8_t *nonce,
-		      uint64_t round, uint32_t degree, const char *name, uint8_t eph_fill,
-		      const struct macc_seal_limits *lim)
+/* Our HELLO's sealing and digest settings, as `o` says: never this CPU's defaults. */
+static int side_offer(struct side *x, const struct side_opts *o)
 {
 	uint8_t seed[MACC_KX_SEED_BYTES];
+	int rc = 0;
+
+	if (o->eph_fill != 0) {
+		memset(seed, o->eph_fill, sizeof(seed));
+		rc = macc_session_enable_seal(&x->s, o->lim, seed);
+		rc = rc != 0 ? rc : macc_session_seal_offer_aes(&x->s, o->aes);
+	}
+	if (rc == 0 && o->digest >= 0) {
+		rc = macc_session_set_digest(&x->s, o->digest);
+	}
+	return rc;
+}
+
+/* HELLO for one side. */
+static int side_start(struct side *x, struct macc_identity *id, const uint8_t *nonce,
+		      uint64_t round, uint32_t degree, const char *name, const struct side_opts *o)
+{
 	int rc;
 
 	x->id = id;
 	macc_buf_init(&x->hello, 0);
 	macc_buf_init(&x->ack, 0);
 	macc_session_init(&x->s, id, nonce);
-	if (eph_fill != 0) {
-		memset(seed, eph_fill, sizeof(seed));
-		rc = macc_session_enable_seal(&x->s, lim, seed);
-		if (rc != 0) {
-			return rc;
-		}
+	rc = side_offer(x, o);
+	if (rc != 0) {
+		return rc;
 	}
 	macc_hello_init(&x->h, id, nonce, MODEL_HASH, NPARAMS, ALGO, round, degree, name);
 	macc_session_hello_prepare(&x->s, &x->h);
@@ -317,19 +347,81 @@ static void add_ack_text(struct vecs *vs, const char *name, const struct side *s
 	add(vs, name, text, sizeof(text), NULL);
 }
 
+/* A STATE frame (prefix and body, in the clear) from `from` on its session. */
+static int plain_state(struct side *from, struct macc_state_body *body,
+		       const struct macc_state_out *so, struct macc_buf *out)
+{
+	struct macc_state_prefix pre;
+	int rc;
+
+	macc_buf_reset(out);
+	rc = macc_state_body_encode(body, so);
+	rc = rc != 0 ? rc : macc_session_state_prefix(&from->s, body, &pre);
+	rc = rc != 0 ? rc : macc_buf_append(out, pre.bytes, pre.len);
+	return rc != 0 ? rc : macc_buf_append(out, body->buf.data, body->buf.len);
+}
+
+/* The signed STATE text as the page builds it (`alg` names the digest and the domain), from
+ * `sender` to `receiver`: it must verify under the signature of `frame`, the code's STATE. */
+static void add_state_text(struct vecs *vs, const char *name, int alg, const struct side *sender,
+			   const struct side *receiver, const struct macc_state_body *body,
+			   const struct macc_buf *frame)
+{
+	uint8_t text[MACC_STATE_SIGNED_BYTES], *p = NULL;
+	struct macc_msg m;
+	int rc;
+
+	macc_state_signed_text_alg(alg, &sender->id->pub, &receiver->id->pub, sender->h.nonce,
+				   receiver->h.nonce, body->round, body->digest, text);
+	rc = decode_frame(frame, &m, &p);
+	if (rc == 0) {
+		rc = m.type == MACC_MSG_STATE ? macc_verify(&sender->id->pub, text, sizeof(text),
+							    m.u.state.sig)
+					      : MACC_EMALFORMED;
+	}
+	free(p);
+	if (rc != 0) {
+		fail_compute(vs, rc, "the signed STATE text as the page builds it does not verify");
+		return;
+	}
+	add(vs, name, text, sizeof(text), NULL);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Computing the vectors                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
+/* A's HELLO of hello.bin, and the same with the optional platform fields. */
+static void hello_vectors(struct vecs *vs, struct macc_identity *ia)
+{
+	struct side solo;
+	uint8_t na[MACC_NONCE_BYTES];
+	int rc;
+
+	nonce_fill(na, 0xa0, 1);
+	rc = side_start(&solo, ia, na, 42, 2, "agent-a", &plain_opts);
+	if (rc == 0) {
+		add_buf(vs, "hello.bin", &solo.hello, "hello.bin");
+		snprintf(solo.h.arch, sizeof(solo.h.arch), "%s", "x86_64");
+		snprintf(solo.h.blas, sizeof(solo.h.blas), "%s", "Haswell");
+		macc_buf_reset(&solo.hello);
+		rc = macc_hello_encode(&solo.hello, &solo.h);
+	}
+	if (rc == 0) {
+		add_buf(vs, "hello-platform", &solo.hello, NULL);
+	} else {
+		fail_compute(vs, rc, "HELLO");
+	}
+	side_finish(&solo);
+}
+
 /* Plaintext session A <-> B (test_proto.c's golden files). */
 static void plain_vectors(struct vecs *vs, struct macc_identity *ia, struct macc_identity *ib)
 {
-	struct side a, b, solo;
+	struct side a = {0}, b = {0};
 	struct macc_state_body body = {0};
-	struct macc_state_prefix pre;
 	struct macc_buf out;
 	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
-	uint8_t text[MACC_STATE_SIGNED_BYTES];
 	float x[NPARAMS], v[NPARAMS];
 	struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v};
 	struct macc_ping ping = {.seq = 7, .time_ns = 1234567890123ull};
@@ -339,13 +431,9 @@ static void plain_vectors(struct vecs *vs, struct macc_identity *ia, struct macc
 	nonce_fill(na, 0xa0, 1);
 	nonce_fill(nb, 0xb0, 1);
 	macc_buf_init(&out, 0);
-	rc = side_start(&solo, ia, na, 42, 2, "agent-a", 0, NULL);
-	if (rc == 0) {
-		add_buf(vs, "hello.bin", &solo.hello, "hello.bin");
-	}
-	side_finish(&solo);
-	rc = rc != 0 ? rc : side_start(&a, ia, na, 0, 2, "x", 0, NULL);
-	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 2, "y", 0, NULL);
+	hello_vectors(vs, ia);
+	rc = side_start(&a, ia, na, 0, 2, "x", &plain_opts);
+	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 2, "y", &plain_opts);
 	rc = rc != 0 ? rc : handshake(&a, &b);
 	if (rc != 0) {
 		fail_compute(vs, rc, "plaintext handshake");
@@ -353,25 +441,17 @@ static void plain_vectors(struct vecs *vs, struct macc_identity *ia, struct macc
 	}
 	add_ack_text(vs, "ack-text", &a, &b);
 	add_buf(vs, "hello_ack.bin", &a.ack, "hello_ack.bin");
-	rc = macc_state_body_encode(&body, &so);
-	rc = rc != 0 ? rc : macc_session_state_prefix(&a.s, &body, &pre);
-	rc = rc != 0 ? rc : macc_buf_append(&out, pre.bytes, pre.len);
-	rc = rc != 0 ? rc : macc_buf_append(&out, body.buf.data, body.buf.len);
-	if (rc != 0) {
-		fail_compute(vs, rc, "STATE");
+	rc = plain_state(&a, &body, &so, &out);
+	if (rc != 0 || a.s.tx_digest != MACC_DIGEST_BLAKE2B256) {
+		fail_compute(vs, rc, "STATE (or a digest other than BLAKE2b-256)");
 		goto out;
 	}
 	add(vs, "state-digest", body.digest, sizeof(body.digest), NULL);
-	macc_state_signed_text(&ia->pub, &ib->pub, na, nb, 42, body.digest, text);
-	add(vs, "state-text", text, sizeof(text), NULL);
+	add_state_text(vs, "state-text", MACC_DIGEST_BLAKE2B256, &a, &b, &body, &out);
 	add_buf(vs, "state.bin", &out, "state.bin");
 	so.round = 43;
 	so.mom = NULL;
-	macc_buf_reset(&out);
-	rc = macc_state_body_encode(&body, &so);
-	rc = rc != 0 ? rc : macc_session_state_prefix(&a.s, &body, &pre);
-	rc = rc != 0 ? rc : macc_buf_append(&out, pre.bytes, pre.len);
-	rc = rc != 0 ? rc : macc_buf_append(&out, body.buf.data, body.buf.len);
+	rc = plain_state(&a, &body, &so, &out);
 	if (rc != 0) {
 		fail_compute(vs, rc, "STATE without momentum");
 		goto out;
@@ -389,6 +469,52 @@ static void plain_vectors(struct vecs *vs, struct macc_identity *ia, struct macc
 	if (rc != 0) {
 		fail_compute(vs, rc, "PING, PONG or BYE");
 	}
+out:
+	side_finish(&a);
+	side_finish(&b);
+	macc_state_body_finish(&body);
+	macc_buf_finish(&out);
+}
+
+/* Plaintext session A <-> B where both check and send SHA-256 digests (test_seal.c's golden
+ * files hello_sha256.bin and state_sha256.bin). */
+static void sha256_vectors(struct vecs *vs, struct macc_identity *ia, struct macc_identity *ib)
+{
+	const struct side_opts sha = {.digest = MACC_DIGEST_SHA256};
+	struct side a = {0}, b = {0};
+	struct macc_state_body body = {0};
+	struct macc_buf out;
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
+	float x[NPARAMS], v[NPARAMS];
+	struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v,
+				    .digest_alg = MACC_DIGEST_SHA256};
+	int rc;
+
+	example_state(x, v);
+	nonce_fill(na, 0xa0, 0);
+	nonce_fill(nb, 0xb0, 0);
+	macc_buf_init(&out, 0);
+	rc = side_start(&a, ia, na, 0, 1, "a", &sha);
+	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 1, "b", &sha);
+	if (rc != 0) {
+		fail_compute(vs, rc, "SHA-256 HELLO");
+		goto out;
+	}
+	add_buf(vs, "hello_sha256.bin", &a.hello, "hello_sha256.bin");
+	rc = handshake(&a, &b);
+	if (rc != 0 || a.s.tx_digest != MACC_DIGEST_SHA256 ||
+	    b.s.rx_digest != MACC_DIGEST_SHA256) {
+		fail_compute(vs, rc, "SHA-256 handshake (or another digest negotiated)");
+		goto out;
+	}
+	rc = plain_state(&a, &body, &so, &out);
+	if (rc != 0) {
+		fail_compute(vs, rc, "SHA-256 STATE");
+		goto out;
+	}
+	add(vs, "state-sha256-digest", body.digest, sizeof(body.digest), NULL);
+	add_state_text(vs, "state-sha256-text", MACC_DIGEST_SHA256, &a, &b, &body, &out);
+	add_buf(vs, "state_sha256.bin", &out, "state_sha256.bin");
 out:
 	side_finish(&a);
 	side_finish(&b);
@@ -420,84 +546,131 @@ static int sealed_ping(struct side *from, struct side *to, uint64_t seq, struct 
 	return rc;
 }
 
-/* Sealed session A <-> B (test_seal.c's golden files). */
-static void sealed_vectors(struct vecs *vs, struct macc_identity *ia, struct macc_identity *ib)
+/* The names of one suite's vectors on the page. */
+struct suite_names {
+	const char *hello, *ack_text, *key_ab0, *key_ba0, *ping, *key_ab1, *state;
+};
+
+static const struct suite_names xchacha_names = {
+	"hello_sealed.bin", "sealed-ack-text", "key-a-to-b-0", "key-b-to-a-0",
+	"sealed_ping.bin",  "key-a-to-b-1",    "sealed_state.bin",
+};
+
+static const struct suite_names gcm_names = {
+	"hello_sealed_gcm.bin", "sealed-gcm-ack-text", "key-a-to-b-0-gcm",     "key-b-to-a-0-gcm",
+	"sealed_ping_gcm.bin",  "key-a-to-b-1-gcm",    "sealed_state_gcm.bin",
+};
+
+/* The key-exchange hash h of the page, from A's ephemeral seed and B's public key, put
+ * together from libsodium's directional keys by the page's role rule: the smaller ephemeral
+ * key is the client, whose rx is the first half of h and tx the second. */
+static int kx_hash(uint8_t h[2 * MACC_AEAD_KEY_BYTES], const struct side *a,
+		   const struct side *b)
 {
-	struct macc_seal_limits lim = {.bytes = 4096, .frames = 2};
-	struct side a, b;
+	uint8_t kx_rx[MACC_AEAD_KEY_BYTES], kx_tx[MACC_AEAD_KEY_BYTES], sk[32], pk[32];
+	uint8_t seed[32];
+	bool a_client = memcmp(a->h.eph, b->h.eph, MACC_KX_PUBKEY_BYTES) < 0;
+	int rc;
+
+	memset(seed, 0x5a, sizeof(seed));
+	rc = macc_kx_keypair(pk, sk, seed);
+	rc = rc != 0 ? rc : macc_kx_session_keys(kx_rx, kx_tx, pk, sk, b->h.eph);
+	macc_memzero(sk, sizeof(sk));
+	if (rc == 0) {
+		memcpy(h, a_client ? kx_rx : kx_tx, MACC_AEAD_KEY_BYTES);
+		memcpy(h + MACC_AEAD_KEY_BYTES, a_client ? kx_tx : kx_rx, MACC_AEAD_KEY_BYTES);
+	}
+	macc_memzero(kx_rx, sizeof(kx_rx));
+	macc_memzero(kx_tx, sizeof(kx_tx));
+	return rc;
+}
+
+/* After the handshake: two sealed PINGs from A (the second ends A's epoch 0), then A's STATE
+ * of round 42, the first frame under the stepped key. */
+static void sealed_frames(struct vecs *vs, struct side *a, struct side *b,
+			  const struct suite_names *nm)
+{
 	struct macc_state_body body = {0};
 	struct macc_buf out;
-	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES], h[2 * MACC_AEAD_KEY_BYTES];
 	float x[NPARAMS], v[NPARAMS];
 	struct macc_state_out so = {.round = 42, .nparams = NPARAMS, .x = x, .mom = v};
-	bool a_client;
 	int rc;
 
 	example_state(x, v);
-	nonce_fill(na, 0xa0, 0);
-	nonce_fill(nb, 0xb0, 0);
 	macc_buf_init(&out, 0);
-	rc = side_start(&a, ia, na, 0, 1, "a", 0x5a, &lim);
-	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 1, "b", 0x5b, &lim);
-	if (rc != 0) {
-		fail_compute(vs, rc, "sealed HELLO");
-		goto out;
-	}
-	add(vs, "a-eph-public-key", a.h.eph, MACC_KX_PUBKEY_BYTES, NULL);
-	add(vs, "b-eph-public-key", b.h.eph, MACC_KX_PUBKEY_BYTES, NULL);
-	add_buf(vs, "hello_sealed.bin", &a.hello, "hello_sealed.bin");
-	rc = handshake(&a, &b);
-	if (rc != 0) {
-		fail_compute(vs, rc, "sealed handshake");
-		goto out;
-	}
-	add_ack_text(vs, "sealed-ack-text", &a, &b);
-	/* The page's role rule: the smaller ephemeral key is the client, whose rx is the first
-	 * half of the hash and tx the second. */
-	a_client = memcmp(a.h.eph, b.h.eph, MACC_KX_PUBKEY_BYTES) < 0;
-	{
-		uint8_t kx_rx[MACC_AEAD_KEY_BYTES], kx_tx[MACC_AEAD_KEY_BYTES], sk[32], pk[32];
-		uint8_t seed[32];
-
-		memset(seed, 0x5a, sizeof(seed));
-		rc = macc_kx_keypair(pk, sk, seed);
-		rc = rc != 0 ? rc : macc_kx_session_keys(kx_rx, kx_tx, pk, sk, b.h.eph);
-		macc_memzero(sk, sizeof(sk));
-		if (rc != 0) {
-			fail_compute(vs, rc, "key exchange");
-			goto out;
-		}
-		memcpy(h, a_client ? kx_rx : kx_tx, MACC_AEAD_KEY_BYTES);
-		memcpy(h + MACC_AEAD_KEY_BYTES, a_client ? kx_tx : kx_rx, MACC_AEAD_KEY_BYTES);
-		add(vs, "kx-hash", h, sizeof(h), NULL);
-	}
-	add(vs, "key-a-to-b-0", a.s.tx.key, MACC_AEAD_KEY_BYTES, NULL);
-	add(vs, "key-b-to-a-0", a.s.rx.key, MACC_AEAD_KEY_BYTES, NULL);
-	rc = sealed_ping(&a, &b, 9, &out);
+	add(vs, nm->key_ab0, a->s.tx.key, MACC_AEAD_KEY_BYTES, NULL);
+	add(vs, nm->key_ba0, a->s.rx.key, MACC_AEAD_KEY_BYTES, NULL);
+	rc = sealed_ping(a, b, 9, &out);
 	if (rc != 0) {
 		fail_compute(vs, rc, "sealed PING");
 		goto out;
 	}
-	add_buf(vs, "sealed_ping.bin", &out, "sealed_ping.bin");
-	rc = sealed_ping(&a, &b, 10, &out);
-	if (rc != 0 || a.s.tx.epoch != 1) {
+	add_buf(vs, nm->ping, &out, nm->ping);
+	rc = sealed_ping(a, b, 10, &out);
+	if (rc != 0 || a->s.tx.epoch != 1) {
 		fail_compute(vs, rc, "second sealed PING and the rekey after it");
 		goto out;
 	}
-	add(vs, "key-a-to-b-1", a.s.tx.key, MACC_AEAD_KEY_BYTES, NULL);
+	add(vs, nm->key_ab1, a->s.tx.key, MACC_AEAD_KEY_BYTES, NULL);
 	macc_buf_reset(&out);
 	rc = macc_state_body_encode(&body, &so);
-	rc = rc != 0 ? rc : macc_session_seal_state(&a.s, &body, &out);
+	rc = rc != 0 ? rc : macc_session_seal_state(&a->s, &body, &out);
 	if (rc != 0) {
 		fail_compute(vs, rc, "sealed STATE");
 		goto out;
 	}
-	add_buf(vs, "sealed_state.bin", &out, "sealed_state.bin");
+	add_buf(vs, nm->state, &out, nm->state);
+out:
+	macc_state_body_finish(&body);
+	macc_buf_finish(&out);
+}
+
+/* Sealed session A <-> B under suite `aead` (test_seal.c's golden files): both sides offer
+ * AES-256-GCM for that suite, neither for XChaCha20-Poly1305, whatever this CPU has. */
+static void sealed_vectors(struct vecs *vs, struct macc_identity *ia, struct macc_identity *ib,
+			   int aead)
+{
+	const struct macc_seal_limits lim = {.bytes = 4096, .frames = 2};
+	const bool gcm = aead == MACC_AEAD_AES256GCM;
+	const struct suite_names *nm = gcm ? &gcm_names : &xchacha_names;
+	const struct side_opts oa = {.eph_fill = 0x5a, .lim = &lim, .aes = gcm, .digest = -1};
+	const struct side_opts ob = {.eph_fill = 0x5b, .lim = &lim, .aes = gcm, .digest = -1};
+	struct side a = {0}, b = {0};
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES], h[2 * MACC_AEAD_KEY_BYTES];
+	int rc;
+
+	nonce_fill(na, 0xa0, 0);
+	nonce_fill(nb, 0xb0, 0);
+	rc = side_start(&a, ia, na, 0, 1, "a", &oa);
+	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 1, "b", &ob);
+	if (rc != 0) {
+		fail_compute(vs, rc, "sealed HELLO");
+		goto out;
+	}
+	if (!gcm) {
+		add(vs, "a-eph-public-key", a.h.eph, MACC_KX_PUBKEY_BYTES, NULL);
+		add(vs, "b-eph-public-key", b.h.eph, MACC_KX_PUBKEY_BYTES, NULL);
+	}
+	add_buf(vs, nm->hello, &a.hello, nm->hello);
+	rc = handshake(&a, &b);
+	if (rc != 0 || macc_session_aead(&a.s) != aead || macc_session_aead(&b.s) != aead) {
+		fail_compute(vs, rc, gcm ? "AES-256-GCM handshake (or another suite negotiated)"
+					 : "XChaCha20-Poly1305 handshake (or another suite)");
+		goto out;
+	}
+	add_ack_text(vs, nm->ack_text, &a, &b);
+	if (!gcm) {
+		rc = kx_hash(h, &a, &b);
+		if (rc != 0) {
+			fail_compute(vs, rc, "key exchange");
+			goto out;
+		}
+		add(vs, "kx-hash", h, sizeof(h), NULL);
+	}
+	sealed_frames(vs, &a, &b, nm);
 out:
 	side_finish(&a);
 	side_finish(&b);
-	macc_state_body_finish(&body);
-	macc_buf_finish(&out);
 }
 
 /* The compressor input of the page: eight float32 values, one that needs rounding in bf16 and
@@ -563,6 +736,54 @@ static void add_model(struct vecs *vs, const char *name, const char *spec)
 	macc_model_destroy(m);
 }
 
+/* STATS (the standardisation agreement, the page's STANDARDISATION section): A to B on the
+ * plaintext session of hello_ack.bin, step 3 of S = 50 and D = 2, the values of an average
+ * step for d = 3 features. The signed text is the library's, checked against the frame's
+ * signature. */
+static void stats_vectors(struct vecs *vs, struct macc_identity *ia, struct macc_identity *ib)
+{
+	static const double values[7] = {4.0, 8.0, -0.0, 20.0, 20.0, 0.1, 1e300};
+	struct macc_stats_out so = {.step = 3, .avg_steps = 50, .exact_steps = 2,
+				    .values = values, .n = 7};
+	uint8_t na[MACC_NONCE_BYTES], nb[MACC_NONCE_BYTES];
+	uint8_t digest[MACC_DIGEST_BYTES], text[MACC_STATE_SIGNED_BYTES];
+	struct side a, b;
+	struct macc_buf out;
+	struct macc_msg m;
+	uint8_t *p = NULL;
+	int rc;
+
+	nonce_fill(na, 0xa0, 1);
+	nonce_fill(nb, 0xb0, 1);
+	macc_buf_init(&out, 0);
+	rc = side_start(&a, ia, na, 0, 2, "x", &plain_opts);
+	rc = rc != 0 ? rc : side_start(&b, ib, nb, 0, 2, "y", &plain_opts);
+	rc = rc != 0 ? rc : handshake(&a, &b);
+	rc = rc != 0 ? rc : macc_session_stats_encode(&a.s, &so, &out);
+	rc = rc != 0 ? rc : decode_frame(&out, &m, &p);
+	if (rc == 0 && m.type != MACC_MSG_STATS) {
+		rc = MACC_EMALFORMED;
+	}
+	rc = rc != 0 ? rc
+		     : macc_digest(MACC_DIGEST_BLAKE2B256, digest, m.u.stats.body,
+				   m.u.stats.body_len);
+	if (rc == 0) {
+		macc_stats_signed_text(&ia->pub, &ib->pub, na, nb, 3, digest, text);
+		rc = macc_verify(&ia->pub, text, sizeof(text), m.u.stats.sig) == 0 ? 0
+										 : MACC_EBADSIG;
+	}
+	if (rc != 0) {
+		fail_compute(vs, rc, "STATS");
+	} else {
+		add(vs, "stats-text", text, sizeof(text), NULL);
+		add_buf(vs, "stats.bin", &out, "stats.bin");
+	}
+	free(p);
+	side_finish(&a);
+	side_finish(&b);
+	macc_buf_finish(&out);
+}
+
 static void compute_all(struct vecs *vs)
 {
 	struct macc_identity ia, ib;
@@ -580,8 +801,11 @@ static void compute_all(struct vecs *vs)
 	add(vs, "a-public-key", ia.pub.bytes, MACC_PUBKEY_BYTES, NULL);
 	add(vs, "b-public-key", ib.pub.bytes, MACC_PUBKEY_BYTES, NULL);
 	plain_vectors(vs, &ia, &ib);
-	sealed_vectors(vs, &ia, &ib);
+	sha256_vectors(vs, &ia, &ib);
+	sealed_vectors(vs, &ia, &ib, MACC_AEAD_XCHACHA20POLY1305);
+	sealed_vectors(vs, &ia, &ib, MACC_AEAD_AES256GCM);
 	compress_vectors(vs);
+	stats_vectors(vs, &ia, &ib);
 	add_model(vs, "model-hash-mlp", "mlp:784-256-128-10");
 	add_model(vs, "model-hash-lenet5", "cnn:lenet5,dropout=0.25");
 out:
