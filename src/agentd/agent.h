@@ -1,8 +1,9 @@
 /*
  * agent.h - the state of one macc-agentd (internal to src/agentd).
  *
- * Ownership: struct macc_agent owns the libuv loop, the config, the identity, the peers, the
- * connections, the control server, the model, the data and the training buffers. A struct peer
+ * Ownership: struct macc_agent owns its libuv loop (unless opts.loop lends one), the config, the
+ * identity, the peers, the connections, the control server, the model, the data and the
+ * training buffers. A struct peer
  * (one per configured neighbour) owns its reconnect timer, backoff, receive slots and counters; a
  * struct conn (one per TCP connection, either direction) owns its handle, frame decoder and
  * session, and is bound to a peer once the peer's HELLO passed the allow-list. A peer's adopted
@@ -10,13 +11,34 @@
  *
  * Threads: everything here is touched by the loop thread only, except the training state (x,
  * v, g, the learner, the mixer), which belongs to the worker job in flight while one is
- * (agent.c keeps at most one job in flight, and the loop does not touch that state then).
+ * (jobs.c keeps at most one job in flight, and the loop does not touch that state then).
  *
- * Files: agent.c (lifecycle, rounds, worker jobs, control callbacks, signals), peer.c
- * (connections, handshake, messages, keepalive, tie-break), edge.c (the daemon's side of the
- * mixer: mixing options, topology, what goes in and out of a step), main.c (command line). The
- * round itself is composed by the learner (macc/learner.h) and the mixer (macc/mixer.h), the
- * modules macc-sim runs.
+ * Rooms (one job each; the round itself is composed by the learner, macc/learner.h, and the
+ * mixer, macc/mixer.h, the modules macc-sim runs):
+ *   agent.c    lifecycle: start-up, run, shutdown, teardown; the agent's own handles (every
+ *              timer of the daemon is listed above handles_init); deferred events (agent_post);
+ *              the progress published to the control socket and systemd.
+ *   round.c    the round driver: phases, who a round waits for, the round timer, the jump rule
+ *              (macc/guard.h), the requests that wait for a round boundary; what arrives
+ *              (agent_on_state) goes to the peer's round slots.
+ *   inbox.c    the neighbours' round slots: what arrived for which round (no libuv).
+ *   jobs.c     the worker jobs, one function per kind, inputs and outputs in struct agent_job.
+ *   reload.c   a new configuration: plan (everything that can fail) then commit (cannot fail).
+ *   ctlops.c   the control-socket operations (status, peers, metrics, audit, requests).
+ *   control.c  the control protocol server (framing, clients, limits).
+ *   peer.c     the configured neighbours: dialing and backoff, listening and the cap on unproven
+ *              connections, liveness (keepalive, dead); the design of conn/session/peer.
+ *   session.c  one session: handshake, tie-break (adopt, retire, drain), closing, dispatch.
+ *   conn.c     one connection's bytes: the bounded send path (plain and sealed, paced by the
+ *              max_rate buckets, pacer.h), the read path.
+ *   standardize.c  the standardisation agreement before round 0 (a few hooks, each marked).
+ *   edge.c     the daemon's side of the mixer: topology, schedules, compression, what goes in
+ *              and out of a step, the per-peer slots beyond the next round.
+ *   check.c    the start-up check (also --check-config); checkpoint.c, notify.c, backoff.c,
+ *              publish.c (the published model for `model` and `predict`), pacer.c: the
+ *              loop-free helpers; main.c: the command line.
+ * Callbacks never call back into their caller: the network posts events (agent_post) that the
+ * loop handles on its next turn; several agents can share a process and a loop (opts.loop).
  */
 #ifndef MACC_AGENTD_AGENT_H
 #define MACC_AGENTD_AGENT_H
@@ -47,7 +69,7 @@
 
 struct macc_agent;
 struct peer;
-struct wreq; /* peer.c */
+struct wreq; /* session.h */
 
 /* A STATE body encoded once per round and shared by every neighbour's write (refcounted). */
 struct shared_body {
@@ -78,6 +100,32 @@ struct slot {
 	size_t lx, lv;
 };
 
+/*
+ * The state of a connection (session.c): one enter_<state>() per state sets it and arms what the
+ * state needs; what a state's deadline ends is session.c conn_deadline (checked by peers_tick).
+ *   CONNECTING  outbound: TCP connect in flight (inbound: accepted, not set up yet).
+ *               Deadline: handshake_timeout_ms from the connection's start.
+ *   HELLO       TCP up, reading, our HELLO sent; the peer's HELLO awaited. Deadline: handshake.
+ *   AWAIT_ACK   the peer's HELLO passed the allow-list, our HELLO_ACK sent; its HELLO_ACK (the
+ *               proof of its key) awaited. Deadline: handshake.
+ *   UP          proven and adopted: the peer's session (peer->conn). No deadline: keepalive
+ *               PINGs (peers_tick) and the peer's liveness (dead_peer_timeout_ms).
+ *   RETIRED     proven, lost the duplicate-session choice: BYE sent, write side shut, still read
+ *               for the STATE the peer sent on it. Deadline: DRAIN_TIMEOUT_MS.
+ *   CLOSING     refused or closed on purpose: BYE sent and flushed; only a BYE is read.
+ *               Deadline: SHUT_TIMEOUT_MS.
+ *   CLOSED      its handle is closing: nothing is read or written; freed by the close callback.
+ */
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_HELLO,
+	CONN_AWAIT_ACK,
+	CONN_UP,
+	CONN_RETIRED,
+	CONN_CLOSING,
+	CONN_CLOSED,
+};
+
 struct conn {
 	struct macc_agent *agent;
 	struct peer *peer; /* outbound: from the start; inbound: after HELLO; else NULL */
@@ -87,23 +135,17 @@ struct conn {
 	struct macc_session session;
 	uint8_t nonce[MACC_NONCE_BYTES];
 	bool outbound;
-	bool connected;
-	bool closing;
-	bool adopted;
-	bool hello_sent;
-	bool retired;        /* lost the duplicate-session choice: BYE sent, still read (peer.c) */
-	uint64_t retired_ms;
-	bool shut;           /* refused or closing (not retired): what it sends is not read */
-	uint64_t shut_ms;
-	bool unproven;       /* inbound, not proven yet: counted in agent.nconns_unproven */
+	enum conn_state state;
+	uint64_t deadline_ms; /* the state's deadline (monotonic ms), 0 none */
+	bool unproven;        /* inbound, not proven yet: counted in agent.nconns_unproven */
 	uint64_t opened_ms;
 	uint64_t last_tx_ms;
 	uint64_t last_ping_ms; /* RTT is measured every keepalive period, busy link or not */
 	uint64_t ping_seq;
 	uint64_t ping_window_ms;  /* start of the current one-second PING window */
-	unsigned pings_in_window; /* PINGs answered in it (peer.c: config ping_rate) */
-	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (peer.c) */
-	/* max_rate (peer.c): writes waiting for tokens, in order; bytes of them not yet handed
+	unsigned pings_in_window; /* PINGs answered in it (session.c: ping_rate) */
+	struct macc_buf sealspare; /* sealed STATE buffer kept from round to round (conn.c) */
+	/* max_rate (conn.c): writes waiting for tokens, in order; bytes of them not yet handed
 	 * to libuv. Once anything waits here, every later write queues behind it. */
 	struct wreq *pq_head, *pq_tail;
 	size_t pq_bytes;
@@ -156,8 +198,9 @@ struct peer {
 
 	double rtt_ms;
 	uint64_t bytes_in, bytes_out;
-	/* max_rate (peer.c): this neighbour's bucket (kept across sessions) and the measured
-	 * rate of bytes handed to its sessions, over windows of about a second (peers_tick) */
+	/* max_rate (conn.c paces, peer.c measures): this neighbour's bucket (kept across
+	 * sessions) and the measured rate of bytes handed to its sessions, over windows of about
+	 * a second (peers_tick) */
 	uint64_t max_rate;
 	struct macc_pacer pacer;
 	double send_rate;        /* bytes/s, last window */
@@ -165,7 +208,7 @@ struct peer {
 	uint64_t rejected[32]; /* by MACC_EMALFORMED - code */
 	uint64_t rejected_errno;
 	struct macc_ratelimit rl;
-	struct macc_ratelimit rl_lost; /* "never arrived" folds (agent.c): not eaten by dial errors */
+	struct macc_ratelimit rl_lost; /* "never arrived" folds (edge.c): not eaten by dial errors */
 	struct macc_ratelimit rl_dial; /* dial and resolve failures: they do not eat rl's budget */
 
 	/* Robust mixing (issue 12): quarantine state (the mixer's, copied in before a step and
@@ -183,16 +226,75 @@ enum phase {
 	PH_JOB,   /* a standalone job (eval, checkpoint) outside a round */
 };
 
+/* Worker jobs (jobs.c): one function per kind, run in this order when several are asked for. */
+enum {
+	JOB_STEP = 1,      /* the mixer's step, and the audit trail of what it excluded */
+	JOB_EVAL = 2,      /* test loss and accuracy */
+	JOB_CKPT = 4,      /* the checkpoint (not when the own parameters are not sane) */
+	JOB_ENCODE = 8,    /* this round's outgoing STATE body */
+	JOB_GRAD = 16,     /* the learner's round: local steps and the gradient */
+	JOB_DIST = 32,     /* consensus distance and parameter digest (shown, not used) */
+	JOB_ROLLBACK = 64, /* x, v back from the last good checkpoint */
+};
+
+/* The job in flight (jobs.c), owned by the agent: inputs set by the loop before queueing, outputs
+ * read on the loop after it. While flags != 0 the worker owns it and x, v, g, the learner and the
+ * mixer. */
+struct agent_job {
+	unsigned flags;
+	/* step: what arrived from peer[i] (edge_inbound) */
+	struct macc_mixer_in in[MACC_CONFIG_MAX_PEERS];
+	size_t nnb;
+	uint64_t ckpt_round; /* the round a checkpoint or an encoded body is for */
+	/* outputs */
+	struct macc_mixer_report rep;
+	double dist;
+	uint64_t digest;
+	double eval_loss, eval_acc;
+	int ckpt_rc;
+	struct macc_errmsg ckpt_err;
+	struct shared_body *body;
+	struct shared_body *spare; /* a body no write holds any more, for the next encode */
+	int body_rc;
+	/* the audit trail of the states robust mixing excludes: inputs copied on the loop */
+	uint64_t round;
+	struct peer *peer[MACC_CONFIG_MAX_PEERS];
+	const struct slot *slot[MACC_CONFIG_MAX_PEERS];
+	struct macc_pubkey key[MACC_CONFIG_MAX_PEERS];
+	char name[MACC_CONFIG_MAX_PEERS][MACC_CONFIG_NAME_MAX];
+	uint64_t audit_written, audit_errors, audit_unsigned;
+	struct macc_errmsg audit_err;
+	struct macc_errmsg body_err;
+	/* own parameters non-finite: found after the step or before an encode or a checkpoint;
+	 * the rollback job's outcome */
+	bool own_bad;
+	int rb_rc;
+	uint64_t rb_round;
+	char rb_used[1100];
+	struct macc_errmsg rb_err;
+};
+
+/* Events posted by callbacks (session.c, peer.c) and handled from the loop (agent.c
+ * agent_post): a callback never calls back into the code that called it. */
+enum {
+	EV_CHECK_ROUND = 1, /* a state arrived, a session came up or went: may the round end? */
+	EV_STD_CHECK = 2,   /* standardize.c: may an agreement step end? */
+	EV_START_ROUND = 4, /* standardize.c: the transform is known, round 0 may start */
+};
+
 struct agent_opts {
 	const char *config_path;
 	const char *socket_path; /* -s overrides the config */
 	bool exit_when_done;
 	bool have_log_level;
 	enum macc_log_level log_level;
+	uv_loop_t *loop;  /* the in-process tests: several agents on one loop; NULL: its own */
+	bool no_signals;  /* the in-process tests: no SIGTERM/SIGINT/SIGHUP handlers */
 };
 
 struct macc_agent {
-	uv_loop_t loop;
+	uv_loop_t *loop;   /* opts.loop, or own_loop */
+	uv_loop_t own_loop;
 	struct agent_opts opts;
 	struct macc_config cfg;
 	struct macc_identity id;
@@ -207,6 +309,7 @@ struct macc_agent {
 	size_t ngraveyard;
 	struct conn *conns;
 	uv_tcp_t listener;
+	char rbuf[1 << 16];       /* conn.c: the read buffer of small frames (all connections) */
 	bool listening;
 	unsigned nconns_unproven; /* inbound connections whose peer has not proven its key */
 
@@ -235,22 +338,26 @@ struct macc_agent {
 	bool round_timed_out;
 	uv_timer_t round_timer;
 	uv_timer_t grace_timer; /* ends a wait when a down neighbour's reconnect grace runs out */
-	uv_timer_t pace_timer;  /* peer.c: releases paced writes when the buckets allow */
+	uv_timer_t pace_timer;  /* conn.c: releases paced writes when the buckets allow */
 	struct macc_pacer pacer; /* [agent] max_rate: all sessions' writes together */
 	double send_rate;        /* bytes/s handed to all sessions, last window (peers_tick) */
 	uint64_t rate_win_ms, rate_win_bytes;
-	uint64_t pace_seq;       /* slices sent (peer.c: which connection's turn) */
+	uint64_t pace_seq;       /* slices sent (conn.c: which connection's turn) */
 	uv_timer_t tick_timer;
 	uv_timer_t watchdog_timer;
+	bool handles_made;        /* the timers, defer and signals above are initialised */
 	uv_work_t work;
+	struct agent_job job;     /* the worker job in flight (jobs.c) */
+	uv_idle_t defer;          /* runs the posted events (agent_post) */
+	unsigned pending;         /* posted events, EV_* */
 	struct shared_body *body; /* this round's outgoing state, or NULL */
 	uint64_t body_round;
 	bool pause_req, stop_req, shutdown_req, ckpt_req, eval_req, stopped_training;
-	/* Round jumps (macc/guard.h, agent.c rejoin()). */
+	/* Round jumps (macc/guard.h, round.c rejoin()). */
 	bool jumped;
 	uint64_t last_jump_ms;
 	struct macc_ratelimit rl_jump;
-	/* Own parameters that went non-finite (agent.c): rolled back, degraded until the next
+	/* Own parameters that went non-finite (jobs.c): rolled back, degraded until the next
 	 * checkpoint taken after degraded_round. */
 	bool rollback_req;
 	bool degraded;
@@ -279,7 +386,7 @@ struct macc_agent {
 	uint64_t last_publish_ms;
 	uint64_t last_status_ms;	  /* last STATUS= line sent to systemd */
 	enum macc_ctl_state status_state; /* the state that line showed */
-	/* Refused before the peer was identified, by enum macc_ctl_connrej (peer.c). */
+	/* Refused before the peer was identified, by enum macc_ctl_connrej (conn.c). */
 	uint64_t conn_rejected[MACC_CTL_CONNREJ_COUNT];
 	struct macc_ratelimit rl_unbound;
 
@@ -320,11 +427,14 @@ struct macc_agent {
 	struct std_phase std;
 };
 
-/* peer.c */
+/* peer.c, session.c, conn.c */
 int peers_setup(struct macc_agent *a, struct macc_errmsg *err);
 int peer_listen(struct macc_agent *a, struct macc_errmsg *err);
 void peer_close_listener(struct macc_agent *a);
 struct peer *peer_create(struct macc_agent *a, const struct macc_config_peer *cp);
+struct peer *peer_new(struct macc_agent *a, const struct macc_config_peer *cp);
+void peer_attach(struct peer *p);
+void peer_free(struct peer *p);
 void peer_start(struct peer *p);
 void peer_remove(struct peer *p);
 void peer_reconnect(struct peer *p);
@@ -369,17 +479,63 @@ size_t edge_inbound(struct macc_agent *a, struct macc_mixer_in *in);
 void edge_after_step(struct macc_agent *a, struct peer *const *peers, size_t n,
 		     const struct macc_mixer_report *rep);
 void peer_resync(struct peer *p, const char *why);
-/* peer.c, for standardize.c: one STATS on p's adopted session (sealed when it is). */
+/* conn.c, for standardize.c: one STATS on p's adopted session (sealed when it is). */
 int peer_send_stats(struct peer *p, const struct macc_stats_out *so);
 
-/* agent.c, called by peer.c */
+/* round.c: the round driver (phases, the wait, the jump rule, requests) */
+enum round_req {
+	ROUND_REQ_START,
+	ROUND_REQ_STOP,
+	ROUND_REQ_PAUSE,
+	ROUND_REQ_RESUME,
+	ROUND_REQ_CHECKPOINT,
+	ROUND_REQ_EVAL,
+};
+void round_start(struct macc_agent *a);
+void round_check(struct macc_agent *a);
+bool round_waits_for(const struct macc_agent *a, const struct peer *p);
+void round_after_job(struct macc_agent *a, unsigned flags, enum phase ph);
+void round_finish_run(struct macc_agent *a);
+int round_request(struct macc_agent *a, enum round_req r, struct macc_errmsg *err);
+void round_request_shutdown(struct macc_agent *a, const char *why);
 void agent_on_state(struct peer *p, const struct macc_state *st, const struct macc_session *sess);
 void agent_on_peer_change(struct macc_agent *a);
 void agent_on_session_up(struct peer *p);
-/* agent.c, called by standardize.c when the transform is known: round 0 may start. */
+/* round.c, called by standardize.c when the transform is known: round 0 may start. */
 void agent_on_standardized(struct macc_agent *a);
 
-/* agent.c, called by main.c */
+/* inbox.c: the neighbours' round slots (no libuv) */
+enum inbox_verdict {
+	INBOX_LATE,   /* for a round already stepped: only the neighbour's round is noted */
+	INBOX_HAVE,   /* that round's state is held already */
+	INBOX_STORED, /* stored for its round */
+};
+enum inbox_verdict inbox_accept(struct macc_agent *a, struct peer *p, const struct macc_state *st,
+				const struct macc_session *sess);
+void inbox_advance(struct macc_agent *a, uint64_t r);
+bool inbox_arrived(const struct macc_agent *a, const struct peer *p);
+
+/* jobs.c: the worker jobs */
+int job_queue(struct macc_agent *a, unsigned flags, enum phase ph);
+void job_set_step_inputs(struct macc_agent *a);
+void jobs_finish(struct macc_agent *a);
+
+/* reload.c */
+int agent_reload(struct macc_agent *a, struct macc_errmsg *err);
+
+/* ctlops.c: the control-socket operations */
+extern const struct macc_ctl_ops agent_ctl_ops;
+
+/* agent.c: lifecycle and what the other rooms share */
+void agent_post(struct macc_agent *a, unsigned ev);
+void agent_publish(struct macc_agent *a, bool final);
+void agent_publish_model(struct macc_agent *a, bool request, bool idle);
+void agent_shutdown(struct macc_agent *a);
+void agent_log_robust(const struct macc_agent *a);
+double agent_epoch(const struct macc_agent *a, uint64_t round);
+uint32_t agent_peers_up(const struct macc_agent *a);
+
+/* agent.c, called by main.c and the in-process tests */
 int agent_init(struct macc_agent *a, const struct agent_opts *o, struct macc_errmsg *err);
 int agent_run(struct macc_agent *a);
 void agent_finish(struct macc_agent *a);

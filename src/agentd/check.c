@@ -38,6 +38,7 @@
 #include "macc/consensus.h"
 #include "macc/crypto.h"
 #include "macc/data.h"
+#include "macc/mixer.h"
 #include "macc/nn.h"
 
 #include "check.h"
@@ -430,6 +431,44 @@ static void check_specs(struct agentd_check *chk, const struct macc_config *cfg)
 	}
 }
 
+/* Which mixing options combine: the mixer's one table (macc_mixer_check_opts, which macc-sim
+ * and reload use too) on what the file says (push-sum = algorithm sgp; a directed topology file
+ * is known once edge.c has read it, which checks again). Reported at the line of [train]. A
+ * compress spec that does not parse is check_specs' error. */
+static void check_mixing(struct agentd_check *chk, const struct macc_config *cfg)
+{
+	struct macc_compressor comp = {.kind = MACC_COMPRESS_NONE};
+	struct macc_robust_cfg rcfg;
+	struct macc_mix_opts o = {
+		.algo = cfg->algorithm,
+		.pushsum = cfg->sgp,
+		.no_graph = cfg->topology[0] == '\0',
+		.schedule = cfg->schedule,
+		.local_steps = cfg->local_steps,
+		.gossip_step = cfg->gossip_step > 0,
+		.explicit_weights = cfg->weights == MACC_CONFIG_WEIGHTS_EXPLICIT,
+	};
+	unsigned line = macc_config_key_line(cfg, "train", NULL);
+	struct macc_errmsg e;
+	char text[2048];
+	int rc;
+
+	if (macc_compress_parse(cfg->compress, &comp, &e) < 0) {
+		return;
+	}
+	o.compress = comp.kind;
+	rc = macc_mixer_robust_cfg(cfg->aggregation, cfg->has_screen_factor, cfg->screen_factor,
+				   &rcfg, &o.robust, &e);
+	if (rc == 0) {
+		rc = macc_mixer_check_opts(&o, MACC_MIX_CONF, &e);
+	}
+	if (rc < 0) {
+		snprintf(text, sizeof(text), "%.1000s:%u: [train]: %.600s", cfg->file, line,
+			 e.text);
+		add_text(chk, false, text);
+	}
+}
+
 static int load_data(struct agentd_check *chk, const struct macc_config *cfg,
 		     struct macc_dataset *train, struct macc_dataset *test)
 {
@@ -572,6 +611,7 @@ int agentd_check_config(const struct macc_config *cfg, const struct agentd_check
 	check_socket(chk, cfg, o);
 	check_state_dir(chk, cfg);
 	check_specs(chk, cfg);
+	check_mixing(chk, cfg);
 	check_topology(chk, cfg);
 	check_standardize(chk, cfg);
 	m = check_model(chk, cfg);

@@ -560,11 +560,6 @@ void edge_store_state(struct macc_agent *a, struct slot *s, const struct macc_st
 	}
 }
 
-static bool arrived(const struct macc_agent *a, const struct peer *p)
-{
-	return p->cur.full && p->cur.round == a->round;
-}
-
 /* Push-sum: the row of P from our out-degree and the in-neighbours' (0 for out-only peers). */
 static void push_row(const struct macc_agent *a, double *ret_self, double *w)
 {
@@ -686,7 +681,7 @@ size_t edge_inbound(struct macc_agent *a, struct macc_mixer_in *in)
 		const struct slot *s = &p->cur;
 
 		in[i] = (struct macc_mixer_in){
-			.arrived = fits && arrived(a, p),
+			.arrived = fits && inbox_arrived(a, p),
 			.x = s->x,
 			.v = s->v,
 			.weight = s->weight,

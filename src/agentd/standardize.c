@@ -15,9 +15,9 @@
  *   3. a neighbour that finished: its STATS of step S + D carries the agreed transform, sent
  *      once on every session established after the agreement; an agent still agreeing adopts
  *      it at once (a late joiner).
- * Until the transform is known, start_round's gate (std_ready) holds round 0 back; a STATE of
- * round 0 that arrives meanwhile waits in its slot. The result is set on the models on the
- * loop with no worker job in flight (the gate runs only then).
+ * Until the transform is known, the round driver's gate (round_start: std_ready) holds round 0
+ * back; a STATE of round 0 that arrives meanwhile waits in its slot. The result is set on the
+ * models on the loop with no worker job in flight (the gate runs only then).
  *
  * Neighbours that do not standardise (standardize = no, or an older daemon) are refused at the
  * handshake by the HELLO flag MACC_HELLO_F_STANDARDIZE (macc-protocol(7)), so they never stall
@@ -213,7 +213,7 @@ static void send_one(struct macc_agent *a, size_t i)
 	uint64_t t = macc_agree_step_no(&s->ag);
 	struct macc_stats_out so = {.step = t, .avg_steps = s->S, .exact_steps = s->D};
 
-	if (p == NULL || p->conn == NULL || !p->conn->adopted || !sends_to(a, p) ||
+	if (p == NULL || p->conn == NULL || p->conn->state != CONN_UP || !sends_to(a, p) ||
 	    (s->sent_on[i] == p->conn && s->sent_step[i] == t + 1)) {
 		return;
 	}
@@ -437,7 +437,7 @@ static int begin(struct macc_agent *a, struct macc_errmsg *err)
 		finish(a, STD_AGREED);
 		return 0;
 	}
-	uv_timer_init(&a->loop, &s->timer);
+	uv_timer_init(a->loop, &s->timer);
 	s->timer.data = a;
 	s->timer_init = true;
 	uv_timer_start(&s->timer, on_timer, STD_TICK_MS, STD_TICK_MS);
@@ -492,7 +492,7 @@ void std_on_session_up(struct peer *p)
 	s->hello_off[i] = false;
 	s->sent_on[i] = NULL; /* a new session gets the current vector (or the result) again */
 	send_one(a, (size_t)i);
-	check(a);
+	agent_post(a, EV_STD_CHECK);
 }
 
 void std_on_peer_change(struct macc_agent *a)
@@ -548,7 +548,7 @@ static void store(struct macc_agent *a, struct peer *p, size_t i, const struct m
 	}
 	macc_f64le_load(slot_of(s, i, st->step), st->values, st->n);
 	s->slot_step[i * s->nslot + st->step % s->nslot] = st->step;
-	check(a);
+	agent_post(a, EV_STD_CHECK); /* from a session's read: the step ends on the next turn */
 }
 
 void std_on_stats(struct conn *c, const struct macc_stats *st)
@@ -580,7 +580,7 @@ void std_on_stats(struct conn *c, const struct macc_stats *st)
 		i = s->ag_made ? nb_index(a, &p->key) : -1;
 		if (i >= 0) {
 			s->skip[i] = true;
-			check(a);
+			agent_post(a, EV_STD_CHECK);
 		}
 		return;
 	}
@@ -615,7 +615,7 @@ int std_check_hello(struct macc_agent *a, const struct macc_hello *h, struct mac
 	i = a->std.ag_made ? nb_index(a, &h->key) : -1;
 	if (i >= 0) {
 		a->std.hello_off[i] = true;
-		check(a);
+		agent_post(a, EV_STD_CHECK);
 	}
 	return macc_errf(err, MACC_ECONFIG, "peer '%s' %s its features and agent '%s' %s: every "
 			 "agent of a fleet must have the same standardize", h->name,

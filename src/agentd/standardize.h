@@ -4,8 +4,9 @@
  * a checkpoint, or adopt a neighbour's; see the top of standardize.c.
  *
  * The rest of the daemon calls it through a few hooks only (each marked "standardize.c" where
- * it is called): agent.c (set-up, checkpoint load and save, start_round's gate, session up,
- * peer change, status, finish), peer.c (HELLO flag and check, STATS dispatch).
+ * it is called): agent.c (set-up, checkpoint load, timer, finish), jobs.c (checkpoint save),
+ * round.c (round_start's gate, session up, peer change via EV_STD_CHECK), ctlops.c (status),
+ * conn.c (HELLO flag), session.c (HELLO check, STATS dispatch).
  */
 #ifndef MACC_AGENTD_STANDARDIZE_H
 #define MACC_AGENTD_STANDARDIZE_H

@@ -14,9 +14,9 @@
  * fails leaves the running config alone.
  *
  * This file sits in src/common: the algorithm names are checked against a local table that
- * mirrors consensus.h's enum, model and data specs only syntactically. One check is asked of the
- * consensus layer instead of copied: which mixing options combine (macc_mixer_check_opts, the
- * table macc-sim and the daemon use too), so programs that parse a config link macc-consensus.
+ * mirrors consensus.h's enum, model and data specs only syntactically. Which mixing options
+ * combine is the mixer's rule (macc_mixer_check_opts), checked by the daemon's start-up check
+ * (src/agentd/check.c, also --check-config) with the file and line of [train].
  */
 #include <ctype.h>
 #include <errno.h>
@@ -29,7 +29,6 @@
 
 #include "macc/config.h"
 #include "macc/crypto.h"
-#include "macc/mixer.h"
 
 enum section { SEC_NONE, SEC_AGENT, SEC_TRAIN, SEC_PEER };
 
@@ -1329,34 +1328,13 @@ static int at_line(struct macc_config_parser *p, unsigned line, struct macc_errm
 	return fail(p, err, "%s", msg);
 }
 
-/* Which options combine: the one table of mixer.h (macc-sim and the daemon call it too), with
- * what the file alone says (push-sum = algorithm sgp; a directed topology file is only known to
- * the daemon, which checks again once it has read it). Then the layout the topology needs. */
+/* The layout a topology needs. Which mixing options combine is not decided here: that is the
+ * mixer's one table (macc_mixer_check_opts), which the daemon's start-up check (and
+ * --check-config), reload and macc-sim call; this file stays a parser. */
 static int validate_edge(struct macc_config_parser *p, struct macc_errmsg *err)
 {
 	struct macc_config *c = p->cfg;
-	struct macc_compressor comp = {.kind = MACC_COMPRESS_NONE};
-	struct macc_robust_cfg rcfg;
-	struct macc_mix_opts o = {
-		.algo = c->algorithm,
-		.pushsum = c->sgp,
-		.no_graph = c->topology[0] == '\0',
-		.schedule = c->schedule,
-		.local_steps = c->local_steps,
-		.gossip_step = c->gossip_step > 0,
-		.explicit_weights = c->weights == MACC_CONFIG_WEIGHTS_EXPLICIT,
-	};
-	struct macc_errmsg e;
 
-	if (macc_compress_parse(c->compress, &comp, &e) < 0 ||
-	    macc_mixer_robust_cfg(c->aggregation, c->has_screen_factor, c->screen_factor, &rcfg,
-				  &o.robust, &e) < 0) {
-		return at_line(p, p->train_line, err, "[train]: %s", e.text);
-	}
-	o.compress = comp.kind;
-	if (macc_mixer_check_opts(&o, MACC_MIX_CONF, &e) < 0) {
-		return at_line(p, p->train_line, err, "[train]: %s", e.text);
-	}
 	if (c->topology[0] != '\0' && (!c->has_shard || c->shard_count < 2)) {
 		return at_line(p, p->train_line, err, "[train]: topology '%s' needs key 'shard' = "
 			       "INDEX/COUNT with COUNT >= 2 (this agent's number and the number "

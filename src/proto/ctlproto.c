@@ -6,9 +6,10 @@
  * the two directions cannot drift apart and a new field is one table row. The wire keys are also
  * the keys macc-ctl prints in --json, which keeps them stable and documented in one place.
  *
- * Decoding is defensive: before msgpack-c sees a body, precheck() walks the raw bytes without
- * allocating and refuses anything whose declared lengths or element counts exceed the bytes that
- * remain, or that nests deeper than MAX_DEPTH. msgpack-c sizes its zone from declared counts, so
+ * Decoding is defensive: before msgpack-c sees a body, the bounded reader that the peer codec
+ * uses too (mpread.c, macc_mp_skip) walks the raw bytes without allocating and refuses anything
+ * whose declared lengths or element counts exceed the bytes that remain, or that nests deeper
+ * than MAX_DEPTH. msgpack-c sizes its zone from declared counts, so
  * without this a 5-byte "array of 4 billion" header would make it try a huge allocation. Decoded
  * requests are checked in the order of ctl.h (shape, version, command, arguments). Unknown keys
  * are ignored at the top level and in reply payloads (forward compatibility) but refused in
@@ -28,6 +29,8 @@
 
 #include "macc/buf.h"
 #include "macc/ctl.h"
+
+#include "mpread.h"
 
 #define MAX_DEPTH 16
 
@@ -669,102 +672,6 @@ int macc_ctl_reply_encode(const struct macc_ctl_reply *r, struct macc_buf *out)
 
 /* --- decoding -------------------------------------------------------------------------------- */
 
-static uint64_t rd_be(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		v = v << 8 | p[i];
-	}
-	return v;
-}
-
-/*
- * Walk one msgpack object at p[*off..n) without allocating: every declared length and count
- * must fit in the remaining bytes, nesting at most MAX_DEPTH. Returns 0 or -1.
- */
-static int precheck(const uint8_t *p, size_t n, size_t *off, int depth)
-{
-	uint8_t t;
-	uint64_t len = 0, count = 0;
-	size_t lb = 0;
-	bool is_map = false, container = false;
-
-	if (depth > MAX_DEPTH || *off >= n) {
-		return -1;
-	}
-	t = p[(*off)++];
-	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
-		return 0;
-	} else if (t >= 0x80 && t <= 0x8f) {
-		count = t & 0x0f;
-		is_map = container = true;
-	} else if (t >= 0x90 && t <= 0x9f) {
-		count = t & 0x0f;
-		container = true;
-	} else if (t >= 0xa0 && t <= 0xbf) {
-		len = t & 0x1f;
-	} else {
-		switch (t) {
-		case 0xc4: case 0xd9: lb = 1; break;
-		case 0xc5: case 0xda: lb = 2; break;
-		case 0xc6: case 0xdb: lb = 4; break;
-		case 0xc7: lb = 1; len = 1; break;
-		case 0xc8: lb = 2; len = 1; break;
-		case 0xc9: lb = 4; len = 1; break;
-		case 0xca: len = 4; break;
-		case 0xcb: len = 8; break;
-		case 0xcc: case 0xd0: len = 1; break;
-		case 0xcd: case 0xd1: len = 2; break;
-		case 0xce: case 0xd2: len = 4; break;
-		case 0xcf: case 0xd3: len = 8; break;
-		case 0xd4: len = 2; break;
-		case 0xd5: len = 3; break;
-		case 0xd6: len = 5; break;
-		case 0xd7: len = 9; break;
-		case 0xd8: len = 17; break;
-		case 0xdc: lb = 2; container = true; break;
-		case 0xdd: lb = 4; container = true; break;
-		case 0xde: lb = 2; container = is_map = true; break;
-		case 0xdf: lb = 4; container = is_map = true; break;
-		default:
-			return -1; /* 0xc1 */
-		}
-		if (lb > 0) {
-			uint64_t v;
-
-			if (n - *off < lb) {
-				return -1;
-			}
-			v = rd_be(p + *off, lb);
-			*off += lb;
-			if (container) {
-				count = v;
-			} else {
-				len += v; /* ext: +1 for the type byte */
-			}
-		}
-	}
-	if (container) {
-		uint64_t items = is_map ? count * 2 : count;
-
-		if (items > n - *off) {
-			return -1;
-		}
-		for (uint64_t i = 0; i < items; i++) {
-			if (precheck(p, n, off, depth + 1) < 0) {
-				return -1;
-			}
-		}
-		return 0;
-	}
-	if (len > n - *off) {
-		return -1;
-	}
-	*off += (size_t)len;
-	return 0;
-}
-
 static bool key_is(const msgpack_object *k, const char *s)
 {
 	size_t n = strlen(s);
@@ -977,13 +884,15 @@ static int unpack_peer(const msgpack_object *m, struct macc_ctl_peer *p, struct 
 static int unpack_body(const uint8_t *body, size_t n, msgpack_unpacked *u,
 		       struct macc_errmsg *err)
 {
+	struct macc_mp_rd r = {body, n, 0};
 	size_t off = 0;
 	msgpack_unpack_return ur;
 
-	if (precheck(body, n, &off, 0) < 0 || off != n) {
+	/* The shared bounded reader first (mpread.c): every declared length and count must fit
+	 * in the bytes that remain, nesting at most MAX_DEPTH, before msgpack-c sizes its zone. */
+	if (macc_mp_skip(&r, 0, MAX_DEPTH) != 0 || r.off != n) {
 		return macc_errf(err, MACC_EMALFORMED, "not a single well-formed msgpack object");
 	}
-	off = 0;
 	msgpack_unpacked_init(u);
 	ur = msgpack_unpack_next(u, (const char *)body, n, &off);
 	if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {

@@ -6,7 +6,8 @@
  *
  * Decoding does NOT use msgpack-c's unpacker: it builds an object tree and sizes its allocations
  * from the array/map headers, so a 5-byte input announcing 2^32 elements would ask for tens of
- * gigabytes. Instead a small validating reader walks the bytes once: it accepts a map at the top,
+ * gigabytes. Instead the bounded reader of src/proto (mpread.c, shared with the control codec)
+ * walks the bytes once: it accepts a map at the top,
  * records where each known key's value starts, and skips everything else with a bounded
  * recursion depth; every container count is checked against the bytes left (each element needs
  * at least one byte), so hostile headers cost O(1). Only after the whole map is known to be
@@ -52,6 +53,8 @@
 #include <string.h>
 
 #include <msgpack.h>
+
+#include "mpread.h"
 
 #include "macc/proto.h"
 
@@ -482,315 +485,6 @@ void macc_state_body_finish(struct macc_state_body *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* Validating msgpack reader                                                                 */
-/* ---------------------------------------------------------------------------------------- */
-
-struct rd {
-	const uint8_t *p;
-	size_t len;
-	size_t off;
-};
-
-static bool rd_need(const struct rd *r, size_t n)
-{
-	return n <= r->len - r->off;
-}
-
-static uint64_t rd_be(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		v = v << 8 | p[i];
-	}
-	return v;
-}
-
-/* Read a big-endian length of n bytes following the type byte. */
-static int rd_len(struct rd *r, size_t n, size_t *ret)
-{
-	if (!rd_need(r, n)) {
-		return MACC_EMALFORMED;
-	}
-	*ret = (size_t)rd_be(r->p + r->off, n);
-	r->off += n;
-	return 0;
-}
-
-/* Container header: *ret_count entries (pairs for maps) whose minimum size must fit. */
-static int rd_container(struct rd *r, bool *ret_is_map, size_t *ret_count)
-{
-	uint8_t t;
-	size_t n;
-	int rc;
-
-	if (!rd_need(r, 1)) {
-		return MACC_EMALFORMED;
-	}
-	t = r->p[r->off++];
-	if (t >= 0x80 && t <= 0x8f) {
-		*ret_is_map = true;
-		n = t & 0x0f;
-	} else if (t >= 0x90 && t <= 0x9f) {
-		*ret_is_map = false;
-		n = t & 0x0f;
-	} else if (t == 0xdc || t == 0xdd || t == 0xde || t == 0xdf) {
-		*ret_is_map = t >= 0xde;
-		rc = rd_len(r, (t & 1) ? 4 : 2, &n);
-		if (rc != 0) {
-			return rc;
-		}
-	} else {
-		return MACC_EMALFORMED;
-	}
-	/* Each element needs at least one byte: a huge count over a short input fails here. */
-	if (n > r->len - r->off || (*ret_is_map && n > (r->len - r->off) / 2)) {
-		return MACC_EMALFORMED;
-	}
-	*ret_count = n;
-	return 0;
-}
-
-/* Skip one value of any type, validating lengths; depth bounds the recursion. */
-static int rd_skip(struct rd *r, int depth)
-{
-	uint8_t t;
-	size_t n;
-	int rc;
-
-	if (depth > MAX_DEPTH) {
-		return MACC_EMALFORMED;
-	}
-	if (!rd_need(r, 1)) {
-		return MACC_EMALFORMED;
-	}
-	t = r->p[r->off];
-	if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
-		r->off++; /* fixint, nil, bool */
-		return 0;
-	}
-	if ((t >= 0x80 && t <= 0x9f) || (t >= 0xdc && t <= 0xdf)) {
-		bool is_map;
-
-		rc = rd_container(r, &is_map, &n);
-		if (rc != 0) {
-			return rc;
-		}
-		for (size_t i = 0; i < (is_map ? 2 * n : n); i++) {
-			rc = rd_skip(r, depth + 1);
-			if (rc != 0) {
-				return rc;
-			}
-		}
-		return 0;
-	}
-	r->off++;
-	if (t >= 0xa0 && t <= 0xbf) {
-		n = t & 0x1f; /* fixstr */
-	} else {
-		switch (t) {
-		case 0xcc: case 0xd0: n = 1; break; /* u8/i8 */
-		case 0xcd: case 0xd1: n = 2; break;
-		case 0xce: case 0xd2: case 0xca: n = 4; break;
-		case 0xcf: case 0xd3: case 0xcb: n = 8; break;
-		case 0xd4: n = 2; break; /* fixext: type + data */
-		case 0xd5: n = 3; break;
-		case 0xd6: n = 5; break;
-		case 0xd7: n = 9; break;
-		case 0xd8: n = 17; break;
-		case 0xc4: case 0xd9: /* bin8/str8 */
-			rc = rd_len(r, 1, &n);
-			if (rc != 0) {
-				return rc;
-			}
-			break;
-		case 0xc5: case 0xda:
-			rc = rd_len(r, 2, &n);
-			if (rc != 0) {
-				return rc;
-			}
-			break;
-		case 0xc6: case 0xdb:
-			rc = rd_len(r, 4, &n);
-			if (rc != 0) {
-				return rc;
-			}
-			break;
-		case 0xc7: case 0xc8: case 0xc9: /* ext8/16/32: length, then type byte */
-			rc = rd_len(r, t == 0xc7 ? 1 : t == 0xc8 ? 2 : 4, &n);
-			if (rc != 0) {
-				return rc;
-			}
-			if (n == SIZE_MAX) {
-				return MACC_EMALFORMED;
-			}
-			n += 1;
-			break;
-		default: /* 0xc1: never used */
-			return MACC_EMALFORMED;
-		}
-	}
-	if (!rd_need(r, n)) {
-		return MACC_EMALFORMED;
-	}
-	r->off += n;
-	return 0;
-}
-
-/* Read an unsigned integer (any msgpack integer encoding with a non-negative value). */
-static int rd_uint(struct rd *r, uint64_t *ret)
-{
-	uint8_t t;
-	size_t n;
-	bool is_signed;
-	uint64_t v;
-
-	if (!rd_need(r, 1)) {
-		return MACC_EMALFORMED;
-	}
-	t = r->p[r->off];
-	if (t <= 0x7f) {
-		r->off++;
-		*ret = t;
-		return 0;
-	}
-	switch (t) {
-	case 0xcc: n = 1; is_signed = false; break;
-	case 0xcd: n = 2; is_signed = false; break;
-	case 0xce: n = 4; is_signed = false; break;
-	case 0xcf: n = 8; is_signed = false; break;
-	case 0xd0: n = 1; is_signed = true; break;
-	case 0xd1: n = 2; is_signed = true; break;
-	case 0xd2: n = 4; is_signed = true; break;
-	case 0xd3: n = 8; is_signed = true; break;
-	default:
-		return MACC_EMALFORMED;
-	}
-	if (!rd_need(r, 1 + n)) {
-		return MACC_EMALFORMED;
-	}
-	v = rd_be(r->p + r->off + 1, n);
-	if (is_signed && (v >> (8 * n - 1)) != 0) {
-		return MACC_EMALFORMED; /* negative */
-	}
-	r->off += 1 + n;
-	*ret = v;
-	return 0;
-}
-
-/* Read a signed integer that fits int32 (any encoding). */
-static int rd_int32(struct rd *r, int32_t *ret)
-{
-	uint8_t t;
-	size_t n;
-	int64_t v;
-
-	if (!rd_need(r, 1)) {
-		return MACC_EMALFORMED;
-	}
-	t = r->p[r->off];
-	if (t >= 0xe0) {
-		r->off++;
-		*ret = (int8_t)t;
-		return 0;
-	}
-	if (t >= 0xd0 && t <= 0xd3) {
-		uint64_t u;
-
-		n = (size_t)1 << (t - 0xd0);
-		if (!rd_need(r, 1 + n)) {
-			return MACC_EMALFORMED;
-		}
-		u = rd_be(r->p + r->off + 1, n);
-		/* Sign-extend from n bytes. */
-		if (n < 8 && (u >> (8 * n - 1)) != 0) {
-			u |= ~(uint64_t)0 << (8 * n);
-		}
-		memcpy(&v, &u, sizeof(v));
-		if (v < INT32_MIN || v > INT32_MAX) {
-			return MACC_EMALFORMED;
-		}
-		r->off += 1 + n;
-		*ret = (int32_t)v;
-		return 0;
-	}
-	{
-		uint64_t u;
-		int rc = rd_uint(r, &u);
-
-		if (rc != 0) {
-			return rc;
-		}
-		if (u > INT32_MAX) {
-			return MACC_EMALFORMED;
-		}
-		*ret = (int32_t)u;
-		return 0;
-	}
-}
-
-static int rd_f64(struct rd *r, double *ret)
-{
-	uint8_t t;
-	uint64_t u;
-
-	if (!rd_need(r, 1)) {
-		return MACC_EMALFORMED;
-	}
-	t = r->p[r->off];
-	if (t == 0xcb && rd_need(r, 9)) {
-		u = rd_be(r->p + r->off + 1, 8);
-		memcpy(ret, &u, sizeof(*ret));
-		r->off += 9;
-		return 0;
-	}
-	if (t == 0xca && rd_need(r, 5)) {
-		uint32_t u32 = (uint32_t)rd_be(r->p + r->off + 1, 4);
-		float f;
-
-		memcpy(&f, &u32, sizeof(f));
-		*ret = f;
-		r->off += 5;
-		return 0;
-	}
-	return MACC_EMALFORMED;
-}
-
-/* str (want_bin false) or bin (want_bin true): pointer into the input and length. */
-static int rd_bytes(struct rd *r, bool want_bin, const uint8_t **ret_p, size_t *ret_n)
-{
-	uint8_t t;
-	size_t n;
-	int rc = 0;
-
-	if (!rd_need(r, 1)) {
-		return MACC_EMALFORMED;
-	}
-	t = r->p[r->off++];
-	if (!want_bin && t >= 0xa0 && t <= 0xbf) {
-		n = t & 0x1f;
-	} else if ((want_bin && t == 0xc4) || (!want_bin && t == 0xd9)) {
-		rc = rd_len(r, 1, &n);
-	} else if ((want_bin && t == 0xc5) || (!want_bin && t == 0xda)) {
-		rc = rd_len(r, 2, &n);
-	} else if ((want_bin && t == 0xc6) || (!want_bin && t == 0xdb)) {
-		rc = rd_len(r, 4, &n);
-	} else {
-		return MACC_EMALFORMED;
-	}
-	if (rc != 0) {
-		return rc;
-	}
-	if (!rd_need(r, n)) {
-		return MACC_EMALFORMED;
-	}
-	*ret_p = r->p + r->off;
-	*ret_n = n;
-	r->off += n;
-	return 0;
-}
-
 /* One map, indexed: the value offset of each key (keys are strings, unique). */
 struct map_index {
 	size_t n;
@@ -804,12 +498,12 @@ struct map_index {
 /* Read a whole map that must span exactly p[0..len). */
 static int map_read(const uint8_t *p, size_t len, struct map_index *m)
 {
-	struct rd r = {p, len, 0};
+	struct macc_mp_rd r = {p, len, 0};
 	bool is_map;
 	size_t count;
 	int rc;
 
-	rc = rd_container(&r, &is_map, &count);
+	rc = macc_mp_container(&r, &is_map, &count);
 	if (rc != 0) {
 		return rc;
 	}
@@ -821,7 +515,7 @@ static int map_read(const uint8_t *p, size_t len, struct map_index *m)
 		const uint8_t *k;
 		size_t klen;
 
-		rc = rd_bytes(&r, false, &k, &klen);
+		rc = macc_mp_bytes(&r, false, &k, &klen);
 		if (rc != 0) {
 			return rc;
 		}
@@ -834,7 +528,7 @@ static int map_read(const uint8_t *p, size_t len, struct map_index *m)
 		m->e[m->n].key_len = klen;
 		m->e[m->n].val_off = r.off;
 		m->n++;
-		rc = rd_skip(&r, 1);
+		rc = macc_mp_skip(&r, 1, MAX_DEPTH);
 		if (rc != 0) {
 			return rc;
 		}
@@ -847,7 +541,7 @@ static int map_read(const uint8_t *p, size_t len, struct map_index *m)
 
 /* A reader positioned at the value of `key`, or false when the key is absent. */
 static bool map_find(const struct map_index *m, const uint8_t *p, size_t len, const char *key,
-		     struct rd *ret)
+		     struct macc_mp_rd *ret)
 {
 	size_t klen = strlen(key);
 
@@ -873,13 +567,13 @@ struct fields {
 
 static int get_uint(const struct fields *f, const char *key, uint64_t max, uint64_t *ret)
 {
-	struct rd r;
+	struct macc_mp_rd r;
 	uint64_t v;
 
 	if (!map_find(f->m, f->p, f->len, key, &r)) {
 		return macc_errf(f->err, MACC_EMALFORMED, "%s: missing field '%s'", f->what, key);
 	}
-	if (rd_uint(&r, &v) != 0 || v > max) {
+	if (macc_mp_uint(&r, &v) != 0 || v > max) {
 		return macc_errf(f->err, MACC_EMALFORMED, "%s: field '%s' is not an unsigned integer"
 				 " up to %llu", f->what, key, (unsigned long long)max);
 	}
@@ -891,12 +585,12 @@ static int get_uint(const struct fields *f, const char *key, uint64_t max, uint6
 static int get_bin(const struct fields *f, const char *key, size_t want, const uint8_t **ret_p,
 		   size_t *ret_n)
 {
-	struct rd r;
+	struct macc_mp_rd r;
 
 	if (!map_find(f->m, f->p, f->len, key, &r)) {
 		return macc_errf(f->err, MACC_EMALFORMED, "%s: missing field '%s'", f->what, key);
 	}
-	if (rd_bytes(&r, true, ret_p, ret_n) != 0 || (want != SIZE_MAX && *ret_n != want)) {
+	if (macc_mp_bytes(&r, true, ret_p, ret_n) != 0 || (want != SIZE_MAX && *ret_n != want)) {
 		return macc_errf(f->err, MACC_EMALFORMED, "%s: field '%s' is not a bin of %zu bytes",
 				 f->what, key, want);
 	}
@@ -908,14 +602,14 @@ static int get_bin(const struct fields *f, const char *key, size_t want, const u
 static int get_str(const struct fields *f, const char *key, char *out, size_t cap,
 		   bool truncate)
 {
-	struct rd r;
+	struct macc_mp_rd r;
 	const uint8_t *s;
 	size_t n;
 
 	if (!map_find(f->m, f->p, f->len, key, &r)) {
 		return macc_errf(f->err, MACC_EMALFORMED, "%s: missing field '%s'", f->what, key);
 	}
-	if (rd_bytes(&r, false, &s, &n) != 0) {
+	if (macc_mp_bytes(&r, false, &s, &n) != 0) {
 		return macc_errf(f->err, MACC_EMALFORMED, "%s: field '%s' is not a string", f->what,
 				 key);
 	}
@@ -939,7 +633,7 @@ static int get_str(const struct fields *f, const char *key, char *out, size_t ca
  * when absent, truncated to cap - 1 bytes, bytes outside [A-Za-z0-9._+-] replaced by '?'. */
 static int get_opt_token(const struct fields *f, const char *key, char *out, size_t cap)
 {
-	struct rd r;
+	struct macc_mp_rd r;
 	int rc;
 
 	out[0] = '\0';
@@ -1078,7 +772,7 @@ static int decode_state(const struct fields *f, struct macc_state *st)
 {
 	struct map_index body;
 	struct fields bf;
-	struct rd r;
+	struct macc_mp_rd r;
 	const uint8_t *b;
 	size_t n, vbytes;
 	uint64_t v;
@@ -1128,7 +822,7 @@ static int decode_state(const struct fields *f, struct macc_state *st)
 	st->has_weight = false;
 	st->weight = 0;
 	if (map_find(&body, st->body, st->body_len, "w", &r)) {
-		if (rd_f64(&r, &st->weight) != 0) {
+		if (macc_mp_f64(&r, &st->weight) != 0) {
 			return macc_errf(f->err, MACC_EMALFORMED, "state: field 'w' is not a float");
 		}
 		st->has_weight = true;
@@ -1189,12 +883,12 @@ static int decode_ping(const struct fields *f, struct macc_ping *p)
 
 static int decode_bye(const struct fields *f, struct macc_bye *b)
 {
-	struct rd r;
+	struct macc_mp_rd r;
 
 	if (!map_find(f->m, f->p, f->len, "reason", &r)) {
 		return macc_errf(f->err, MACC_EMALFORMED, "bye: missing field 'reason'");
 	}
-	if (rd_int32(&r, &b->reason) != 0) {
+	if (macc_mp_int32(&r, &b->reason) != 0) {
 		return macc_errf(f->err, MACC_EMALFORMED, "bye: field 'reason' is not an int32");
 	}
 	return get_str(f, "text", b->text, sizeof(b->text), true);

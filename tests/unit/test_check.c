@@ -178,6 +178,26 @@ static void test_layers(void **state)
 	       "t.conf:10: topology: unknown topology 'hexagon'");
 }
 
+/* Which mixing options combine: the mixer's one table, reported at the line of [train] (line 6:
+ * no extra [agent] line). The parser no longer decides it (config.c is a parser). */
+static void test_mixing(void **state)
+{
+	struct fixture *fx = *state;
+	const char *sa = "standalone = yes\n";
+
+	expect(fx, sa, "schedule = matching\n", 0, 1, "t.conf:7: [train]: ");
+	expect(fx, sa, "schedule = matching\n", 0, 1, "needs key 'topology'");
+	expect(fx, sa, "algorithm = sgp\n", 0, 1,
+	       "algorithm = sgp, or a directed topology) needs key 'topology'");
+	expect(fx, sa, "gossip_step = 0.5\n", 0, 1, "gossip_step needs compress");
+	expect(fx, "", "shard = 0/4\ntopology = ring\nalgorithm = sgp\ncompress = int8\n", 2, 1,
+	       "push-sum (algorithm = sgp, or a directed topology) does not support compress");
+	/* robust mixing with local steps combines, with compress not */
+	expect(fx, sa, "aggregation = clip:auto\nlocal_steps = 2\n", 0, 0, NULL);
+	expect(fx, sa, "aggregation = clip:auto\ncompress = int8\n", 0, 1,
+	       "compress does not support aggregation other than mean");
+}
+
 static void test_data_and_model(void **state)
 {
 	struct fixture *fx = *state;
@@ -311,6 +331,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_layers),
+		cmocka_unit_test(test_mixing),
 		cmocka_unit_test(test_data_and_model),
 		cmocka_unit_test(test_model_fit),
 		cmocka_unit_test(test_peers_rule),
