@@ -887,8 +887,15 @@ static int setup_mixer(struct sim *s, uint32_t j, struct macc_errmsg *err)
 	int rc;
 
 	rc = macc_mixer_init(&a->mixer, &mc, agent_x(s->x_cur, s, j), 0, true, err);
+	if (rc < 0 && rc == MACC_ECONFIG) {
+		char why[sizeof(err->text)];
+
+		/* a copy: formatting err->text into itself is undefined (and printed garbage) */
+		snprintf(why, sizeof(why), "%s", err->text);
+		return macc_errf(err, rc, "agent %u: %.400s", j, why);
+	}
 	if (rc < 0) {
-		return rc == MACC_ECONFIG ? macc_errf(err, rc, "agent %u: %.400s", j, err->text) : rc;
+		return rc;
 	}
 	w = calloc(a->nnb ? a->nnb : 1, sizeof(double));
 	if (w == NULL) {

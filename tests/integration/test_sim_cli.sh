@@ -41,6 +41,15 @@ need_data
 expect_usage "bad topology" "" --agents 4 --topology moebius
 expect_usage "bipartite with odd N" "" --agents 3 --topology bipartite
 expect_usage "bad partition" "" --agents 4 --partition halves
+# An agent's own configuration error names the agent once, with the mixer's text intact (it was
+# formatted into itself: "agent 0: agent 0: on trimmed:1 ...").
+set +e
+sim 60 --agents 4 --topology torus:2x2 --aggregation trimmed:1 --rounds 1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "trimmed:1 on a 2-regular graph was accepted"
+grep -q '^macc-sim: agent 0: aggregation trimmed:1 needs at least 3 neighbours' "$TMP/err" ||
+	fail "trimmed:1 on a 2-regular graph: $(cat "$TMP/err")"
 
 # Single agent: 2 epochs of 30 rounds.
 sim 120 --rounds 60 --epoch-rounds 30 --eval-samples 1000 --csv "$TMP/one.csv" \
