@@ -1,5 +1,5 @@
 #!/bin/bash
-# examples/bandwidth/run.sh - the bandwidth trade-off of issue 11, measured with macc-sim.
+# examples/bandwidth/run.sh - the bandwidth trade-off, measured with macc-sim.
 #
 # 8 agents train on Fashion-MNIST with dmsgd (the default algorithm) for each cell of
 #   schedule {static, matching, exp-pairs} x compressor {none, bf16, int8, topk:0.1}

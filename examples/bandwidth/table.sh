@@ -1,6 +1,6 @@
 #!/bin/bash
 # examples/bandwidth/table.sh - the markdown table of examples/bandwidth/run.sh's grid, with a
-# simulated wall time on a slow link, and whether issue 11's targets hold.
+# simulated wall time on a slow link, and whether the bandwidth targets hold.
 #
 # Link model (applied to what macc-sim measured; documented in examples/bandwidth/README.md):
 # every agent has its own uplink of BANDWIDTH bit/s and every message arrives LATENCY after it

@@ -10,7 +10,7 @@
 # Full grid (default): {dmsgd, cdmsgd, cdmsgd-nesterov, cdsgd, dsgd, centralized}
 #   x {full, ring, bipartite} x {iid, dirichlet:0.5} x {mlp:784-256-128-10, cnn:lenet5}
 #   x seeds {1, 2, 3}, 10 epochs.  cdmsgd-nesterov is cdmsgd with --nesterov (the published
-#   baseline's form, see ALGORITHMS.md); the table shows both.
+#   baseline's form, see macc-algorithms(7)); the table shows both.
 # --quick: {dmsgd, cdmsgd, cdsgd, dsgd, centralized} x {ring, bipartite} x {iid, dirichlet:0.5},
 #   MLP only, seeds 1 and 2 (40 runs), 3 tiny epochs of 10 rounds each, evaluated on 1000 test
 #   samples: under a minute on 2 idle cores (mostly loading the data), for CI.

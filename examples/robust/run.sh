@@ -1,5 +1,5 @@
 #!/bin/bash
-# run.sh - the attack table of issue 12: macc-sim on 8 agents, 4-regular graph, Fashion-MNIST
+# run.sh - the attack table of robust mixing: macc-sim on 8 agents, 4-regular graph, Fashion-MNIST
 # MLP, dmsgd, a short run, with one byzantine agent (agent 0) under each attack and each
 # aggregation rule, next to the attack-free run. One macc-sim last line per run goes to
 # $OUT/runs.txt; table.sh turns it into the table (honest agents' final accuracy, mean and min).

@@ -1,5 +1,5 @@
 /*
- * audit.h - the audit trail of excluded STATE messages (issue 12): an append-only, bounded,
+ * audit.h - the audit trail of excluded STATE messages: an append-only, bounded,
  * rotated log in the agent's state directory, and its offline verifier.
  *
  * What goes in. When robust mixing excludes a neighbour's state because it failed screening

@@ -145,16 +145,16 @@ struct macc_config {
 	char state_dir[MACC_CONFIG_PATH_MAX];
 	char control_socket[MACC_CONFIG_SOCKET_MAX];
 	enum macc_log_level log_level;
-	bool encrypt;          /* seal peer sessions (issue 12) */
+	bool encrypt;          /* seal peer sessions */
 	uint64_t rekey_bytes;  /* sealed tx: next key after this many payload bytes (0: never) */
 	uint64_t rekey_frames; /* ... or this many frames (0: never) */
-	bool audit;                        /* audit trail of excluded STATEs (issue 12) */
+	bool audit;                        /* audit trail of excluded STATEs */
 	uint64_t audit_max_bytes;          /* per log file */
 	uint32_t audit_files;              /* log files kept, audit.log included */
 	bool audit_evidence;               /* keep the excluded bodies too */
 	uint64_t audit_evidence_max_bytes; /* bound on the kept bodies */
 	bool standalone;                   /* no [peer] on purpose */
-	/* limits on hostile peers and control clients (issue 17) */
+	/* limits on hostile peers and control clients */
 	uint32_t handshake_timeout_ms;     /* a connection must be proven within this */
 	uint32_t max_unauthenticated;      /* inbound connections not yet proven */
 	uint32_t ping_rate;                /* PINGs answered per second per connection */
@@ -193,17 +193,17 @@ struct macc_config {
 	uint32_t trim_b;         /* B of trimmed:B, else 0 */
 	double screen_factor;    /* distance bound factor, when has_screen_factor */
 	bool has_screen_factor;
-	/* issue 11 (ALGORITHMS.md "Beyond a fixed undirected graph") */
+	/* beyond a fixed undirected graph (macc-algorithms(7)) */
 	bool sgp;                 /* algorithm = sgp: cdmsgd in push-sum form (algorithm = cdmsgd) */
 	enum macc_schedule_kind schedule;
 	char topology[MACC_CONFIG_SPEC_MAX]; /* whole graph spec; "" = only the configured peers */
 	uint32_t local_steps;     /* H >= 1 */
 	char compress[32];        /* "none", "bf16", "int8", "topk:F" */
 	double gossip_step;       /* CHOCO gamma in (0, 1]; 0 = the compressor's default */
-	/* issue 22: OpenBLAS kernel, "auto" or a name of OpenBLAS's x86-64 list (macc/nn.h,
+	/* OpenBLAS kernel, "auto" or a name of OpenBLAS's x86-64 list (macc/nn.h,
 	 * macc_nn_blas_select); read by macc-agentd's main() before the agent starts */
 	char blas_kernel[24];
-	/* issue 17 (macc/guard.h) */
+	/* round jumps and received values (macc/guard.h) */
 	uint32_t rejoin_quorum;      /* attestations for a round jump; 0 = a majority */
 	uint32_t rejoin_interval_ms; /* at least this long between two jumps */
 	double state_value_max;      /* bound on received |values|; 0 = finiteness only */

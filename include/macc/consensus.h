@@ -1,6 +1,6 @@
 /*
  * consensus.h - communication graphs, mixing weights and the update equations of every
- * algorithm, as pure functions over flat float vectors. ../shared/ALGORITHMS.md is the contract.
+ * algorithm, as pure functions over flat float vectors. macc-algorithms(7) is the contract.
  *
  * The simulator and the daemon call the same macc_consensus_step(), in the same summation order
  * (self first, then neighbours in ascending agent index, each term w * z accumulated in float32
@@ -124,7 +124,7 @@ void macc_centralized_step(const struct macc_hparams *hp, size_t n, float *x, fl
 			   const float *gbar);
 
 /*
- * Missing neighbours (ALGORITHMS.md): given the configured weights (self_w, w[i]) and which
+ * Missing neighbours (macc-algorithms(7)): given the configured weights (self_w, w[i]) and which
  * neighbours arrived, return the round's self weight w_jj + sum of missing w_jl and zero the
  * missing entries in w_out. Returns the number of missing neighbours.
  */
@@ -132,7 +132,7 @@ size_t macc_fold_missing(double self_w, const double *w, const bool *arrived, si
 			 double *ret_self_w, double *w_out);
 
 /* ======================================================================================== */
-/* Beyond a fixed undirected graph (ALGORITHMS.md, second part; issue 11)                    */
+/* Beyond a fixed undirected graph (macc-algorithms(7), second part)                    */
 /* ======================================================================================== */
 
 /*
@@ -363,7 +363,7 @@ void macc_choco_step(enum macc_algo a, const struct macc_hparams *hp, float gamm
 		     float *x, float *v, const float *g, const struct macc_choco *c, const float *w,
 		     float *scratch);
 
-/* ---- Robust mixing: screening, aggregation rules, quarantine, attacks (issue 12) ---------- */
+/* ---- Robust mixing: screening, aggregation rules, quarantine, attacks ---------- */
 
 /*
  * Robust mixing sits between "what arrived" and macc_consensus_step (src/consensus/robust.c has

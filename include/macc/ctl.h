@@ -270,7 +270,7 @@ struct macc_ctl_status {
 	uint64_t state_bytes_received_total; /* STATE frames accepted, in the clear */
 	char digest[72];           /* hex digest of the parameters, "" if not computed */
 	char last_error[256];
-	/* issue 17 */
+	/* hostile-peer defences */
 	bool degraded;             /* own parameters went non-finite and were rolled back; until
 				    * the next checkpoint after that (macc-agentd(8)) */
 	uint64_t rollbacks_total;  /* such rollbacks since the daemon started */
@@ -306,7 +306,7 @@ struct macc_ctl_peer {
 	/* messages_rejected_total: by reason (macc_errname), every known reason even at 0 */
 	struct macc_ctl_reject rejected[MACC_CTL_MAX_REASONS];
 	size_t nrejected;
-	/* robust mixing (issue 12) */
+	/* robust mixing */
 	bool sealed;                   /* the session is encrypted (false while none is up) */
 	char arch[32];                  /* the peer's platform from its HELLO; "" unknown */
 	char blas[32];
@@ -354,7 +354,7 @@ struct macc_ctl_metrics {
 	uint64_t messages_received_total;
 	uint64_t neighbours_missed_total; /* neighbour states that missed their round */
 	uint64_t checkpoints_total;
-	/* robust mixing and the audit trail (issue 12) */
+	/* robust mixing and the audit trail */
 	uint64_t excluded_nonfinite_total;
 	uint64_t excluded_distance_total;
 	uint64_t excluded_quarantined_total;
@@ -362,7 +362,7 @@ struct macc_ctl_metrics {
 	uint64_t quarantines_total;
 	uint64_t audit_entries_total;
 	uint64_t audit_errors_total;
-	/* issue 17 (degraded, rollbacks_total and connections_rejected_total come from the
+	/* hostile-peer defences (degraded, rollbacks_total and connections_rejected_total come from the
 	 * status) */
 	uint64_t round_jumps_total;       /* rejoin jumps taken */
 	uint64_t round_jumps_refused_total; /* neighbours ahead without a quorum, or too soon */

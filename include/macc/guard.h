@@ -8,7 +8,7 @@
  *
  * Round jumps. An agent that is behind its neighbours (it restarted from a checkpoint, or it was
  * frozen) skips ahead to their round instead of replaying every missed round alone: the
- * rejoin of DESIGN.md section 4. Every neighbour's round comes from that neighbour alone (its
+ * rejoin of macc-protocol(7). Every neighbour's round comes from that neighbour alone (its
  * HELLO, its STATEs), so one liar could end everybody's run by announcing the last round. The
  * rule (macc_rejoin_decide) therefore:
  *   - takes the rounds attested by live neighbours and jumps only as far as a QUORUM of them

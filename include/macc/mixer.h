@@ -1,6 +1,6 @@
 /*
  * mixer.h - one agent's side of a round of consensus: what it sends, and how it mixes what it
- * received. The ONE composition of the update equations of ALGORITHMS.md (consensus.h has the
+ * received. The ONE composition of the update equations of macc-algorithms(7) (consensus.h has the
  * leaves) that macc-sim, macc-agentd and the unit tests all call, so that they cannot drift.
  *
  * A struct macc_mixer owns the mixing state of one agent: the public copies of compressed

@@ -200,7 +200,7 @@ void macc_nn_set_threads(int n);
 /*
  * Local optimiser: heavy-ball momentum SGD on flat blocks (weight decay is already in g):
  *   v <- beta * v - alpha * g;  x <- x + v            (nesterov: x <- x + beta * v - alpha * g)
- * This is also what ALGORITHMS.md calls a purely local step.
+ * This is also what macc-algorithms(7) calls a purely local step.
  */
 void macc_sgd_step(size_t n, float *x, float *v, const float *g, float alpha, float beta,
 		   bool nesterov);

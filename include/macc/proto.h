@@ -1,7 +1,7 @@
 /*
  * proto.h - the peer protocol: stream framing, message codec and session security.
  *
- * Layers, bottom up (DESIGN.md section 6):
+ * Layers, bottom up (macc-protocol(7)):
  *   1. framing (frame.c): every frame is a u32 big-endian payload length + payload. The stream
  *      decoder takes bytes in arbitrary chunks and yields whole payloads; a length above the
  *      configured maximum is refused (MACC_ETOOBIG) before anything is allocated.
@@ -41,7 +41,7 @@
  * STATE, built for one sender and many neighbours without copying the parameters per neighbour:
  *   frame = u32 length || map { ver, type, from, sig, body: bin(BODY) }
  *   BODY  = map { round, n, enc, x: bin(n*4 LE f32), [mom: bin(n*4)], [w: f64] }
- * With enc != 0 (compressed exchange, issue 11) x and mom are compressor blobs instead of raw
+ * With enc != 0 (compressed exchange) x and mom are compressor blobs instead of raw
  * float32 (the layout of macc_compress_encode in consensus.h: u8 enc | u8 0 | u16 0 | u32 n |
  * u32 count | payload, scales alongside the codes); the signature covers the body, so exactly
  * what is sent.
@@ -90,7 +90,7 @@
 #include "macc/crypto.h"
 #include "macc/err.h"
 
-/* 2: HELLO gained the sealing fields and the proof covers them (issue 12). */
+/* 2: HELLO gained the sealing fields and the proof covers them. */
 #define MACC_PROTO_VERSION 2
 
 /* ---------------------------------------------------------------------------------------- */
@@ -400,7 +400,7 @@ struct macc_session {
 	bool have_round;
 	uint64_t last_stats_step;              /* last accepted STATS step, valid if have_stats */
 	bool have_stats;
-	/* Sealing (issue 12). Everything below is wiped by macc_session_finish. */
+	/* Sealing. Everything below is wiped by macc_session_finish. */
 	bool seal;                                 /* macc_session_enable_seal was called */
 	int aead;                                  /* negotiated suite, valid once have_hello */
 	/* STATE digests (enum macc_digest_alg) of what we send and what we receive, valid once

@@ -247,7 +247,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	round_request_shutdown(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* ---- robust mixing and the audit trail (issue 12) --------------------------------------- */
+/* ---- robust mixing and the audit trail --------------------------------------- */
 
 void agent_log_robust(const struct macc_agent *a)
 {

@@ -83,7 +83,7 @@ struct slot {
 	uint64_t round;
 	float *x; /* nparams */
 	float *v; /* nparams, dmsgd only */
-	/* What the sender signed (issue 12), so that the mixing step can put a state it
+	/* What the sender signed, so that the mixing step can put a state it
 	 * excludes in the audit trail: the signature, both session nonces, and the body bytes
 	 * (kept only when audit = yes). */
 	bool has_sig;
@@ -184,7 +184,7 @@ struct peer {
 	int64_t last_round;   /* last round whose state arrived, -1 none */
 	struct slot cur, next;
 
-	/* edge.c (issue 11) */
+	/* edge.c */
 	uint32_t idx;        /* agent number in the topology (with topology set) */
 	bool in_nb, out_nb;  /* it sends to us / we send to it (both unless push-sum) */
 	uint32_t outdeg;     /* push-sum: its out-degree, from the topology */
@@ -211,7 +211,7 @@ struct peer {
 	struct macc_ratelimit rl_lost; /* "never arrived" folds (edge.c): not eaten by dial errors */
 	struct macc_ratelimit rl_dial; /* dial and resolve failures: they do not eat rl's budget */
 
-	/* Robust mixing (issue 12): quarantine state (the mixer's, copied in before a step and
+	/* Robust mixing: quarantine state (the mixer's, copied in before a step and
 	 * out after it) and exclusions by macc_robust_reason. */
 	struct macc_quarantine q;
 	uint64_t excluded[MACC_ROBUST_NREASONS];
@@ -301,7 +301,7 @@ struct macc_agent {
 	char keyb64[MACC_KEY_B64_SIZE];
 	char arch[MACC_PLATFORM_MAX], blas[MACC_PLATFORM_MAX]; /* ours, sent in HELLO */
 
-	/* Peers sorted by ascending public key: the agent index order of ALGORITHMS.md. */
+	/* Peers sorted by ascending public key: the agent index order of macc-algorithms(7). */
 	struct peer **peers;
 	size_t npeers;
 	struct macc_pubkey *allow; /* keys of peers[], same order */
@@ -393,14 +393,14 @@ struct macc_agent {
 	struct macc_ctl_server *ctl;
 	struct macc_pub *pub; /* the published model: `model` and `predict` read it (publish.h) */
 
-	/* Robust mixing and the audit trail (issue 12). `robust`, `rcfg`: the configured rule
+	/* Robust mixing and the audit trail. `robust`, `rcfg`: the configured rule
 	 * (macc_mixer_robust_cfg); a reload changes them and the mixer takes them at the next
 	 * step (edge_inbound). */
 	bool robust;
 	struct macc_robust_cfg rcfg;
 	struct macc_audit *audit;  /* NULL unless audit = yes; used by the worker job only */
 	struct macc_ratelimit rl_audit;
-	/* Issue 11 (edge.c): ALGORITHMS.md "Beyond a fixed undirected graph". */
+	/* Beyond a fixed undirected graph (edge.c, macc-algorithms(7)). */
 	struct edge {
 		bool pushsum;        /* sgp, or dmsgd on a directed topology */
 		bool varying;        /* schedule matching / exp-pairs */

@@ -91,7 +91,7 @@ static void step_job(struct macc_agent *a, unsigned flags)
 /* Worker: are this agent's own parameters finite and within state_value_max, the bound its
  * neighbours hold its states to (what they would refuse is not sent, not checkpointed, and
  * rolled back like NaN)? x alone is read: every update adds the new momentum into x
- * (x = mix(x) + v, the push-sum and CHOCO forms alike, ALGORITHMS.md), so a bad v shows in x
+ * (x = mix(x) + v, the push-sum and CHOCO forms alike, macc-algorithms(7)), so a bad v shows in x
  * within the same step, and one pass over x (memory speed, ~0.2 ms for 0.5 M parameters) is
  * all a round pays. */
 static bool own_finite(const struct macc_agent *a)

@@ -54,7 +54,7 @@
  * buckets (conn.c, pacer.h); the tick measures the bytes handed to the sessions per second
  * (status and peers show it).
  *
- * Sealing (config encrypt = yes, issue 12). Every frame received goes through
+ * Sealing (config encrypt = yes). Every frame received goes through
  * macc_session_open before it is decoded (a pass-through until the peer's HELLO_ACK verified);
  * one that does not open closes the connection. Small frames (PING, PONG, BYE) are sealed right
  * after they are encoded and written at once, so they are sealed in stream order. A STATE on a

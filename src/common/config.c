@@ -446,7 +446,7 @@ static int a_standalone(struct setctx *s)
 	return 0;
 }
 
-/* Limits on hostile peers and control clients (issue 17, man/macc.conf.5). */
+/* Limits on hostile peers and control clients (man/macc.conf.5). */
 static int a_handshake_timeout(struct setctx *s)
 {
 	return set_u32(s, 100, 600000, &s->c->handshake_timeout_ms);
@@ -797,7 +797,7 @@ static int t_screen_factor(struct setctx *s)
 	return r;
 }
 
-/* --- [train] keys of issue 11 (time-varying schedules, push-sum, local steps, compression) --- */
+/* --- [train] keys (time-varying schedules, push-sum, local steps, compression) --- */
 
 static const char *const schedule_names[] = { "static", "matching", "exp-pairs" };
 
@@ -867,7 +867,7 @@ static int t_blas_kernel(struct setctx *s)
 		   "Haswell, Zen, SkylakeX, ...)");
 }
 
-/* The round-jump rule and the received-value bound (issue 17, macc/guard.h). */
+/* The round-jump rule and the received-value bound (macc/guard.h). */
 static int t_rejoin_quorum(struct setctx *s)
 {
 	return set_u32(s, 0, MACC_CONFIG_MAX_PEERS, &s->c->rejoin_quorum);

@@ -1,5 +1,5 @@
 /*
- * algo.c - the update equations of ALGORITHMS.md as pure functions over flat float vectors.
+ * algo.c - the update equations of macc-algorithms(7) as pure functions over flat float vectors.
  *
  * Bit-identical results on every path. The mix sum_l w_jl z_l is always formed the same way:
  * acc = self_w * z_self, then acc += w * z_l for the neighbours in the order given (ascending

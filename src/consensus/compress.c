@@ -1,6 +1,6 @@
 /*
  * compress.c - compressed exchange with error feedback (CHOCO-gossip, Koloskova et al. 2019;
- * ALGORITHMS.md "Compressed exchange with error feedback").
+ * macc-algorithms(7) "Compressed exchange with error feedback").
  *
  * Compressors and their wire blob (consensus.h has the byte layout):
  *   bf16  the top 16 bits of each float after round-to-nearest-even on the low 16: relative
@@ -26,7 +26,7 @@
  * 0*x + 1*m == m exactly, so the algorithm's update equations are the same code as the
  * uncompressed path. With compressor `none` none of this runs: callers keep today's path.
  *
- * Default gossip steps (gamma) come from the ALGORITHMS.md check reproduced in test_edge.c
+ * Default gossip steps (gamma) come from the macc-algorithms(7) check reproduced in test_edge.c
  * (8-agent ring, heterogeneous quadratics, dmsgd, beta 0.9): bf16 and int8 run at gamma = 1
  * and end where uncompressed dmsgd ends; topk:0.1 diverges at gamma >= 0.5 and runs at 0.2.
  *

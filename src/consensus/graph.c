@@ -14,7 +14,7 @@
  * if no such pair remains, start over. For D > (n-1)/2 the complement (degree n-1-D, same parity)
  * is generated instead, which keeps the pairing far from its dead ends.
  *
- * Directed graphs (push-sum, issue 11) use the same dense layout without the symmetry, and the
+ * Directed graphs (push-sum) use the same dense layout without the symmetry, and the
  * same edge-list parser: "a -> b" lines are one direction, "a b" both. The undirected parser
  * refuses arrows, so a directed topology file never silently becomes an undirected graph.
  *
@@ -639,7 +639,7 @@ out:
 	return rc;
 }
 
-/* ---- Directed graphs (push-sum), issue 11 ---- */
+/* ---- Directed graphs (push-sum) ---- */
 
 void macc_digraph_finish(struct macc_digraph *g)
 {

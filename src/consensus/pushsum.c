@@ -1,5 +1,5 @@
 /*
- * pushsum.c - push-sum forms of the algorithms for directed graphs (ALGORITHMS.md, "Push-sum
+ * pushsum.c - push-sum forms of the algorithms for directed graphs (macc-algorithms(7), "Push-sum
  * forms"; Kempe et al. 2003, Assran et al. 2019).
  *
  * P is column-stochastic: sender j splits its mass equally among itself and its out-neighbours,
@@ -8,7 +8,7 @@
  * undirected row from degrees.
  *
  * The steps are taken on the numerators z (parameters) and u (momentum), never on the de-biased
- * x = z / w (see the note in ALGORITHMS.md: a step on x followed by z = w x weights each agent's
+ * x = z / w (see macc-algorithms(7): a step on x followed by z = w x weights each agent's
  * gradient by its w and converges to a biased point). Written that way, sgp is exactly cdmsgd's
  * equations and push-sum dmsgd exactly dmsgd's, with push(.) for mix(.), so macc_pushsum_step is
  * macc_consensus_step with the push shares as weights: one code path, one summation order (self

@@ -1,5 +1,5 @@
 /*
- * robust.c - robust mixing (issue 12): screening of neighbours' states, the aggregation rules
+ * robust.c - robust mixing: screening of neighbours' states, the aggregation rules
  * mean / clip:TAU / clip:auto / trimmed:B, the quarantine back-off rule, and the Byzantine
  * attack generators that macc-sim --byzantine uses. Pure functions over flat vectors: the
  * simulator and the daemon call the same code and get the same bits.

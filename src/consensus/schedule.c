@@ -1,7 +1,7 @@
 /*
  * schedule.c - time-varying schedules: which configured edges each round uses.
  *
- * ALGORITHMS.md ("Time-varying schedules"): W^r is the Metropolis matrix of round r's graph, a
+ * macc-algorithms(7) ("Time-varying schedules"): W^r is the Metropolis matrix of round r's graph, a
  * subgraph of the configured one chosen by a pure function of (seed, r, configured graph). Both
  * schedules here produce matchings, so a round's row is {self 1/2, partner 1/2} or {self 1}:
  * nothing O(N^2) per round, and the daemon needs no coordination message.

@@ -1368,7 +1368,7 @@ static int counter(struct macc_buf *b, const char *name, const char *help, uint6
 	return r < 0 ? r : bprintf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
-/* The metrics of issue 17: connections refused before identification, by reason (every reason,
+/* The hostile-peer metrics: connections refused before identification, by reason (every reason,
  * 0 included, so a rate can be taken from the first scrape), degraded state, rollbacks and
  * round jumps. */
 static int format_hostile(const struct macc_ctl_status *st, const struct macc_ctl_metrics *m,

@@ -15,7 +15,7 @@
  * body) are returned as pointers into the input: no float is touched until the caller copies
  * the vector with macc_f32le_load, after the session checks passed.
  *
- * Session checks run in the order DESIGN.md fixes: size, version, type (macc_msg_decode), then
+ * Session checks run in macc-protocol(7)'s order: size, version, type (macc_msg_decode), then
  * sender, signature, model, freshness (macc_session_accept_state). State is only written when
  * every check passed. On a sealed receive direction the signature step is left out (the AEAD
  * already authenticated the frame as the peer's); macc_session_verify_state does it on demand.
@@ -42,7 +42,7 @@
  * bin, copied out with macc_f64le_load; decoding checks only that the bin holds exactly n of
  * them, the agreement checks what they say.
  *
- * Sealed sessions (issue 12): the handshake part lives here (HELLO fields, the proof over both
+ * Sealed sessions: the handshake part lives here (HELLO fields, the proof over both
  * ephemeral keys and both sides' flags, the choice of the AEAD suite and key derivation when
  * the peer's HELLO is accepted, switching each direction on at the HELLO_ACKs); sealing and
  * opening frames is seal.c.

@@ -572,7 +572,7 @@ static void csv_cell_acc(FILE *f, const struct sim_eval *e, double v)
 	}
 }
 
-/* Issue 12 keys of the last line, only when robust mixing or --byzantine is in use (so the line
+/* Robust-mixing keys of the last line, only with robust mixing or --byzantine (so the line
  * of every other run is unchanged). */
 static void print_robust(const struct sim *s, const struct cli *c, const struct sim_eval *ev)
 {

@@ -41,12 +41,12 @@ struct sim_opts {
 	uint64_t seed;
 	uint32_t threads;
 	size_t eval_samples; /* 0: whole test set */
-	/* issue 11 (ALGORITHMS.md, second part) */
+	/* time-varying graphs, push-sum and compression (macc-algorithms(7), second part) */
 	const char *schedule;  /* "static" (NULL too), "matching", "exp-pairs" */
 	uint32_t local_steps;  /* H >= 1 (0 is taken as 1) */
 	const char *compress;  /* macc_compress_parse spec; NULL or "none": uncompressed */
 	float gossip_step;     /* CHOCO gamma in (0, 1]; 0: the compressor's default */
-	/* issue 12 (robust mixing, attacks) */
+	/* robust mixing and attacks */
 	const char *aggregation; /* macc_agg_parse spec; NULL or "mean": the plain path */
 	double screen_factor;    /* distance bound factor; < 0: default (0 for mean, 10 else) */
 	const char *byzantine;   /* "K:ATTACK" (macc_byzantine_parse); NULL: none */

@@ -10,7 +10,7 @@
  *   BODY  = map{round, n, enc, x: bin(X), [mom: bin(V)], [w: f64]}
  * X and V are 4*n bytes for f32, or the compressed blob (macc_compress_encode) for bf16, int8
  * and top-k: the daemon carries the blob in the same bin, with the blob's tag in enc.
- * These are plaintext frames: a sealed session (proto.h section 2, issue 12) adds
+ * These are plaintext frames: a sealed session (proto.h section 2) adds
  * MACC_SEAL_OVERHEAD (16 bytes, the Poly1305 tag) to every frame, which is not counted here.
  */
 #ifndef MACC_SIM_WIRESIZE_H

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench_edge.sh - the edge-link benchmark (issue 22): a 4-agent ring whose every link is a shaped
+# bench_edge.sh - the edge-link benchmark: a 4-agent ring whose every link is a shaped
 # point-to-point cable, macc-agentd against torch_dmsgd.py (PyTorch/gloo) on the same links.
 #
 # Network: four network namespaces (hosts h1..h4, made and deleted by this script); host i owns

@@ -6,17 +6,17 @@
 #     processes on loopback, run with /usr/bin/python3). Same model, data (Fashion-MNIST, IID
 #     shard J/4), batch, lr, momentum, algorithm, epochs; one compute thread per agent on both
 #     sides. Reported: wall time per epoch, epochs/s, mean test accuracy of the 4 agents, and
-#     the ratio macc epochs/s over PyTorch epochs/s (target of issue 22: >= 1.5 at equal
-#     accuracy, within 0.5 points; issue 9 asked for 2).
+#     the ratio macc epochs/s over PyTorch epochs/s (speed target: >= 1.5 at equal
+#     accuracy, within 0.5 points; the message path target was 2).
 #  3. Cost of the network path: the same daemon ring against `macc-sim --agents 4 --topology
 #     ring` with the same settings (the same arithmetic bit for bit - examples/ring-4/gen.sh
 #     orders the keys so - without sockets). Reported: ring epoch time over macc-sim epoch time
-#     (issue 9 asked for <= 1.15), and the CPU per agent-round of both: the difference is the
-#     network path's (issue 22: <= 5 ms for the MLP's 1.9 MB state). macc-sim runs with
+#     (<= 1.15 for the message path), and the CPU per agent-round of both: the difference is the
+#     network path's (speed target: <= 5 ms for the MLP's 1.9 MB state). macc-sim runs with
 #     BENCH_SIM_THREADS threads (default: the cores, at most 4), so both use the same cores.
-#  Sealing (issue 12): the ring runs twice, sealed (encrypt = yes, the default, used for 2 and
-#     3) and plain (encrypt = no). Reported: sealed epoch time over plain (issue 22: <= 1.10;
-#     issue 12 asked for 1.05), and the plain ring over macc-sim too.
+#  Sealing: the ring runs twice, sealed (encrypt = yes, the default, used for 2 and
+#     3) and plain (encrypt = no). Reported: sealed epoch time over plain (speed target: <= 1.10;
+#     sealing asked for 1.05), and the plain ring over macc-sim too.
 #
 # How time is measured (see ring-lib.sh): the daemons' steady-state seconds per round (from the
 # start of round 1 to the start of the last round, slowest agent), times the rounds of an epoch;

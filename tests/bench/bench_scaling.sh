@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench_scaling.sh - benchmark 5 of issue 9: round time against the number of agents and against
+# bench_scaling.sh - the scaling benchmark: round time against the number of agents and against
 # the model size, on one machine, as a CSV and a gnuplot PNG.
 #
 # Two sweeps, each point measured with macc-sim (all agents in one process, no network) and, for

@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench_train.sh - single-agent training speed of macc against the PyTorch reference and
-# against the sgemm limit, in one run (issue 22, "local training").
+# against the sgemm limit, in one run (speed targets, "local training").
 #
 # For each model (mlp:784-256-128-10, cnn:lenet5) and thread count (1) it trains one epoch of
 # Fashion-MNIST with the same settings (batch 64, lr 0.05, momentum 0.9, seed 1) with

@@ -1,6 +1,6 @@
 #!/bin/bash
-# run-all.sh - run every benchmark in one go and print all the figures of issue 22 (and the
-# message-path and scaling figures of issue 9) as one markdown table.
+# run-all.sh - run every benchmark in one go and print all the speed figures (and the
+# message-path and scaling figures) as one markdown table.
 #
 #   tests/bench/run-all.sh [-C BUILD] [-o OUTDIR] [--quick] [--no-build] [--only NAMES] [--report]
 #
@@ -354,7 +354,7 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 		missing edge "shaped links (edge)"
 	fi
 
-	# Message path (issue 9): bench_msg's "sign+verify path" against "blake2b", per state size.
+	# Message path: bench_msg's "sign+verify path" against "blake2b", per state size.
 	if wanted msg; then
 		rows=$(awk '
 		/^STATE / { state = $0; sub(/^STATE /, "", state); sub(/ \(.*/, "", state) }
@@ -362,7 +362,7 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 		function row(what, v, note,   frac) {
 			frac = b2 > 0 ? v / b2 : 0
 			if (state ~ /^10 MB/) {
-				printf "| issue 9: %s of a %s state vs raw BLAKE2b%s | %s MB/s | %s MB/s | %.0f%% | >= 60%% | %s |\n",
+				printf "| message path: %s of a %s state vs raw BLAKE2b%s | %s MB/s | %s MB/s | %.0f%% | >= 60%% | %s |\n",
 					what, state, note, v, b2, frac * 100, (frac >= 0.6 ? "yes" : "**no**")
 			}
 		}

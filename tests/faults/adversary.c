@@ -31,7 +31,7 @@
  * exclude these by distance and quarantine the sender; it runs for --rounds rounds and prints
  * "sent poison N".
  *
- * Issue 17 (hostile neighbours) adds:
+ * Hostile neighbours add:
  *   --pre-id ATTACK  one connection the daemon must refuse before identifying the peer, counted
  *                    by reason (phase_preid: version, garbage, oversize, silent, state-first,
  *                    claim:KEY, refused-ack);
@@ -542,7 +542,7 @@ static int phase_mixed(struct adv *a, unsigned rounds)
 #define POISON_MAX 8
 
 /* Parse "signflip" / "scale:S" / "fill:V" items separated by commas into factors (-1 for
- * signflip); fill:V (every value V, finite and absurd: issue 17) is kept as a factor with
+ * signflip); fill:V (every value V, finite and absurd) is kept as a factor with
  * fill[i] set. */
 static int parse_poison(const char *spec, double *f, bool *fill, int *ret_n)
 {
@@ -834,7 +834,7 @@ static int phase_garbage(struct adv *a)
 	return MACC_ETIMEOUT;
 }
 
-/* ---- issue 17: attacks on the handshake, the round, the send queue and the control socket ---- */
+/* ---- attacks on the handshake, the round, the send queue and the control socket ---- */
 
 /* Wait (bounded) until the daemon closes the connection; true when it did. Whatever arrives is
  * read and thrown away. */
@@ -917,7 +917,7 @@ static bool patch(struct macc_buf *b, const uint8_t *from, const uint8_t *to, si
  *                then our own proof with that key written in           bad_proof
  *   refused-ack  a HELLO announcing a round past any run, and in the same write a correctly
  *                signed HELLO_ACK (the daemon refuses the HELLO and must not adopt the
- *                session the ACK completes: issue 17's crash)         replay
+ *                session the ACK completes: the hostile-peer crash)         replay
  */
 /* pre-id "version": our HELLO with protocol version 99. */
 static int preid_version(struct adv *a, const struct macc_hello *dh, struct macc_buf *out)
@@ -1027,7 +1027,7 @@ static int preid_claim(struct adv *a, const struct macc_hello *dh, const char *b
  *                then our own proof with that key written in           bad_proof
  *   refused-ack  a HELLO announcing a round past any run, and in the same write a correctly
  *                signed HELLO_ACK (the daemon refuses the HELLO and must not adopt the
- *                session the ACK completes: issue 17's crash)         replay
+ *                session the ACK completes: the hostile-peer crash)         replay
  */
 static int phase_preid(struct adv *a, const char *attack)
 {

@@ -217,7 +217,7 @@ round_times() {
 	sed -n 's/.*round [0-9]*\/[0-9]* .* round \([0-9.]*\) ms.*/\1/p' "$1"
 }
 
-# ---- hostile neighbours (issue 17) ----------------------------------------------------------
+# ---- hostile neighbours ----------------------------------------------------------
 
 # hostile_fleet [gen_fleet options]: agent0 with two configured neighbours, agent1 (an honest
 # daemon, whose only neighbour is agent0) and agent2 (whose key the adversary holds), all with

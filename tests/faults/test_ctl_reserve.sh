@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_ctl_reserve.sh (issue 17, 5): other users' control clients cannot lock the operator out.
+# test_ctl_reserve.sh: other users' control clients cannot lock the operator out.
 # A local user who may use the control socket (uid nobody, in the socket's group) opens 64
 # connections and keeps each one with a `watch` stream (watchers are exempt from the idle
 # timeout). Before the fix all 64 slots went to it and root's `status` and `stop` got `busy` for

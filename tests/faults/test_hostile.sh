@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_hostile.sh (issue 17): every attack of the project's adversary, in turn and again, against
+# test_hostile.sh: every attack of the project's adversary, in turn and again, against
 # agent0 of a small honest ring (0-1-3-0; agent0's fourth neighbour is the key the adversary
 # holds), in both encrypt modes. One pass: the mixed attacks of test_adversary.sh (forged
 # signatures, wrong sizes, truncated frames, far rounds, replays, NaN states, a PING flood, a

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_log_injection.sh (issue 17, 6): strings chosen by a peer or a control client reach the
+# test_log_injection.sh: strings chosen by a peer or a control client reach the
 # log, and the operator's terminal, escaped. Each carries a newline followed by a forged line
 # "error: [a1] forged-..." and terminal escape sequences:
 #   - the HELLO name of a client whose key is not allow-listed (quoted in the refusal);

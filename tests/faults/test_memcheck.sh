@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_memcheck.sh: real programs under valgrind memcheck (issue 8). A ring of 3 macc-agentd on
+# test_memcheck.sh: real programs under valgrind memcheck. A ring of 3 macc-agentd on
 # loopback, each under `valgrind --leak-check=full --errors-for-leak-kinds=definite`, trains a
 # small model (mlp:20-16-3 on a generated CSV set of 300 rows, so that each round takes
 # milliseconds even under valgrind) while macc-ctl, itself under valgrind, queries and steers

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_overflow.sh (issue 17, 4): finite poison cannot turn the fleet to NaN.
+# test_overflow.sh: finite poison cannot turn the fleet to NaN.
 # (A) The adversary (agent2's key) answers each of agent0's rounds with a correctly signed STATE
 #     whose every value is 1e30: finite, so it passed the finiteness check, and before the fix it
 #     overflowed agent0's parameters to NaN under aggregation = mean, silently. Expected: every

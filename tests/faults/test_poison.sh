@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_poison.sh: a correctly signed poisoning neighbour (issue 12) against a ring of real
+# test_poison.sh: a correctly signed poisoning neighbour against a ring of real
 # daemons with robust mixing and the audit trail on.
 #
 # Three honest agents on a ring (0-1-2-0) run aggregation = clip:auto with distance screening

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_preid_counts.sh (issue 17, 7): connections refused before the peer is identified are
+# test_preid_counts.sh: connections refused before the peer is identified are
 # counted by reason, and a failed proof is never charged to the key it claimed.
 # agent0 (defaults: handshake_timeout_ms = 10000, max_unauthenticated = 32) trains with agent1;
 # the adversary then makes, one connection each: a HELLO with a key not in the allow-list, a HELLO of

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_refused_ack.sh (issue 17, 1): no frame of a refused connection is ever processed.
+# test_refused_ack.sh: no frame of a refused connection is ever processed.
 # An allow-listed peer (the adversary holds agent2's key) answers the daemon's HELLO with, in one
 # write, a HELLO announcing a round past any run and a correctly signed HELLO_ACK. The daemon
 # refuses the HELLO (BYE, replay) and must then ignore the ACK behind it: before the fix it

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_round_jump.sh (issue 17, 2): one neighbour's word never advances the round.
+# test_round_jump.sh: one neighbour's word never advances the round.
 # agent0 trains with agent1 (honest; agent0 is its only neighbour) and agent2, whose key the
 # adversary holds. The adversary claims (A) in its HELLO the round end - 2 of the run, then (B) in
 # one correctly signed STATE the round 100000 ahead. Before the fix agent0 "rejoined" there and

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_slow_reader.sh (issue 17, 3): every per-peer send queue is bounded in bytes.
+# test_slow_reader.sh: every per-peer send queue is bounded in bytes.
 # The adversary (agent2's key) completes a valid handshake, reads the daemon's first STATE, and
 # then never reads again while it keeps sending valid STATEs (one every 40 ms, so agent0 waits
 # for it and sends it one STATE per round): three such sessions in a row. Before the fix agent0

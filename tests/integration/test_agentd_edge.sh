@@ -1,5 +1,6 @@
 #!/bin/bash
-# test_agentd_edge.sh: issue 11 in the daemon. Four macc-agentd on loopback run each mode for a
+# test_agentd_edge.sh: beyond a fixed undirected graph, in the daemon. Four macc-agentd on loopback
+# run each mode for a
 # few rounds (exp-pairs on the 2-cube, local_steps 4, compress int8 and topk:0.1, sgp and
 # push-sum dmsgd on a directed ring); each run must finish, end bit-identical to macc-sim with
 # the same settings (finite parameters, the same mathematics), and send the STATE bytes that

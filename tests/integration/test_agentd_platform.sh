@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_agentd_platform.sh: what a fleet shows about its platforms, and a finished agent that is
-# restarted (issue 21).
+# restarted.
 #   - status and peers name each agent's architecture (uname -m) and BLAS kernel, the latter
 #     from the optional HELLO platform fields;
 #   - an agent whose run is done, stopped and started again, reports the test accuracy the

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_blas.sh - the OpenBLAS kernel choice in the real programs (src/nn/blas.c, issue 22).
+# test_blas.sh - the OpenBLAS kernel choice in the real programs (src/nn/blas.c).
 #
 # OPENBLAS_VERBOSE=2 makes OpenBLAS print "Core: NAME" each time it loads, so the stderr of a run
 # shows every image the program went through. Checked, on a tiny generated CSV set (no download):

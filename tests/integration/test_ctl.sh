@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_ctl.sh: macc-ctl against real macc-agentd daemons (issue 6, "Tests").
+# test_ctl.sh: macc-ctl against real macc-agentd daemons.
 #
 # Part A, a pair of agents on loopback (mlp:784-16-10, a run far longer than the test):
 #   - every command in human and --json form; JSON parsed and its keys and values checked

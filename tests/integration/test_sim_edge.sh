@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_sim_edge.sh - macc-sim's issue 11 modes (ALGORITHMS.md, second part), on tiny runs:
+# test_sim_edge.sh - macc-sim beyond a fixed undirected graph (macc-algorithms(7)), on tiny runs:
 #   - static schedule, --compress none and --local-steps 1 are today's path bit for bit;
 #   - matching and exp-pairs run, are bit-identical whatever --threads, and send less;
 #   - sgp and push-sum dmsgd run on a directed ring file and learn; sgp equals cdmsgd on an

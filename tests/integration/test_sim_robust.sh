@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_sim_robust.sh - macc-sim's robust mixing and byzantine agents (issue 12): nonsense
+# test_sim_robust.sh - macc-sim's robust mixing and byzantine agents: nonsense
 # combinations are usage errors (exit 2); mean without screening is today's path bit for bit
 # (the flags alone change nothing); robust runs are bit-identical whatever --threads; a NaN
 # attacker is excluded, counted and quarantined, and the attack is real (mean breaks under it

@@ -43,7 +43,7 @@ digest --algorithm dmsgd --drop-prob 0.25 >/dev/null
 [ "$(kv messages "$TMP/out")" = 48 ] || fail "messages=$(kv messages "$TMP/out"), expected 48"
 awk -v d="$(kv dropped "$TMP/out")" 'BEGIN { exit !(d >= 5 && d <= 20) }' \
 	|| fail "dropped=$(kv dropped "$TMP/out") of 48 at p=0.25"
-# dmsgd with omega 0 is cdmsgd exactly (ALGORITHMS.md).
+# dmsgd with omega 0 is cdmsgd exactly (macc-algorithms(7)).
 [ "$(digest --algorithm dmsgd --omega 0)" = "$(digest --algorithm cdmsgd)" ] \
 	|| fail "dmsgd --omega 0 differs from cdmsgd"
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_compose.sh: the Docker Compose demo (deploy/docker) built and run for real, as a non-root
-# member of the docker group (issue 21). Needs a Docker engine (started here if none runs) and
+# member of the docker group. Needs a Docker engine (started here if none runs) and
 # docker-compose; the base image is imported from the debootstrap base (platform_lib.sh), as
 # debian:bookworm and debian:bookworm-slim, so no registry is needed.
 #

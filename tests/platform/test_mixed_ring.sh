@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_mixed_ring.sh: a mixed-architecture fleet (issue 21). A ring of four daemons on
+# test_mixed_ring.sh: a mixed-architecture fleet. A ring of four daemons on
 # loopback, once all x86-64 and once with agent2 replaced by the arm64 build of macc-agentd
 # run under qemu-user (qemu-aarch64-static). Same configs, keys, seed and data.
 #

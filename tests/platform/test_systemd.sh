@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_systemd.sh: the systemd units booted for real (issue 21). systemd 252 runs as PID 1 in a
+# test_systemd.sh: the systemd units booted for real. systemd 252 runs as PID 1 in a
 # systemd-nspawn container (private network: loopback only) made from the debootstrap base of
 # platform_lib.sh, with this build installed into it by `meson install` (DESTDIR). Inside, the
 # steps of macc-agentd(8) EXAMPLES, as root:
@@ -192,7 +192,7 @@ done
 step "a key user macc cannot read: the unit fails and the start limit ends the restarts"
 if out=$(inside macc-agentd --check-config -c /etc/macc/agentd.conf 2>&1); then
 	# Hook: once --check-config run as root says which user cannot read what, this turns into
-	# an assertion (see the report of issue 21).
+	# an assertion.
 	echo "note: --check-config as root says '$out' for a key user macc cannot read"
 else
 	echo "$out" | grep -q macc || fail_in "--check-config failed without naming user macc: $out"

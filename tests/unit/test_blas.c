@@ -2,7 +2,7 @@
  * test_blas.c - the OpenBLAS kernel choice (src/nn/blas.c).
  *
  * The decision is a pure function of CPUID words, the running kernel and the request, so it is
- * tested on made-up CPUs: the Emerald Rapids Xeon of issue 22 on which Debian's OpenBLAS 0.3.21
+ * tested on made-up CPUs: the Emerald Rapids Xeon on which Debian's OpenBLAS 0.3.21
  * runs Prescott, the same CPU under an OS that does not save AVX-512 state, AMD Zen and family
  * 15h, an AVX-only Sandy Bridge, a Knights-Landing-like AVX-512F CPU without BW/DQ/VL, a CPU
  * without OSXSAVE. The self-test is run on OpenBLAS and on broken sgemms it must reject. The
@@ -76,7 +76,7 @@ static struct macc_cpuid cpu(const char *vendor, unsigned family, unsigned model
 	return c;
 }
 
-/* The Xeon of issue 22: family 6 model 207 (0xCF), AVX-512, Linux saving all of it. */
+/* An Emerald Rapids Xeon: family 6 model 207 (0xCF), AVX-512, Linux saving all of it. */
 static struct macc_cpuid emerald(uint64_t xcr0)
 {
 	return cpu("GenuineIntel", 6, 0xcf, C_SKX | C_BF16 | C_PREFW, xcr0);

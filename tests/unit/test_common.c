@@ -181,7 +181,7 @@ static void test_log_level_parse(void **state)
 	assert_int_equal(macc_log_level_parse("loud", &l), MACC_ESPEC);
 }
 
-/* Peer-chosen strings cannot add lines or escape sequences (issue 17). */
+/* Peer-chosen strings cannot add lines or escape sequences. */
 static void test_escape(void **state)
 {
 	char b[64];

@@ -547,7 +547,7 @@ static void test_diff(void **state)
 	macc_config_finish(&a);
 }
 
-/* encrypt (issue 12): default, both spellings, rekey schedule, bad values, restart on reload. */
+/* encrypt: default, both spellings, rekey schedule, bad values, restart on reload. */
 static void test_encrypt(void **state)
 {
 	struct macc_config c, d;
@@ -581,7 +581,7 @@ static void test_encrypt(void **state)
 			 MACC_ECONFIG);
 }
 
-/* Robust mixing and the audit trail (issue 12): defaults, good values, clear errors, which keys
+/* Robust mixing and the audit trail: defaults, good values, clear errors, which keys
  * a reload applies and which need a restart. */
 static void test_robust_audit(void **state)
 {
@@ -715,7 +715,7 @@ static void test_max_rate(void **state)
 	macc_config_finish(&c);
 }
 
-/* Issue 17 keys: defaults, values, ranges and cross-checks, and which need a restart. */
+/* Hostile-peer keys: defaults, values, ranges and cross-checks, and which need a restart. */
 static void test_hostile_keys(void **state)
 {
 	static const char *const bad[][2] = {
@@ -794,7 +794,8 @@ static void test_hostile_keys(void **state)
 	}
 }
 
-/* Issue 11 keys: defaults, values, the cross-key checks (each error names what is wrong), and
+/* Schedule, push-sum and compression keys: defaults, values, the cross-key checks (each error
+ * names what is wrong), and
  * that they need a restart on reload. */
 static void test_edge_keys(void **state)
 {
@@ -850,7 +851,7 @@ static void test_edge_keys(void **state)
 	macc_config_finish(&c);
 }
 
-/* [train] blas_kernel (issue 22): auto by default, OpenBLAS's names in any case, spelled back
+/* [train] blas_kernel: auto by default, OpenBLAS's names in any case, spelled back
  * canonically; anything else is an error naming key and value; a change needs a restart. */
 static void test_blas_kernel(void **state)
 {

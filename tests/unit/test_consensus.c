@@ -1,6 +1,6 @@
 /*
  * test_consensus.c - graphs, mixing weights, spectral gap, and the mathematics of every update
- * rule (ALGORITHMS.md), checked through a small synchronous N-agent driver written over the pure
+ * rule (macc-algorithms(7)), checked by a small synchronous N-agent driver written over the pure
  * functions: every agent sends its round-k state, then every agent steps with what it received.
  */
 #include <errno.h>

@@ -1,9 +1,10 @@
 /*
- * test_edge.c - issue 11's pure-function core: time-varying schedules, push-sum forms on directed
- * graphs, compressors and CHOCO error feedback (ALGORITHMS.md, "Beyond a fixed undirected
+ * test_edge.c - beyond a fixed undirected graph, the pure functions: time-varying schedules,
+ * push-sum forms on directed
+ * graphs, compressors and CHOCO error feedback (macc-algorithms(7), "Beyond a fixed undirected
  * graph"). The maths is checked through small synchronous N-agent drivers written over the
  * public functions, the way macc-sim uses them: every agent sends its round-k state, then every
- * agent steps with what it received. The numeric checks of ALGORITHMS.md are reproduced and their
+ * agent steps with what it received. The numeric checks of macc-algorithms(7) are redone and their
  * numbers printed.
  */
 #include <errno.h>
@@ -383,7 +384,7 @@ struct prun {
 typedef void (*check_fn)(uint32_t n, size_t p, const float *z, const float *u, const double *w,
 			 const float *zo, const float *uo, const double *wo, float beta);
 
-/* NOT macc's round: ALGORITHMS.md's counter-example (heavy-ball on the de-biased x, then
+/* NOT macc's round: macc-algorithms(7)'s counter-example (heavy-ball on the de-biased x, then
  * z = w x and a plain push of z), kept to show its alpha-independent bias. */
 static void biased_rounds(const struct prun *r, const double *P, float *z, float *u, double *w,
 			  int rounds)
@@ -956,7 +957,7 @@ static double directed_quad_run(const struct macc_digraph *g, const struct quad 
 	return d;
 }
 
-/* ALGORITHMS.md: on a directed graph with different quadratics per agent, the average of the
+/* macc-algorithms(7): on a directed graph with different quadratics per agent, the average of the
  * x_j approaches the minimiser of the unweighted sum with an error shrinking with alpha; the
  * numerator form has no w-weighting bias; push-sum dmsgd ends closer than sgp. */
 static void test_pushsum_directed_quadratic(void **state)
@@ -1378,7 +1379,7 @@ static void test_choco_error_feedback_converges(void **state)
 	free(buf);
 }
 
-/* The ALGORITHMS.md compression check: 8-agent ring, heterogeneous quadratics, dmsgd beta 0.9. */
+/* macc-algorithms(7)'s compression check: 8-agent ring, mixed quadratics, dmsgd beta 0.9. */
 static double choco_ring_run(const char *spec, float gamma, const struct quad *q, const double *W,
 			     int rounds, uint64_t *bytes, float *xout)
 {

@@ -55,7 +55,7 @@ static void test_values_bad(void **state)
 	for (size_t i = 0; i < 33; i++) {
 		v[i] = 1.0f;
 	}
-	/* The poisoning of issue 17: all 1e30, finite. */
+	/* The poisoning of the hostile-peer defences: all 1e30, finite. */
 	for (size_t i = 0; i < 33; i++) {
 		v[i] = i % 2 ? 1e30f : -1e30f;
 	}
@@ -192,7 +192,7 @@ static void test_rejoin_restart(void **state)
 
 static void test_rejoin_one_liar(void **state)
 {
-	/* Issue 17: one neighbour announces end - 2 (in HELLO) or a far round (in a STATE). */
+	/* Hostile peers: one neighbour announces end - 2 (in HELLO) or a far round (in a STATE). */
 	struct macc_rejoin r = {0};
 	uint64_t to = 777;
 

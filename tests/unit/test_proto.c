@@ -669,7 +669,7 @@ static int compressed_roundtrip(struct macc_session *s, uint32_t enc, size_t n,
 	return rc;
 }
 
-/* STATE enc bf16 / int8 / topk (issue 11): the blobs travel byte for byte, the signature covers
+/* STATE enc bf16 / int8 / topk: the blobs travel byte for byte, the signature covers
  * them, and the decoder refuses blobs whose structure does not fit the body, naming why. */
 static void test_state_compressed(void **state)
 {
@@ -1143,7 +1143,7 @@ static void test_attack_malformed(void **state)
 	mp_str(&m, "time");
 	mp_uint(&m, 1);
 	assert_int_equal(decode_mp(&m), MACC_EVERSION);
-	m.b[5 + 8] = 1; /* ver = 1 (last byte of the u64): the protocol before issue 12 */
+	m.b[5 + 8] = 1; /* ver = 1 (last byte of the u64): the protocol before sealing */
 	assert_int_equal(decode_mp(&m), MACC_EVERSION);
 	m.b[5 + 8] = MACC_PROTO_VERSION;
 	assert_int_equal(decode_mp(&m), 0);

@@ -1,5 +1,5 @@
 /*
- * test_seal.c - sealed sessions: the encrypting handshake and the sealing layer (issue 12).
+ * test_seal.c - sealed sessions: the encrypting handshake and the sealing layer.
  *
  * Two agents A and B with fixed identities run the real handshake through the encoder, the
  * stream decoder and the decoder, with sealing enabled on both sides, and then exchange sealed
