@@ -5,6 +5,8 @@
  * input buffer. Bytes are read into one server-wide scratch buffer (the loop is single-threaded)
  * and appended to the client's buffer; complete frames are then decoded and answered in order.
  * The server never owns agent state: it calls the agent through struct macc_ctl_ops.
+ * Requests are run by control_cmd.c (ctl_run_command()); the state both share is in
+ * control_int.h.
  *
  * Costs a client can impose, and their bounds:
  *   - memory: a frame header announcing more than MACC_CTL_MAX_REQUEST bytes gets a `too-big`
@@ -47,6 +49,7 @@
 #include "macc/log.h"
 
 #include "control.h"
+#include "control_int.h"
 
 #ifndef MACC_VERSION
 #define MACC_VERSION "0.1.0"
@@ -57,57 +60,10 @@
 #define MAX_GROUPS 256
 #define LOG_PREFIX "control"
 
-struct client {
-	uv_pipe_t pipe;
-	uv_timer_t timer;
-	struct macc_ctl_server *srv;
-	struct client *prev, *next;
-	struct macc_buf in;
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
-	bool have_cred;
-	bool watching;
-	uint64_t watch_id;
-	bool pending;     /* buffered frames wait for the next turn */
-	bool throttled;   /* too many unsent bytes */
-	bool reading;
-	bool closing;
-	bool close_after_write;
-	int open_handles;
-};
-
 struct write_req {
 	uv_write_t req;
 	struct client *c;
 	uint8_t *data;
-};
-
-struct macc_ctl_server {
-	uv_loop_t *loop;
-	uv_pipe_t listener;
-	uv_idle_t idle;
-	bool idle_active;
-	struct client *clients;
-	unsigned nclients;
-	unsigned nwatchers;
-	unsigned nalloc;          /* clients not yet freed (some may be closing) */
-	const struct macc_ctl_ops *ops;
-	void *ctx;
-	char *path;
-	char *group;
-	char *version;
-	uid_t owner_uid;
-	gid_t sock_gid;
-	uint32_t max_clients;
-	uint32_t reserved_clients;
-	uint32_t idle_timeout_ms;
-	bool closing;
-	int open_handles;         /* listener + idle */
-	void (*done)(void *arg);
-	void *done_arg;
-	struct macc_ratelimit rl;
-	char rbuf[65536];
 };
 
 static void process(struct client *c);
@@ -338,7 +294,7 @@ static void on_idle_timeout(uv_timer_t *t)
 	client_close(c);
 }
 
-static void restart_timer(struct client *c)
+void ctl_restart_timer(struct client *c)
 {
 	if (c->closing) {
 		return;
@@ -436,233 +392,13 @@ static void send_error(struct client *c, uint64_t id, int status, const char *ms
 	send_reply(c, &rep);
 }
 
-static void progress_from_status(const struct macc_ctl_status *st, struct macc_ctl_progress *p)
-{
-	macc_ctl_progress_init(p);
-	p->state = st->state;
-	p->round = st->round;
-	p->rounds_planned = st->rounds_planned;
-	p->epoch = st->epoch;
-	p->epochs_planned = st->epochs_planned;
-	p->train_loss = st->train_loss;
-	p->test_accuracy_ratio = st->test_accuracy_ratio;
-	p->samples_per_second = st->samples_per_second;
-	p->round_seconds = st->round_seconds;
-	p->final = st->state == MACC_CTL_STATE_DONE || st->state == MACC_CTL_STATE_ERROR;
-}
-
 static void watch_stop(struct client *c)
 {
 	if (c->watching) {
 		c->watching = false;
 		c->srv->nwatchers--;
-		restart_timer(c);
+		ctl_restart_timer(c);
 	}
-}
-
-/* --- dispatch ---------------------------------------------------------------------------- */
-
-typedef int (*simple_op)(void *ctx, struct macc_errmsg *err);
-
-static simple_op simple_op_for(const struct macc_ctl_ops *ops, enum macc_ctl_cmd cmd)
-{
-	switch (cmd) {
-	case MACC_CTL_CMD_START:
-		return ops->start;
-	case MACC_CTL_CMD_STOP:
-		return ops->stop;
-	case MACC_CTL_CMD_PAUSE:
-		return ops->pause;
-	case MACC_CTL_CMD_RESUME:
-		return ops->resume;
-	case MACC_CTL_CMD_CHECKPOINT:
-		return ops->checkpoint;
-	case MACC_CTL_CMD_EVAL:
-		return ops->eval;
-	case MACC_CTL_CMD_RELOAD:
-		return ops->reload;
-	default:
-		return NULL;
-	}
-}
-
-/* model and predict: the agent fills the reply's data; its buffer is freed after the send.
- * Returns 1 when the agent does not support the command. */
-static int run_model_command(struct macc_ctl_server *s, const struct macc_ctl_request *req,
-			     struct macc_ctl_reply *rep, void **ret_free, struct macc_errmsg *err)
-{
-	int r;
-
-	if (req->cmd == MACC_CTL_CMD_MODEL) {
-		if (s->ops->model == NULL) {
-			return 1;
-		}
-		memset(&rep->model, 0, sizeof(rep->model));
-		r = s->ops->model(s->ctx, req, &rep->model, err);
-		*ret_free = rep->model.data;
-		rep->kind = MACC_CTL_DATA_MODEL;
-		return r;
-	}
-	if (s->ops->predict == NULL) {
-		return 1;
-	}
-	memset(&rep->predict, 0, sizeof(rep->predict));
-	r = s->ops->predict(s->ctx, req, &rep->predict, err);
-	*ret_free = rep->predict.values;
-	rep->kind = MACC_CTL_DATA_PREDICT;
-	return r;
-}
-
-/* Run a command; fills rep (status, error, data). Peers/text allocated here are freed by the
- * caller through *ret_free. */
-static void run_command(struct client *c, const struct macc_ctl_request *req,
-			struct macc_ctl_reply *rep, void **ret_free1, void **ret_free2)
-{
-	struct macc_ctl_server *s = c->srv;
-	const struct macc_ctl_ops *ops = s->ops;
-	struct macc_errmsg err;
-	const char *name = macc_ctl_commands[req->cmd].name;
-	int r = 0;
-
-	err.text[0] = '\0';
-	switch (req->cmd) {
-	case MACC_CTL_CMD_STATUS:
-		if (ops->status == NULL) {
-			goto unsupported;
-		}
-		r = ops->status(s->ctx, &rep->st);
-		rep->kind = MACC_CTL_DATA_STATUS;
-		break;
-	case MACC_CTL_CMD_PEERS: {
-		struct macc_ctl_peer *peers = NULL;
-		size_t n = 0;
-
-		if (ops->peers == NULL) {
-			goto unsupported;
-		}
-		r = ops->peers(s->ctx, &peers, &n);
-		if (r == 0) {
-			rep->peers = peers;
-			rep->npeers = n;
-			*ret_free1 = peers;
-			rep->kind = MACC_CTL_DATA_PEERS;
-		} else {
-			free(peers);
-		}
-		break;
-	}
-	case MACC_CTL_CMD_METRICS: {
-		struct macc_ctl_status st;
-		struct macc_ctl_metrics m;
-		struct macc_ctl_peer *peers = NULL;
-		size_t n = 0;
-		struct macc_buf b;
-
-		if (ops->status == NULL || ops->metrics == NULL) {
-			goto unsupported;
-		}
-		macc_ctl_status_init(&st);
-		memset(&m, 0, sizeof(m));
-		r = ops->status(s->ctx, &st);
-		if (r == 0) {
-			r = ops->metrics(s->ctx, &m);
-		}
-		if (r == 0 && ops->peers != NULL) {
-			r = ops->peers(s->ctx, &peers, &n);
-		}
-		if (r == 0) {
-			macc_buf_init(&b, MACC_CTL_MAX_REPLY / 2);
-			r = macc_ctl_metrics_format(&st, peers, n, &m, &b);
-			if (r == 0) {
-				r = macc_buf_append(&b, "", 1);
-			}
-			if (r == 0) {
-				size_t len;
-
-				rep->text = (char *)macc_buf_steal(&b, &len);
-				rep->text_len = len - 1;
-				*ret_free1 = rep->text;
-				rep->kind = MACC_CTL_DATA_TEXT;
-			}
-			macc_buf_finish(&b);
-		}
-		free(peers);
-		break;
-	}
-	case MACC_CTL_CMD_VERSION:
-		rep->text = s->version;
-		rep->text_len = strlen(s->version);
-		rep->kind = MACC_CTL_DATA_TEXT;
-		break;
-	case MACC_CTL_CMD_AUDIT:
-		if (ops->audit == NULL) {
-			goto unsupported;
-		}
-		memset(&rep->audit, 0, sizeof(rep->audit));
-		r = ops->audit(s->ctx, req->limit > 0 ? req->limit : MACC_CTL_AUDIT_DEFAULT,
-			       &rep->audit, &err);
-		if (r == 0) {
-			*ret_free1 = rep->audit.entries;
-			rep->kind = MACC_CTL_DATA_AUDIT;
-		} else {
-			free(rep->audit.entries);
-			rep->audit.entries = NULL;
-			rep->audit.nentries = 0;
-		}
-		break;
-	case MACC_CTL_CMD_MODEL:
-	case MACC_CTL_CMD_PREDICT:
-		r = run_model_command(s, req, rep, ret_free1, &err);
-		if (r == 1) {
-			goto unsupported;
-		}
-		break;
-	case MACC_CTL_CMD_LOG_LEVEL:
-		if (ops->log_level == NULL) {
-			goto unsupported;
-		}
-		r = ops->log_level(s->ctx, req->level, &err);
-		break;
-	case MACC_CTL_CMD_WATCH: {
-		struct macc_ctl_status st;
-
-		macc_ctl_status_init(&st);
-		if (ops->status != NULL) {
-			r = ops->status(s->ctx, &st);
-		}
-		if (r == 0) {
-			progress_from_status(&st, &rep->progress);
-			rep->kind = MACC_CTL_DATA_PROGRESS;
-			if (!rep->progress.final && !c->watching) {
-				c->watching = true;
-				s->nwatchers++;
-				restart_timer(c);
-			}
-			c->watch_id = req->id;
-		}
-		break;
-	}
-	default: {
-		simple_op op = simple_op_for(ops, req->cmd);
-
-		if (op == NULL) {
-			goto unsupported;
-		}
-		r = op(s->ctx, &err);
-		break;
-	}
-	}
-	(void)ret_free2;
-	if (r < 0) {
-		rep->kind = MACC_CTL_DATA_NONE;
-		rep->status = macc_ctl_status_from_err(r);
-		snprintf(rep->error, sizeof(rep->error), "%s: %.230s", name,
-			 err.text[0] != '\0' ? err.text : macc_strerror(r));
-	}
-	return;
-unsupported:
-	rep->status = MACC_CTL_EFAILED;
-	snprintf(rep->error, sizeof(rep->error), "%s: not supported by this daemon", name);
 }
 
 static void handle_request(struct client *c, const uint8_t *body, size_t n)
@@ -702,7 +438,7 @@ static void handle_request(struct client *c, const uint8_t *body, size_t n)
 		send_reply(c, &rep);
 		return;
 	}
-	run_command(c, &req, &rep, &free1, &free2);
+	ctl_run_command(c, &req, &rep, &free1, &free2);
 	send_reply(c, &rep);
 	free(free1);
 	free(free2);
@@ -753,7 +489,7 @@ static void process(struct client *c)
 			return;
 		}
 		macc_buf_consume(&c->in, MACC_CTL_FRAME_HEADER + blen);
-		restart_timer(c);
+		ctl_restart_timer(c);
 	}
 	update_reading(c);
 }
@@ -864,7 +600,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		c->close_after_write = true;
 		return;
 	}
-	restart_timer(c);
+	ctl_restart_timer(c);
 	update_reading(c);
 }
 
