@@ -70,11 +70,19 @@ ensure_dockerd() {
 			echo "platform: started dockerd (pid $DOCKERD_PID) in $t s" >&2
 			return 0
 		fi
-		kill -0 "$DOCKERD_PID" 2>/dev/null || break
+		if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+			# The engine cannot run here at all (no cgroups, no iptables, no overlay
+			# in this container or chroot): the stage cannot run, which is not a defect
+			# of macc. Said loudly; tests/run.sh reports the stage as SKIPPED.
+			tail -n 20 "$MACC_CI_CACHE/dockerd.log" >&2
+			DOCKERD_PID=
+			echo "SKIP: dockerd exited at start in this environment (log above)"
+			exit 77
+		fi
 		sleep 1
 	done
 	tail -n 20 "$MACC_CI_CACHE/dockerd.log" >&2
-	plat_fail "the Docker engine did not start (log: $MACC_CI_CACHE/dockerd.log)"
+	plat_fail "the Docker engine did not answer in 60 s (log: $MACC_CI_CACHE/dockerd.log)"
 }
 
 stop_dockerd() {
