@@ -90,8 +90,10 @@ int8_ring() {
 	wait_log "$WORK/agent2.log" "round 46/200" 60 || fail "$name: agent2 did not reach round 46"
 }
 
+# reconnect_grace_ms = dead_peer_timeout_ms: with the 500 ms default agents 1 and 3 could finish
+# the short run before agent2 is back, and there would be no resync to check.
 int8_ring resync --set checkpoint_every=10 --set round_timeout_ms=2000 \
-	--set dead_peer_timeout_ms=4000
+	--set dead_peer_timeout_ms=4000 --set reconnect_grace_ms=4000
 
 kill -9 "$PID_2"
 wait_gone "$PID_2" 10 || fail "resync: agent2 did not die"
