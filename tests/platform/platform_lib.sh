@@ -14,7 +14,7 @@ MACC_CI_CACHE=${MACC_CI_CACHE:-/var/cache/macc-ci}
 MACC_BASE_MAX_AGE_DAYS=${MACC_BASE_MAX_AGE_DAYS:-7}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # systemd for the nspawn boot; the runtime libraries and Fashion-MNIST for macc itself.
-BASE_PACKAGES="systemd,systemd-sysv,dbus,libuv1,libsodium23,libmsgpackc2,libopenblas0-pthread"
+BASE_PACKAGES="systemd,systemd-sysv,dbus,libuv1,libsodium23,libmsgpackc2,libopenblas0-pthread,libssl3,libprotobuf-c1"
 BASE_PACKAGES="$BASE_PACKAGES,zlib1g,dataset-fashion-mnist"
 BASE_TAR="$MACC_CI_CACHE/bookworm-base.tar"
 

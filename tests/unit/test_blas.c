@@ -342,6 +342,7 @@ static void clear_env(void)
 static void test_select_in_process(void **state)
 {
 	struct macc_blas_report r;
+	struct macc_cpuid c;
 	struct macc_errmsg e = {{0}};
 	char line[512];
 
@@ -355,6 +356,10 @@ static void test_select_in_process(void **state)
 	print_message("%s\n", line);
 	assert_non_null(strstr(line, macc_nn_blas_kernel()));
 	assert_non_null(strstr(line, "OpenBLAS"));
+	if (macc_cpuid_read(&c) == -ENOTSUP) {
+		/* not x86: the kernel names are OpenBLAS's x86-64 list, not checked here */
+		return;
+	}
 
 	assert_int_equal(macc_nn_blas_select("bogus", NULL, NULL, &r, &e), MACC_ECONFIG);
 	assert_non_null(strstr(e.text, "command line: unknown OpenBLAS kernel 'bogus'"));

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "macc/crypto.h"
@@ -304,6 +305,7 @@ static bool sim_digests(const struct fleet *fl, uint64_t *ret)
 	char cmd[1024], line[256];
 	int got = 0;
 	FILE *p;
+	int rc;
 
 	if (sim == NULL || access(sim, X_OK) != 0) {
 		return false;
@@ -322,7 +324,13 @@ static bool sim_digests(const struct fleet *fl, uint64_t *ret)
 			got++;
 		}
 	}
-	assert_int_equal(pclose(p), 0);
+	rc = pclose(p);
+	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 126) {
+		/* the shell cannot execute macc-sim: a cross build run under qemu-user, whose
+		 * wrapper covers this test but not the programs it starts */
+		skip();
+	}
+	assert_int_equal(rc, 0);
 	assert_int_equal(got, fl->n);
 	return true;
 }
