@@ -145,8 +145,18 @@ if [ -z "$LEADER" ]; then
 	cat "$work/console.log"
 	plat_fail "systemd-nspawn did not start a container"
 fi
-wait_until 90 booted || fail_in "the container's systemd did not finish booting in 90 s" \
-	"($(inside systemctl is-system-running 2>&1))"
+# A container whose own systemd never finishes booting (before any macc unit is started) is a
+# host that cannot run systemd-nspawn containers: seen on a host after many container runs, with
+# dbus-daemon failing "Cannot setup inotify ... Permission denied" and every boot job waiting on
+# it. Nothing of macc has run yet, so the stage says SKIPPED, with the evidence, not FAILED.
+if ! wait_until 90 booted; then
+	echo "---- the container's boot jobs and its dbus journal" >&2
+	inside systemctl list-jobs --no-pager >&2 || true
+	inside journalctl -u dbus --no-pager -n 20 >&2 || true
+	echo "SKIP: the container's systemd did not finish booting in 90 s" \
+		"($(inside systemctl is-system-running 2>&1)); this host cannot boot containers"
+	exit 77
+fi
 echo "ok: booted: $(inside systemctl --version | head -n 1), $(inside systemctl is-system-running)"
 
 step "sysusers, tmpfiles (as macc-agentd(8) says after meson install)"
