@@ -63,6 +63,7 @@ ensure_dockerd() {
 		return 0
 	fi
 	command -v dockerd >/dev/null || plat_fail "no Docker engine: dockerd is not installed"
+	mkdir -p "$MACC_CI_CACHE"
 	dockerd >"$MACC_CI_CACHE/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
 	for t in $(seq 1 60); do
