@@ -77,9 +77,9 @@ meson test -C build-asan agentd_sim faults_adversary faults_duplicate faults_hos
 	--num-processes 2 --timeout-multiplier 4
 
 # Platform stages. A stage that fails fails the run. Two environments make a stage impossible,
-# and then it says SKIPPED with the reason: the systemd stage inside a plain chroot, where
-# systemd-nspawn cannot work ("/" is not a mount point), and the Compose stage where a Docker
-# engine cannot run at all (dockerd exits at start).
+# and then it says SKIPPED with the reason: the systemd and Compose stages inside a plain chroot,
+# where neither systemd-nspawn nor Docker can work ("/" is not a mount point), and the Compose
+# stage where a Docker engine cannot run at all (dockerd exits at start).
 arm64_build() {
 	setup build-arm64 --werror --buildtype=release \
 		--cross-file deploy/cross/aarch64-linux-gnu.ini
