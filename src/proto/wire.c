@@ -768,30 +768,45 @@ static int state_blob_check(const struct fields *f, const struct macc_state *st,
 	return 0;
 }
 
-static int decode_state(const struct fields *f, struct macc_state *st)
+/* The signed envelope that STATE and STATS share: the sender's key, its signature and the body
+ * (a msgpack map of its own, indexed into *ret_body). */
+static int decode_signed(const struct fields *f, const char *what, uint8_t *from, uint8_t *sig,
+			 const uint8_t **ret_body, size_t *ret_len, struct map_index *ret_body_map)
 {
-	struct map_index body;
-	struct fields bf;
-	struct macc_mp_rd r;
 	const uint8_t *b;
-	size_t n, vbytes;
-	uint64_t v;
+	size_t n;
 	int rc;
 
 	if ((rc = get_bin(f, "from", MACC_PUBKEY_BYTES, &b, &n)) != 0) {
 		return rc;
 	}
-	memcpy(st->from.bytes, b, n);
+	memcpy(from, b, n);
 	if ((rc = get_bin(f, "sig", MACC_SIG_BYTES, &b, &n)) != 0) {
 		return rc;
 	}
-	memcpy(st->sig, b, n);
-	if ((rc = get_bin(f, "body", SIZE_MAX, &st->body, &st->body_len)) != 0) {
+	memcpy(sig, b, n);
+	if ((rc = get_bin(f, "body", SIZE_MAX, ret_body, ret_len)) != 0) {
 		return rc;
 	}
-	rc = map_read(st->body, st->body_len, &body);
+	rc = map_read(*ret_body, *ret_len, ret_body_map);
 	if (rc != 0) {
-		return macc_errf(f->err, rc, "state: body is not a well-formed msgpack map");
+		return macc_errf(f->err, rc, "%s: body is not a well-formed msgpack map", what);
+	}
+	return 0;
+}
+
+static int decode_state(const struct fields *f, struct macc_state *st)
+{
+	struct map_index body;
+	struct fields bf;
+	struct macc_mp_rd r;
+	size_t vbytes;
+	uint64_t v;
+	int rc;
+
+	if ((rc = decode_signed(f, "state", st->from.bytes, st->sig, &st->body, &st->body_len,
+				&body)) != 0) {
+		return rc;
 	}
 	bf = (struct fields){&body, st->body, st->body_len, "state body", f->err};
 	if ((rc = get_uint(&bf, "round", UINT64_MAX, &st->round)) != 0 ||
@@ -834,25 +849,13 @@ static int decode_stats(const struct fields *f, struct macc_stats *st)
 {
 	struct map_index body;
 	struct fields bf;
-	const uint8_t *b;
 	size_t n;
 	uint64_t v;
 	int rc;
 
-	if ((rc = get_bin(f, "from", MACC_PUBKEY_BYTES, &b, &n)) != 0) {
+	if ((rc = decode_signed(f, "stats", st->from.bytes, st->sig, &st->body, &st->body_len,
+				&body)) != 0) {
 		return rc;
-	}
-	memcpy(st->from.bytes, b, n);
-	if ((rc = get_bin(f, "sig", MACC_SIG_BYTES, &b, &n)) != 0) {
-		return rc;
-	}
-	memcpy(st->sig, b, n);
-	if ((rc = get_bin(f, "body", SIZE_MAX, &st->body, &st->body_len)) != 0) {
-		return rc;
-	}
-	rc = map_read(st->body, st->body_len, &body);
-	if (rc != 0) {
-		return macc_errf(f->err, rc, "stats: body is not a well-formed msgpack map");
 	}
 	bf = (struct fields){&body, st->body, st->body_len, "stats body", f->err};
 	if ((rc = get_uint(&bf, "step", UINT64_MAX, &st->step)) != 0 ||
