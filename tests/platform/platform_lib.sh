@@ -17,6 +17,9 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_PACKAGES="systemd,systemd-sysv,dbus,libuv1,libsodium23,libmsgpackc2,libopenblas0-pthread,libssl3,libprotobuf-c1"
 BASE_PACKAGES="$BASE_PACKAGES,zlib1g,dataset-fashion-mnist"
 BASE_TAR="$MACC_CI_CACHE/bookworm-base.tar"
+# Recorded beside the tarball: a tarball made from another package list or by an older recipe
+# (BASE_RECIPE) is made again.
+BASE_RECIPE=2
 
 plat_fail() {
 	echo "FAIL: $*" >&2
@@ -27,7 +30,7 @@ plat_fail() {
 base_tarball() {
 	local stamp="$BASE_TAR.packages" root
 	mkdir -p "$MACC_CI_CACHE"
-	if [ -s "$BASE_TAR" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$BASE_PACKAGES" ] &&
+	if [ -s "$BASE_TAR" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$BASE_RECIPE $BASE_PACKAGES" ] &&
 		[ -n "$(find "$BASE_TAR" -mtime -"$MACC_BASE_MAX_AGE_DAYS" 2>/dev/null)" ]; then
 		echo "$BASE_TAR"
 		return 0
@@ -48,10 +51,14 @@ deb $DEBIAN_MIRROR bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 SRC
 	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+	# The tarball's "." becomes the container's "/": mktemp made it 0700, and a "/" that only
+	# root may search breaks every unprivileged process inside (dbus-daemon's "Cannot setup
+	# inotify ... Permission denied" hung the nspawn boot; user macc could not exec anything).
+	chmod 0755 "$root"
 	tar -C "$root" -cf "$BASE_TAR.tmp" .
 	rm -rf "$root"
 	mv "$BASE_TAR.tmp" "$BASE_TAR"
-	echo "$BASE_PACKAGES" >"$stamp"
+	echo "$BASE_RECIPE $BASE_PACKAGES" >"$stamp"
 	echo "$BASE_TAR"
 }
 
