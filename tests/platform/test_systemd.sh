@@ -117,6 +117,7 @@ step "root file system: the debootstrap base plus meson install of $build"
 tar=$(base_tarball)
 mkdir -p "$root"
 tar -C "$root" -xf "$tar"
+chmod 0755 "$root" # the container's "/" (mktemp -d made its parent 0700)
 DESTDIR="$root" meson install -C "$build" --no-rebuild --quiet >"$work/install.log" 2>&1 ||
 	{ cat "$work/install.log"; plat_fail "meson install failed"; }
 for f in usr/local/sbin/macc-agentd usr/local/bin/macc-ctl \
@@ -135,8 +136,10 @@ fi
 systemd-nspawn -D "$root" --boot --private-network --register=no --keep-unit \
 	-M "macc-ci-$$" --console=pipe </dev/null >"$work/console.log" 2>&1 &
 NSPAWN_PID=$!
+# The container's PID 1 is nspawn's child named systemd (nspawn may have other, short-lived
+# children while it sets the container up).
 for t in $(seq 1 30); do
-	LEADER=$(pgrep -P "$NSPAWN_PID" | head -n 1 || true)
+	LEADER=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1 || true)
 	[ -z "$LEADER" ] || break
 	kill -0 "$NSPAWN_PID" 2>/dev/null || break
 	sleep 1
@@ -153,6 +156,7 @@ if ! wait_until 90 booted; then
 	echo "---- the container's boot jobs and its dbus journal" >&2
 	inside systemctl list-jobs --no-pager >&2 || true
 	inside journalctl -u dbus --no-pager -n 20 >&2 || true
+	tail -n 20 "$work/console.log" >&2
 	echo "SKIP: the container's systemd did not finish booting in 90 s" \
 		"($(inside systemctl is-system-running 2>&1)); this host cannot boot containers"
 	exit 77
@@ -178,8 +182,12 @@ for k in agent a b; do
 done
 mkconf() {
 	local name=$1 port=$2 key=$3 st=$4 i=$5 p
-	printf '[agent]\nname = %s\nlisten = 127.0.0.1:%s\nkey_file = %s\nstate_dir = %s\n\n' \
+	printf '[agent]\nname = %s\nlisten = 127.0.0.1:%s\nkey_file = %s\nstate_dir = %s\n' \
 		"$name" "$port" "$key" "$st"
+	# Sending 2 x 1.9 MB a round at 20 MB/s, a round takes at least 0.19 s, the run at least
+	# 45 s whatever the CPU: long enough for STATUS=, reload, stop and resume to happen while
+	# it trains (a fast CPU ends 240 unpaced rounds in a few seconds).
+	printf 'max_rate = 20M\n\n'
 	printf '[train]\nmodel = mlp:784-256-128-10\nrounds = 240\nlr = 0.05\nshard = %s/3\n' "$i"
 	printf 'checkpoint_every = 10\nround_timeout_ms = 3000\ndead_peer_timeout_ms = 6000\n'
 	printf 'threads = 1\n'
@@ -200,14 +208,19 @@ done
 [ "$(inside stat -c '%U %a' /etc/macc/agent.key)" = "root 600" ] || fail_in "unexpected key mode"
 
 step "a key user macc cannot read: the unit fails and the start limit ends the restarts"
-if out=$(inside macc-agentd --check-config -c /etc/macc/agentd.conf 2>&1); then
-	# Hook: once --check-config run as root says which user cannot read what, this turns into
-	# an assertion.
-	echo "note: --check-config as root says '$out' for a key user macc cannot read"
-else
-	echo "$out" | grep -q macc || fail_in "--check-config failed without naming user macc: $out"
-	echo "ok: --check-config as root: $out"
+# As root without --user the check passes (root reads the key) but warns that macc, who owns
+# state_dir, cannot read it; with --user macc it fails and names the file.
+out=$(inside macc-agentd --check-config -c /etc/macc/agentd.conf 2>&1) ||
+	fail_in "--check-config as root failed: $out"
+echo "$out" | grep -q 'warning: key_file /etc/macc/agent.key: user macc.*cannot read' ||
+	fail_in "--check-config as root did not warn that user macc cannot read the key: $out"
+echo "ok: --check-config as root warns: $(echo "$out" | grep warning)"
+if out=$(inside macc-agentd --check-config --user macc -c /etc/macc/agentd.conf 2>&1); then
+	fail_in "--check-config --user macc passed with a key macc cannot read: $out"
 fi
+echo "$out" | grep -q 'key_file: user macc cannot read' ||
+	fail_in "--check-config --user macc did not name the key: $out"
+echo "ok: --check-config --user macc fails: $(echo "$out" | head -n 1)"
 t_start=$SECONDS
 if inside systemctl start macc-agentd >/dev/null 2>&1; then
 	fail_in "macc-agentd started with an unreadable key"
