@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,6 +106,57 @@ static int blas_setup(const char *config_path, const char *cli, char **argv,
 	return rc;
 }
 
+static int become(const struct passwd *pw);
+
+/*
+ * Checked as root without --user: the daemon itself most likely runs as someone else (systemd's
+ * User=macc), and root reads every file. The likeliest such user is the owner of state_dir (the
+ * daemon writes there; tmpfiles makes it theirs). If that user cannot open key_file, which is
+ * the usual mistake (a key made by root with umask 077), say so, naming the user and --user:
+ * a warning, since root may also mean to run the daemon as root.
+ */
+static void warn_service_user(const struct macc_config *c)
+{
+	struct stat st;
+	struct passwd *pw;
+	char name[64];
+	pid_t pid;
+	int wst;
+
+	if (geteuid() != 0 || stat(c->state_dir, &st) != 0 || st.st_uid == 0 ||
+	    (pw = getpwuid(st.st_uid)) == NULL) {
+		return;
+	}
+	snprintf(name, sizeof(name), "%s", pw->pw_name);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		return;
+	}
+	if (pid == 0) {
+		int fd;
+
+		if (become(pw) < 0) {
+			_exit(2);
+		}
+		fd = open(c->key_file, O_RDONLY | O_CLOEXEC);
+		_exit(fd >= 0 ? 0 : errno == EACCES ? 3 : 2);
+	}
+	while (waitpid(pid, &wst, 0) < 0) {
+		if (errno != EINTR) {
+			return;
+		}
+	}
+	if (WIFEXITED(wst) && WEXITSTATUS(wst) == 3) {
+		fprintf(stderr,
+			PROG ": warning: key_file %s: user %s, who owns state_dir %s and so most "
+			"likely runs the daemon, cannot read it (permission denied); make the key "
+			"theirs (chown %s), or check as them with --user %s\n",
+			c->key_file, name, c->state_dir, name, name);
+	}
+}
+
 /* The check, as the current user: problems on stderr, the verdict on stdout (ok) or stderr. */
 static int check_config(const struct cmdline *cl)
 {
@@ -134,6 +187,9 @@ static int check_config(const struct cmdline *cl)
 	for (size_t i = 0; i < chk.nproblems; i++) {
 		fprintf(stderr, PROG ": %s%s\n", chk.problems[i].warning ? "warning: " : "",
 			chk.problems[i].text);
+	}
+	if (rc == 0 && cl->user == NULL) {
+		warn_service_user(&c);
 	}
 	if (rc == 0) {
 		printf("%s: ok (agent %s, %zu peer%s, model %s with %zu parameters, data %s; checked "

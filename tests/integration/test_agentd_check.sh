@@ -162,6 +162,25 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
 		-c /dev/null >/dev/null 2>"$WORK/user3.err" || rc=$?
 	[ "$rc" = 1 ] && grep -q "only root can check as another user" "$WORK/user3.err" &&
 		ok "--user by a non-root caller: refused" || bad "--user as nobody: $(cat "$WORK/user3.err")"
+	# As root without --user: ok, but a warning that nobody, who owns state_dir, cannot read
+	# the key (a root-only key for a service that runs as another user).
+	chmod 0644 "$BASE"
+	mkdir -p "$WORK/r/agent0/state"
+	chown nobody "$WORK/r/agent0/state"
+	rc=0
+	"$AGENTD" --check-config -c "$BASE" >"$WORK/user5.out" 2>"$WORK/user5.err" || rc=$?
+	chown root "$WORK/r/agent0/state"
+	[ "$rc" = 0 ] && grep -q "checked as user root" "$WORK/user5.out" &&
+		grep -q "^macc-agentd: warning: key_file $key: user nobody, who owns state_dir $WORK/r/agent0/state .*cannot read it" \
+			"$WORK/user5.err" &&
+		ok "as root, state_dir owned by nobody: ok with a warning naming nobody" ||
+		bad "as root, state_dir owned by nobody: exit $rc $(cat "$WORK/user5.out" "$WORK/user5.err")"
+	rc=0
+	"$AGENTD" --check-config -c "$BASE" >/dev/null 2>"$WORK/user6.err" || rc=$?
+	[ "$rc" = 0 ] && ! grep -q warning "$WORK/user6.err" &&
+		ok "as root, state_dir owned by root: no warning" ||
+		bad "as root, state_dir owned by root: exit $rc $(cat "$WORK/user6.err")"
+	chmod 0600 "$BASE"
 else
 	echo "skip: --user checks need root and a user nobody"
 fi
