@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_agentd_rate.sh (suite 'integration'): max_rate holds on a shaped link shared with other
 # traffic. Two network namespaces made here, joined by a veth pair shaped with tc tbf (50 Mbit/s
-# each way); agent a (max_rate = 2M in [agent]) and agent b train the default model (1.9 MB
+# from a to b); agent a (max_rate = 2M in [agent]) and agent b train the default model (1.9 MB
 # states) across it while a bulk TCP flow (python3 sockets) competes on the same link, a to b.
 # Measured over a window while rounds advance: agent a's send rate from its metrics
 # (macc_bytes_sent_total) and, where `ss` shows it, from the kernel's bytes_acked of the
@@ -51,17 +51,19 @@ ip -n "$NA" addr add 10.89.0.1/24 dev va
 ip -n "$NB" addr add 10.89.0.2/24 dev vb
 ip -n "$NA" link set va up
 ip -n "$NB" link set vb up
-# 50 Mbit/s each way; the bucket holds 2 ms of traffic (at least 64 KB), up to 100 ms queue.
+# 50 Mbit/s from a to b, the direction that agent a's cap and the competing flow share; the
+# bucket holds 2 ms of traffic (at least 64 KB), up to 100 ms queue. b to a is not shaped (an
+# asymmetric link): a round waits for the neighbour's state, and with b's 1.9 MB crossing a
+# shaped link too, agent a at times has nothing to send, so its average fell below the cap
+# (1.5 MB/s against 2, one run in three) although its pacing never passed it. What is measured
+# here is the cap, not how rounds couple the two directions.
 burst=$((LINK_MBIT * 1000000 / 8 / 500))
 ((burst >= 65536)) || burst=65536
-for pair in "$NA va" "$NB vb"; do
-	read -r ns dev <<<"$pair"
-	if ! tc -n "$ns" qdisc replace dev "$dev" root tbf rate "${LINK_MBIT}mbit" burst "$burst" \
-		latency 100ms 2>"$WORK/tc.err"; then
-		echo "SKIP: cannot shape the link with tbf: $(cat "$WORK/tc.err")"
-		exit 77
-	fi
-done
+if ! tc -n "$NA" qdisc replace dev va root tbf rate "${LINK_MBIT}mbit" burst "$burst" \
+	latency 100ms 2>"$WORK/tc.err"; then
+	echo "SKIP: cannot shape the link with tbf: $(cat "$WORK/tc.err")"
+	exit 77
+fi
 
 # Two agents, a <-> b.
 for n in a b; do
