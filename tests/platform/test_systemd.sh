@@ -117,7 +117,6 @@ step "root file system: the debootstrap base plus meson install of $build"
 tar=$(base_tarball)
 mkdir -p "$root"
 tar -C "$root" -xf "$tar"
-chmod 0755 "$root" # the container's "/" (mktemp -d made its parent 0700)
 DESTDIR="$root" meson install -C "$build" --no-rebuild --quiet >"$work/install.log" 2>&1 ||
 	{ cat "$work/install.log"; plat_fail "meson install failed"; }
 for f in usr/local/sbin/macc-agentd usr/local/bin/macc-ctl \
