@@ -91,7 +91,7 @@ ring_wait_round() {
 ring_steady_cpu() {
 	local dir=$1 n=$2 limit=$3 total="" k1=5 k2 c0 c1 deadline=$((SECONDS + $3))
 	while [[ -z $total ]] && ((SECONDS < deadline)); do
-		total=$(sed -n 's/.* rounds per epoch, \([0-9]*\) rounds$/\1/p' "$dir/agent0.log" 2>/dev/null |
+		total=$(sed -n 's/.* rounds per epoch\( ([^)]*)\)\{0,1\}, \([0-9]*\) rounds$/\2/p' "$dir/agent0.log" 2>/dev/null |
 			head -n 1)
 		[[ -n $total ]] || sleep 0.1
 	done
@@ -203,7 +203,7 @@ ring_digest() {
 
 # ring_epoch_rounds LOG: rounds per epoch the daemon computed for its shard.
 ring_epoch_rounds() {
-	sed -n 's/.* \([0-9]*\) rounds per epoch,.*/\1/p' "$1" | head -n 1
+	sed -n 's/.* \([0-9]*\) rounds per epoch[ ,].*/\1/p' "$1" | head -n 1
 }
 
 # kv_value KEY LINE: the value of KEY=... in a line of key=value pairs ("" when absent).
