@@ -73,6 +73,7 @@ max_epochs=${BENCH_EDGE_EPOCHS:-4}
 eval_batches=${BENCH_EVAL_BATCHES:-12}
 best_mode=${BENCH_BEST:-"compress=int8 local_steps=4"}
 limit=${BENCH_TIMEOUT:-2400}
+tcp_cc=${BENCH_TCP_CC-}
 out=${BENCH_OUT:-$MACC_BUILD/bench-results/edge}
 model=mlp:784-256-128-10
 nparams=235146
@@ -145,6 +146,9 @@ net_up() {
 		ip netns exec "$(host "$i")" sysctl -qw net.ipv4.ip_forward=1 \
 			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
 			net.ipv4.conf.right.rp_filter=0 net.ipv4.conf.left.rp_filter=0
+		if [[ -n $tcp_cc ]]; then
+			ip netns exec "$(host "$i")" sysctl -qw net.ipv4.tcp_congestion_control="$tcp_cc"
+		fi
 	done
 	for ((i = 1; i <= N; i++)); do
 		ip -n "$(host "$i")" route add "10.88.0.$(right "$i")/32" dev right
@@ -182,33 +186,39 @@ busiest_link() {
 	paste <(echo "$1") <(echo "$2") | awk '{ d = $2 - $1; if (d > m) m = d } END { print m + 0 }'
 }
 
-# link_check RATE: an 8 MB transfer from h1 to h2 (after 1 MB that fills the queue); prints the
-# measured Mbit/s.
+# link_check RATE: a 9 MB transfer from h1 to h2; h2 times the last 8 MB (from the moment the
+# first 1 MB has arrived, when the queue is full), so what it prints is the TCP payload rate
+# the shaped link sustains (at most 1448/1514 of RATE: headers).
 link_check() {
 	local rate=$1 pid mbit
-	ip netns exec "$(host 2)" "$python" -c '
-import socket
+	ip netns exec "$(host 2)" timeout 60 "$python" -c '
+import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.88.0.2", 7999)); s.listen(1); c, _ = s.accept()
-while c.recv(1 << 20): pass
-' &
+got, t1 = 0, None
+while True:
+    b = c.recv(1 << 20)
+    if not b: break
+    got += len(b)
+    if t1 is None and got >= 1 << 20: t1, g1 = time.perf_counter(), got
+t2 = time.perf_counter()
+print("%.1f" % ((got - g1) * 8 / (t2 - t1) / 1e6) if t1 and t2 > t1 else "?")
+' >"$out/linkcheck.txt" 2>&1 &
 	pid=$!
 	sleep 0.5
-	mbit=$(ip netns exec "$(host 1)" timeout 60 "$python" -c '
+	ip netns exec "$(host 1)" timeout 60 "$python" -c '
 import socket, time
 for _ in range(50):
     try:
         s = socket.create_connection(("10.88.0.2", 7999)); break
     except OSError: time.sleep(0.1)
-buf = b"x" * (1 << 20); s.sendall(buf)  # fill the queue first
-t = time.perf_counter()
-for _ in range(8): s.sendall(buf)
-s.shutdown(socket.SHUT_WR); s.recv(1)
-print("%.1f" % (8 * 8 * (1 << 20) / (time.perf_counter() - t) / 1e6))
-' || echo "?")
-	kill "$pid" 2>/dev/null || true
+buf = b"x" * (1 << 20)
+for _ in range(9): s.sendall(buf)
+s.close()
+' || true
 	wait "$pid" 2>/dev/null || true
-	echo "link check at $rate Mbit/s: an 8 MB transfer h1 -> h2 ran at $mbit Mbit/s"
+	mbit=$(head -n 1 "$out/linkcheck.txt")
+	echo "link check at $rate Mbit/s: TCP payload through h1 -> h2 ran at ${mbit:-?} Mbit/s"
 }
 
 # cpu_ticks: "USER SYSTEM" clock ticks used so far by the processes of RING_PIDS still running
@@ -344,7 +354,7 @@ run_macc() {
 	done
 	deadline=$((SECONDS + limit))
 	R_stop="end of run"
-	c0="" r0=""
+	c0="" r0="" c1="" r1=""
 	while :; do
 		if [[ -z $c0 ]]; then
 			r0=$(max_round "$d"/agent{0,1,2,3}.log)
@@ -356,10 +366,16 @@ run_macc() {
 			R_stop="target reached"
 			break
 		fi
-		local alive=0 p
+		local alive=0 all=1 p
 		for p in "${RING_PIDS[@]}"; do
-			kill -0 "$p" 2>/dev/null && alive=1
+			if kill -0 "$p" 2>/dev/null; then alive=1; else all=0; fi
 		done
+		# The CPU window ends at the last sample with every process alive (an exited
+		# process's ticks are gone from /proc).
+		if [[ -n $c0 && $all == 1 ]]; then
+			c1=$(cpu_ticks)
+			r1=$(max_round "$d"/agent{0,1,2,3}.log)
+		fi
 		[[ $alive == 1 ]] || break
 		if ((SECONDS >= deadline)); then
 			R_stop="time limit ($limit s)"
@@ -368,9 +384,8 @@ run_macc() {
 		sleep 0.5
 	done
 	tx1=$(tx_all)
-	c1=$(cpu_ticks)
 	rounds=$(max_round "$d"/agent{0,1,2,3}.log)
-	read -r R_cpu_ms R_sys <<<"$(cpu_per_agent_round "$c0" "$c1" "$r0" "$rounds")"
+	read -r R_cpu_ms R_sys <<<"$(cpu_per_agent_round "$c0" "$c1" "$r0" "$r1")"
 	ring_kill
 	read -r R_round_ms R_ttt R_tround R_reached R_final R_rounds \
 		<<<"$(macc_analyse "$d"/agent{0,1,2,3}.log)"
@@ -401,7 +416,7 @@ run_torch() {
 	done
 	deadline=$((SECONDS + limit))
 	R_stop="end of run"
-	c0="" r0=""
+	c0="" r0="" c1="" r1=""
 	while :; do
 		if [[ -z $c0 ]] && [[ -n $(torch_progress "$d/rank0.log") ]]; then
 			c0=$(cpu_ticks)
@@ -411,10 +426,16 @@ run_torch() {
 			R_stop="target reached"
 			break
 		fi
-		local alive=0 p
+		local alive=0 all=1 p
 		for p in "${RING_PIDS[@]}"; do
-			kill -0 "$p" 2>/dev/null && alive=1
+			if kill -0 "$p" 2>/dev/null; then alive=1; else all=0; fi
 		done
+		# The CPU window ends at the last sample with every process alive (an exited
+		# process's ticks are gone from /proc).
+		if [[ -n $c0 && $all == 1 ]]; then
+			c1=$(cpu_ticks)
+			r1=$(torch_progress "$d/rank0.log" | tail -n 1 | awk '{ print $2 }')
+		fi
 		[[ $alive == 1 ]] || break
 		if ((SECONDS >= deadline)); then
 			R_stop="time limit ($limit s)"
@@ -423,11 +444,10 @@ run_torch() {
 		sleep 0.5
 	done
 	tx1=$(tx_all)
-	c1=$(cpu_ticks)
 	ring_kill
 	torch_progress "$d/rank0.log" >"$d/progress"
 	rounds=$(tail -n 1 "$d/progress" | awk '{ print $2 }')
-	read -r R_cpu_ms R_sys <<<"$(cpu_per_agent_round "$c0" "$c1" "$r0" "$rounds")"
+	read -r R_cpu_ms R_sys <<<"$(cpu_per_agent_round "$c0" "$c1" "$r0" "$r1")"
 	first=$(head -n 1 "$d/progress")
 	last=$(tail -n 1 "$d/progress")
 	R_round_ms=$(awk -v a="$first" -v b="$last" 'BEGIN {
