@@ -41,6 +41,9 @@
  *            and the daemon's user; < control_max_clients), control_idle_timeout_ms = 30000.
  *            max_rate = 0 (bytes/s sent to all peers together, 0 unlimited; k, M, G are powers
  *            of ten; also per [peer]; applies on reload)
+ *            tcp_congestion = (unset: the system's default; else a name of the kernel's
+ *            tcp_available_congestion_control, e.g. cubic, reno, bbr, set on every peer
+ *            connection; applies to connections made after a reload)
  *            The control_* keys need a restart; the others apply on reload.
  *   [train]  model = mlp:784-256-128-10  data = fashion-mnist       shard = (unset: whole dataset)
  *            partition = iid            algorithm = dmsgd           lr = 0.01
@@ -95,6 +98,7 @@
 #define MACC_CONFIG_DEFAULT_PORT 7640
 
 #define MACC_CONFIG_NAME_MAX 64    /* names: [A-Za-z0-9._-], 1..63 characters */
+#define MACC_CONFIG_TCP_CC_MAX 16 /* the kernel's TCP_CA_NAME_MAX */
 #define MACC_CONFIG_HOST_MAX 256   /* host names / addresses, without brackets */
 #define MACC_CONFIG_PATH_MAX 1024  /* file and directory paths */
 #define MACC_CONFIG_SPEC_MAX 1024  /* model / data specs */
@@ -160,6 +164,7 @@ struct macc_config {
 	uint32_t ping_rate;                /* PINGs answered per second per connection */
 	uint64_t send_queue_max_bytes;     /* per peer; 0 = three STATE frames */
 	uint64_t max_rate;                 /* bytes/s sent to all peers together; 0 = unlimited */
+	char tcp_congestion[MACC_CONFIG_TCP_CC_MAX]; /* "" = the system's default */
 	uint32_t control_max_clients;
 	uint32_t control_reserved_clients; /* of those, kept for root and the daemon's user */
 	uint32_t control_idle_timeout_ms;

@@ -389,6 +389,9 @@ struct macc_agent {
 	/* Refused before the peer was identified, by enum macc_ctl_connrej (conn.c). */
 	uint64_t conn_rejected[MACC_CTL_CONNREJ_COUNT];
 	struct macc_ratelimit rl_unbound;
+	/* tcp_congestion (conn_set_congestion): the last algorithm whose refusal by the kernel
+	 * was logged (one warning per algorithm, not one per connection). */
+	char tcp_congestion_warned[MACC_CONFIG_TCP_CC_MAX];
 
 	struct macc_ctl_server *ctl;
 	struct macc_pub *pub; /* the published model: `model` and `predict` read it (publish.h) */

@@ -85,22 +85,16 @@ static bool starts_with_word(const char *msg, const char *key)
 	return strncmp(msg, key, n) == 0 && (msg[n] == ' ' || msg[n] == ':');
 }
 
-static void add(struct agentd_check *chk, const struct macc_config *cfg, const struct where *w,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* An error about w's key: "FILE:LINE: key 'K' = 'V': MSG", or "FILE:LINE: K: MSG" when the
+/* A problem about w's key: "FILE:LINE: key 'K' = 'V': MSG", or "FILE:LINE: K: MSG" when the
  * message names the value, or "FILE:LINE: MSG" when it also starts with the key's name. */
-static void add(struct agentd_check *chk, const struct macc_config *cfg, const struct where *w,
-		const char *fmt, ...)
+static void vadd(struct agentd_check *chk, const struct macc_config *cfg, const struct where *w,
+		 bool warning, const char *fmt, va_list ap)
 {
 	char msg[600], text[2048], loc[1100];
 	unsigned line = macc_config_key_line(cfg, w->section, w->key);
 	const char *dflt = "";
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (line == 0) {
 		line = macc_config_key_line(cfg, w->section, NULL);
 		dflt = " (default)";
@@ -118,7 +112,35 @@ static void add(struct agentd_check *chk, const struct macc_config *cfg, const s
 	} else {
 		snprintf(text, sizeof(text), "%s: %s: %s", loc, w->key, msg);
 	}
-	add_text(chk, false, text);
+	add_text(chk, warning, text);
+}
+
+static void add(struct agentd_check *chk, const struct macc_config *cfg, const struct where *w,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void add_warning(struct agentd_check *chk, const struct macc_config *cfg,
+			const struct where *w, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* An error about w's key. */
+static void add(struct agentd_check *chk, const struct macc_config *cfg, const struct where *w,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vadd(chk, cfg, w, false, fmt, ap);
+	va_end(ap);
+}
+
+/* A warning about w's key: reported, the daemon starts anyway. */
+static void add_warning(struct agentd_check *chk, const struct macc_config *cfg,
+			const struct where *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vadd(chk, cfg, w, true, fmt, ap);
+	va_end(ap);
 }
 
 /* --- files and users ------------------------------------------------------------------------ */
@@ -593,6 +615,58 @@ static void check_checkpoint(struct agentd_check *chk, const struct macc_config 
 	free(c.momentum);
 }
 
+/* --- TCP congestion control ------------------------------------------------------------------ */
+
+/* Whether `name` is a word of the first line of `path` (a /proc list); -1 when unreadable. */
+static int in_proc_list(const char *path, const char *name, char *list, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	char *tok, *save = NULL, copy[512];
+
+	list[0] = '\0';
+	if (f == NULL) {
+		return -1;
+	}
+	if (fgets(list, (int)n, f) == NULL) {
+		list[0] = '\0';
+	}
+	fclose(f);
+	list[strcspn(list, "\n")] = '\0';
+	snprintf(copy, sizeof(copy), "%s", list);
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+		if (strcmp(tok, name) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* tcp_congestion names an algorithm the kernel has loaded (else it loads tcp_NAME only for a
+ * process that may load modules), and one that an unprivileged process may choose (else only a
+ * daemon with CAP_NET_ADMIN may): warnings, since the kernel decides per connection; a
+ * connection where the kernel refuses keeps the system's default (logged, conn.c). */
+static void check_tcp_congestion(struct agentd_check *chk, const struct macc_config *cfg)
+{
+	const struct where w = { "agent", "tcp_congestion", cfg->tcp_congestion };
+	char list[512];
+
+	if (cfg->tcp_congestion[0] == '\0') {
+		return;
+	}
+	if (in_proc_list("/proc/sys/net/ipv4/tcp_available_congestion_control",
+			 cfg->tcp_congestion, list, sizeof(list)) == 0) {
+		add_warning(chk, cfg, &w, "not loaded in this kernel (available: %s); connections "
+			    "keep the system's default unless the kernel can load tcp_%s", list,
+			    cfg->tcp_congestion);
+		return;
+	}
+	if (in_proc_list("/proc/sys/net/ipv4/tcp_allowed_congestion_control",
+			 cfg->tcp_congestion, list, sizeof(list)) == 0) {
+		add_warning(chk, cfg, &w, "not in net.ipv4.tcp_allowed_congestion_control (%s): "
+			    "only a daemon with CAP_NET_ADMIN may use it", list);
+	}
+}
+
 int agentd_check_config(const struct macc_config *cfg, const struct agentd_check_opts *o,
 			struct agentd_check *ret)
 {
@@ -614,6 +688,7 @@ int agentd_check_config(const struct macc_config *cfg, const struct agentd_check
 	check_mixing(chk, cfg);
 	check_topology(chk, cfg);
 	check_standardize(chk, cfg);
+	check_tcp_congestion(chk, cfg);
 	m = check_model(chk, cfg);
 	if (m != NULL) {
 		check_checkpoint(chk, cfg, m);

@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -848,6 +850,32 @@ struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound)
 	return c;
 }
 
+void conn_set_congestion(struct conn *c)
+{
+	struct macc_agent *a = c->agent;
+	const char *cc = a->cfg.tcp_congestion;
+	uv_os_fd_t fd;
+	int err;
+
+	if (cc[0] == '\0' || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0) {
+		return;
+	}
+#ifdef TCP_CONGESTION
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) == 0) {
+		return;
+	}
+	err = errno;
+#else
+	err = ENOTSUP;
+#endif
+	if (strcmp(a->tcp_congestion_warned, cc) != 0) {
+		snprintf(a->tcp_congestion_warned, sizeof(a->tcp_congestion_warned), "%s", cc);
+		macc_warn(conn_name(c), "tcp_congestion = %s refused by the kernel (%s%s); this and "
+			  "every such connection keep the system's default", cc, strerror(err),
+			  err == EPERM ? ": not in net.ipv4.tcp_allowed_congestion_control and no "
+			  "CAP_NET_ADMIN" : err == ENOENT ? ": no such algorithm in this kernel" : "");
+	}
+}
 
 void conn_start_reading(struct conn *c)
 {

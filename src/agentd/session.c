@@ -310,6 +310,7 @@ static void adopt(struct peer *p, struct conn *c)
 		(void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &sz);
 		(void)uv_recv_buffer_size((uv_handle_t *)&c->tcp, &rsz);
 	}
+	conn_set_congestion(c);
 	macc_info(p->name, "session up (%s, %s, %s), peer at round %llu, degree %u, %s%s"
 		  "digests sent/received %s/%s",
 		  c->outbound ? "outbound" : "inbound", c->addr,

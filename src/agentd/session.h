@@ -38,6 +38,9 @@ struct wreq {
 const char *conn_name(const struct conn *c);
 struct conn *conn_new(struct macc_agent *a, struct peer *p, bool outbound);
 void conn_start_reading(struct conn *c);
+/* [agent] tcp_congestion on the connection's socket (no-op when unset); a refusal by the
+ * kernel is logged once per algorithm, and the socket keeps the system's default. */
+void conn_set_congestion(struct conn *c);
 struct wreq *wreq_new(void);
 int conn_send_sealed(struct conn *c, struct wreq *w);
 int conn_send_buf(struct conn *c, struct wreq *w);

@@ -481,6 +481,28 @@ static int a_max_rate(struct setctx *s)
 	return set_rate(s, &s->c->max_rate);
 }
 
+/* A congestion control algorithm's name as the kernel spells them (letters, digits, '_', '-');
+ * whether this kernel has it is the daemon's start-up check (src/agentd/check.c). */
+static int a_tcp_congestion(struct setctx *s)
+{
+	size_t n = strlen(s->val);
+
+	if (n >= sizeof(s->c->tcp_congestion)) {
+		return why(s, "too long (at most %zu characters)", sizeof(s->c->tcp_congestion) - 1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s->val[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+		      ch == '-')) {
+			return why(s, "expected the name of a TCP congestion control algorithm "
+				   "(lower-case letters, digits, '_', '-'), e.g. cubic");
+		}
+	}
+	memcpy(s->c->tcp_congestion, s->val, n + 1);
+	return 0;
+}
+
 static int a_control_max_clients(struct setctx *s)
 {
 	return set_u32(s, 2, 65536, &s->c->control_max_clients);
@@ -517,6 +539,7 @@ static const struct keydef agent_keys[] = {
 	{ "ping_rate", a_ping_rate },
 	{ "send_queue_max_bytes", a_send_queue_max_bytes },
 	{ "max_rate", a_max_rate },
+	{ "tcp_congestion", a_tcp_congestion },
 	{ "control_max_clients", a_control_max_clients },
 	{ "control_reserved_clients", a_control_reserved_clients },
 	{ "control_idle_timeout_ms", a_control_idle_timeout },

@@ -715,6 +715,50 @@ static void test_max_rate(void **state)
 	macc_config_finish(&c);
 }
 
+/* tcp_congestion: unset by default, a kernel-style name (checked against the kernel by the
+ * daemon, not the parser), too long or other characters refused, applies on reload. */
+static void test_tcp_congestion(void **state)
+{
+	static const char *const good[] = { "cubic", "reno", "bbr", "htcp", "x_y-2" };
+	static const char *const bad[][2] = {
+		{ "Cubic", "expected the name" }, { "cu bic", "expected the name" },
+		{ "cubic;", "expected the name" }, { "a23456789012345x", "too long" },
+		{ "", "empty value" },
+	};
+	struct macc_config c, d;
+	struct macc_config_diff df;
+	struct macc_errmsg e;
+	char text[512];
+
+	(void)state;
+	assert_int_equal(parse(A, &c, &e), 0);
+	assert_string_equal(c.tcp_congestion, "");
+	macc_config_finish(&c);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), A "tcp_congestion = %s\n", good[i]);
+		if (parse(text, &c, &e) != 0) {
+			fail_msg("tcp_congestion = %s: %s", good[i], e.text);
+		}
+		assert_string_equal(c.tcp_congestion, good[i]);
+		macc_config_finish(&c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), A "tcp_congestion = %s\n", bad[i][0]);
+		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
+		if (strstr(e.text, "t.conf:3:") == NULL ||
+		    strstr(e.text, "'tcp_congestion'") == NULL || strstr(e.text, bad[i][1]) == NULL) {
+			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
+		}
+	}
+	assert_int_equal(parse(A, &c, &e), 0);
+	assert_int_equal(parse(A "tcp_congestion = reno\n", &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+}
+
 /* Hostile-peer keys: defaults, values, ranges and cross-checks, and which need a restart. */
 static void test_hostile_keys(void **state)
 {
@@ -963,6 +1007,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_keys),
 		cmocka_unit_test(test_standardize_keys),
 		cmocka_unit_test(test_max_rate),
+		cmocka_unit_test(test_tcp_congestion),
 		cmocka_unit_test(test_endpoint),
 	};
 
