@@ -6,10 +6,16 @@
  * order like its magnitude, with infinity (0x7f800000) above every finite value and NaN above
  * infinity. The maximum of those bits over the vector, compared with the bits of the bound and
  * of infinity, classifies the whole vector; only a vector that fails is scanned again for the
- * index of its first offending value. The loop is a plain maximum over uint32 lanes, which the
- * compiler vectorises (the library is built with -O3).
+ * index of its first offending value. The common case, a vector that passes, is found by a
+ * cheaper loop first (any_over): an OR of "magnitude > bound" over the lanes. Magnitude bits and
+ * the bound's are below 2^31, so a signed compare orders them, which SSE2 has (pcmpgtd; an
+ * unsigned maximum has no SSE2 instruction and its emulation made the maximum loop a chain of
+ * dependent instructions: about 1 value a cycle, against 4 for the OR). Only a vector that fails
+ * is classified by the maximum and scanned for its first offending index. The library is built
+ * with -O3, which vectorises both loops.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "macc/err.h"
@@ -68,12 +74,45 @@ static size_t first_bad(const float *v, const uint8_t *le, size_t n, uint32_t li
 	return 0;
 }
 
+/* Whether any magnitude of v (a float array) or of le (LE bytes; v NULL) fails: above lim, or
+ * not finite (lim is INF_BITS for a finiteness-only check, and infinity must fail it too). */
+static bool any_over(const float *v, const uint8_t *le, size_t n, uint32_t lim)
+{
+	const int32_t l = (int32_t)(lim < INF_BITS ? lim : INF_BITS - 1); /* < 2^31 */
+	int32_t over = 0;
+
+	if (le != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u;
+
+			memcpy(&u, le + 4 * i, sizeof(u));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+			u = __builtin_bswap32(u);
+#endif
+			over |= -(int32_t)((int32_t)(u & ABS_MASK) > l);
+		}
+	} else {
+		const uint8_t *b = (const uint8_t *)v; /* native floats: the same loop, no swap */
+
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u;
+
+			memcpy(&u, b + 4 * i, sizeof(u));
+			over |= -(int32_t)((int32_t)(u & ABS_MASK) > l);
+		}
+	}
+	return over != 0;
+}
+
 int macc_guard_values(const float *v, size_t n, float bound, size_t *ret_index)
 {
 	const uint32_t lim = bound_bits(bound);
 	uint32_t m = 0;
 	int rc;
 
+	if (!any_over(v, NULL, n, lim)) {
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u = bits_of(v[i]) & ABS_MASK;
 
@@ -92,6 +131,9 @@ int macc_guard_values_le(const uint8_t *p, size_t n, float bound, size_t *ret_in
 	uint32_t m = 0;
 	int rc;
 
+	if (!any_over(NULL, p, n, lim)) {
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u;
 
