@@ -32,9 +32,21 @@ static uint32_t bits_of(float f)
 	return u;
 }
 
-static uint32_t le32_at(const uint8_t *p)
+/* The magnitude bits (sign cleared) of value i of b: little-endian bytes when le (swapped on a
+ * big-endian host), else native floats. */
+static inline uint32_t mag_bits(const uint8_t *b, size_t i, bool le)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	uint32_t u;
+
+	memcpy(&u, b + 4 * i, sizeof(u));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	if (le) {
+		u = __builtin_bswap32(u);
+	}
+#else
+	(void)le;
+#endif
+	return u & ABS_MASK;
 }
 
 /* The bound's magnitude bits, or INF_BITS when the bound only asks for finiteness. */
@@ -55,100 +67,61 @@ static int classify(uint32_t maxbits, uint32_t lim)
 	return maxbits > lim ? MACC_ERANGE : 0;
 }
 
-/* The magnitude bits of value i: of a float array (le NULL) or of LE bytes. */
-static uint32_t mag_at(const float *v, const uint8_t *le, size_t i)
+/* Whether any value fails: its magnitude above lim, or not finite (lim is INF_BITS for a
+ * finiteness-only check, and infinity must fail that too). */
+static bool any_over(const uint8_t *b, bool le, size_t n, uint32_t lim)
 {
-	return (le != NULL ? le32_at(le + 4 * i) : bits_of(v[i])) & ABS_MASK;
+	const int32_t l = (int32_t)(lim < INF_BITS ? lim : INF_BITS - 1); /* < 2^31 */
+	int32_t over = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		over |= -(int32_t)((int32_t)mag_bits(b, i, le) > l);
+	}
+	return over != 0;
 }
 
 /* The first index whose magnitude bits are of the failure `rc` (the vector failed). */
-static size_t first_bad(const float *v, const uint8_t *le, size_t n, uint32_t lim, int rc)
+static size_t first_bad(const uint8_t *b, bool le, size_t n, uint32_t lim, int rc)
 {
 	uint32_t over = rc == MACC_ENONFINITE ? INF_BITS - 1 : lim;
 
 	for (size_t i = 0; i < n; i++) {
-		if (mag_at(v, le, i) > over) {
+		if (mag_bits(b, i, le) > over) {
 			return i;
 		}
 	}
 	return 0;
 }
 
-/* Whether any magnitude of v (a float array) or of le (LE bytes; v NULL) fails: above lim, or
- * not finite (lim is INF_BITS for a finiteness-only check, and infinity must fail it too). */
-static bool any_over(const float *v, const uint8_t *le, size_t n, uint32_t lim)
+static int screen(const uint8_t *b, bool le, size_t n, float bound, size_t *ret_index)
 {
-	const int32_t l = (int32_t)(lim < INF_BITS ? lim : INF_BITS - 1); /* < 2^31 */
-	int32_t over = 0;
+	const uint32_t lim = bound_bits(bound);
+	uint32_t m = 0;
+	int rc;
 
-	if (le != NULL) {
-		for (size_t i = 0; i < n; i++) {
-			uint32_t u;
-
-			memcpy(&u, le + 4 * i, sizeof(u));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-			u = __builtin_bswap32(u);
-#endif
-			over |= -(int32_t)((int32_t)(u & ABS_MASK) > l);
-		}
-	} else {
-		const uint8_t *b = (const uint8_t *)v; /* native floats: the same loop, no swap */
-
-		for (size_t i = 0; i < n; i++) {
-			uint32_t u;
-
-			memcpy(&u, b + 4 * i, sizeof(u));
-			over |= -(int32_t)((int32_t)(u & ABS_MASK) > l);
-		}
+	if (!any_over(b, le, n, lim)) {
+		return 0;
 	}
-	return over != 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u = mag_bits(b, i, le);
+
+		m = u > m ? u : m;
+	}
+	rc = classify(m, lim);
+	if (rc != 0 && ret_index != NULL) {
+		*ret_index = first_bad(b, le, n, lim, rc);
+	}
+	return rc;
 }
 
 int macc_guard_values(const float *v, size_t n, float bound, size_t *ret_index)
 {
-	const uint32_t lim = bound_bits(bound);
-	uint32_t m = 0;
-	int rc;
-
-	if (!any_over(v, NULL, n, lim)) {
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint32_t u = bits_of(v[i]) & ABS_MASK;
-
-		m = u > m ? u : m;
-	}
-	rc = classify(m, lim);
-	if (rc != 0 && ret_index != NULL) {
-		*ret_index = first_bad(v, NULL, n, lim, rc);
-	}
-	return rc;
+	return screen((const uint8_t *)v, false, n, bound, ret_index);
 }
 
 int macc_guard_values_le(const uint8_t *p, size_t n, float bound, size_t *ret_index)
 {
-	const uint32_t lim = bound_bits(bound);
-	uint32_t m = 0;
-	int rc;
-
-	if (!any_over(NULL, p, n, lim)) {
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint32_t u;
-
-		memcpy(&u, p + 4 * i, sizeof(u));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		u = __builtin_bswap32(u);
-#endif
-		u &= ABS_MASK;
-		m = u > m ? u : m;
-	}
-	rc = classify(m, lim);
-	if (rc != 0 && ret_index != NULL) {
-		*ret_index = first_bad(NULL, p, n, lim, rc);
-	}
-	return rc;
+	return screen(p, true, n, bound, ret_index);
 }
 
 /* ---- round jumps ---------------------------------------------------------------------- */
