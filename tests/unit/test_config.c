@@ -657,6 +657,42 @@ static void test_robust_audit(void **state)
 	}
 }
 
+/* Each bad[i][0] as the value of [agent] key (line 3) is refused, naming the key, the line and
+ * bad[i][1]. */
+static void expect_refused(const char *key, const char *const (*bad)[2], size_t n)
+{
+	struct macc_config c;
+	struct macc_errmsg e;
+	char text[512], quoted[64];
+
+	snprintf(quoted, sizeof(quoted), "'%s'", key);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), A "%s = %s\n", key, bad[i][0]);
+		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
+		if (strstr(e.text, "t.conf:3:") == NULL || strstr(e.text, quoted) == NULL ||
+		    strstr(e.text, bad[i][1]) == NULL) {
+			fail_msg("%s = '%s': error '%s' does not say '%s'", key, bad[i][0], e.text,
+				 bad[i][1]);
+		}
+	}
+}
+
+/* The change from config text `before` to `after` applies on reload (no restart key). */
+static void expect_reloadable(const char *before, const char *after)
+{
+	struct macc_config c, d;
+	struct macc_config_diff df;
+	struct macc_errmsg e;
+
+	assert_int_equal(parse(before, &c, &e), 0);
+	assert_int_equal(parse(after, &d, &e), 0);
+	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
+	assert_string_equal(df.restart_key, "");
+	macc_config_diff_finish(&df);
+	macc_config_finish(&d);
+	macc_config_finish(&c);
+}
+
 /* max_rate in [agent] and [peer]: bytes/s, k/M/G powers of ten, 0 = unlimited, reloadable. */
 static void test_max_rate(void **state)
 {
@@ -676,8 +712,7 @@ static void test_max_rate(void **state)
 		{ "999", "out of range" }, { "0.5k", "out of range" }, { "1001G", "out of range" },
 		{ "10Mi", "bytes per second" },
 	};
-	struct macc_config c, d;
-	struct macc_config_diff df;
+	struct macc_config c;
 	struct macc_errmsg e;
 	char text[512];
 
@@ -695,24 +730,11 @@ static void test_max_rate(void **state)
 		assert_true(c.peers[0].max_rate == good[i].want);
 		macc_config_finish(&c);
 	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text), A "max_rate = %s\n", bad[i][0]);
-		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
-		if (strstr(e.text, "t.conf:3:") == NULL || strstr(e.text, "'max_rate'") == NULL ||
-		    strstr(e.text, bad[i][1]) == NULL) {
-			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
-		}
-	}
+	expect_refused("max_rate", bad, sizeof(bad) / sizeof(bad[0]));
 	/* Both apply on reload. */
-	assert_int_equal(parse(A "[peer]\nname = b\nendpoint = 127.0.0.1:7001\npublic_key = " K1
-			       "\n", &c, &e), 0);
-	assert_int_equal(parse(A "max_rate = 5M\n[peer]\nname = b\nendpoint = 127.0.0.1:7001\n"
-			       "public_key = " K1 "\nmax_rate = 2M\n", &d, &e), 0);
-	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
-	assert_string_equal(df.restart_key, "");
-	macc_config_diff_finish(&df);
-	macc_config_finish(&d);
-	macc_config_finish(&c);
+	expect_reloadable(A "[peer]\nname = b\nendpoint = 127.0.0.1:7001\npublic_key = " K1 "\n",
+			  A "max_rate = 5M\n[peer]\nname = b\nendpoint = 127.0.0.1:7001\n"
+			  "public_key = " K1 "\nmax_rate = 2M\n");
 }
 
 /* tcp_congestion: unset by default, a kernel-style name (checked against the kernel by the
@@ -725,8 +747,7 @@ static void test_tcp_congestion(void **state)
 		{ "cubic;", "expected the name" }, { "a23456789012345x", "too long" },
 		{ "", "empty value" },
 	};
-	struct macc_config c, d;
-	struct macc_config_diff df;
+	struct macc_config c;
 	struct macc_errmsg e;
 	char text[512];
 
@@ -742,21 +763,8 @@ static void test_tcp_congestion(void **state)
 		assert_string_equal(c.tcp_congestion, good[i]);
 		macc_config_finish(&c);
 	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text), A "tcp_congestion = %s\n", bad[i][0]);
-		assert_int_equal(parse(text, &c, &e), MACC_ECONFIG);
-		if (strstr(e.text, "t.conf:3:") == NULL ||
-		    strstr(e.text, "'tcp_congestion'") == NULL || strstr(e.text, bad[i][1]) == NULL) {
-			fail_msg("'%s': error '%s' does not say '%s'", bad[i][0], e.text, bad[i][1]);
-		}
-	}
-	assert_int_equal(parse(A, &c, &e), 0);
-	assert_int_equal(parse(A "tcp_congestion = reno\n", &d, &e), 0);
-	assert_int_equal(macc_config_diff(&c, &d, &df), 0);
-	assert_string_equal(df.restart_key, "");
-	macc_config_diff_finish(&df);
-	macc_config_finish(&d);
-	macc_config_finish(&c);
+	expect_refused("tcp_congestion", bad, sizeof(bad) / sizeof(bad[0]));
+	expect_reloadable(A, A "tcp_congestion = reno\n");
 }
 
 /* Hostile-peer keys: defaults, values, ranges and cross-checks, and which need a restart. */
