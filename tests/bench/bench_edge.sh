@@ -52,7 +52,12 @@
 # trap stops the processes this script started (by pid) and deletes its namespaces.
 # Environment: MACC_BUILD, MACC_SRC, BENCH_RATES, BENCH_MODES, BENCH_TARGET, BENCH_EDGE_EPOCHS,
 # BENCH_EVAL_BATCHES, BENCH_BEST, BENCH_TIMEOUT, BENCH_OUT, BENCH_REFERENCE_DIR (where
-# torch_dmsgd.py is; default $MACC_SRC/../shared/reference).
+# torch_dmsgd.py is; default $MACC_SRC/../shared/reference), BENCH_TCP_CC (the namespaces'
+# default TCP congestion control, for macc and torch alike; unset: what a new namespace gets
+# here, usually the host's default. A namespace may only default to one of the host's
+# net.ipv4.tcp_allowed_congestion_control). The congestion control decides much of these
+# figures: states are once-a-round bursts of megabytes, and bbr's bandwidth estimate swings with
+# them (macc fp32 1.26x the 100 Mbit/s link limit under bbr, 1.07x under reno, same binaries).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -470,6 +475,8 @@ echo "edge-link benchmark: 4-agent ring, $model, dmsgd, batch 64, lr 0.05, momen
 	"rates: $rates Mbit/s; modes: $modes; target mean test accuracy $target (at most" \
 	"$max_epochs epochs); best = $best_mode; logs in $out"
 net_up
+echo "TCP congestion control in the namespaces: $(ip netns exec "$(host 1)" \
+	cat /proc/sys/net/ipv4/tcp_congestion_control)${tcp_cc:+ (BENCH_TCP_CC)}"
 results=()
 declare -A ttt
 printf '%-5s %-14s %9s %9s %10s %7s %11s %11s %8s %9s %7s  %s\n' Mbit mode round_ms limit_ms \

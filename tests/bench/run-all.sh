@@ -33,7 +33,9 @@
 # whether this run met it. A ratio is only meaningful within one run on one machine; on a busy
 # machine they are noisy (the header records the load average at the start and the end).
 # BENCH_REFERENCE_DIR says where the PyTorch references are (default
-# $MACC_SRC/../shared/reference).
+# $MACC_SRC/../shared/reference). The benchmarks' own variables pass through, e.g.
+# BENCH_TCP_CC=reno for the shaped links' TCP congestion control (bench_edge.sh; the table names
+# the one that ran).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -318,6 +320,8 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 	# Shaped links.
 	if wanted edge && grep -q '^RESULT bench=edge ' "$out/edge.log" 2>/dev/null; then
 		l=$out/edge.log
+		cc=$(sed -n 's/^TCP congestion control in the namespaces: \([a-z0-9_-]*\).*/\1/p' "$l" |
+			head -n 1)
 		for rate in $(sed -n 's/^RESULT bench=edge rate=\([0-9]*\) .*/\1/p' "$l" | sort -rnu); do
 			for mode in fp32 int8 matching-int8 best torch; do
 				line=$(grep "^RESULT bench=edge rate=$rate mode=$mode " "$l" | tail -n 1 || true)
@@ -328,7 +332,7 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 					tgt="<= 1.10x"
 					met=$(yesno "$rr" 1.10 '<=')
 				fi
-				echo "| $rate Mbit/s links, $mode: round time vs the link limit" \
+				echo "| $rate Mbit/s links (TCP ${cc:-?}), $mode: round time vs the link limit" \
 					"($(kv_value link_bytes "$line") B per round on the busiest link;" \
 					"CPU $(kv_value cpu_ms "$line") ms per agent-round," \
 					"$(kv_value sys_pct "$line")% in the kernel, so at least" \
@@ -345,7 +349,7 @@ buildtype=$(grep -o '"name": "buildtype", "value": "[a-z]*"' \
 					tgt=">= 5x"
 					met=$(yesno "$sp" 5 '>=')
 				fi
-				echo "| $rate Mbit/s links: time to ${BENCH_TARGET:-0.84} mean test accuracy, macc $mode vs" \
+				echo "| $rate Mbit/s links (TCP ${cc:-?}): time to ${BENCH_TARGET:-0.84} mean test accuracy, macc $mode vs" \
 					"torch/gloo | $(kv_value ttt_s "$line") s | $(kv_value torch_ttt_s "$line") s |" \
 					"${sp}x | $tgt | $met |"
 			done
