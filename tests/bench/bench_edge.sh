@@ -55,9 +55,8 @@
 # torch_dmsgd.py is; default $MACC_SRC/../shared/reference), BENCH_TCP_CC (the namespaces'
 # default TCP congestion control, for macc and torch alike; unset: what a new namespace gets
 # here, usually the host's default. A namespace may only default to one of the host's
-# net.ipv4.tcp_allowed_congestion_control). The congestion control decides much of these
-# figures: states are once-a-round bursts of megabytes, and bbr's bandwidth estimate swings with
-# them (macc fp32 1.26x the 100 Mbit/s link limit under bbr, 1.07x under reno, same binaries).
+# net.ipv4.tcp_allowed_congestion_control). It decides much of these figures; see "The
+# edge-link benchmark" in tests/bench/README.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -241,6 +240,25 @@ cpu_ticks() {
 	echo "$u $s"
 }
 
+# ring_poll ROUND_FN: false once no process of RING_PIDS runs. While every one runs and the
+# CPU window is open (c0 set), moves the window's end: c1 (cpu_ticks) and r1 (the round ROUND_FN
+# prints), since an exited process's ticks are gone from /proc. c0, c1, r1 and d are the
+# caller's (run_macc, run_torch).
+ring_poll() {
+	local p alive=0 all=1
+	for p in "${RING_PIDS[@]}"; do
+		if kill -0 "$p" 2>/dev/null; then alive=1; else all=0; fi
+	done
+	if [[ -n $c0 && $all == 1 ]]; then
+		c1=$(cpu_ticks)
+		r1=$("$1")
+	fi
+	[[ $alive == 1 ]]
+}
+# The round reached so far: macc's (the agents' logs), torch's (rank 0's progress lines).
+macc_round() { max_round "$d"/agent{0,1,2,3}.log; }
+torch_round() { torch_progress "$d/rank0.log" | tail -n 1 | awk '{ print $2 }'; }
+
 # cpu_per_agent_round TICKS0 TICKS1 ROUND0 ROUND1: "MS SYS%" - CPU milliseconds per agent and
 # round between two cpu_ticks marks, and the kernel's share of it; "- -" without a window.
 cpu_per_agent_round() {
@@ -371,17 +389,7 @@ run_macc() {
 			R_stop="target reached"
 			break
 		fi
-		local alive=0 all=1 p
-		for p in "${RING_PIDS[@]}"; do
-			if kill -0 "$p" 2>/dev/null; then alive=1; else all=0; fi
-		done
-		# The CPU window ends at the last sample with every process alive (an exited
-		# process's ticks are gone from /proc).
-		if [[ -n $c0 && $all == 1 ]]; then
-			c1=$(cpu_ticks)
-			r1=$(max_round "$d"/agent{0,1,2,3}.log)
-		fi
-		[[ $alive == 1 ]] || break
+		ring_poll macc_round || break
 		if ((SECONDS >= deadline)); then
 			R_stop="time limit ($limit s)"
 			break
@@ -431,17 +439,7 @@ run_torch() {
 			R_stop="target reached"
 			break
 		fi
-		local alive=0 all=1 p
-		for p in "${RING_PIDS[@]}"; do
-			if kill -0 "$p" 2>/dev/null; then alive=1; else all=0; fi
-		done
-		# The CPU window ends at the last sample with every process alive (an exited
-		# process's ticks are gone from /proc).
-		if [[ -n $c0 && $all == 1 ]]; then
-			c1=$(cpu_ticks)
-			r1=$(torch_progress "$d/rank0.log" | tail -n 1 | awk '{ print $2 }')
-		fi
-		[[ $alive == 1 ]] || break
+		ring_poll torch_round || break
 		if ((SECONDS >= deadline)); then
 			R_stop="time limit ($limit s)"
 			break
