@@ -2,17 +2,14 @@
  * guard.c - the rules of macc/guard.h: value screening of received vectors and the round-jump
  * rule. Pure functions (no state, no logging, no allocation).
  *
- * Screening reads each value's bits once: the magnitude bits (sign cleared) of a binary32 value
- * order like its magnitude, with infinity (0x7f800000) above every finite value and NaN above
- * infinity. The maximum of those bits over the vector, compared with the bits of the bound and
- * of infinity, classifies the whole vector; only a vector that fails is scanned again for the
- * index of its first offending value. The common case, a vector that passes, is found by a
- * cheaper loop first (any_over): an OR of "magnitude > bound" over the lanes. Magnitude bits and
- * the bound's are below 2^31, so a signed compare orders them, which SSE2 has (pcmpgtd; an
- * unsigned maximum has no SSE2 instruction and its emulation made the maximum loop a chain of
- * dependent instructions: about 1 value a cycle, against 4 for the OR). Only a vector that fails
- * is classified by the maximum and scanned for its first offending index. The library is built
- * with -O3, which vectorises both loops.
+ * Screening works on magnitude bits: the bits of a binary32 value with the sign cleared order
+ * like its magnitude, with infinity (0x7f800000) above every finite value and NaN above
+ * infinity. A vector that passes, the common case, costs one loop (any_over): an OR of
+ * "magnitude > bound" over the lanes. Magnitude bits are below 2^31, so a signed compare orders
+ * them, which SSE2 has (pcmpgtd); a running unsigned maximum has no SSE2 instruction and its
+ * emulation is a chain of dependent instructions, about 1 value a cycle against 4. Only a vector
+ * that fails is read again: its maximum classifies it (non-finite before out of range), then a
+ * scan finds its first offending index. The library is built with -O3, which vectorises them.
  */
 #include <math.h>
 #include <stdbool.h>
