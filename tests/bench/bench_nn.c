@@ -21,7 +21,8 @@
  * MACC_BLAS_KERNEL), so it measures what macc-sim and macc-agentd run; every mode prints the
  * kernel (blas=) and the choice on stderr.
  *
- *   bench_nn [--threads T] [--seconds S] [--model M (one row of the table)]
+ *   bench_nn [--threads T] [--seconds S] [--model M] [--batch B]   (--model, --batch: only
+ *            those rows of the table; B one of 16, 64, 256)
  *   bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] [--momentum M] [--seed S]
  *            [--threads T] [--data SPEC]
  *   bench_nn --sgemm N [--threads T] [--seconds S]
@@ -165,7 +166,7 @@ static float trainer_step(struct trainer *t, float lr, float momentum)
 	return loss;
 }
 
-static int bench(const char *only, int threads, double seconds)
+static int bench(const char *only, size_t only_batch, int threads, double seconds)
 {
 	static const char *const models[] = {"mlp:784-256-128-10", "cnn:lenet5", "cnn:cifar"};
 	static const size_t batches[] = {16, 64, 256};
@@ -184,7 +185,8 @@ static int bench(const char *only, int threads, double seconds)
 			struct trainer t;
 			size_t steps = 0;
 
-			if (only && strcmp(only, models[mi]) != 0) {
+			if ((only && strcmp(only, models[mi]) != 0) ||
+			    (only_batch > 0 && only_batch != batches[bi])) {
 				continue;
 			}
 			if (trainer_init(&t, models[mi], mi == 2 ? &cifar : &d, batches[bi], 1) < 0) {
@@ -285,7 +287,7 @@ static int sgemm_limit(int n, int threads, double seconds)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_nn [--threads T] [--seconds S] [--model M]\n"
+	fprintf(stderr, "usage: bench_nn [--threads T] [--seconds S] [--model M] [--batch B]\n"
 				"       bench_nn --train MODEL [--epochs E] [--batch B] [--lr LR] "
 		"[--momentum M] [--seed S] [--threads T] [--data SPEC]\n"
 		"       bench_nn --sgemm N [--threads T] [--seconds S]\n");
@@ -296,6 +298,7 @@ int main(int argc, char **argv)
 	const char *model = NULL, *only = NULL, *data = "fashion-mnist";
 	int epochs = 1, threads = 1;
 	size_t batch = 64;
+	bool batch_set = false;
 	float lr = 0.05f, momentum = 0.9f;
 	uint64_t seed = 1;
 	double seconds = 1.5;
@@ -329,6 +332,7 @@ int main(int argc, char **argv)
 			epochs = atoi(v);
 		} else if (strcmp(a, "--batch") == 0) {
 			batch = (size_t)strtoul(v, NULL, 10);
+			batch_set = true;
 		} else if (strcmp(a, "--lr") == 0) {
 			lr = strtof(v, NULL);
 		} else if (strcmp(a, "--momentum") == 0) {
@@ -356,5 +360,5 @@ int main(int argc, char **argv)
 	if (model) {
 		return train(model, data, epochs, batch, lr, momentum, seed, threads);
 	}
-	return bench(only, threads, seconds);
+	return bench(only, batch_set ? batch : 0, threads, seconds);
 }

@@ -22,10 +22,19 @@
 # dense layer a->b, backward twice that, less the first layer's input gradient; biases and
 # activations left out) over the sgemm GFLOP/s.
 #
+# Convolutions on 3x32x32 images (BENCH_STEP_MODELS, default cnn:cifar): no CIFAR-10 ships with
+# Debian, so these are steady-state training steps on synthetic data (the speed does not depend
+# on the values): tests/bench/bench_nn --model M --batch 64 against tests/bench/torch_steps.py
+# --model M --batch 64 --clock wall, for BENCH_STEP_SECONDS (default 4) each, alternately, best
+# of BENCH_REPEAT, in the same two environments (macc's samples/s does not change with PyTorch's
+# kernel, so "same" reruns only PyTorch).
+#
 # Output: a table, the kernels each side ran (OpenBLAS's "Core:" lines, OPENBLAS_VERBOSE=2) and
 # machine-readable lines for run-all.sh:
 #   RESULT bench=train model=M threads=T env=default|same macc_sps=S torch_sps=S ratio=R
 #          macc_blas=K torch_blas=K macc_acc=A torch_acc=A
+#   RESULT bench=steps model=M threads=T env=default|same batch=64 macc_sps=S torch_sps=S
+#          ratio=R macc_blas=K torch_blas=K
 #   RESULT bench=sgemm n=1024 threads=T gflops=G blas=K
 #   RESULT bench=sgemm_frac model=M threads=T flop_per_sample=F macc_sps=S gflops=G frac=X
 #
@@ -43,6 +52,9 @@ models=${BENCH_MODELS:-"mlp:784-256-128-10 cnn:lenet5"}
 threads_list=${BENCH_THREADS:-1}
 epochs=${BENCH_EPOCHS:-1}
 repeat=${BENCH_REPEAT:-3}
+step_models=${BENCH_STEP_MODELS-cnn:cifar}
+step_seconds=${BENCH_STEP_SECONDS:-4}
+steps_py=$here/torch_steps.py
 common=(--epochs "$epochs" --batch 64 --lr 0.05 --momentum 0.9 --seed 1)
 bench_nn=$MACC_BUILD/tests/bench/bench_nn
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/macc-bench-train.XXXXXX")
@@ -139,6 +151,34 @@ pair() {
 	done
 }
 
+# Steady-state steps on synthetic data (the convolutions on 3x32x32): best of $repeat alternate
+# runs into step_macc/step_torch/step_blas (key MODEL/THREADS/ENV); ENV "same" reruns only
+# PyTorch, with OPENBLAS_CORETYPE=CORETYPE.
+declare -A step_macc step_torch step_blas step_mblas
+step_pair() {
+	local model=$1 threads=$2 envname=$3 coretype=$4 k="$1/$2/$3" r v line
+	for ((r = 1; r <= repeat; r++)); do
+		if [[ $envname == default ]]; then
+			if ! line=$("$bench_nn" --model "$model" --batch 64 --threads "$threads" \
+				--seconds "$step_seconds" 2>"$tmp/err" | grep "^model=$model batch=64 "); then
+				echo "bench_train: bench_nn failed for $model: $(tail -n 3 "$tmp/err")"
+				return 1
+			fi
+			step_macc[$k]=$(best "${step_macc[$k]:-0}" "$(kv_value samples_per_s "$line")")
+			step_mblas[$k]=$(sed -n 's/^bench_nn: BLAS kernel \([^ ]*\).*/\1/p' "$tmp/err")
+		fi
+		if ! env ${coretype:+OPENBLAS_CORETYPE=$coretype} OPENBLAS_VERBOSE=2 "$python" \
+			"$steps_py" --model "$model" --batch 64 --threads "$threads" --clock wall \
+			--seconds "$step_seconds" >"$tmp/out" 2>"$tmp/err"; then
+			echo "bench_train: torch_steps.py failed for $model: $(tail -n 3 "$tmp/err")"
+			return 1
+		fi
+		v=$(kv_value samples_per_s "$(tail -n 1 "$tmp/out")")
+		step_torch[$k]=$(best "${step_torch[$k]:-0}" "$v")
+		step_blas[$k]=$(last_core)
+	done
+}
+
 printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s %8s %9s\n' model threads env macc_sps \
 	torch_sps ratio macc_blas torch_blas macc_acc torch_acc
 results=()
@@ -196,6 +236,42 @@ for threads in $threads_list; do
 		fi
 	done
 done
+if [[ -n $step_models && -x $bench_nn && -f $steps_py ]]; then
+	echo
+	echo "steady-state training steps on synthetic data, batch 64, ${step_seconds} s each" \
+		"(bench_nn against torch_steps.py --clock wall):"
+	printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s\n' model threads env macc_sps torch_sps \
+		ratio macc_blas torch_blas
+	for threads in $threads_list; do
+		for model in $step_models; do
+			k="$model/$threads"
+			if ! step_pair "$model" "$threads" default ""; then
+				status=1
+				continue
+			fi
+			envs=(default)
+			if [[ ${step_blas[$k/default]} != "${step_mblas[$k/default]}" ]]; then
+				envs+=(same)
+				step_macc[$k/same]=${step_macc[$k/default]}
+				step_mblas[$k/same]=${step_mblas[$k/default]}
+				step_pair "$model" "$threads" same "${step_mblas[$k/default]}" || status=1
+			fi
+			for e in default same; do
+				# "same" repeats the default row when OpenBLAS already agreed
+				ee=$e
+				[[ ${#envs[@]} == 2 ]] || ee=default
+				[[ -n ${step_torch[$k/$ee]:-} ]] || continue
+				ratio=$(awk -v a="${step_macc[$k/$ee]}" -v b="${step_torch[$k/$ee]}" \
+					'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+				[[ $e == "$ee" ]] && printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s\n' \
+					"$model" "$threads" "$e" "${step_macc[$k/$ee]}" \
+					"${step_torch[$k/$ee]}" "${ratio}x" "${step_mblas[$k/$ee]}" \
+					"${step_blas[$k/$ee]}"
+				results+=("RESULT bench=steps model=$model threads=$threads env=$e batch=64 macc_sps=${step_macc[$k/$ee]} torch_sps=${step_torch[$k/$ee]} ratio=$ratio macc_blas=${step_mblas[$k/$ee]} torch_blas=${step_blas[$k/$ee]}")
+			done
+		done
+	done
+fi
 echo "impl=$impl epochs=$epochs batch=64 repeat=$repeat (best of each; ratio = macc samples/s" \
 	"over PyTorch's, same run)"
 printf '%s\n' "${results[@]}"

@@ -19,7 +19,8 @@
 # the cores) with the same environment meson gives them and a time limit each:
 #   blas     bench_blas.sh     sgemm with macc's OpenBLAS kernel, OpenBLAS's own and Prescott
 #   train    bench_train.sh    local training vs PyTorch (as installed, and on the same kernel)
-#                              and vs the sgemm limit
+#                              and vs the sgemm limit; cnn:cifar training steps on synthetic
+#                              data vs torch_steps.py
 #   nn       bench_nn          the learning core's samples/s table (information, no target)
 #   msg      bench_msg         frame + sign + verify + decode vs raw BLAKE2b and memcpy
 #   ring     bench_ring.sh     4 macc-agentd on loopback, sealed and plain, vs macc-sim and vs
@@ -209,6 +210,24 @@ train_rows() {
 			fi
 			echo "| $what | $m samples/s | $t samples/s (PyTorch) | ${r}x | $tgt | $met |"
 		done
+	done
+	for e in default same; do
+		line=$(grep "^RESULT bench=steps model=cnn:cifar threads=1 env=$e " "$log" \
+			2>/dev/null | tail -n 1 || true)
+		[[ -n $line ]] || continue
+		local sr stgt="-" smet="-" swhat
+		sr=$(kv_value ratio "$line")
+		swhat="training steps cnn:cifar (synthetic 3x32x32), batch 64, 1 thread,"
+		if [[ $e == default ]]; then
+			swhat+=" as installed (macc $(kv_value macc_blas "$line"), PyTorch"
+			swhat+=" $(kv_value torch_blas "$line"))"
+		else
+			swhat+=" same kernel for both ($(kv_value torch_blas "$line"))"
+			stgt=">= 1x"
+			smet=$(yesno "$sr" 1 '>=')
+		fi
+		echo "| $swhat | $(kv_value macc_sps "$line") samples/s |" \
+			"$(kv_value torch_sps "$line") samples/s (PyTorch) | ${sr}x | $stgt | $smet |"
 	done
 	line=$(grep "^RESULT bench=sgemm_frac model=mlp:784-256-128-10 threads=1 " "$log" \
 		2>/dev/null | tail -n 1 || true)

@@ -2,11 +2,15 @@
 """Training-step throughput of PyTorch (Debian's python3-torch) for the models bench_nn times.
 
 Times whole training steps (forward, cross-entropy, backward, momentum SGD) on synthetic data
-(the speed does not depend on the values) in CPU time of the process, so that on a shared
-machine it measures the work done, like bench_nn's samples_per_cpu_s. Prints one key=value line
-per model, e.g.:
+(the speed does not depend on the values). With --clock cpu (the default) in CPU time of the
+process, so that on a shared machine it measures the work done, like bench_nn's
+samples_per_cpu_s; with --clock wall in elapsed time, like bench_nn's samples_per_s and like
+torch_train.py (bench_train.sh compares cnn:cifar so, as installed: PyTorch's OpenBLAS may run
+more threads than --threads, which helps it in wall time and costs it in CPU time). Prints one
+key=value line per model, e.g.:
 
   /usr/bin/python3 tests/bench/torch_steps.py --model cnn:cifar --batch 64 --seconds 4
+  impl=pytorch-1.13.0a0 model=cnn:cifar batch=64 threads=1 samples_per_cpu_s=2024
 """
 import argparse
 import time
@@ -45,7 +49,10 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     a = ap.parse_args()
+    clock = time.process_time if a.clock == "cpu" else time.perf_counter
+    key = "samples_per_cpu_s" if a.clock == "cpu" else "samples_per_s"
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
     for spec in a.model or ["mlp:784-256-128-10", "cnn:lenet5", "cnn:cifar"]:
@@ -64,13 +71,13 @@ def main():
 
         for _ in range(5):
             step()
-        c0 = time.process_time()
-        while time.process_time() - c0 < a.seconds:
+        c0 = clock()
+        while clock() - c0 < a.seconds:
             step()
             steps += 1
-        cpu = time.process_time() - c0
+        el = clock() - c0
         print(f"impl=pytorch-{torch.__version__} model={spec} batch={a.batch} "
-              f"threads={a.threads} samples_per_cpu_s={steps * a.batch / cpu:.0f}", flush=True)
+              f"threads={a.threads} {key}={steps * a.batch / el:.0f}", flush=True)
 
 
 if __name__ == "__main__":
