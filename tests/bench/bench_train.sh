@@ -31,10 +31,9 @@
 #
 # Output: a table, the kernels each side ran (OpenBLAS's "Core:" lines, OPENBLAS_VERBOSE=2) and
 # machine-readable lines for run-all.sh:
-#   RESULT bench=train model=M threads=T env=default|same macc_sps=S torch_sps=S ratio=R
-#          macc_blas=K torch_blas=K macc_acc=A torch_acc=A
-#   RESULT bench=steps model=M threads=T env=default|same batch=64 macc_sps=S torch_sps=S
-#          ratio=R macc_blas=K torch_blas=K
+#   RESULT bench=train|steps model=M threads=T env=default|same batch=64 macc_sps=S
+#          torch_sps=S ratio=R macc_blas=K torch_blas=K macc_acc=A torch_acc=A
+# (train: an epoch of Fashion-MNIST; steps: the synthetic steps, whose accuracies are empty).
 #   RESULT bench=sgemm n=1024 threads=T gflops=G blas=K
 #   RESULT bench=sgemm_frac model=M threads=T flop_per_sample=F macc_sps=S gflops=G frac=X
 #
@@ -81,22 +80,41 @@ fi
 # shellcheck source=tests/bench/ring-lib.sh
 . "$here/ring-lib.sh"
 
-# The last line of a run's stdout into $tmp/line, its stderr into $tmp/err.
-run_macc() {
+# The measurements. KIND "train" is one epoch of Fashion-MNIST, "steps" steady-state training
+# steps on synthetic data. Each function runs one measurement and leaves its key=value summary
+# line (samples_per_s, and where known test_acc and blas) in $tmp/line, its stderr in $tmp/err.
+# shellcheck disable=SC2317 # called as macc_$kind / torch_$kind
+macc_train() {
 	local model=$1 threads=$2
 	if [[ $impl == macc-sim ]]; then
 		OPENBLAS_VERBOSE=2 "$sim" --agents 1 --model "$model" --data fashion-mnist \
-			"${common[@]}" --threads "$threads" --quiet >"$tmp/out" 2>"$tmp/err"
+			"${common[@]}" --threads "$threads" --quiet >"$tmp/out" 2>"$tmp/err" || return 1
 	else
 		OPENBLAS_VERBOSE=2 "$sim" --train "$model" "${common[@]}" --threads "$threads" \
-			>"$tmp/out" 2>"$tmp/err"
+			>"$tmp/out" 2>"$tmp/err" || return 1
 	fi
 	tail -n 1 "$tmp/out" >"$tmp/line"
 }
-run_torch() {
-	local model=$1 threads=$2 coretype=$3
-	env ${coretype:+OPENBLAS_CORETYPE=$coretype} OPENBLAS_VERBOSE=2 "$python" "$ref" \
-		--model "$model" "${common[@]}" --threads "$threads" >"$tmp/out" 2>"$tmp/err"
+# shellcheck disable=SC2317 # called as macc_$kind / torch_$kind
+macc_steps() {
+	local model=$1 threads=$2
+	"$bench_nn" --model "$model" --batch 64 --threads "$threads" --seconds "$step_seconds" \
+		>"$tmp/out" 2>"$tmp/err" || return 1
+	grep "^model=$model batch=64 " "$tmp/out" | tail -n 1 >"$tmp/line" || return 1
+	echo " blas=$(sed -n 's/^bench_nn: BLAS kernel \([^ ]*\).*/\1/p' "$tmp/err")" >>"$tmp/line"
+}
+# torch_KIND MODEL THREADS CORETYPE: PyTorch, with OPENBLAS_CORETYPE=CORETYPE when not empty.
+# shellcheck disable=SC2317 # called as macc_$kind / torch_$kind
+torch_train() {
+	env ${3:+OPENBLAS_CORETYPE=$3} OPENBLAS_VERBOSE=2 "$python" "$ref" --model "$1" \
+		"${common[@]}" --threads "$2" >"$tmp/out" 2>"$tmp/err" || return 1
+	tail -n 1 "$tmp/out" >"$tmp/line"
+}
+# shellcheck disable=SC2317 # called as macc_$kind / torch_$kind
+torch_steps() {
+	env ${3:+OPENBLAS_CORETYPE=$3} OPENBLAS_VERBOSE=2 "$python" "$steps_py" --model "$1" \
+		--batch 64 --threads "$2" --clock wall --seconds "$step_seconds" \
+		>"$tmp/out" 2>"$tmp/err" || return 1
 	tail -n 1 "$tmp/out" >"$tmp/line"
 }
 # The kernel OpenBLAS finally ran with in the last run (its last "Core:" line).
@@ -123,64 +141,65 @@ mlp_flop() {
 
 status=0
 declare -A macc_sps macc_acc macc_blas torch_sps torch_acc torch_blas
-# pair MODEL THREADS ENV CORETYPE: best of $repeat alternate runs into the arrays above
-# (key MODEL/THREADS/ENV). ENV "same" reruns only PyTorch (macc's kernel does not change).
+# pair KIND MODEL THREADS ENV CORETYPE: best of $repeat alternate runs of macc_KIND and
+# torch_KIND into the arrays above (key KIND/MODEL/THREADS/ENV). ENV "same" reruns only PyTorch
+# (macc's kernel and samples/s do not change with PyTorch's environment).
 pair() {
-	local model=$1 threads=$2 envname=$3 coretype=$4 k="$1/$2/$3" r v
+	local kind=$1 model=$2 threads=$3 envname=$4 coretype=$5 k="$1/$2/$3/$4" r
 	for ((r = 1; r <= repeat; r++)); do
 		if [[ $envname == default ]]; then
-			if ! run_macc "$model" "$threads"; then
-				echo "bench_train: $impl failed for $model threads=$threads:" \
+			if ! "macc_$kind" "$model" "$threads"; then
+				echo "bench_train: macc ($kind) failed for $model threads=$threads:" \
 					"$(tail -n 3 "$tmp/err")"
 				return 1
 			fi
-			v=$(kv_value samples_per_s "$(cat "$tmp/line")")
-			macc_sps[$k]=$(best "${macc_sps[$k]:-0}" "$v")
+			macc_sps[$k]=$(best "${macc_sps[$k]:-0}" "$(kv_value samples_per_s "$(cat "$tmp/line")")")
 			macc_acc[$k]=$(kv_value test_acc "$(cat "$tmp/line")")
 			macc_blas[$k]=$(kv_value blas "$(cat "$tmp/line")")
 		fi
-		if ! run_torch "$model" "$threads" "$coretype"; then
-			echo "bench_train: torch_train.py failed for $model threads=$threads:" \
+		if ! "torch_$kind" "$model" "$threads" "$coretype"; then
+			echo "bench_train: PyTorch ($kind) failed for $model threads=$threads:" \
 				"$(tail -n 3 "$tmp/err")"
 			return 1
 		fi
-		v=$(kv_value samples_per_s "$(cat "$tmp/line")")
-		torch_sps[$k]=$(best "${torch_sps[$k]:-0}" "$v")
+		torch_sps[$k]=$(best "${torch_sps[$k]:-0}" "$(kv_value samples_per_s "$(cat "$tmp/line")")")
 		torch_acc[$k]=$(kv_value test_acc "$(cat "$tmp/line")")
 		torch_blas[$k]=$(last_core)
 	done
 }
 
-# Steady-state steps on synthetic data (the convolutions on 3x32x32): best of $repeat alternate
-# runs into step_macc/step_torch/step_blas (key MODEL/THREADS/ENV); ENV "same" reruns only
-# PyTorch, with OPENBLAS_CORETYPE=CORETYPE.
-declare -A step_macc step_torch step_blas step_mblas
-step_pair() {
-	local model=$1 threads=$2 envname=$3 coretype=$4 k="$1/$2/$3" r v line
-	for ((r = 1; r <= repeat; r++)); do
-		if [[ $envname == default ]]; then
-			if ! line=$("$bench_nn" --model "$model" --batch 64 --threads "$threads" \
-				--seconds "$step_seconds" 2>"$tmp/err" | grep "^model=$model batch=64 "); then
-				echo "bench_train: bench_nn failed for $model: $(tail -n 3 "$tmp/err")"
-				return 1
-			fi
-			step_macc[$k]=$(best "${step_macc[$k]:-0}" "$(kv_value samples_per_s "$line")")
-			step_mblas[$k]=$(sed -n 's/^bench_nn: BLAS kernel \([^ ]*\).*/\1/p' "$tmp/err")
-		fi
-		if ! env ${coretype:+OPENBLAS_CORETYPE=$coretype} OPENBLAS_VERBOSE=2 "$python" \
-			"$steps_py" --model "$model" --batch 64 --threads "$threads" --clock wall \
-			--seconds "$step_seconds" >"$tmp/out" 2>"$tmp/err"; then
-			echo "bench_train: torch_steps.py failed for $model: $(tail -n 3 "$tmp/err")"
-			return 1
-		fi
-		v=$(kv_value samples_per_s "$(tail -n 1 "$tmp/out")")
-		step_torch[$k]=$(best "${step_torch[$k]:-0}" "$v")
-		step_blas[$k]=$(last_core)
+row() {
+	printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s %8s %9s\n' "$@"
+}
+# compare KIND MODEL THREADS: pair in the default environment, then, where PyTorch's kernel was
+# not macc's, again with PyTorch on macc's kernel ("same"). Prints a row per environment that
+# ran and adds a RESULT line for both ("same" repeats "default" where the kernels agreed).
+compare() {
+	local kind=$1 model=$2 threads=$3 k="$1/$2/$3" e ee k2 ratio
+	pair "$kind" "$model" "$threads" default "" || return 1
+	ee=default
+	if [[ ${torch_blas[$k/default]} != "${macc_blas[$k/default]}" ]]; then
+		macc_sps[$k/same]=${macc_sps[$k/default]}
+		macc_acc[$k/same]=${macc_acc[$k/default]}
+		macc_blas[$k/same]=${macc_blas[$k/default]}
+		pair "$kind" "$model" "$threads" same "${macc_blas[$k/default]}" || return 1
+		ee=same
+	fi
+	for e in default same; do
+		k2=$k/default
+		[[ $e == default ]] || k2=$k/$ee
+		ratio=$(awk -v a="${macc_sps[$k2]}" -v b="${torch_sps[$k2]}" \
+			'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+		[[ $e == same && $ee == default ]] ||
+			row "$model" "$threads" "$e" "${macc_sps[$k2]}" \
+				"${torch_sps[$k2]}" "${ratio}x" "${macc_blas[$k2]}" "${torch_blas[$k2]}" \
+				"${macc_acc[$k2]:--}" "${torch_acc[$k2]:--}"
+		results+=("RESULT bench=$kind model=$model threads=$threads env=$e batch=64 macc_sps=${macc_sps[$k2]} torch_sps=${torch_sps[$k2]} ratio=$ratio macc_blas=${macc_blas[$k2]} torch_blas=${torch_blas[$k2]} macc_acc=${macc_acc[$k2]} torch_acc=${torch_acc[$k2]}")
 	done
 }
 
-printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s %8s %9s\n' model threads env macc_sps \
-	torch_sps ratio macc_blas torch_blas macc_acc torch_acc
+row model threads env macc_sps torch_sps ratio macc_blas torch_blas macc_acc \
+	torch_acc
 results=()
 for threads in $threads_list; do
 	# The sgemm limit at this thread count, with macc's kernel.
@@ -196,82 +215,27 @@ for threads in $threads_list; do
 		results+=("RESULT bench=sgemm n=1024 threads=$threads gflops=$gf blas=$sg_blas")
 	fi
 	for model in $models; do
-		if ! pair "$model" "$threads" default ""; then
-			status=1
-			continue
-		fi
-		k="$model/$threads"
-		envs=(default)
-		if [[ ${torch_blas[$k/default]} != "${macc_blas[$k/default]}" ]]; then
-			envs+=(same)
-			macc_sps[$k/same]=${macc_sps[$k/default]}
-			macc_acc[$k/same]=${macc_acc[$k/default]}
-			macc_blas[$k/same]=${macc_blas[$k/default]}
-			pair "$model" "$threads" same "${macc_blas[$k/default]}" || status=1
-		fi
-		for e in "${envs[@]}"; do
-			[[ -n ${torch_sps[$k/$e]:-} ]] || continue
-			ratio=$(awk -v a="${macc_sps[$k/$e]}" -v b="${torch_sps[$k/$e]}" \
-				'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-			printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s %8s %9s\n' "$model" "$threads" \
-				"$e" "${macc_sps[$k/$e]}" "${torch_sps[$k/$e]}" "${ratio}x" \
-				"${macc_blas[$k/$e]}" "${torch_blas[$k/$e]}" "${macc_acc[$k/$e]}" \
-				"${torch_acc[$k/$e]}"
-			results+=("RESULT bench=train model=$model threads=$threads env=$e macc_sps=${macc_sps[$k/$e]} torch_sps=${torch_sps[$k/$e]} ratio=$ratio macc_blas=${macc_blas[$k/$e]} torch_blas=${torch_blas[$k/$e]} macc_acc=${macc_acc[$k/$e]} torch_acc=${torch_acc[$k/$e]}")
-			if [[ $e == default ]]; then
-				# "same" repeats the default row's figure when OpenBLAS already agreed.
-				[[ ${#envs[@]} == 2 ]] ||
-					results+=("RESULT bench=train model=$model threads=$threads env=same macc_sps=${macc_sps[$k/$e]} torch_sps=${torch_sps[$k/$e]} ratio=$ratio macc_blas=${macc_blas[$k/$e]} torch_blas=${torch_blas[$k/$e]} macc_acc=${macc_acc[$k/$e]} torch_acc=${torch_acc[$k/$e]}")
-			fi
-		done
+		compare train "$model" "$threads" || { status=1; continue; }
 		flop=$(mlp_flop "$model")
+		sps=${macc_sps[train/$model/$threads/default]}
 		if [[ -n $flop && $gf != 0 ]]; then
-			frac=$(awk -v s="${macc_sps[$k/default]}" -v f="$flop" -v g="$gf" \
+			frac=$(awk -v s="$sps" -v f="$flop" -v g="$gf" \
 				'BEGIN { printf "%.3f", s * f / (g * 1e9) }')
-			echo "$model threads $threads: $flop FLOP per sample x ${macc_sps[$k/default]}" \
-				"samples/s = $(awk -v s="${macc_sps[$k/default]}" -v f="$flop" \
-				'BEGIN { printf "%.1f", s * f / 1e9 }') GFLOP/s, sgemm 1024 limit $gf" \
-				"GFLOP/s ($sg_blas): $(awk -v x="$frac" 'BEGIN { printf "%.0f", x * 100 }')%"
-			results+=("RESULT bench=sgemm_frac model=$model threads=$threads flop_per_sample=$flop macc_sps=${macc_sps[$k/default]} gflops=$gf frac=$frac")
+			echo "$model threads $threads: $flop FLOP per sample x $sps samples/s =" \
+				"$(awk -v s="$sps" -v f="$flop" 'BEGIN { printf "%.1f", s * f / 1e9 }')" \
+				"GFLOP/s, sgemm 1024 limit $gf GFLOP/s ($sg_blas):" \
+				"$(awk -v x="$frac" 'BEGIN { printf "%.0f", x * 100 }')%"
+			results+=("RESULT bench=sgemm_frac model=$model threads=$threads flop_per_sample=$flop macc_sps=$sps gflops=$gf frac=$frac")
 		fi
 	done
-done
-if [[ -n $step_models && -x $bench_nn && -f $steps_py ]]; then
-	echo
-	echo "steady-state training steps on synthetic data, batch 64, ${step_seconds} s each" \
-		"(bench_nn against torch_steps.py --clock wall):"
-	printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s\n' model threads env macc_sps torch_sps \
-		ratio macc_blas torch_blas
-	for threads in $threads_list; do
+	if [[ -n $step_models && -x $bench_nn && -f $steps_py ]]; then
+		echo "steady-state training steps on synthetic data, batch 64, ${step_seconds} s each" \
+			"(bench_nn against torch_steps.py --clock wall):"
 		for model in $step_models; do
-			k="$model/$threads"
-			if ! step_pair "$model" "$threads" default ""; then
-				status=1
-				continue
-			fi
-			envs=(default)
-			if [[ ${step_blas[$k/default]} != "${step_mblas[$k/default]}" ]]; then
-				envs+=(same)
-				step_macc[$k/same]=${step_macc[$k/default]}
-				step_mblas[$k/same]=${step_mblas[$k/default]}
-				step_pair "$model" "$threads" same "${step_mblas[$k/default]}" || status=1
-			fi
-			for e in default same; do
-				# "same" repeats the default row when OpenBLAS already agreed
-				ee=$e
-				[[ ${#envs[@]} == 2 ]] || ee=default
-				[[ -n ${step_torch[$k/$ee]:-} ]] || continue
-				ratio=$(awk -v a="${step_macc[$k/$ee]}" -v b="${step_torch[$k/$ee]}" \
-					'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-				[[ $e == "$ee" ]] && printf '%-20s %7s %-8s %10s %10s %7s %-10s %-10s\n' \
-					"$model" "$threads" "$e" "${step_macc[$k/$ee]}" \
-					"${step_torch[$k/$ee]}" "${ratio}x" "${step_mblas[$k/$ee]}" \
-					"${step_blas[$k/$ee]}"
-				results+=("RESULT bench=steps model=$model threads=$threads env=$e batch=64 macc_sps=${step_macc[$k/$ee]} torch_sps=${step_torch[$k/$ee]} ratio=$ratio macc_blas=${step_mblas[$k/$ee]} torch_blas=${step_blas[$k/$ee]}")
-			done
+			compare steps "$model" "$threads" || status=1
 		done
-	done
-fi
+	fi
+done
 echo "impl=$impl epochs=$epochs batch=64 repeat=$repeat (best of each; ratio = macc samples/s" \
 	"over PyTorch's, same run)"
 printf '%s\n' "${results[@]}"

@@ -171,7 +171,7 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'
 }
 pct() {
-	awk -v x="$1" 'BEGIN { if (x == "") printf "-"; else printf "%.0f", x * 100 }'
+	awk -v x="$1" 'BEGIN { if (x == "") printf "-"; else printf "%.1f", x * 100 }'
 }
 missing() {
 	local name=$1 what=$2
@@ -182,54 +182,51 @@ missing() {
 }
 
 # The local-training rows of bench_train.sh.
+# train_row BENCH MODEL ENV: the row of one RESULT line of train.log (bench=train: an epoch of
+# Fashion-MNIST; bench=steps: steady-state steps on synthetic data), with its target where the
+# issue sets one: the MLP as installed, LeNet-5 and cnn:cifar on the same kernel.
+train_row() {
+	local bench=$1 model=$2 e=$3 line r what tgt="" shown="-" met="-"
+	line=$(grep "^RESULT bench=$bench model=$model threads=1 env=$e " "$out/train.log" \
+		2>/dev/null | tail -n 1 || true)
+	[[ -n $line ]] || return 0
+	case $bench/$model/$e in
+	train/mlp:*/default) tgt=2 ;;
+	train/cnn:lenet5/same) tgt=1.5 ;;
+	steps/cnn:cifar/same) tgt=1 ;;
+	esac
+	r=$(kv_value ratio "$line")
+	if [[ -n $tgt ]]; then
+		shown=">= ${tgt}x"
+		met=$(yesno "$r" "$tgt" '>=')
+	fi
+	if [[ $bench == steps ]]; then
+		what="training steps $model (synthetic data)"
+	else
+		what="local training $model"
+	fi
+	what+=", batch 64, 1 thread, "
+	if [[ $e == default ]]; then
+		what+="as installed (macc $(kv_value macc_blas "$line"), PyTorch"
+		what+=" $(kv_value torch_blas "$line"))"
+	else
+		what+="same kernel for both ($(kv_value torch_blas "$line"))"
+	fi
+	echo "| $what | $(kv_value macc_sps "$line") samples/s |" \
+		"$(kv_value torch_sps "$line") samples/s (PyTorch) | ${r}x | $shown | $met |"
+}
+
 train_rows() {
-	local log=$out/train.log model m t e line
+	local line model e
 	for model in mlp:784-256-128-10 cnn:lenet5; do
 		for e in default same; do
-			line=$(grep "^RESULT bench=train model=$model threads=1 env=$e " "$log" \
-				2>/dev/null | tail -n 1 || true)
-			[[ -n $line ]] || continue
-			m=$(kv_value macc_sps "$line")
-			t=$(kv_value torch_sps "$line")
-			local r tgt="-" met="-" what
-			r=$(kv_value ratio "$line")
-			if [[ $e == default ]]; then
-				what="local training $model, batch 64, 1 thread, as installed (macc"
-				what+=" $(kv_value macc_blas "$line"), PyTorch $(kv_value torch_blas "$line"))"
-				if [[ $model == mlp:* ]]; then
-					tgt=">= 2x"
-					met=$(yesno "$r" 2 '>=')
-				fi
-			else
-				what="local training $model, batch 64, 1 thread, same kernel for both"
-				what+=" ($(kv_value torch_blas "$line"))"
-				if [[ $model == cnn:lenet5 ]]; then
-					tgt=">= 1.5x"
-					met=$(yesno "$r" 1.5 '>=')
-				fi
-			fi
-			echo "| $what | $m samples/s | $t samples/s (PyTorch) | ${r}x | $tgt | $met |"
+			train_row train "$model" "$e"
 		done
 	done
 	for e in default same; do
-		line=$(grep "^RESULT bench=steps model=cnn:cifar threads=1 env=$e " "$log" \
-			2>/dev/null | tail -n 1 || true)
-		[[ -n $line ]] || continue
-		local sr stgt="-" smet="-" swhat
-		sr=$(kv_value ratio "$line")
-		swhat="training steps cnn:cifar (synthetic 3x32x32), batch 64, 1 thread,"
-		if [[ $e == default ]]; then
-			swhat+=" as installed (macc $(kv_value macc_blas "$line"), PyTorch"
-			swhat+=" $(kv_value torch_blas "$line"))"
-		else
-			swhat+=" same kernel for both ($(kv_value torch_blas "$line"))"
-			stgt=">= 1x"
-			smet=$(yesno "$sr" 1 '>=')
-		fi
-		echo "| $swhat | $(kv_value macc_sps "$line") samples/s |" \
-			"$(kv_value torch_sps "$line") samples/s (PyTorch) | ${sr}x | $stgt | $smet |"
+		train_row steps cnn:cifar "$e"
 	done
-	line=$(grep "^RESULT bench=sgemm_frac model=mlp:784-256-128-10 threads=1 " "$log" \
+	line=$(grep "^RESULT bench=sgemm_frac model=mlp:784-256-128-10 threads=1 " "$out/train.log" \
 		2>/dev/null | tail -n 1 || true)
 	if [[ -n $line ]]; then
 		local f g s fl
