@@ -11,28 +11,11 @@
 #   - a fresh daemon that joins after the others agreed adopts their transform.
 # Every wait is bounded.
 . "$(dirname "$0")/agentd_lib.sh"
+# shellcheck source-path=SCRIPTDIR source=sensor_csv.sh
+. "$(dirname "$0")/sensor_csv.sh"
 [ -x "$SIM" ] || { echo "SKIP: macc-sim not built"; exit 77; }
 
-awk -v dir="$WORK" 'BEGIN {
-	s = 11
-	print "f0,f1,f2,f3,f4,f5,f6,f7,label" > (dir "/train.csv")
-	for (i = 0; i < 1200; i++) {
-		s = (s * 1103515245 + 12345) % 2147483648
-		c = s % 3
-		line = ""
-		for (k = 0; k < 8; k++) {
-			u = 0
-			for (r = 0; r < 4; r++) {
-				s = (s * 1103515245 + 12345) % 2147483648
-				u += s / 2147483648
-			}
-			z = (u - 2) * 1.732
-			v = k == 0 ? 20 + 2 * z : 0.01 * (1 + 0.6 * ((k % 3) == c)) + 0.004 * z
-			line = line sprintf("%.5f,", v)
-		}
-		print line c > (dir "/" (i < 1000 ? "train.csv" : "test.csv"))
-	}
-}'
+sensor_csv "$WORK"
 DATA="csv:$WORK/train.csv;$WORK/test.csv"
 R=80
 SETS=(--set model=mlp:8-16-3 --set "data=$DATA" --set rounds="$R" --set batch=32 --set seed=3 --set lr=0.05

@@ -15,32 +15,10 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=test_sim_lib.sh
 . "$(dirname "$0")/test_sim_lib.sh"
+# shellcheck source-path=SCRIPTDIR source=sensor_csv.sh
+. "$(dirname "$0")/sensor_csv.sh"
 
-# 1200 rows (1000 train with a header row, 200 test), deterministic LCG; z ~ N(0, 1) roughly.
-awk -v dir="$TMP" 'BEGIN {
-	s = 11
-	print "f0,f1,f2,f3,f4,f5,f6,f7,label" > (dir "/train.csv")
-	for (i = 0; i < 1200; i++) {
-		s = (s * 1103515245 + 12345) % 2147483648
-		c = s % 3
-		line = ""
-		for (k = 0; k < 8; k++) {
-			u = 0
-			for (r = 0; r < 4; r++) {
-				s = (s * 1103515245 + 12345) % 2147483648
-				u += s / 2147483648
-			}
-			z = (u - 2) * 1.732
-			if (k == 0) {
-				v = 20 + 2 * z
-			} else {
-				v = 0.01 * (1 + 0.6 * ((k % 3) == c)) + 0.004 * z
-			}
-			line = line sprintf("%.5f,", v)
-		}
-		print line c > (dir "/" (i < 1000 ? "train.csv" : "test.csv"))
-	}
-}'
+sensor_csv "$TMP"
 DATA="csv:$TMP/train.csv;$TMP/test.csv"
 common=(--model mlp:8-16-3 --data "$DATA" --batch 32 --print-digest)
 
