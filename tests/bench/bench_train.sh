@@ -145,7 +145,7 @@ declare -A macc_sps macc_acc macc_blas torch_sps torch_acc torch_blas
 # torch_KIND into the arrays above (key KIND/MODEL/THREADS/ENV). ENV "same" reruns only PyTorch
 # (macc's kernel and samples/s do not change with PyTorch's environment).
 pair() {
-	local kind=$1 model=$2 threads=$3 envname=$4 coretype=$5 k="$1/$2/$3/$4" r
+	local kind=$1 model=$2 threads=$3 envname=$4 coretype=$5 k="$1/$2/$3/$4" r line
 	for ((r = 1; r <= repeat; r++)); do
 		if [[ $envname == default ]]; then
 			if ! "macc_$kind" "$model" "$threads"; then
@@ -153,17 +153,19 @@ pair() {
 					"$(tail -n 3 "$tmp/err")"
 				return 1
 			fi
-			macc_sps[$k]=$(best "${macc_sps[$k]:-0}" "$(kv_value samples_per_s "$(cat "$tmp/line")")")
-			macc_acc[$k]=$(kv_value test_acc "$(cat "$tmp/line")")
-			macc_blas[$k]=$(kv_value blas "$(cat "$tmp/line")")
+			line=$(<"$tmp/line")
+			macc_sps[$k]=$(best "${macc_sps[$k]:-0}" "$(kv_value samples_per_s "$line")")
+			macc_acc[$k]=$(kv_value test_acc "$line")
+			macc_blas[$k]=$(kv_value blas "$line")
 		fi
 		if ! "torch_$kind" "$model" "$threads" "$coretype"; then
 			echo "bench_train: PyTorch ($kind) failed for $model threads=$threads:" \
 				"$(tail -n 3 "$tmp/err")"
 			return 1
 		fi
-		torch_sps[$k]=$(best "${torch_sps[$k]:-0}" "$(kv_value samples_per_s "$(cat "$tmp/line")")")
-		torch_acc[$k]=$(kv_value test_acc "$(cat "$tmp/line")")
+		line=$(<"$tmp/line")
+		torch_sps[$k]=$(best "${torch_sps[$k]:-0}" "$(kv_value samples_per_s "$line")")
+		torch_acc[$k]=$(kv_value test_acc "$line")
 		torch_blas[$k]=$(last_core)
 	done
 }
@@ -173,29 +175,37 @@ row() {
 }
 # compare KIND MODEL THREADS: pair in the default environment, then, where PyTorch's kernel was
 # not macc's, again with PyTorch on macc's kernel ("same"). Prints a row per environment that
-# ran and adds a RESULT line for both ("same" repeats "default" where the kernels agreed).
+# ran and adds a RESULT line for both ("same" repeats "default" where the kernels agreed). macc's
+# side is always the default run's: its kernel does not depend on PyTorch's environment.
 compare() {
-	local kind=$1 model=$2 threads=$3 k="$1/$2/$3" e ee k2 ratio
+	local kind=$1 model=$2 threads=$3 k="$1/$2/$3" e t tt ratio rc=0
+	local m=$k/default
 	pair "$kind" "$model" "$threads" default "" || return 1
-	ee=default
-	if [[ ${torch_blas[$k/default]} != "${macc_blas[$k/default]}" ]]; then
-		macc_sps[$k/same]=${macc_sps[$k/default]}
-		macc_acc[$k/same]=${macc_acc[$k/default]}
-		macc_blas[$k/same]=${macc_blas[$k/default]}
-		pair "$kind" "$model" "$threads" same "${macc_blas[$k/default]}" || return 1
-		ee=same
+	t=$k/default
+	if [[ ${torch_blas[$m]} != "${macc_blas[$m]}" ]]; then
+		if pair "$kind" "$model" "$threads" same "${macc_blas[$m]}"; then
+			t=$k/same
+		else
+			rc=1
+		fi
 	fi
+	# the default row, then the same-kernel one: its own PyTorch run, or the default's again
+	# (RESULT line only) where the kernels agreed; none if that run failed
 	for e in default same; do
-		k2=$k/default
-		[[ $e == default ]] || k2=$k/$ee
-		ratio=$(awk -v a="${macc_sps[$k2]}" -v b="${torch_sps[$k2]}" \
+		tt=$k/default
+		if [[ $e == same ]]; then
+			[[ $rc == 0 ]] || break
+			tt=$t
+		fi
+		ratio=$(awk -v a="${macc_sps[$m]}" -v b="${torch_sps[$tt]}" \
 			'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-		[[ $e == same && $ee == default ]] ||
-			row "$model" "$threads" "$e" "${macc_sps[$k2]}" \
-				"${torch_sps[$k2]}" "${ratio}x" "${macc_blas[$k2]}" "${torch_blas[$k2]}" \
-				"${macc_acc[$k2]:--}" "${torch_acc[$k2]:--}"
-		results+=("RESULT bench=$kind model=$model threads=$threads env=$e batch=64 macc_sps=${macc_sps[$k2]} torch_sps=${torch_sps[$k2]} ratio=$ratio macc_blas=${macc_blas[$k2]} torch_blas=${torch_blas[$k2]} macc_acc=${macc_acc[$k2]} torch_acc=${torch_acc[$k2]}")
+		[[ $e == same && $tt == "$k/default" ]] ||
+			row "$model" "$threads" "$e" "${macc_sps[$m]}" "${torch_sps[$tt]}" "${ratio}x" \
+				"${macc_blas[$m]}" "${torch_blas[$tt]}" "${macc_acc[$m]:--}" \
+				"${torch_acc[$tt]:--}"
+		results+=("RESULT bench=$kind model=$model threads=$threads env=$e batch=64 macc_sps=${macc_sps[$m]} torch_sps=${torch_sps[$tt]} ratio=$ratio macc_blas=${macc_blas[$m]} torch_blas=${torch_blas[$tt]} macc_acc=${macc_acc[$m]} torch_acc=${torch_acc[$tt]}")
 	done
+	return "$rc"
 }
 
 row model threads env macc_sps torch_sps ratio macc_blas torch_blas macc_acc \
@@ -215,7 +225,8 @@ for threads in $threads_list; do
 		results+=("RESULT bench=sgemm n=1024 threads=$threads gflops=$gf blas=$sg_blas")
 	fi
 	for model in $models; do
-		compare train "$model" "$threads" || { status=1; continue; }
+		compare train "$model" "$threads" || status=1
+		[[ -n ${macc_sps[train/$model/$threads/default]:-} ]] || continue
 		flop=$(mlp_flop "$model")
 		sps=${macc_sps[train/$model/$threads/default]}
 		if [[ -n $flop && $gf != 0 ]]; then
@@ -224,7 +235,7 @@ for threads in $threads_list; do
 			echo "$model threads $threads: $flop FLOP per sample x $sps samples/s =" \
 				"$(awk -v s="$sps" -v f="$flop" 'BEGIN { printf "%.1f", s * f / 1e9 }')" \
 				"GFLOP/s, sgemm 1024 limit $gf GFLOP/s ($sg_blas):" \
-				"$(awk -v x="$frac" 'BEGIN { printf "%.0f", x * 100 }')%"
+				"$(awk -v x="$frac" 'BEGIN { printf "%.1f", x * 100 }')%"
 			results+=("RESULT bench=sgemm_frac model=$model threads=$threads flop_per_sample=$flop macc_sps=$sps gflops=$gf frac=$frac")
 		fi
 	done

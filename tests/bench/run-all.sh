@@ -181,7 +181,6 @@ missing() {
 	echo "| $what | - | - | - | - | not measured ($name: status ${status[$name]:-?}, see $name.log) |"
 }
 
-# The local-training rows of bench_train.sh.
 # train_row BENCH MODEL ENV: the row of one RESULT line of train.log (bench=train: an epoch of
 # Fashion-MNIST; bench=steps: steady-state steps on synthetic data), with its target where the
 # issue sets one: the MLP as installed, LeNet-5 and cnn:cifar on the same kernel.
@@ -216,6 +215,7 @@ train_row() {
 		"$(kv_value torch_sps "$line") samples/s (PyTorch) | ${r}x | $shown | $met |"
 }
 
+# The local-training rows of bench_train.sh.
 train_rows() {
 	local line model e
 	for model in mlp:784-256-128-10 cnn:lenet5; do
