@@ -18,8 +18,7 @@ ADVERSARY="$MACC_BUILD/tests/faults/adversary"
 SIM="$MACC_BUILD/src/sim/macc-sim"
 # shellcheck disable=SC2034
 LONG=${FAULTS_LONG:-0}
-# Up to 40 ports per test; the base differs from agentd_lib's range.
-BASE_PORT=$((30000 + ($$ % 800) * 40))
+# Up to 40 ports per test: agentd_lib.sh's BASE_PORT (pick_base_port).
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to read JSON"; exit 77; }
 [ -x "$CTL" ] || { echo "SKIP: $CTL not built"; exit 77; }
 

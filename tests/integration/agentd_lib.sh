@@ -2,8 +2,9 @@
 # agentd_lib.sh: helpers for the macc-agentd integration tests (sourced, not run).
 #
 # Every daemon a test starts is recorded in PIDS and ended by the EXIT trap, by pid. Every wait
-# is bounded. Ports come from a per-test base derived from the test's pid so parallel runs of
-# different tests do not collide. Loopback only.
+# is bounded. Ports come from pick_base_port: a per-test block of 40 below the kernel's
+# ephemeral range, chosen from the test's pid so parallel runs of different tests do not collide.
+# Loopback only.
 set -euo pipefail
 
 : "${MACC_BUILD:?MACC_BUILD must point to the build directory}"
@@ -16,7 +17,32 @@ GEN="$MACC_SRC/examples/ring-4/gen.sh"
 
 WORK=$(mktemp -d /tmp/macc-agentd-test.XXXXXX)
 PIDS=()
-BASE_PORT=$((20000 + ($$ % 2000) * 10))
+
+# pick_base_port: print the first of 40 ports for this test's daemons. The blocks lie between
+# 10000 and the start of the kernel's ephemeral range (ip_local_port_range, 32768 by default):
+# a port inside that range can be the local port of any outgoing connection on the machine, and
+# a daemon's listen then fails with "address already in use" (seen in CI: a faults test's second
+# fleet lost its agent0 that way). The block is the pid's, or the next that has no TCP socket
+# of any state on it (ss), so two tests running at once do not share one either.
+pick_base_port() {
+	local lo=10000 hi=32768 eph slots slot try base
+	read -r eph _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || eph=$hi
+	if [ "$eph" -gt $((lo + 40 * 64)) ] && [ "$eph" -lt "$hi" ]; then
+		hi=$eph
+	fi
+	slots=$(((hi - lo) / 40))
+	slot=$(($$ % slots))
+	for ((try = 0; try < 64; try++)); do
+		base=$((lo + ((slot + try * 97) % slots) * 40))
+		if ! command -v ss >/dev/null ||
+			[ -z "$(ss -Htan "sport >= :$base and sport < :$((base + 40))" 2>/dev/null)" ]; then
+			echo "$base"
+			return 0
+		fi
+	done
+	echo $((lo + slot * 40)) # nothing looked free: the pid's block all the same
+}
+BASE_PORT=$(pick_base_port)
 
 cleanup() {
 	local p

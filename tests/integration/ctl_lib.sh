@@ -97,11 +97,6 @@ wait_state() {
 	done
 }
 
-# free_base_port: a random base port in 20000-40000 with BASE..BASE+3 free on 127.0.0.1.
-free_base_port() {
-	"$PY" "$HELPER" freeport
-}
-
 cat >"$HELPER" <<'PY'
 """ctl_helper.py: JSON / Prometheus checks and raw control-socket tests for test_ctl.sh."""
 import json
@@ -693,24 +688,6 @@ def main():
         for e in errs:
             print("  metrics: " + e, file=sys.stderr)
         return 1 if errs else 0
-    if cmd == "freeport":
-        rnd = random.SystemRandom()
-        for _ in range(50):
-            base = rnd.randrange(20000, 39990)
-            socks = []
-            try:
-                for p in range(base, base + 4):
-                    s = socket.socket()
-                    socks.append(s)
-                    s.bind(("127.0.0.1", p))
-                print(base)
-                return 0
-            except OSError:
-                pass
-            finally:
-                for s in socks:
-                    s.close()
-        return 1
     print("unknown helper command " + cmd, file=sys.stderr)
     return 2
 

@@ -32,7 +32,7 @@
 . "$(dirname "$0")/agentd_lib.sh"
 . "$(dirname "$0")/ctl_lib.sh"
 
-BASE_PORT=$(free_base_port) || fail "no free port range found"
+BASE_PORT=$(pick_base_port)
 T0=$SECONDS
 
 # two_agents DIR [gen.sh options]: a ring of 4 from gen.sh, cut down to a pair: agent0 and
@@ -665,7 +665,7 @@ echo "part A took $((SECONDS - T0)) s"
 
 # --- part B: watch a short run to its end -----------------------------------------------------
 R=${R:-1500}
-BASE_PORT=$(free_base_port) || fail "no free port range found"
+BASE_PORT=$(pick_base_port)
 B="$WORK/b"
 two_agents "$B" --set model=mlp:784-16-10 --set rounds="$R" --set round_timeout_ms=3000 \
 	--set dead_peer_timeout_ms=8000 --set checkpoint_every=0 --set lr=0.05
